@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace Replayvisor.Engine.Memory;
+
+/// <summary>Receives notice that a frame holding decoded code was written (self-modifying code).</summary>
+public interface ICodeWriteObserver
+{
+    void OnCodeFrameWritten(uint frame);
+}
+
+/// <summary>
+/// The machine's RAM, addressed by machine physical address. Frames past the end of RAM read as
+/// all ones and ignore writes (an open bus). Every write made through this class checks the
+/// per-frame code mark so decoded blocks are invalidated; the CPU's TLB fast path never holds a
+/// writable entry for a marked frame, so it cannot bypass the check.
+/// </summary>
+public sealed class PhysicalMemory
+{
+    public const int PageShift = 12;
+    public const int PageSize = 1 << PageShift;
+    public const uint PageMask = PageSize - 1;
+
+    private readonly byte[] _ram;
+    private readonly byte[] _codeMarks;
+
+    public PhysicalMemory(uint frames)
+    {
+        if (frames == 0 || frames > (1u << 20))
+            throw new ArgumentOutOfRangeException(nameof(frames), "RAM must be between 4 KiB and 4 GiB");
+        _ram = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min((ulong)frames * PageSize, int.MaxValue & ~PageMask)));
+        Array.Clear(_ram);
+        FrameCount = (uint)(_ram.Length >> PageShift);
+        _codeMarks = new byte[FrameCount];
+    }
+
+    public uint FrameCount { get; }
+    public ulong Size => (ulong)FrameCount << PageShift;
+    public ICodeWriteObserver? CodeObserver { get; set; }
+
+    /// <summary>Raw RAM for the CPU fast path and snapshots. Writers must call <see cref="NoteWrite"/>.</summary>
+    internal byte[] Ram => _ram;
+
+    public bool IsValidFrame(ulong frame) => frame < FrameCount;
+    public bool Contains(ulong addr, int len) => addr + (ulong)len <= Size && addr + (ulong)len >= addr;
+
+    public bool IsCodeFrame(uint frame) => frame < FrameCount && _codeMarks[frame] != 0;
+
+    internal void MarkCode(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 1; }
+    internal void ClearCodeMark(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 0; }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void NoteWrite(ulong addr, int len)
+    {
+        uint first = (uint)(addr >> PageShift);
+        uint last = (uint)((addr + (ulong)len - 1) >> PageShift);
+        for (uint f = first; f <= last && f < FrameCount; f++)
+            if (_codeMarks[f] != 0)
+                CodeObserver?.OnCodeFrameWritten(f);
+    }
+
+    public byte Read8(ulong pa) => pa < (ulong)_ram.Length ? _ram[pa] : (byte)0xFF;
+
+    public ushort Read16(ulong pa) => pa + 2 <= (ulong)_ram.Length
+        ? BinaryPrimitives.ReadUInt16LittleEndian(_ram.AsSpan((int)pa)) : (ushort)(Read8(pa) | (Read8(pa + 1) << 8));
+
+    public uint Read32(ulong pa) => pa + 4 <= (ulong)_ram.Length
+        ? BinaryPrimitives.ReadUInt32LittleEndian(_ram.AsSpan((int)pa)) : Read16(pa) | ((uint)Read16(pa + 2) << 16);
+
+    public ulong Read64(ulong pa) => Read32(pa) | ((ulong)Read32(pa + 4) << 32);
+
+    public void Write8(ulong pa, byte v)
+    {
+        if (pa >= (ulong)_ram.Length) return;
+        _ram[pa] = v;
+        NoteWrite(pa, 1);
+    }
+
+    public void Write16(ulong pa, ushort v)
+    {
+        if (pa + 2 > (ulong)_ram.Length) { Write8(pa, (byte)v); Write8(pa + 1, (byte)(v >> 8)); return; }
+        BinaryPrimitives.WriteUInt16LittleEndian(_ram.AsSpan((int)pa), v);
+        NoteWrite(pa, 2);
+    }
+
+    public void Write32(ulong pa, uint v)
+    {
+        if (pa + 4 > (ulong)_ram.Length) { Write16(pa, (ushort)v); Write16(pa + 2, (ushort)(v >> 16)); return; }
+        BinaryPrimitives.WriteUInt32LittleEndian(_ram.AsSpan((int)pa), v);
+        NoteWrite(pa, 4);
+    }
+
+    public void Write64(ulong pa, ulong v)
+    {
+        Write32(pa, (uint)v);
+        Write32(pa + 4, (uint)(v >> 32));
+    }
+
+    /// <summary>Copies bytes into RAM (bytes past the end of RAM are dropped).</summary>
+    public void WriteBytes(ulong pa, ReadOnlySpan<byte> data)
+    {
+        if (pa >= (ulong)_ram.Length || data.IsEmpty) return;
+        int n = (int)Math.Min((ulong)data.Length, (ulong)_ram.Length - pa);
+        data[..n].CopyTo(_ram.AsSpan((int)pa, n));
+        NoteWrite(pa, n);
+    }
+
+    /// <summary>Copies bytes out of RAM (bytes past the end read as 0xFF).</summary>
+    public void ReadBytes(ulong pa, Span<byte> into)
+    {
+        into.Fill(0xFF);
+        if (pa >= (ulong)_ram.Length) return;
+        int n = (int)Math.Min((ulong)into.Length, (ulong)_ram.Length - pa);
+        _ram.AsSpan((int)pa, n).CopyTo(into);
+    }
+
+    public void ClearFrame(uint frame)
+    {
+        if (frame >= FrameCount) return;
+        Array.Clear(_ram, (int)(frame << PageShift), PageSize);
+        NoteWrite((ulong)frame << PageShift, PageSize);
+    }
+
+    public ReadOnlySpan<byte> FrameBytes(uint frame) => _ram.AsSpan((int)(frame << PageShift), PageSize);
+}
