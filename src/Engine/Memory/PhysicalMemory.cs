@@ -6,7 +6,8 @@ namespace Replayvisor.Engine.Memory;
 /// <summary>Receives notice that a frame holding decoded code was written (self-modifying code).</summary>
 public interface ICodeWriteObserver
 {
-    void OnCodeFrameWritten(uint frame);
+    /// <summary>Bytes [addr, addr+len) of a frame marked as code were written.</summary>
+    void OnCodeWritten(ulong addr, int len);
 }
 
 /// <summary>
@@ -46,6 +47,9 @@ public sealed class PhysicalMemory
 
     public bool IsCodeFrame(uint frame) => frame < FrameCount && _codeMarks[frame] != 0;
 
+    /// <summary>Per-frame code marks, read by the CPU's store fast path.</summary>
+    internal byte[] CodeMarks => _codeMarks;
+
     internal void MarkCode(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 1; }
     internal void ClearCodeMark(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 0; }
 
@@ -56,7 +60,10 @@ public sealed class PhysicalMemory
         uint last = (uint)((addr + (ulong)len - 1) >> PageShift);
         for (uint f = first; f <= last && f < FrameCount; f++)
             if (_codeMarks[f] != 0)
-                CodeObserver?.OnCodeFrameWritten(f);
+            {
+                CodeObserver?.OnCodeWritten(addr, len);
+                return;
+            }
     }
 
     public byte Read8(ulong pa) => pa < (ulong)_ram.Length ? _ram[pa] : (byte)0xFF;

@@ -1,0 +1,164 @@
+using Iced.Intel;
+using Replayvisor.Engine.Memory;
+
+namespace Replayvisor.Engine.Cpu.Decode;
+
+/// <summary>A run of decoded instructions from one physical page, ending at a control transfer.</summary>
+public sealed class Block
+{
+    public DecodedInsn[] Insns = [];
+    public int Count;
+    public uint Eip;
+    public uint EndEip;
+    public ulong Phys;
+    public bool Code32;
+    public bool Valid = true;
+    /// <summary>False for one-off blocks (an instruction crossing a page, interpreter mode).</summary>
+    public bool Cached;
+}
+
+/// <summary>
+/// Decoded blocks keyed by (EIP, physical address, code size), with a direct-mapped front cache.
+/// Blocks are invalidated when bytes they were decoded from are written (self-modifying code):
+/// their frames carry a code mark that sends every store to them through <see cref="OnCodeWritten"/>.
+/// </summary>
+public sealed class BlockCache : ICodeWriteObserver
+{
+    public const int MaxBlockInsns = 64;
+    private const int FrontBits = 14;
+
+    private readonly X86Cpu _cpu;
+    private readonly Dictionary<ulong, Block> _map = new();
+    private readonly Block?[] _front = new Block?[1 << FrontBits];
+    private readonly Dictionary<uint, List<Block>> _byFrame = new();
+    private readonly RamCodeReader _reader = new();
+    private readonly DecodedInsn[] _scratch = new DecodedInsn[MaxBlockInsns];
+
+    /// <summary>The block being executed, so a store into it ends it after the current instruction.</summary>
+    internal Block? Current;
+
+    public long BlocksDecoded { get; private set; }
+
+    internal BlockCache(X86Cpu cpu) => _cpu = cpu;
+
+    private static int FrontIndex(uint eip, ulong phys) =>
+        (int)(((uint)phys ^ (eip * 0x9E3779B1u)) >> (32 - FrontBits));
+
+    public Block? Lookup(uint eip, ulong phys, bool code32)
+    {
+        int h = FrontIndex(eip, phys);
+        Block? b = _front[h];
+        if (b != null && b.Eip == eip && b.Phys == phys && b.Code32 == code32 && b.Valid) return b;
+        if (_map.TryGetValue(Key(eip, phys), out b) && b.Code32 == code32 && b.Valid)
+        {
+            _front[h] = b;
+            return b;
+        }
+        return null;
+    }
+
+    private static ulong Key(uint eip, ulong phys) => ((ulong)eip << 32) ^ phys;
+
+    /// <summary>Decodes a block at eip (physical phys). maxBytes limits it to the page and CS limit.</summary>
+    public Block Build(uint eip, ulong phys, bool code32, int maxBytes, bool cache, int maxInsns = MaxBlockInsns)
+    {
+        _reader.Reset(_cpu.Memory.Ram, phys, maxBytes);
+        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        int n = 0;
+        while (n < maxInsns)
+        {
+            decoder.Decode(out Instruction insn);
+            if (insn.IsInvalid && decoder.LastError == DecoderError.NoMoreBytes) break;
+            InsnDecoder.Fill(ref _scratch[n], insn);
+            n++;
+            if (insn.IsInvalid || insn.FlowControl != FlowControl.Next || HandlerTable.EndsBlock(insn)) break;
+        }
+        var b = new Block
+        {
+            Insns = _scratch.AsSpan(0, n).ToArray(), Count = n, Eip = eip, Phys = phys, Code32 = code32,
+            EndEip = n == 0 ? eip : _scratch[n - 1].NextEip, Cached = cache && n > 0,
+        };
+        BlocksDecoded++;
+        if (b.Cached) Insert(b);
+        return b;
+    }
+
+    /// <summary>Decodes one instruction from a byte buffer (used for instructions that cross a page).</summary>
+    public Block BuildFromBytes(uint eip, ulong phys, bool code32, byte[] bytes)
+    {
+        _reader.Reset(bytes, 0, bytes.Length);
+        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        decoder.Decode(out Instruction insn);
+        var b = new Block { Insns = new DecodedInsn[1], Count = 1, Eip = eip, Phys = phys, Code32 = code32 };
+        InsnDecoder.Fill(ref b.Insns[0], insn);
+        b.EndEip = b.Insns[0].NextEip;
+        return b;
+    }
+
+    private void Insert(Block b)
+    {
+        ulong key = Key(b.Eip, b.Phys);
+        if (_map.TryGetValue(key, out var old)) old.Valid = false;
+        _map[key] = b;
+        _front[FrontIndex(b.Eip, b.Phys)] = b;
+        uint frame = (uint)(b.Phys >> PhysicalMemory.PageShift);
+        if (!_byFrame.TryGetValue(frame, out var list)) _byFrame[frame] = list = new List<Block>();
+        list.Add(b);
+        _cpu.Memory.MarkCode(frame);
+    }
+
+    public void OnCodeWritten(ulong addr, int len)
+    {
+        ulong end = addr + (ulong)len;
+        for (uint frame = (uint)(addr >> PhysicalMemory.PageShift); ((ulong)frame << PhysicalMemory.PageShift) < end; frame++)
+        {
+            if (!_byFrame.TryGetValue(frame, out var list)) continue;
+            for (int i = list.Count - 1; i >= 0; i--)
+            {
+                Block b = list[i];
+                ulong bEnd = b.Phys + (b.EndEip - b.Eip);
+                if (b.Phys >= end || bEnd <= addr) continue;
+                Invalidate(b);
+                list.RemoveAt(i);
+            }
+            if (list.Count == 0)
+            {
+                _byFrame.Remove(frame);
+                _cpu.Memory.ClearCodeMark(frame);
+            }
+        }
+    }
+
+    private void Invalidate(Block b)
+    {
+        b.Valid = false;
+        ulong key = Key(b.Eip, b.Phys);
+        if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
+        if (ReferenceEquals(b, Current)) _cpu.Exit |= X86Cpu.ExitBranch;
+    }
+
+    /// <summary>Drops every block (snapshot restore).</summary>
+    public void Clear()
+    {
+        foreach (var b in _map.Values) b.Valid = false;
+        _map.Clear();
+        Array.Clear(_front);
+        foreach (uint f in _byFrame.Keys) _cpu.Memory.ClearCodeMark(f);
+        _byFrame.Clear();
+    }
+
+    private sealed class RamCodeReader : CodeReader
+    {
+        private byte[] _buf = [];
+        private int _pos, _end;
+
+        public void Reset(byte[] buf, ulong start, int count)
+        {
+            _buf = buf;
+            _pos = (int)start;
+            _end = (int)Math.Min((ulong)buf.Length, start + (ulong)count);
+        }
+
+        public override int ReadByte() => _pos < _end ? _buf[_pos++] : -1;
+    }
+}

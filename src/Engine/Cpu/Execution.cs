@@ -1,0 +1,182 @@
+using Iced.Intel;
+using Replayvisor.Engine.Cpu.Decode;
+
+namespace Replayvisor.Engine.Cpu;
+
+public enum StopReason
+{
+    /// <summary>The instruction count reached the requested stop count exactly.</summary>
+    InstructionLimit,
+    /// <summary>The host asked the CPU to stop (shutdown, halt with nothing to wait for, a breakpoint...).</summary>
+    Stopped,
+    /// <summary>An instruction outside the implemented set (x87/SSE arithmetic); see <see cref="X86Cpu.StopMessage"/>.</summary>
+    Unsupported,
+}
+
+/// <summary>
+/// The run loop.
+/// <para><b>Instruction counting</b> (the one definition, DESIGN.md determinism contract 3):
+/// <see cref="Icount"/> increases by one for every instruction that completes, including
+/// instructions that complete by raising a trap-class event (int n, int3, into with OF set,
+/// int 0x82 hypercalls, single-step #DB). A faulting instruction does not complete and does not
+/// count; neither does the delivery of any exception. A rep-prefixed string instruction counts
+/// one per completed iteration (one when its count is zero); a fault in an iteration leaves the
+/// earlier iterations counted. The CPU can stop at any count exactly, including between two
+/// iterations of a rep string instruction (which are architecturally interruptible).</para>
+/// </summary>
+public sealed partial class X86Cpu
+{
+    private readonly BlockCache _blocks;
+    private ulong _stopAt;
+
+    /// <summary>Decode through the block cache (true) or one instruction at a time with no caching (the plain interpreter).</summary>
+    public bool UseBlockCache { get; set; } = true;
+
+    public BlockCache Blocks => _blocks;
+
+    /// <summary>Why the last <see cref="Run"/> stopped with <see cref="StopReason.Unsupported"/>.</summary>
+    public string? StopMessage { get; private set; }
+
+    /// <summary>Instructions left before the stop count; rep-string handlers use it to stop between iterations.</summary>
+    internal ulong Budget => _stopAt - Icount;
+
+    /// <summary>Runs until Icount == stopAt, or the host requests a stop, or an unsupported instruction.</summary>
+    public StopReason Run(ulong stopAt)
+    {
+        _stopAt = stopAt;
+        _stopRequested = false;
+        StopMessage = null;
+        while (true)
+        {
+            if (_stopRequested) return StopReason.Stopped;
+            if (Icount >= stopAt) return StopReason.InstructionLimit;
+            bool singleStep = (FlagsReg & Fl.TF) != 0;
+            Block? b = FetchBlock(singleStep);
+            if (b == null)
+            {
+                DeliverFault();
+                continue;
+            }
+            if (!ExecBlock(b, singleStep)) return StopReason.Unsupported;
+        }
+    }
+
+    /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
+    public StopReason Step() => Run(Icount + 1);
+
+    private bool ExecBlock(Block b, bool singleStep)
+    {
+        var insns = b.Insns;
+        int n = b.Count;
+        ulong budget = _stopAt - Icount;
+        if ((ulong)n > budget) n = (int)budget;
+        if (singleStep) n = Math.Min(n, 1);
+        _blocks.Current = b;
+        for (int i = 0; i < n; i++)
+        {
+            ref DecodedInsn d = ref insns[i];
+            InsnEip = d.Eip;
+            Eip = d.NextEip;
+            unsafe { d.Exec(this, ref d); }
+            if (Exit != 0)
+            {
+                _blocks.Current = null;
+                return HandleExit(singleStep);
+            }
+            Icount++;
+        }
+        _blocks.Current = null;
+        if (singleStep) SingleStepTrap();
+        return true;
+    }
+
+    private bool HandleExit(bool singleStep)
+    {
+        int ex = Exit;
+        Exit = 0;
+        if ((ex & ExitUnsupported) != 0)
+        {
+            Eip = InsnEip;
+            return false;
+        }
+        if ((ex & ExitFault) != 0)
+        {
+            Host.Deliver(this, _pending);
+            ClearFault();
+            return true;
+        }
+        Icount++;
+        if ((ex & ExitEvent) != 0)
+        {
+            Host.Deliver(this, _pending);
+            ClearFault();
+        }
+        else if (singleStep) SingleStepTrap();
+        return true;
+    }
+
+    /// <summary>#DB after an instruction executed with TF set (SDM vol. 3 §17.3.1.4): DR6.BS.</summary>
+    private void SingleStepTrap()
+    {
+        Dr[6] |= 0x4000;
+        var e = new CpuEvent(Vectors.DB, EventKind.Trap, false, 0, InsnEip, 0);
+        Host.Deliver(this, e);
+        ClearFault();
+    }
+
+    private void DeliverFault()
+    {
+        Exit = 0;
+        Host.Deliver(this, _pending);
+        ClearFault();
+    }
+
+    internal const int ExitUnsupported = 16;
+
+    /// <summary>Stops the machine at an instruction outside the implemented set, with its disassembly.</summary>
+    public void StopUnsupported(ref DecodedInsn d)
+    {
+        var fmt = new IntelFormatter();
+        var output = new StringOutput();
+        fmt.Format(d.Insn, output);
+        StopMessage = $"unsupported instruction {output.ToStringAndReset()} at {Segs[Seg.CS].Selector:x4}:{d.Eip:x8}";
+        Exit |= ExitUnsupported;
+    }
+
+    /// <summary>Finds or decodes the block at CS:EIP; null after raising a fetch fault.</summary>
+    private Block? FetchBlock(bool singleStep)
+    {
+        ref SegmentCache cs = ref Segs[Seg.CS];
+        uint eip = Eip;
+        InsnEip = eip;
+        Exit = 0;
+        if (eip > cs.Limit) { RaiseGp(0); return null; }
+        uint lin = cs.Base + eip;
+        ulong e = _tlb[lin >> 12];
+        ulong phys;
+        if ((e & (GenMask | _tlbX)) == _tlbX) phys = (e & FrameMask) | (lin & 0xFFF);
+        else if (!Translate(lin, Access.Execute, Cpl == 3, out phys)) return null;
+        bool code32 = cs.Big;
+        ulong toLimit = (ulong)cs.Limit - eip + 1;
+        if (UseBlockCache && !singleStep)
+        {
+            Block? hit = _blocks.Lookup(eip, phys, code32);
+            if (hit != null && (ulong)(hit.EndEip - eip) <= toLimit) return hit;
+        }
+        int toPage = 0x1000 - (int)(lin & 0xFFF);
+        int max = (int)Math.Min((ulong)toPage, toLimit);
+        bool cache = UseBlockCache && !singleStep && (ulong)toPage <= toLimit;
+        Block b = _blocks.Build(eip, phys, code32, max, cache, UseBlockCache && !singleStep ? BlockCache.MaxBlockInsns : 1);
+        if (b.Count > 0) return b;
+        // The first instruction needs bytes past the page (or past the CS limit).
+        int want = (int)Math.Min(15ul, toLimit);
+        if (want <= toPage) { RaiseGp(0); return null; }
+        if (!Translate(lin + (uint)toPage, Access.Execute, Cpl == 3, out ulong phys2)) return null;
+        var bytes = new byte[want];
+        Memory.ReadBytes(phys, bytes.AsSpan(0, toPage));
+        Memory.ReadBytes(phys2, bytes.AsSpan(toPage, want - toPage));
+        Block one = _blocks.BuildFromBytes(eip, phys, code32, bytes);
+        if (one.Insns[0].Insn.IsInvalid && want < 15) { RaiseGp(0); return null; }
+        return one;
+    }
+}

@@ -1,0 +1,193 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Replayvisor.Engine.Cpu;
+
+/// <summary>Which operation last set the arithmetic flags (lazy flags, as QEMU's CC_OP).</summary>
+public enum CcOp : byte
+{
+    /// <summary>The arithmetic flags are in <see cref="X86Cpu.FlagsReg"/>.</summary>
+    None, Add, Adc, Sub, Sbb, Logic, Inc, Dec,
+}
+
+public sealed partial class X86Cpu
+{
+    /// <summary>EFLAGS; its arithmetic bits are valid only while <see cref="CcKind"/> is None.</summary>
+    public uint FlagsReg = Fl.Fixed1;
+    public CcOp CcKind;
+    public byte CcSize;
+    public uint CcRes, CcA, CcB;
+    /// <summary>For Inc/Dec: the carry flag from before; for Adc/Sbb: the carry-in.</summary>
+    public uint CcCarry;
+
+    private static readonly byte[] ParityTable = BuildParity();
+
+    private static byte[] BuildParity()
+    {
+        var t = new byte[256];
+        for (int i = 0; i < 256; i++) t[i] = (byte)((BitOperations.PopCount((uint)i) & 1) == 0 ? Fl.PF : 0);
+        return t;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint SizeMask(int size) => size == 4 ? 0xFFFFFFFFu : (1u << (size * 8)) - 1;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint SignBit(int size) => 1u << (size * 8 - 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetCc(CcOp op, int size, uint res, uint a, uint b)
+    {
+        CcKind = op; CcSize = (byte)size; CcRes = res; CcA = a; CcB = b;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetCcCarry(CcOp op, int size, uint res, uint a, uint b, uint carry)
+    {
+        CcKind = op; CcSize = (byte)size; CcRes = res; CcA = a; CcB = b; CcCarry = carry;
+    }
+
+    /// <summary>Computes the six arithmetic flags from the lazy state.</summary>
+    private uint ComputeArith()
+    {
+        int size = CcSize;
+        uint mask = SizeMask(size), sign = SignBit(size);
+        uint r = CcRes & mask, a = CcA & mask, b = CcB & mask;
+        uint f = ParityTable[r & 0xFF];
+        if (r == 0) f |= Fl.ZF;
+        if ((r & sign) != 0) f |= Fl.SF;
+        switch (CcKind)
+        {
+            case CcOp.Add:
+                if (r < a) f |= Fl.CF;
+                if (((a ^ r) & (b ^ r) & sign) != 0) f |= Fl.OF;
+                f |= (a ^ b ^ r) & Fl.AF;
+                break;
+            case CcOp.Adc:
+                if (CcCarry != 0 ? r <= a : r < a) f |= Fl.CF;
+                if (((a ^ r) & (b ^ r) & sign) != 0) f |= Fl.OF;
+                f |= (a ^ b ^ r) & Fl.AF;
+                break;
+            case CcOp.Sub:
+                if (a < b) f |= Fl.CF;
+                if (((a ^ b) & (a ^ r) & sign) != 0) f |= Fl.OF;
+                f |= (a ^ b ^ r) & Fl.AF;
+                break;
+            case CcOp.Sbb:
+                if (CcCarry != 0 ? a <= b : a < b) f |= Fl.CF;
+                if (((a ^ b) & (a ^ r) & sign) != 0) f |= Fl.OF;
+                f |= (a ^ b ^ r) & Fl.AF;
+                break;
+            case CcOp.Logic:
+                break;
+            case CcOp.Inc:
+                f |= CcCarry & Fl.CF;
+                if (r == sign) f |= Fl.OF;
+                f |= (a ^ 1 ^ r) & Fl.AF;
+                break;
+            case CcOp.Dec:
+                f |= CcCarry & Fl.CF;
+                if (r == sign - 1) f |= Fl.OF;
+                f |= (a ^ 1 ^ r) & Fl.AF;
+                break;
+        }
+        return f;
+    }
+
+    /// <summary>Folds lazy flags into <see cref="FlagsReg"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void MaterializeFlags()
+    {
+        if (CcKind == CcOp.None) return;
+        FlagsReg = (FlagsReg & ~Fl.Arith) | ComputeArith();
+        CcKind = CcOp.None;
+    }
+
+    /// <summary>The architectural EFLAGS value.</summary>
+    public uint Eflags
+    {
+        get { MaterializeFlags(); return FlagsReg; }
+        set { CcKind = CcOp.None; FlagsReg = (value & 0x003F7FD5) | Fl.Fixed1; }
+    }
+
+    /// <summary>Sets the given arithmetic flag bits to the given values, leaving the others.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void SetArith(uint mask, uint values)
+    {
+        MaterializeFlags();
+        FlagsReg = (FlagsReg & ~mask) | (values & mask);
+    }
+
+    public bool CF
+    {
+        get
+        {
+            switch (CcKind)
+            {
+                case CcOp.None: return (FlagsReg & Fl.CF) != 0;
+                case CcOp.Logic: return false;
+                case CcOp.Sub: { uint m = SizeMask(CcSize); return (CcA & m) < (CcB & m); }
+                case CcOp.Add: { uint m = SizeMask(CcSize); return (CcRes & m) < (CcA & m); }
+                case CcOp.Inc: case CcOp.Dec: return (CcCarry & 1) != 0;
+                default: return (ComputeArith() & Fl.CF) != 0;
+            }
+        }
+    }
+
+    public bool ZF => CcKind == CcOp.None ? (FlagsReg & Fl.ZF) != 0 : (CcRes & SizeMask(CcSize)) == 0;
+    public bool SF => CcKind == CcOp.None ? (FlagsReg & Fl.SF) != 0 : (CcRes & SignBit(CcSize)) != 0;
+    public bool OF => CcKind == CcOp.None ? (FlagsReg & Fl.OF) != 0 : CcKind != CcOp.Logic && (ComputeArith() & Fl.OF) != 0;
+    public bool PF => CcKind == CcOp.None ? (FlagsReg & Fl.PF) != 0 : ParityTable[CcRes & 0xFF] != 0;
+    public bool DF => (FlagsReg & Fl.DF) != 0;
+
+    /// <summary>Evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc, SDM vol. 1 appendix B).</summary>
+    public bool Condition(int cc)
+    {
+        // Fast path for compare/subtract: decide directly from the operands.
+        if (CcKind == CcOp.Sub && cc >= 2)
+        {
+            uint m = SizeMask(CcSize), a = CcA & m, b = CcB & m;
+            switch (cc)
+            {
+                case 2: return a < b;
+                case 3: return a >= b;
+                case 4: return a == b;
+                case 5: return a != b;
+                case 6: return a <= b;
+                case 7: return a > b;
+                case 0xC: case 0xD: case 0xE: case 0xF:
+                {
+                    int sh = 32 - CcSize * 8;
+                    int sa = (int)(a << sh) >> sh, sb = (int)(b << sh) >> sh;
+                    return cc switch { 0xC => sa < sb, 0xD => sa >= sb, 0xE => sa <= sb, _ => sa > sb };
+                }
+            }
+        }
+        bool r = (cc >> 1) switch
+        {
+            0 => OF,
+            1 => CF,
+            2 => ZF,
+            3 => CF || ZF,
+            4 => SF,
+            5 => PF,
+            6 => SF != OF,
+            _ => ZF || SF != OF,
+        };
+        return (cc & 1) != 0 ? !r : r;
+    }
+}
+
+/// <summary>A copy of the lazy-flag state, to undo flag updates of an instruction that faults late.</summary>
+public readonly record struct CcSnapshot(uint FlagsReg, CcOp Kind, byte Size, uint Res, uint A, uint B, uint Carry);
+
+public sealed partial class X86Cpu
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public CcSnapshot SaveCc() => new(FlagsReg, CcKind, CcSize, CcRes, CcA, CcB, CcCarry);
+
+    public void RestoreCc(in CcSnapshot s)
+    {
+        FlagsReg = s.FlagsReg; CcKind = s.Kind; CcSize = s.Size; CcRes = s.Res; CcA = s.A; CcB = s.B; CcCarry = s.Carry;
+    }
+}

@@ -1,0 +1,217 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Replayvisor.Engine.Cpu;
+
+/// <summary>
+/// Segmented and linear memory access. The fast path (expand-up segment within limits, TLB hit,
+/// no page crossing, no code on the frame for writes) is a handful of compares; anything else
+/// takes the checked path, which raises #GP/#SS/#PF with the SDM's error codes.
+/// Every method returns normally on a fault with <see cref="Faulted"/> set; callers check it
+/// before changing any state.
+/// </summary>
+public sealed partial class X86Cpu
+{
+    private readonly byte[] _ram;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref byte RamAt(ulong pa) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ram), (nint)pa);
+
+    public byte Read8(int seg, uint off)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 1 <= s.ReadEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbR)) == _tlbR) return RamAt((e & FrameMask) | (lin & 0xFFF));
+        }
+        return (byte)ReadSlow(seg, off, 1);
+    }
+
+    public ushort Read16(int seg, uint off)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 2 <= s.ReadEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFE)
+                return Unsafe.ReadUnaligned<ushort>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
+        }
+        return (ushort)ReadSlow(seg, off, 2);
+    }
+
+    public uint Read32(int seg, uint off)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 4 <= s.ReadEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFC)
+                return Unsafe.ReadUnaligned<uint>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
+        }
+        return ReadSlow(seg, off, 4);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint Read(int seg, uint off, int size) => size switch
+    {
+        4 => Read32(seg, off),
+        2 => Read16(seg, off),
+        _ => Read8(seg, off),
+    };
+
+    public ulong Read64(int seg, uint off)
+    {
+        if (!CheckSegment(seg, off, 8, false, out uint lin)) return 0;
+        return ReadLinear64(lin, Cpl == 3);
+    }
+
+    public void Write8(int seg, uint off, byte v)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 1 <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbW)) == _tlbW && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            {
+                RamAt((e & FrameMask) | (lin & 0xFFF)) = v;
+                return;
+            }
+        }
+        WriteSlow(seg, off, 1, v);
+    }
+
+    public void Write16(int seg, uint off, ushort v)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 2 <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            {
+                Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
+                return;
+            }
+        }
+        WriteSlow(seg, off, 2, v);
+    }
+
+    public void Write32(int seg, uint off, uint v)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + 4 <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            {
+                Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
+                return;
+            }
+        }
+        WriteSlow(seg, off, 4, v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Write(int seg, uint off, int size, uint v)
+    {
+        if (size == 4) Write32(seg, off, v);
+        else if (size == 2) Write16(seg, off, (ushort)v);
+        else Write8(seg, off, (byte)v);
+    }
+
+    public void Write64(int seg, uint off, ulong v)
+    {
+        if (!CheckSegment(seg, off, 8, true, out uint lin)) return;
+        WriteLinear(lin, 8, v, Cpl == 3);
+    }
+
+    /// <summary>Checks that [off, off+size) may be written without writing it (for multi-part stores such as pusha).</summary>
+    public bool ProbeWrite(int seg, uint off, int size)
+    {
+        if (!CheckSegment(seg, off, size, true, out uint lin)) return false;
+        bool user = Cpl == 3;
+        if (!Translate(lin, Access.Write, user, out _)) return false;
+        uint last = lin + (uint)size - 1;
+        return (last >> 12) == (lin >> 12) || Translate(last, Access.Write, user, out _);
+    }
+
+    /// <summary>Segment protection and limit checks, SDM vol. 3 §5.3 and §3.4.5.1.</summary>
+    public bool CheckSegment(int seg, uint off, int size, bool write, out uint lin)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        lin = s.Base + off;
+        if (!s.Usable || (write ? !s.Writable : !s.Readable) || !s.InLimits(off, size))
+        {
+            RaiseSegFault(seg);
+            return false;
+        }
+        return true;
+    }
+
+    private uint ReadSlow(int seg, uint off, int size)
+    {
+        if (!CheckSegment(seg, off, size, false, out uint lin)) return 0;
+        return (uint)ReadLinear(lin, size, Cpl == 3);
+    }
+
+    private void WriteSlow(int seg, uint off, int size, ulong v)
+    {
+        if (!CheckSegment(seg, off, size, true, out uint lin)) return;
+        WriteLinear(lin, size, v, Cpl == 3);
+    }
+
+    /// <summary>Reads 1-8 bytes at a linear address; pages are translated before any byte is read.</summary>
+    public ulong ReadLinear(uint lin, int size, bool user)
+    {
+        if (!Translate(lin, Access.Read, user, out ulong pa)) return 0;
+        uint first = 0x1000 - (lin & 0xFFF);
+        if (first >= (uint)size) return ReadPhys(pa, size);
+        if (!Translate(lin + first, Access.Read, user, out ulong pa2)) return 0;
+        return ReadPhys(pa, (int)first) | (ReadPhys(pa2, size - (int)first) << (int)(first * 8));
+    }
+
+    public ulong ReadLinear64(uint lin, bool user) => ReadLinear(lin, 8, user);
+
+    /// <summary>Writes 1-8 bytes at a linear address; both pages are checked before any byte is written.</summary>
+    public void WriteLinear(uint lin, int size, ulong v, bool user)
+    {
+        if (!Translate(lin, Access.Write, user, out ulong pa)) return;
+        uint first = 0x1000 - (lin & 0xFFF);
+        if (first >= (uint)size) { WritePhys(pa, size, v); return; }
+        if (!Translate(lin + first, Access.Write, user, out ulong pa2)) return;
+        WritePhys(pa, (int)first, v);
+        WritePhys(pa2, size - (int)first, v >> (int)(first * 8));
+    }
+
+    private ulong ReadPhys(ulong pa, int size)
+    {
+        ulong v = 0;
+        for (int i = 0; i < size; i++) v |= (ulong)Memory.Read8(pa + (ulong)i) << (i * 8);
+        return v;
+    }
+
+    private void WritePhys(ulong pa, int size, ulong v)
+    {
+        switch (size)
+        {
+            case 1: Memory.Write8(pa, (byte)v); break;
+            case 2: Memory.Write16(pa, (ushort)v); break;
+            case 4: Memory.Write32(pa, (uint)v); break;
+            case 8: Memory.Write64(pa, v); break;
+            default:
+                for (int i = 0; i < size; i++) Memory.Write8(pa + (ulong)i, (byte)(v >> (i * 8)));
+                break;
+        }
+    }
+
+    /// <summary>Supervisor (implicit) read of a system structure such as a descriptor table.</summary>
+    public ulong ReadSystem(uint lin, int size) => ReadLinear(lin, size, false);
+
+    public void WriteSystem(uint lin, int size, ulong v) => WriteLinear(lin, size, v, false);
+}
