@@ -30,9 +30,12 @@ public sealed class TraceFormatException : Exception
     {
         Error = error;
         Offset = offset;
+        Reason = message;
     }
 
     public TraceError Error { get; }
+    /// <summary>The message without the offset.</summary>
+    public string Reason { get; }
     /// <summary>The byte offset of the damaged structure, when there is one.</summary>
     public long? Offset { get; }
     /// <summary>For <see cref="TraceError.NewerFormat"/>: the version found in the file.</summary>
