@@ -1,6 +1,5 @@
 using MessagePack;
 using MessagePack.Formatters;
-using MessagePack.Resolvers;
 
 namespace Replayvisor.Engine.Trace;
 
@@ -73,12 +72,4 @@ internal sealed class EquatableArrayFormatter<T> : IMessagePackFormatter<Equatab
         }
         return new EquatableArray<T>(items);
     }
-}
-
-/// <summary>The one set of MessagePack options used for every structure in a trace.</summary>
-internal static class TraceMessagePack
-{
-    public static readonly MessagePackSerializerOptions Options = MessagePackSerializerOptions.Standard
-        .WithResolver(CompositeResolver.Create(EquatableArrayResolver.Instance, StandardResolverAllowPrivate.Instance))
-        .WithSecurity(MessagePackSecurity.UntrustedData);
 }

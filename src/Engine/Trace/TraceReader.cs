@@ -94,19 +94,19 @@ public sealed class TraceReader : IDisposable
     {
         if (source.Length == 0)
             throw new TraceFormatException(TraceError.Empty, null, "the trace is empty");
-        var magicLength = TraceLayout.Magic.Length;
         var start = source.TryReadBytes(0, (int)Math.Min(source.Length, TraceLayout.PreambleSize))!;
-        if (!start.AsSpan(0, Math.Min(start.Length, magicLength)).SequenceEqual(TraceLayout.Magic[..Math.Min(start.Length, magicLength)]))
+        var magic = TraceLayout.Magic;
+        if (!start.AsSpan(0, Math.Min(start.Length, magic.Length)).SequenceEqual(magic[..Math.Min(start.Length, magic.Length)]))
             throw new TraceFormatException(TraceError.NotATrace, 0, "not a Replayvisor trace (no RVTRACE magic)");
         if (start.Length < TraceLayout.PreambleSize)
             throw new TraceFormatException(TraceError.Truncated, 0, "the trace ends inside its preamble");
-        var version = BinaryPrimitives.ReadUInt16LittleEndian(start.AsSpan(magicLength));
+        var version = BinaryPrimitives.ReadUInt16LittleEndian(start.AsSpan(magic.Length));
         if (version > TraceLayout.FormatVersion)
-            throw new TraceFormatException(TraceError.NewerFormat, magicLength,
+            throw new TraceFormatException(TraceError.NewerFormat, magic.Length,
                 $"trace format version {version} is newer than this build reads ({TraceLayout.FormatVersion})")
             { FormatVersion = version };
         if (version == 0)
-            throw new TraceFormatException(TraceError.BadHeader, magicLength, "trace format version 0 is invalid");
+            throw new TraceFormatException(TraceError.BadHeader, magic.Length, "trace format version 0 is invalid");
         return version;
     }
 

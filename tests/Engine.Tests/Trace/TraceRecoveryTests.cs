@@ -30,6 +30,19 @@ public sealed class TraceRecoveryTests
     }
 
     [Fact]
+    public void A_writer_that_never_closes_leaves_the_chunks_it_wrote()
+    {
+        var stream = new MemoryStream();
+        var writer = new TraceWriter(stream, TraceSamples.Header(), TraceSamples.Image, TenPerChunk);
+        foreach (var traceEvent in Events)
+            writer.Append(traceEvent); // killed here: the last 5 events were never written
+
+        using var reader = TraceSamples.Open(stream.ToArray());
+        Assert.False(reader.Complete);
+        Assert.Equal(Events.Take(30), reader.ReadEvents());
+    }
+
+    [Fact]
     public void A_trace_cut_inside_a_chunk_reads_up_to_the_last_complete_chunk()
     {
         var cutAt = Chunks()[2].Offset + 20;
