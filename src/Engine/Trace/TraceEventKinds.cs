@@ -1,0 +1,44 @@
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>Which guest-visible time value a <see cref="TimeEvent"/> carries.</summary>
+public enum TimeKind
+{
+    /// <summary>Xen system time in nanoseconds (vcpu_time_info.system_time).</summary>
+    SystemTimeNs = 0,
+    /// <summary>A value returned by rdtsc.</summary>
+    Tsc = 1,
+    /// <summary>Wallclock seconds (shared_info.wc_sec).</summary>
+    WallclockSec = 2,
+    /// <summary>Wallclock nanoseconds (shared_info.wc_nsec).</summary>
+    WallclockNsec = 3,
+}
+
+/// <summary>What kind of asynchronous input an <see cref="AsyncEvent"/> injected.</summary>
+public enum AsyncKind
+{
+    TimerExpiry = 0,
+    ConsoleInputArrival = 1,
+    ChaosDelay = 2,
+}
+
+/// <summary>The guest's SCHEDOP_shutdown reason code (xen/sched.h SHUTDOWN_*).</summary>
+public enum ShutdownReason
+{
+    PowerOff = 0,
+    Reboot = 1,
+    Suspend = 2,
+    Crash = 3,
+}
+
+/// <summary>Why the run ended.</summary>
+public enum ExitKind
+{
+    /// <summary>The guest asked to shut down; see the reason.</summary>
+    GuestShutdown = 0,
+    /// <summary>The hypervisor model crashed the domain (e.g. a fault with no handler).</summary>
+    DomainCrashed = 1,
+    /// <summary>The run reached its maximum instruction count.</summary>
+    InstructionLimit = 2,
+    /// <summary>The recorder was asked to stop.</summary>
+    Stopped = 3,
+}

@@ -1,0 +1,88 @@
+using MessagePack;
+
+namespace Replayvisor.Engine.Trace;
+
+// The event schema. Key numbers are the on-disk format: never renumber or reuse one; a new
+// field takes a new key at the end. Key 0 (Icount) is declared on TraceEvent.
+
+/// <summary>One entry of a multicall batch: its hypercall number and result.</summary>
+[MessagePackObject]
+public sealed record MulticallEntry([property: Key(0)] int Op, [property: Key(1)] long Result);
+
+/// <summary>Bytes a hypercall wrote back to guest memory at a guest (virtual) address.</summary>
+[MessagePackObject]
+public sealed record GuestWrite([property: Key(0)] uint Address, [property: Key(1)] EquatableArray<byte> Bytes);
+
+/// <summary>A hypercall (int 0x82), its arguments (ebx, ecx, edx, esi, edi, ebp) and result.</summary>
+[MessagePackObject]
+public sealed record HypercallEvent(
+    ulong Icount,
+    [property: Key(1)] int Number,
+    [property: Key(2)] EquatableArray<uint> Args,
+    [property: Key(3)] long Result,
+    [property: Key(4)] EquatableArray<MulticallEntry> Multicall = default,
+    [property: Key(5)] EquatableArray<GuestWrite> Memory = default) : TraceEvent(Icount);
+
+/// <summary>An event-channel upcall injected into a vCPU with the ports pending at that moment.</summary>
+[MessagePackObject]
+public sealed record UpcallEvent(
+    ulong Icount,
+    [property: Key(1)] int Vcpu,
+    [property: Key(2)] EquatableArray<uint> Ports) : TraceEvent(Icount);
+
+/// <summary>A guest-visible time value read from the host.</summary>
+[MessagePackObject]
+public sealed record TimeEvent(
+    ulong Icount,
+    [property: Key(1)] TimeKind Kind,
+    [property: Key(2)] ulong Value) : TraceEvent(Icount);
+
+/// <summary>Console input bytes handed to the guest.</summary>
+[MessagePackObject]
+public sealed record ConsoleInputEvent(
+    ulong Icount,
+    [property: Key(1)] EquatableArray<byte> Bytes) : TraceEvent(Icount);
+
+/// <summary>Console output bytes written by the guest.</summary>
+[MessagePackObject]
+public sealed record ConsoleOutputEvent(
+    ulong Icount,
+    [property: Key(1)] EquatableArray<byte> Bytes) : TraceEvent(Icount);
+
+/// <summary>An asynchronous input injected at an instruction boundary.</summary>
+[MessagePackObject]
+public sealed record AsyncEvent(
+    ulong Icount,
+    [property: Key(1)] AsyncKind Kind,
+    [property: Key(2)] uint Port,
+    [property: Key(3)] ulong Arg = 0) : TraceEvent(Icount);
+
+/// <summary>An exception bounced to the guest's trap table handler.</summary>
+[MessagePackObject]
+public sealed record ExceptionEvent(
+    ulong Icount,
+    [property: Key(1)] int Vector,
+    [property: Key(2)] uint ErrorCode,
+    [property: Key(3)] uint Cr2,
+    [property: Key(4)] uint Eip) : TraceEvent(Icount);
+
+/// <summary>A failsafe callback delivery (a guest segment reload failed on return to the guest).</summary>
+[MessagePackObject]
+public sealed record FailsafeEvent(
+    ulong Icount,
+    [property: Key(1)] uint Eip,
+    [property: Key(2)] string Cause) : TraceEvent(Icount);
+
+/// <summary>The end of the run.</summary>
+[MessagePackObject]
+public sealed record ShutdownEvent(
+    ulong Icount,
+    [property: Key(1)] ShutdownReason Reason,
+    [property: Key(2)] ExitKind Exit,
+    [property: Key(3)] string Detail = "") : TraceEvent(Icount);
+
+/// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
+[MessagePackObject]
+public sealed record CheckpointEvent(
+    ulong Icount,
+    [property: Key(1)] EquatableArray<byte> StateHash) : TraceEvent(Icount);

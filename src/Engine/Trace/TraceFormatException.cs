@@ -1,0 +1,43 @@
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>What is wrong with a trace file.</summary>
+public enum TraceError
+{
+    /// <summary>The stream is empty.</summary>
+    Empty,
+    /// <summary>The stream does not start with the .rvt magic.</summary>
+    NotATrace,
+    /// <summary>The trace was written by a newer format version than this reader knows.</summary>
+    NewerFormat,
+    /// <summary>The stream ends before the header and guest image are complete.</summary>
+    Truncated,
+    /// <summary>The header chunk is damaged or does not decode.</summary>
+    BadHeader,
+    /// <summary>The stored guest image does not match the header's hash.</summary>
+    ImageMismatch,
+    /// <summary>A chunk's checksum, kind, lengths or contents are wrong.</summary>
+    DamagedChunk,
+}
+
+/// <summary>
+/// A trace that cannot be read. <see cref="Exception.Message"/> is one line and names the byte
+/// offset (from the start of the trace) where it applies.
+/// </summary>
+public sealed class TraceFormatException : Exception
+{
+    public TraceFormatException(TraceError error, long? offset, string message, Exception? inner = null)
+        : base(offset is { } at ? $"{message} (at byte offset {at})" : message, inner)
+    {
+        Error = error;
+        Offset = offset;
+        Reason = message;
+    }
+
+    public TraceError Error { get; }
+    /// <summary>The message without the offset.</summary>
+    public string Reason { get; }
+    /// <summary>The byte offset of the damaged structure, when there is one.</summary>
+    public long? Offset { get; }
+    /// <summary>For <see cref="TraceError.NewerFormat"/>: the version found in the file.</summary>
+    public int? FormatVersion { get; init; }
+}

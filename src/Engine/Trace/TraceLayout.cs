@@ -1,0 +1,40 @@
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>The fixed parts of the .rvt layout (docs/trace-format.md).</summary>
+public static class TraceLayout
+{
+    /// <summary>Bumped on every incompatible change to the layout or the event schema.</summary>
+    public const ushort FormatVersion = 1;
+
+    /// <summary>"RVTRACE\0", at offset 0.</summary>
+    public static ReadOnlySpan<byte> Magic => "RVTRACE\0"u8;
+    /// <summary>"RVTEND\0\0", the last 8 bytes of a completed trace.</summary>
+    public static ReadOnlySpan<byte> EndMagic => "RVTEND\0\0"u8;
+
+    /// <summary>Magic (8) + u16 format version.</summary>
+    public const int PreambleSize = 10;
+    /// <summary>u32 kind/flags, u32 stored length, u32 raw length, u32 CRC-32C.</summary>
+    public const int ChunkHeaderSize = 16;
+    /// <summary>u64 index chunk offset + end magic (8).</summary>
+    public const int FooterSize = 16;
+    /// <summary>The largest payload a reader accepts, so a damaged length cannot ask for gigabytes.</summary>
+    public const int MaxPayload = 1 << 30;
+}
+
+/// <summary>The low 16 bits of a chunk's kind/flags word.</summary>
+public enum ChunkKind : ushort
+{
+    Header = 1,
+    GuestImage = 2,
+    Events = 3,
+    Index = 4,
+}
+
+/// <summary>The high 16 bits of a chunk's kind/flags word.</summary>
+[Flags]
+public enum ChunkFlags : ushort
+{
+    None = 0,
+    /// <summary>The payload is an LZ4 block (K4os LZ4Codec); otherwise it is stored raw.</summary>
+    Lz4 = 1,
+}

@@ -1,0 +1,140 @@
+using System.Buffers.Binary;
+using MessagePack;
+
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>
+/// Reads a .rvt trace from a seekable stream. <see cref="Open"/> validates the preamble, header
+/// and guest image and finds the event chunks (from the index, or by scanning a trace whose
+/// recorder never completed it). Events are decoded lazily, a chunk at a time.
+/// </summary>
+public sealed class TraceReader : IDisposable
+{
+    private readonly Stream _stream;
+    private readonly bool _leaveOpen;
+    private readonly ChunkSource _source;
+    private readonly LoadedIndex _index;
+
+    private TraceReader(Stream stream, bool leaveOpen, ChunkSource source, TraceHeader header, byte[] image, LoadedIndex index)
+    {
+        _stream = stream;
+        _leaveOpen = leaveOpen;
+        _source = source;
+        Header = header;
+        GuestImage = image;
+        _index = index;
+        Stats = TraceStats.Of(index.Chunks);
+    }
+
+    public TraceHeader Header { get; }
+    public ReadOnlyMemory<byte> GuestImage { get; }
+    /// <summary>The format version found in the file.</summary>
+    public int FormatVersion { get; private init; }
+    /// <summary>True when the trace has a valid index and footer (the recorder called Complete).</summary>
+    public bool Complete => _index.IncompleteReason is null;
+    /// <summary>For an incomplete trace: one line saying why (no footer, cut-short chunk, damaged index).</summary>
+    public string? IncompleteReason => _index.IncompleteReason;
+    /// <summary>The event chunks, in file order (for an incomplete trace, those found by scanning).</summary>
+    public IReadOnlyList<TraceChunkInfo> Index => _index.Chunks;
+    /// <summary>How the run ended; null for an incomplete trace.</summary>
+    public TraceSummary? Summary => _index.Summary;
+    /// <summary>For an incomplete trace: the damaged chunk that ended the scan, if one did.</summary>
+    public TraceFormatException? Damage => _index.Damage;
+    public TraceStats Stats { get; }
+
+    /// <summary>Opens and validates a trace starting at the stream's current position.</summary>
+    /// <exception cref="TraceFormatException">The stream is not a readable trace.</exception>
+    public static TraceReader Open(Stream stream, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanRead || !stream.CanSeek)
+            throw new ArgumentException("The trace stream must be readable and seekable", nameof(stream));
+        var source = new ChunkSource(stream, stream.Position);
+        var version = ReadPreamble(source);
+        var header = ReadHeader(source, out var imageOffset);
+        var (imageHeader, image) = ReadChunkOfKind(source, imageOffset, ChunkKind.GuestImage);
+        if (TraceHeader.HashImage(image) != header.GuestImageSha256)
+            throw new TraceFormatException(TraceError.ImageMismatch, imageOffset,
+                $"the guest image does not match the header's SHA-256 {header.GuestImageSha256}");
+        var index = TraceIndexLoader.Load(source, ChunkSource.End(imageOffset, imageHeader));
+        return new TraceReader(stream, leaveOpen, source, header, image, index) { FormatVersion = version };
+    }
+
+    /// <summary>
+    /// Every event in file (icount) order. A damaged chunk throws <see cref="TraceFormatException"/>
+    /// (<see cref="TraceError.DamagedChunk"/>, with its offset) after the events before it.
+    /// </summary>
+    public IEnumerable<TraceEvent> ReadEvents()
+    {
+        foreach (var chunk in Index)
+            foreach (var traceEvent in ReadChunk(chunk))
+                yield return traceEvent;
+        if (Damage is not null)
+            throw Damage;
+    }
+
+    /// <summary>The events of one chunk of <see cref="Index"/>, for seeking.</summary>
+    public IReadOnlyList<TraceEvent> ReadChunk(TraceChunkInfo chunk)
+    {
+        ArgumentNullException.ThrowIfNull(chunk);
+        var (header, raw) = ReadChunkOfKind(_source, chunk.Offset, ChunkKind.Events);
+        var events = EventChunkDecoder.Decode(raw, chunk.Offset);
+        if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
+            throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
+        return events;
+    }
+
+    public void Dispose()
+    {
+        if (!_leaveOpen)
+            _stream.Dispose();
+    }
+
+    private static int ReadPreamble(ChunkSource source)
+    {
+        if (source.Length == 0)
+            throw new TraceFormatException(TraceError.Empty, null, "the trace is empty");
+        var start = source.TryReadBytes(0, (int)Math.Min(source.Length, TraceLayout.PreambleSize))!;
+        var magic = TraceLayout.Magic;
+        if (!start.AsSpan(0, Math.Min(start.Length, magic.Length)).SequenceEqual(magic[..Math.Min(start.Length, magic.Length)]))
+            throw new TraceFormatException(TraceError.NotATrace, 0, "not a Replayvisor trace (no RVTRACE magic)");
+        if (start.Length < TraceLayout.PreambleSize)
+            throw new TraceFormatException(TraceError.Truncated, 0, "the trace ends inside its preamble");
+        var version = BinaryPrimitives.ReadUInt16LittleEndian(start.AsSpan(magic.Length));
+        if (version > TraceLayout.FormatVersion)
+            throw new TraceFormatException(TraceError.NewerFormat, magic.Length,
+                $"trace format version {version} is newer than this build reads ({TraceLayout.FormatVersion})")
+            { FormatVersion = version };
+        if (version == 0)
+            throw new TraceFormatException(TraceError.BadHeader, magic.Length, "trace format version 0 is invalid");
+        return version;
+    }
+
+    private static TraceHeader ReadHeader(ChunkSource source, out long nextOffset)
+    {
+        const long offset = TraceLayout.PreambleSize;
+        try
+        {
+            var (chunkHeader, raw) = ReadChunkOfKind(source, offset, ChunkKind.Header);
+            nextOffset = ChunkSource.End(offset, chunkHeader);
+            return MessagePackSerializer.Deserialize<TraceHeader>(raw, TraceMessagePack.Options)
+                ?? throw new MessagePackSerializationException("nil header");
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
+        {
+            throw new TraceFormatException(TraceError.BadHeader, offset, $"bad trace header: {ex.Reason}", ex);
+        }
+        catch (MessagePackSerializationException ex)
+        {
+            throw new TraceFormatException(TraceError.BadHeader, offset, "bad trace header: it does not decode", ex);
+        }
+    }
+
+    private static (ChunkHeader Header, byte[] Raw) ReadChunkOfKind(ChunkSource source, long offset, ChunkKind kind)
+    {
+        var (header, raw) = source.Read(offset);
+        if (header.Kind != kind)
+            throw ChunkHeader.Damaged(offset, $"expected a {kind} chunk, found {header.Kind}");
+        return (header, raw);
+    }
+}

@@ -1,0 +1,157 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using MessagePack;
+
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>When the writer closes an event chunk.</summary>
+public sealed record TraceWriterOptions
+{
+    /// <summary>Close a chunk once it holds this many events.</summary>
+    public int MaxChunkEvents { get; init; } = 4096;
+    /// <summary>Close a chunk once its encoded (uncompressed) events reach this many bytes.</summary>
+    public int MaxChunkBytes { get; init; } = 256 * 1024;
+}
+
+/// <summary>
+/// Writes a .rvt trace to a stream: preamble, header and guest image at construction, event
+/// chunks as events are appended, index and footer at <see cref="Complete"/>. Disposing without
+/// completing writes the pending chunk and leaves a trace readable up to it (Complete = false).
+/// The same header, image and events always produce the same bytes.
+/// </summary>
+public sealed class TraceWriter : IDisposable
+{
+    private readonly Stream _stream;
+    private readonly bool _leaveOpen;
+    private readonly TraceWriterOptions _options;
+    private readonly ArrayBufferWriter<byte> _pending = new();
+    private readonly List<TraceChunkInfo> _chunks = [];
+    private long _position;
+    private int _pendingCount;
+    private ulong _firstIcount, _lastIcount;
+    private bool _completed, _disposed;
+
+    public TraceWriter(Stream stream, TraceHeader header, ReadOnlySpan<byte> guestImage,
+        TraceWriterOptions? options = null, bool leaveOpen = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(header);
+        if (!stream.CanWrite)
+            throw new ArgumentException("The trace stream must be writable", nameof(stream));
+        if (header.GuestImageSha256 != TraceHeader.HashImage(guestImage))
+            throw new ArgumentException("The header's guest image hash does not match the guest image", nameof(header));
+        _stream = stream;
+        _leaveOpen = leaveOpen;
+        _options = options ?? new TraceWriterOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxChunkEvents, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxChunkBytes, 1, nameof(options));
+
+        Span<byte> preamble = stackalloc byte[TraceLayout.PreambleSize];
+        TraceLayout.Magic.CopyTo(preamble);
+        BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], TraceLayout.FormatVersion);
+        WriteBytes(preamble);
+        WriteBytes(ChunkCodec.Encode(ChunkKind.Header, MessagePackSerializer.Serialize(header, TraceMessagePack.Options)));
+        WriteBytes(ChunkCodec.Encode(ChunkKind.GuestImage, guestImage));
+    }
+
+    /// <summary>Events appended so far.</summary>
+    public long EventCount { get; private set; }
+    /// <summary>Event chunks written so far.</summary>
+    public int ChunkCount => _chunks.Count;
+
+    /// <summary>Adds an event. Events must come in non-decreasing icount order.</summary>
+    public void Append(TraceEvent traceEvent)
+    {
+        ArgumentNullException.ThrowIfNull(traceEvent);
+        ThrowIfClosed();
+        if (EventCount > 0 && traceEvent.Icount < _lastIcount)
+            throw new ArgumentException(
+                $"Event at icount {traceEvent.Icount} appended after icount {_lastIcount}; events must be in icount order",
+                nameof(traceEvent));
+        var writer = new MessagePackWriter(_pending);
+        MessagePackSerializer.Serialize(ref writer, traceEvent, TraceMessagePack.Options);
+        writer.Flush();
+        if (_pendingCount == 0)
+            _firstIcount = traceEvent.Icount;
+        _lastIcount = traceEvent.Icount;
+        _pendingCount++;
+        EventCount++;
+        if (_pendingCount >= _options.MaxChunkEvents || _pending.WrittenCount >= _options.MaxChunkBytes)
+            WritePendingChunk();
+    }
+
+    /// <summary>Writes the pending events as a chunk and flushes the stream.</summary>
+    public void Flush()
+    {
+        ThrowIfClosed();
+        WritePendingChunk();
+        _stream.Flush();
+    }
+
+    /// <summary>Writes the pending chunk, the index (with <paramref name="summary"/>) and the footer.</summary>
+    public void Complete(TraceSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(summary);
+        ThrowIfClosed();
+        WritePendingChunk();
+        var indexOffset = _position;
+        var index = new TraceIndexPayload(_chunks.ToArray(), summary);
+        WriteBytes(ChunkCodec.Encode(ChunkKind.Index, MessagePackSerializer.Serialize(index, TraceMessagePack.Options)));
+        Span<byte> footer = stackalloc byte[TraceLayout.FooterSize];
+        BinaryPrimitives.WriteInt64LittleEndian(footer, indexOffset);
+        TraceLayout.EndMagic.CopyTo(footer[8..]);
+        WriteBytes(footer);
+        _stream.Flush();
+        _completed = true;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        try
+        {
+            if (!_completed)
+            {
+                WritePendingChunk();
+                _stream.Flush();
+            }
+        }
+        finally
+        {
+            _disposed = true;
+            if (!_leaveOpen)
+                _stream.Dispose();
+        }
+    }
+
+    private void WritePendingChunk()
+    {
+        if (_pendingCount == 0)
+            return;
+        var raw = new ArrayBufferWriter<byte>(_pending.WrittenCount + 5);
+        var writer = new MessagePackWriter(raw);
+        writer.WriteArrayHeader(_pendingCount);
+        writer.WriteRaw(_pending.WrittenSpan);
+        writer.Flush();
+        var chunk = ChunkCodec.Encode(ChunkKind.Events, raw.WrittenSpan);
+        _chunks.Add(new TraceChunkInfo(_position, chunk.Length - TraceLayout.ChunkHeaderSize, raw.WrittenCount,
+            _firstIcount, _lastIcount, _pendingCount));
+        WriteBytes(chunk);
+        _pending.ResetWrittenCount();
+        _pendingCount = 0;
+    }
+
+    private void WriteBytes(ReadOnlySpan<byte> bytes)
+    {
+        _stream.Write(bytes);
+        _position += bytes.Length;
+    }
+
+    private void ThrowIfClosed()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_completed)
+            throw new InvalidOperationException("The trace is already complete");
+    }
+}

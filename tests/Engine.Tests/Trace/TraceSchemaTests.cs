@@ -1,0 +1,84 @@
+using MessagePack;
+using Replayvisor.Engine.Trace;
+using Xunit;
+
+namespace Replayvisor.Engine.Tests.Trace;
+
+/// <summary>
+/// Pins the on-disk encoding documented in docs/trace-format.md. If one of these fails, the
+/// format changed: update the doc, and bump FormatVersion if old readers cannot read it.
+/// </summary>
+public sealed class TraceSchemaTests
+{
+    public static TheoryData<int, string> Encodings => new()
+    {
+        { 0, "9200960A1296010203040506EA9090" },
+        { 1, "920096140D96CEC000100002000000000092920100921AFF9292CEC0002000C40301020392CEC0003000C40109" },
+        { 2, "9201931E009303071F" },
+        { 3, "9202932800CF0000001CBE991A14" },
+        { 5, "92039232C4036C730A" },
+        { 6, "9204923CC40D68656C6C6F2C20776F726C640A" },
+        { 8, "920594470200CCFA" },
+        { 9, "920695500E06CEDEADBEEFCEC0100123" },
+        { 10, "9207935ACEC0100200B064732072656C6F6164206661696C6564" },
+        { 11, "92099264C4106465666768696A6B6C6D6E6F70717273" },
+        { 12, "920894CD13880301AC747269706C65206661756C74" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Events_encode_as_documented(int sample, string hex)
+    {
+        var traceEvent = TraceSamples.OneOfEach()[sample];
+
+        Assert.Equal(hex, Convert.ToHexString(MessagePackSerializer.Serialize(traceEvent, TraceMessagePack.Options)));
+        Assert.Equal(traceEvent, MessagePackSerializer.Deserialize<TraceEvent>(Convert.FromHexString(hex), TraceMessagePack.Options));
+    }
+
+    [Fact]
+    public void Readers_skip_unknown_trailing_fields_and_default_missing_ones()
+    {
+        var withExtraField = Convert.FromHexString("9202" + "94" + "28" + "00" + "CF0000001CBE991A14" + "05");
+        var withoutArg = Convert.FromHexString("9205" + "93" + "46" + "00" + "04");
+
+        Assert.Equal(new TimeEvent(40, TimeKind.SystemTimeNs, 123_456_789_012),
+            MessagePackSerializer.Deserialize<TraceEvent>(withExtraField, TraceMessagePack.Options));
+        Assert.Equal(new AsyncEvent(70, AsyncKind.TimerExpiry, 4, 0),
+            MessagePackSerializer.Deserialize<TraceEvent>(withoutArg, TraceMessagePack.Options));
+    }
+
+    [Fact]
+    public void The_file_starts_with_the_magic_and_version_and_ends_with_the_footer()
+    {
+        var bytes = TraceSamples.Write(TraceSamples.OneOfEach());
+
+        Assert.Equal("RVTRACE\0"u8.ToArray(), bytes[..8]);
+        Assert.Equal([1, 0], bytes[8..10]);
+        Assert.Equal([1, 0], bytes[10..12]); // first chunk: kind Header
+        Assert.Equal("RVTEND\0\0"u8.ToArray(), bytes[^8..]);
+    }
+
+    [Fact]
+    public void A_chunk_with_an_event_of_an_unknown_kind_is_damaged()
+    {
+        var payload = Convert.FromHexString("91" + "9263" + "9101");
+        var chunk = ChunkCodec.Encode(ChunkKind.Events, payload);
+        var header = ChunkHeader.Parse(chunk, 100);
+
+        var ex = Assert.Throws<TraceFormatException>(() =>
+            EventChunkDecoder.Decode(ChunkCodec.Decode(header, chunk.AsSpan(TraceLayout.ChunkHeaderSize), 100), 100));
+        Assert.Equal(TraceError.DamagedChunk, ex.Error);
+        Assert.Equal(100, ex.Offset);
+    }
+
+    [Fact]
+    public void Reader_needs_a_seekable_stream()
+    {
+        Assert.Throws<ArgumentException>(() => TraceReader.Open(new UnseekableStream()));
+    }
+
+    private sealed class UnseekableStream : MemoryStream
+    {
+        public override bool CanSeek => false;
+    }
+}
