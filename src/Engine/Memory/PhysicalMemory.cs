@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Memory;
 
@@ -16,7 +17,7 @@ public interface ICodeWriteObserver
 /// per-frame code mark so decoded blocks are invalidated; the CPU's TLB fast path never holds a
 /// writable entry for a marked frame, so it cannot bypass the check.
 /// </summary>
-public sealed class PhysicalMemory
+public sealed class PhysicalMemory : IStateHashable
 {
     public const int PageShift = 12;
     public const int PageSize = 1 << PageShift;
@@ -129,4 +130,20 @@ public sealed class PhysicalMemory
     }
 
     public ReadOnlySpan<byte> FrameBytes(uint frame) => _ram.AsSpan((int)(frame << PageShift), PageSize);
+
+    public void WriteState(CanonicalWriter w)
+    {
+        w.Tag("ram");
+        w.Bytes(_ram);
+    }
+
+    /// <summary>A copy of RAM for a snapshot.</summary>
+    public byte[] SnapshotBytes() => (byte[])_ram.Clone();
+
+    /// <summary>Restores RAM from a snapshot of the same size; the code observer is told everything changed.</summary>
+    public void RestoreBytes(byte[] image)
+    {
+        if (image.Length != _ram.Length) throw new ArgumentException("snapshot RAM size differs", nameof(image));
+        image.CopyTo(_ram, 0);
+    }
 }

@@ -1,0 +1,88 @@
+using Replayvisor.Engine.State;
+
+namespace Replayvisor.Engine.Cpu;
+
+/// <summary>A copy of the CPU's architectural state (registers, segments, control, FPU), plain data.</summary>
+public sealed record CpuSnapshot
+{
+    public required uint[] Gpr { get; init; }
+    public required uint Eip { get; init; }
+    public required uint Eflags { get; init; }
+    public required SegmentCache[] Segs { get; init; }
+    public required SegmentCache Ldtr { get; init; }
+    public required SegmentCache Tr { get; init; }
+    public required uint Cr0 { get; init; }
+    public required uint Cr2 { get; init; }
+    public required uint Cr3 { get; init; }
+    public required uint Cr4 { get; init; }
+    public required ulong Efer { get; init; }
+    public required uint[] Dr { get; init; }
+    public required uint GdtrBase { get; init; }
+    public required uint GdtrLimit { get; init; }
+    public required uint IdtrBase { get; init; }
+    public required uint IdtrLimit { get; init; }
+    public required int Cpl { get; init; }
+    public required ulong Icount { get; init; }
+    public required FpuState Fpu { get; init; }
+}
+
+/// <summary>Snapshot, restore and canonical hashing of the CPU.</summary>
+public sealed partial class X86Cpu : IStateHashable
+{
+    public CpuSnapshot Snapshot()
+    {
+        var fpu = new FpuState();
+        fpu.CopyFrom(Fpu);
+        return new CpuSnapshot
+        {
+            Gpr = (uint[])Gpr.Clone(), Eip = Eip, Eflags = Eflags, Segs = (SegmentCache[])Segs.Clone(), Ldtr = Ldtr, Tr = Tr,
+            Cr0 = Cr0, Cr2 = Cr2, Cr3 = Cr3, Cr4 = Cr4, Efer = Efer, Dr = (uint[])Dr.Clone(),
+            GdtrBase = GdtrBase, GdtrLimit = GdtrLimit, IdtrBase = IdtrBase, IdtrLimit = IdtrLimit,
+            Cpl = Cpl, Icount = Icount, Fpu = fpu,
+        };
+    }
+
+    /// <summary>Restores a snapshot. The TLB and decoded blocks are dropped (they are caches, not state).</summary>
+    public void Restore(CpuSnapshot s)
+    {
+        s.Gpr.CopyTo(Gpr, 0);
+        Eip = s.Eip;
+        Eflags = s.Eflags;
+        s.Segs.CopyTo(Segs, 0);
+        Ldtr = s.Ldtr; Tr = s.Tr;
+        Cr0 = s.Cr0; Cr2 = s.Cr2; Cr3 = s.Cr3; Cr4 = s.Cr4; Efer = s.Efer;
+        s.Dr.CopyTo(Dr, 0);
+        GdtrBase = s.GdtrBase; GdtrLimit = s.GdtrLimit; IdtrBase = s.IdtrBase; IdtrLimit = s.IdtrLimit;
+        Icount = s.Icount;
+        Fpu.CopyFrom(s.Fpu);
+        Cpl = s.Cpl;
+        Exit = 0;
+        _stopRequested = false;
+        FlushTlb();
+        _blocks.Clear();
+    }
+
+    public void WriteState(CanonicalWriter w)
+    {
+        w.Tag("cpu");
+        foreach (uint r in Gpr) w.U32(r);
+        w.U32(Eip);
+        w.U32(Eflags);
+        foreach (var s in Segs) WriteSeg(w, s);
+        WriteSeg(w, Ldtr);
+        WriteSeg(w, Tr);
+        w.U32(Cr0); w.U32(Cr2); w.U32(Cr3); w.U32(Cr4); w.U64(Efer);
+        foreach (uint d in Dr) w.U32(d);
+        w.U32(GdtrBase); w.U32(GdtrLimit); w.U32(IdtrBase); w.U32(IdtrLimit);
+        w.I32(Cpl);
+        w.U64(Icount);
+        w.U16(Fpu.Fcw); w.U16(Fpu.Fsw); w.U16(Fpu.Ftw); w.U16(Fpu.Fop);
+        w.U32(Fpu.Fip); w.U32(Fpu.Fdp); w.U16(Fpu.Fcs); w.U16(Fpu.Fds); w.U32(Fpu.Mxcsr);
+        w.Bytes(Fpu.St); w.Bytes(Fpu.Xmm);
+    }
+
+    private static void WriteSeg(CanonicalWriter w, in SegmentCache s)
+    {
+        w.U16(s.Selector); w.U32(s.Base); w.U32(s.Limit); w.U16(s.Attr); w.Bool(s.Usable);
+    }
+}
