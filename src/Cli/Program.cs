@@ -1,3 +1,3 @@
-using Replayvisor.Cli.Bench;
+using Replayvisor.Cli;
 
-return BenchCommand.Run(args.Length > 0 ? ulong.Parse(args[0]) : 200_000_000, 3, Console.Out);
+return CliApp.Run(args, Console.Out, Console.Error);

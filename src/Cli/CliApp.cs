@@ -1,0 +1,79 @@
+using System.CommandLine;
+using Replayvisor.Cli.Bench;
+using Replayvisor.Cli.Commands;
+
+namespace Replayvisor.Cli;
+
+/// <summary>The `replayvisor` command line: parsing, dispatch and the one-line error contract.</summary>
+public static class CliApp
+{
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = Build(stdout);
+        ParseResult parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            stderr.WriteLine($"replayvisor: {string.Join("; ", parsed.Errors.Select(e => e.Message).Distinct())} (try 'replayvisor --help')");
+            return ExitCodes.Usage;
+        }
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (CliException e)
+        {
+            stdout.Flush();
+            stderr.WriteLine($"replayvisor: {e.Message}");
+            return e.ExitCode;
+        }
+        catch (Exception e)
+        {
+            stdout.Flush();
+            stderr.WriteLine($"replayvisor: internal error: {e.GetType().Name}: {FirstLine(e.Message)}");
+            return ExitCodes.Internal;
+        }
+    }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    private static RootCommand Build(TextWriter stdout)
+    {
+        var root = new RootCommand("Replayvisor: record and replay 32-bit x86 Xen PV guests bit-exactly.");
+        root.Subcommands.Add(InfoCmd(stdout));
+        root.Subcommands.Add(DumpCmd(stdout));
+        root.Subcommands.Add(BenchCmd(stdout));
+        return root;
+    }
+
+    private static Argument<string> TraceArg() => new("trace") { Description = "A .rvt trace file" };
+
+    private static Command InfoCmd(TextWriter stdout)
+    {
+        var trace = TraceArg();
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var cmd = new Command("info", "Show a trace's header, guest, options, event counts and sizes") { trace, json };
+        cmd.SetAction(p => InfoCommand.Run(p.GetValue(trace)!, p.GetValue(json), stdout));
+        return cmd;
+    }
+
+    private static Command DumpCmd(TextWriter stdout)
+    {
+        var trace = TraceArg();
+        var kind = new Option<string[]>("--kind") { Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
+        var from = new Option<ulong>("--from") { Description = "First instruction count" };
+        var to = new Option<ulong>("--to") { Description = "Last instruction count", DefaultValueFactory = _ => ulong.MaxValue };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line" };
+        var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
+        cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout));
+        return cmd;
+    }
+
+    private static Command BenchCmd(TextWriter stdout)
+    {
+        var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
+        var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on") { n, rounds };
+        cmd.SetAction(p => BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), stdout));
+        return cmd;
+    }
+}

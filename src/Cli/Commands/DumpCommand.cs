@@ -1,0 +1,31 @@
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Cli.Commands;
+
+/// <summary>`replayvisor dump trace.rvt [--kind K] [--from N] [--to N] [--json]`: one event per line.</summary>
+public static class DumpCommand
+{
+    public static int Run(string path, string[] kinds, ulong from, ulong to, bool json, TextWriter output)
+    {
+        foreach (string k in kinds)
+            if (!EventText.Kinds.Contains(k))
+                throw new CliException(ExitCodes.Usage, $"unknown event kind '{k}' (kinds: {string.Join(", ", EventText.Kinds)})");
+        using var reader = TraceFiles.Open(path);
+        try
+        {
+            foreach (var e in reader.ReadEvents())
+            {
+                if (e.Icount < from) continue;
+                if (e.Icount > to) break;
+                if (kinds.Length > 0 && !kinds.Contains(EventText.Kind(e))) continue;
+                output.WriteLine(json ? EventText.Json(e) : EventText.Text(e));
+            }
+        }
+        catch (TraceFormatException e)
+        {
+            output.Flush();
+            throw TraceFiles.FromFormat(path, e);
+        }
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,85 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Cli;
+
+/// <summary>One-line text and JSON forms of trace events, for `dump`.</summary>
+public static class EventText
+{
+    public static string Kind(TraceEvent e) => e switch
+    {
+        HypercallEvent => "hypercall",
+        UpcallEvent => "upcall",
+        TimeEvent => "time",
+        ConsoleInputEvent => "console-in",
+        ConsoleOutputEvent => "console-out",
+        AsyncEvent => "async",
+        ExceptionEvent => "exception",
+        FailsafeEvent => "failsafe",
+        ShutdownEvent => "shutdown",
+        CheckpointEvent => "checkpoint",
+        _ => e.GetType().Name,
+    };
+
+    public static readonly string[] Kinds =
+        ["hypercall", "upcall", "time", "console-in", "console-out", "async", "exception", "failsafe", "shutdown", "checkpoint"];
+
+    public static string Text(TraceEvent e) => e switch
+    {
+        HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}",
+        UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]",
+        TimeEvent t => $"{t.Icount,14} time {t.Kind} {t.Value}",
+        ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
+        ConsoleOutputEvent c => $"{c.Icount,14} console-out {Quote(c.Bytes.AsSpan())}",
+        AsyncEvent a => $"{a.Icount,14} async {a.Kind} port {a.Port} arg {a.Arg}",
+        ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}",
+        FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8} {f.Cause}",
+        ShutdownEvent s => $"{s.Icount,14} shutdown {s.Reason} {s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
+        CheckpointEvent c => $"{c.Icount,14} checkpoint {Convert.ToHexStringLower(c.StateHash.AsSpan())}",
+        _ => $"{e.Icount,14} {e.GetType().Name}",
+    };
+
+    public static string Json(TraceEvent e)
+    {
+        var o = new JsonObject { ["icount"] = e.Icount, ["kind"] = Kind(e) };
+        switch (e)
+        {
+            case HypercallEvent h:
+                o["number"] = h.Number;
+                o["name"] = HypercallNames.Name(h.Number);
+                o["args"] = new JsonArray(h.Args.AsSpan().ToArray().Select(a => (JsonNode)a).ToArray());
+                o["result"] = h.Result;
+                if (h.Multicall.Count > 0)
+                    o["multicall"] = new JsonArray(h.Multicall.AsSpan().ToArray()
+                        .Select(m => (JsonNode)new JsonObject { ["op"] = m.Op, ["name"] = HypercallNames.Name(m.Op), ["result"] = m.Result }).ToArray());
+                break;
+            case UpcallEvent u: o["vcpu"] = u.Vcpu; o["ports"] = new JsonArray(u.Ports.AsSpan().ToArray().Select(p => (JsonNode)p).ToArray()); break;
+            case TimeEvent t: o["time"] = t.Kind.ToString(); o["value"] = t.Value; break;
+            case ConsoleInputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
+            case ConsoleOutputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
+            case AsyncEvent a: o["async"] = a.Kind.ToString(); o["port"] = a.Port; o["arg"] = a.Arg; break;
+            case ExceptionEvent x: o["vector"] = x.Vector; o["error"] = x.ErrorCode; o["cr2"] = x.Cr2; o["eip"] = x.Eip; break;
+            case FailsafeEvent f: o["eip"] = f.Eip; o["cause"] = f.Cause; break;
+            case ShutdownEvent s: o["reason"] = s.Reason.ToString(); o["exit"] = s.Exit.ToString(); o["detail"] = s.Detail; break;
+            case CheckpointEvent c: o["hash"] = Convert.ToHexStringLower(c.StateHash.AsSpan()); break;
+        }
+        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+    }
+
+    public static string Quote(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (byte b in bytes)
+        {
+            if (b == '\n') sb.Append("\\n");
+            else if (b == '\r') sb.Append("\\r");
+            else if (b == '\t') sb.Append("\\t");
+            else if (b == '"' || b == '\\') sb.Append('\\').Append((char)b);
+            else if (b < 0x20 || b >= 0x7F) sb.Append($"\\x{b:x2}");
+            else sb.Append((char)b);
+        }
+        return sb.Append('"').ToString();
+    }
+}

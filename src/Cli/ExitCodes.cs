@@ -1,0 +1,29 @@
+namespace Replayvisor.Cli;
+
+/// <summary>The command's exit codes (DESIGN.md "The command line"). Each failure kind has its own.</summary>
+public static class ExitCodes
+{
+    public const int PoweredOff = 0;
+    public const int Ok = 0;
+    public const int Usage = 2;
+    public const int GuestCrashed = 3;
+    public const int InstructionLimit = 4;
+    public const int BadKernel = 5;
+    public const int FileNotFound = 6;
+    public const int Unsupported = 7;
+    public const int NotATrace = 8;
+    public const int TraceDamaged = 9;
+    public const int Diverged = 10;
+    public const int TraceNewer = 11;
+    public const int TraceTruncated = 12;
+    public const int GuestRebooted = 13;
+    public const int Interrupted = 130;
+    public const int IoError = 74;
+    public const int Internal = 70;
+}
+
+/// <summary>A failure reported as one line on stderr with its exit code.</summary>
+public sealed class CliException(int exitCode, string message) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
