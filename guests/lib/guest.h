@@ -85,10 +85,17 @@ extern uint8_t trap_stack[];           /* kernel stack for traps from ring 3 */
 int  enter_user(uint32_t eip, uint32_t esp);
 void leave_user(int value) __attribute__((noreturn));
 
-/* Run one instruction sequence expecting trap vec; records it in last_trap. */
-#define PROBE(vec, insns, ...) do { expected_vector = (vec); last_trap.count = 0; \
-        asm volatile("movl $1f, trap_fixup\n\t" insns "\n1:" __VA_ARGS__); \
-        expected_vector = -1; } while (0)
+/* Run an instruction sequence expecting trap vec (-1: none). probe_start is
+ * the first instruction, probe_end the address after the sequence; the
+ * expected trap resumes at probe_end. With operands (": :" at least), write
+ * registers as %%reg. */
+extern volatile uint32_t probe_start, probe_end;
+#define PROBE(vec, insns, ...) do { expected_vector = (vec); last_trap.count = 0; barrier(); \
+        asm volatile("movl $2f, probe_start\n\tmovl $1f, probe_end\n\tmovl $1f, trap_fixup\n" \
+                     "2:\t" insns "\n1:" __VA_ARGS__); \
+        barrier(); expected_vector = -1; trap_fixup = 0; } while (0)
+/* One check line: exactly one trap with this vector, error code and EIP, from ring 1. */
+void expect_trap(const char *name, int vec, uint32_t err, uint32_t eip);
 
 /* ---- events.c ---- */
 extern struct shared_info *HYPERVISOR_shared_info;

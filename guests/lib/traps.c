@@ -6,6 +6,7 @@ int iret_mode = IRET_HYPERCALL;
 volatile struct trap_record last_trap;
 volatile uint32_t trap_fixup;
 volatile int expected_vector = -1;
+volatile uint32_t probe_start, probe_end;
 uint8_t trap_stack[2 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 
 static struct regs *unexpected(struct regs *r)
@@ -72,4 +73,12 @@ void traps_init(void)
     rc = HYPERVISOR_stack_switch(FLAT_KERNEL_DS, TRAP_STACK_TOP);
     if (rc) { printf("FAIL %s: stack_switch (rc %ld)\n", guest_name, rc); crash(); }
     handlers[VEC_UPCALL] = upcall_entry;
+}
+
+void expect_trap(const char *name, int vec, uint32_t err, uint32_t eip)
+{
+    CHECKF(last_trap.count == 1 && (int)last_trap.vector == vec && last_trap.error == err &&
+           last_trap.eip == eip && (last_trap.cs & 0xFFFF) == FLAT_KERNEL_CS, name,
+           "count %d vector %u error 0x%x eip 0x%08x cs 0x%x; want vector %d error 0x%x eip 0x%08x",
+           last_trap.count, last_trap.vector, last_trap.error, last_trap.eip, last_trap.cs, vec, err, eip);
 }
