@@ -31,7 +31,7 @@ static unsigned divmod(uint64_t *n, unsigned base)
 struct out { char *buf; int size, len; };
 static void put(struct out *o, char c) { if (o->len < o->size - 1) o->buf[o->len] = c; o->len++; }
 
-/* Supports %d %i %u %x %X %p %s %c %%, flags '0' '-', width, and l/ll. */
+/* Supports %d %i %u %x %X %p %s %c %%, flags '0' '-', width, .precision (strings), and l/ll. */
 int vsnprintf(char *buf, int size, const char *fmt, va_list ap)
 {
     struct out o = { buf, size, 0 };
@@ -40,6 +40,8 @@ int vsnprintf(char *buf, int size, const char *fmt, va_list ap)
         int zero = 0, left = 0, width = 0, lng = 0;
         for (fmt++; *fmt == '0' || *fmt == '-'; fmt++) { if (*fmt == '0') zero = 1; else left = 1; }
         for (; *fmt >= '0' && *fmt <= '9'; fmt++) width = width * 10 + (*fmt - '0');
+        int prec = -1;
+        if (*fmt == '.') for (prec = 0, fmt++; *fmt >= '0' && *fmt <= '9'; fmt++) prec = prec * 10 + (*fmt - '0');
         for (; *fmt == 'l'; fmt++) lng++;
         char tmp[24], *s = tmp;
         int n = 0, neg = 0;
@@ -72,7 +74,7 @@ int vsnprintf(char *buf, int size, const char *fmt, va_list ap)
         case 's':
             s = va_arg(ap, char *);
             if (!s) s = "(null)";
-            n = strlen(s);
+            while (s[n] && (prec < 0 || n < prec)) n++;
             for (int pad = width - n; !left && pad > 0; pad--) put(&o, ' ');
             for (int i = 0; i < n; i++) put(&o, s[i]);
             for (int pad = width - n; left && pad > 0; pad--) put(&o, ' ');

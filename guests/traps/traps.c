@@ -109,7 +109,10 @@ static struct regs *user_trap(struct regs *r)
     uint32_t cr2 = vcpu0->cr2;
     int ok = r->vector == s->vec && r->error == s->err && r->eip == (uint32_t)s->eip &&
              (r->cs & 0xFFFF) == FLAT_USER_CS && r->ss == FLAT_USER_DS &&
-             r->esp == (uint32_t)ustack + PAGE_SIZE && (r->vector == 0x80 || (r->cs >> 16) == 1);
+             r->esp == (uint32_t)ustack + PAGE_SIZE;
+    /* Xen-built frames: CS[23:16] = saved mask and EFLAGS.IF = !mask. The
+     * direct int 0x80 gate (flags 3) pushes a plain hardware frame instead. */
+    if (r->vector != 0x80) ok = ok && ((r->cs >> 16) & 0xFF) == !(r->eflags & 0x200);
     if (s->vec == 14) ok = ok && cr2 == 0xC0100000;
     /* State set by the previous return must have survived it. */
     if (step == 1) ok = ok && r->ecx == 0xAAAA1111 && r->ebx == 0x11111111;
