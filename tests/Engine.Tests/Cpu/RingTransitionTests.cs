@@ -200,6 +200,7 @@ public class RingTransitionTests
         { "iret to ring 3 with ss rpl 1", Vectors.GP, PM.Data1 & 0xFFFC },
         { "iret cs null", Vectors.GP, 0 },
         { "gate not present", Vectors.NP, GateSel },
+        { "new stack too small", Vectors.SS, 10 * 8 },
     };
 
     [Theory]
@@ -244,6 +245,10 @@ public class RingTransitionTests
                 case "iret cs null":
                     ring = 1;
                     code = a => { a.push(2); a.push(0); a.push(0x1000); a.iretd(); }; break;
+                case "new stack too small":
+                    m.SetGdt(10, PM.Seg(0, 0xFFF, 0xB3, g: false));
+                    m.Memory.Write32(PM.TssBase + 0xC, 8);
+                    m.Memory.Write32(PM.TssBase + 0x10, 10 * 8 + 1); code = a => a.call(GateSel | 3, 0); break;
                 case "gate not present":
                     gate = PM.Gate(PM.Code1 & 0xFFFC, Ring1Handler, 0x6C);
                     code = a => a.call(GateSel | 3, 0); break;
@@ -259,6 +264,26 @@ public class RingTransitionTests
         CpuEvent e = m.Event;
         Assert.True(e.Vector == vector && e.ErrorCode == error, $"{name}: got {e}, want vector {vector} error 0x{error:x}");
         Assert.Equal(e.InstructionEip, m.Cpu.Eip);
+    }
+
+    [Theory]
+    [InlineData(0, 0x3202u, 0x3202u)]   // CPL 0: IOPL and IF both load
+    [InlineData(1, 0x3202u, 0x0002u)]   // CPL 1 > IOPL 0: neither changes
+    [InlineData(3, 0x0FD7u, 0x0DD7u)]   // arithmetic flags, DF, TF, OF load; IF does not at CPL 3 > IOPL 0
+    public void IretEflagsRules(int ring, uint pushed, uint expected)
+    {
+        var m = Modes.Run(true, b =>
+        {
+            var m = new PM(b);
+            m.Enter(ring);
+            ushort cs = ring switch { 0 => PM.Code0, 1 => PM.Code1, _ => PM.Code3 };
+            m.Load(a => { a.push(pushed); a.push(cs); a.push(0x1100); a.iretd(); });
+            m.Code(0x1100, a => a.@int(0x31));
+            m.Run(4);
+            return m;
+        });
+        Assert.Equal(expected, m.Cpu.Eflags);
+        Assert.Equal(0x1100u, m.Cpu.Eip);
     }
 
     [Theory]
