@@ -15,6 +15,10 @@ public static unsafe class HandlerTable
         if ((h = Branch.Select(ref d)) != null) return h;
         if ((h = Stack.Select(ref d)) != null) return h;
         if ((h = Misc.Select(ref d)) != null) return h;
+        if ((h = SegmentOps.Select(ref d)) != null) return h;
+        if ((h = SystemOps.Select(ref d)) != null) return h;
+        if ((h = FarBranch.Select(ref d)) != null) return h;
+        if ((h = Interrupts.Select(ref d)) != null) return h;
         return &Misc.Unsupported;
     }
 
