@@ -158,3 +158,28 @@ public class StringOpsTests
         Assert.Equal(2ul + 2, m.Cpu.Icount);
     }
 }
+
+public class StringOpsPrefixTests
+{
+    [Fact]
+    public void RepneOnMovsActsAsRep()
+    {
+        // F2 A4: repne movsb copies ECX bytes regardless of ZF.
+        var m = CpuTest.Exec(true, a => { a.db(0xF2, 0xA4); }, c =>
+        {
+            c.Esi = 0x2000; c.Edi = 0x3000; c.Ecx = 3; c.Eflags = Fl.ZF | 2; c.Memory.Write32(0x2000, 0x00636261);
+        });
+        Assert.Equal(0x636261u, m.Memory.Read32(0x3000));
+        Assert.Equal(0u, m.Cpu.Ecx);
+    }
+
+    [Fact]
+    public void WaitingFormsDecodeToTheSameOperations()
+    {
+        // 9B DB E3 (finit) and 9B D9 3D m16 (fstcw).
+        var m = CpuTest.Exec(true, a => { a.db(0x9B, 0xDB, 0xE3); a.db(0x9B, 0xD9, 0x3D, 0x00, 0x20, 0x00, 0x00); },
+            c => c.Fpu.Fcw = 0);
+        CpuTest.Halted(m);
+        Assert.Equal(0x037Fu, m.Memory.Read16(0x2000));
+    }
+}

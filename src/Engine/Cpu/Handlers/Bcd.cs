@@ -51,7 +51,10 @@ internal static unsafe class Bcd
             af = true;
         }
         else af = false;
+        // SDM DAS: "ELSE CF ← 0", which drops a borrow from the low-digit step (only reachable with non-BCD input;
+        // QEMU and Bochs keep it, so the differential tester should confirm against hardware).
         if (oldAl > 0x99 || oldCf) { al = (al - 0x60) & 0xFF; cf = true; }
+        else cf = false;
         c.SetReg(Reg.EAX, 1, al);
         c.SetArith(Fl.Arith, Shift.ResultFlags(al, 1) | (cf ? Fl.CF : 0) | (af ? Fl.AF : 0));
     }
