@@ -19,6 +19,16 @@ public static unsafe class HandlerTable
         if ((h = SystemOps.Select(ref d)) != null) return h;
         if ((h = FarBranch.Select(ref d)) != null) return h;
         if ((h = Interrupts.Select(ref d)) != null) return h;
+        if ((h = Shift.Select(ref d)) != null) return h;
+        if ((h = MulDiv.Select(ref d)) != null) return h;
+        if ((h = Bcd.Select(ref d)) != null) return h;
+        if ((h = BitOps.Select(ref d)) != null) return h;
+        if ((h = StringOps.Select(ref d)) != null) return h;
+        if ((h = Atomic.Select(ref d)) != null) return h;
+        if ((h = StackFrame.Select(ref d)) != null) return h;
+        if ((h = FlagsConvert.Select(ref d)) != null) return h;
+        if ((h = Io.Select(ref d)) != null) return h;
+        if ((h = FpuControl.Select(ref d)) != null) return h;
         return &Misc.Unsupported;
     }
 

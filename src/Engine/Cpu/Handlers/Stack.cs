@@ -11,6 +11,7 @@ internal static unsafe class Stack
         var insn = d.Insn;
         if (insn.OpCount != 1) return null;
         if (insn.Op0Kind == OpKind.Register && insn.Op0Register.IsSegmentRegister()) return null;
+        if (insn.Mnemonic is not (Mnemonic.Push or Mnemonic.Pop)) return null; // leave d.Size alone for other families
         d.Size = (byte)(insn.Code.ToOpCode().OperandSize == 16 ? 2 : 4);
         switch (insn.Mnemonic)
         {

@@ -1,0 +1,193 @@
+using System.Runtime.CompilerServices;
+using Iced.Intel;
+using Replayvisor.Engine.Cpu.Decode;
+
+namespace Replayvisor.Engine.Cpu.Handlers;
+
+/// <summary>One iteration of a string instruction; it reads before it writes and updates (E)SI/(E)DI last.</summary>
+internal interface IStringOp
+{
+    static abstract void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta);
+    /// <summary>cmps/scas: repe/repne also stop on ZF.</summary>
+    static abstract bool Compares { get; }
+    /// <summary>ins/outs: the I/O permission check applies.</summary>
+    static abstract bool Io { get; }
+}
+
+/// <summary>
+/// movs, cmps, scas, lods, stos, ins, outs with rep/repe/repne (SDM vol. 2). (E)SI, (E)DI and (E)CX
+/// follow the address size; the source segment may be overridden, the destination is always ES.
+/// A repeated instruction runs up to min(count, budget) iterations per call and counts one
+/// instruction per completed iteration (see <see cref="X86Cpu.Run"/>'s counting rule); when
+/// iterations remain it restarts itself, so the machine can stop between any two iterations.
+/// repne on movs/lods/stos/ins/outs behaves as rep.
+/// </summary>
+internal static unsafe class StringOps
+{
+    public static delegate*<X86Cpu, ref DecodedInsn, void> Select(ref DecodedInsn d)
+    {
+        var insn = d.Insn;
+        delegate*<X86Cpu, ref DecodedInsn, void> h;
+        switch (insn.Code)
+        {
+            case Code.Movsb_m8_m8: case Code.Movsw_m16_m16: case Code.Movsd_m32_m32: h = &Run<MovsOp>; break;
+            case Code.Cmpsb_m8_m8: case Code.Cmpsw_m16_m16: case Code.Cmpsd_m32_m32: h = &Run<CmpsOp>; break;
+            case Code.Scasb_AL_m8: case Code.Scasw_AX_m16: case Code.Scasd_EAX_m32: h = &Run<ScasOp>; break;
+            case Code.Lodsb_AL_m8: case Code.Lodsw_AX_m16: case Code.Lodsd_EAX_m32: h = &Run<LodsOp>; break;
+            case Code.Stosb_m8_AL: case Code.Stosw_m16_AX: case Code.Stosd_m32_EAX: h = &Run<StosOp>; break;
+            case Code.Insb_m8_DX: case Code.Insw_m16_DX: case Code.Insd_m32_DX: h = &Run<InsOp>; break;
+            case Code.Outsb_DX_m8: case Code.Outsw_DX_m16: case Code.Outsd_DX_m32: h = &Run<OutsOp>; break;
+            default: return null;
+        }
+        d.Size = (byte)insn.MemorySize.GetSize();
+        return h;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void Advance(X86Cpu c, int reg, uint amask, uint delta) =>
+        c.Gpr[reg] = (c.Gpr[reg] & ~amask) | ((c.Gpr[reg] + delta) & amask);
+
+    private static void Run<T>(X86Cpu c, ref DecodedInsn d) where T : struct, IStringOp
+    {
+        int s = d.Size;
+        uint amask = d.AddrSize == 4 ? 0xFFFFFFFF : 0xFFFF;
+        uint delta = c.DF ? (uint)-s : (uint)s;
+        if (T.Io && !Io.Allowed(c, c.Edx & 0xFFFF, s)) return;
+        if (d.Rep == 0)
+        {
+            T.Step(c, ref d, amask, delta);
+            return;
+        }
+        uint count = c.Ecx & amask;
+        if (count == 0) return; // retires as one instruction
+        ulong n = Math.Min(count, c.Budget);
+        if ((c.FlagsReg & Fl.TF) != 0) n = 1; // single-step traps after every iteration
+        ulong done = 0;
+        bool stopped = false;
+        while (done < n)
+        {
+            T.Step(c, ref d, amask, delta);
+            if (c.Faulted)
+            {
+                c.Icount += done; // earlier iterations completed; the faulting one does not count
+                return;
+            }
+            done++;
+            c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - 1) & amask);
+            if (T.Compares && (d.Rep == 1 ? !c.ZF : c.ZF)) { stopped = true; break; }
+        }
+        c.Icount += done - 1; // the run loop adds the last one
+        if (!stopped && (c.Ecx & amask) != 0)
+        {
+            c.Eip = d.Eip; // restart for the remaining iterations
+            c.Exit |= X86Cpu.ExitBranch;
+        }
+        else if (done > 1) c.Exit |= X86Cpu.ExitBranch; // the block's instruction budget is stale
+    }
+
+    private struct MovsOp : IStringOp
+    {
+        public static bool Compares => false;
+        public static bool Io => false;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint v = c.Read(d.MemSeg, c.Esi & amask, s);
+            if (c.Faulted) return;
+            c.Write(Seg.ES, c.Edi & amask, s, v);
+            if (c.Faulted) return;
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
+        }
+    }
+
+    private struct CmpsOp : IStringOp
+    {
+        public static bool Compares => true;
+        public static bool Io => false;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint a = c.Read(d.MemSeg, c.Esi & amask, s);
+            if (c.Faulted) return;
+            uint b = c.Read(Seg.ES, c.Edi & amask, s);
+            if (c.Faulted) return;
+            c.SetCc(CcOp.Sub, s, a - b, a, b);
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
+        }
+    }
+
+    private struct ScasOp : IStringOp
+    {
+        public static bool Compares => true;
+        public static bool Io => false;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint b = c.Read(Seg.ES, c.Edi & amask, s);
+            if (c.Faulted) return;
+            uint a = c.GetReg(Reg.EAX, s);
+            c.SetCc(CcOp.Sub, s, a - b, a, b);
+            Advance(c, Reg.EDI, amask, delta);
+        }
+    }
+
+    private struct LodsOp : IStringOp
+    {
+        public static bool Compares => false;
+        public static bool Io => false;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint v = c.Read(d.MemSeg, c.Esi & amask, s);
+            if (c.Faulted) return;
+            c.SetReg(Reg.EAX, s, v);
+            Advance(c, Reg.ESI, amask, delta);
+        }
+    }
+
+    private struct StosOp : IStringOp
+    {
+        public static bool Compares => false;
+        public static bool Io => false;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            c.Write(Seg.ES, c.Edi & amask, s, c.GetReg(Reg.EAX, s));
+            if (c.Faulted) return;
+            Advance(c, Reg.EDI, amask, delta);
+        }
+    }
+
+    private struct InsOp : IStringOp
+    {
+        public static bool Compares => false;
+        public static bool Io => true;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint di = c.Edi & amask;
+            // Probe first: reading a port can have side effects, so it happens only if the store will succeed.
+            if (!c.ProbeWrite(Seg.ES, di, s)) return;
+            uint v = c.Host.PortIn(c, (ushort)c.Edx, s);
+            c.Write(Seg.ES, di, s, v);
+            if (c.Faulted) return;
+            Advance(c, Reg.EDI, amask, delta);
+        }
+    }
+
+    private struct OutsOp : IStringOp
+    {
+        public static bool Compares => false;
+        public static bool Io => true;
+        public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
+        {
+            int s = d.Size;
+            uint v = c.Read(d.MemSeg, c.Esi & amask, s);
+            if (c.Faulted) return;
+            c.Host.PortOut(c, (ushort)c.Edx, s, v);
+            Advance(c, Reg.ESI, amask, delta);
+        }
+    }
+}
