@@ -37,8 +37,8 @@ public sealed class CaseBuilder
     {
         Rng = rng;
         for (int i = 0; i < 8; i++) Regs[i] = Value(4);
-        Regs[Reg.ESP] = DiffCase.StackTop;
-        _fixed[Reg.ESP] = true;
+        Regs[Engine.Cpu.Reg.ESP] = DiffCase.StackTop;
+        _fixed[Engine.Cpu.Reg.ESP] = true;
         Eflags = (uint)rng.Next() & DiffCase.ComparedFlags;
         _fillSeed = (uint)rng.Next() | 1;
     }
@@ -266,7 +266,7 @@ public sealed class CaseBuilder
                 Jcc(cc, skip);
                 Emit(Instruction.Create(Code.Mov_rm8_imm8, mem, 0x5A));
                 Asm.Label(ref skip);
-                Emit(Code.Nop);
+                Emit(Code.Nopd);
                 break;
             }
             default:

@@ -167,7 +167,7 @@ public static class DiffHarness
 
     public static string Disassemble(byte[] code)
     {
-        var dec = Decoder.Create(32, code, DiffCase.CodeBase);
+        var dec = Iced.Intel.Decoder.Create(32, code, DiffCase.CodeBase);
         var fmt = new IntelFormatter();
         var output = new StringOutput();
         var sb = new StringBuilder();

@@ -238,7 +238,7 @@ public static partial class Gen
                 b.Jcc(b.Rng.Next(16), skip);
                 b.Emit(Instruction.Create(Code.Mov_rm32_imm32, new MemoryOperand(Register.None, (long)(DiffCase.DataBase + SinkOffset), 4), 0x11223344));
                 b.Asm.Label(ref skip);
-                b.Emit(Code.Nop);
+                b.Emit(Code.Nopd);
                 break;
             }
             case 2: // loop / loope / loopne (ECX or CX), guarded by jecxz / jcxz
@@ -256,7 +256,7 @@ public static partial class Gen
                 string kind = b.Pick("Loop", "Loope", "Loopne");
                 b.Emit(Instruction.CreateBranch(Op(kind, cx ? "rel8_32_CX" : "rel8_32_ECX"), top.Id));
                 b.Asm.Label(ref end);
-                b.Emit(Code.Nop);
+                b.Emit(Code.Nopd);
                 b.FlagsWritten(Fl.Arith, 0);
                 break;
             }
@@ -274,7 +274,7 @@ public static partial class Gen
                 if (args > 0 && b.Chance(70)) b.Emit(Instruction.Create(Code.Retnd_imm16, 4 * args));
                 else b.Emit(Code.Retnd);
                 b.Asm.Label(ref end);
-                b.Emit(Code.Nop);
+                b.Emit(Code.Nopd);
                 break;
             }
             default: // indirect jmp/call through a register or memory, laid out by hand so targets are known

@@ -33,23 +33,20 @@ public static partial class Gen
         if (compares)
         {
             // Make the two strings (or the string and AL/AX/EAX) agree for a while, then maybe differ.
-            var bytes = new byte[span * 2];
-            b.Rng.NextBytes(bytes);
-            int lo = down ? span : 0;
-            var src = bytes.AsSpan(0, span * 2).ToArray();
+            var src = new byte[span * 2];
+            b.Rng.NextBytes(src);
             var dst = (byte[])src.Clone();
             int eqUnits = b.Rng.Next(0, count + 2);
             for (int u = 0; u < 16; u++)
             {
-                int pos = down ? span - size - u * size : u * size; // relative to the string start
-                bool diff = u >= eqUnits ? b.Chance(60) : false;
+                int pos = span + (down ? -u * size : u * size); // unit u of the string, relative to off - span
+                bool diff = u >= eqUnits && b.Chance(60);
                 if (kind == "scas")
-                    for (int i = 0; i < size; i++) dst[lo + pos + i] = diff ? (byte)(b.Regs[0] >> (8 * i) ^ 0x5A) : (byte)(b.Regs[0] >> (8 * i));
-                else if (diff) dst[lo + pos] ^= (byte)b.Rng.Next(1, 256);
+                    for (int i = 0; i < size; i++) dst[pos + i] = (byte)((b.Regs[0] >> (8 * i)) ^ (diff ? 0x5Au : 0u));
+                else if (diff) dst[pos] ^= (byte)b.Rng.Next(1, 256);
             }
-            int start = down ? span : 0;
-            b.PokeBytes(srcOff - start - (down ? 0 : 0) < 0 ? 0 : srcOff - (down ? span : 0), src.AsSpan(0, span * 2 - (down ? 0 : span)).ToArray());
-            b.PokeBytes(dstOff - (down ? span : 0), dst.AsSpan(0, span * 2 - (down ? 0 : span)).ToArray());
+            if (kind == "cmps") b.PokeBytes(srcOff - span, src);
+            b.PokeBytes(dstOff - span, dst);
         }
         Instruction insn = (kind, size) switch
         {
@@ -213,7 +210,7 @@ public static partial class Gen
         int off = b.Rng.Next(0, 0xE00);
         b.Regs[Reg.EBX] = DiffCase.DataBase + (uint)off;
         b.SetReg(0, 4, b.Value(4));
-        b.Emit(Instruction.CreateXlatb(32));
+        b.Asm.db([0xD7]); // xlatb
     }
 
     public static void Bound(CaseBuilder b)
@@ -230,7 +227,7 @@ public static partial class Gen
             ? (uint)b.Rng.NextInt64((int)(lo << sh) >> sh, ((long)((int)(hi << sh) >> sh)) + 1)
             : b.Value(size);
         b.SetReg(r, size, v);
-        b.Emit(Instruction.Create(size == 4 ? Code.Bound_r32_m32_32 : Code.Bound_r16_m16_16, R(r, size), m));
+        b.Emit(Instruction.Create(size == 4 ? Code.Bound_r32_m3232 : Code.Bound_r16_m1616, R(r, size), m));
     }
 
     /// <summary>cpuid: the results are the host's (emulator: the host model's), so only the rest of the state is compared.</summary>

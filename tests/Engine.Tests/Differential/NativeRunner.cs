@@ -100,9 +100,9 @@ public static class NativeRunner
 
     private static void Write(Stream s, DiffCase c)
     {
-        Span<byte> b = stackalloc byte[4];
-        void U32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(b, v); s.Write(b[..4]); }
-        void U16(int v) { BinaryPrimitives.WriteUInt16LittleEndian(b, (ushort)v); s.Write(b[..2]); }
+        var b = new byte[4];
+        void U32(uint v) { BinaryPrimitives.WriteUInt32LittleEndian(b, v); s.Write(b, 0, 4); }
+        void U16(int v) { BinaryPrimitives.WriteUInt16LittleEndian(b, (ushort)v); s.Write(b, 0, 2); }
         U32(MagicCase);
         U32((uint)c.Id);
         foreach (uint r in c.Regs) U32(r);
