@@ -354,7 +354,7 @@ public static partial class Gen
     {
         int r = b.Reg();
         int pad = b.Rng.Next(0, 4);
-        int storeLen = 10; // mov byte [disp32], imm8
+        int storeLen = 7; // mov byte [disp32], imm8: C6 05 disp32 imm8
         int target = storeLen + pad + 1 + b.Rng.Next(0, 4); // a byte of the imm32 of "mov r, imm32"
         var code = new List<byte> { 0xC6, 0x05 };
         code.AddRange(BitConverter.GetBytes(DiffCase.CodeBase + (uint)target));
