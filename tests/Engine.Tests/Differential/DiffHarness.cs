@@ -15,10 +15,15 @@ public sealed class FamilyResult
     public int Cases, Passed, Mismatches, NotImplemented, Exceptions;
     public readonly List<string> Failures = new();
     public readonly SortedSet<string> UnsupportedSeen = new();
+    /// <summary>Cases that ended in an exception on the host, by vector (trapno).</summary>
+    public readonly SortedDictionary<int, int> ExceptionVectors = new();
+    /// <summary>One example per exception vector, for the log.</summary>
+    public readonly SortedDictionary<int, string> ExceptionExamples = new();
 
     public string Summary =>
         $"{Family,-12} seed {Seed,-11} cases {Cases,6}  passed {Passed,6}  mismatches {Mismatches,5}  " +
-        $"not implemented {NotImplemented,5}  (ended in an exception: {Exceptions})";
+        $"not implemented {NotImplemented,5}  (ended in an exception: {Exceptions}" +
+        (ExceptionVectors.Count == 0 ? ")" : ": " + string.Join(", ", ExceptionVectors.Select(kv => $"#{kv.Key}x{kv.Value}")) + ")");
 }
 
 /// <summary>
@@ -79,7 +84,12 @@ public static class DiffHarness
         {
             DiffCase c = cases[i];
             Outcome e = cached.Run(c), p = plain.Run(c), n = native[i];
-            if (n.End == EndKind.Exception) res.Exceptions++;
+            if (n.End == EndKind.Exception)
+            {
+                res.Exceptions++;
+                res.ExceptionVectors[n.Vector] = res.ExceptionVectors.GetValueOrDefault(n.Vector) + 1;
+                if (!res.ExceptionExamples.ContainsKey(n.Vector)) res.ExceptionExamples[n.Vector] = Disassemble(c.Code);
+            }
             string? modes = CompareModes(e, p);
             if (modes != null) { Fail(res, c, n, e, "block cache and plain interpreter differ: " + modes); continue; }
             if (e.End == EndKind.Unsupported)

@@ -20,6 +20,7 @@ public class DifferentialTests(ITestOutputHelper output)
         FamilyResult r = DiffHarness.Run(f);
         output.WriteLine(r.Summary);
         foreach (string u in r.UnsupportedSeen.Take(5)) output.WriteLine("  not implemented: " + u);
+        foreach (var (vector, example) in r.ExceptionExamples) output.WriteLine($"  example ending in vector {vector}:\n{example}");
         if (r.Mismatches > 0)
         {
             string detail = string.Join("\n", r.Failures);

@@ -64,6 +64,7 @@ public static partial class Gen
             }
             default: // accumulator, immediate (short forms)
             {
+                if (b.IsFixed(0)) goto case 3; // EAX already has a fixed role (an address, AH for sahf...)
                 b.Fix(0);
                 uint v = b.Value(size);
                 b.SetReg(0, size, v);
@@ -300,7 +301,7 @@ public static partial class Gen
                     code.Add((byte)(0xB8 + r));
                     code.AddRange(BitConverter.GetBytes(target));
                     code.AddRange([0xFF, (byte)((kind == 1 ? 0xD0 : 0xE0) + r)]);
-                    if (kind == 1) code.AddRange([0xEB, 0x01]); // after the call returns, skip the int3 and the ret
+                    if (kind == 1) code.AddRange([0xEB, 0x02]); // after the call returns, skip the int3 and the ret
                     code.Add(0xCC);
                     if (kind == 1) code.Add(0xC3); else code.Add(0x90);
                 }
