@@ -68,41 +68,49 @@ public static class DiffHarness
     public static FamilyResult Run(Family f, int count, int seed)
     {
         var rng = new Random(seed);
-        var cases = new List<DiffCase>(count);
-        for (int i = 0; i < count; i++)
-        {
-            var b = new CaseBuilder(rng);
-            f.Generate(b);
-            cases.Add(b.Build(f.Name, i));
-        }
-        Outcome[] native = NativeRunner.Run(cases);
         var cached = new EmulatorRunner(blockCache: true);
         var plain = new EmulatorRunner(blockCache: false);
         bool pending = Array.IndexOf(PendingFamilies, f.Name) >= 0;
         var res = new FamilyResult { Family = f.Name, Seed = seed, Cases = count };
-        for (int i = 0; i < count; i++)
+        // Chunks bound memory (each native outcome carries the 8 KiB data area) for large sweeps.
+        for (int first = 0; first < count; first += ChunkSize)
         {
-            DiffCase c = cases[i];
-            Outcome e = cached.Run(c), p = plain.Run(c), n = native[i];
-            if (n.End == EndKind.Exception)
+            int n = Math.Min(ChunkSize, count - first);
+            var cases = new List<DiffCase>(n);
+            for (int i = 0; i < n; i++)
             {
-                res.Exceptions++;
-                res.ExceptionVectors[n.Vector] = res.ExceptionVectors.GetValueOrDefault(n.Vector) + 1;
-                if (!res.ExceptionExamples.ContainsKey(n.Vector)) res.ExceptionExamples[n.Vector] = Disassemble(c.Code);
+                var b = new CaseBuilder(rng);
+                f.Generate(b);
+                cases.Add(b.Build(f.Name, first + i));
             }
-            string? modes = CompareModes(e, p);
-            if (modes != null) { Fail(res, c, n, e, "block cache and plain interpreter differ: " + modes); continue; }
-            if (e.End == EndKind.Unsupported)
-            {
-                if (pending) { res.NotImplemented++; res.UnsupportedSeen.Add(e.Message ?? ""); continue; }
-                Fail(res, c, n, e, "unsupported instruction in a strict family: " + e.Message);
-                continue;
-            }
-            string? diff = CompareNative(c, n, e);
-            if (diff != null) { Fail(res, c, n, e, diff); continue; }
-            res.Passed++;
+            Outcome[] native = NativeRunner.Run(cases);
+            for (int i = 0; i < n; i++) Check(res, cases[i], native[i], cached, plain, pending);
         }
         return res;
+    }
+
+    private const int ChunkSize = 4000;
+
+    private static void Check(FamilyResult res, DiffCase c, Outcome n, EmulatorRunner cached, EmulatorRunner plain, bool pending)
+    {
+        Outcome e = cached.Run(c), p = plain.Run(c);
+        if (n.End == EndKind.Exception)
+        {
+            res.Exceptions++;
+            res.ExceptionVectors[n.Vector] = res.ExceptionVectors.GetValueOrDefault(n.Vector) + 1;
+            if (!res.ExceptionExamples.ContainsKey(n.Vector)) res.ExceptionExamples[n.Vector] = Disassemble(c.Code);
+        }
+        string? modes = CompareModes(e, p);
+        if (modes != null) { Fail(res, c, n, e, "block cache and plain interpreter differ: " + modes); return; }
+        if (e.End == EndKind.Unsupported)
+        {
+            if (pending) { res.NotImplemented++; res.UnsupportedSeen.Add(e.Message ?? ""); return; }
+            Fail(res, c, n, e, "unsupported instruction in a strict family: " + e.Message);
+            return;
+        }
+        string? diff = CompareNative(c, n, e);
+        if (diff != null) { Fail(res, c, n, e, diff); return; }
+        res.Passed++;
     }
 
     private static void Fail(FamilyResult res, DiffCase c, Outcome n, Outcome e, string why)
