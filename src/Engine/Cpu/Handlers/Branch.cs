@@ -39,8 +39,13 @@ internal static unsafe class Branch
     private static bool IsFar(in Instruction insn) =>
         insn.Op0Kind == OpKind.Memory && insn.MemorySize is MemorySize.SegPtr16 or MemorySize.SegPtr32;
 
-    /// <summary>loop uses CX or ECX per the address size (SDM vol. 2 LOOP).</summary>
-    private static byte CounterSize(in Instruction insn) => insn.Op1Kind == OpKind.Register && insn.Op1Register == Register.CX ? (byte)2 : (byte)4;
+    /// <summary>loop uses CX or ECX per the address size (SDM vol. 2 LOOP); Iced encodes the counter in the code, not as an operand.</summary>
+    private static byte CounterSize(in Instruction insn) => insn.Code switch
+    {
+        Code.Loop_rel8_16_CX or Code.Loop_rel8_32_CX or Code.Loope_rel8_16_CX or Code.Loope_rel8_32_CX
+            or Code.Loopne_rel8_16_CX or Code.Loopne_rel8_32_CX => 2,
+        _ => 4,
+    };
 
     /// <summary>Maps Iced's condition to the x86 cc nibble.</summary>
     private static int ConditionOf(ConditionCode c) => c switch
