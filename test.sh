@@ -4,11 +4,10 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
+# gcc builds the guests and the native differential-test runner (both freestanding: no 32-bit libc needed).
 need_install=()
 command -v make >/dev/null || need_install+=(make)
-if ! printf 'int main(void){return 0;}' | gcc -m32 -x c - -o /tmp/rv-m32check >/dev/null 2>&1; then
-  need_install+=(gcc-multilib)
-fi
+command -v gcc >/dev/null || need_install+=(gcc)
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "installing: ${need_install[*]}" >&2
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null

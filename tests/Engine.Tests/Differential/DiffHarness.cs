@@ -37,11 +37,7 @@ public static class DiffHarness
     /// counted as "not implemented" instead of failing. Every other family is strict. The merger
     /// of the family branches empties this array (then every unsupported instruction fails).
     /// </summary>
-    public static readonly string[] PendingFamilies =
-    [
-        "muldiv", "bcd", "shift", "bitops", "string", "atomic", "enterleave", "pushapopa", "pushfpopf",
-        "lahfsahf", "convert", "xlat", "bound", "cpuid", "rdtsc", "int3",
-    ];
+    public static readonly string[] PendingFamilies = [];
 
     /// <summary>Default base seed; REPLAYVISOR_DIFF_SEED overrides it.</summary>
     public const int DefaultSeed = 0x5EED_2024;

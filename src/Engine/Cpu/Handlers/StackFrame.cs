@@ -37,11 +37,10 @@ internal static unsafe class StackFrame
         uint mask = StackMask(c);
         uint sp = c.StackPointer;
         uint bp = c.Ebp & mask;
-        Span<uint> frames = stackalloc uint[32];
         for (int i = 1; i < level; i++)
         {
             bp = (bp - (uint)os) & mask;
-            frames[i] = c.Read(Seg.SS, bp, os);
+            c.Read(Seg.SS, bp, os);
             if (c.Faulted) return;
         }
         int pushes = level == 0 ? 1 : level + 1;
@@ -52,7 +51,14 @@ internal static unsafe class StackFrame
         // Like hardware, enter checks that the final stack pointer is writable.
         if (!c.ProbeWrite(Seg.SS, finalSp, os)) return;
         c.Write(Seg.SS, frameTemp, os, c.Ebp);
-        for (int i = 1; i < level; i++) c.Write(Seg.SS, (sp - (uint)((i + 1) * os)) & mask, os, frames[i]);
+        // Hardware interleaves each frame-pointer read with its push, so a read may see an
+        // earlier push when the areas overlap; the first pass only proved the reads cannot fault.
+        bp = c.Ebp & mask;
+        for (int i = 1; i < level; i++)
+        {
+            bp = (bp - (uint)os) & mask;
+            c.Write(Seg.SS, (sp - (uint)((i + 1) * os)) & mask, os, c.Read(Seg.SS, bp, os));
+        }
         if (level > 0) c.Write(Seg.SS, (sp - (uint)(pushes * os)) & mask, os, frameTemp);
         if (c.Faulted) return;
         c.SetReg(Reg.EBP, os, frameTemp);
