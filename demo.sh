@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The main job: builds everything on a fresh machine, records a guest kernel's run into a trace,
+# replays the trace bit-exactly, and shows what the trace holds.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+command -v gcc >/dev/null && command -v make >/dev/null || {
+  echo "installing gcc and make" >&2
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc make >/dev/null
+}
+
+make -s -C guests
+dotnet build src/Cli -c Release -nologo -v q >/dev/null
+rv() { dotnet src/Cli/bin/Release/net10.0/replayvisor.dll "$@"; }
+
+guest=${1:-guests/build/sched-pae.elf}
+mkdir -p traces
+echo "== record $guest (virtual clock) =="
+rv record "$guest" -o traces/demo.rvt --stats
+echo
+echo "== replay traces/demo.rvt =="
+rv replay traces/demo.rvt
+echo
+echo "== info traces/demo.rvt =="
+rv info traces/demo.rvt
