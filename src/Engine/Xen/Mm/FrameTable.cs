@@ -9,8 +9,11 @@ internal interface IPageTypeHooks
     /// <summary>Releases the refs a table's entries took (free_page_type), when its type count returns to 0.</summary>
     void Devalidate(uint mfn, PageType type, bool xenPrivate);
 
-    /// <summary>A frame stops being "writable": stale writable TLB entries for it must go (Xen's tlbflush_timestamp check).</summary>
-    void WritableTypeDropped();
+    /// <summary>
+    /// A frame changes type at type count 0: stale TLB entries derived from its old use must go
+    /// (Xen flushes on every type change, filtered by its tlbflush_timestamp; we always flush).
+    /// </summary>
+    void TypeChanged(PageType from, PageType to);
 }
 
 /// <summary>
@@ -87,7 +90,8 @@ public sealed class FrameTable
         {
             if (f.Type != type || f.XenPrivate != xenPrivate)
             {
-                if (f.Type == PageType.Writable) _hooks?.WritableTypeDropped();
+                if (f.Type != PageType.None) _hooks?.TypeChanged(f.Type, type);
+                f = ref _frames[mfn];
                 f.Type = type;
                 f.XenPrivate = xenPrivate;
                 f.Validated = type == PageType.Writable;

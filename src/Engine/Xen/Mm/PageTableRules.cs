@@ -128,6 +128,8 @@ internal sealed class PageTableRules : IPageTypeHooks
 
     public void Devalidate(uint mfn, PageType type, bool xenPrivate)
     {
+        // free_page_type: flush before any further use of a mapping that went through this table.
+        _ctx.FlushTlb();
         switch (type)
         {
             case PageType.L1:
@@ -145,7 +147,7 @@ internal sealed class PageTableRules : IPageTypeHooks
         }
     }
 
-    public void WritableTypeDropped() => _ctx.FlushTlb();
+    public void TypeChanged(PageType from, PageType to) => _ctx.FlushTlb();
 
     private bool AllocL1(uint mfn)
     {

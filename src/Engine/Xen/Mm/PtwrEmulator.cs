@@ -72,10 +72,10 @@ internal sealed class PtwrEmulator
             case Mnemonic.Cmpxchg:
             {
                 ulong acc = ReadReg(Accumulator(size)) & mask;
-                _cpu.SetCc(CcOp.Sub, size, (uint)(acc - cur), (uint)acc, (uint)cur);
                 if (acc != cur)
                 {
                     // Compare failed: the accumulator receives the current value, memory is untouched.
+                    _cpu.SetCc(CcOp.Sub, size, (uint)(acc - cur), (uint)acc, (uint)cur);
                     WriteReg(Accumulator(size), cur);
                     return Retire(insn);
                 }
@@ -123,6 +123,7 @@ internal sealed class PtwrEmulator
         switch (m)
         {
             case Mnemonic.Xchg: WriteReg(insn.Op1Register, cur); break;
+            case Mnemonic.Cmpxchg: _cpu.SetCc(CcOp.Sub, size, 0, (uint)cur, (uint)cur); break; // equal: ZF=1
             case Mnemonic.Cmpxchg8b: _cpu.SetArith(Fl.ZF, Fl.ZF); break;
             case Mnemonic.Bts or Mnemonic.Btr or Mnemonic.Btc:
                 _cpu.SetArith(Fl.CF, ((cur >> bit) & 1) != 0 ? Fl.CF : 0);
