@@ -8,7 +8,8 @@ namespace Replayvisor.Engine.Xen.Mm;
 /// ptwr_emulated_update): decodes the faulting ring-1 instruction at CS:EIP and performs its
 /// store into the read-only mapped L1 after validating the new PTE like mmu_update. Accepted:
 /// naturally aligned stores inside the faulting page by mov, xchg, cmpxchg, cmpxchg8b (PAE),
-/// bts/btr/btc and and/or/xor; a store narrower than a PTE is merged with the rest of the entry.
+/// bts/btr/btc and add/sub/and/or/xor (Xen's x86_emulate takes any memory-writing instruction;
+/// others here bounce); a store narrower than a PTE is merged with the rest of the entry.
 /// An invalid upper-half 4-byte PAE store (not a cmpxchg) is accepted with P cleared.
 /// </summary>
 internal sealed class PtwrEmulator
@@ -101,6 +102,8 @@ internal sealed class PtwrEmulator
             case Mnemonic.And: newVal = cur & Source(insn) & mask; break;
             case Mnemonic.Or: newVal = (cur | Source(insn)) & mask; break;
             case Mnemonic.Xor: newVal = (cur ^ Source(insn)) & mask; break;
+            case Mnemonic.Add: newVal = (cur + Source(insn)) & mask; break;
+            case Mnemonic.Sub: newVal = (cur - Source(insn)) & mask; break;
             default: return false;
         }
 
@@ -131,6 +134,8 @@ internal sealed class PtwrEmulator
             case Mnemonic.And or Mnemonic.Or or Mnemonic.Xor:
                 _cpu.SetCc(CcOp.Logic, size, (uint)newVal, 0, 0);
                 break;
+            case Mnemonic.Add: _cpu.SetCc(CcOp.Add, size, (uint)newVal, (uint)cur, (uint)(Source(insn) & mask)); break;
+            case Mnemonic.Sub: _cpu.SetCc(CcOp.Sub, size, (uint)newVal, (uint)cur, (uint)(Source(insn) & mask)); break;
         }
         return Retire(insn);
     }

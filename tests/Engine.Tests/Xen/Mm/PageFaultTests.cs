@@ -100,8 +100,9 @@ public class PageFaultTests
         Assert.False(f.Mm.HandlePageFault(e.Cr2, PfErr.P, 1).Handled);                     // a read
         e = RunFaulting(f, a => a.mov(__dword_ptr[ebx + 1], eax));                        // misaligned
         Assert.False(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);
-        e = RunFaulting(f, a => a.add(__dword_ptr[ebx], eax));                            // not an accepted instruction
+        e = Place(f, alias, a => a.fistp(__dword_ptr[ebx]));                              // not an emulated instruction
         Assert.False(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);
+        f.Cpu.Eip = f.SpareVa(5);
         e = RunFaulting(f, a => a.mov(__dword_ptr[ebx], eax));
         Assert.Equal(0, f.Mm.VmAssistOp(Vmasst.CmdDisable, Vmasst.WritablePagetables));
         Assert.False(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);                // vm_assist off
@@ -149,6 +150,17 @@ public class PageFaultTests
         Assert.True(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);
         Assert.Equal((uint)pte, f.Cpu.Edx);
         Assert.Equal(pae ? cur & ~0xFFFFFFFFul : 0ul, f.L1Of(va).Entry);
+        Assert.Equal(0, f.Mm.Frames.TypeCount(f.FreeMfn(0)));
+        // Read-modify-write forms: lock bts sets P back (CF = old bit 0), lock btr clears RW.
+        f.Domain.Memory.Write32(f.L1eMaddr(va), (uint)f.Entry(f.FreeMfn(0), RW | A));
+        e = Place(f, alias, a => a.@lock.bts(__dword_ptr[ebx], 0));
+        Assert.True(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);
+        Assert.False(f.Cpu.CF);
+        Assert.Equal(1, f.Mm.Frames.TypeCount(f.FreeMfn(0)));
+        e = Place(f, alias, a => a.@lock.btr(__dword_ptr[ebx], 1));
+        Assert.True(f.Mm.HandlePageFault(e.Cr2, e.ErrorCode, 1).Handled);
+        Assert.True(f.Cpu.CF);
+        Assert.Equal((uint)f.Entry(f.FreeMfn(0), P | A), (uint)f.L1Of(va).Entry);
         Assert.Equal(0, f.Mm.Frames.TypeCount(f.FreeMfn(0)));
     }
 
