@@ -40,7 +40,7 @@ internal sealed class PageTableRules : IPageTypeHooks
         if ((e & _fmt.L1Disallow) != 0) return false;
         ulong mfn = _fmt.Mfn(e);
         if (!_ft.IsValid(mfn))
-            return _ctx.Privileged && who == FrameOwner.Domain; // I/O memory past RAM: initial domain only
+            return _ctx.Privileged && who is FrameOwner.Domain or FrameOwner.Io; // I/O memory past RAM: initial domain only (DOMID_IO reverts to the caller)
         return (e & Pte.RW) != 0 ? _ft.GetPageAndType(mfn, who, PageType.Writable) : _ft.GetPage(mfn, who);
     }
 

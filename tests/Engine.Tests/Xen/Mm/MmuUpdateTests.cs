@@ -100,8 +100,23 @@ public class MmuUpdateTests
         Assert.Equal((0L, 0u), f.Mmu(DomId.Io));
         // With DOMID_IO as the foreign domain a RAM frame cannot be mapped.
         Assert.Equal((Einval, 0u), f.Mmu(DomId.Io, (f.L1eMaddr(f.SpareVa(0)), f.Entry(f.FreeMfn(0), P | A))));
+        // The initial domain may map I/O memory (past RAM) through DOMID_IO, without refs.
+        var dom0 = new MmFixture(pae, privileged: true);
+        Assert.Equal((0L, 1u), dom0.Mmu(DomId.Io, (dom0.L1eMaddr(dom0.SpareVa(0)), dom0.Entry(dom0.Domain.Frames.TotalFrames + 1, P | RW | A))));
         // A null done pointer is allowed.
         Assert.Equal(0, f.Mm.MmuUpdate(new(f.Args, 0, 0, Self, 0, 0)));
+    }
+
+    [Theory, InlineData(false), InlineData(true)]
+    public void PreemptedCountResumesTheDoneCounter(bool pae)
+    {
+        var f = new MmFixture(pae);
+        Assert.True(f.Guest.TryWrite64(f.Args, f.L1eMaddr(f.SpareVa(0))));
+        Assert.True(f.Guest.TryWrite64(f.Args + 8, f.Entry(f.FreeMfn(0), P | A)));
+        Assert.True(f.Guest.TryWrite32(f.DonePtr, 5));
+        Assert.Equal(0, f.Mm.MmuUpdate(new(f.Args, 1 | MmuCmd.UpdatePreempted, f.DonePtr, Self, 0, 0)));
+        Assert.True(f.Guest.TryRead32(f.DonePtr, out uint done));
+        Assert.Equal(6u, done);
     }
 
     [Theory, InlineData(false), InlineData(true)]
