@@ -66,7 +66,7 @@ public sealed class FrameTable
     }
 
     /// <summary>get_page: a general ref, only for the frame's owner.</summary>
-    public bool GetPage(ulong mfn, FrameOwner who)
+    internal bool GetPage(ulong mfn, FrameOwner who)
     {
         if (!IsValid(mfn) || who is FrameOwner.Nobody or FrameOwner.Xen) return false;
         ref Frame f = ref _frames[mfn];
@@ -75,14 +75,14 @@ public sealed class FrameTable
         return true;
     }
 
-    public void PutPage(uint mfn)
+    internal void PutPage(uint mfn)
     {
         ref Frame f = ref _frames[mfn];
         if (f.RefCount > 0) f.RefCount--;
     }
 
     /// <summary>get_page_type: takes a type ref, changing the type at count 0 and validating on 0→1.</summary>
-    public bool GetType(uint mfn, PageType type, bool xenPrivate = false)
+    internal bool GetType(uint mfn, PageType type, bool xenPrivate = false)
     {
         if (!IsValid(mfn) || type == PageType.None) return false;
         ref Frame f = ref _frames[mfn];
@@ -117,7 +117,7 @@ public sealed class FrameTable
     }
 
     /// <summary>put_page_type: drops a type ref; a page table whose count reaches 0 is devalidated.</summary>
-    public void PutType(uint mfn)
+    internal void PutType(uint mfn)
     {
         ref Frame f = ref _frames[mfn];
         if (f.TypeCount == 0) return;
@@ -129,7 +129,7 @@ public sealed class FrameTable
         }
     }
 
-    public bool GetPageAndType(ulong mfn, FrameOwner who, PageType type, bool xenPrivate = false)
+    internal bool GetPageAndType(ulong mfn, FrameOwner who, PageType type, bool xenPrivate = false)
     {
         if (!GetPage(mfn, who)) return false;
         if (GetType((uint)mfn, type, xenPrivate)) return true;
@@ -137,7 +137,7 @@ public sealed class FrameTable
         return false;
     }
 
-    public void PutPageAndType(uint mfn)
+    internal void PutPageAndType(uint mfn)
     {
         PutType(mfn);
         PutPage(mfn);
