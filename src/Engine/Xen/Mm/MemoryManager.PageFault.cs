@@ -14,8 +14,10 @@ public sealed partial class MemoryManager
     /// </summary>
     public PageFaultOutcome HandlePageFault(uint cr2, uint errorCode, int cpl)
     {
+        // Any CPL: descriptor-table reads are implicit supervisor accesses, and no guest segment
+        // reaches the per-domain area (limits are truncated at M2P_END), so only the CPU gets here.
         uint ldtArea = _xen.LdtVa;
-        if (cr2 >= ldtArea && cr2 - ldtArea < HypervisorArea.LdtPages * 0x1000u && (errorCode & PfErr.U) == 0)
+        if (cr2 >= ldtArea && cr2 - ldtArea < HypervisorArea.LdtPages * 0x1000u)
         {
             uint offset = cr2 - ldtArea;
             return MapLdtShadowPage((int)(offset >> 12))
