@@ -1,0 +1,174 @@
+namespace Replayvisor.Engine.Xen.Mm;
+
+/// <summary>Callbacks the frame table needs from the rest of the MMU model.</summary>
+internal interface IPageTypeHooks
+{
+    /// <summary>Validates a frame whose type count went 0→1 (alloc_page_type); false = refused.</summary>
+    bool Validate(uint mfn, PageType type, bool xenPrivate);
+
+    /// <summary>Releases the refs a table's entries took (free_page_type), when its type count returns to 0.</summary>
+    void Devalidate(uint mfn, PageType type, bool xenPrivate);
+
+    /// <summary>
+    /// A frame changes type at type count 0: stale TLB entries derived from its old use must go
+    /// (Xen flushes on every type change, filtered by its tlbflush_timestamp; we always flush).
+    /// </summary>
+    void TypeChanged(PageType from, PageType to);
+}
+
+/// <summary>
+/// The page type system of xen-abi.md §10.1 in one place (Xen's page_info: count_info, type_info,
+/// owner). Every MMU path takes and drops refs through here:
+/// <list type="bullet">
+/// <item>general refcount: every use (PTE mapping, CR3, GDT/LDT use, pin); granted only to the frame's owner;</item>
+/// <item>type + type count: a frame has one type while the count is non-zero; the type may change only at count 0;</item>
+/// <item>validation on the 0→1 type transition of a table/descriptor type, devalidation (page tables only) on →0;</item>
+/// <item>pinned: one extra type ref held until unpin; "Xen-private" marks the PAE L2 under L3 slot 3.</item>
+/// </list>
+/// As in Xen, GDT/LDT pages stay validated at type count 0 (only page tables are devalidated).
+/// </summary>
+public sealed class FrameTable
+{
+    private struct Frame
+    {
+        public int RefCount;
+        public int TypeCount;
+        public PageType Type;
+        public FrameOwner Owner;
+        public bool Validated, Pinned, XenPrivate;
+    }
+
+    private readonly Frame[] _frames;
+    private IPageTypeHooks? _hooks;
+
+    internal FrameTable(uint frameCount) => _frames = new Frame[frameCount];
+
+    internal IPageTypeHooks Hooks { set => _hooks = value; }
+
+    public uint Count => (uint)_frames.Length;
+    public bool IsValid(ulong mfn) => mfn < (ulong)_frames.Length;
+
+    public FrameOwner OwnerOf(uint mfn) => IsValid(mfn) ? _frames[mfn].Owner : FrameOwner.Nobody;
+    public int RefCount(uint mfn) => IsValid(mfn) ? _frames[mfn].RefCount : 0;
+    public PageType TypeOf(uint mfn) => IsValid(mfn) ? _frames[mfn].Type : PageType.None;
+    public int TypeCount(uint mfn) => IsValid(mfn) ? _frames[mfn].TypeCount : 0;
+    public bool IsValidated(uint mfn) => IsValid(mfn) && _frames[mfn].Validated;
+    public bool IsPinned(uint mfn) => IsValid(mfn) && _frames[mfn].Pinned;
+    public bool IsXenPrivate(uint mfn) => IsValid(mfn) && _frames[mfn].XenPrivate;
+
+    /// <summary>Assigns a frame to an owner with its allocation reference (Xen's PGC_allocated), so it never drops to 0.</summary>
+    internal void Assign(uint mfn, FrameOwner owner)
+    {
+        ref Frame f = ref _frames[mfn];
+        f = default;
+        f.Owner = owner;
+        f.RefCount = 1;
+    }
+
+    /// <summary>get_page: a general ref, only for the frame's owner.</summary>
+    internal bool GetPage(ulong mfn, FrameOwner who)
+    {
+        if (!IsValid(mfn) || who is FrameOwner.Nobody or FrameOwner.Xen) return false;
+        ref Frame f = ref _frames[mfn];
+        if (f.Owner != who || f.RefCount == int.MaxValue) return false;
+        f.RefCount++;
+        return true;
+    }
+
+    internal void PutPage(uint mfn)
+    {
+        ref Frame f = ref _frames[mfn];
+        if (f.RefCount > 0) f.RefCount--;
+    }
+
+    /// <summary>get_page_type: takes a type ref, changing the type at count 0 and validating on 0→1.</summary>
+    internal bool GetType(uint mfn, PageType type, bool xenPrivate = false)
+    {
+        if (!IsValid(mfn) || type == PageType.None) return false;
+        ref Frame f = ref _frames[mfn];
+        if (f.TypeCount == 0)
+        {
+            if (f.Type != type || f.XenPrivate != xenPrivate)
+            {
+                if (f.Type != PageType.None) _hooks?.TypeChanged(f.Type, type);
+                f = ref _frames[mfn];
+                f.Type = type;
+                f.XenPrivate = xenPrivate;
+                f.Validated = type == PageType.Writable;
+            }
+        }
+        else if (f.Type != type || f.XenPrivate != xenPrivate || !f.Validated || f.TypeCount == int.MaxValue)
+            return false; // type conflict (or a recursive use of a table still being validated)
+        f.TypeCount++;
+        if (f.Validated) return true;
+        bool ok = _hooks?.Validate(mfn, type, xenPrivate) ?? false;
+        f = ref _frames[mfn];
+        if (!ok)
+        {
+            // Xen: "no one else can get a reference. We hold the only ref." → type_info = 0.
+            f.TypeCount = 0;
+            f.Type = PageType.None;
+            f.XenPrivate = false;
+            f.Validated = false;
+            return false;
+        }
+        f.Validated = true;
+        return true;
+    }
+
+    /// <summary>put_page_type: drops a type ref; a page table whose count reaches 0 is devalidated.</summary>
+    internal void PutType(uint mfn)
+    {
+        ref Frame f = ref _frames[mfn];
+        if (f.TypeCount == 0) return;
+        if (--f.TypeCount == 0 && f.Validated && IsTableType(f.Type))
+        {
+            f.Validated = false;
+            f.Pinned = false;
+            _hooks?.Devalidate(mfn, f.Type, f.XenPrivate);
+        }
+    }
+
+    internal bool GetPageAndType(ulong mfn, FrameOwner who, PageType type, bool xenPrivate = false)
+    {
+        if (!GetPage(mfn, who)) return false;
+        if (GetType((uint)mfn, type, xenPrivate)) return true;
+        PutPage((uint)mfn);
+        return false;
+    }
+
+    internal void PutPageAndType(uint mfn)
+    {
+        PutType(mfn);
+        PutPage(mfn);
+    }
+
+    /// <summary>get_linear_pagetable: one more type ref on an already validated table of exactly this level.</summary>
+    internal bool GetLinearRef(uint mfn, PageType level)
+    {
+        ref Frame f = ref _frames[mfn];
+        if (f.Type != level || !f.Validated || f.TypeCount == 0 || f.TypeCount == int.MaxValue) return false;
+        f.TypeCount++;
+        return true;
+    }
+
+    /// <summary>Sets the pinned bit; false if it was already set.</summary>
+    internal bool TrySetPinned(uint mfn)
+    {
+        ref Frame f = ref _frames[mfn];
+        if (f.Pinned) return false;
+        f.Pinned = true;
+        return true;
+    }
+
+    /// <summary>Clears the pinned bit; false if it was not set.</summary>
+    internal bool TryClearPinned(uint mfn)
+    {
+        ref Frame f = ref _frames[mfn];
+        if (!f.Pinned) return false;
+        f.Pinned = false;
+        return true;
+    }
+
+    public static bool IsTableType(PageType t) => t is PageType.L1 or PageType.L2 or PageType.L3 or PageType.L4;
+}
