@@ -17,7 +17,7 @@ internal sealed class XenTestGuest
     public const uint VirtBase = 0xC0000000;
     public const uint Entry = 0xC0100000;       // main code (chunks at Entry + n*0x100)
     public const uint DataPage = 0xC0102000;    // initialised data (Data[])
-    public const uint HypercallPage = 0xC0103000;
+    public const uint HcPage = 0xC0103000;
     public const uint Scratch = 0xC0104000;     // zeroed, 4 pages
     public const uint UserCode = 0xC0108000;    // a code page tests may make user-accessible
     public const uint UserStack = 0xC0109000;   // a zeroed page tests may make user-accessible
@@ -31,7 +31,7 @@ internal sealed class XenTestGuest
     public XenTestGuest Code(uint at, Action<Assembler> build) { _chunks[at] = build; return this; }
     public XenTestGuest Main(Action<Assembler> build) => Code(Entry, build);
 
-    public static void Hcall(Assembler a, int nr) => a.call(HypercallPage + (ulong)nr * 32);
+    public static void Hcall(Assembler a, int nr) => a.call(HcPage + (ulong)nr * 32);
 
     /// <summary>sched_op_compat(shutdown, reason) via the hypercall page (uses no data segment).</summary>
     public static void Shutdown(Assembler a, uint reason = 0)
@@ -54,7 +54,7 @@ internal sealed class XenTestGuest
         elf.Loads.Add((0x100000, Entry, text, Pages * 4096));
         elf.Note(XenNoteType.GuestOs, "linux").Note(XenNoteType.GuestVersion, "2.6")
             .Note(XenNoteType.XenVersion, "xen-3.0").Note(XenNoteType.VirtBase, VirtBase)
-            .Note(XenNoteType.Entry, Entry).Note(XenNoteType.HypercallPage, HypercallPage)
+            .Note(XenNoteType.Entry, Entry).Note(XenNoteType.HypercallPage, HcPage)
             .Note(XenNoteType.PaeMode, pae ? "yes" : "no").Note(XenNoteType.Loader, "generic");
         return elf.Build();
     }
@@ -214,15 +214,15 @@ internal sealed class XenTestGuest
         Hcall(a, 4);
     }
 
-    /// <summary>Copies [esp + i*4] for i &lt; count to Scratch + slot*4 onward (uses eax), then shuts down.</summary>
+    /// <summary>Copies (through SS: DS may be null after a ring change or failsafe) [esp + i*4] for i &lt; count to Scratch + slot*4 onward (uses eax), then shuts down.</summary>
     public static void DumpStackAndStop(Assembler a, int count, uint slot = 0, uint reason = 0)
     {
         for (int i = 0; i < count; i++)
         {
             a.mov(AssemblerRegisters.eax, AssemblerRegisters.__dword_ptr[AssemblerRegisters.esp + i * 4]);
-            a.mov(AssemblerRegisters.__dword_ptr[Scratch + (slot + (uint)i) * 4], AssemblerRegisters.eax);
+            a.mov(AssemblerRegisters.__dword_ptr.ss[Scratch + (slot + (uint)i) * 4], AssemblerRegisters.eax);
         }
-        a.mov(AssemblerRegisters.__dword_ptr[Scratch + 0x100], AssemblerRegisters.esp);
+        a.mov(AssemblerRegisters.__dword_ptr.ss[Scratch + 0x100], AssemblerRegisters.esp);
         Shutdown(a, reason);
     }
 }
