@@ -80,9 +80,12 @@ public sealed class XenMachine
     public void PushConsoleInput(ReadOnlySpan<byte> bytes)
     {
         Hypervisor.PushConsoleInput(bytes);
-        if (Hypervisor.Vcpu.Blocked) return;
+        // A sleeping vcpu that this woke is scheduled in by the next Run; a running one gets the upcall now.
+        if (_sleeping || Hypervisor.Vcpu.Blocked) return;
         Hypervisor.DeliverPendingEvents();
     }
+
+    private bool _sleeping;
 
     /// <summary>Runs at most <paramref name="maxInstructions"/> more instructions.</summary>
     public MachineExit Run(ulong maxInstructions)
@@ -95,6 +98,7 @@ public sealed class XenMachine
             if (hv.IsStopped) return ShutdownExit();
             if (v.Blocked)
             {
+                _sleeping = true;
                 ulong wake = hv.NextWakeDeadlineNs();
                 if (wake == 0)
                 {
@@ -111,7 +115,13 @@ public sealed class XenMachine
                     }
                     hv.RunTimers();
                 }
-                if (!v.Blocked) hv.Wake();
+                continue;
+            }
+            if (_sleeping)
+            {
+                // Runnable again (timer, event or input): Xen's schedule-in refreshes time, then the return path runs.
+                _sleeping = false;
+                hv.Wake();
                 continue;
             }
             if (Cpu.Icount >= limit) return new MachineExit(MachineExitKind.InstructionLimit, $"stopped after the instruction limit", Cpu.Icount);

@@ -80,7 +80,8 @@ public sealed partial class Hypervisor
             case Vectors.PF:
             {
                 var outcome = Mm.HandlePageFault(e.Cr2, e.ErrorCode, GuestCpl);
-                if (outcome.Handled) return;
+                // Fixed by Xen (ptwr emulation may have advanced EIP, lazy LDT mapping restarts it): take the CPU's context again.
+                if (outcome.Handled) { Capture(); return; }
                 PropagatePageFault(outcome.Cr2, e.ErrorCode);
                 return;
             }

@@ -1,8 +1,5 @@
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>How a delivery entered the guest (xen-abi.md §8).</summary>
-public enum DeliveryKind : byte { Exception, SoftwareInterrupt, Upcall, Failsafe, Nmi }
-
 /// <summary>
 /// Everything a recorder (or a debugger) may want to see the Xen model do. Every callback runs
 /// synchronously at the instruction count given; observers must not change machine state.

@@ -322,6 +322,28 @@ public class DeliveryTests
         Assert.Equal(MachineExitKind.Idle, Run(m).Kind);
     }
 
+    [Fact]
+    public void ConsoleInputWakesABlockedGuest()
+    {
+        var g = new XenTestGuest();
+        g.Main(a =>
+        {
+            SetCallbacks(a, H1, H2);
+            a.mov(esp, KernelStackTop);
+            a.mov(ebx, 1); Hcall(a, 29);
+            a.ud2();
+        });
+        g.Code(H1, a => DumpStackAndStop(a, 3));
+        var m = g.Machine();
+        Assert.Equal(MachineExitKind.Idle, Run(m).Kind);
+        ulong before = m.Hypervisor.SharedInfo.TimeVersion(0);
+        m.PushConsoleInput("k"u8);
+        Assert.Equal(MachineExitKind.PoweredOff, Run(m).Kind);
+        Assert.Equal(HcPage + 29 * 32 + 7, Read32(m, Scratch));
+        Assert.True(m.Hypervisor.SharedInfo.TimeVersion(0) > before); // schedule-in refreshed the time
+        Assert.Equal((uint)'k', Read32(m, m.Domain.Virtual.Console) & 0xFF);
+    }
+
     private sealed class Obs(List<string>? failsafes = null, List<uint[]>? upcalls = null) : IXenObserver
     {
         public void OnFailsafe(ulong icount, uint eip, string cause) => failsafes?.Add(cause);
