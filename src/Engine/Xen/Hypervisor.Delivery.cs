@@ -24,6 +24,8 @@ public sealed partial class Hypervisor
         Capture();
         if (e.Kind == EventKind.SoftwareInterrupt) SoftwareInterrupt(e.Vector, e.InstructionEip);
         else Exception(e);
+        // Xen runs pending softirqs (timers) on every exit, so a deadline already past fires on this return.
+        if (!IsStopped && !Vcpu.Blocked) RunTimers();
         ReturnToGuest();
     }
 

@@ -323,6 +323,26 @@ public class DeliveryTests
     }
 
     [Fact]
+    public void PastTimerFiresOnTheSameHypercallReturn()
+    {
+        var g = new XenTestGuest();
+        g.Main(a =>
+        {
+            SetCallbacks(a, H1, H2);
+            a.mov(esp, KernelStackTop);
+            a.mov(ebx, 1); a.mov(ecx, DataPage); Hcall(a, 32);   // bind VIRQ_TIMER (Data = {0, 0})
+            a.mov(__byte_ptr[SharedInfoVa + 1], 0);
+            a.mov(ebx, 1); a.mov(ecx, 0); Hcall(a, 15);          // set_timer_op(1 ns): already past
+            a.ud2();
+        });
+        g.Code(H1, a => DumpStackAndStop(a, 1));
+        var m = g.Machine();
+        MapSharedInfo(m);
+        Assert.Equal(MachineExitKind.PoweredOff, Run(m).Kind);
+        Assert.Equal(HcPage + 15 * 32 + 7, Read32(m, Scratch));
+    }
+
+    [Fact]
     public void ConsoleInputWakesABlockedGuest()
     {
         var g = new XenTestGuest();
