@@ -17,7 +17,7 @@ public sealed class PitChannel2
     private ushort Count(ulong nowNs)
     {
         if ((_port61 & 1) == 0) return _reload;
-        ulong ticks = (nowNs - _startNs) * PitHz / 1_000_000_000;
+        ulong ticks = (ulong)((UInt128)(nowNs - _startNs) * PitHz / 1_000_000_000);
         return ticks >= _reload ? (ushort)0 : (ushort)(_reload - ticks);
     }
 
