@@ -13,6 +13,8 @@ public enum BufferAccess : byte { Read, Write, ReadWrite }
 /// A guest buffer a hypercall touches: the pointer is argument <see cref="Arg"/> (0-based), elements of
 /// <see cref="ElementSize"/> bytes; <see cref="CountArg"/> names the argument holding the element count,
 /// or is <see cref="One"/> (one element) or <see cref="Varies"/> (per sub-command / list terminator).
+/// <see cref="Arg"/> = -1 means the guest's ESP (HYPERVISOR_iret's frame). The exact bytes written
+/// by each call are also captured at run time (<see cref="GuestMemory.WriteLog"/>) for the trace.
 /// </summary>
 public readonly record struct GuestBuffer(int Arg, BufferAccess Access, int ElementSize, int CountArg, string Type)
 {
