@@ -13,11 +13,16 @@ public static class HostTimePolicy
     /// <summary>Shortest stretch, so a late deadline does not degenerate into single-stepping.</summary>
     public const ulong MinSlice = 1_000;
 
-    /// <summary>The instruction count at which to read the clock again while waiting for systemNs.</summary>
-    public static ulong IcountAt(ulong icount, ulong lastReadNs, ulong systemNs)
+    /// <summary>
+    /// The instruction count at which to read the clock again while waiting for systemNs. It is a
+    /// function of the last logged read (its value and instruction count) only, never of where the
+    /// machine happens to stop, so extra stops (input polling, checkpoints) cannot move it.
+    /// </summary>
+    public static ulong IcountAt(ulong icount, ulong lastReadIcount, ulong lastReadNs, ulong systemNs)
     {
         if (systemNs <= lastReadNs) return icount;
         ulong wait = systemNs - lastReadNs; // about one instruction per nanosecond
-        return icount + Math.Clamp(wait, MinSlice, MaxSlice);
+        ulong at = lastReadIcount + Math.Clamp(wait, MinSlice, MaxSlice);
+        return Math.Max(at, icount);
     }
 }

@@ -21,6 +21,12 @@ public sealed class GuestMemory
 
     private bool InGuestRange(uint va, int len) => len >= 0 && (ulong)va + (ulong)len <= _hypervisorVirtStart;
 
+    /// <summary>When set, every successful <see cref="TryWrite"/> is recorded (the hypercall trace's guest writes).</summary>
+    public List<GuestWriteRecord>? WriteLog { get; set; }
+
+    /// <summary>The highest guest address + 1 that hypercalls may touch (HYPERVISOR_VIRT_START).</summary>
+    public uint Limit => _hypervisorVirtStart;
+
     public bool TryRead(uint va, Span<byte> into)
     {
         if (!InGuestRange(va, into.Length)) return false;
@@ -53,6 +59,7 @@ public sealed class GuestMemory
             _cpu.Memory.WriteBytes(pa, data.Slice(i, n));
             i += n;
         }
+        WriteLog?.Add(new GuestWriteRecord(va, data.ToArray()));
         return true;
     }
 

@@ -1,0 +1,114 @@
+namespace Replayvisor.Engine.Xen.Hypercalls;
+
+/// <summary>
+/// Traps, callbacks, kernel stack, FPU and debug registers (xen/arch/x86/traps.c,
+/// x86_32/traps.c; xen-abi.md §8.1, §8.4, §8.5, §12).
+/// </summary>
+internal static class TrapHypercalls
+{
+    /// <summary>fixup_guest_code_selector / fixup_guest_stack_selector: RPL 0 becomes 1.</summary>
+    internal static ushort FixupSelector(uint sel) => (ushort)((sel & 3) == 0 ? (sel | 1) & 0xFFFF : sel & 0xFFFF);
+
+    public static long SetTrapTable(Hypervisor hv, in HypercallArgs a)
+    {
+        var traps = hv.Vcpu.Traps;
+        if (a.A1 == 0)
+        {
+            Array.Clear(traps);
+            return 0;
+        }
+        Span<byte> e = stackalloc byte[8];
+        for (uint p = a.A1; ; p += 8)
+        {
+            if (!hv.Guest.TryRead(p, e)) return -Errno.EFAULT;
+            uint address = BitConverter.ToUInt32(e[4..]);
+            if (address == 0) return 0;
+            byte vector = e[0];
+            traps[vector] = new TrapInfo { Flags = e[1], Cs = FixupSelector(BitConverter.ToUInt16(e[2..])), Address = address };
+        }
+    }
+
+    public static long StackSwitch(Hypervisor hv, in HypercallArgs a)
+    {
+        ushort ss = FixupSelector(a.A1);
+        hv.Vcpu.KernelSs = ss;
+        hv.Vcpu.KernelSp = a.A2;
+        hv.Mm.SetKernelStack(ss, a.A2);
+        return 0;
+    }
+
+    public static long SetCallbacks(Hypervisor hv, in HypercallArgs a)
+    {
+        var v = hv.Vcpu;
+        v.Event = new Callback { Cs = FixupSelector(a.A1), Eip = a.A2 };
+        v.Failsafe = new Callback { Cs = FixupSelector(a.A3), Eip = a.A4 };
+        v.FailsafeMasksEvents = false;
+        return 0;
+    }
+
+    public static long FpuTaskswitch(Hypervisor hv, in HypercallArgs a)
+    {
+        hv.Vcpu.VirtualTs = a.A1 != 0;
+        hv.SyncVirtualTs();
+        return 0;
+    }
+
+    public static long SetDebugreg(Hypervisor hv, in HypercallArgs a) => hv.SetDebugReg((int)a.A1, a.A2);
+
+    public static long GetDebugreg(Hypervisor hv, in HypercallArgs a) =>
+        a.A1 > 7 ? -Errno.EINVAL : hv.Vcpu.DebugRegs[a.A1];
+
+    public static long Iret(Hypervisor hv, in HypercallArgs a) => hv.DoIret();
+
+    /// <summary>XENNMI_register_callback (0) / unregister (1). No NMI source exists for a domU, so none is ever raised.</summary>
+    public static long NmiOp(Hypervisor hv, in HypercallArgs a)
+    {
+        switch (a.A1)
+        {
+            case 0:
+                if (!hv.Guest.TryRead32(a.A2, out uint handler)) return -Errno.EFAULT;
+                hv.Vcpu.NmiCallbackEip = handler;
+                return 0;
+            case 1:
+                hv.Vcpu.NmiCallbackEip = 0;
+                return 0;
+            default:
+                return -Errno.ENOSYS;
+        }
+    }
+
+    public static long CallbackOp(Hypervisor hv, in HypercallArgs a)
+    {
+        var v = hv.Vcpu;
+        switch (a.A1)
+        {
+            case 0: // CALLBACKOP_register
+            {
+                Span<byte> r = stackalloc byte[12];
+                if (!hv.Guest.TryRead(a.A2, r)) return -Errno.EFAULT;
+                ushort type = BitConverter.ToUInt16(r), flags = BitConverter.ToUInt16(r[2..]);
+                var cb = new Callback { Cs = FixupSelector(BitConverter.ToUInt32(r[4..])), Eip = BitConverter.ToUInt32(r[8..]) };
+                switch (type)
+                {
+                    case 0: v.Event = cb; return 0;
+                    case 1: v.Failsafe = cb; v.FailsafeMasksEvents = (flags & 1) != 0; return 0;
+                    case 4: v.NmiCallbackEip = cb.Eip; return 0;
+                    default: return -Errno.ENOSYS; // syscall is x86_64-only; sysenter needs a ring-0 kernel
+                }
+            }
+            case 1: // CALLBACKOP_unregister
+            {
+                Span<byte> r = stackalloc byte[4];
+                if (!hv.Guest.TryRead(a.A2, r)) return -Errno.EFAULT;
+                switch (BitConverter.ToUInt16(r))
+                {
+                    case 0: case 1: return -Errno.EINVAL;
+                    case 4: v.NmiCallbackEip = 0; return 0;
+                    default: return -Errno.ENOSYS;
+                }
+            }
+            default:
+                return -Errno.ENOSYS;
+        }
+    }
+}

@@ -1,0 +1,146 @@
+using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Xen.Hypercalls;
+using Replayvisor.Engine.Xen.Mm;
+
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>
+/// The software model of Xen 3.1 for one 32-bit PV domain with one vcpu. As the CPU's
+/// <see cref="ICpuHost"/> it receives every exception and software interrupt and decides, as Xen
+/// does, between a hypercall (int 0x82), Xen-internal fixups (page faults, privileged-instruction
+/// emulation, forced-emulation cpuid, lazy FPU) and a bounce into the guest's handlers. Every
+/// path ends in <see cref="ReturnToGuest"/>, the model of entry.S test_all_events +
+/// restore_all_guest (event upcalls, segment reloads, the final iret, the failsafe callback).
+/// </summary>
+public sealed partial class Hypervisor : ICpuHost
+{
+    public const uint XenVersion = 0x00030001;
+
+    private readonly HypercallTable _table;
+
+    public Hypervisor(X86Cpu cpu, BuiltDomain domain, MemoryManager mm, GuestMemory guest, IGuestClock clock,
+        HypervisorOptions? options = null, ISegmentLoader? segmentLoader = null)
+    {
+        Cpu = cpu;
+        Domain = domain;
+        Mm = mm;
+        Guest = guest;
+        Clock = clock;
+        Options = options ?? new HypervisorOptions();
+        Layout = domain.Layout;
+        Privileged = domain.InitialDomain;
+        Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
+        SegmentLoader = segmentLoader ?? new SimpleSegmentLoader(cpu, domain.Layout);
+        SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
+        Vcpus = [new VcpuState { Id = 0 }];
+        Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
+        Console = new ConsoleBackend(this);
+        _table = HypercallTable.Instance;
+
+        var v0 = domain.Vcpu0;
+        Vcpu.KernelSs = v0.KernelSs;
+        Vcpu.KernelSp = v0.KernelSp;
+        Vcpu.PeriodNs = Options.PeriodicTimerNs;
+        if (!domain.InitialDomain)
+        {
+            Events.ConnectToBackend(BuiltDomain.StoreEvtchn, ConsoleBackend.BackendStorePort);
+            Events.ConnectToBackend(BuiltDomain.ConsoleEvtchn, ConsoleBackend.BackendConsolePort);
+        }
+    }
+
+    public X86Cpu Cpu { get; }
+    public BuiltDomain Domain { get; }
+    public XenLayout Layout { get; }
+    public MemoryManager Mm { get; }
+    public GuestMemory Guest { get; }
+    public IGuestClock Clock { get; }
+    public HypervisorOptions Options { get; }
+    public ISegmentLoader SegmentLoader { get; set; }
+    public SharedInfoPage SharedInfo { get; }
+    public VcpuState[] Vcpus { get; }
+    public VcpuState Vcpu => Vcpus[0];
+    public EventChannels Events { get; }
+    public ConsoleBackend Console { get; }
+    public bool Privileged { get; }
+    public ushort Domid { get; }
+    public HypervisorStats Stats { get; } = new();
+
+    /// <summary>Observes hypercalls, deliveries, console traffic and shutdown; null by default.</summary>
+    public IXenObserver? Observer { get; set; }
+
+    /// <summary>Where guest console output goes (console_io writes and the PV console ring).</summary>
+    public IConsoleSink? ConsoleSink { get; set; }
+
+    /// <summary>Why the domain stopped, or <see cref="ShutdownKind.None"/> while it runs.</summary>
+    public ShutdownKind Shutdown { get; private set; } = ShutdownKind.None;
+    public string ShutdownDetail { get; private set; } = "";
+    public bool IsStopped => Shutdown != ShutdownKind.None;
+
+    /// <summary>Current Xen system time.</summary>
+    public ulong NowNs => Clock.SystemTimeNs(Cpu.Icount);
+
+    /// <summary>Sets up the shared_info time fields (vcpu_time_info, wallclock) as the domain starts.</summary>
+    public void Start()
+    {
+        var (sec, nsec) = Clock.BootWallclock;
+        SharedInfo.WriteWallclock(sec, nsec);
+        SharedInfo.WriteMaxPfn(Domain.NrPages);
+        UpdateVcpuTime();
+        _nextTimeRefreshNs = NowNs + Options.TimeRefreshNs;
+        SyncVirtualTs();
+    }
+
+    /// <summary>The domain stops: a guest shutdown request.</summary>
+    internal void RequestShutdown(uint reason)
+    {
+        var kind = reason switch { 0 => ShutdownKind.PowerOff, 1 => ShutdownKind.Reboot, 2 => ShutdownKind.Suspend, 3 => ShutdownKind.Crash, _ => ShutdownKind.Watchdog };
+        StopDomain(kind, reason <= 4 ? $"guest requested shutdown ({kind})" : $"guest requested shutdown with unknown reason {reason}");
+    }
+
+    /// <summary>domain_crash_synchronous: the model kills the domain (never the emulator).</summary>
+    public void CrashDomain(string why) => StopDomain(ShutdownKind.DomainCrash, why);
+
+    private void StopDomain(ShutdownKind kind, string detail)
+    {
+        if (IsStopped) return;
+        Shutdown = kind;
+        ShutdownDetail = detail;
+        Cpu.RequestStop();
+        Observer?.OnShutdown(Cpu.Icount, kind, detail);
+    }
+
+    /// <summary>Console output from the guest (console_io write or the PV ring).</summary>
+    internal void EmitConsole(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return;
+        ConsoleSink?.Write(bytes);
+        Observer?.OnConsoleOutput(Cpu.Icount, bytes);
+    }
+
+    /// <summary>Input bytes for the guest: the PV console ring (domU) or the console_io read queue (dom0).</summary>
+    public void PushConsoleInput(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.IsEmpty) return;
+        Observer?.OnConsoleInput(Cpu.Icount, bytes);
+        Console.PushInput(bytes);
+    }
+
+    private void OnBackendNotified(uint port) => Console.OnGuestNotify(port);
+
+    // ---- ICpuHost inputs ----
+
+    public void Halt(X86Cpu cpu) => cpu.RequestStop(); // hlt at CPL 0 never happens to a PV guest
+
+    public ulong ReadTsc(X86Cpu cpu) => Clock.Tsc(cpu.Icount);
+
+    public void Cpuid(X86Cpu cpu, uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx) =>
+        CpuidTable.Query(leaf, subleaf, Privileged, out eax, out ebx, out ecx, out edx);
+
+    // At CPL 0 only (never for a PV guest): Xen answers I/O and MSRs through emulation after #GP(0).
+    public uint PortIn(X86Cpu cpu, ushort port, int size) => IoPortRead(port, size);
+    public void PortOut(X86Cpu cpu, ushort port, int size, uint value) => IoPortWrite(port, size, value);
+    public bool ReadMsr(X86Cpu cpu, uint msr, out ulong value) => TryReadMsr(msr, out value);
+    public bool WriteMsr(X86Cpu cpu, uint msr, ulong value) { WriteMsrEmulated(msr, value); return true; }
+}

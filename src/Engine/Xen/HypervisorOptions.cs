@@ -1,0 +1,41 @@
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>Knobs of the Xen model that are part of a run's definition (recorded in the trace header).</summary>
+public sealed record HypervisorOptions
+{
+    /// <summary>This domain's id; 0 for the initial domain, else 1 by default.</summary>
+    public ushort? DomainId { get; init; }
+
+    /// <summary>Default periodic VIRQ_TIMER period (xen-abi.md §9: 100 Hz).</summary>
+    public ulong PeriodicTimerNs { get; init; } = 10_000_000;
+
+    /// <summary>How often vcpu_time_info is refreshed while the vcpu runs (Xen: about once a second).</summary>
+    public ulong TimeRefreshNs { get; init; } = 1_000_000_000;
+}
+
+/// <summary>Counters for the machine's statistics.</summary>
+public sealed class HypervisorStats
+{
+    public readonly long[] HypercallsByNumber = new long[64];
+    public long UnknownHypercalls;
+    public readonly long[] ExceptionsByVector = new long[256];
+    public long Upcalls;
+    public long Failsafes;
+
+    /// <summary>Hypercall counts keyed by name (only the ones used).</summary>
+    public IReadOnlyDictionary<string, long> HypercallsByName()
+    {
+        var d = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        for (int i = 0; i < 64; i++)
+            if (HypercallsByNumber[i] != 0) d[Hypercalls.HypercallTable.NameOf(i)] = HypercallsByNumber[i];
+        if (UnknownHypercalls != 0) d["unknown"] = UnknownHypercalls;
+        return d;
+    }
+
+    public IReadOnlyDictionary<int, long> ExceptionsByVectorMap()
+    {
+        var d = new SortedDictionary<int, long>();
+        for (int i = 0; i < 256; i++) if (ExceptionsByVector[i] != 0) d[i] = ExceptionsByVector[i];
+        return d;
+    }
+}

@@ -1,0 +1,40 @@
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>
+/// Everything a recorder (or a debugger) may want to see the Xen model do. Every callback runs
+/// synchronously at the instruction count given; observers must not change machine state.
+/// All members have empty default implementations so an observer overrides only what it needs.
+/// </summary>
+public interface IXenObserver
+{
+    /// <summary>A hypercall completed (for multicall: after all entries). <paramref name="entries"/> is empty except for multicall.</summary>
+    void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
+        IReadOnlyList<GuestWriteRecord> writes) { }
+
+    /// <summary>An event-channel upcall was injected; <paramref name="ports"/> are pending and unmasked at that moment.</summary>
+    void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) { }
+
+    /// <summary>An exception or software interrupt was bounced to the guest handler.</summary>
+    void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) { }
+
+    /// <summary>The failsafe callback was entered (a segment reload or the final iret faulted).</summary>
+    void OnFailsafe(ulong icount, uint eip, string cause) { }
+
+    /// <summary>Guest console output (console_io write or the PV console ring).</summary>
+    void OnConsoleOutput(ulong icount, ReadOnlySpan<byte> bytes) { }
+
+    /// <summary>Console input bytes placed where the guest reads them.</summary>
+    void OnConsoleInput(ulong icount, ReadOnlySpan<byte> bytes) { }
+
+    /// <summary>The domain stopped: a guest shutdown request or a crash by the model.</summary>
+    void OnShutdown(ulong icount, ShutdownKind kind, string detail) { }
+}
+
+/// <summary>One multicall entry's op and result.</summary>
+public readonly record struct MulticallResult(int Op, long Result);
+
+/// <summary>Bytes a hypercall wrote into guest memory at a guest virtual address.</summary>
+public sealed record GuestWriteRecord(uint Address, byte[] Bytes);
+
+/// <summary>Why the domain stopped (SHUTDOWN_* reasons, plus a crash by the model).</summary>
+public enum ShutdownKind : byte { None = 255, PowerOff = 0, Reboot = 1, Suspend = 2, Crash = 3, Watchdog = 4, DomainCrash = 100 }

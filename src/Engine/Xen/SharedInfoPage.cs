@@ -1,0 +1,88 @@
+using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Memory;
+
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>
+/// Xen's view of the domain's shared_info machine frame (xen-abi.md §4.2, §4.3), written through
+/// physical memory (the guest maps the same frame wherever it likes).
+/// </summary>
+public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)
+{
+    private readonly ulong _base = (ulong)mfn << 12;
+
+    public uint Mfn => mfn;
+
+    private ulong Vcpu(int v) => _base + (ulong)(v * SharedInfo.VcpuInfoSize);
+
+    public byte UpcallPending(int v) => memory.Read8(Vcpu(v) + SharedInfo.VcpuUpcallPending);
+    public void SetUpcallPending(int v, byte value) => memory.Write8(Vcpu(v) + SharedInfo.VcpuUpcallPending, value);
+    public byte UpcallMask(int v) => memory.Read8(Vcpu(v) + SharedInfo.VcpuUpcallMask);
+    public void SetUpcallMask(int v, byte value) => memory.Write8(Vcpu(v) + SharedInfo.VcpuUpcallMask, value);
+    public uint PendingSel(int v) => memory.Read32(Vcpu(v) + SharedInfo.VcpuPendingSel);
+    public void SetPendingSel(int v, uint value) => memory.Write32(Vcpu(v) + SharedInfo.VcpuPendingSel, value);
+    public void SetCr2(int v, uint cr2) => memory.Write32(Vcpu(v) + SharedInfo.VcpuCr2, cr2);
+    public uint Cr2(int v) => memory.Read32(Vcpu(v) + SharedInfo.VcpuCr2);
+
+    public bool TestPending(uint port) => TestBit(SharedInfo.EvtchnPending, port);
+    public bool TestMasked(uint port) => TestBit(SharedInfo.EvtchnMask, port);
+    /// <summary>Sets the pending bit; returns its old value (test_and_set_bit).</summary>
+    public bool TestAndSetPending(uint port) => TestAndChange(SharedInfo.EvtchnPending, port, true);
+    public bool TestAndClearMask(uint port) => TestAndChange(SharedInfo.EvtchnMask, port, false);
+    public void ClearPending(uint port) => TestAndChange(SharedInfo.EvtchnPending, port, false);
+    public uint PendingWord(int w) => memory.Read32(_base + SharedInfo.EvtchnPending + (ulong)(w * 4));
+    public uint MaskWord(int w) => memory.Read32(_base + SharedInfo.EvtchnMask + (ulong)(w * 4));
+
+    /// <summary>Sets bit <paramref name="bit"/> of evtchn_pending_sel; returns its old value.</summary>
+    public bool TestAndSetSel(int v, int bit)
+    {
+        uint sel = PendingSel(v);
+        uint m = 1u << bit;
+        if ((sel & m) != 0) return true;
+        SetPendingSel(v, sel | m);
+        return false;
+    }
+
+    private bool TestBit(int area, uint port) =>
+        (memory.Read32(_base + (ulong)area + (port >> 5) * 4) & (1u << (int)(port & 31))) != 0;
+
+    private bool TestAndChange(int area, uint port, bool set)
+    {
+        ulong a = _base + (ulong)area + (port >> 5) * 4;
+        uint w = memory.Read32(a);
+        uint m = 1u << (int)(port & 31);
+        bool old = (w & m) != 0;
+        uint nw = set ? w | m : w & ~m;
+        if (nw != w) memory.Write32(a, nw);
+        return old;
+    }
+
+    /// <summary>
+    /// vcpu_time_info update with the version protocol (§9): version := (version+1)|1, fields, version+1.
+    /// </summary>
+    public void WriteTime(int v, ulong tsc, ulong systemNs, uint mul, sbyte shift)
+    {
+        ulong t = Vcpu(v) + SharedInfo.VcpuTime;
+        uint version = memory.Read32(t);
+        memory.Write32(t, (version + 1) | 1);
+        memory.Write64(t + 0x08, tsc);
+        memory.Write64(t + 0x10, systemNs);
+        memory.Write32(t + 0x18, mul);
+        memory.Write8(t + 0x1C, (byte)shift);
+        memory.Write32(t, ((version + 1) | 1) + 1);
+    }
+
+    public uint TimeVersion(int v) => memory.Read32(Vcpu(v) + SharedInfo.VcpuTime);
+
+    /// <summary>Wallclock (UTC at system time 0) under wc_version (§9).</summary>
+    public void WriteWallclock(uint sec, uint nsec)
+    {
+        uint version = memory.Read32(_base + SharedInfo.WcVersion);
+        memory.Write32(_base + SharedInfo.WcVersion, (version + 1) | 1);
+        memory.Write32(_base + SharedInfo.WcSec, sec);
+        memory.Write32(_base + SharedInfo.WcNsec, nsec);
+        memory.Write32(_base + SharedInfo.WcVersion, ((version + 1) | 1) + 1);
+    }
+
+    public void WriteMaxPfn(uint maxPfn) => memory.Write32(_base + SharedInfo.ArchMaxPfn, maxPfn);
+}

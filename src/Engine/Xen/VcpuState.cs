@@ -1,0 +1,62 @@
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>One trap_info slot (xen-abi.md §4.4, §8.1): flags bits 0-1 = DPL, bit 2 = mask events.</summary>
+public struct TrapInfo
+{
+    public byte Flags;
+    public ushort Cs;
+    public uint Address;
+    public readonly int Dpl => Flags & 3;
+    public readonly bool MasksEvents => (Flags & 4) != 0;
+}
+
+/// <summary>A callback entry point (set_callbacks / callback_op).</summary>
+public struct Callback
+{
+    public ushort Cs;
+    public uint Eip;
+}
+
+/// <summary>
+/// Xen's per-vcpu state that is not in CPU registers: trap table, callbacks, kernel stack, virtual
+/// TS/IOPL/CR2, debug registers, blocking and timers. Plain data (snapshot/hash friendly).
+/// </summary>
+public sealed class VcpuState
+{
+    public const int NrVirqs = 24;
+
+    public int Id;
+    public readonly TrapInfo[] Traps = new TrapInfo[256];
+    public Callback Event, Failsafe;
+    public uint NmiCallbackEip;
+    /// <summary>CALLBACKF_mask_events on the failsafe callback (VGCF_failsafe_disables_events).</summary>
+    public bool FailsafeMasksEvents;
+    public ushort KernelSs;
+    public uint KernelSp;
+    public bool VirtualTs;
+    /// <summary>Virtual IOPL set by PHYSDEVOP_set_iopl (real EFLAGS.IOPL stays 0).</summary>
+    public int Iopl;
+    public uint IoBitmap, IoBitmapPorts;
+    public readonly uint[] DebugRegs = new uint[8];
+    /// <summary>ctrlreg[2]: the CR2 of the last bounced #PF (or a guest mov to cr2).</summary>
+    public uint Cr2;
+    public bool NmiMasked, NmiPending;
+
+    /// <summary>SCHEDOP_block/poll: not runnable until an event (or the poll timeout).</summary>
+    public bool Blocked;
+    public bool Polling;
+    public readonly uint[] PollPorts = new uint[128];
+    public int PollCount;
+    public ulong PollTimeoutNs;
+
+    /// <summary>The one-shot timer deadline (set_timer_op / VCPUOP_set_singleshot_timer), 0 = none.</summary>
+    public ulong SingleshotNs;
+    /// <summary>Periodic VIRQ_TIMER period (0 = stopped), 100 Hz by default (§9).</summary>
+    public ulong PeriodNs;
+    public ulong PeriodicLastNs;
+    public ulong PeriodicNextNs => PeriodNs == 0 ? 0 : PeriodicLastNs + PeriodNs;
+
+    /// <summary>Port bound to each VIRQ on this vcpu (0 = none).</summary>
+    public readonly uint[] VirqPort = new uint[NrVirqs];
+    public bool Up = true;
+}
