@@ -9,7 +9,7 @@ public static class CliApp
 {
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = Build(stdout);
+        var root = Build(stdout, stderr);
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
@@ -36,13 +36,58 @@ public static class CliApp
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
 
-    private static RootCommand Build(TextWriter stdout)
+    private static RootCommand Build(TextWriter stdout, TextWriter stderr)
     {
         var root = new RootCommand("Replayvisor: record and replay 32-bit x86 Xen PV guests bit-exactly.");
+        root.Subcommands.Add(RunCmd(stderr));
+        root.Subcommands.Add(RecordCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
         return root;
+    }
+
+    private sealed class RunOptions
+    {
+        public readonly Argument<string> Kernel = new("kernel") { Description = "A Xen PV guest kernel (ELF)" };
+        public readonly Option<uint> Memory = new("--memory") { Description = "Guest memory in MiB", DefaultValueFactory = _ => 32 };
+        public readonly Option<string> Cmdline = new("--cmdline") { Description = "Guest command line", DefaultValueFactory = _ => "" };
+        public readonly Option<bool> InitDomain = new("--initdomain") { Description = "Build the initial domain (SIF_INITDOMAIN|SIF_PRIVILEGED)" };
+        public readonly Option<ulong> MaxInstructions = new("--max-instructions") { Description = "Stop after this many instructions (exit code 4)", DefaultValueFactory = _ => ulong.MaxValue };
+        public readonly Option<bool> Stats = new("--stats") { Description = "Print instructions, MIPS, hypercalls and exceptions to stderr" };
+
+        public void AddTo(Command c)
+        {
+            c.Arguments.Add(Kernel);
+            c.Options.Add(Memory); c.Options.Add(Cmdline); c.Options.Add(InitDomain); c.Options.Add(MaxInstructions); c.Options.Add(Stats);
+        }
+
+        public RunArgs Get(ParseResult p) =>
+            new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats));
+    }
+
+    private static Command RunCmd(TextWriter stderr)
+    {
+        var o = new RunOptions();
+        var cmd = new Command("run", "Run a guest kernel; its console goes to stdout");
+        o.AddTo(cmd);
+        cmd.SetAction(p => GuestCommands.Run(o.Get(p), stderr));
+        return cmd;
+    }
+
+    private static Command RecordCmd(TextWriter stderr)
+    {
+        var o = new RunOptions();
+        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true };
+        var clock = new Option<string>("--clock") { Description = "virtual (default) or host", DefaultValueFactory = _ => "virtual" };
+        clock.AcceptOnlyFromAmong("virtual", "host");
+        var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
+        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints", DefaultValueFactory = _ => 1_000_000 };
+        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
+        o.AddTo(cmd);
+        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
+            p.GetValue(chaos), p.GetValue(interval), stderr));
+        return cmd;
     }
 
     private static Argument<string> TraceArg() => new("trace") { Description = "A .rvt trace file" };

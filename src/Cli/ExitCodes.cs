@@ -17,6 +17,7 @@ public static class ExitCodes
     public const int TraceNewer = 11;
     public const int TraceTruncated = 12;
     public const int GuestRebooted = 13;
+    public const int GuestIdle = 14;
     public const int Interrupted = 130;
     public const int IoError = 74;
     public const int Internal = 70;

@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.State;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
 
@@ -30,6 +31,7 @@ public sealed class XenMachine
         Mm = new MemoryManager(Cpu, Domain, Guest) { Privileged = Domain.InitialDomain };
         Hypervisor = new Hypervisor(Cpu, Domain, Mm, Guest, Clock, Options.Hypervisor, Options.SegmentLoader);
         Cpu.Host = Hypervisor;
+        if (Options.SegmentLoader == null) Hypervisor.SegmentLoader = new CpuSegmentLoader(Cpu, Mm);
         Mm.Boot();
         SetInitialRegisters();
         Hypervisor.Start();
@@ -87,34 +89,48 @@ public sealed class XenMachine
 
     private bool _sleeping;
 
-    /// <summary>Runs at most <paramref name="maxInstructions"/> more instructions.</summary>
-    public MachineExit Run(ulong maxInstructions)
+    private ulong _armedDeadline = ulong.MaxValue;
+    private ulong _timerDelay;
+
+    /// <summary>
+    /// Runs at most <paramref name="maxInstructions"/> more instructions. Inputs (console, chaos
+    /// delays, checkpoints) enter only where <paramref name="inputs"/> asks to poll; a poll that
+    /// injects nothing resumes the CPU exactly as if it had not stopped (no timer check, no event
+    /// delivery, no clock read), so recording and replay agree however often each polls.
+    /// </summary>
+    public MachineExit Run(ulong maxInstructions, IRunInputs? inputs = null)
     {
+        inputs ??= NoInputs.Instance;
         var hv = Hypervisor;
         var v = hv.Vcpu;
         ulong limit = ulong.MaxValue - Cpu.Icount < maxInstructions ? ulong.MaxValue : Cpu.Icount + maxInstructions;
+        bool pure = false;
+        ulong timerAt = 0;
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
+            if (inputs.StopRequested) return new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount);
             if (v.Blocked)
             {
                 _sleeping = true;
+                pure = false;
+                if (inputs.Poll(this, blocked: true)) continue;
                 ulong wake = hv.NextWakeDeadlineNs();
                 if (wake == 0)
                 {
                     hv.Console.Poll();
-                    if (v.Blocked) return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer can wake it", Cpu.Icount);
+                    if (!v.Blocked) continue;
+                    if (inputs.WaitForInput(this)) continue;
+                    if (inputs.StopRequested) continue;
+                    return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
                 }
-                else
+                ulong now = hv.NowNs;
+                if (wake > now)
                 {
-                    ulong now = hv.NowNs;
-                    if (wake > now)
-                    {
-                        Clock.Idle(Cpu.Icount, wake);
-                        hv.AccountBlocked(hv.NowNs - now);
-                    }
-                    hv.RunTimers();
+                    Clock.Idle(Cpu.Icount, wake);
+                    hv.AccountBlocked(hv.NowNs - now);
                 }
+                hv.RunTimers();
                 continue;
             }
             if (_sleeping)
@@ -124,16 +140,53 @@ public sealed class XenMachine
                 hv.Wake();
                 continue;
             }
-            if (Cpu.Icount >= limit) return new MachineExit(MachineExitKind.InstructionLimit, $"stopped after the instruction limit", Cpu.Icount);
-            hv.RunTimers();
-            hv.DeliverPendingEvents();
-            if (hv.IsStopped || v.Blocked) continue;
-            ulong stopAt = Math.Min(limit, Clock.IcountAt(Cpu.Icount, hv.NextDeadlineNs()));
-            if (stopAt <= Cpu.Icount) stopAt = Cpu.Icount + 1;
+            if (Cpu.Icount >= limit) return new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount);
+            if (!pure)
+            {
+                hv.RunTimers();
+                hv.DeliverPendingEvents();
+                if (hv.IsStopped || v.Blocked) continue;
+                ulong deadline = hv.NextDeadlineNs();
+                if (deadline != _armedDeadline)
+                {
+                    _armedDeadline = deadline;
+                    _timerDelay = inputs.TimerDelay(Cpu.Icount);
+                }
+                timerAt = Clock.IcountAt(Cpu.Icount, deadline);
+                timerAt = ulong.MaxValue - timerAt < _timerDelay ? ulong.MaxValue : timerAt + _timerDelay;
+                if (timerAt <= Cpu.Icount) timerAt = Cpu.Icount + 1;
+            }
+            pure = false;
+            ulong pollAt = inputs.NextPoll(Cpu.Icount);
+            if (pollAt <= Cpu.Icount)
+            {
+                bool injected = inputs.Poll(this, blocked: false);
+                pure = !injected;
+                if (injected || inputs.StopRequested) continue;
+                pollAt = ulong.MaxValue;
+            }
+            ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             var r = Cpu.Run(stopAt);
             if (r == StopReason.Unsupported)
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
+            if (Cpu.Icount == pollAt && Cpu.Icount < timerAt && !hv.IsStopped)
+                pure = !inputs.Poll(this, blocked: v.Blocked) && r == StopReason.InstructionLimit && !v.Blocked;
         }
+    }
+
+    /// <summary>
+    /// XxHash128 of the machine state in canonical form (DESIGN.md determinism contract 5): CPU,
+    /// machine memory (guest frames, shared_info, page tables, M2P), the virtual clock and the Xen
+    /// model's own state.
+    /// </summary>
+    public byte[] StateHash()
+    {
+        var w = new CanonicalWriter();
+        Cpu.WriteState(w);
+        Domain.Memory.WriteState(w);
+        w.Tag("clock");
+        if (Clock is VirtualClock vc) w.U64(vc.IdleNs);
+        return w.Finish();
     }
 
     private MachineExit ShutdownExit()

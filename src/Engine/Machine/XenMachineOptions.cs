@@ -33,6 +33,8 @@ public enum MachineExitKind
     Unsupported,
     /// <summary>The vcpu is blocked with nothing that can wake it (no timer armed): push input or give up.</summary>
     Idle,
+    /// <summary>The input source asked the run to end (Ctrl-C, SIGTERM, replay target reached).</summary>
+    Stopped,
 }
 
 /// <summary>The result of a run: what happened, a one-line explanation, and the instruction count.</summary>

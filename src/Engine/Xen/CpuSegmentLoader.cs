@@ -1,0 +1,71 @@
+using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Xen.Mm;
+
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>
+/// Xen's return-path selector loads done by the CPU's own descriptor checks (SDM vol. 3 §5.5-5.8),
+/// so a guest sees exactly the faults real hardware would give Xen. A #PF while reading an LDT
+/// descriptor goes to the MemoryManager first (lazy LDT mapping, xen-abi.md §11) and the load is
+/// retried once it is mapped. Nothing is committed to the segment registers, and the CPU's EIP,
+/// CPL and fault state are left as they were.
+/// </summary>
+public sealed class CpuSegmentLoader(X86Cpu cpu, MemoryManager mm) : ISegmentLoader
+{
+    public bool TryLoad(int seg, ushort selector, int cpl, out SegmentCache cache, out CpuEvent fault)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            if (TryOnce(seg, selector, cpl, out cache, out fault)) return true;
+            if (fault.Vector != Vectors.PF || attempt > 0) return false;
+            if (!mm.HandlePageFault(fault.Cr2, fault.ErrorCode, cpl).Handled) return false;
+        }
+    }
+
+    private bool TryOnce(int seg, ushort sel, int cpl, out SegmentCache cache, out CpuEvent fault)
+    {
+        fault = default;
+        uint eip = cpu.Eip, insnEip = cpu.InsnEip;
+        int savedCpl = cpu.Cpl;
+        cpu.Cpl = cpl;
+        bool ok;
+        uint addr = 0;
+        ulong desc = 0;
+        try
+        {
+            if (seg == Seg.CS) ok = CheckCode(sel, cpl, out cache, out addr, out desc);
+            else if (seg == Seg.SS) ok = cpu.CheckStackSegment(sel, cpl, Vectors.GP, 0, out cache, out addr, out desc);
+            else ok = cpu.CheckDataSegment(sel, out cache, out addr, out desc);
+            if (ok && (sel & 0xFFFC) != 0) ok = cpu.MarkAccessed(addr, desc);
+            if (!ok)
+            {
+                fault = cpu.PendingEvent;
+                cpu.ClearFault();
+            }
+        }
+        finally
+        {
+            cpu.Cpl = savedCpl;
+            cpu.Eip = eip;
+            cpu.InsnEip = insnEip;
+        }
+        return ok;
+    }
+
+    /// <summary>The CS checks of a protected-mode iret/far return at privilege cpl (SDM vol. 2 IRET).</summary>
+    private bool CheckCode(ushort sel, int cpl, out SegmentCache cache, out uint addr, out ulong desc)
+    {
+        cache = default;
+        addr = 0;
+        desc = 0;
+        uint err = sel & 0xFFFCu;
+        if (err == 0) { cpu.RaiseGp(0); return false; }
+        if (!cpu.FetchDescriptor(sel, Vectors.GP, 0, out desc, out addr)) return false;
+        int rpl = sel & 3;
+        if (!Desc.IsCode(desc) || rpl < cpl) { cpu.RaiseGp(err); return false; }
+        if (Desc.Conforming(desc) ? Desc.Dpl(desc) > rpl : Desc.Dpl(desc) != rpl) { cpu.RaiseGp(err); return false; }
+        if (!Desc.Present(desc)) { cpu.RaiseFault(Vectors.NP, err); return false; }
+        cache = SegmentCache.FromDescriptor(sel, desc | (1ul << 40));
+        return true;
+    }
+}

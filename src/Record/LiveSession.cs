@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Globalization;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
+
+namespace Replayvisor.Record;
+
+public enum ClockKind { Virtual, Host }
+
+/// <summary>What `run` and `record` are asked to do.</summary>
+public sealed record LiveRequest
+{
+    public required byte[] Kernel { get; init; }
+    public required string ImageName { get; init; }
+    public XenMachineOptions Machine { get; init; } = new();
+    public ulong MaxInstructions { get; init; } = ulong.MaxValue;
+    public ClockKind Clock { get; init; }
+    public int? ChaosSeed { get; init; }
+    public ulong CheckpointInterval { get; init; }
+    /// <summary>Where the trace goes; null for a plain run.</summary>
+    public Stream? Trace { get; init; }
+    public required Stream ConsoleOutput { get; init; }
+    public Stream? Stdin { get; init; }
+    public string EngineBuild { get; init; } = "dev";
+}
+
+public sealed record LiveResult(MachineExit Exit, TimeSpan Elapsed, HypervisorStats Stats, long TraceEvents);
+
+/// <summary>
+/// Runs a guest live: console to the given stream, stdin as console input, and (for `record`)
+/// every input and every hypercall, upcall, exception and checkpoint into a trace. A run ended by
+/// <see cref="Stop"/> still closes the trace properly; a recorder killed outright leaves every
+/// chunk flushed so far readable (the trace is flushed about once a second).
+/// </summary>
+public sealed class LiveSession : IDisposable
+{
+    private readonly LiveRequest _req;
+    private readonly TraceWriter? _writer;
+    private readonly LiveInputs _inputs;
+    private readonly HostClock? _hostClock;
+    private readonly Stopwatch _flushTimer = Stopwatch.StartNew();
+
+    public LiveSession(LiveRequest req)
+    {
+        _req = req;
+        Action<TraceEvent>? log = null;
+        if (req.Trace != null)
+        {
+            var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", HeaderOptions(req));
+            _writer = new TraceWriter(req.Trace, header, req.Kernel, leaveOpen: true);
+            log = _writer.Append;
+        }
+        if (req.Clock == ClockKind.Host) _hostClock = new HostClock(log ?? (_ => { }));
+        Machine = new XenMachine(req.Kernel, req.Machine with { Clock = _hostClock });
+        Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
+        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log);
+        _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, log != null ? req.CheckpointInterval : 0,
+            log == null ? null : (ulong icount) => log(new CheckpointEvent(icount, Machine.StateHash())), _hostClock)
+        {
+            Periodic = _writer == null ? null : FlushNowAndThen,
+        };
+    }
+
+    public XenMachine Machine { get; }
+
+    private void FlushNowAndThen()
+    {
+        if (_flushTimer.ElapsedMilliseconds < 1000) return;
+        _writer!.Flush();
+        _flushTimer.Restart();
+    }
+
+    /// <summary>Ends the run at the next instruction boundary (safe to call from a signal handler).</summary>
+    public void Stop() => _inputs.RequestStop();
+
+    public LiveResult Run()
+    {
+        var sw = Stopwatch.StartNew();
+        MachineExit exit = Machine.Run(_req.MaxInstructions, _inputs);
+        sw.Stop();
+        if (_writer != null)
+        {
+            if (RunOutcome.ClosingEvent(exit) is { } closing) _writer.Append(closing);
+            _writer.Complete(RunOutcome.Summary(exit, Machine.StateHash()));
+        }
+        _req.ConsoleOutput.Flush();
+        return new LiveResult(exit, sw.Elapsed, Machine.Hypervisor.Stats, _writer?.EventCount ?? 0);
+    }
+
+    private static Dictionary<string, string> HeaderOptions(LiveRequest r) => new()
+    {
+        [RunOptionKeys.MemoryMib] = r.Machine.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+        [RunOptionKeys.Cmdline] = r.Machine.CommandLine,
+        [RunOptionKeys.InitDomain] = r.Machine.InitialDomain ? "true" : "false",
+        [RunOptionKeys.Clock] = r.Clock == ClockKind.Host ? "host" : "virtual",
+        [RunOptionKeys.ChaosSeed] = r.ChaosSeed?.ToString(CultureInfo.InvariantCulture) ?? "",
+        [RunOptionKeys.CheckpointInterval] = r.CheckpointInterval.ToString(CultureInfo.InvariantCulture),
+        [RunOptionKeys.MaxInstructions] = r.MaxInstructions.ToString(CultureInfo.InvariantCulture),
+        ["epoch-seconds"] = r.Machine.EpochSeconds.ToString(CultureInfo.InvariantCulture),
+    };
+
+    public void Dispose()
+    {
+        _inputs.Dispose();
+        _writer?.Dispose();
+        _hostClock?.Dispose();
+    }
+}
+
+/// <summary>Guest console output to a stream, flushed at every write so it appears as the guest prints.</summary>
+public sealed class StreamConsoleSink(Stream output) : IConsoleSink
+{
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        output.Write(bytes);
+        output.Flush();
+    }
+}
