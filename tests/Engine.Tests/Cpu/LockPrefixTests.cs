@@ -46,3 +46,24 @@ public class LockPrefixTests
         Assert.Equal(2ul, m.Cpu.Icount);
     }
 }
+
+/// <summary>On a P6-family CPU the F3 prefix on bsf/bsr is ignored (no tzcnt/lzcnt).</summary>
+public class RepBsfTests
+{
+    [Theory]
+    [InlineData(new byte[] { 0xF3, 0x0F, 0xBC, 0xC3 }, 0x50u, 4u)]   // rep bsf eax, ebx
+    [InlineData(new byte[] { 0xF3, 0x0F, 0xBD, 0xC3 }, 0x50u, 6u)]   // rep bsr eax, ebx
+    [InlineData(new byte[] { 0xF3, 0x0F, 0xBC, 0xC3 }, 0u, 0x1234u)] // zero source: destination unchanged
+    public void RepBsfIsBsf(byte[] code, uint source, uint expected)
+    {
+        var m = new TestMachine();
+        m.Cpu.Ebx = source;
+        m.Cpu.Eax = 0x1234;
+        m.Memory.WriteBytes(TestMachine.CodeBase, code);
+        m.Memory.Write8(TestMachine.CodeBase + (uint)code.Length, 0xF4);
+        m.Run();
+        Assert.Empty(m.Host.Events);
+        Assert.Equal(expected, m.Cpu.Eax);
+        Assert.Equal(source == 0, m.Cpu.ZF);
+    }
+}

@@ -22,8 +22,10 @@ internal static unsafe class BitOps
             case Mnemonic.Bts: d.Cc = OpBts; break;
             case Mnemonic.Btr: d.Cc = OpBtr; break;
             case Mnemonic.Btc: d.Cc = OpBtc; break;
-            case Mnemonic.Bsf: return &Bsf;
-            case Mnemonic.Bsr: return &Bsr;
+            // F3 0F BC/BD decode as tzcnt/lzcnt, but a P6-family CPU (no BMI1/LZCNT in CPUID)
+            // ignores the F3 prefix and executes bsf/bsr, which is what compilers rely on.
+            case Mnemonic.Bsf: case Mnemonic.Tzcnt: return &Bsf;
+            case Mnemonic.Bsr: case Mnemonic.Lzcnt: return &Bsr;
             case Mnemonic.Bswap: return &Bswap;
             default: return null;
         }
