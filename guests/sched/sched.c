@@ -25,8 +25,10 @@ static USER __attribute__((noreturn, used)) void task_main(long letter)
     for (long i = 1; i <= NLINES; i++) {
         sys(SYS_PRINT, i);
         long p = sys(SYS_PREEMPTIONS, 0);
+        /* Spin in ring 3 between checks, so the timer preempts user code mid-loop. */
         while (sys(SYS_PREEMPTIONS, 0) == p)
-            ;
+            for (volatile long k = 0; k < 100000; k++)
+                ;
         sys(SYS_CHECK, *mine);
     }
     sys(SYS_EXIT, 0);

@@ -41,6 +41,7 @@ public static class CliApp
         var root = new RootCommand("Replayvisor: record and replay 32-bit x86 Xen PV guests bit-exactly.");
         root.Subcommands.Add(RunCmd(stderr));
         root.Subcommands.Add(RecordCmd(stderr));
+        root.Subcommands.Add(ReplayCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
@@ -87,6 +88,16 @@ public static class CliApp
         o.AddTo(cmd);
         cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
             p.GetValue(chaos), p.GetValue(interval), stderr));
+        return cmd;
+    }
+
+    private static Command ReplayCmd(TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var to = new Option<ulong?>("--to") { Description = "Stop (verified) at this instruction count" };
+        var quiet = new Option<bool>("--quiet") { Description = "Do not print the guest's console output" };
+        var cmd = new Command("replay", "Re-execute a trace and verify it is bit-exact (exit 10 at the first divergence)") { trace, to, quiet };
+        cmd.SetAction(p => ReplayCommand.Run(p.GetValue(trace)!, p.GetValue(to), p.GetValue(quiet), stderr));
         return cmd;
     }
 

@@ -107,13 +107,3 @@ public sealed class LiveSession : IDisposable
         _hostClock?.Dispose();
     }
 }
-
-/// <summary>Guest console output to a stream, flushed at every write so it appears as the guest prints.</summary>
-public sealed class StreamConsoleSink(Stream output) : IConsoleSink
-{
-    public void Write(ReadOnlySpan<byte> bytes)
-    {
-        output.Write(bytes);
-        output.Flush();
-    }
-}

@@ -4,24 +4,24 @@ using Replayvisor.Engine.Trace;
 namespace Replayvisor.Replay;
 
 /// <summary>
-/// Replays a host-clock recording: every time value comes from the trace, in order, and must be
-/// asked for at the instruction count it was recorded at; anything else is a divergence.
+/// Replays a host-clock recording: every time value comes from the trace's input queue, in order,
+/// and must be asked for at the instruction count it was recorded at; anything else diverges.
 /// </summary>
 public sealed class TraceClock : IGuestClock
 {
-    private readonly Queue<TimeEvent> _values;
+    private readonly InputQueue _queue;
     private readonly Action<string> _diverged;
     private ulong _last;
     private ulong _lastIcount;
 
-    public TraceClock(IEnumerable<TimeEvent> values, Action<string> diverged)
+    public TraceClock(InputQueue queue, Action<string> diverged)
     {
-        _values = new Queue<TimeEvent>(values);
+        _queue = queue;
         _diverged = diverged;
         uint sec = 0, nsec = 0;
-        while (_values.Count > 0 && _values.Peek().Kind is TimeKind.WallclockSec or TimeKind.WallclockNsec)
+        while (_queue.Peek is TimeEvent { Kind: TimeKind.WallclockSec or TimeKind.WallclockNsec } w)
         {
-            var w = _values.Dequeue();
+            _queue.Take();
             if (w.Kind == TimeKind.WallclockSec) sec = (uint)w.Value; else nsec = (uint)w.Value;
         }
         BootWallclock = (sec, nsec);
@@ -30,27 +30,26 @@ public sealed class TraceClock : IGuestClock
     public ulong TscHz => VirtualClock.FrequencyHz;
     public (uint Sec, uint Nsec) BootWallclock { get; }
 
-    /// <summary>Recorded values not yet consumed.</summary>
-    public int Remaining => _values.Count;
-
     private ulong Next(ulong icount, TimeKind kind)
     {
-        if (_values.Count == 0)
+        if (_queue.Peek is TimeEvent e && e.Kind == kind && e.Icount == icount)
         {
-            _diverged($"the guest read the clock ({kind}) at instruction {icount} but the recording has no more time values");
-            return _last;
+            _queue.Take();
+            _last = e.Value;
+            _lastIcount = icount;
+            return e.Value;
         }
-        var e = _values.Dequeue();
-        if (e.Icount != icount || e.Kind != kind)
-            _diverged($"the guest read the clock ({kind}) at instruction {icount}; the recording read {e.Kind} at instruction {e.Icount}");
-        _last = e.Value;
-        _lastIcount = icount;
-        return e.Value;
+        var head = _queue.Peek;
+        _diverged(head == null
+            ? $"the guest read the clock ({kind}) at instruction {icount} but the recording has no more inputs"
+            : $"the guest read the clock ({kind}) at instruction {icount}; the recording's next input is {head.GetType().Name} at instruction {head.Icount}");
+        return _last;
     }
 
     public ulong SystemTimeNs(ulong icount) => Next(icount, TimeKind.SystemTimeNs);
     public ulong Tsc(ulong icount) => Next(icount, TimeKind.Tsc);
     public ulong IcountAt(ulong icount, ulong systemNs) => HostTimePolicy.IcountAt(icount, _lastIcount, _last, systemNs);
 
+    /// <summary>Replay never waits: the recorded values already say how long the guest idled.</summary>
     public void Idle(ulong icount, ulong untilNs) { }
 }

@@ -20,3 +20,13 @@ public sealed class BufferConsoleSink : IConsoleSink
 
     public string Text => System.Text.Encoding.ASCII.GetString([.. _bytes]);
 }
+
+/// <summary>Guest console output to a stream, flushed at every write so it appears as the guest prints.</summary>
+public sealed class StreamConsoleSink(Stream output) : IConsoleSink
+{
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        output.Write(bytes);
+        output.Flush();
+    }
+}

@@ -1,0 +1,36 @@
+using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay;
+
+namespace Replayvisor.Cli.Commands;
+
+/// <summary>`replayvisor replay trace.rvt [--to ICOUNT] [--quiet]`: re-execute and verify a recording.</summary>
+public static class ReplayCommand
+{
+    public static int Run(string path, ulong? to, bool quiet, TextWriter stderr)
+    {
+        using var reader = TraceFiles.Open(path);
+        using var stdout = Console.OpenStandardOutput();
+        ReplayResult r;
+        try
+        {
+            r = new ReplaySession(reader, quiet ? null : stdout, to).Run();
+        }
+        catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+        catch (BootImageException e) { throw new CliException(ExitCodes.TraceDamaged, $"{path}: the embedded guest image does not load: {e.Message}"); }
+        stdout.Flush();
+        if (r.Divergence != null)
+        {
+            stderr.WriteLine($"replayvisor: replay diverged after {r.EventsVerified:N0} matching events");
+            stderr.WriteLine(r.Report);
+            return ExitCodes.Diverged;
+        }
+        if (to.HasValue)
+            stderr.WriteLine($"replay: bit-exact up to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
+        else if (!r.TraceComplete)
+            stderr.WriteLine($"replay: the trace is incomplete ({reader.IncompleteReason}); its recorded prefix replayed bit-exactly to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
+        else
+            stderr.WriteLine($"replay: bit-exact, {r.Exit.Icount:N0} instructions, {r.EventsVerified:N0} events verified, ended as recorded: {GuestCommands.Describe(r.Exit)}");
+        return ExitCodes.Ok;
+    }
+}

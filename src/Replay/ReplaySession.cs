@@ -1,0 +1,81 @@
+using System.Globalization;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
+
+namespace Replayvisor.Replay;
+
+/// <summary>How a replay ended.</summary>
+public sealed record ReplayResult(
+    MachineExit Exit,
+    Divergence? Divergence,
+    string? Report,
+    long EventsVerified,
+    bool TraceComplete,
+    ulong RecordedIcount,
+    TraceSummary? Recorded);
+
+/// <summary>
+/// Re-executes a trace's embedded guest image with the recorded inputs injected at their exact
+/// instruction counts, and checks every hypercall result, upcall, exception, failsafe callback,
+/// console output, checkpoint hash and the final exit against the recording.
+/// </summary>
+public sealed class ReplaySession
+{
+    private readonly TraceReader _reader;
+    private readonly Stream? _console;
+    private readonly ulong? _to;
+
+    public ReplaySession(TraceReader reader, Stream? console, ulong? to = null)
+    {
+        _reader = reader;
+        _console = console;
+        _to = to;
+    }
+
+    public ReplayResult Run()
+    {
+        var events = _reader.ReadEvents().ToList();
+        var header = _reader.Header;
+        ulong recordedEnd = _reader.Summary?.FinalIcount ?? (events.Count > 0 ? events[^1].Icount : 0);
+        var verifier = new Verifier(events.Where(Verifier.IsVerified));
+        var queue = new InputQueue(events.Where(InputQueue.IsInput));
+        XenMachine? machine = null;
+        ReplayInputs? inputs = null;
+        void Diverged(string what)
+        {
+            verifier.Fail(machine?.Icount ?? 0, what);
+            if (inputs != null) inputs.Diverged = true;
+            machine?.Cpu.RequestStop();
+        }
+        bool hostClock = header.GetOption(RunOptionKeys.Clock) == "host";
+        var options = new XenMachineOptions
+        {
+            MemoryMiB = uint.Parse(header.GetOption(RunOptionKeys.MemoryMib) ?? "32", CultureInfo.InvariantCulture),
+            CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
+            InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
+            EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
+            Clock = hostClock ? new TraceClock(queue, Diverged) : null,
+        };
+        machine = new XenMachine(_reader.GuestImage.ToArray(), options);
+        var m = machine;
+        if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
+        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
+        ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
+        ulong limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        ulong stopAt = _to ?? (_reader.Complete ? ulong.MaxValue : recordedEnd);
+        inputs = new ReplayInputs(queue, interval, icount => verifier.Observe(new CheckpointEvent(icount, m.StateHash())),
+            stopAt, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverged);
+        MachineExit exit = m.Run(Math.Min(limit, stopAt), inputs);
+        bool partial = _to.HasValue || !_reader.Complete;
+        if (verifier.First == null && !partial && RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);
+        if (verifier.First == null)
+        {
+            verifier.Finish(exit.Icount, partial ? exit.Icount : ulong.MaxValue);
+            if (!partial && _reader.Summary is { } s && verifier.First == null && (s.FinalIcount != exit.Icount || s.Exit != RunOutcome.ExitOf(exit.Kind)))
+                verifier.Fail(exit.Icount, $"the recording ended at instruction {s.FinalIcount} ({s.Exit}); the replay ended at {exit.Icount} ({exit.Kind})");
+        }
+        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m) : null;
+        return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recordedEnd, _reader.Summary);
+    }
+}
