@@ -1,0 +1,111 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Record;
+
+namespace Replayvisor.Replay.Tests;
+
+/// <summary>Record → replay is bit-exact for every guest, under the virtual clock, the host clock and chaos.</summary>
+public class RecordReplayTests
+{
+    public static IEnumerable<object[]> AllGuests() => Guests.All();
+
+    private static void AssertBitExact(Recordings.Recorded rec, string what)
+    {
+        Assert.True(rec.Result.Exit.Kind == MachineExitKind.PoweredOff, $"{what}: recording ended {rec.Result.Exit}\n{rec.Console}");
+        var r = Recordings.Replay(rec.Trace);
+        Assert.True(r.Divergence == null, $"{what}: {r.Report}");
+        Assert.Equal(rec.Result.Exit.Icount, r.Exit.Icount);
+        Assert.Equal(MachineExitKind.PoweredOff, r.Exit.Kind);
+        Assert.True(r.EventsVerified > 0);
+    }
+
+    [Theory]
+    [MemberData(nameof(AllGuests))]
+    public void VirtualClock(string name, bool pae) => AssertBitExact(Recordings.Record(name, pae), $"{name} pae={pae}");
+
+    [Theory]
+    [InlineData("events", false)]
+    [InlineData("sched", true)]
+    [InlineData("failsafe", false)]
+    [InlineData("pagetables", true)]
+    [InlineData("echo", false)]
+    [InlineData("traps", true)]
+    public void HostClock(string name, bool pae)
+    {
+        var rec = Recordings.Record(name, pae, ClockKind.Host);
+        using var reader = TraceReader.Open(new MemoryStream(rec.Trace));
+        Assert.Contains(reader.ReadEvents(), e => e is TimeEvent { Kind: TimeKind.SystemTimeNs });
+        AssertBitExact(rec, $"{name} host clock");
+    }
+
+    [Theory]
+    [InlineData("sched", true, 1)]
+    [InlineData("sched", false, 2)]
+    [InlineData("events", true, 3)]
+    [InlineData("echo", true, 4)]
+    [InlineData("multicall", false, 5)]
+    public void Chaos(string name, bool pae, int seed)
+    {
+        var rec = Recordings.Record(name, pae, chaos: seed);
+        using var reader = TraceReader.Open(new MemoryStream(rec.Trace));
+        Assert.Contains(reader.ReadEvents(), e => e is AsyncEvent { Kind: AsyncKind.ChaosDelay });
+        AssertBitExact(rec, $"{name} chaos {seed}");
+    }
+
+    [Fact]
+    public void ChaosAndHostClockTogether() => AssertBitExact(Recordings.Record("sched", true, ClockKind.Host, chaos: 7), "sched host+chaos");
+
+    [Fact]
+    public void ChaosSeedsChangeTheRun()
+    {
+        static ulong[] Upcalls(byte[] trace)
+        {
+            using var reader = TraceReader.Open(new MemoryStream(trace));
+            return reader.ReadEvents().OfType<UpcallEvent>().Select(u => u.Icount).ToArray();
+        }
+        var plain = Upcalls(Recordings.Record("sched", true).Trace);
+        var a = Upcalls(Recordings.Record("sched", true, chaos: 11).Trace);
+        var b = Upcalls(Recordings.Record("sched", true, chaos: 12).Trace);
+        Assert.NotEqual(plain, a);
+        Assert.NotEqual(a, b);
+    }
+
+    [Fact]
+    public void RecordingIsDeterministicUnderTheVirtualClock()
+    {
+        var a = Recordings.Record("events", false);
+        var b = Recordings.Record("events", false);
+        Assert.Equal(a.Trace, b.Trace);
+    }
+
+    [Fact]
+    public void ReplayPrintsTheConsoleAgain()
+    {
+        var rec = Recordings.Record("hello", false);
+        var console = new MemoryStream();
+        var r = Recordings.Replay(rec.Trace, console: console);
+        Assert.Null(r.Divergence);
+        Assert.Equal(rec.Console, System.Text.Encoding.ASCII.GetString(console.ToArray()));
+    }
+
+    [Fact]
+    public void ReplayToAnInstructionCountStopsThere()
+    {
+        var rec = Recordings.Record("sched", false);
+        ulong to = rec.Result.Exit.Icount / 2;
+        var r = Recordings.Replay(rec.Trace, to);
+        Assert.Null(r.Divergence);
+        Assert.Equal(to, r.Exit.Icount);
+    }
+
+    [Fact]
+    public void InstructionLimitIsReplayed()
+    {
+        var rec = Recordings.Record("sched", true, maxInstructions: 5_000_000);
+        Assert.Equal(MachineExitKind.InstructionLimit, rec.Result.Exit.Kind);
+        var r = Recordings.Replay(rec.Trace);
+        Assert.Null(r.Divergence);
+        Assert.Equal(MachineExitKind.InstructionLimit, r.Exit.Kind);
+        Assert.Equal(5_000_000ul, r.Exit.Icount);
+    }
+}

@@ -1,0 +1,55 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Record;
+
+namespace Replayvisor.Replay.Tests;
+
+/// <summary>Records guests into in-memory traces and replays them, for the tests.</summary>
+public static class Recordings
+{
+    public sealed record Recorded(byte[] Trace, LiveResult Result, string Console);
+
+    public static Recorded Record(string name, bool pae, ClockKind clock = ClockKind.Virtual, int? chaos = null,
+        ulong checkpointInterval = 1_000_000, ulong maxInstructions = 500_000_000, bool killBeforeComplete = false)
+    {
+        var trace = new MemoryStream();
+        var console = new MemoryStream();
+        using (var s = new LiveSession(new LiveRequest
+        {
+            Kernel = Guests.Image(name, pae),
+            ImageName = name + (pae ? "-pae" : "") + ".elf",
+            Machine = new XenMachineOptions { MemoryMiB = 32 },
+            MaxInstructions = maxInstructions,
+            Clock = clock,
+            ChaosSeed = chaos,
+            CheckpointInterval = checkpointInterval,
+            Trace = trace,
+            ConsoleOutput = console,
+            Stdin = name == "echo" ? new MemoryStream(Guests.EchoInput) : null,
+        }))
+        {
+            var result = s.Run();
+            return new Recorded(trace.ToArray(), result, System.Text.Encoding.ASCII.GetString(console.ToArray()));
+        }
+    }
+
+    public static ReplayResult Replay(byte[] trace, ulong? to = null, Stream? console = null)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        return new ReplaySession(reader, console, to).Run();
+    }
+
+    /// <summary>Rewrites a trace with one event changed (a new, complete, valid trace).</summary>
+    public static byte[] Rewrite(byte[] trace, Func<TraceEvent, TraceEvent?> change)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        var output = new MemoryStream();
+        using (var w = new TraceWriter(output, reader.Header, reader.GuestImage.Span, leaveOpen: true))
+        {
+            foreach (var e in reader.ReadEvents())
+                if (change(e) is { } e2) w.Append(e2);
+            w.Complete(reader.Summary!);
+        }
+        return output.ToArray();
+    }
+}
