@@ -1,0 +1,116 @@
+using System.Text.Json;
+
+namespace Replayvisor.Cli.Tests;
+
+public class TraceCommandTests
+{
+    private static readonly Lazy<string> Sched = new(() =>
+    {
+        string f = Cli.TempFile("sched.rvt");
+        var r = Cli.Run("record", Cli.Guest("sched-pae"), "-o", f, "--checkpoint-interval", "5000000");
+        Assert.True(r.Code == 0, r.ToString());
+        return f;
+    });
+
+    [Fact]
+    public void RecordThenReplayIsBitExact()
+    {
+        var r = Cli.Run("replay", Sched.Value);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("task B 3", r.Stdout);
+        Assert.Contains("bit-exact", r.Stderr);
+        var q = Cli.Run("replay", Sched.Value, "--quiet");
+        Assert.Equal(0, q.Code);
+        Assert.Equal("", q.Stdout);
+    }
+
+    [Fact]
+    public void RecordBehavesLikeRunForTheConsoleAndExitCode()
+    {
+        string f = Cli.TempFile("crash.rvt");
+        var r = Cli.Run("record", Cli.Guest("crash"), "-o", f);
+        Assert.Equal(3, r.Code);
+        Assert.Contains("FAIL crash", r.Stdout);
+        var p = Cli.Run("replay", f);
+        Assert.True(p.Code == 0, p.ToString());
+        Assert.Contains("crashed", p.Stderr);
+    }
+
+    [Fact]
+    public void InfoDescribesTheTrace()
+    {
+        var r = Cli.Run("info", Sched.Value);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("complete", r.Stdout);
+        Assert.Contains("sched-pae.elf", r.Stdout);
+        Assert.Contains("multicall", r.Stdout);
+        Assert.Contains("ratio", r.Stdout);
+        var j = Cli.Run("info", Sched.Value, "--json");
+        using var doc = JsonDocument.Parse(j.Stdout);
+        Assert.True(doc.RootElement.GetProperty("complete").GetBoolean());
+        Assert.True(doc.RootElement.GetProperty("instructions").GetUInt64() > 1_000_000);
+        Assert.True(doc.RootElement.GetProperty("hypercallsByName").GetProperty("multicall").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void DumpPrintsOneEventPerLine()
+    {
+        var all = Cli.Run("dump", Sched.Value);
+        Assert.Equal(0, all.Code);
+        Assert.Contains(all.Stdout.Split('\n'), l => l.Contains("hypercall multicall(", StringComparison.Ordinal));
+        var hc = Cli.Run("dump", Sched.Value, "--kind", "hypercall", "--json");
+        foreach (string line in hc.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using var doc = JsonDocument.Parse(line);
+            Assert.Equal("hypercall", doc.RootElement.GetProperty("kind").GetString());
+        }
+        var window = Cli.Run("dump", Sched.Value, "--from", "20000000", "--to", "30000000");
+        foreach (string line in window.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            ulong icount = ulong.Parse(line.TrimStart().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(icount, 20_000_000ul, 30_000_000ul);
+        }
+        Cli.AssertOneLineError(Cli.Run("dump", Sched.Value, "--kind", "bogus"), 2, "bogus");
+    }
+
+    [Fact]
+    public void ATamperedTraceDivergesWithAReport()
+    {
+        // Flip the result of the first hypercall event in the decoded stream by re-encoding the trace.
+        byte[] bad = TraceEdit.ChangeFirstHypercallResult(File.ReadAllBytes(Sched.Value));
+        string f = Cli.TempFile("tampered.rvt");
+        File.WriteAllBytes(f, bad);
+        var r = Cli.Run("replay", f);
+        Assert.True(r.Code == 10, r.ToString());
+        Assert.Contains("divergence at instruction", r.Stderr);
+        Assert.Contains("expected:", r.Stderr);
+        Assert.Contains("eax", r.Stderr);
+        Assert.Contains("=>", r.Stderr);
+    }
+
+    [Fact]
+    public void BadTraceFilesEachGetTheirOwnExitCode()
+    {
+        Cli.AssertOneLineError(Cli.Run("replay", "/no/such.rvt"), 6, "no such file");
+        Cli.AssertOneLineError(Cli.Run("info", "/etc/hostname"), 8, "not a Replayvisor trace");
+        string empty = Cli.TempFile("empty.rvt");
+        File.WriteAllBytes(empty, []);
+        Cli.AssertOneLineError(Cli.Run("info", empty), 8, "empty");
+        byte[] good = File.ReadAllBytes(Sched.Value);
+        string newer = Cli.TempFile("newer.rvt");
+        byte[] n = (byte[])good.Clone();
+        n[8] = 0x7F;
+        File.WriteAllBytes(newer, n);
+        Cli.AssertOneLineError(Cli.Run("replay", newer), 11, "newer");
+        string truncated = Cli.TempFile("truncated.rvt");
+        File.WriteAllBytes(truncated, good.AsSpan(0, 12).ToArray());
+        Cli.AssertOneLineError(Cli.Run("replay", truncated), 12, "truncated");
+        string damaged = Cli.TempFile("damaged.rvt");
+        byte[] d = (byte[])good.Clone();
+        long chunk = TraceEdit.SecondEventChunkOffset(good);
+        d[chunk + 20] ^= 0xFF;
+        File.WriteAllBytes(damaged, d);
+        var r = Cli.Run("replay", damaged, "--quiet");
+        Cli.AssertOneLineError(r, 9, $"offset {chunk}");
+    }
+}
