@@ -9,7 +9,7 @@ namespace Replayvisor.Engine.Tests.Hardening;
 /// </summary>
 public sealed class ElfFuzzTests
 {
-    private static readonly DomainBuildOptions Small = new() { MemoryMiB = 16 };
+    private static readonly DomainBuildOptions Small = new() { MemoryMiB = 8 };
 
     /// <summary>The oracle: parse, find the Xen parameters, build; only BootImageException may stop it.</summary>
     internal static string? Check(byte[] input)
@@ -98,7 +98,7 @@ public sealed class ElfFuzzTests
                 if (!name.StartsWith("phdr", StringComparison.Ordinal) && !name.StartsWith("shdr", StringComparison.Ordinal)) continue;
                 if (name.Contains('.')) continue; // note regions are NoteLies'
                 for (int field = 0; field < length; field += 4)
-                    foreach (uint v in Fuzz.Sample(Mutate.Interesting32, rng, 4).Append((uint)image.Length))
+                    foreach (uint v in Fuzz.Sample(Mutate.Interesting32, rng, 3).Append((uint)image.Length))
                         yield return new($"{seed} {name}+{field}=0x{v:X}", Mutate.Put32(image, offset + field, v));
             }
             // Structural lies: p_filesz > p_memsz, overlapping segments, a PT_NOTE turned PT_LOAD and back.
@@ -130,7 +130,7 @@ public sealed class ElfFuzzTests
             {
                 if (name.EndsWith(".head", StringComparison.Ordinal))
                     for (int field = 0; field < 12; field += 4)
-                        foreach (uint v in Fuzz.Sample(Mutate.Interesting32, rng, 6))
+                        foreach (uint v in Fuzz.Sample(Mutate.Interesting32, rng, 4))
                             yield return new($"{seed} {name}+{field}=0x{v:X}", Mutate.Put32(image, offset + field, v));
                 if (name.EndsWith(".desc", StringComparison.Ordinal) && length > 0)
                 {
