@@ -72,7 +72,7 @@ public sealed class ElfFuzzTests
     {
         foreach (var (seed, image) in ElfSeeds.All.Take(3))
         {
-            for (int off = 4; off < 16; off++)
+            for (int off = 4; off < (Fuzz.Long ? 16 : 8); off++) // e_ident[8..15] is padding the loader ignores
                 foreach (byte v in new byte[] { 0, 1, 2, 3, 0xFF })
                 {
                     var b = (byte[])image.Clone();

@@ -21,7 +21,9 @@ public sealed class TraceFuzzTests
         try
         {
             using var reader = TraceReader.Open(new MemoryStream(input, writable: false));
-            _ = (reader.Header.EngineBuild, reader.Header.Options.Count, reader.Stats, reader.Summary, reader.Complete);
+            _ = (reader.Header.Options.Count, reader.Stats, reader.Summary, reader.Complete);
+            if (reader.Header.EngineBuild is null || reader.Header.GuestKind is null || reader.Header.GuestImageName is null)
+                return "a header with a nil field was accepted";
             if (reader.Damage is { } damage && damage.Error != TraceError.DamagedChunk)
                 return $"Damage is {damage.Error}, not DamagedChunk";
             if (!reader.Complete && reader.IncompleteReason is { } why && Fuzz.CheckMessage(why) is { } bad)
@@ -109,7 +111,7 @@ public sealed class TraceFuzzTests
                 var c = seed.Chunks[i];
                 uint remaining = (uint)(seed.Bytes.Length - c.Offset - TraceLayout.ChunkHeaderSize);
                 var values = Fuzz.Sample(Mutate.Interesting32, rng, 8)
-                    .Concat<uint>([remaining, remaining + 1, remaining - 1, (uint)c.StoredLength + 1, (uint)c.StoredLength - 1, TraceLayout.MaxPayload, TraceLayout.MaxPayload + 1u]);
+                    .Concat<uint>([0x80000000, 0xFFFFFFFF, 0x7FFFFFFF, remaining, remaining + 1, remaining - 1, (uint)c.StoredLength + 1, (uint)c.StoredLength - 1, TraceLayout.MaxPayload, TraceLayout.MaxPayload + 1u]);
                 foreach (uint v in values)
                 {
                     yield return new($"{seed.Name} chunk{i}({c.Kind}).stored=0x{v:X}", Mutate.Put32(seed.Bytes, c.Offset + 4, v));
