@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using Replayvisor.Engine.Boot;
 
 namespace Replayvisor.Engine.Tests.Hardening;
@@ -7,7 +8,7 @@ namespace Replayvisor.Engine.Tests.Hardening;
 /// one-line <see cref="BootImageException"/>. Anything else (an IndexOutOfRange, an overflow, a
 /// hang, an allocation the size of a lying field) is a bug in src/Engine/Boot.
 /// </summary>
-public sealed class ElfFuzzTests
+public sealed class ElfFuzzTests(ITestOutputHelper output)
 {
     private static readonly DomainBuildOptions Small = new() { MemoryMiB = 8 };
 
@@ -40,19 +41,19 @@ public sealed class ElfFuzzTests
     }
 
     [Fact]
-    public void Truncation_at_every_structure_boundary() => Fuzz.Run(Truncations(), Check);
+    public void Truncation_at_every_structure_boundary() => output.WriteLine($"{Fuzz.Run(Truncations(), Check)} cases");
 
     [Fact]
-    public void Header_fields_that_lie() => Fuzz.Run(HeaderLies(), Check);
+    public void Header_fields_that_lie() => output.WriteLine($"{Fuzz.Run(HeaderLies(), Check)} cases");
 
     [Fact]
-    public void Program_and_section_header_fields_that_lie() => Fuzz.Run(TableLies(), Check);
+    public void Program_and_section_header_fields_that_lie() => output.WriteLine($"{Fuzz.Run(TableLies(), Check)} cases");
 
     [Fact]
-    public void Note_sizes_and_strings_that_lie() => Fuzz.Run(NoteLies(), Check);
+    public void Note_sizes_and_strings_that_lie() => output.WriteLine($"{Fuzz.Run(NoteLies(), Check)} cases");
 
     [Fact]
-    public void Random_bit_flips_and_overwrites() => Fuzz.Run(RandomMutations(Fuzz.Iterations(150)), Check);
+    public void Random_bit_flips_and_overwrites() => output.WriteLine($"{Fuzz.Run(RandomMutations(Fuzz.Iterations(150)), Check)} cases");
 
     private static IEnumerable<FuzzCase> Truncations()
     {

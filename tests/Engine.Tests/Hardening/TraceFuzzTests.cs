@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using System.Buffers.Binary;
 using MessagePack;
 using Replayvisor.Engine.Trace;
@@ -10,7 +11,7 @@ namespace Replayvisor.Engine.Tests.Hardening;
 /// and a one-line message naming the byte offset; nothing else, no allocation driven by a lying
 /// length, no hang.
 /// </summary>
-public sealed class TraceFuzzTests
+public sealed class TraceFuzzTests(ITestOutputHelper output)
 {
     /// <summary>The oracle.</summary>
     internal static string? Check(byte[] input)
@@ -69,22 +70,22 @@ public sealed class TraceFuzzTests
     }
 
     [Fact]
-    public void Truncation_at_every_chunk_boundary_and_inside_chunks() => Fuzz.Run(Truncations(), Check);
+    public void Truncation_at_every_chunk_boundary_and_inside_chunks() => output.WriteLine($"{Fuzz.Run(Truncations(), Check)} cases");
 
     [Fact]
-    public void Chunk_header_fields_that_lie() => Fuzz.Run(HeaderLies(), Check);
+    public void Chunk_header_fields_that_lie() => output.WriteLine($"{Fuzz.Run(HeaderLies(), Check)} cases");
 
     [Fact]
-    public void Random_bit_flips_in_every_region() => Fuzz.Run(BitFlips(Fuzz.Iterations(12)), Check);
+    public void Random_bit_flips_in_every_region() => output.WriteLine($"{Fuzz.Run(BitFlips(Fuzz.Iterations(12)), Check)} cases");
 
     [Fact]
-    public void Crc_valid_payloads_that_are_garbage() => Fuzz.Run(GarbagePayloads(Fuzz.Iterations(40)), Check);
+    public void Crc_valid_payloads_that_are_garbage() => output.WriteLine($"{Fuzz.Run(GarbagePayloads(Fuzz.Iterations(40)), Check)} cases");
 
     [Fact]
-    public void Crc_valid_MessagePack_bombs() => Fuzz.Run(Bombs(), Check);
+    public void Crc_valid_MessagePack_bombs() => output.WriteLine($"{Fuzz.Run(Bombs(), Check)} cases");
 
     [Fact]
-    public void Crc_valid_LZ4_garbage_and_raw_length_lies() => Fuzz.Run(Lz4Garbage(Fuzz.Iterations(60)), Check);
+    public void Crc_valid_LZ4_garbage_and_raw_length_lies() => output.WriteLine($"{Fuzz.Run(Lz4Garbage(Fuzz.Iterations(60)), Check)} cases");
 
     private static IEnumerable<FuzzCase> Truncations()
     {
