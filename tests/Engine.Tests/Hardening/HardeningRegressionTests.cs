@@ -102,6 +102,22 @@ public sealed class HardeningRegressionTests
         Assert.Contains("nil field", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void An_index_entry_with_a_negative_raw_length_is_not_trusted()
+    {
+        var seed = TraceSeed.All[0];
+        var index = MessagePackSerializer.Deserialize<TraceIndexPayload>(seed.Chunks[^1].Raw(), TraceMessagePack.Options);
+        var chunks = index.Chunks.ToArray();
+        chunks[0] = chunks[0] with { RawLength = -5 };
+        var lying = ChunkCodec.Encode(ChunkKind.Index,
+            MessagePackSerializer.Serialize(index with { Chunks = chunks }, TraceMessagePack.Options));
+
+        using var reader = TraceSamples.Open(seed.WithChunk(seed.Chunks.Count - 1, lying));
+        Assert.False(reader.Complete); // the index is refused; the events are found by scanning
+        Assert.True(reader.Stats.UncompressedBytes > 0);
+        Assert.Equal(index.Chunks.Count, reader.Index.Count);
+    }
+
     private static byte[] Preamble()
     {
         var p = new byte[TraceLayout.PreambleSize];
