@@ -47,7 +47,7 @@ internal static class LegacyXenGuestString
         }
         catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
-            throw new BootImageException(BootError.BadNoteValue, $"__xen_guest {name}='{value}' is not a number");
+            throw new BootImageException(BootError.BadNoteValue, $"__xen_guest {name}='{BootText.Quote(value)}' is not a number");
         }
     }
 }

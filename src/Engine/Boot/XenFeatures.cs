@@ -31,8 +31,8 @@ public static class XenFeatures
             if (name.Length == 0) continue;
             if (required && !SupportedRequired.Contains(name))
                 throw new BootImageException(BootError.UnsupportedFeature, KnownNames.Contains(name)
-                    ? $"required feature '{name}' is not supported by this hypervisor model"
-                    : $"required feature '{name}' is unknown");
+                    ? $"required feature '{BootText.Quote(name)}' is not supported by this hypervisor model"
+                    : $"required feature '{BootText.Quote(name)}' is unknown");
             result.Add(new XenFeatureRequest(name, required));
         }
         return result;

@@ -31,7 +31,7 @@ public static class XenGuestInfoParser
         p.Source = XenNoteSource.SectionNotes;
         foreach (var sh in elf.SectionHeaders)
             if (sh.Type == Elf.ShtNote)
-                ApplyXenNotes(p, elf.Slice(sh.Offset, sh.Size, $"note section '{sh.Name}'"));
+                ApplyXenNotes(p, elf.Slice(sh.Offset, sh.Size, $"note section '{BootText.Quote(sh.Name)}'"));
         if (p.Notes.Count > 0) return p;
 
         if (elf.FindSection(LegacySectionName) is { } legacy)
@@ -58,11 +58,11 @@ public static class XenGuestInfoParser
         bool linux = p.GuestOs?.StartsWith("linux", StringComparison.Ordinal) == true;
         if (!generic && !linux)
             throw new BootImageException(BootError.UnsupportedLoader,
-                $"LOADER '{p.Loader}' is not 'generic' and GUEST_OS '{p.GuestOs}' is not 'linux': Xen 3.1 would not load this kernel");
+                $"LOADER '{BootText.Quote(p.Loader)}' is not 'generic' and GUEST_OS '{BootText.Quote(p.GuestOs)}' is not 'linux': Xen 3.1 would not load this kernel");
         if (p.XenVersion is null)
             throw new BootImageException(BootError.UnsupportedXenVersion, "XEN_VERSION is missing: only xen-3.0 kernels are supported");
         if (!p.XenVersion.StartsWith("xen-3.0", StringComparison.Ordinal))
-            throw new BootImageException(BootError.UnsupportedXenVersion, $"XEN_VERSION '{p.XenVersion}' is not xen-3.0");
+            throw new BootImageException(BootError.UnsupportedXenVersion, $"XEN_VERSION '{BootText.Quote(p.XenVersion)}' is not xen-3.0");
     }
 
     /// <summary>§6: PAE "yes", "yes[extended-cr3]", "bimodal" or "yes,bimodal" give x86_32p; "no" or absent x86_32.</summary>
@@ -71,6 +71,6 @@ public static class XenGuestInfoParser
         null or "" or "no" => XenGuestType.X86_32,
         "yes" or "yes[extended-cr3]" or "bimodal" or "yes,bimodal" => XenGuestType.X86_32Pae,
         _ => throw new BootImageException(BootError.BadNoteValue,
-            $"PAE_MODE '{paeMode}' is not one of yes, yes[extended-cr3], bimodal, no"),
+            $"PAE_MODE '{BootText.Quote(paeMode)}' is not one of yes, yes[extended-cr3], bimodal, no"),
     };
 }

@@ -14,6 +14,12 @@ internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, in
         BinaryPrimitives.WriteUInt32LittleEndian(target[12..], Crc);
     }
 
+    /// <summary>
+    /// An LZ4 block expands at most 255-fold (a match length grows by 255 per extra byte), so a raw
+    /// length beyond that is a lie; refusing it keeps a damaged header from allocating a gigabyte.
+    /// </summary>
+    public const uint MaxLz4Ratio = 255;
+
     public static ChunkHeader Parse(ReadOnlySpan<byte> source, long offset)
     {
         var kindFlags = BinaryPrimitives.ReadUInt32LittleEndian(source);
@@ -24,7 +30,8 @@ internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, in
         if (!Enum.IsDefined(kind) || (flags & ~ChunkFlags.Lz4) != 0)
             throw Damaged(offset, $"unknown chunk kind/flags 0x{kindFlags:x8}");
         if (stored > TraceLayout.MaxPayload || raw > TraceLayout.MaxPayload
-            || (flags == ChunkFlags.None && stored != raw))
+            || (flags == ChunkFlags.None && stored != raw)
+            || (flags == ChunkFlags.Lz4 && raw > (ulong)stored * MaxLz4Ratio))
             throw Damaged(offset, $"implausible chunk lengths (stored {stored}, raw {raw})");
         return new ChunkHeader(kind, flags, (int)stored, (int)raw, BinaryPrimitives.ReadUInt32LittleEndian(source[12..]));
     }

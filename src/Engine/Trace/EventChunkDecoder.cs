@@ -23,10 +23,29 @@ internal static class EventChunkDecoder
         {
             if (events[i] is null)
                 throw ChunkHeader.Damaged(offset, $"event {i} is nil or of an unknown kind");
+            if (!IsWellFormed(events[i]))
+                throw ChunkHeader.Damaged(offset, $"event {i} has a nil field");
             if (i > 0 && events[i].Icount < events[i - 1].Icount)
                 throw ChunkHeader.Damaged(offset, $"event {i} goes back in icount");
         }
         return events;
+    }
+
+    /// <summary>Nil where the schema has a non-nullable string or record is damage, not an event.</summary>
+    private static bool IsWellFormed(TraceEvent e) => e switch
+    {
+        HypercallEvent h => NoNils(h.Multicall) && NoNils(h.Memory),
+        FailsafeEvent f => f.Cause is not null,
+        ShutdownEvent s => s.Detail is not null,
+        _ => true,
+    };
+
+    private static bool NoNils<T>(EquatableArray<T> items) where T : class, IEquatable<T>
+    {
+        foreach (var item in items.AsSpan())
+            if (item is null)
+                return false;
+        return true;
     }
 
     public static TraceChunkInfo Describe(long offset, in ChunkHeader header, TraceEvent[] events)

@@ -26,11 +26,39 @@ public enum TraceError
 public sealed class TraceFormatException : Exception
 {
     public TraceFormatException(TraceError error, long? offset, string message, Exception? inner = null)
-        : base(offset is { } at ? $"{message} (at byte offset {at})" : message, inner)
+        : base(offset is { } at ? $"{OneLine(message)} (at byte offset {at})" : OneLine(message), inner)
     {
         Error = error;
         Offset = offset;
-        Reason = message;
+        Reason = OneLine(message);
+    }
+
+    /// <summary>
+    /// The message as one printable line: text taken from a damaged file (a header string, a decoder's
+    /// message) may hold newlines or control characters; they are escaped, and a very long text is cut.
+    /// </summary>
+    internal static string OneLine(string message)
+    {
+        const int maxChars = 400;
+        var needsWork = message.Length > maxChars;
+        foreach (var c in message)
+            needsWork |= char.IsControl(c) || char.IsSurrogate(c);
+        if (!needsWork)
+            return message;
+        var sb = new System.Text.StringBuilder(Math.Min(message.Length, maxChars) + 8);
+        foreach (var c in message)
+        {
+            if (sb.Length >= maxChars)
+            {
+                sb.Append("...");
+                break;
+            }
+            if (c == '\n') sb.Append("\\n");
+            else if (c == '\r') sb.Append("\\r");
+            else if (char.IsControl(c) || char.IsSurrogate(c)) sb.Append("\\x").Append(((int)c).ToString("X2", System.Globalization.CultureInfo.InvariantCulture));
+            else sb.Append(c);
+        }
+        return sb.ToString();
     }
 
     public TraceError Error { get; }

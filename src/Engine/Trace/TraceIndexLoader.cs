@@ -63,7 +63,7 @@ internal static class TraceIndexLoader
         var next = eventsStart;
         foreach (var chunk in chunks)
         {
-            if (chunk is null || chunk.Offset != next || chunk.StoredLength < 0 || chunk.EventCount < 1
+            if (chunk is null || chunk.Offset != next || chunk.StoredLength < 0 || chunk.RawLength < 0 || chunk.EventCount < 1
                 || chunk.FirstIcount > chunk.LastIcount)
                 return false;
             next = chunk.Offset + TraceLayout.ChunkHeaderSize + chunk.StoredLength;

@@ -77,7 +77,23 @@ public sealed class TraceReader : IDisposable
     public IReadOnlyList<TraceEvent> ReadChunk(TraceChunkInfo chunk)
     {
         ArgumentNullException.ThrowIfNull(chunk);
-        var (header, raw) = ReadChunkOfKind(_source, chunk.Offset, ChunkKind.Events);
+        // A chunk whose header disagrees with its index entry is damaged, even when the length it
+        // claims runs past the end of the file (Truncated is only for the header and guest image).
+        ChunkHeader header;
+        byte[] raw;
+        try
+        {
+            header = _source.ReadHeader(chunk.Offset);
+            if (header.Kind != ChunkKind.Events)
+                throw ChunkHeader.Damaged(chunk.Offset, $"expected a {ChunkKind.Events} chunk, found {header.Kind}");
+            if (header.StoredLength != chunk.StoredLength || header.RawLength != chunk.RawLength)
+                throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
+            raw = _source.ReadPayload(chunk.Offset, header);
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.Truncated)
+        {
+            throw ChunkHeader.Damaged(chunk.Offset, "the chunk runs past the end of the trace", ex);
+        }
         var events = EventChunkDecoder.Decode(raw, chunk.Offset);
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
@@ -117,8 +133,13 @@ public sealed class TraceReader : IDisposable
         {
             var (chunkHeader, raw) = ReadChunkOfKind(source, offset, ChunkKind.Header);
             nextOffset = ChunkSource.End(offset, chunkHeader);
-            return MessagePackSerializer.Deserialize<TraceHeader>(raw, TraceMessagePack.Options)
+            var header = MessagePackSerializer.Deserialize<TraceHeader>(raw, TraceMessagePack.Options)
                 ?? throw new MessagePackSerializationException("nil header");
+            // The fields are non-nullable for every reader of the header: nil ones are damage.
+            if (header.EngineBuild is null || header.GuestImageName is null || header.GuestKind is null
+                || header.GuestImageSha256 is not { Length: 64 } hash || !hash.All(char.IsAsciiHexDigitLower))
+                throw new TraceFormatException(TraceError.BadHeader, offset, "bad trace header: a field is missing or the image hash is not a SHA-256");
+            return header;
         }
         catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
         {
