@@ -13,7 +13,7 @@ public static class CliApp
         ParseResult parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            stderr.WriteLine($"replayvisor: {string.Join("; ", parsed.Errors.Select(e => e.Message).Distinct())} (try 'replayvisor --help')");
+            stderr.WriteLine($"replayvisor: {OneLine(string.Join("; ", parsed.Errors.Select(e => e.Message).Distinct()))} (try 'replayvisor --help')");
             return ExitCodes.Usage;
         }
         try
@@ -23,7 +23,7 @@ public static class CliApp
         catch (CliException e)
         {
             stdout.Flush();
-            stderr.WriteLine($"replayvisor: {e.Message}");
+            stderr.WriteLine($"replayvisor: {OneLine(e.Message)}");
             return e.ExitCode;
         }
         catch (Exception e)
@@ -35,6 +35,10 @@ public static class CliApp
     }
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    /// <summary>Errors are one line: newlines and tabs inside a message become spaces.</summary>
+    private static string OneLine(string s) =>
+        string.Join(' ', s.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     private static RootCommand Build(TextWriter stdout, TextWriter stderr)
     {

@@ -95,11 +95,11 @@ public sealed class LiveInputs : IRunInputs, IDisposable
             _lastCheckpoint = icount;
             _checkpoint?.Invoke(icount);
         }
-        Periodic?.Invoke();
-        if (_input.IsEmpty) return false;
+        bool injected = false;
         // Chaos: hold input back for a while, as a slow terminal or backend would.
-        if (_chaos != null && !blocked && _chaos.Next(4) != 0) return false;
-        return Inject(machine);
+        if (!_input.IsEmpty && (_chaos == null || blocked || _chaos.Next(4) == 0)) injected = Inject(machine);
+        Periodic?.Invoke();
+        return injected;
     }
 
     private bool Inject(XenMachine machine)
@@ -118,7 +118,12 @@ public sealed class LiveInputs : IRunInputs, IDisposable
     {
         while (!_stop)
         {
-            if (!_input.IsEmpty) return Inject(machine);
+            if (!_input.IsEmpty)
+            {
+                bool injected = Inject(machine);
+                Periodic?.Invoke();
+                return injected;
+            }
             if (_eof) return false;
             _arrived.Wait(200);
         }

@@ -23,6 +23,8 @@ public sealed record LiveRequest
     public required Stream ConsoleOutput { get; init; }
     public Stream? Stdin { get; init; }
     public string EngineBuild { get; init; } = "dev";
+    /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
+    public TraceWriterOptions? WriterOptions { get; init; }
 }
 
 public sealed record LiveResult(MachineExit Exit, TimeSpan Elapsed, HypervisorStats Stats, long TraceEvents);
@@ -31,7 +33,7 @@ public sealed record LiveResult(MachineExit Exit, TimeSpan Elapsed, HypervisorSt
 /// Runs a guest live: console to the given stream, stdin as console input, and (for `record`)
 /// every input and every hypercall, upcall, exception and checkpoint into a trace. A run ended by
 /// <see cref="Stop"/> still closes the trace properly; a recorder killed outright leaves every
-/// chunk flushed so far readable (the trace is flushed about once a second).
+/// chunk flushed so far readable.
 /// </summary>
 public sealed class LiveSession : IDisposable
 {
@@ -39,7 +41,6 @@ public sealed class LiveSession : IDisposable
     private readonly TraceWriter? _writer;
     private readonly LiveInputs _inputs;
     private readonly HostClock? _hostClock;
-    private readonly Stopwatch _flushTimer = Stopwatch.StartNew();
 
     public LiveSession(LiveRequest req)
     {
@@ -48,7 +49,7 @@ public sealed class LiveSession : IDisposable
         if (req.Trace != null)
         {
             var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", HeaderOptions(req));
-            _writer = new TraceWriter(req.Trace, header, req.Kernel, leaveOpen: true);
+            _writer = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
             log = _writer.Append;
         }
         if (req.Clock == ClockKind.Host) _hostClock = new HostClock(log ?? (_ => { }));
@@ -64,12 +65,23 @@ public sealed class LiveSession : IDisposable
 
     public XenMachine Machine { get; }
 
+    /// <summary>
+    /// Flushes the trace every <see cref="FlushEveryInstructions"/> instructions and after console
+    /// input, so a recorder killed outright loses little; keyed to the instruction count (not the
+    /// wall clock) so the same run always writes the same bytes.
+    /// </summary>
     private void FlushNowAndThen()
     {
-        if (_flushTimer.ElapsedMilliseconds < 1000) return;
+        ulong bucket = Machine.Icount / FlushEveryInstructions;
+        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput) return;
         _writer!.Flush();
-        _flushTimer.Restart();
+        _flushedBucket = bucket;
+        _flushedInput = _inputs.InjectedBytes;
     }
+
+    public const ulong FlushEveryInstructions = 50_000_000;
+    private ulong _flushedBucket;
+    private long _flushedInput;
 
     /// <summary>Ends the run at the next instruction boundary (safe to call from a signal handler).</summary>
     public void Stop() => _inputs.RequestStop();

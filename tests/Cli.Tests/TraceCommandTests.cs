@@ -107,7 +107,7 @@ public class TraceCommandTests
         Cli.AssertOneLineError(Cli.Run("replay", truncated), 12, "truncated");
         string damaged = Cli.TempFile("damaged.rvt");
         byte[] d = (byte[])good.Clone();
-        long chunk = TraceEdit.SecondEventChunkOffset(good);
+        long chunk = TraceEdit.LastEventChunkOffset(good);
         d[chunk + 20] ^= 0xFF;
         File.WriteAllBytes(damaged, d);
         var r = Cli.Run("replay", damaged, "--quiet");

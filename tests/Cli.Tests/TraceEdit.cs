@@ -22,9 +22,9 @@ public static class TraceEdit
         return output.ToArray();
     }
 
-    public static long SecondEventChunkOffset(byte[] trace)
+    public static long LastEventChunkOffset(byte[] trace)
     {
         using var reader = TraceReader.Open(new MemoryStream(trace));
-        return reader.Index[1].Offset;
+        return reader.Index[^1].Offset;
     }
 }

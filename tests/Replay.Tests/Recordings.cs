@@ -26,6 +26,7 @@ public static class Recordings
             Trace = trace,
             ConsoleOutput = console,
             Stdin = name == "echo" ? new MemoryStream(Guests.EchoInput) : null,
+            WriterOptions = new TraceWriterOptions { MaxChunkEvents = 64 },
         }))
         {
             var result = s.Run();

@@ -94,7 +94,7 @@ public class TamperTests
     {
         byte[] full = (byte[])Sched.Value.Clone();
         using var reader = TraceReader.Open(new MemoryStream(Sched.Value));
-        long offset = reader.Index[1].Offset;
+        long offset = reader.Index[^1].Offset;
         full[offset + 20] ^= 0xFF;
         var e = Assert.Throws<TraceFormatException>(() => Recordings.Replay(full));
         Assert.Equal(TraceError.DamagedChunk, e.Error);
