@@ -132,8 +132,12 @@ public static class CliApp
     {
         var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on") { n, rounds };
-        cmd.SetAction(p => BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), stdout));
+        var guest = new Option<string?>("--guest") { Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" };
+        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 1_000_000 };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval };
+        cmd.SetAction(p => p.GetValue(guest) is { } g
+            ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), stdout)
+            : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), stdout));
         return cmd;
     }
 }

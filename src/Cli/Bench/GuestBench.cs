@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
+using Replayvisor.Record;
+using Replayvisor.Replay;
+
+namespace Replayvisor.Cli.Bench;
+
+/// <summary>
+/// `replayvisor bench --guest K`: the record/replay figures for one guest, measured in one process
+/// run so they compare: a plain run, a recording (virtual clock), its replay, and a host-clock
+/// recording for trace size per instruction and per event.
+/// </summary>
+public static class GuestBench
+{
+    public static int Run(string kernelPath, int rounds, ulong checkpointInterval, TextWriter output)
+    {
+        byte[] kernel = Commands.GuestCommands.ReadKernel(kernelPath);
+        var options = new XenMachineOptions { MemoryMiB = 32 };
+        output.WriteLine($"guest {Path.GetFileName(kernelPath)}, best of {rounds}, checkpoint interval {checkpointInterval:N0}");
+        double plain = Best(rounds, () =>
+        {
+            var m = new XenMachine(kernel, options);
+            m.Hypervisor.ConsoleSink = new BufferConsoleSink();
+            var sw = Stopwatch.StartNew();
+            var exit = m.Run(ulong.MaxValue);
+            return (sw.Elapsed.TotalSeconds, exit.Icount);
+        }, out ulong icount);
+        byte[] trace = [];
+        double record = Best(rounds, () =>
+        {
+            var ms = new MemoryStream();
+            var sw = Stopwatch.StartNew();
+            LiveResult r;
+            using (var s = new LiveSession(new LiveRequest
+            {
+                Kernel = kernel, ImageName = "bench", Machine = options, Trace = ms, ConsoleOutput = Stream.Null,
+                CheckpointInterval = checkpointInterval,
+            }))
+                r = s.Run();
+            double t = sw.Elapsed.TotalSeconds;
+            trace = ms.ToArray();
+            return (t, r.Exit.Icount);
+        }, out _);
+        double replay = Best(rounds, () =>
+        {
+            using var reader = TraceReader.Open(new MemoryStream(trace));
+            var sw = Stopwatch.StartNew();
+            var r = new ReplaySession(reader, null).Run();
+            if (r.Divergence != null) throw new InvalidOperationException("bench replay diverged: " + r.Report);
+            return (sw.Elapsed.TotalSeconds, r.Exit.Icount);
+        }, out _);
+        output.WriteLine($"instructions:        {icount:N0}");
+        output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS");
+        output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}%");
+        output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x");
+        Sizes("virtual-clock trace", trace, icount, output);
+        var host = new MemoryStream();
+        using (var s = new LiveSession(new LiveRequest
+        {
+            Kernel = kernel, ImageName = "bench", Machine = options, Trace = host, ConsoleOutput = Stream.Null,
+            CheckpointInterval = checkpointInterval, Clock = ClockKind.Host,
+        }))
+        {
+            var r = s.Run();
+            Sizes("host-clock trace", host.ToArray(), r.Exit.Icount, output);
+        }
+        return ExitCodes.Ok;
+    }
+
+    private static void Sizes(string what, byte[] trace, ulong icount, TextWriter output)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        long events = reader.Stats.EventCount;
+        output.WriteLine($"{what + ":",-21}{trace.Length,9:N0} bytes, {events:N0} events: {trace.Length / (icount / 1e6),8:F1} bytes per million instructions, {(double)trace.Length / Math.Max(1, events),6:F1} bytes per event ({reader.Stats.UncompressedBytes:N0} raw)");
+    }
+
+    private static double Best(int rounds, Func<(double Seconds, ulong Icount)> run, out ulong icount)
+    {
+        double best = double.MaxValue;
+        icount = 0;
+        for (int i = 0; i < rounds + 1; i++)
+        {
+            var (t, n) = run();
+            icount = n;
+            if (i > 0) best = Math.Min(best, t); // the first round warms the JIT
+        }
+        return best;
+    }
+}
