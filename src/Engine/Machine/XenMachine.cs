@@ -176,8 +176,12 @@ public sealed class XenMachine
 
     /// <summary>
     /// XxHash128 of the machine state in canonical form (DESIGN.md determinism contract 5): CPU,
-    /// machine memory (guest frames, shared_info, page tables, M2P), the virtual clock and the Xen
-    /// model's own state.
+    /// machine memory (guest frames, shared_info, rings, page tables, M2P), the virtual clock, the
+    /// memory manager (frame table, GDT/LDT bookkeeping, vm_assist, kernel stack), the Xen model
+    /// (vcpus, event channels, console queues, PIT, grant frames, time bookkeeping, shutdown) and
+    /// whether the run loop still owes a blocked vcpu its schedule-in. Not hashed: statistics,
+    /// observers, sinks, caches (TLB, decoded blocks) and the run loop's armed timer deadline,
+    /// which depends on where earlier runs stopped, not on the guest.
     /// </summary>
     public byte[] StateHash()
     {
@@ -186,7 +190,46 @@ public sealed class XenMachine
         Domain.Memory.WriteState(w);
         w.Tag("clock");
         if (Clock is VirtualClock vc) w.U64(vc.IdleNs);
+        Mm.WriteState(w);
+        Hypervisor.WriteState(w);
+        w.Tag("machine");
+        w.Bool(_sleeping);
         return w.Finish();
+    }
+
+    /// <summary>
+    /// A deep copy of the whole machine at the current instruction boundary (call it between
+    /// <see cref="Run"/>s, or from an input poll). Restoring it with <see cref="Restore"/> makes
+    /// the machine continue exactly as it would have from here.
+    /// </summary>
+    public MachineSnapshot Snapshot() => new()
+    {
+        Cpu = Cpu.Snapshot(),
+        Ram = Domain.Memory.SnapshotBytes(),
+        ClockIdleNs = Clock is VirtualClock vc ? vc.IdleNs : null,
+        Mm = Mm.Snapshot(),
+        Xen = Hypervisor.Snapshot(),
+        Sleeping = _sleeping,
+        ArmedDeadline = _armedDeadline,
+        TimerDelay = _timerDelay,
+    };
+
+    /// <summary>
+    /// Returns the machine to <paramref name="s"/> (taken from this machine or from one built from
+    /// the same kernel and options). Caches (TLB, decoded blocks) are dropped; observers, sinks
+    /// and statistics are kept as they are. The snapshot is not modified and can be reused.
+    /// </summary>
+    public void Restore(MachineSnapshot s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        Domain.Memory.RestoreBytes(s.Ram);
+        if (s.ClockIdleNs is ulong idle && Clock is VirtualClock vc) vc.IdleNs = idle;
+        Mm.Restore(s.Mm);
+        Hypervisor.Restore(s.Xen);
+        Cpu.Restore(s.Cpu);
+        _sleeping = s.Sleeping;
+        _armedDeadline = s.ArmedDeadline;
+        _timerDelay = s.TimerDelay;
     }
 
     private MachineExit ShutdownExit()

@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Memory;
+using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Xen;
 
@@ -8,7 +9,7 @@ namespace Replayvisor.Engine.Xen;
 /// "ENOSYS" (so a guest probing xenstore gets an answer instead of hanging). Rings are accessed by
 /// machine address (xen-abi.md §4.7). Also holds the console_io read queue (dom0's serial input).
 /// </summary>
-public sealed class ConsoleBackend
+public sealed class ConsoleBackend : IStateHashable
 {
     public const uint BackendStorePort = 1, BackendConsolePort = 2;
     private const int InSize = 1024, OutSize = 2048, InOff = 0, OutOff = 0x400;
@@ -35,6 +36,31 @@ public sealed class ConsoleBackend
 
     /// <summary>Bytes waiting to enter the PV console ring (it was full).</summary>
     public int PendingRingInput => _ringInput.Count;
+
+    /// <summary>The bytes waiting for the PV console ring, oldest first (a copy).</summary>
+    public byte[] SnapshotRingInput() => [.. _ringInput];
+
+    /// <summary>The console_io read queue (dom0), oldest first (a copy).</summary>
+    public byte[] SnapshotConsoleIoInput() => [.. _consoleIoInput];
+
+    /// <summary>Replaces both input queues (the rings themselves are guest memory).</summary>
+    public void RestoreInput(ReadOnlySpan<byte> ringInput, ReadOnlySpan<byte> consoleIoInput)
+    {
+        _ringInput.Clear();
+        foreach (byte b in ringInput) _ringInput.Enqueue(b);
+        _consoleIoInput.Clear();
+        foreach (byte b in consoleIoInput) _consoleIoInput.Enqueue(b);
+    }
+
+    /// <summary>The two input queues in FIFO order (the ring indexes and contents are in RAM).</summary>
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("console");
+        w.Bool(_hasRings);
+        w.Bytes(SnapshotRingInput());
+        w.Bytes(SnapshotConsoleIoInput());
+    }
 
     internal void PushInput(ReadOnlySpan<byte> bytes)
     {

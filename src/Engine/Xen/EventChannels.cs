@@ -1,3 +1,5 @@
+using Replayvisor.Engine.State;
+
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>EVTCHNSTAT_* / ECS_* (xen-abi.md §4.5).</summary>
@@ -20,7 +22,7 @@ public struct Channel
 /// reserved, the two-level pending bitmap in shared_info. Interdomain peers are this domain
 /// (loopback) or the backend domain 0, which the model plays (xenstored, xenconsoled).
 /// </summary>
-public sealed class EventChannels
+public sealed class EventChannels : IStateHashable
 {
     public const int NrPorts = 1024;
     public const ushort DomidSelf = 0x7FF0;
@@ -255,6 +257,36 @@ public sealed class EventChannels
         for (uint p = 1; p < NrPorts; p++)
             if (_ch[p].State != PortState.Free) Close(p);
         return 0;
+    }
+
+    /// <summary>A copy of every port's channel, port 0 first (plain data for a snapshot).</summary>
+    public Channel[] SnapshotChannels() => (Channel[])_ch.Clone();
+
+    /// <summary>Restores every port from <see cref="SnapshotChannels"/> (the pending/mask bits live in shared_info, i.e. RAM).</summary>
+    public void RestoreChannels(Channel[] channels)
+    {
+        ArgumentNullException.ThrowIfNull(channels);
+        if (channels.Length != NrPorts) throw new ArgumentException($"expected {NrPorts} channels", nameof(channels));
+        channels.CopyTo(_ch, 0);
+    }
+
+    /// <summary>Every port in port order, every field (a free port is all zeros).</summary>
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("evtchn");
+        w.U16(Domid);
+        w.Bool(Privileged);
+        w.U32(NrPorts);
+        foreach (ref readonly Channel c in _ch.AsSpan())
+        {
+            w.U8((byte)c.State);
+            w.I32(c.NotifyVcpu);
+            w.U16(c.RemoteDom);
+            w.U32(c.RemotePort);
+            w.I32(c.Virq);
+            w.U32(c.Pirq);
+        }
     }
 
     /// <summary>Ports pending and unmasked now (for the upcall trace record).</summary>

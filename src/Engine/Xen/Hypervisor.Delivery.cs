@@ -21,12 +21,16 @@ public sealed partial class Hypervisor
     {
         CpuEvent e = ev; // ev aliases the CPU's pending event, which a nested translation may overwrite
         if (IsStopped) { cpu.RequestStop(); return; }
+        ulong deadline = NextDeadlineNs();
         Capture();
         if (e.Kind == EventKind.SoftwareInterrupt) SoftwareInterrupt(e.Vector, e.InstructionEip);
         else Exception(e);
         // Xen runs pending softirqs (timers) on every exit, so a deadline already past fires on this return.
         if (!IsStopped && !Vcpu.Blocked) RunTimers();
         ReturnToGuest();
+        // A timer armed (or brought forward) by this entry must fire at its deadline, not wherever the
+        // current run happens to stop: hand control back so the machine re-arms its instruction limit.
+        if (!IsStopped && NextDeadlineNs() < deadline) cpu.RequestStop();
     }
 
     /// <summary>Snapshot of the guest context from the CPU (Xen's SAVE_ALL).</summary>

@@ -9,7 +9,7 @@ namespace Replayvisor.Engine.Xen;
 /// </summary>
 public sealed partial class Hypervisor
 {
-    private static readonly byte[] ForcedEmulationPrefix = [0x0F, 0x0B, 0x78, 0x65, 0x6E]; // ud2; "xen"
+    private static ReadOnlySpan<byte> ForcedEmulationPrefix => [0x0F, 0x0B, 0x78, 0x65, 0x6E]; // ud2; "xen"
 
     /// <summary>Reads up to 15 instruction bytes at CS:EIP; returns how many could be read.</summary>
     private int FetchInsn(Span<byte> buf, out uint firstUnreadable)

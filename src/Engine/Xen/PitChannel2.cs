@@ -1,11 +1,16 @@
+using Replayvisor.Engine.State;
+
 namespace Replayvisor.Engine.Xen;
+
+/// <summary>The PIT channel 2 registers as plain data.</summary>
+public readonly record struct PitState(byte Port61, ushort Reload, ulong StartNs, bool WriteHigh, bool ReadHigh, bool Latched, ushort Latch);
 
 /// <summary>
 /// The bit of the i8254 PIT Xen emulates for PV guests (ports 0x42, 0x43, 0x61): channel 2 with its
 /// gate and output, enough for a TSC calibration loop. Counts at 1.193182 MHz of Xen system time.
 /// Only modes 0 (count down once) and the lsb/msb access pattern are modelled.
 /// </summary>
-public sealed class PitChannel2
+public sealed class PitChannel2 : IStateHashable
 {
     private const ulong PitHz = 1_193_182;
     private byte _port61;
@@ -13,6 +18,22 @@ public sealed class PitChannel2
     private ulong _startNs;
     private bool _writeHigh, _readHigh, _latched;
     private ushort _latch;
+
+    public PitState Snapshot() => new(_port61, _reload, _startNs, _writeHigh, _readHigh, _latched, _latch);
+
+    public void Restore(in PitState s)
+    {
+        _port61 = s.Port61; _reload = s.Reload; _startNs = s.StartNs;
+        _writeHigh = s.WriteHigh; _readHigh = s.ReadHigh; _latched = s.Latched; _latch = s.Latch;
+    }
+
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("pit2");
+        w.U8(_port61); w.U16(_reload); w.U64(_startNs);
+        w.Bool(_writeHigh); w.Bool(_readHigh); w.Bool(_latched); w.U16(_latch);
+    }
 
     private ushort Count(ulong nowNs)
     {

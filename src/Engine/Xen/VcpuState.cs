@@ -1,3 +1,5 @@
+using Replayvisor.Engine.State;
+
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>One trap_info slot (xen-abi.md §4.4, §8.1): flags bits 0-1 = DPL, bit 2 = mask events.</summary>
@@ -21,7 +23,7 @@ public struct Callback
 /// Xen's per-vcpu state that is not in CPU registers: trap table, callbacks, kernel stack, virtual
 /// TS/IOPL/CR2, debug registers, blocking and timers. Plain data (snapshot/hash friendly).
 /// </summary>
-public sealed class VcpuState
+public sealed class VcpuState : IStateHashable
 {
     public const int NrVirqs = 24;
 
@@ -59,4 +61,66 @@ public sealed class VcpuState
     /// <summary>Port bound to each VIRQ on this vcpu (0 = none).</summary>
     public readonly uint[] VirqPort = new uint[NrVirqs];
     public bool Up = true;
+
+    /// <summary>A deep copy (the arrays are copied, nothing is shared).</summary>
+    public VcpuState Clone()
+    {
+        var c = new VcpuState();
+        c.CopyFrom(this);
+        return c;
+    }
+
+    /// <summary>Overwrites every field with <paramref name="s"/>'s (arrays copied element by element).</summary>
+    public void CopyFrom(VcpuState s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        Id = s.Id;
+        s.Traps.CopyTo(Traps, 0);
+        Event = s.Event; Failsafe = s.Failsafe;
+        NmiCallbackEip = s.NmiCallbackEip;
+        FailsafeMasksEvents = s.FailsafeMasksEvents;
+        KernelSs = s.KernelSs; KernelSp = s.KernelSp;
+        VirtualTs = s.VirtualTs;
+        Iopl = s.Iopl;
+        IoBitmap = s.IoBitmap; IoBitmapPorts = s.IoBitmapPorts;
+        s.DebugRegs.CopyTo(DebugRegs, 0);
+        Cr2 = s.Cr2;
+        NmiMasked = s.NmiMasked; NmiPending = s.NmiPending;
+        Blocked = s.Blocked; Polling = s.Polling;
+        s.PollPorts.CopyTo(PollPorts, 0);
+        PollCount = s.PollCount;
+        PollTimeoutNs = s.PollTimeoutNs;
+        SingleshotNs = s.SingleshotNs;
+        PeriodNs = s.PeriodNs; PeriodicLastNs = s.PeriodicLastNs;
+        s.VirqPort.CopyTo(VirqPort, 0);
+        Up = s.Up;
+    }
+
+    /// <summary>Every field, in declaration order (the whole poll-port array: a stale entry is never read, but it is state).</summary>
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("vcpu");
+        w.I32(Id);
+        foreach (var t in Traps) { w.U8(t.Flags); w.U16(t.Cs); w.U32(t.Address); }
+        w.U16(Event.Cs); w.U32(Event.Eip);
+        w.U16(Failsafe.Cs); w.U32(Failsafe.Eip);
+        w.U32(NmiCallbackEip);
+        w.Bool(FailsafeMasksEvents);
+        w.U16(KernelSs); w.U32(KernelSp);
+        w.Bool(VirtualTs);
+        w.I32(Iopl);
+        w.U32(IoBitmap); w.U32(IoBitmapPorts);
+        foreach (uint d in DebugRegs) w.U32(d);
+        w.U32(Cr2);
+        w.Bool(NmiMasked); w.Bool(NmiPending);
+        w.Bool(Blocked); w.Bool(Polling);
+        foreach (uint p in PollPorts) w.U32(p);
+        w.I32(PollCount);
+        w.U64(PollTimeoutNs);
+        w.U64(SingleshotNs);
+        w.U64(PeriodNs); w.U64(PeriodicLastNs);
+        foreach (uint p in VirqPort) w.U32(p);
+        w.Bool(Up);
+    }
 }

@@ -1,3 +1,5 @@
+using Replayvisor.Engine.State;
+
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>Callbacks the frame table needs from the rest of the MMU model.</summary>
@@ -27,21 +29,12 @@ internal interface IPageTypeHooks
 /// </list>
 /// As in Xen, GDT/LDT pages stay validated at type count 0 (only page tables are devalidated).
 /// </summary>
-public sealed class FrameTable
+public sealed class FrameTable : IStateHashable
 {
-    private struct Frame
-    {
-        public int RefCount;
-        public int TypeCount;
-        public PageType Type;
-        public FrameOwner Owner;
-        public bool Validated, Pinned, XenPrivate;
-    }
-
-    private readonly Frame[] _frames;
+    private readonly FrameInfo[] _frames;
     private IPageTypeHooks? _hooks;
 
-    internal FrameTable(uint frameCount) => _frames = new Frame[frameCount];
+    internal FrameTable(uint frameCount) => _frames = new FrameInfo[frameCount];
 
     internal IPageTypeHooks Hooks { set => _hooks = value; }
 
@@ -59,7 +52,7 @@ public sealed class FrameTable
     /// <summary>Assigns a frame to an owner with its allocation reference (Xen's PGC_allocated), so it never drops to 0.</summary>
     internal void Assign(uint mfn, FrameOwner owner)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         f = default;
         f.Owner = owner;
         f.RefCount = 1;
@@ -69,7 +62,7 @@ public sealed class FrameTable
     internal bool GetPage(ulong mfn, FrameOwner who)
     {
         if (!IsValid(mfn) || who is FrameOwner.Nobody or FrameOwner.Xen) return false;
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.Owner != who || f.RefCount == int.MaxValue) return false;
         f.RefCount++;
         return true;
@@ -77,7 +70,7 @@ public sealed class FrameTable
 
     internal void PutPage(uint mfn)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.RefCount > 0) f.RefCount--;
     }
 
@@ -85,7 +78,7 @@ public sealed class FrameTable
     internal bool GetType(uint mfn, PageType type, bool xenPrivate = false)
     {
         if (!IsValid(mfn) || type == PageType.None) return false;
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.TypeCount == 0)
         {
             if (f.Type != type || f.XenPrivate != xenPrivate)
@@ -119,7 +112,7 @@ public sealed class FrameTable
     /// <summary>put_page_type: drops a type ref; a page table whose count reaches 0 is devalidated.</summary>
     internal void PutType(uint mfn)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.TypeCount == 0) return;
         if (--f.TypeCount == 0 && f.Validated && IsTableType(f.Type))
         {
@@ -146,7 +139,7 @@ public sealed class FrameTable
     /// <summary>get_linear_pagetable: one more type ref on an already validated table of exactly this level.</summary>
     internal bool GetLinearRef(uint mfn, PageType level)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.Type != level || !f.Validated || f.TypeCount == 0 || f.TypeCount == int.MaxValue) return false;
         f.TypeCount++;
         return true;
@@ -155,7 +148,7 @@ public sealed class FrameTable
     /// <summary>Sets the pinned bit; false if it was already set.</summary>
     internal bool TrySetPinned(uint mfn)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (f.Pinned) return false;
         f.Pinned = true;
         return true;
@@ -164,11 +157,48 @@ public sealed class FrameTable
     /// <summary>Clears the pinned bit; false if it was not set.</summary>
     internal bool TryClearPinned(uint mfn)
     {
-        ref Frame f = ref _frames[mfn];
+        ref FrameInfo f = ref _frames[mfn];
         if (!f.Pinned) return false;
         f.Pinned = false;
         return true;
     }
 
+    /// <summary>A copy of every frame's page_info, mfn order.</summary>
+    public FrameInfo[] Snapshot() => (FrameInfo[])_frames.Clone();
+
+    /// <summary>Restores every frame's page_info from <see cref="Snapshot"/>.</summary>
+    public void Restore(FrameInfo[] frames)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        if (frames.Length != _frames.Length) throw new ArgumentException($"expected {_frames.Length} frames", nameof(frames));
+        frames.CopyTo(_frames, 0);
+    }
+
+    /// <summary>Every frame in mfn order: counts, type, owner and the validated/pinned/Xen-private bits.</summary>
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("frames");
+        w.U32(Count);
+        foreach (ref readonly FrameInfo f in _frames.AsSpan())
+        {
+            w.I32(f.RefCount);
+            w.I32(f.TypeCount);
+            w.U8((byte)f.Type);
+            w.U8((byte)f.Owner);
+            w.U8((byte)((f.Validated ? 1 : 0) | (f.Pinned ? 2 : 0) | (f.XenPrivate ? 4 : 0)));
+        }
+    }
+
     public static bool IsTableType(PageType t) => t is PageType.L1 or PageType.L2 or PageType.L3 or PageType.L4;
+}
+
+/// <summary>One frame's page_info (plain data: snapshots hold arrays of it).</summary>
+public struct FrameInfo
+{
+    public int RefCount;
+    public int TypeCount;
+    public PageType Type;
+    public FrameOwner Owner;
+    public bool Validated, Pinned, XenPrivate;
 }

@@ -1,0 +1,25 @@
+using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Xen.Mm;
+
+namespace Replayvisor.Engine.Machine;
+
+/// <summary>
+/// A whole <see cref="XenMachine"/> at an instruction boundary, as plain data: deep copies only,
+/// nothing shared with the machine it came from, so one snapshot can be restored any number of
+/// times (into the same machine or into another built from the same kernel and options).
+/// </summary>
+public sealed record MachineSnapshot
+{
+    public required CpuSnapshot Cpu { get; init; }
+    /// <summary>All of machine memory (guest frames, shared_info, rings, page tables, Xen's frames, M2P).</summary>
+    public required byte[] Ram { get; init; }
+    /// <summary>The <see cref="VirtualClock"/>'s idle time, or null when the clock is external (host/trace time is an input, not state).</summary>
+    public required ulong? ClockIdleNs { get; init; }
+    public required MemoryManagerSnapshot Mm { get; init; }
+    public required HypervisorSnapshot Xen { get; init; }
+    /// <summary>The run loop's own state: a blocked vcpu that has not been scheduled back in, the armed timer deadline and its chaos delay.</summary>
+    public required bool Sleeping { get; init; }
+    public required ulong ArmedDeadline { get; init; }
+    public required ulong TimerDelay { get; init; }
+}

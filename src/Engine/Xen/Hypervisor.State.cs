@@ -1,0 +1,113 @@
+using System.Text;
+using Replayvisor.Engine.State;
+
+namespace Replayvisor.Engine.Xen;
+
+/// <summary>
+/// The Xen model's own state as plain data (deep copies; nothing shared with a live machine).
+/// shared_info, the console/xenstore rings, grant frames' contents, the hypervisor area and page
+/// tables are machine frames and travel with the RAM image.
+/// </summary>
+public sealed record HypervisorSnapshot
+{
+    /// <summary>Per-vcpu state (trap table, callbacks, kernel stack, timers, VIRQ bindings...), each a private copy.</summary>
+    public required VcpuState[] Vcpus { get; init; }
+    /// <summary>Every event channel, port 0 first.</summary>
+    public required Channel[] Channels { get; init; }
+    /// <summary>Console input waiting for the PV ring (domU) / the console_io read queue (dom0), oldest first.</summary>
+    public required byte[] ConsoleRingInput { get; init; }
+    public required byte[] ConsoleIoInput { get; init; }
+    public required PitState Pit { get; init; }
+    public required uint[] GrantFrames { get; init; }
+    public required ulong NextTimeRefreshNs { get; init; }
+    public required ulong BlockedNs { get; init; }
+    public required ulong RunstateEntryNs { get; init; }
+    public required uint RunstateArea { get; init; }
+    public required ShutdownKind Shutdown { get; init; }
+    public required string ShutdownDetail { get; init; }
+    /// <summary>The last captured guest frame (scratch between deliveries; kept so a restore is exact).</summary>
+    public required GuestFrame Frame { get; init; }
+}
+
+public sealed partial class Hypervisor : IStateHashable
+{
+    public HypervisorSnapshot Snapshot()
+    {
+        if (InMulticall) throw new InvalidOperationException("cannot snapshot the Xen model inside a hypercall");
+        return new HypervisorSnapshot
+        {
+            Vcpus = [.. Vcpus.Select(v => v.Clone())],
+            Channels = Events.SnapshotChannels(),
+            ConsoleRingInput = Console.SnapshotRingInput(),
+            ConsoleIoInput = Console.SnapshotConsoleIoInput(),
+            Pit = _pit.Snapshot(),
+            GrantFrames = [.. _grantFrames],
+            NextTimeRefreshNs = _nextTimeRefreshNs,
+            BlockedNs = _blockedNs,
+            RunstateEntryNs = _runstateEntryNs,
+            RunstateArea = RunstateArea,
+            Shutdown = Shutdown,
+            ShutdownDetail = ShutdownDetail,
+            Frame = _f,
+        };
+    }
+
+    /// <summary>
+    /// Restores the model's state (copies out of <paramref name="s"/>, which stays reusable). The
+    /// CPU and RAM are restored by the machine alongside; observers, sinks and statistics are untouched.
+    /// </summary>
+    public void Restore(HypervisorSnapshot s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        if (s.Vcpus.Length != Vcpus.Length) throw new ArgumentException("vcpu count differs", nameof(s));
+        // The live VcpuState objects are shared with EventChannels: copy into them, never replace them.
+        for (int i = 0; i < Vcpus.Length; i++) Vcpus[i].CopyFrom(s.Vcpus[i]);
+        Events.RestoreChannels(s.Channels);
+        Console.RestoreInput(s.ConsoleRingInput, s.ConsoleIoInput);
+        _pit.Restore(s.Pit);
+        _grantFrames.Clear();
+        _grantFrames.AddRange(s.GrantFrames);
+        _nextTimeRefreshNs = s.NextTimeRefreshNs;
+        _blockedNs = s.BlockedNs;
+        _runstateEntryNs = s.RunstateEntryNs;
+        RunstateArea = s.RunstateArea;
+        Shutdown = s.Shutdown;
+        ShutdownDetail = s.ShutdownDetail;
+        _f = s.Frame;
+        InMulticall = false;
+        MulticallResults.Clear();
+        _ioDone = false;
+    }
+
+    /// <summary>
+    /// Canonical encoding of everything in the model that can change what the guest sees next, in
+    /// a fixed order: configuration, vcpus (index order), event channels (port order), console
+    /// input queues (FIFO order), PIT, grant frames (grant order), time/runstate bookkeeping and
+    /// the shutdown state. Not hashed: statistics, observers and sinks, and the scratch of one
+    /// entry into Xen (the captured guest frame, multicall results, the I/O emulation flag), which
+    /// every entry rewrites before reading.
+    /// </summary>
+    public void WriteState(CanonicalWriter w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        w.Tag("xen");
+        w.U16(Domid);
+        w.Bool(Privileged);
+        w.U64(Options.PeriodicTimerNs);
+        w.U64(Options.TimeRefreshNs);
+        w.I32(Vcpus.Length);
+        foreach (var v in Vcpus) v.WriteState(w);
+        Events.WriteState(w);
+        Console.WriteState(w);
+        _pit.WriteState(w);
+        w.Tag("xen-fields");
+        w.I32(_grantFrames.Count);
+        foreach (uint g in _grantFrames) w.U32(g);
+        w.U64(_nextTimeRefreshNs);
+        w.U64(_blockedNs);
+        w.U64(_runstateEntryNs);
+        w.U32(RunstateArea);
+        w.U8((byte)Shutdown);
+        w.Bytes(Encoding.UTF8.GetBytes(ShutdownDetail));
+    }
+}
