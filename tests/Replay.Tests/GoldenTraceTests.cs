@@ -1,0 +1,34 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Replay.Tests;
+
+/// <summary>Every committed golden trace (traces/*.rvt, made by traces/record.sh) still replays bit-exactly.</summary>
+public class GoldenTraceTests
+{
+    public static IEnumerable<object[]> Traces() =>
+        Directory.GetFiles(Path.Combine(Guests.RepoRoot, "traces"), "*.rvt").Order(StringComparer.Ordinal).Select(f => new object[] { Path.GetFileName(f) });
+
+    [Fact]
+    public void TheGoldenTracesArePresent()
+    {
+        var names = Traces().Select(t => (string)t[0]).ToArray();
+        Assert.True(names.Length >= 10, "traces/ should hold the golden traces; run traces/record.sh");
+        foreach (string expected in new[] { "pagetables.rvt", "failsafe.rvt", "events.rvt", "multicall.rvt", "sched-chaos.rvt", "sched-host.rvt", "echo.rvt" })
+            Assert.Contains(expected, names);
+    }
+
+    [Theory]
+    [MemberData(nameof(Traces))]
+    public void ReplaysBitExactly(string name)
+    {
+        byte[] trace = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", name));
+        var r = Recordings.Replay(trace);
+        Assert.True(r.Divergence == null, $"{name}: {r.Report}");
+        Assert.True(r.TraceComplete, $"{name} is incomplete");
+        Assert.Equal(r.Recorded!.FinalIcount, r.Exit.Icount);
+        Assert.Equal(MachineExitKind.PoweredOff, r.Exit.Kind);
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        Assert.Contains(reader.ReadEvents(), e => e is CheckpointEvent);
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Re-records the golden traces from the guests of guests/. CI replays every traces/*.rvt and
+# fails on any divergence, so re-record only after a deliberate change of guest-visible behaviour
+# (a guest, the CPU, the Xen model or the trace format), and say so in the commit message.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+make -s -C guests
+dotnet build src/Cli -c Release -nologo -v q >/dev/null
+rv() { dotnet src/Cli/bin/Release/net10.0/replayvisor.dll "$@"; }
+
+# name, kernel, extra record options; console input comes from the last argument when it is "<<text".
+record() {
+  local name=$1 kernel=$2; shift 2
+  local input=""
+  if [ $# -gt 0 ] && [ "${!#:0:2}" = "<<" ]; then input=${!#:2}; set -- "${@:1:$(($#-1))}"; fi
+  printf '%b' "$input" | rv record "guests/build/$kernel" -o "traces/$name.rvt" --memory 16 --checkpoint-interval 5000000 "$@" >/dev/null
+  printf '%-22s %8s bytes\n' "$name.rvt" "$(stat -c %s "traces/$name.rvt")"
+}
+
+record pagetables          pagetables.elf
+record pagetables-pae      pagetables-pae.elf
+record failsafe            failsafe.elf
+record failsafe-pae        failsafe-pae.elf
+record events              events-pae.elf
+record multicall           multicall.elf
+record traps-pae           traps-pae.elf
+record sched-chaos         sched-pae.elf --chaos 1
+record sched-host          sched.elf --clock host
+record sched-host-chaos    sched-pae.elf --clock host --chaos 2
+record echo                echo-pae.elf "<<hello, golden trace\nsecond line\nquit\n"
