@@ -14,12 +14,12 @@ dotnet build src/Cli -c Release -nologo -v q >/dev/null
 rv() { dotnet src/Cli/bin/Release/net10.0/replayvisor.dll "$@"; }
 
 guest=${1:-guests/build/sched-pae.elf}
-mkdir -p traces
+mkdir -p artifacts
 echo "== record $guest (virtual clock) =="
-rv record "$guest" -o traces/demo.rvt --stats
+rv record "$guest" -o artifacts/demo.rvt --stats
 echo
-echo "== replay traces/demo.rvt =="
-rv replay traces/demo.rvt
+echo "== replay artifacts/demo.rvt =="
+rv replay artifacts/demo.rvt
 echo
-echo "== info traces/demo.rvt =="
-rv info traces/demo.rvt
+echo "== info artifacts/demo.rvt =="
+rv info artifacts/demo.rvt

@@ -71,6 +71,16 @@ public class RecordReplayTests
     }
 
     [Fact]
+    public void ACheckpointIsTakenAtEveryMultipleOfTheInterval()
+    {
+        var rec = Recordings.Record("sched", false, checkpointInterval: 2_000_000);
+        using var reader = TraceReader.Open(new MemoryStream(rec.Trace));
+        var at = reader.ReadEvents().OfType<CheckpointEvent>().Select(c => c.Icount).ToArray();
+        var expected = Enumerable.Range(0, (int)(rec.Result.Exit.Icount / 2_000_000) + 1).Select(i => (ulong)i * 2_000_000).ToArray();
+        Assert.Equal(expected, at);
+    }
+
+    [Fact]
     public void RecordingIsDeterministicUnderTheVirtualClock()
     {
         var a = Recordings.Record("events", false);

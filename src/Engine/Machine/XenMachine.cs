@@ -163,7 +163,8 @@ public sealed class XenMachine
                 bool injected = inputs.Poll(this, blocked: false);
                 pure = !injected;
                 if (injected || inputs.StopRequested) continue;
-                pollAt = ulong.MaxValue;
+                pollAt = inputs.NextPoll(Cpu.Icount);
+                if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             var r = Cpu.Run(stopAt);
