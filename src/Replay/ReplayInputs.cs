@@ -33,8 +33,12 @@ public sealed class ReplayInputs : IRunInputs
     private readonly Action<string> _diverged;
     private ulong _lastCheckpoint = ulong.MaxValue;
 
-    public ReplayInputs(InputQueue queue, ulong checkpointInterval, Action<ulong> checkpoint, ulong stopAt, bool chaos, Action<string> diverged)
+    /// <param name="stopAt">Where the replay ends; with <paramref name="stopThere"/> the run reports Stopped there, as an interrupted recording did.</param>
+    public ReplayInputs(InputQueue queue, ulong checkpointInterval, Action<ulong> checkpoint, ulong stopAt, bool chaos, Action<string> diverged,
+        Func<ulong> icount, bool stopThere)
     {
+        _icount = icount;
+        _stopThere = stopThere;
         _queue = queue;
         _checkpointInterval = checkpointInterval;
         _checkpoint = checkpoint;
@@ -43,8 +47,11 @@ public sealed class ReplayInputs : IRunInputs
         _diverged = diverged;
     }
 
+    private readonly Func<ulong> _icount;
+    private readonly bool _stopThere;
+
     public bool Diverged { get; set; }
-    public bool StopRequested => Diverged;
+    public bool StopRequested => Diverged || (_stopThere && _icount() >= _stopAt);
 
     public ulong NextPoll(ulong icount)
     {

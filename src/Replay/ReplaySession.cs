@@ -38,7 +38,7 @@ public sealed class ReplaySession
         var events = _reader.ReadEvents().ToList();
         var header = _reader.Header;
         ulong recordedEnd = _reader.Summary?.FinalIcount ?? (events.Count > 0 ? events[^1].Icount : 0);
-        var verifier = new Verifier(events.Where(Verifier.IsVerified));
+        var verifier = new Verifier(events.Where(Verifier.IsVerified)) { TruncatedAt = _reader.Complete ? null : recordedEnd };
         var queue = new InputQueue(events.Where(InputQueue.IsInput));
         XenMachine? machine = null;
         ReplayInputs? inputs = null;
@@ -63,9 +63,10 @@ public sealed class ReplaySession
         m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
         ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
         ulong limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        ulong stopAt = _to ?? (_reader.Complete ? ulong.MaxValue : recordedEnd);
+        bool interrupted = _reader.Summary is { Exit: ExitKind.Stopped } && events.LastOrDefault() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
+        ulong stopAt = _to ?? (!_reader.Complete || interrupted ? recordedEnd : ulong.MaxValue);
         inputs = new ReplayInputs(queue, interval, icount => verifier.Observe(new CheckpointEvent(icount, m.StateHash())),
-            stopAt, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverged);
+            stopAt, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverged, () => m.Icount, interrupted && _to == null);
         MachineExit exit = m.Run(Math.Min(limit, stopAt), inputs);
         bool partial = _to.HasValue || !_reader.Complete;
         if (verifier.First == null && !partial && RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);

@@ -17,6 +17,16 @@ public sealed class Verifier
     public Verifier(IEnumerable<TraceEvent> expected) => _expected = expected.ToList();
 
     public Divergence? First { get; private set; }
+
+    /// <summary>
+    /// For a trace whose recorder was killed: the count of its last recorded event. Events the
+    /// replay produces at or after it may simply not have been flushed, so they end the
+    /// comparison instead of diverging.
+    /// </summary>
+    public ulong? TruncatedAt { get; init; }
+
+    /// <summary>True once a truncated trace's recorded events are used up.</summary>
+    public bool Exhausted { get; private set; }
     public long Matched { get; private set; }
     public int Remaining => _expected.Count - _next;
     public TraceEvent? NextExpected => _next < _expected.Count ? _expected[_next] : null;
@@ -25,6 +35,12 @@ public sealed class Verifier
     public bool Observe(TraceEvent actual)
     {
         if (First != null) return false;
+        if (Exhausted) return true;
+        if (TruncatedAt is ulong end && actual.Icount >= end && (_next >= _expected.Count || !_expected[_next].Equals(actual)))
+        {
+            Exhausted = true;
+            return true;
+        }
         if (_next >= _expected.Count)
         {
             First = new Divergence(actual.Icount, "the replay produced an event the recording does not have", null, actual);

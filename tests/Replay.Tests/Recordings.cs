@@ -47,8 +47,9 @@ public static class Recordings
         var output = new MemoryStream();
         using (var w = new TraceWriter(output, reader.Header, reader.GuestImage.Span, leaveOpen: true))
         {
-            foreach (var e in reader.ReadEvents())
-                if (change(e) is { } e2) w.Append(e2);
+            // Changed events keep the file sorted by instruction count (a stable sort keeps same-count order).
+            foreach (var e in reader.ReadEvents().Select(change).OfType<TraceEvent>().OrderBy(e => e.Icount))
+                w.Append(e);
             w.Complete(reader.Summary!);
         }
         return output.ToArray();

@@ -21,11 +21,10 @@ public static class GuestCommands
         byte[] kernel = ReadKernel(a.Kernel);
         if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
         FileStream? trace = null;
-        string? tmp = null;
         if (output != null)
         {
-            tmp = output + ".partial";
-            try { trace = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.Read); }
+            // Written in place: a recorder killed outright leaves its complete chunks readable at the path asked for.
+            try { trace = new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
@@ -53,7 +52,7 @@ public static class GuestCommands
         catch (BootImageException e)
         {
             trace?.Dispose();
-            if (tmp != null) File.Delete(tmp);
+            if (output != null) File.Delete(output);
             throw new CliException(ExitCodes.BadKernel, $"{a.Kernel}: {e.Message}");
         }
         LiveResult result;
@@ -65,11 +64,7 @@ public static class GuestCommands
             try { result = session.Run(); }
             finally { Console.CancelKeyPress -= onCancel; }
         }
-        if (trace != null)
-        {
-            trace.Dispose();
-            File.Move(tmp!, output!, overwrite: true);
-        }
+        trace?.Dispose();
         if (a.Stats) PrintStats(result, session.Machine, stderr);
         var exit = result.Exit;
         int code = ExitCodeOf(exit.Kind);

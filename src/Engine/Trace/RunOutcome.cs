@@ -14,8 +14,12 @@ public static class RunOutcome
         MachineExitKind.InstructionLimit => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.InstructionLimit, exit.Detail),
         MachineExitKind.Unsupported => new ShutdownEvent(exit.Icount, ShutdownReason.Crash, ExitKind.Stopped, "unsupported: " + exit.Detail),
         MachineExitKind.Idle => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.Stopped, "idle: " + exit.Detail),
+        MachineExitKind.Stopped => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.Stopped, InterruptedDetail),
         _ => null,
     };
+
+    /// <summary>The detail of the closing event of a run ended by Ctrl-C or SIGTERM.</summary>
+    public const string InterruptedDetail = "interrupted";
 
     public static TraceSummary Summary(MachineExit exit, byte[] finalHash) => new(exit.Icount, ExitOf(exit.Kind), ReasonOf(exit.Kind), finalHash);
 

@@ -1,0 +1,75 @@
+using System.Diagnostics;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>A recorder stopped by SIGTERM closes its trace; one killed outright leaves a replayable prefix.</summary>
+public class SignalTests
+{
+    private static Process StartRecording(string trace)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (string a in new[] { Path.Combine(AppContext.BaseDirectory, "replayvisor.dll"), "record", Cli.Guest("echo"), "-o", trace })
+            psi.ArgumentList.Add(a);
+        return Process.Start(psi)!;
+    }
+
+    private static void WaitForLine(Process p, string text)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (DateTime.UtcNow < deadline)
+        {
+            string? line = p.StandardOutput.ReadLine();
+            if (line == null) throw new InvalidOperationException("the recorder ended early: " + p.StandardError.ReadToEnd());
+            if (line.Contains(text, StringComparison.Ordinal)) return;
+        }
+        throw new TimeoutException("no line containing " + text);
+    }
+
+    [Fact]
+    public void SigtermFinishesTheTraceCleanly()
+    {
+        string trace = Cli.TempFile("term.rvt");
+        using var p = StartRecording(trace);
+        WaitForLine(p, "ready");
+        p.StandardInput.WriteLine("before the signal");
+        p.StandardInput.Flush();
+        WaitForLine(p, "before the signal");
+        using (var kill = Process.Start("kill", $"-TERM {p.Id}")) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.Equal(130, p.ExitCode);
+        var info = Cli.Run("info", trace);
+        Assert.Contains("complete", info.Stdout);
+        Assert.DoesNotContain("INCOMPLETE", info.Stdout);
+        var r = Cli.Run("replay", trace);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("before the signal", r.Stdout);
+    }
+
+    [Fact]
+    public void AKilledRecorderLeavesAReplayablePrefix()
+    {
+        string trace = Cli.TempFile("killed.rvt");
+        using var p = StartRecording(trace);
+        WaitForLine(p, "ready");
+        p.StandardInput.WriteLine("kept line");
+        p.StandardInput.Flush();
+        WaitForLine(p, "kept line");
+        Thread.Sleep(500);
+        p.Kill();
+        p.WaitForExit();
+        var info = Cli.Run("info", trace);
+        Assert.True(info.Code == 0, info.ToString());
+        Assert.Contains("INCOMPLETE", info.Stdout);
+        // The input reached the trace before the kill (the recorder flushes after every input)...
+        var input = Cli.Run("dump", trace, "--kind", "console-in");
+        Assert.Contains("kept line", input.Stdout);
+        // ...and the complete chunks replay bit-exactly, up to that input.
+        var r = Cli.Run("replay", trace);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("echo: ready", r.Stdout);
+        Assert.Contains("incomplete", r.Stderr);
+    }
+}
