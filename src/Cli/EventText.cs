@@ -49,6 +49,7 @@ public static class EventText
             case HypercallEvent h:
                 o["number"] = h.Number;
                 o["name"] = HypercallNames.Name(h.Number);
+                o["call"] = Replayvisor.Engine.Xen.Hypercalls.HypercallFormatter.Format(h.Number, h.Args.AsSpan());
                 o["args"] = new JsonArray(h.Args.AsSpan().ToArray().Select(a => (JsonNode)a).ToArray());
                 o["result"] = h.Result;
                 if (h.Multicall.Count > 0)

@@ -9,8 +9,7 @@ public static class HypercallNames
 
     public static string Describe(HypercallEvent h)
     {
-        var args = h.Args.AsSpan().ToArray();
-        string text = $"{Name(h.Number)}({string.Join(", ", args.Select(a => $"0x{a:x}"))}) = {h.Result}";
+        string text = $"{Replayvisor.Engine.Xen.Hypercalls.HypercallFormatter.Format(h.Number, h.Args.AsSpan())} = {h.Result}";
         if (h.Multicall.Count > 0)
             text += " [" + string.Join(", ", h.Multicall.AsSpan().ToArray().Select(m => $"{Name(m.Op)}={m.Result}")) + "]";
         return text;
