@@ -1,30 +1,40 @@
 using System.Diagnostics;
-using Replayvisor.Cli.Bench;
+using Replayvisor.Engine.Cpu;
 
 namespace Replayvisor.Cli.Bench;
 
-/// <summary>`replayvisor bench`: MIPS of the CPU on the integer workload, block cache vs plain interpreter.</summary>
+/// <summary>
+/// `replayvisor bench`: MIPS of the CPU, block cache vs plain interpreter, on the integer
+/// workload, string copies/fills (each rep iteration counts as one instruction) and a loop with
+/// data on its own code page.
+/// </summary>
 public static class BenchCommand
 {
     public static int Run(ulong instructions, int rounds, TextWriter output)
     {
-        output.WriteLine($"integer workload, paging on, {instructions:N0} instructions per round, best of {rounds}");
-        double cached = Measure(true, instructions, rounds);
-        double plain = Measure(false, instructions / 10, rounds);
-        output.WriteLine($"block cache:       {cached,8:F1} MIPS");
-        output.WriteLine($"plain interpreter: {plain,8:F1} MIPS");
-        output.WriteLine($"ratio:             {cached / plain,8:F2}x");
+        output.WriteLine($"paging on, {instructions:N0} instructions per round (interpreter: a tenth), best of {rounds}");
+        output.WriteLine($"{"workload",-16} {"block cache",12} {"interpreter",12} {"ratio",8}");
+        Report("integer", IntegerWorkload.Create, instructions, rounds, output);
+        Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, output);
+        Report("data on code pg", ExtraWorkloads.CreateCodePageData, instructions, rounds, output);
         return 0;
     }
 
-    private static double Measure(bool blockCache, ulong instructions, int rounds)
+    private static void Report(string name, Func<bool, X86Cpu> create, ulong instructions, int rounds, TextWriter output)
+    {
+        double cached = Measure(create, true, instructions, rounds);
+        double plain = Measure(create, false, instructions / 10, rounds);
+        output.WriteLine($"{name,-16} {cached,8:F1} MIPS {plain,7:F1} MIPS {cached / plain,7:F2}x");
+    }
+
+    private static double Measure(Func<bool, X86Cpu> create, bool blockCache, ulong instructions, int rounds)
     {
         double best = 0;
-        var warm = IntegerWorkload.Create(blockCache);
+        var warm = create(blockCache);
         warm.Run(Math.Min(instructions, 2_000_000));
         for (int r = 0; r < rounds; r++)
         {
-            var cpu = IntegerWorkload.Create(blockCache);
+            var cpu = create(blockCache);
             var sw = Stopwatch.StartNew();
             cpu.Run(instructions);
             sw.Stop();
