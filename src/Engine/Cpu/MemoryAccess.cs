@@ -5,7 +5,7 @@ namespace Replayvisor.Engine.Cpu;
 
 /// <summary>
 /// Segmented and linear memory access. The fast path (expand-up segment within limits, TLB hit,
-/// no page crossing, no code on the frame for writes) is a handful of compares; anything else
+/// no page crossing, no decoded code on the written 64-byte lines) is a handful of compares; anything else
 /// takes the checked path, which raises #GP/#SS/#PF with the SDM's error codes.
 /// Every method returns normally on a fault with <see cref="Faulted"/> set; callers check it
 /// before changing any state.
@@ -16,6 +16,15 @@ public sealed partial class X86Cpu
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref byte RamAt(ulong pa) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ram), (nint)pa);
+
+    /// <summary>True when the bytes [lin, lin+size) of the frame in TLB entry e (within one page) hold no decoded code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool NoCode(ulong e, uint lin, int size)
+    {
+        ulong lines = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(CodeLines), (nint)((e & FrameMask) >> 12));
+        int o = (int)(lin & 0xFFF);
+        return (lines & ((1ul << (o >> CodeLineShift)) | (1ul << ((o + size - 1) >> CodeLineShift)))) == 0;
+    }
 
     public byte Read8(int seg, uint off)
     {
@@ -76,7 +85,7 @@ public sealed partial class X86Cpu
         {
             uint lin = s.Base + off;
             ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            if ((e & (GenMask | _tlbW)) == _tlbW && NoCode(e, lin, 1))
             {
                 RamAt((e & FrameMask) | (lin & 0xFFF)) = v;
                 return;
@@ -92,7 +101,7 @@ public sealed partial class X86Cpu
         {
             uint lin = s.Base + off;
             ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && NoCode(e, lin, 2))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;
@@ -108,7 +117,7 @@ public sealed partial class X86Cpu
         {
             uint lin = s.Base + off;
             ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && NoCode(e, lin, 4))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;

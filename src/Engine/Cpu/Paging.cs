@@ -20,8 +20,8 @@ public static class PfErr
 /// conflict misses). Bits 0-5 are permissions (read/write/execute for supervisor and user),
 /// bit 6 marks a global page, bits 12-39 the physical frame address, bits 40-63 the generation.
 /// A flush increments the generation; invlpg clears one entry. Write permission is only cached
-/// for a page whose dirty bit is already set and whose frame holds no decoded code, so the
-/// first write sets D and code writes reach the self-modifying-code check.
+/// for a page whose dirty bit is already set, so the first write sets D. Stores to lines holding
+/// decoded code are kept off the fast path by <see cref="CodeLines"/>, not by the TLB.
 /// </summary>
 public sealed partial class X86Cpu
 {
@@ -192,7 +192,7 @@ public sealed partial class X86Cpu
         bool dirty = (newLeaf & 0x40) != 0;
         bool wp = (Cr0 & Cr0Bits.WP) != 0;
         ulong perms = TlbRS | (us ? TlbRU : 0) | (nx ? 0 : TlbXS | (us ? TlbXU : 0));
-        if (dirty && !Memory.IsCodeFrame((uint)(frame >> 12)))
+        if (dirty)
             perms |= ((rw || !wp) ? TlbWS : 0) | (rw && us ? TlbWU : 0);
         if (global && (Cr4 & Cr4Bits.PGE) != 0) perms |= TlbGlobal;
         phys = frame | (lin & 0xFFF);

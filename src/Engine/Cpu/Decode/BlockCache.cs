@@ -20,7 +20,10 @@ public sealed class Block
 /// <summary>
 /// Decoded blocks keyed by (EIP, physical address, code size), with a direct-mapped front cache.
 /// Blocks are invalidated when bytes they were decoded from are written (self-modifying code):
-/// their frames carry a code mark that sends every store to them through <see cref="OnCodeWritten"/>.
+/// their frames carry a code mark that sends every write made through <see cref="PhysicalMemory"/>
+/// to <see cref="OnCodeWritten"/>. The CPU's store fast path checks a finer mark instead: one bit
+/// per 64-byte line of each frame (<see cref="X86Cpu.CodeLines"/>), set for every line that holds
+/// bytes of a cached block, so stores to data that shares a page with code stay on the fast path.
 /// </summary>
 public sealed class BlockCache : ICodeWriteObserver
 {
@@ -105,6 +108,17 @@ public sealed class BlockCache : ICodeWriteObserver
         if (!_byFrame.TryGetValue(frame, out var list)) _byFrame[frame] = list = new List<Block>();
         list.Add(b);
         _cpu.Memory.MarkCode(frame);
+        if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] |= LineMask(b);
+    }
+
+    /// <summary>The 64-byte lines of its frame that block b was decoded from.</summary>
+    private static ulong LineMask(Block b)
+    {
+        int first = (int)(b.Phys & PhysicalMemory.PageMask) >> X86Cpu.CodeLineShift;
+        ulong lastByte = (b.Phys & PhysicalMemory.PageMask) + (b.EndEip - b.Eip) - 1;
+        int last = lastByte >= PhysicalMemory.PageSize ? 63 : (int)lastByte >> X86Cpu.CodeLineShift;
+        ulong upTo = last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1;
+        return upTo & ~((1ul << first) - 1);
     }
 
     public void OnCodeWritten(ulong addr, int len)
@@ -125,6 +139,13 @@ public sealed class BlockCache : ICodeWriteObserver
             {
                 _byFrame.Remove(frame);
                 _cpu.Memory.ClearCodeMark(frame);
+                if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] = 0;
+            }
+            else if (frame < (uint)_cpu.CodeLines.Length)
+            {
+                ulong lines = 0;
+                foreach (Block b in list) lines |= LineMask(b);
+                _cpu.CodeLines[frame] = lines;
             }
         }
     }
@@ -144,6 +165,7 @@ public sealed class BlockCache : ICodeWriteObserver
         _map.Clear();
         Array.Clear(_front);
         foreach (uint f in _byFrame.Keys) _cpu.Memory.ClearCodeMark(f);
+        Array.Clear(_cpu.CodeLines);
         _byFrame.Clear();
     }
 
