@@ -26,6 +26,44 @@ public sealed partial class X86Cpu
         return (lines & ((1ul << (o >> CodeLineShift)) | (1ul << ((o + size - 1) >> CodeLineShift)))) == 0;
     }
 
+    /// <summary>
+    /// For bulk string operations: true when [off, off+len) of segment seg lies in one page and
+    /// every byte passes the read fast path (segment, TLB), so no access to it can fault; pa is
+    /// the physical address of its first byte.
+    /// </summary>
+    internal bool FastReadRun(int seg, uint off, int len, out ulong pa)
+    {
+        pa = 0;
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + len > s.ReadEnd) return false;
+        uint lin = s.Base + off;
+        ulong e = _tlb[lin >> 12];
+        int o = (int)(lin & 0xFFF);
+        if ((e & (GenMask | _tlbR)) != _tlbR || o + len > 0x1000) return false;
+        pa = (e & FrameMask) | (uint)o;
+        return true;
+    }
+
+    /// <summary>As <see cref="FastReadRun"/> for writes; also false when any byte is on a line holding decoded code.</summary>
+    internal bool FastWriteRun(int seg, uint off, int len, out ulong pa)
+    {
+        pa = 0;
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + len > s.WriteEnd) return false;
+        uint lin = s.Base + off;
+        ulong e = _tlb[lin >> 12];
+        int o = (int)(lin & 0xFFF);
+        if ((e & (GenMask | _tlbW)) != _tlbW || o + len > 0x1000) return false;
+        int first = o >> CodeLineShift, last = (o + len - 1) >> CodeLineShift;
+        ulong lines = (last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1) & ~((1ul << first) - 1);
+        if ((CodeLines[(int)((e & FrameMask) >> 12)] & lines) != 0) return false;
+        pa = (e & FrameMask) | (uint)o;
+        return true;
+    }
+
+    /// <summary>RAM at a physical address returned by <see cref="FastReadRun"/> or <see cref="FastWriteRun"/>.</summary>
+    internal Span<byte> RamSpan(ulong pa, int len) => MemoryMarshal.CreateSpan(ref RamAt(pa), len);
+
     public byte Read8(int seg, uint off)
     {
         ref SegmentCache s = ref Segs[seg];

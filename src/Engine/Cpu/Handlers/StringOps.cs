@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Replayvisor.Engine.Cpu.Decode;
@@ -12,6 +13,12 @@ internal interface IStringOp
     static abstract bool Compares { get; }
     /// <summary>ins/outs: the I/O permission check applies.</summary>
     static abstract bool Io { get; }
+    /// <summary>
+    /// Runs up to max forward iterations at once when none of them can fault or touch decoded
+    /// code (one page each side); returns how many ran (0: take the one-at-a-time path). Leaves
+    /// (E)CX to the caller.
+    /// </summary>
+    static virtual ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max) => 0;
 }
 
 /// <summary>
@@ -64,8 +71,19 @@ internal static unsafe class StringOps
         if ((c.FlagsReg & Fl.TF) != 0) n = 1; // single-step traps after every iteration
         ulong done = 0;
         bool stopped = false;
+        bool bulk = delta == (uint)s;
         while (done < n)
         {
+            if (bulk)
+            {
+                ulong k = T.Bulk(c, ref d, amask, n - done);
+                if (k != 0)
+                {
+                    done += k;
+                    c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - (uint)k) & amask);
+                    continue;
+                }
+            }
             T.Step(c, ref d, amask, delta);
             if (c.Faulted)
             {
@@ -85,10 +103,41 @@ internal static unsafe class StringOps
         else if (done > 1) c.Exit |= X86Cpu.ExitBranch; // the block's instruction budget is stale
     }
 
+    /// <summary>Iterations of size s that fit from off to the end of its page and of the address space (amask).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong RunLength(X86Cpu c, int seg, uint off, int s, uint amask, ulong max)
+    {
+        uint lin = c.Segs[seg].Base + off;
+        ulong k = (ulong)(0x1000 - (lin & 0xFFF)) / (uint)s;
+        ulong toWrap = ((ulong)amask + 1 - off) / (uint)s;
+        if (toWrap < k) k = toWrap;
+        return max < k ? max : k;
+    }
+
     private struct MovsOp : IStringOp
     {
         public static bool Compares => false;
         public static bool Io => false;
+
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max)
+        {
+            int s = d.Size;
+            uint si = c.Esi & amask, di = c.Edi & amask;
+            ulong k = RunLength(c, d.MemSeg, si, s, amask, max);
+            ulong kd = RunLength(c, Seg.ES, di, s, amask, max);
+            if (kd < k) k = kd;
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastReadRun(d.MemSeg, si, len, out ulong src) || !c.FastWriteRun(Seg.ES, di, len, out ulong dst)) return 0;
+            // A forward element-by-element copy onto an overlapping later destination replicates
+            // a pattern; leave that to the one-at-a-time path. Everything else is a memmove.
+            if (dst > src && dst < src + (ulong)len) return 0;
+            c.RamSpan(src, len).CopyTo(c.RamSpan(dst, len));
+            Advance(c, Reg.ESI, amask, (uint)len);
+            Advance(c, Reg.EDI, amask, (uint)len);
+            return k;
+        }
+
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
@@ -151,6 +200,24 @@ internal static unsafe class StringOps
     {
         public static bool Compares => false;
         public static bool Io => false;
+
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max)
+        {
+            int s = d.Size;
+            uint di = c.Edi & amask;
+            ulong k = RunLength(c, Seg.ES, di, s, amask, max);
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastWriteRun(Seg.ES, di, len, out ulong dst)) return 0;
+            Span<byte> span = c.RamSpan(dst, len);
+            uint v = c.Gpr[Reg.EAX];
+            if (s == 1) span.Fill((byte)v);
+            else if (s == 2) { for (int i = 0; i < len; i += 2) BinaryPrimitives.WriteUInt16LittleEndian(span.Slice(i), (ushort)v); }
+            else { for (int i = 0; i < len; i += 4) BinaryPrimitives.WriteUInt32LittleEndian(span.Slice(i), v); }
+            Advance(c, Reg.EDI, amask, (uint)len);
+            return k;
+        }
+
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;

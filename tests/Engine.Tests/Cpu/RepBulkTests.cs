@@ -1,0 +1,96 @@
+using Replayvisor.Engine.Cpu;
+using static Iced.Intel.AssemblerRegisters;
+using static Replayvisor.Engine.Tests.Cpu.CpuTest;
+
+namespace Replayvisor.Engine.Tests.Cpu;
+
+/// <summary>
+/// Long rep movs/stos runs (the bulk path copies or fills whole page runs at once) must match
+/// the one-iteration-at-a-time definition exactly: results, registers, counts and stop points.
+/// </summary>
+public class RepBulkTests
+{
+    [Theory, InlineData(true), InlineData(false)]
+    public void OverlappingForwardMovsReplicatesPattern(bool bc)
+    {
+        // dst = src + 1 (movsb) and dst = src + 2 (movsd, overlapping inside one element).
+        var m = new TestMachine(blockCache: bc).Load(a =>
+        {
+            a.mov(esi, 0x2000); a.mov(edi, 0x2001); a.mov(ecx, 3000); a.rep.movsb();
+            a.mov(esi, 0x6000); a.mov(edi, 0x6002); a.mov(ecx, 1000); a.rep.movsd();
+        });
+        m.Memory.Write8(0x2000, 0xAB);
+        m.Memory.Write32(0x6000, 0x44332211);
+        m.Run();
+        Halted(m);
+        for (uint i = 0; i <= 3000; i++) Assert.Equal(0xAB, m.Memory.Read8(0x2000 + i));
+        // Reference: element-by-element forward copy.
+        var r = new byte[4010];
+        BitConverter.GetBytes(0x44332211u).CopyTo(r, 0);
+        for (int i = 0; i < 1000; i++) { uint v = BitConverter.ToUInt32(r, i * 4); BitConverter.GetBytes(v).CopyTo(r, i * 4 + 2); }
+        for (uint i = 0; i < 4002; i++) Assert.Equal(r[i], m.Memory.Read8(0x6000 + i));
+        Assert.Equal(0x6000u + 4000, m.Cpu.Esi);
+        Assert.Equal(0x6002u + 4000, m.Cpu.Edi);
+        Assert.Equal(6ul + 3000 + 1000 + 1, m.Cpu.Icount);
+    }
+
+    [Theory, InlineData(true), InlineData(false)]
+    public void MisalignedStosdAcrossPages(bool bc)
+    {
+        var m = new TestMachine(blockCache: bc).Load(a => { a.mov(edi, 0x4FFE); a.mov(ecx, 2000); a.mov(eax, 0xA1B2C3D4); a.rep.stosd(); });
+        m.Run();
+        Halted(m);
+        for (uint i = 0; i < 2000; i++) Assert.Equal(0xA1B2C3D4u, m.Memory.Read32(0x4FFE + i * 4));
+        Assert.Equal(0u, m.Memory.Read8(0x4FFD));
+        Assert.Equal(0u, m.Memory.Read8(0x4FFE + 8000));
+        Assert.Equal(0x4FFEu + 8000, m.Cpu.Edi);
+        Assert.Equal(3ul + 2000 + 1, m.Cpu.Icount);
+    }
+
+    [Theory, InlineData(true), InlineData(false)]
+    public void MovswAcrossPagesAndStopInTheMiddle(bool bc)
+    {
+        var m = new TestMachine(blockCache: bc).Load(a => { a.mov(esi, 0x7F01); a.mov(edi, 0x20333); a.mov(ecx, 5000); a.rep.movsw(); a.mov(ebx, 1); });
+        for (uint i = 0; i < 10000; i++) m.Memory.Write8(0x7F01 + i, (byte)(i * 7));
+        Assert.Equal(StopReason.InstructionLimit, m.Cpu.Run(3 + 3217));
+        Assert.Equal(5000u - 3217, m.Cpu.Ecx);
+        Assert.Equal(0x7F01u + 3217 * 2, m.Cpu.Esi);
+        Assert.Equal(0x20333u + 3217 * 2, m.Cpu.Edi);
+        Assert.Equal(0, m.Memory.Read8(0x20333 + 3217 * 2));
+        Assert.Equal(TestMachine.CodeBase + 15, m.Cpu.Eip);
+        m.Run();
+        Halted(m);
+        for (uint i = 0; i < 10000; i++) Assert.Equal((byte)(i * 7), m.Memory.Read8(0x20333 + i));
+        Assert.Equal(1u, m.Cpu.Ebx);
+        Assert.Equal(3ul + 5000 + 2, m.Cpu.Icount);
+    }
+
+    [Theory, InlineData(true), InlineData(false)]
+    public void RepStosOverLaterCodeOfTheSameBlockTakesEffect(bool bc)
+    {
+        // rep stosb turns the 16 nops after it into inc eax.
+        uint nops = TestMachine.CodeBase + (uint)TestMachine.Assemble(a => { a.xor(eax, eax); a.mov(edi, 0x12345678); a.mov(ecx, 16); a.mov(dl, 0x40); a.xchg(eax, edx); a.rep.stosb(); a.mov(eax, 0); }).Length;
+        var m = new TestMachine(blockCache: bc).Load(a =>
+        {
+            a.xor(eax, eax); a.mov(edi, nops); a.mov(ecx, 16); a.mov(dl, 0x40); a.xchg(eax, edx); a.rep.stosb(); a.mov(eax, 0);
+            for (int i = 0; i < 16; i++) a.nop();
+        });
+        m.Run();
+        Halted(m);
+        Assert.Equal(16u, m.Cpu.Eax);
+    }
+
+    [Theory, InlineData(true), InlineData(false)]
+    public void SixteenBitAddressWrapInLongRun(bool bc)
+    {
+        var m = new TestMachine(blockCache: bc).Load(a => { a.mov(edi, 0x1234FF00); a.mov(ecx, 0x200); a.mov(al, 0x5A); a.db(0x67); a.rep.stosb(); });
+        m.Run();
+        Halted(m);
+        // DI runs FF00..FFFF then wraps to 0000..00FF; ES base is 0, so bytes land at 0xFF00.. and 0x0000..
+        Assert.Equal(0x12340100u, m.Cpu.Edi);
+        Assert.Equal(0x5A, m.Memory.Read8(0xFFFF));
+        Assert.Equal(0x5A, m.Memory.Read8(0x0000));
+        Assert.Equal(0x5A, m.Memory.Read8(0x00FF));
+        Assert.Equal(0, m.Memory.Read8(0x0100));
+    }
+}
