@@ -46,25 +46,41 @@ public sealed partial class X86Cpu
         _stopAt = stopAt;
         _stopRequested = false;
         StopMessage = null;
+        Block? prev = null; // the block that just ran, when its successor may be looked up in its links
         while (true)
         {
             if (_stopRequested) return StopReason.Stopped;
             if (Icount >= stopAt) return StopReason.InstructionLimit;
             bool singleStep = (FlagsReg & Fl.TF) != 0;
-            Block? b = FetchBlock(singleStep);
+            Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)
             {
-                DeliverFault();
-                continue;
+                b = FetchBlock(singleStep);
+                if (b == null)
+                {
+                    DeliverFault();
+                    prev = null;
+                    continue;
+                }
+                if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
             }
-            if (!ExecBlock(b, singleStep)) return StopReason.Unsupported;
+            int r = ExecBlock(b, singleStep);
+            if (r < 0) return StopReason.Unsupported;
+            prev = r != 0 && b.Chainable && !singleStep ? b : null;
         }
     }
 
     /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
     public StopReason Step() => Run(Icount + 1);
 
-    private bool ExecBlock(Block b, bool singleStep)
+    /// <summary>
+    /// Bumped whenever a TLB entry changes (fill, invalidation, flush, CPL change), so remembered
+    /// block successors, which skip the code fetch's TLB lookup, are dropped.
+    /// </summary>
+    internal uint ChainEpoch;
+
+    /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
+    private int ExecBlock(Block b, bool singleStep)
     {
         var insns = b.Insns;
         int n = b.Count;
@@ -81,13 +97,20 @@ public sealed partial class X86Cpu
             if (Exit != 0)
             {
                 _blocks.Current = null;
-                return HandleExit(singleStep);
+                if (Exit == ExitBranch)
+                {
+                    Exit = 0;
+                    Icount++;
+                    if (singleStep) { SingleStepTrap(); return 0; }
+                    return 1;
+                }
+                return HandleExit(singleStep) ? 0 : -1;
             }
             Icount++;
         }
         _blocks.Current = null;
-        if (singleStep) SingleStepTrap();
-        return true;
+        if (singleStep) { SingleStepTrap(); return 0; }
+        return 1;
     }
 
     private bool HandleExit(bool singleStep)

@@ -59,11 +59,16 @@ public sealed partial class X86Cpu
         RefreshTlbKeys();
     }
 
-    public void InvalidatePage(uint linear) => _tlb[linear >> 12] = 0;
+    public void InvalidatePage(uint linear)
+    {
+        _tlb[linear >> 12] = 0;
+        ChainEpoch++;
+    }
 
     /// <summary>Recomputes the fast-path keys when CPL or the generation changes.</summary>
     private void RefreshTlbKeys()
     {
+        ChainEpoch++;
         bool user = Cpl == 3;
         _tlbR = _gen | (user ? TlbRU : TlbRS);
         _tlbW = _gen | (user ? TlbWU : TlbWS);
@@ -219,6 +224,7 @@ public sealed partial class X86Cpu
     {
         if ((frame >> PhysicalMemory.PageShift) >= Memory.FrameCount) return; // open bus: always slow path
         _tlb[lin >> 12] = _gen | (frame & FrameMask) | perms;
+        ChainEpoch++;
     }
 
     private bool PageFault(uint lin, uint err)

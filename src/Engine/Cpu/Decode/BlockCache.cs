@@ -15,6 +15,39 @@ public sealed class Block
     public bool Valid = true;
     /// <summary>False for one-off blocks (an instruction crossing a page, interpreter mode).</summary>
     public bool Cached;
+    /// <summary>
+    /// The block ends with a near control transfer or falls through: nothing in it changes CS,
+    /// CPL or paging, so its successors may be remembered (see <see cref="Successor"/>).
+    /// </summary>
+    public bool Chainable;
+
+    // Two remembered successors (e.g. the taken and fall-through sides of a jcc), each valid
+    // while the CPU's chain epoch (bumped on every TLB change) is the one it was linked under.
+    private Block? _succ0, _succ1;
+    private uint _succEip0, _succEip1, _epoch0, _epoch1;
+
+    /// <summary>The cached block this one was last followed by at eip, if still valid under epoch.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal Block? Successor(uint eip, uint epoch)
+    {
+        Block? n = _succ0;
+        if (n != null && _succEip0 == eip && _epoch0 == epoch && n.Valid) return n;
+        n = _succ1;
+        if (n != null && _succEip1 == eip && _epoch1 == epoch && n.Valid) return n;
+        return null;
+    }
+
+    internal void Link(Block next, uint epoch)
+    {
+        if (_succ0 == null || _epoch0 != epoch || !_succ0.Valid || _succEip0 == next.Eip)
+        {
+            _succ0 = next; _succEip0 = next.Eip; _epoch0 = epoch;
+        }
+        else
+        {
+            _succ1 = next; _succEip1 = next.Eip; _epoch1 = epoch;
+        }
+    }
 }
 
 /// <summary>
@@ -81,6 +114,7 @@ public sealed class BlockCache : ICodeWriteObserver
             Insns = _scratch.AsSpan(0, n).ToArray(), Count = n, Eip = eip, Phys = phys, Code32 = code32,
             EndEip = n == 0 ? eip : _scratch[n - 1].NextEip, Cached = cache && n > 0,
         };
+        b.Chainable = b.Cached && IsChainable(_scratch[n - 1].Insn);
         BlocksDecoded++;
         if (b.Cached) Insert(b);
         return b;
@@ -96,6 +130,30 @@ public sealed class BlockCache : ICodeWriteObserver
         InsnDecoder.Fill(ref b.Insns[0], insn);
         b.EndEip = b.Insns[0].NextEip;
         return b;
+    }
+
+    /// <summary>Near jmp/jcc/call/ret/loop (direct or indirect) or plain fall-through: no change of CS, CPL or paging.</summary>
+    private static bool IsChainable(in Instruction insn)
+    {
+        if (insn.IsInvalid || HandlerTable.EndsBlock(insn)) return false;
+        switch (insn.FlowControl)
+        {
+            case FlowControl.Next:
+                return true;
+            case FlowControl.UnconditionalBranch:
+            case FlowControl.ConditionalBranch:
+            case FlowControl.Call:
+                return insn.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32;
+            case FlowControl.IndirectBranch:
+            case FlowControl.IndirectCall:
+                return insn.Mnemonic is Mnemonic.Jmp or Mnemonic.Call
+                       && (insn.Op0Kind == OpKind.Register
+                           || (insn.Op0Kind == OpKind.Memory && insn.MemorySize is not (MemorySize.SegPtr16 or MemorySize.SegPtr32)));
+            case FlowControl.Return:
+                return insn.Mnemonic == Mnemonic.Ret;
+            default:
+                return false;
+        }
     }
 
     private void Insert(Block b)
