@@ -64,6 +64,39 @@ public sealed partial class X86Cpu
     /// <summary>RAM at a physical address returned by <see cref="FastReadRun"/> or <see cref="FastWriteRun"/>.</summary>
     internal Span<byte> RamSpan(ulong pa, int len) => MemoryMarshal.CreateSpan(ref RamAt(pa), len);
 
+    /// <summary>
+    /// RAM for a read-modify-write of size bytes at seg:off when both the load and the store
+    /// would take the fast path (writable expand-up segment within limits, which is also
+    /// readable; cached write permission, which implies read permission and set A/D bits; one
+    /// page; no decoded code): then neither access can fault. Otherwise a null reference, and
+    /// the caller takes the checked read-then-write path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref byte RmwRef(int seg, uint off, int size)
+    {
+        ref SegmentCache s = ref Segs[seg];
+        if ((long)off + size <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = _tlb[lin >> 12];
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && NoCode(e, lin, size))
+                return ref RamAt((e & FrameMask) | (lin & 0xFFF));
+        }
+        return ref Unsafe.NullRef<byte>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint LoadRef(ref byte p, int size) =>
+        size == 4 ? Unsafe.ReadUnaligned<uint>(ref p) : size == 2 ? Unsafe.ReadUnaligned<ushort>(ref p) : p;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreRef(ref byte p, int size, uint v)
+    {
+        if (size == 4) Unsafe.WriteUnaligned(ref p, v);
+        else if (size == 2) Unsafe.WriteUnaligned(ref p, (ushort)v);
+        else p = (byte)v;
+    }
+
     public byte Read8(int seg, uint off)
     {
         ref SegmentCache s = ref Segs[seg];
