@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Iced.Intel;
 using Replayvisor.Engine.Cpu.Decode;
 
@@ -90,7 +92,7 @@ public sealed partial class X86Cpu
         _blocks.Current = b;
         for (int i = 0; i < n; i++)
         {
-            ref DecodedInsn d = ref insns[i];
+            ref DecodedInsn d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(insns), i); // i < Count <= Length
             InsnEip = d.Eip;
             Eip = d.NextEip;
             unsafe { d.Exec(this, ref d); }

@@ -14,6 +14,14 @@ public sealed partial class X86Cpu
 {
     private readonly byte[] _ram;
 
+    /// <summary>Segs[seg] without a bounds check (seg is a decoded segment index, 0-5).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref SegmentCache SegAt(int seg) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Segs), (nint)(uint)seg);
+
+    /// <summary>The TLB entry of a linear address (the TLB has an entry for every 4 KiB page, so no bounds check).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong TlbAt(uint lin) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb), (nint)(lin >> 12));
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref byte RamAt(ulong pa) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ram), (nint)pa);
 
@@ -34,10 +42,10 @@ public sealed partial class X86Cpu
     internal bool FastReadRun(int seg, uint off, int len, out ulong pa)
     {
         pa = 0;
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + len > s.ReadEnd) return false;
         uint lin = s.Base + off;
-        ulong e = _tlb[lin >> 12];
+        ulong e = TlbAt(lin);
         int o = (int)(lin & 0xFFF);
         if ((e & (GenMask | _tlbR)) != _tlbR || o + len > 0x1000) return false;
         pa = (e & FrameMask) | (uint)o;
@@ -48,10 +56,10 @@ public sealed partial class X86Cpu
     internal bool FastWriteRun(int seg, uint off, int len, out ulong pa)
     {
         pa = 0;
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + len > s.WriteEnd) return false;
         uint lin = s.Base + off;
-        ulong e = _tlb[lin >> 12];
+        ulong e = TlbAt(lin);
         int o = (int)(lin & 0xFFF);
         if ((e & (GenMask | _tlbW)) != _tlbW || o + len > 0x1000) return false;
         int first = o >> CodeLineShift, last = (o + len - 1) >> CodeLineShift;
@@ -74,11 +82,11 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ref byte RmwRef(int seg, uint off, int size)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + size <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && NoCode(e, lin, size))
                 return ref RamAt((e & FrameMask) | (lin & 0xFFF));
         }
@@ -99,11 +107,11 @@ public sealed partial class X86Cpu
 
     public byte Read8(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 1 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR) return RamAt((e & FrameMask) | (lin & 0xFFF));
         }
         return (byte)ReadSlow(seg, off, 1);
@@ -111,11 +119,11 @@ public sealed partial class X86Cpu
 
     public ushort Read16(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 2 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFE)
                 return Unsafe.ReadUnaligned<ushort>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
         }
@@ -124,11 +132,11 @@ public sealed partial class X86Cpu
 
     public uint Read32(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 4 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFC)
                 return Unsafe.ReadUnaligned<uint>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
         }
@@ -151,11 +159,11 @@ public sealed partial class X86Cpu
 
     public void Write8(int seg, uint off, byte v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 1 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && NoCode(e, lin, 1))
             {
                 RamAt((e & FrameMask) | (lin & 0xFFF)) = v;
@@ -167,11 +175,11 @@ public sealed partial class X86Cpu
 
     public void Write16(int seg, uint off, ushort v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 2 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && NoCode(e, lin, 2))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
@@ -183,11 +191,11 @@ public sealed partial class X86Cpu
 
     public void Write32(int seg, uint off, uint v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 4 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && NoCode(e, lin, 4))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
@@ -224,7 +232,7 @@ public sealed partial class X86Cpu
     /// <summary>Segment protection and limit checks, SDM vol. 3 §5.3 and §3.4.5.1.</summary>
     public bool CheckSegment(int seg, uint off, int size, bool write, out uint lin)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         lin = s.Base + off;
         if (!s.Usable || (write ? !s.Writable : !s.Readable) || !s.InLimits(off, size))
         {

@@ -75,7 +75,19 @@ public sealed class BlockCache : ICodeWriteObserver
 
     public long BlocksDecoded { get; private set; }
 
-    internal BlockCache(X86Cpu cpu) => _cpu = cpu;
+    // One decoder per code size, reading through _reader (reset per build); Iced decoders keep
+    // no state between instructions beyond IP, so reusing them avoids an allocation per build.
+    private readonly Decoder _decoder16, _decoder32;
+    // Uncached blocks (interpreter mode, single-step, a short CS limit) are run once and
+    // dropped, so one scratch block serves them all.
+    private readonly Block _oneOff = new() { Insns = new DecodedInsn[MaxBlockInsns] };
+
+    internal BlockCache(X86Cpu cpu)
+    {
+        _cpu = cpu;
+        _decoder16 = Decoder.Create(16, _reader);
+        _decoder32 = Decoder.Create(32, _reader);
+    }
 
     private static int FrontIndex(uint eip, ulong phys) =>
         (int)(((uint)phys ^ (eip * 0x9E3779B1u)) >> (32 - FrontBits));
@@ -99,7 +111,8 @@ public sealed class BlockCache : ICodeWriteObserver
     public Block Build(uint eip, ulong phys, bool code32, int maxBytes, bool cache, int maxInsns = MaxBlockInsns)
     {
         _reader.Reset(_cpu.Memory.Ram, phys, maxBytes);
-        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        var decoder = code32 ? _decoder32 : _decoder16;
+        decoder.IP = eip;
         int n = 0;
         while (n < maxInsns)
         {
@@ -109,14 +122,22 @@ public sealed class BlockCache : ICodeWriteObserver
             n++;
             if (insn.IsInvalid || insn.FlowControl != FlowControl.Next || HandlerTable.EndsBlock(insn)) break;
         }
+        BlocksDecoded++;
+        if (!cache || n == 0)
+        {
+            Block o = _oneOff;
+            _scratch.AsSpan(0, n).CopyTo(o.Insns);
+            o.Count = n; o.Eip = eip; o.Phys = phys; o.Code32 = code32; o.Valid = true; o.Cached = false; o.Chainable = false;
+            o.EndEip = n == 0 ? eip : _scratch[n - 1].NextEip;
+            return o;
+        }
         var b = new Block
         {
             Insns = _scratch.AsSpan(0, n).ToArray(), Count = n, Eip = eip, Phys = phys, Code32 = code32,
-            EndEip = n == 0 ? eip : _scratch[n - 1].NextEip, Cached = cache && n > 0,
+            EndEip = _scratch[n - 1].NextEip, Cached = true,
         };
-        b.Chainable = b.Cached && IsChainable(_scratch[n - 1].Insn);
-        BlocksDecoded++;
-        if (b.Cached) Insert(b);
+        b.Chainable = IsChainable(_scratch[n - 1].Insn);
+        Insert(b);
         return b;
     }
 
