@@ -89,7 +89,7 @@ public sealed partial class X86Cpu
         ulong budget = _stopAt - Icount;
         if ((ulong)n > budget) n = (int)budget;
         if (singleStep) n = Math.Min(n, 1);
-        _blocks.Current = b;
+        _blocks.Current = b.Id;
         for (int i = 0; i < n; i++)
         {
             ref DecodedInsn d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(insns), i); // i < Count <= Length
@@ -98,7 +98,7 @@ public sealed partial class X86Cpu
             unsafe { d.Exec(this, ref d); }
             if (Exit != 0)
             {
-                _blocks.Current = null;
+                _blocks.Current = 0;
                 if (Exit == ExitBranch)
                 {
                     Exit = 0;
@@ -110,7 +110,7 @@ public sealed partial class X86Cpu
             }
             Icount++;
         }
-        _blocks.Current = null;
+        _blocks.Current = 0;
         if (singleStep) { SingleStepTrap(); return 0; }
         return 1;
     }

@@ -13,6 +13,8 @@ public sealed class Block
     public ulong Phys;
     public bool Code32;
     public bool Valid = true;
+    /// <summary>Unique per cached block (from 1); 0 for one-off blocks.</summary>
+    public long Id;
     /// <summary>False for one-off blocks (an instruction crossing a page, interpreter mode).</summary>
     public bool Cached;
     /// <summary>
@@ -70,8 +72,13 @@ public sealed class BlockCache : ICodeWriteObserver
     private readonly RamCodeReader _reader = new();
     private readonly DecodedInsn[] _scratch = new DecodedInsn[MaxBlockInsns];
 
-    /// <summary>The block being executed, so a store into it ends it after the current instruction.</summary>
-    internal Block? Current;
+    /// <summary>
+    /// <see cref="Block.Id"/> of the cached block being executed (0: none), so a store into it
+    /// ends it after the current instruction. An id rather than a reference: setting it once
+    /// per block must not cost a GC write barrier.
+    /// </summary>
+    internal long Current;
+    private long _nextId;
 
     public long BlocksDecoded { get; private set; }
 
@@ -134,7 +141,7 @@ public sealed class BlockCache : ICodeWriteObserver
         var b = new Block
         {
             Insns = _scratch.AsSpan(0, n).ToArray(), Count = n, Eip = eip, Phys = phys, Code32 = code32,
-            EndEip = _scratch[n - 1].NextEip, Cached = true,
+            EndEip = _scratch[n - 1].NextEip, Cached = true, Id = ++_nextId,
         };
         b.Chainable = IsChainable(_scratch[n - 1].Insn);
         Insert(b);
@@ -234,7 +241,7 @@ public sealed class BlockCache : ICodeWriteObserver
         b.Valid = false;
         ulong key = Key(b.Eip, b.Phys);
         if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
-        if (ReferenceEquals(b, Current)) _cpu.Exit |= X86Cpu.ExitBranch;
+        if (b.Id == Current) _cpu.Exit |= X86Cpu.ExitBranch;
     }
 
     /// <summary>Drops every block (snapshot restore).</summary>

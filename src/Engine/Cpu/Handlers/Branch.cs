@@ -76,7 +76,12 @@ internal static unsafe class Branch
 
     private static void Jcc(X86Cpu c, ref DecodedInsn d)
     {
-        if (c.Condition(d.Cc)) JumpTo(c, d.Imm, d.Size);
+        int cc = d.Cc;
+        bool take;
+        // jz/jnz after any lazily recorded operation: ZF is the result being zero.
+        if ((cc & ~1) == 4 && c.CcKind != CcOp.None) take = ((c.CcRes & X86Cpu.SizeMask(c.CcSize)) == 0) != ((cc & 1) != 0);
+        else take = c.Condition(cc);
+        if (take) JumpTo(c, d.Imm, d.Size);
     }
 
     private static void CallRel(X86Cpu c, ref DecodedInsn d) => CallTo(c, d.Imm, d.Size);
