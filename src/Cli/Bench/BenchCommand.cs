@@ -23,6 +23,15 @@ public static class BenchCommand
 
     private static void Report(string name, Func<bool, X86Cpu> create, ulong instructions, int rounds, TextWriter output)
     {
+        // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, block cache only.
+        string? only = Environment.GetEnvironmentVariable("REPLAYVISOR_BENCH_ONLY");
+        if (only != null)
+        {
+            if (!name.StartsWith(only, StringComparison.Ordinal)) return;
+            var (w, c) = Measure(create, true, instructions, rounds);
+            output.WriteLine($"{name,-16} {w,7:F1} ({c,7:F1}) MIPS");
+            return;
+        }
         var (cached, cachedCpu) = Measure(create, true, instructions, rounds);
         var (plain, plainCpu) = Measure(create, false, instructions / 10, rounds);
         output.WriteLine($"{name,-16} {cached,7:F1} ({cachedCpu,7:F1}) MIPS {plain,7:F1} ({plainCpu,7:F1}) MIPS {cached / plain,7:F2}x");

@@ -197,10 +197,10 @@ public sealed partial class X86Cpu
         int want = (int)Math.Min(15ul, toLimit);
         if (want <= toPage) { RaiseGp(0); return null; }
         if (!Translate(lin + (uint)toPage, Access.Execute, Cpl == 3, out ulong phys2)) return null;
-        var bytes = new byte[want];
+        byte[] bytes = _blocks.CrossBytes;
         Memory.ReadBytes(phys, bytes.AsSpan(0, toPage));
         Memory.ReadBytes(phys2, bytes.AsSpan(toPage, want - toPage));
-        Block one = _blocks.BuildFromBytes(eip, phys, code32, bytes);
+        Block one = _blocks.BuildFromBytes(eip, phys, code32, bytes, want);
         if (one.Insns[0].Insn.IsInvalid && want < 15) { RaiseGp(0); return null; }
         return one;
     }

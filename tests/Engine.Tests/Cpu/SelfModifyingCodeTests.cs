@@ -93,3 +93,34 @@ public class SelfModifyingCodeTests
         Assert.Equal(9u, m.Cpu.Ebx);
     }
 }
+
+/// <summary>Instructions that cross a page boundary are decoded from both pages every time they run.</summary>
+public class PageCrossingInstructionTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LoopWithStraddlingInstructionSeesRewrittenTail(bool blockCache)
+    {
+        const uint at = 0x1FFD; // "add eax, imm32" (05 imm32) spans 0x1FFD..0x2001
+        var m = new TestMachine(blockCache: blockCache);
+        byte[] body = TestMachine.Assemble(a =>
+        {
+            var top = a.CreateLabel(); var done = a.CreateLabel();
+            a.Label(ref top);
+            a.db(0x05, 0x01, 0x00, 0x00, 0x00); // add eax, 1
+            a.dec(ecx);
+            a.jz(done);
+            a.cmp(ecx, 5);
+            a.jne(top);
+            a.mov(__byte_ptr[at + 4], 0x10); // high byte of the immediate, on the second page: now 0x10000001
+            a.jmp(top);
+            a.Label(ref done);
+            a.hlt();
+        }, at);
+        m.Memory.WriteBytes(at, body);
+        m.Load(a => { a.xor(eax, eax); a.mov(ecx, 10); a.jmp(at); });
+        Assert.Equal(StopReason.Stopped, m.Run());
+        Assert.Equal(5u * 1 + 5u * 0x10000001, m.Cpu.Eax);
+    }
+}

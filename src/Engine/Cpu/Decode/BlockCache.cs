@@ -149,16 +149,22 @@ public sealed class BlockCache : ICodeWriteObserver
     }
 
     /// <summary>Decodes one instruction from a byte buffer (used for instructions that cross a page).</summary>
-    public Block BuildFromBytes(uint eip, ulong phys, bool code32, byte[] bytes)
+    /// <remarks>The result is a one-off block, valid until the next build.</remarks>
+    public Block BuildFromBytes(uint eip, ulong phys, bool code32, byte[] bytes, int length)
     {
-        _reader.Reset(bytes, 0, bytes.Length);
-        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        _reader.Reset(bytes, 0, length);
+        var decoder = code32 ? _decoder32 : _decoder16;
+        decoder.IP = eip;
         decoder.Decode(out Instruction insn);
-        var b = new Block { Insns = new DecodedInsn[1], Count = 1, Eip = eip, Phys = phys, Code32 = code32 };
+        Block b = _oneOff;
         InsnDecoder.Fill(ref b.Insns[0], insn);
+        b.Count = 1; b.Eip = eip; b.Phys = phys; b.Code32 = code32; b.Valid = true; b.Cached = false; b.Chainable = false;
         b.EndEip = b.Insns[0].NextEip;
         return b;
     }
+
+    /// <summary>Scratch for the bytes of an instruction that crosses a page (at most 15).</summary>
+    internal readonly byte[] CrossBytes = new byte[15];
 
     /// <summary>Near jmp/jcc/call/ret/loop (direct or indirect) or plain fall-through: no change of CS, CPL or paging.</summary>
     private static bool IsChainable(in Instruction insn)
