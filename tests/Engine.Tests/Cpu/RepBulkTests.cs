@@ -93,4 +93,66 @@ public class RepBulkTests
         Assert.Equal(0x5A, m.Memory.Read8(0x00FF));
         Assert.Equal(0, m.Memory.Read8(0x0100));
     }
+
+    /// <summary>Reference: element-by-element rep movs (DF given) on a byte array.</summary>
+    private static void RefMovs(byte[] mem, int si, int di, int count, int size, bool down)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var tmp = new byte[size];
+            Array.Copy(mem, si, tmp, 0, size);
+            Array.Copy(tmp, 0, mem, di, size);
+            si += down ? -size : size;
+            di += down ? -size : size;
+        }
+    }
+
+    [Theory]
+    [InlineData(true, 0x20000, 0x20803, 4, 3000)]  // backward, destination above and overlapping: a memmove
+    [InlineData(true, 0x20803, 0x20000, 4, 3000)]  // backward, destination below and overlapping: replicates
+    [InlineData(true, 0x20001, 0x20000, 2, 3000)]  // backward, overlapping inside one element
+    [InlineData(false, 0x20000, 0x20002, 4, 3000)] // forward, overlapping inside one element
+    [InlineData(true, 0x20000, 0x30FFF, 1, 9000)]  // backward bytes across pages
+    [InlineData(false, 0x20000, 0x20000, 4, 3000)] // onto itself
+    public void BackwardAndOverlappingMovsMatchElementByElement(bool down, int src, int dst, int size, int count)
+    {
+        foreach (bool bc in new[] { true, false })
+        {
+            int top = (count - 1) * size;
+            uint si = (uint)(down ? src + top : src), di = (uint)(down ? dst + top : dst);
+            var m = new TestMachine(blockCache: bc).Load(a =>
+            {
+                if (down) a.std();
+                a.mov(esi, si); a.mov(edi, di); a.mov(ecx, (uint)count);
+                if (size == 1) a.rep.movsb(); else if (size == 2) a.rep.movsw(); else a.rep.movsd();
+                a.cld();
+            });
+            var r = new byte[0x40000];
+            for (int i = 0x20000; i < 0x34000; i++) { r[i] = (byte)(i * 13 + (i >> 8)); m.Memory.Write8((uint)i, r[i]); }
+            RefMovs(r, (int)si, (int)di, count, size, down);
+            m.Run();
+            Halted(m);
+            for (int i = 0x20000; i < 0x34000; i++) Assert.True(r[i] == m.Memory.Read8((uint)i), $"bc={bc} byte {i:x}: {r[i]:x2} vs {m.Memory.Read8((uint)i):x2}");
+            int step = down ? -size * count : size * count;
+            Assert.Equal((uint)(si + step), m.Cpu.Esi);
+            Assert.Equal((uint)(di + step), m.Cpu.Edi);
+            Assert.Equal(0u, m.Cpu.Ecx);
+            Assert.Equal((ulong)((down ? 1 : 0) + 3 + count + 1 + 1), m.Cpu.Icount);
+        }
+    }
+
+    [Theory, InlineData(true), InlineData(false)]
+    public void BackwardStoswAcrossPagesStopsExactly(bool bc)
+    {
+        var m = new TestMachine(blockCache: bc).Load(a => { a.std(); a.mov(edi, 0x50FFF); a.mov(ecx, 6000); a.mov(eax, 0xBEEF); a.rep.stosw(); a.cld(); });
+        Assert.Equal(StopReason.InstructionLimit, m.Cpu.Run(4 + 4321));
+        Assert.Equal(6000u - 4321, m.Cpu.Ecx);
+        Assert.Equal(0x50FFFu - 4321 * 2, m.Cpu.Edi);
+        m.Run();
+        Halted(m);
+        for (uint i = 0; i < 6000; i++) Assert.Equal(0xBEEF, m.Memory.Read16(0x50FFF - i * 2));
+        Assert.Equal(0, m.Memory.Read8(0x50FFF - 6000 * 2 + 1));
+        Assert.Equal(0, m.Memory.Read8(0x51001));
+        Assert.Equal(0x50FFFu - 6000 * 2, m.Cpu.Edi);
+    }
 }

@@ -14,11 +14,11 @@ internal interface IStringOp
     /// <summary>ins/outs: the I/O permission check applies.</summary>
     static abstract bool Io { get; }
     /// <summary>
-    /// Runs up to max forward iterations at once when none of them can fault or touch decoded
-    /// code (one page each side); returns how many ran (0: take the one-at-a-time path). Leaves
-    /// (E)CX to the caller.
+    /// Runs up to max iterations at once (downwards when backward, i.e. DF=1) when none of them
+    /// can fault or touch decoded code (one page each side); returns how many ran (0: take the
+    /// one-at-a-time path). Leaves (E)CX to the caller.
     /// </summary>
-    static virtual ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max) => 0;
+    static virtual ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward) => 0;
 }
 
 /// <summary>
@@ -71,18 +71,15 @@ internal static unsafe class StringOps
         if ((c.FlagsReg & Fl.TF) != 0) n = 1; // single-step traps after every iteration
         ulong done = 0;
         bool stopped = false;
-        bool bulk = delta == (uint)s;
+        bool backward = delta != (uint)s;
         while (done < n)
         {
-            if (bulk)
+            ulong k = T.Bulk(c, ref d, amask, n - done, backward);
+            if (k != 0)
             {
-                ulong k = T.Bulk(c, ref d, amask, n - done);
-                if (k != 0)
-                {
-                    done += k;
-                    c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - (uint)k) & amask);
-                    continue;
-                }
+                done += k;
+                c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - (uint)k) & amask);
+                continue;
             }
             T.Step(c, ref d, amask, delta);
             if (c.Faulted)
@@ -103,13 +100,26 @@ internal static unsafe class StringOps
         else if (done > 1) c.Exit |= X86Cpu.ExitBranch; // the block's instruction budget is stale
     }
 
-    /// <summary>Iterations of size s that fit from off to the end of its page and of the address space (amask).</summary>
+    /// <summary>
+    /// Iterations of size s from off that stay within its page and do not wrap the address
+    /// size (amask): upwards to the end, or (backward) downwards to the start.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong RunLength(X86Cpu c, int seg, uint off, int s, uint amask, ulong max)
+    private static ulong RunLength(X86Cpu c, int seg, uint off, int s, uint amask, ulong max, bool backward)
     {
-        uint lin = c.Segs[seg].Base + off;
-        ulong k = (ulong)(0x1000 - (lin & 0xFFF)) / (uint)s;
-        ulong toWrap = ((ulong)amask + 1 - off) / (uint)s;
+        uint o = (c.Segs[seg].Base + off) & 0xFFF;
+        ulong k, toWrap;
+        if (!backward)
+        {
+            k = (ulong)(0x1000 - o) / (uint)s;
+            toWrap = ((ulong)amask + 1 - off) / (uint)s;
+        }
+        else
+        {
+            if (o + (uint)s > 0x1000) return 0; // the first element crosses the page
+            k = o / (uint)s + 1;
+            toWrap = off / (uint)s + 1;
+        }
         if (toWrap < k) k = toWrap;
         return max < k ? max : k;
     }
@@ -119,22 +129,25 @@ internal static unsafe class StringOps
         public static bool Compares => false;
         public static bool Io => false;
 
-        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max)
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
         {
             int s = d.Size;
             uint si = c.Esi & amask, di = c.Edi & amask;
-            ulong k = RunLength(c, d.MemSeg, si, s, amask, max);
-            ulong kd = RunLength(c, Seg.ES, di, s, amask, max);
+            ulong k = RunLength(c, d.MemSeg, si, s, amask, max, backward);
+            ulong kd = RunLength(c, Seg.ES, di, s, amask, max, backward);
             if (kd < k) k = kd;
             if (k < 2) return 0;
             int len = (int)k * s;
-            if (!c.FastReadRun(d.MemSeg, si, len, out ulong src) || !c.FastWriteRun(Seg.ES, di, len, out ulong dst)) return 0;
-            // A forward element-by-element copy onto an overlapping later destination replicates
-            // a pattern; leave that to the one-at-a-time path. Everything else is a memmove.
-            if (dst > src && dst < src + (ulong)len) return 0;
+            uint back = backward ? (uint)(len - s) : 0; // the run's lowest element is the last one copied
+            if (!c.FastReadRun(d.MemSeg, si - back, len, out ulong src) || !c.FastWriteRun(Seg.ES, di - back, len, out ulong dst)) return 0;
+            // Element-by-element copying onto an overlapping destination ahead of the source
+            // (later when forward, lower when backward) replicates a pattern; leave that to the
+            // one-at-a-time path. Everything else is a memmove.
+            if (!backward ? dst > src && dst < src + (ulong)len : dst < src && dst + (ulong)len > src) return 0;
             c.RamSpan(src, len).CopyTo(c.RamSpan(dst, len));
-            Advance(c, Reg.ESI, amask, (uint)len);
-            Advance(c, Reg.EDI, amask, (uint)len);
+            uint delta = backward ? (uint)-len : (uint)len;
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
             return k;
         }
 
@@ -201,20 +214,21 @@ internal static unsafe class StringOps
         public static bool Compares => false;
         public static bool Io => false;
 
-        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max)
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
         {
             int s = d.Size;
             uint di = c.Edi & amask;
-            ulong k = RunLength(c, Seg.ES, di, s, amask, max);
+            ulong k = RunLength(c, Seg.ES, di, s, amask, max, backward);
             if (k < 2) return 0;
             int len = (int)k * s;
-            if (!c.FastWriteRun(Seg.ES, di, len, out ulong dst)) return 0;
+            uint back = backward ? (uint)(len - s) : 0;
+            if (!c.FastWriteRun(Seg.ES, di - back, len, out ulong dst)) return 0;
             Span<byte> span = c.RamSpan(dst, len);
             uint v = c.Gpr[Reg.EAX];
             if (s == 1) span.Fill((byte)v);
             else if (s == 2) { for (int i = 0; i < len; i += 2) BinaryPrimitives.WriteUInt16LittleEndian(span.Slice(i), (ushort)v); }
             else { for (int i = 0; i < len; i += 4) BinaryPrimitives.WriteUInt32LittleEndian(span.Slice(i), v); }
-            Advance(c, Reg.EDI, amask, (uint)len);
+            Advance(c, Reg.EDI, amask, backward ? (uint)-len : (uint)len);
             return k;
         }
 
