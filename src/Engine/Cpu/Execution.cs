@@ -79,7 +79,7 @@ public sealed partial class X86Cpu
     /// Bumped whenever a TLB entry changes (fill, invalidation, flush, CPL change), so remembered
     /// block successors, which skip the code fetch's TLB lookup, are dropped.
     /// </summary>
-    internal uint ChainEpoch;
+    internal ulong ChainEpoch;
 
     /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
     private int ExecBlock(Block b, bool singleStep)

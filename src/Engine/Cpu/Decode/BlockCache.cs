@@ -26,11 +26,12 @@ public sealed class Block
     // Two remembered successors (e.g. the taken and fall-through sides of a jcc), each valid
     // while the CPU's chain epoch (bumped on every TLB change) is the one it was linked under.
     private Block? _succ0, _succ1;
-    private uint _succEip0, _succEip1, _epoch0, _epoch1;
+    private uint _succEip0, _succEip1;
+    private ulong _epoch0, _epoch1;
 
     /// <summary>The cached block this one was last followed by at eip, if still valid under epoch.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    internal Block? Successor(uint eip, uint epoch)
+    internal Block? Successor(uint eip, ulong epoch)
     {
         Block? n = _succ0;
         if (n != null && _succEip0 == eip && _epoch0 == epoch && n.Valid) return n;
@@ -39,7 +40,7 @@ public sealed class Block
         return null;
     }
 
-    internal void Link(Block next, uint epoch)
+    internal void Link(Block next, ulong epoch)
     {
         if (_succ0 == null || _epoch0 != epoch || !_succ0.Valid || _succEip0 == next.Eip)
         {
