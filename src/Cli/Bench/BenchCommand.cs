@@ -17,6 +17,7 @@ public static class BenchCommand
         output.WriteLine($"{"workload",-16} {"block cache",21} {"interpreter",21} {"ratio",8}");
         Report("integer", IntegerWorkload.Create, instructions, rounds, output);
         Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, output);
+        Report("rep cmps/scas", ExtraWorkloads.CreateScan, instructions, rounds, output);
         Report("data on code pg", ExtraWorkloads.CreateCodePageData, instructions, rounds, output);
         return 0;
     }

@@ -33,6 +33,28 @@ public static class ExtraWorkloads
         a.jmp(outer);
     });
 
+    /// <summary>repe cmpsd over two equal 4 KiB blocks (memcmp), then repne scasb for a NUL 4 KiB on (strlen), forever.</summary>
+    public static X86Cpu CreateScan(bool blockCache = true) => Create(blockCache, a =>
+    {
+        Label outer = a.CreateLabel();
+        a.mov(esp, Stack);
+        a.cld();
+        a.mov(edi, Data + 0x3000);
+        a.mov(ecx, 4096);
+        a.mov(al, 0x41);
+        a.rep.stosb(); // a 4 KiB string of 'A' followed by a NUL
+        a.Label(ref outer);
+        a.mov(esi, Data);
+        a.mov(edi, Data + 0x1000);
+        a.mov(ecx, 1024);
+        a.repe.cmpsd();
+        a.mov(edi, Data + 0x3000);
+        a.mov(ecx, 0xFFFFFFFF);
+        a.xor(eax, eax);
+        a.repne.scasb();
+        a.jmp(outer);
+    });
+
     /// <summary>A counting loop that loads and stores variables on its own code page, with a call.</summary>
     public static X86Cpu CreateCodePageData(bool blockCache = true) => Create(blockCache, a =>
     {

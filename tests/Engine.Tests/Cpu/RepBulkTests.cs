@@ -155,4 +155,83 @@ public class RepBulkTests
         Assert.Equal(0, m.Memory.Read8(0x51001));
         Assert.Equal(0x50FFFu - 6000 * 2, m.Cpu.Edi);
     }
+
+    [Theory]
+    [InlineData(2, 1, 0x20FF0, 9000, 0x21F37)]   // repne scasb: strlen-like, match on a later page
+    [InlineData(2, 1, 0x20FF0, 300, -1)]         // repne scasb: no match, count runs out
+    [InlineData(1, 1, 0x20FF0, 9000, 0x22001)]   // repe scasb: first mismatch two pages on
+    [InlineData(2, 2, 0x20FF1, 4000, 0x22011)]   // repne scasw, misaligned start
+    [InlineData(1, 4, 0x20FF0, 3000, 0x21000)]   // repe scasd
+    public void ScasMatchesElementByElement(int rep, int size, int start, int count, int special)
+    {
+        foreach (bool bc in new[] { true, false })
+        {
+            var m = new TestMachine(blockCache: bc).Load(a =>
+            {
+                a.mov(edi, (uint)start); a.mov(ecx, (uint)count); a.mov(eax, 0x5A5A5A5Au);
+                if (rep == 2) { if (size == 1) a.repne.scasb(); else if (size == 2) a.repne.scasw(); else a.repne.scasd(); }
+                else { if (size == 1) a.repe.scasb(); else if (size == 2) a.repe.scasw(); else a.repe.scasd(); }
+            });
+            var r = new byte[0x30000];
+            for (int i = 0x20000; i < 0x30000; i++) r[i] = 0x5A;
+            if (rep == 2) for (int i = 0x20000; i < 0x30000; i++) r[i] = (byte)(i % 7 == 0 ? 0x11 : 0x22);
+            if (special >= 0) for (int i = 0; i < size; i++) r[special + i] = (byte)(0x5A ^ (rep == 1 ? 0xFF : 0));
+            if (rep == 2 && special >= 0) for (int i = 0; i < size; i++) r[special + i] = 0x5A;
+            for (int i = 0x20000; i < 0x30000; i++) m.Memory.Write8((uint)i, r[i]);
+            // Reference
+            uint mask = size == 4 ? 0xFFFFFFFF : (1u << (size * 8)) - 1, av = 0x5A5A5A5Au & mask;
+            int di = start, done = 0; uint last = 0;
+            while (done < count)
+            {
+                uint v = 0;
+                for (int i = 0; i < size; i++) v |= (uint)r[di + i] << (8 * i);
+                last = v; di += size; done++;
+                if ((v == av) == (rep == 2)) break;
+            }
+            m.Run();
+            Halted(m);
+            Assert.Equal((uint)di, m.Cpu.Edi);
+            Assert.Equal((uint)(count - done), m.Cpu.Ecx);
+            Assert.Equal(av == last, m.Cpu.ZF);
+            Assert.Equal(av < last, m.Cpu.CF);
+            Assert.Equal(3ul + (ulong)done + 1, m.Cpu.Icount);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 0x21FFD, 9000)]  // repe cmpsb, mismatch on the third page
+    [InlineData(4, 0x21FFE, 3000)]  // repe cmpsd, mismatch inside an element
+    [InlineData(2, -1, 3000)]       // repe cmpsw, all equal
+    public void RepeCmpsMatchesElementByElement(int size, int mismatch, int count)
+    {
+        foreach (bool bc in new[] { true, false })
+        {
+            const int src = 0x20003, dst = 0x40001;
+            var m = new TestMachine(blockCache: bc).Load(a =>
+            {
+                a.mov(esi, src); a.mov(edi, dst); a.mov(ecx, (uint)count);
+                if (size == 1) a.repe.cmpsb(); else if (size == 2) a.repe.cmpsw(); else a.repe.cmpsd();
+            });
+            var r = new byte[0x60000];
+            for (int i = 0; i < 0x10000; i++) { r[src + i] = r[dst + i] = (byte)(i * 31); }
+            if (mismatch >= 0) r[dst + (mismatch - src)] ^= 0x80;
+            for (int i = 0x20000; i < 0x60000; i++) m.Memory.Write8((uint)i, r[i]);
+            int si = src, di = dst, done = 0; uint la = 0, lb = 0;
+            while (done < count)
+            {
+                uint va = 0, vb = 0;
+                for (int i = 0; i < size; i++) { va |= (uint)r[si + i] << (8 * i); vb |= (uint)r[di + i] << (8 * i); }
+                la = va; lb = vb; si += size; di += size; done++;
+                if (va != vb) break;
+            }
+            m.Run();
+            Halted(m);
+            Assert.Equal((uint)si, m.Cpu.Esi);
+            Assert.Equal((uint)di, m.Cpu.Edi);
+            Assert.Equal((uint)(count - done), m.Cpu.Ecx);
+            Assert.Equal(la == lb, m.Cpu.ZF);
+            Assert.Equal(la < lb, m.Cpu.CF);
+            Assert.Equal(3ul + (ulong)done + 1, m.Cpu.Icount);
+        }
+    }
 }

@@ -79,6 +79,7 @@ internal static unsafe class StringOps
             {
                 done += k;
                 c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - (uint)k) & amask);
+                if (T.Compares && (d.Rep == 1 ? !c.ZF : c.ZF)) { stopped = true; break; }
                 continue;
             }
             T.Step(c, ref d, amask, delta);
@@ -124,6 +125,10 @@ internal static unsafe class StringOps
         return max < k ? max : k;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Element(ReadOnlySpan<byte> span, int at, int s) =>
+        s == 1 ? span[at] : s == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(span.Slice(at)) : BinaryPrimitives.ReadUInt32LittleEndian(span.Slice(at));
+
     private struct MovsOp : IStringOp
     {
         public static bool Compares => false;
@@ -167,6 +172,30 @@ internal static unsafe class StringOps
     {
         public static bool Compares => true;
         public static bool Io => false;
+
+        /// <summary>repe cmps upwards: runs up to and including the first mismatching element.</summary>
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            if (backward || d.Rep != 1) return 0;
+            int s = d.Size;
+            uint si = c.Esi & amask, di = c.Edi & amask;
+            ulong k = RunLength(c, d.MemSeg, si, s, amask, max, false);
+            ulong kd = RunLength(c, Seg.ES, di, s, amask, max, false);
+            if (kd < k) k = kd;
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastReadRun(d.MemSeg, si, len, out ulong src) || !c.FastReadRun(Seg.ES, di, len, out ulong dst)) return 0;
+            ReadOnlySpan<byte> a = c.RamSpan(src, len), b = c.RamSpan(dst, len);
+            ulong first = (ulong)(a.CommonPrefixLength(b) / s); // index of the first differing element
+            ulong n = first < k ? first + 1 : k;
+            int last = (int)(n - 1) * s;
+            uint va = Element(a, last, s), vb = Element(b, last, s);
+            c.SetCc(CcOp.Sub, s, va - vb, va, vb);
+            uint delta = (uint)((int)n * s);
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
+            return n;
+        }
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
@@ -184,6 +213,33 @@ internal static unsafe class StringOps
     {
         public static bool Compares => true;
         public static bool Io => false;
+
+        /// <summary>repe/repne scas upwards: runs up to and including the first element that stops it.</summary>
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            if (backward) return 0;
+            int s = d.Size;
+            uint di = c.Edi & amask;
+            ulong k = RunLength(c, Seg.ES, di, s, amask, max, false);
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastReadRun(Seg.ES, di, len, out ulong pa)) return 0;
+            ReadOnlySpan<byte> span = c.RamSpan(pa, len);
+            uint a = c.GetReg(Reg.EAX, s);
+            bool stopOnEqual = d.Rep == 2; // repne stops at a match, repe at a mismatch
+            int j = -1; // element that stops the run
+            if (s == 1) j = stopOnEqual ? span.IndexOf((byte)a) : span.IndexOfAnyExcept((byte)a);
+            else
+            {
+                for (int i = 0; i < (int)k; i++)
+                    if ((Element(span, i * s, s) == a) == stopOnEqual) { j = i; break; }
+            }
+            ulong n = j < 0 ? k : (ulong)j + 1;
+            uint b = Element(span, (int)(n - 1) * s, s);
+            c.SetCc(CcOp.Sub, s, a - b, a, b);
+            Advance(c, Reg.EDI, amask, (uint)((int)n * s));
+            return n;
+        }
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
