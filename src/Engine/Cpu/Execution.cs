@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Iced.Intel;
 using Replayvisor.Engine.Cpu.Decode;
 
@@ -46,48 +48,71 @@ public sealed partial class X86Cpu
         _stopAt = stopAt;
         _stopRequested = false;
         StopMessage = null;
+        Block? prev = null; // the block that just ran, when its successor may be looked up in its links
         while (true)
         {
             if (_stopRequested) return StopReason.Stopped;
             if (Icount >= stopAt) return StopReason.InstructionLimit;
             bool singleStep = (FlagsReg & Fl.TF) != 0;
-            Block? b = FetchBlock(singleStep);
+            Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)
             {
-                DeliverFault();
-                continue;
+                b = FetchBlock(singleStep);
+                if (b == null)
+                {
+                    DeliverFault();
+                    prev = null;
+                    continue;
+                }
+                if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
             }
-            if (!ExecBlock(b, singleStep)) return StopReason.Unsupported;
+            int r = ExecBlock(b, singleStep);
+            if (r < 0) return StopReason.Unsupported;
+            prev = r != 0 && b.Chainable && !singleStep ? b : null;
         }
     }
 
     /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
     public StopReason Step() => Run(Icount + 1);
 
-    private bool ExecBlock(Block b, bool singleStep)
+    /// <summary>
+    /// Bumped whenever a TLB entry changes (fill, invalidation, flush, CPL change), so remembered
+    /// block successors, which skip the code fetch's TLB lookup, are dropped.
+    /// </summary>
+    internal ulong ChainEpoch;
+
+    /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
+    private int ExecBlock(Block b, bool singleStep)
     {
         var insns = b.Insns;
         int n = b.Count;
         ulong budget = _stopAt - Icount;
         if ((ulong)n > budget) n = (int)budget;
         if (singleStep) n = Math.Min(n, 1);
-        _blocks.Current = b;
+        _blocks.Current = b.Id;
         for (int i = 0; i < n; i++)
         {
-            ref DecodedInsn d = ref insns[i];
+            ref DecodedInsn d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(insns), i); // i < Count <= Length
             InsnEip = d.Eip;
             Eip = d.NextEip;
             unsafe { d.Exec(this, ref d); }
             if (Exit != 0)
             {
-                _blocks.Current = null;
-                return HandleExit(singleStep);
+                _blocks.Current = 0;
+                if (Exit == ExitBranch)
+                {
+                    Exit = 0;
+                    Icount++;
+                    if (singleStep) { SingleStepTrap(); return 0; }
+                    return 1;
+                }
+                return HandleExit(singleStep) ? 0 : -1;
             }
             Icount++;
         }
-        _blocks.Current = null;
-        if (singleStep) SingleStepTrap();
-        return true;
+        _blocks.Current = 0;
+        if (singleStep) { SingleStepTrap(); return 0; }
+        return 1;
     }
 
     private bool HandleExit(bool singleStep)
@@ -172,10 +197,10 @@ public sealed partial class X86Cpu
         int want = (int)Math.Min(15ul, toLimit);
         if (want <= toPage) { RaiseGp(0); return null; }
         if (!Translate(lin + (uint)toPage, Access.Execute, Cpl == 3, out ulong phys2)) return null;
-        var bytes = new byte[want];
+        byte[] bytes = _blocks.CrossBytes;
         Memory.ReadBytes(phys, bytes.AsSpan(0, toPage));
         Memory.ReadBytes(phys2, bytes.AsSpan(toPage, want - toPage));
-        Block one = _blocks.BuildFromBytes(eip, phys, code32, bytes);
+        Block one = _blocks.BuildFromBytes(eip, phys, code32, bytes, want);
         if (one.Insns[0].Insn.IsInvalid && want < 15) { RaiseGp(0); return null; }
         return one;
     }

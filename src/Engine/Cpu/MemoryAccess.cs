@@ -5,7 +5,7 @@ namespace Replayvisor.Engine.Cpu;
 
 /// <summary>
 /// Segmented and linear memory access. The fast path (expand-up segment within limits, TLB hit,
-/// no page crossing, no code on the frame for writes) is a handful of compares; anything else
+/// no page crossing, no decoded code on the written 64-byte lines) is a handful of compares; anything else
 /// takes the checked path, which raises #GP/#SS/#PF with the SDM's error codes.
 /// Every method returns normally on a fault with <see cref="Faulted"/> set; callers check it
 /// before changing any state.
@@ -14,16 +14,104 @@ public sealed partial class X86Cpu
 {
     private readonly byte[] _ram;
 
+    /// <summary>Segs[seg] without a bounds check (seg is a decoded segment index, 0-5).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref SegmentCache SegAt(int seg) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(Segs), (nint)(uint)seg);
+
+    /// <summary>The TLB entry of a linear address (the TLB has an entry for every 4 KiB page, so no bounds check).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong TlbAt(uint lin) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlb), (nint)(lin >> 12));
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref byte RamAt(ulong pa) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ram), (nint)pa);
 
+    /// <summary>True when the bytes [lin, lin+size) of the frame in TLB entry e (within one page) hold no decoded code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool NoCode(ulong e, uint lin, int size)
+    {
+        ulong lines = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(CodeLines), (nint)((e & FrameMask) >> 12));
+        int o = (int)(lin & 0xFFF);
+        return (lines & ((1ul << (o >> CodeLineShift)) | (1ul << ((o + size - 1) >> CodeLineShift)))) == 0;
+    }
+
+    /// <summary>
+    /// For bulk string operations: true when [off, off+len) of segment seg lies in one page and
+    /// every byte passes the read fast path (segment, TLB), so no access to it can fault; pa is
+    /// the physical address of its first byte.
+    /// </summary>
+    internal bool FastReadRun(int seg, uint off, int len, out ulong pa)
+    {
+        pa = 0;
+        ref SegmentCache s = ref SegAt(seg);
+        if ((long)off + len > s.ReadEnd) return false;
+        uint lin = s.Base + off;
+        ulong e = TlbAt(lin);
+        int o = (int)(lin & 0xFFF);
+        if ((e & (GenMask | _tlbR)) != _tlbR || o + len > 0x1000) return false;
+        pa = (e & FrameMask) | (uint)o;
+        return true;
+    }
+
+    /// <summary>As <see cref="FastReadRun"/> for writes; also false when any byte is on a line holding decoded code.</summary>
+    internal bool FastWriteRun(int seg, uint off, int len, out ulong pa)
+    {
+        pa = 0;
+        ref SegmentCache s = ref SegAt(seg);
+        if ((long)off + len > s.WriteEnd) return false;
+        uint lin = s.Base + off;
+        ulong e = TlbAt(lin);
+        int o = (int)(lin & 0xFFF);
+        if ((e & (GenMask | _tlbW)) != _tlbW || o + len > 0x1000) return false;
+        int first = o >> CodeLineShift, last = (o + len - 1) >> CodeLineShift;
+        ulong lines = (last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1) & ~((1ul << first) - 1);
+        if ((CodeLines[(int)((e & FrameMask) >> 12)] & lines) != 0) return false;
+        pa = (e & FrameMask) | (uint)o;
+        return true;
+    }
+
+    /// <summary>RAM at a physical address returned by <see cref="FastReadRun"/> or <see cref="FastWriteRun"/>.</summary>
+    internal Span<byte> RamSpan(ulong pa, int len) => MemoryMarshal.CreateSpan(ref RamAt(pa), len);
+
+    /// <summary>
+    /// RAM for a read-modify-write of size bytes at seg:off when both the load and the store
+    /// would take the fast path (writable expand-up segment within limits, which is also
+    /// readable; cached write permission, which implies read permission and set A/D bits; one
+    /// page; no decoded code): then neither access can fault. Otherwise a null reference, and
+    /// the caller takes the checked read-then-write path.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ref byte RmwRef(int seg, uint off, int size)
+    {
+        ref SegmentCache s = ref SegAt(seg);
+        if ((long)off + size <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = TlbAt(lin);
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && NoCode(e, lin, size))
+                return ref RamAt((e & FrameMask) | (lin & 0xFFF));
+        }
+        return ref Unsafe.NullRef<byte>();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint LoadRef(ref byte p, int size) =>
+        size == 4 ? Unsafe.ReadUnaligned<uint>(ref p) : size == 2 ? Unsafe.ReadUnaligned<ushort>(ref p) : p;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void StoreRef(ref byte p, int size, uint v)
+    {
+        if (size == 4) Unsafe.WriteUnaligned(ref p, v);
+        else if (size == 2) Unsafe.WriteUnaligned(ref p, (ushort)v);
+        else p = (byte)v;
+    }
+
     public byte Read8(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 1 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR) return RamAt((e & FrameMask) | (lin & 0xFFF));
         }
         return (byte)ReadSlow(seg, off, 1);
@@ -31,11 +119,11 @@ public sealed partial class X86Cpu
 
     public ushort Read16(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 2 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFE)
                 return Unsafe.ReadUnaligned<ushort>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
         }
@@ -44,11 +132,11 @@ public sealed partial class X86Cpu
 
     public uint Read32(int seg, uint off)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 4 <= s.ReadEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
+            ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbR)) == _tlbR && (lin & 0xFFF) <= 0xFFC)
                 return Unsafe.ReadUnaligned<uint>(ref RamAt((e & FrameMask) | (lin & 0xFFF)));
         }
@@ -71,12 +159,12 @@ public sealed partial class X86Cpu
 
     public void Write8(int seg, uint off, byte v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 1 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            ulong e = TlbAt(lin);
+            if ((e & (GenMask | _tlbW)) == _tlbW && NoCode(e, lin, 1))
             {
                 RamAt((e & FrameMask) | (lin & 0xFFF)) = v;
                 return;
@@ -87,12 +175,12 @@ public sealed partial class X86Cpu
 
     public void Write16(int seg, uint off, ushort v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 2 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            ulong e = TlbAt(lin);
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && NoCode(e, lin, 2))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;
@@ -103,12 +191,12 @@ public sealed partial class X86Cpu
 
     public void Write32(int seg, uint off, uint v)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         if ((long)off + 4 <= s.WriteEnd)
         {
             uint lin = s.Base + off;
-            ulong e = _tlb[lin >> 12];
-            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && _codeMarks[(int)(e >> 12) & 0xFFFFF] == 0)
+            ulong e = TlbAt(lin);
+            if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && NoCode(e, lin, 4))
             {
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;
@@ -144,7 +232,7 @@ public sealed partial class X86Cpu
     /// <summary>Segment protection and limit checks, SDM vol. 3 §5.3 and §3.4.5.1.</summary>
     public bool CheckSegment(int seg, uint off, int size, bool write, out uint lin)
     {
-        ref SegmentCache s = ref Segs[seg];
+        ref SegmentCache s = ref SegAt(seg);
         lin = s.Base + off;
         if (!s.Usable || (write ? !s.Writable : !s.Readable) || !s.InLimits(off, size))
         {

@@ -68,6 +68,27 @@ public sealed partial class X86Cpu
         if (!Faulted) SetStackPointer(sp);
     }
 
+    /// <summary><see cref="Push"/> of 4 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Push32(uint v)
+    {
+        if (!Segs[Seg.SS].Big) { Push(v, 4); return; }
+        uint sp = Gpr[Reg.ESP] - 4;
+        Write32(Seg.SS, sp, v);
+        if (!Faulted) Gpr[Reg.ESP] = sp;
+    }
+
+    /// <summary><see cref="Pop"/> of 4 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint Pop32()
+    {
+        if (!Segs[Seg.SS].Big) return Pop(4);
+        uint sp = Gpr[Reg.ESP];
+        uint v = Read32(Seg.SS, sp);
+        if (!Faulted) Gpr[Reg.ESP] = sp + 4;
+        return v;
+    }
+
     /// <summary>Reads the value at the top of the stack without popping.</summary>
     public uint PeekStack(int size, uint offset = 0)
     {

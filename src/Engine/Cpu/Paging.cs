@@ -20,8 +20,8 @@ public static class PfErr
 /// conflict misses). Bits 0-5 are permissions (read/write/execute for supervisor and user),
 /// bit 6 marks a global page, bits 12-39 the physical frame address, bits 40-63 the generation.
 /// A flush increments the generation; invlpg clears one entry. Write permission is only cached
-/// for a page whose dirty bit is already set and whose frame holds no decoded code, so the
-/// first write sets D and code writes reach the self-modifying-code check.
+/// for a page whose dirty bit is already set, so the first write sets D. Stores to lines holding
+/// decoded code are kept off the fast path by <see cref="CodeLines"/>, not by the TLB.
 /// </summary>
 public sealed partial class X86Cpu
 {
@@ -59,11 +59,16 @@ public sealed partial class X86Cpu
         RefreshTlbKeys();
     }
 
-    public void InvalidatePage(uint linear) => _tlb[linear >> 12] = 0;
+    public void InvalidatePage(uint linear)
+    {
+        _tlb[linear >> 12] = 0;
+        ChainEpoch++;
+    }
 
     /// <summary>Recomputes the fast-path keys when CPL or the generation changes.</summary>
     private void RefreshTlbKeys()
     {
+        ChainEpoch++;
         bool user = Cpl == 3;
         _tlbR = _gen | (user ? TlbRU : TlbRS);
         _tlbW = _gen | (user ? TlbWU : TlbWS);
@@ -192,7 +197,7 @@ public sealed partial class X86Cpu
         bool dirty = (newLeaf & 0x40) != 0;
         bool wp = (Cr0 & Cr0Bits.WP) != 0;
         ulong perms = TlbRS | (us ? TlbRU : 0) | (nx ? 0 : TlbXS | (us ? TlbXU : 0));
-        if (dirty && !Memory.IsCodeFrame((uint)(frame >> 12)))
+        if (dirty)
             perms |= ((rw || !wp) ? TlbWS : 0) | (rw && us ? TlbWU : 0);
         if (global && (Cr4 & Cr4Bits.PGE) != 0) perms |= TlbGlobal;
         phys = frame | (lin & 0xFFF);
@@ -219,6 +224,7 @@ public sealed partial class X86Cpu
     {
         if ((frame >> PhysicalMemory.PageShift) >= Memory.FrameCount) return; // open bus: always slow path
         _tlb[lin >> 12] = _gen | (frame & FrameMask) | perms;
+        ChainEpoch++;
     }
 
     private bool PageFault(uint lin, uint err)

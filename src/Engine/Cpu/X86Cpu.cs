@@ -18,7 +18,9 @@ public static class Reg
 public sealed partial class X86Cpu
 {
     public readonly uint[] Gpr = new uint[8];
-    private readonly byte[] _codeMarks;
+    /// <summary>Per frame, one bit per 64-byte line holding bytes of a cached decoded block; checked by the store fast path.</summary>
+    internal readonly ulong[] CodeLines;
+    internal const int CodeLineShift = 6;
     public uint Eip;
     public readonly SegmentCache[] Segs = new SegmentCache[Seg.Count];
 
@@ -59,7 +61,7 @@ public sealed partial class X86Cpu
         Memory = memory;
         Host = host;
         _ram = memory.Ram;
-        _codeMarks = memory.CodeMarks;
+        CodeLines = new ulong[memory.FrameCount];
         _blocks = new BlockCache(this);
         memory.CodeObserver = _blocks;
         for (int i = 0; i < Seg.Count; i++) Segs[i] = SegmentCache.Flat(0, i == Seg.CS ? (byte)0x9B : (byte)0x93);

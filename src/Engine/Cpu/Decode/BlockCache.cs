@@ -13,14 +13,53 @@ public sealed class Block
     public ulong Phys;
     public bool Code32;
     public bool Valid = true;
+    /// <summary>Unique per cached block (from 1); 0 for one-off blocks.</summary>
+    public long Id;
     /// <summary>False for one-off blocks (an instruction crossing a page, interpreter mode).</summary>
     public bool Cached;
+    /// <summary>
+    /// The block ends with a near control transfer or falls through: nothing in it changes CS,
+    /// CPL or paging, so its successors may be remembered (see <see cref="Successor"/>).
+    /// </summary>
+    public bool Chainable;
+
+    // Two remembered successors (e.g. the taken and fall-through sides of a jcc), each valid
+    // while the CPU's chain epoch (bumped on every TLB change) is the one it was linked under.
+    private Block? _succ0, _succ1;
+    private uint _succEip0, _succEip1;
+    private ulong _epoch0, _epoch1;
+
+    /// <summary>The cached block this one was last followed by at eip, if still valid under epoch.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal Block? Successor(uint eip, ulong epoch)
+    {
+        Block? n = _succ0;
+        if (n != null && _succEip0 == eip && _epoch0 == epoch && n.Valid) return n;
+        n = _succ1;
+        if (n != null && _succEip1 == eip && _epoch1 == epoch && n.Valid) return n;
+        return null;
+    }
+
+    internal void Link(Block next, ulong epoch)
+    {
+        if (_succ0 == null || _epoch0 != epoch || !_succ0.Valid || _succEip0 == next.Eip)
+        {
+            _succ0 = next; _succEip0 = next.Eip; _epoch0 = epoch;
+        }
+        else
+        {
+            _succ1 = next; _succEip1 = next.Eip; _epoch1 = epoch;
+        }
+    }
 }
 
 /// <summary>
 /// Decoded blocks keyed by (EIP, physical address, code size), with a direct-mapped front cache.
 /// Blocks are invalidated when bytes they were decoded from are written (self-modifying code):
-/// their frames carry a code mark that sends every store to them through <see cref="OnCodeWritten"/>.
+/// their frames carry a code mark that sends every write made through <see cref="PhysicalMemory"/>
+/// to <see cref="OnCodeWritten"/>. The CPU's store fast path checks a finer mark instead: one bit
+/// per 64-byte line of each frame (<see cref="X86Cpu.CodeLines"/>), set for every line that holds
+/// bytes of a cached block, so stores to data that shares a page with code stay on the fast path.
 /// </summary>
 public sealed class BlockCache : ICodeWriteObserver
 {
@@ -34,12 +73,29 @@ public sealed class BlockCache : ICodeWriteObserver
     private readonly RamCodeReader _reader = new();
     private readonly DecodedInsn[] _scratch = new DecodedInsn[MaxBlockInsns];
 
-    /// <summary>The block being executed, so a store into it ends it after the current instruction.</summary>
-    internal Block? Current;
+    /// <summary>
+    /// <see cref="Block.Id"/> of the cached block being executed (0: none), so a store into it
+    /// ends it after the current instruction. An id rather than a reference: setting it once
+    /// per block must not cost a GC write barrier.
+    /// </summary>
+    internal long Current;
+    private long _nextId;
 
     public long BlocksDecoded { get; private set; }
 
-    internal BlockCache(X86Cpu cpu) => _cpu = cpu;
+    // One decoder per code size, reading through _reader (reset per build); Iced decoders keep
+    // no state between instructions beyond IP, so reusing them avoids an allocation per build.
+    private readonly Decoder _decoder16, _decoder32;
+    // Uncached blocks (interpreter mode, single-step, a short CS limit) are run once and
+    // dropped, so one scratch block serves them all.
+    private readonly Block _oneOff = new() { Insns = new DecodedInsn[MaxBlockInsns] };
+
+    internal BlockCache(X86Cpu cpu)
+    {
+        _cpu = cpu;
+        _decoder16 = Decoder.Create(16, _reader);
+        _decoder32 = Decoder.Create(32, _reader);
+    }
 
     private static int FrontIndex(uint eip, ulong phys) =>
         (int)(((uint)phys ^ (eip * 0x9E3779B1u)) >> (32 - FrontBits));
@@ -63,7 +119,8 @@ public sealed class BlockCache : ICodeWriteObserver
     public Block Build(uint eip, ulong phys, bool code32, int maxBytes, bool cache, int maxInsns = MaxBlockInsns)
     {
         _reader.Reset(_cpu.Memory.Ram, phys, maxBytes);
-        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        var decoder = code32 ? _decoder32 : _decoder16;
+        decoder.IP = eip;
         int n = 0;
         while (n < maxInsns)
         {
@@ -73,26 +130,65 @@ public sealed class BlockCache : ICodeWriteObserver
             n++;
             if (insn.IsInvalid || insn.FlowControl != FlowControl.Next || HandlerTable.EndsBlock(insn)) break;
         }
+        BlocksDecoded++;
+        if (!cache || n == 0)
+        {
+            Block o = _oneOff;
+            _scratch.AsSpan(0, n).CopyTo(o.Insns);
+            o.Count = n; o.Eip = eip; o.Phys = phys; o.Code32 = code32; o.Valid = true; o.Cached = false; o.Chainable = false;
+            o.EndEip = n == 0 ? eip : _scratch[n - 1].NextEip;
+            return o;
+        }
         var b = new Block
         {
             Insns = _scratch.AsSpan(0, n).ToArray(), Count = n, Eip = eip, Phys = phys, Code32 = code32,
-            EndEip = n == 0 ? eip : _scratch[n - 1].NextEip, Cached = cache && n > 0,
+            EndEip = _scratch[n - 1].NextEip, Cached = true, Id = ++_nextId,
         };
-        BlocksDecoded++;
-        if (b.Cached) Insert(b);
+        b.Chainable = IsChainable(_scratch[n - 1].Insn);
+        Insert(b);
         return b;
     }
 
     /// <summary>Decodes one instruction from a byte buffer (used for instructions that cross a page).</summary>
-    public Block BuildFromBytes(uint eip, ulong phys, bool code32, byte[] bytes)
+    /// <remarks>The result is a one-off block, valid until the next build.</remarks>
+    public Block BuildFromBytes(uint eip, ulong phys, bool code32, byte[] bytes, int length)
     {
-        _reader.Reset(bytes, 0, bytes.Length);
-        var decoder = Decoder.Create(code32 ? 32 : 16, _reader, eip);
+        _reader.Reset(bytes, 0, length);
+        var decoder = code32 ? _decoder32 : _decoder16;
+        decoder.IP = eip;
         decoder.Decode(out Instruction insn);
-        var b = new Block { Insns = new DecodedInsn[1], Count = 1, Eip = eip, Phys = phys, Code32 = code32 };
+        Block b = _oneOff;
         InsnDecoder.Fill(ref b.Insns[0], insn);
+        b.Count = 1; b.Eip = eip; b.Phys = phys; b.Code32 = code32; b.Valid = true; b.Cached = false; b.Chainable = false;
         b.EndEip = b.Insns[0].NextEip;
         return b;
+    }
+
+    /// <summary>Scratch for the bytes of an instruction that crosses a page (at most 15).</summary>
+    internal readonly byte[] CrossBytes = new byte[15];
+
+    /// <summary>Near jmp/jcc/call/ret/loop (direct or indirect) or plain fall-through: no change of CS, CPL or paging.</summary>
+    private static bool IsChainable(in Instruction insn)
+    {
+        if (insn.IsInvalid || HandlerTable.EndsBlock(insn)) return false;
+        switch (insn.FlowControl)
+        {
+            case FlowControl.Next:
+                return true;
+            case FlowControl.UnconditionalBranch:
+            case FlowControl.ConditionalBranch:
+            case FlowControl.Call:
+                return insn.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32;
+            case FlowControl.IndirectBranch:
+            case FlowControl.IndirectCall:
+                return insn.Mnemonic is Mnemonic.Jmp or Mnemonic.Call
+                       && (insn.Op0Kind == OpKind.Register
+                           || (insn.Op0Kind == OpKind.Memory && insn.MemorySize is not (MemorySize.SegPtr16 or MemorySize.SegPtr32)));
+            case FlowControl.Return:
+                return insn.Mnemonic == Mnemonic.Ret;
+            default:
+                return false;
+        }
     }
 
     private void Insert(Block b)
@@ -105,6 +201,17 @@ public sealed class BlockCache : ICodeWriteObserver
         if (!_byFrame.TryGetValue(frame, out var list)) _byFrame[frame] = list = new List<Block>();
         list.Add(b);
         _cpu.Memory.MarkCode(frame);
+        if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] |= LineMask(b);
+    }
+
+    /// <summary>The 64-byte lines of its frame that block b was decoded from.</summary>
+    private static ulong LineMask(Block b)
+    {
+        int first = (int)(b.Phys & PhysicalMemory.PageMask) >> X86Cpu.CodeLineShift;
+        ulong lastByte = (b.Phys & PhysicalMemory.PageMask) + (b.EndEip - b.Eip) - 1;
+        int last = lastByte >= PhysicalMemory.PageSize ? 63 : (int)lastByte >> X86Cpu.CodeLineShift;
+        ulong upTo = last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1;
+        return upTo & ~((1ul << first) - 1);
     }
 
     public void OnCodeWritten(ulong addr, int len)
@@ -125,6 +232,13 @@ public sealed class BlockCache : ICodeWriteObserver
             {
                 _byFrame.Remove(frame);
                 _cpu.Memory.ClearCodeMark(frame);
+                if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] = 0;
+            }
+            else if (frame < (uint)_cpu.CodeLines.Length)
+            {
+                ulong lines = 0;
+                foreach (Block b in list) lines |= LineMask(b);
+                _cpu.CodeLines[frame] = lines;
             }
         }
     }
@@ -134,7 +248,7 @@ public sealed class BlockCache : ICodeWriteObserver
         b.Valid = false;
         ulong key = Key(b.Eip, b.Phys);
         if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
-        if (ReferenceEquals(b, Current)) _cpu.Exit |= X86Cpu.ExitBranch;
+        if (b.Id == Current) _cpu.Exit |= X86Cpu.ExitBranch;
     }
 
     /// <summary>Drops every block (snapshot restore).</summary>
@@ -144,6 +258,7 @@ public sealed class BlockCache : ICodeWriteObserver
         _map.Clear();
         Array.Clear(_front);
         foreach (uint f in _byFrame.Keys) _cpu.Memory.ClearCodeMark(f);
+        Array.Clear(_cpu.CodeLines);
         _byFrame.Clear();
     }
 

@@ -107,8 +107,8 @@ internal static unsafe class Alu
             case Mnemonic.Xor: return Form<XorOp>(ref d);
             case Mnemonic.Cmp: return Form<CmpOp>(ref d);
             case Mnemonic.Test: return Form<TestOp>(ref d);
-            case Mnemonic.Inc: return &Inc;
-            case Mnemonic.Dec: return &Dec;
+            case Mnemonic.Inc: return d.Op0IsMem ? &Inc : d.Size == 4 ? &Inc32R : &Inc;
+            case Mnemonic.Dec: return d.Op0IsMem ? &Dec : d.Size == 4 ? &Dec32R : &Dec;
             case Mnemonic.Neg: return &Neg;
             case Mnemonic.Not: return &Not;
             default: return null;
@@ -165,6 +165,15 @@ internal static unsafe class Alu
     {
         int s = d.Size;
         uint ea = c.Ea(ref d);
+        if (T.Writes)
+        {
+            ref byte p = ref c.RmwRef(d.MemSeg, ea, s);
+            if (!Unsafe.IsNullRef(ref p))
+            {
+                X86Cpu.StoreRef(ref p, s, T.Apply(c, X86Cpu.LoadRef(ref p, s), c.GetReg(d.R1, s), s));
+                return;
+            }
+        }
         uint a = c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         MemWriteBack<T>(c, ref d, ea, a, c.GetReg(d.R1, s), s);
@@ -174,6 +183,15 @@ internal static unsafe class Alu
     {
         int s = d.Size;
         uint ea = c.Ea(ref d);
+        if (T.Writes)
+        {
+            ref byte p = ref c.RmwRef(d.MemSeg, ea, s);
+            if (!Unsafe.IsNullRef(ref p))
+            {
+                X86Cpu.StoreRef(ref p, s, T.Apply(c, X86Cpu.LoadRef(ref p, s), d.Imm & X86Cpu.SizeMask(s), s));
+                return;
+            }
+        }
         uint a = c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         MemWriteBack<T>(c, ref d, ea, a, d.Imm & X86Cpu.SizeMask(s), s);
@@ -193,9 +211,39 @@ internal static unsafe class Alu
     private static void Inc(X86Cpu c, ref DecodedInsn d) => IncDec(c, ref d, 1, CcOp.Inc);
     private static void Dec(X86Cpu c, ref DecodedInsn d) => IncDec(c, ref d, 0xFFFFFFFF, CcOp.Dec);
 
+    private static void Inc32R(X86Cpu c, ref DecodedInsn d)
+    {
+        uint cf = c.CF ? 1u : 0u;
+        ref uint r = ref c.Gpr[d.R0];
+        uint a = r;
+        r = a + 1;
+        c.SetCcCarry(CcOp.Inc, 4, a + 1, a, 1, cf);
+    }
+
+    private static void Dec32R(X86Cpu c, ref DecodedInsn d)
+    {
+        uint cf = c.CF ? 1u : 0u;
+        ref uint r = ref c.Gpr[d.R0];
+        uint a = r;
+        r = a - 1;
+        c.SetCcCarry(CcOp.Dec, 4, a - 1, a, 1, cf);
+    }
+
     private static void IncDec(X86Cpu c, ref DecodedInsn d, uint delta, CcOp op)
     {
         int s = d.Size;
+        if (d.Op0IsMem)
+        {
+            ref byte p = ref c.RmwRef(d.MemSeg, c.Ea(ref d), s);
+            if (!Unsafe.IsNullRef(ref p))
+            {
+                uint a0 = X86Cpu.LoadRef(ref p, s), r0 = a0 + delta;
+                uint cf0 = c.CF ? 1u : 0u;
+                X86Cpu.StoreRef(ref p, s, r0);
+                c.SetCcCarry(op, s, r0, a0, 1, cf0);
+                return;
+            }
+        }
         uint ea = d.Op0IsMem ? c.Ea(ref d) : 0;
         uint a = d.Op0IsMem ? c.Read(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
         if (c.Faulted) return;
@@ -209,6 +257,17 @@ internal static unsafe class Alu
     private static void Neg(X86Cpu c, ref DecodedInsn d)
     {
         int s = d.Size;
+        if (d.Op0IsMem)
+        {
+            ref byte p = ref c.RmwRef(d.MemSeg, c.Ea(ref d), s);
+            if (!Unsafe.IsNullRef(ref p))
+            {
+                uint a0 = X86Cpu.LoadRef(ref p, s), r0 = 0 - a0;
+                X86Cpu.StoreRef(ref p, s, r0);
+                c.SetCc(CcOp.Sub, s, r0, 0, a0);
+                return;
+            }
+        }
         uint ea = d.Op0IsMem ? c.Ea(ref d) : 0;
         uint a = d.Op0IsMem ? c.Read(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
         if (c.Faulted) return;
@@ -223,6 +282,8 @@ internal static unsafe class Alu
         int s = d.Size;
         if (!d.Op0IsMem) { c.SetReg(d.R0, s, ~c.GetReg(d.R0, s)); return; }
         uint ea = c.Ea(ref d);
+        ref byte p = ref c.RmwRef(d.MemSeg, ea, s);
+        if (!Unsafe.IsNullRef(ref p)) { X86Cpu.StoreRef(ref p, s, ~X86Cpu.LoadRef(ref p, s)); return; }
         uint a = c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         c.Write(d.MemSeg, ea, s, ~a);

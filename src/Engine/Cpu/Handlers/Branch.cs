@@ -20,7 +20,7 @@ internal static unsafe class Branch
                 if (insn.Op0Kind is OpKind.Register or OpKind.Memory && !IsFar(insn)) return &CallIndirect;
                 return null;
             case Mnemonic.Ret:
-                return &RetNear;
+                return d.Size == 4 && insn.OpCount == 0 ? &Ret32 : &RetNear;
             case Mnemonic.Loop: d.Cc = 0; d.AddrSize = CounterSize(insn); return &Loop;
             case Mnemonic.Loope: d.Cc = 1; d.AddrSize = CounterSize(insn); return &Loop;
             case Mnemonic.Loopne: d.Cc = 2; d.AddrSize = CounterSize(insn); return &Loop;
@@ -76,7 +76,12 @@ internal static unsafe class Branch
 
     private static void Jcc(X86Cpu c, ref DecodedInsn d)
     {
-        if (c.Condition(d.Cc)) JumpTo(c, d.Imm, d.Size);
+        int cc = d.Cc;
+        bool take;
+        // jz/jnz after any lazily recorded operation: ZF is the result being zero.
+        if ((cc & ~1) == 4 && c.CcKind != CcOp.None) take = ((c.CcRes & X86Cpu.SizeMask(c.CcSize)) == 0) != ((cc & 1) != 0);
+        else take = c.Condition(cc);
+        if (take) JumpTo(c, d.Imm, d.Size);
     }
 
     private static void CallRel(X86Cpu c, ref DecodedInsn d) => CallTo(c, d.Imm, d.Size);
@@ -91,10 +96,27 @@ internal static unsafe class Branch
     {
         if (size == 2) target &= 0xFFFF;
         if (target > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
-        c.Push(c.Eip, size);
+        if (size == 4) c.Push32(c.Eip); else c.Push(c.Eip, size);
         if (c.Faulted) return;
         c.Eip = target;
         c.Exit |= X86Cpu.ExitBranch;
+    }
+
+    /// <summary>ret with a 32-bit operand size and no immediate.</summary>
+    private static void Ret32(X86Cpu c, ref DecodedInsn d)
+    {
+        if (c.Segs[Seg.SS].Big)
+        {
+            uint sp = c.Gpr[Reg.ESP];
+            uint t4 = c.Read32(Seg.SS, sp);
+            if (c.Faulted) return;
+            if (t4 > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
+            c.Gpr[Reg.ESP] = sp + 4;
+            c.Eip = t4;
+            c.Exit |= X86Cpu.ExitBranch;
+            return;
+        }
+        RetNear(c, ref d);
     }
 
     private static void RetNear(X86Cpu c, ref DecodedInsn d)

@@ -16,7 +16,7 @@ internal static unsafe class DataMove
                 // Segment, control and debug register moves belong to the system families.
                 if (IsSpecialReg(insn, 0) || IsSpecialReg(insn, 1)) return null;
                 bool imm = insn.GetOpKind(1) is not (OpKind.Register or OpKind.Memory);
-                if (d.Op0IsMem) return imm ? &MovMI : &MovMR;
+                if (d.Op0IsMem) return imm ? &MovMI : d.Size == 4 ? &MovMR32 : &MovMR;
                 if (d.Op1IsMem) return d.Size == 4 ? &MovRM32 : &MovRM;
                 if (imm) return d.Size == 4 ? &MovRI32 : &MovRI;
                 return d.Size == 4 ? &MovRR32 : &MovRR;
@@ -27,7 +27,7 @@ internal static unsafe class DataMove
                 d.Imm2 = d.Op1IsMem ? (uint)insn.MemorySize.GetSize() : RegSize(insn.GetOpRegister(1));
                 return &MovExtend;
             case Mnemonic.Lea:
-                return &Lea;
+                return d.Size == 4 ? &Lea32 : &Lea;
             case Mnemonic.Xchg:
                 return &Xchg;
             case Mnemonic.Nop:
@@ -64,6 +64,7 @@ internal static unsafe class DataMove
     }
 
     private static void MovMR(X86Cpu c, ref DecodedInsn d) => c.Write(d.MemSeg, c.Ea(ref d), d.Size, c.GetReg(d.R1, d.Size));
+    private static void MovMR32(X86Cpu c, ref DecodedInsn d) => c.Write32(d.MemSeg, c.Ea(ref d), c.Gpr[d.R1]);
     private static void MovMI(X86Cpu c, ref DecodedInsn d) => c.Write(d.MemSeg, c.Ea(ref d), d.Size, d.Imm);
 
     private static void MovExtend(X86Cpu c, ref DecodedInsn d)
@@ -75,6 +76,7 @@ internal static unsafe class DataMove
         c.SetReg(d.R0, d.Size, v);
     }
 
+    private static void Lea32(X86Cpu c, ref DecodedInsn d) => c.Gpr[d.R0] = c.Ea(ref d);
     private static void Lea(X86Cpu c, ref DecodedInsn d) => c.SetReg(d.R0, d.Size, c.Ea(ref d));
 
     /// <summary>xchg; with a memory operand it is locked implicitly (SDM vol. 2 XCHG).</summary>

@@ -20,14 +20,21 @@ internal static unsafe class Stack
                 if (insn.Op0Kind == OpKind.Memory) return &PushM;
                 return &PushI;
             case Mnemonic.Pop:
-                if (insn.Op0Kind == OpKind.Register) return &PopR;
+                if (insn.Op0Kind == OpKind.Register) return d.Size == 4 ? &PopR32 : &PopR;
                 return &PopM;
             default:
                 return null;
         }
     }
 
-    private static void PushR32(X86Cpu c, ref DecodedInsn d) => c.Push(c.Gpr[d.R0], 4);
+    private static void PushR32(X86Cpu c, ref DecodedInsn d) => c.Push32(c.Gpr[d.R0]);
+
+    /// <summary>pop r32; "pop esp" leaves the popped value in ESP.</summary>
+    private static void PopR32(X86Cpu c, ref DecodedInsn d)
+    {
+        uint v = c.Pop32();
+        if (!c.Faulted) c.Gpr[d.R0] = v;
+    }
     private static void PushR(X86Cpu c, ref DecodedInsn d) => c.Push(c.GetReg(d.R0, d.Size), d.Size);
     private static void PushI(X86Cpu c, ref DecodedInsn d) => c.Push(d.Imm, d.Size);
 

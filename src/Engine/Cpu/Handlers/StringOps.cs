@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Iced.Intel;
 using Replayvisor.Engine.Cpu.Decode;
@@ -12,6 +13,12 @@ internal interface IStringOp
     static abstract bool Compares { get; }
     /// <summary>ins/outs: the I/O permission check applies.</summary>
     static abstract bool Io { get; }
+    /// <summary>
+    /// Runs up to max iterations at once (downwards when backward, i.e. DF=1) when none of them
+    /// can fault or touch decoded code (one page each side); returns how many ran (0: take the
+    /// one-at-a-time path). Leaves (E)CX to the caller.
+    /// </summary>
+    static virtual ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward) => 0;
 }
 
 /// <summary>
@@ -64,8 +71,17 @@ internal static unsafe class StringOps
         if ((c.FlagsReg & Fl.TF) != 0) n = 1; // single-step traps after every iteration
         ulong done = 0;
         bool stopped = false;
+        bool backward = delta != (uint)s;
         while (done < n)
         {
+            ulong k = T.Bulk(c, ref d, amask, n - done, backward);
+            if (k != 0)
+            {
+                done += k;
+                c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - (uint)k) & amask);
+                if (T.Compares && (d.Rep == 1 ? !c.ZF : c.ZF)) { stopped = true; break; }
+                continue;
+            }
             T.Step(c, ref d, amask, delta);
             if (c.Faulted)
             {
@@ -85,10 +101,61 @@ internal static unsafe class StringOps
         else if (done > 1) c.Exit |= X86Cpu.ExitBranch; // the block's instruction budget is stale
     }
 
+    /// <summary>
+    /// Iterations of size s from off that stay within its page and do not wrap the address
+    /// size (amask): upwards to the end, or (backward) downwards to the start.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong RunLength(X86Cpu c, int seg, uint off, int s, uint amask, ulong max, bool backward)
+    {
+        uint o = (c.Segs[seg].Base + off) & 0xFFF;
+        ulong k, toWrap;
+        if (!backward)
+        {
+            k = (ulong)(0x1000 - o) / (uint)s;
+            toWrap = ((ulong)amask + 1 - off) / (uint)s;
+        }
+        else
+        {
+            if (o + (uint)s > 0x1000) return 0; // the first element crosses the page
+            k = o / (uint)s + 1;
+            toWrap = off / (uint)s + 1;
+        }
+        if (toWrap < k) k = toWrap;
+        return max < k ? max : k;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Element(ReadOnlySpan<byte> span, int at, int s) =>
+        s == 1 ? span[at] : s == 2 ? BinaryPrimitives.ReadUInt16LittleEndian(span.Slice(at)) : BinaryPrimitives.ReadUInt32LittleEndian(span.Slice(at));
+
     private struct MovsOp : IStringOp
     {
         public static bool Compares => false;
         public static bool Io => false;
+
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            int s = d.Size;
+            uint si = c.Esi & amask, di = c.Edi & amask;
+            ulong k = RunLength(c, d.MemSeg, si, s, amask, max, backward);
+            ulong kd = RunLength(c, Seg.ES, di, s, amask, max, backward);
+            if (kd < k) k = kd;
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            uint back = backward ? (uint)(len - s) : 0; // the run's lowest element is the last one copied
+            if (!c.FastReadRun(d.MemSeg, si - back, len, out ulong src) || !c.FastWriteRun(Seg.ES, di - back, len, out ulong dst)) return 0;
+            // Element-by-element copying onto an overlapping destination ahead of the source
+            // (later when forward, lower when backward) replicates a pattern; leave that to the
+            // one-at-a-time path. Everything else is a memmove.
+            if (!backward ? dst > src && dst < src + (ulong)len : dst < src && dst + (ulong)len > src) return 0;
+            c.RamSpan(src, len).CopyTo(c.RamSpan(dst, len));
+            uint delta = backward ? (uint)-len : (uint)len;
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
+            return k;
+        }
+
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
@@ -105,6 +172,30 @@ internal static unsafe class StringOps
     {
         public static bool Compares => true;
         public static bool Io => false;
+
+        /// <summary>repe cmps upwards: runs up to and including the first mismatching element.</summary>
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            if (backward || d.Rep != 1) return 0;
+            int s = d.Size;
+            uint si = c.Esi & amask, di = c.Edi & amask;
+            ulong k = RunLength(c, d.MemSeg, si, s, amask, max, false);
+            ulong kd = RunLength(c, Seg.ES, di, s, amask, max, false);
+            if (kd < k) k = kd;
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastReadRun(d.MemSeg, si, len, out ulong src) || !c.FastReadRun(Seg.ES, di, len, out ulong dst)) return 0;
+            ReadOnlySpan<byte> a = c.RamSpan(src, len), b = c.RamSpan(dst, len);
+            ulong first = (ulong)(a.CommonPrefixLength(b) / s); // index of the first differing element
+            ulong n = first < k ? first + 1 : k;
+            int last = (int)(n - 1) * s;
+            uint va = Element(a, last, s), vb = Element(b, last, s);
+            c.SetCc(CcOp.Sub, s, va - vb, va, vb);
+            uint delta = (uint)((int)n * s);
+            Advance(c, Reg.ESI, amask, delta);
+            Advance(c, Reg.EDI, amask, delta);
+            return n;
+        }
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
@@ -122,6 +213,33 @@ internal static unsafe class StringOps
     {
         public static bool Compares => true;
         public static bool Io => false;
+
+        /// <summary>repe/repne scas upwards: runs up to and including the first element that stops it.</summary>
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            if (backward) return 0;
+            int s = d.Size;
+            uint di = c.Edi & amask;
+            ulong k = RunLength(c, Seg.ES, di, s, amask, max, false);
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            if (!c.FastReadRun(Seg.ES, di, len, out ulong pa)) return 0;
+            ReadOnlySpan<byte> span = c.RamSpan(pa, len);
+            uint a = c.GetReg(Reg.EAX, s);
+            bool stopOnEqual = d.Rep == 2; // repne stops at a match, repe at a mismatch
+            int j = -1; // element that stops the run
+            if (s == 1) j = stopOnEqual ? span.IndexOf((byte)a) : span.IndexOfAnyExcept((byte)a);
+            else
+            {
+                for (int i = 0; i < (int)k; i++)
+                    if ((Element(span, i * s, s) == a) == stopOnEqual) { j = i; break; }
+            }
+            ulong n = j < 0 ? k : (ulong)j + 1;
+            uint b = Element(span, (int)(n - 1) * s, s);
+            c.SetCc(CcOp.Sub, s, a - b, a, b);
+            Advance(c, Reg.EDI, amask, (uint)((int)n * s));
+            return n;
+        }
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
@@ -151,6 +269,25 @@ internal static unsafe class StringOps
     {
         public static bool Compares => false;
         public static bool Io => false;
+
+        public static ulong Bulk(X86Cpu c, ref DecodedInsn d, uint amask, ulong max, bool backward)
+        {
+            int s = d.Size;
+            uint di = c.Edi & amask;
+            ulong k = RunLength(c, Seg.ES, di, s, amask, max, backward);
+            if (k < 2) return 0;
+            int len = (int)k * s;
+            uint back = backward ? (uint)(len - s) : 0;
+            if (!c.FastWriteRun(Seg.ES, di - back, len, out ulong dst)) return 0;
+            Span<byte> span = c.RamSpan(dst, len);
+            uint v = c.Gpr[Reg.EAX];
+            if (s == 1) span.Fill((byte)v);
+            else if (s == 2) { for (int i = 0; i < len; i += 2) BinaryPrimitives.WriteUInt16LittleEndian(span.Slice(i), (ushort)v); }
+            else { for (int i = 0; i < len; i += 4) BinaryPrimitives.WriteUInt32LittleEndian(span.Slice(i), v); }
+            Advance(c, Reg.EDI, amask, backward ? (uint)-len : (uint)len);
+            return k;
+        }
+
         public static void Step(X86Cpu c, ref DecodedInsn d, uint amask, uint delta)
         {
             int s = d.Size;
