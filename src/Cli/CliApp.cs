@@ -87,7 +87,7 @@ public static class CliApp
         var clock = new Option<string>("--clock") { Description = "virtual (default) or host", DefaultValueFactory = _ => "virtual" };
         clock.AcceptOnlyFromAmong("virtual", "host");
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
-        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints", DefaultValueFactory = _ => 1_000_000 };
+        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
         o.AddTo(cmd);
         cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
@@ -133,7 +133,7 @@ public static class CliApp
         var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
         var guest = new Option<string?>("--guest") { Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" };
-        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 1_000_000 };
+        var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };
         var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval };
         cmd.SetAction(p => p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), stdout)

@@ -70,6 +70,15 @@ public class RecordReplayTests
         Assert.NotEqual(a, b);
     }
 
+    /// <summary>Checkpoint counts that coincide with timer deadlines (10 ms = 10,000,000 instructions) must not reorder events.</summary>
+    [Theory]
+    [InlineData(10_000_000ul)]
+    [InlineData(5_000_000ul)]
+    [InlineData(333_333ul)]
+    [InlineData(0ul)]
+    public void AnyCheckpointIntervalReplays(ulong interval) =>
+        AssertBitExact(Recordings.Record("sched", true, checkpointInterval: interval), $"sched interval {interval}");
+
     [Fact]
     public void ACheckpointIsTakenAtEveryMultipleOfTheInterval()
     {

@@ -13,6 +13,7 @@ namespace Replayvisor.Engine.Cpu;
 public sealed partial class X86Cpu
 {
     private readonly byte[] _ram;
+    private readonly byte[] _dirty;
 
     /// <summary>Segs[seg] without a bounds check (seg is a decoded segment index, 0-5).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -24,6 +25,10 @@ public sealed partial class X86Cpu
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref byte RamAt(ulong pa) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_ram), (nint)pa);
+
+    /// <summary>Marks the frame of a physical address written, for the incremental state hash (PhysicalMemory.DirtyFrames).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void MarkDirty(ulong pa) => Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_dirty), (nint)(pa >> 12)) = 1;
 
     /// <summary>True when the bytes [lin, lin+size) of the frame in TLB entry e (within one page) hold no decoded code.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -66,6 +71,7 @@ public sealed partial class X86Cpu
         ulong lines = (last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1) & ~((1ul << first) - 1);
         if ((CodeLines[(int)((e & FrameMask) >> 12)] & lines) != 0) return false;
         pa = (e & FrameMask) | (uint)o;
+        MarkDirty(pa);
         return true;
     }
 
@@ -88,7 +94,10 @@ public sealed partial class X86Cpu
             uint lin = s.Base + off;
             ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && NoCode(e, lin, size))
+            {
+                MarkDirty(e & FrameMask);
                 return ref RamAt((e & FrameMask) | (lin & 0xFFF));
+            }
         }
         return ref Unsafe.NullRef<byte>();
     }
@@ -166,6 +175,7 @@ public sealed partial class X86Cpu
             ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && NoCode(e, lin, 1))
             {
+                MarkDirty(e & FrameMask);
                 RamAt((e & FrameMask) | (lin & 0xFFF)) = v;
                 return;
             }
@@ -182,6 +192,7 @@ public sealed partial class X86Cpu
             ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFE && NoCode(e, lin, 2))
             {
+                MarkDirty(e & FrameMask);
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;
             }
@@ -198,6 +209,7 @@ public sealed partial class X86Cpu
             ulong e = TlbAt(lin);
             if ((e & (GenMask | _tlbW)) == _tlbW && (lin & 0xFFF) <= 0xFFC && NoCode(e, lin, 4))
             {
+                MarkDirty(e & FrameMask);
                 Unsafe.WriteUnaligned(ref RamAt((e & FrameMask) | (lin & 0xFFF)), v);
                 return;
             }

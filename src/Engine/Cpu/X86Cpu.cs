@@ -61,6 +61,7 @@ public sealed partial class X86Cpu
         Memory = memory;
         Host = host;
         _ram = memory.Ram;
+        _dirty = memory.DirtyFrames;
         CodeLines = new ulong[memory.FrameCount];
         _blocks = new BlockCache(this);
         memory.CodeObserver = _blocks;

@@ -160,8 +160,9 @@ public sealed class XenMachine
             ulong pollAt = inputs.NextPoll(Cpu.Icount);
             if (pollAt <= Cpu.Icount)
             {
+                // A poll due right now. Whatever it does, the purity of the next iteration is decided
+                // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
-                pure = !injected;
                 if (injected || inputs.StopRequested) continue;
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;

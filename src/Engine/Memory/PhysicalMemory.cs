@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.IO.Hashing;
 using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Memory;
@@ -14,8 +15,11 @@ public interface ICodeWriteObserver
 /// <summary>
 /// The machine's RAM, addressed by machine physical address. Frames past the end of RAM read as
 /// all ones and ignore writes (an open bus). Every write made through this class checks the
-/// per-frame code mark so decoded blocks are invalidated; the CPU's TLB fast path never holds a
-/// writable entry for a marked frame, so it cannot bypass the check.
+/// per-frame code mark so decoded blocks are invalidated (the CPU's own store fast path checks
+/// its finer per-line code marks instead), and marks the frame dirty for the state hash.
+/// <para>State hashing is incremental: each frame's XxHash128 is cached and recomputed only when
+/// the frame was written since the last hash. Every writer of RAM marks frames dirty: this
+/// class's methods, and the CPU's store fast paths through <see cref="DirtyFrames"/>.</para>
 /// </summary>
 public sealed class PhysicalMemory : IStateHashable
 {
@@ -25,6 +29,8 @@ public sealed class PhysicalMemory : IStateHashable
 
     private readonly byte[] _ram;
     private readonly byte[] _codeMarks;
+    private readonly byte[] _dirty;
+    private readonly UInt128[] _frameHash;
 
     public PhysicalMemory(uint frames)
     {
@@ -34,7 +40,13 @@ public sealed class PhysicalMemory : IStateHashable
         Array.Clear(_ram);
         FrameCount = (uint)(_ram.Length >> PageShift);
         _codeMarks = new byte[FrameCount];
+        _dirty = new byte[FrameCount];
+        _frameHash = new UInt128[FrameCount];
+        Array.Fill(_dirty, (byte)1);
     }
+
+    /// <summary>Per-frame dirty marks (1 = written since the last state hash), set by the CPU's store fast paths.</summary>
+    internal byte[] DirtyFrames => _dirty;
 
     public uint FrameCount { get; }
     public ulong Size => (ulong)FrameCount << PageShift;
@@ -59,12 +71,13 @@ public sealed class PhysicalMemory : IStateHashable
     {
         uint first = (uint)(addr >> PageShift);
         uint last = (uint)((addr + (ulong)len - 1) >> PageShift);
+        bool code = false;
         for (uint f = first; f <= last && f < FrameCount; f++)
-            if (_codeMarks[f] != 0)
-            {
-                CodeObserver?.OnCodeWritten(addr, len);
-                return;
-            }
+        {
+            _dirty[f] = 1;
+            code |= _codeMarks[f] != 0;
+        }
+        if (code) CodeObserver?.OnCodeWritten(addr, len);
     }
 
     public byte Read8(ulong pa) => pa < (ulong)_ram.Length ? _ram[pa] : (byte)0xFF;
@@ -131,19 +144,42 @@ public sealed class PhysicalMemory : IStateHashable
 
     public ReadOnlySpan<byte> FrameBytes(uint frame) => _ram.AsSpan((int)(frame << PageShift), PageSize);
 
+    /// <summary>RAM in canonical form: the frame count, then each frame's XxHash128 (cached while the frame is clean).</summary>
     public void WriteState(CanonicalWriter w)
     {
         w.Tag("ram");
-        w.Bytes(_ram);
+        w.U32(FrameCount);
+        for (int f = 0; f < _frameHash.Length; f++)
+        {
+            if (_dirty[f] != 0)
+            {
+                _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
+                _dirty[f] = 0;
+            }
+            w.U128(_frameHash[f]);
+        }
+    }
+
+    /// <summary>The RAM hash computed from scratch, ignoring the cache (to check the dirty tracking).</summary>
+    internal UInt128 FrameHashUncached(uint frame) => XxHash128.HashToUInt128(_ram.AsSpan((int)(frame << PageShift), PageSize));
+
+    /// <summary>Frames whose cached hash is stale although they are marked clean: a writer that forgot to mark them dirty (for tests).</summary>
+    internal List<uint> StaleCleanFrames()
+    {
+        var stale = new List<uint>();
+        for (uint f = 0; f < FrameCount; f++)
+            if (_dirty[f] == 0 && FrameHashUncached(f) != _frameHash[f]) stale.Add(f);
+        return stale;
     }
 
     /// <summary>A copy of RAM for a snapshot.</summary>
     public byte[] SnapshotBytes() => (byte[])_ram.Clone();
 
-    /// <summary>Restores RAM from a snapshot of the same size; the code observer is told everything changed.</summary>
+    /// <summary>Restores RAM from a snapshot of the same size. Every frame becomes dirty; decoded code is dropped by the CPU's restore.</summary>
     public void RestoreBytes(byte[] image)
     {
         if (image.Length != _ram.Length) throw new ArgumentException("snapshot RAM size differs", nameof(image));
         image.CopyTo(_ram, 0);
+        Array.Fill(_dirty, (byte)1);
     }
 }
