@@ -96,7 +96,7 @@ public sealed class LiveSession : IDisposable
             if (RunOutcome.ClosingEvent(exit) is { } closing) _writer.Append(closing);
             // The guest time is taken from the virtual clock only: a host clock read here would be an unlogged input.
             ulong guestNs = Machine.Clock is VirtualClock vc ? vc.SystemTimeNs(exit.Icount) : 0;
-            _writer.Complete(RunOutcome.Summary(exit, Machine.StateHash(), guestNs, (ulong)sw.ElapsedMilliseconds));
+            _writer.Complete(RunOutcome.Summary(exit, Machine.StateHash(), guestNs));
         }
         _req.ConsoleOutput.Flush();
         return new LiveResult(exit, sw.Elapsed, Machine.Hypervisor.Stats, _writer?.EventCount ?? 0);

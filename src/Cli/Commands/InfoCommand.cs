@@ -50,7 +50,6 @@ public static class InfoCommand
                 ["damage"] = damage,
                 ["instructions"] = instructions,
                 ["guestTimeNs"] = reader.Summary?.GuestTimeNs,
-                ["wallTimeMs"] = reader.Summary?.WallTimeMs,
                 ["firstEventIcount"] = first,
                 ["exit"] = reader.Summary?.Exit.ToString(),
                 ["shutdownReason"] = reader.Summary?.Reason.ToString(),
@@ -72,8 +71,8 @@ public static class InfoCommand
         output.WriteLine($"guest:        {h0.GuestImageName} ({h0.GuestKind}, {reader.GuestImage.Length:N0} bytes, sha256 {h0.GuestImageSha256[..16]}…)");
         output.WriteLine($"options:      {string.Join(" ", h0.Options.Select(kv => $"{kv.Key}={kv.Value}"))}");
         output.WriteLine($"instructions: {instructions:N0}");
-        if (reader.Summary is { } d)
-            output.WriteLine($"duration:     {(d.GuestTimeNs > 0 ? $"{d.GuestTimeNs / 1e6:N1} ms of guest time, " : "")}{d.WallTimeMs:N0} ms to record");
+        if (reader.Summary is { GuestTimeNs: > 0 } d)
+            output.WriteLine($"duration:     {d.GuestTimeNs / 1e6:N3} ms of guest time");
         if (reader.Summary is { } s) output.WriteLine($"exit:         {s.Exit} ({s.Reason})");
         output.WriteLine($"events:       {stats.EventCount:N0} in {stats.ChunkCount} chunks");
         foreach (var kv in byKind) output.WriteLine($"  {kv.Key,-14}{kv.Value,10:N0}");

@@ -21,8 +21,8 @@ public static class RunOutcome
     /// <summary>The detail of the closing event of a run ended by Ctrl-C or SIGTERM.</summary>
     public const string InterruptedDetail = "interrupted";
 
-    public static TraceSummary Summary(MachineExit exit, byte[] finalHash, ulong guestTimeNs, ulong wallTimeMs) =>
-        new(exit.Icount, ExitOf(exit.Kind), ReasonOf(exit.Kind), finalHash, guestTimeNs, wallTimeMs);
+    public static TraceSummary Summary(MachineExit exit, byte[] finalHash, ulong guestTimeNs) =>
+        new(exit.Icount, ExitOf(exit.Kind), ReasonOf(exit.Kind), finalHash, guestTimeNs);
 
     public static ExitKind ExitOf(MachineExitKind k) => k switch
     {

@@ -9,5 +9,4 @@ public sealed record TraceSummary(
     [property: Key(1)] ExitKind Exit,
     [property: Key(2)] ShutdownReason Reason,
     [property: Key(3)] EquatableArray<byte> FinalStateHash = default,
-    [property: Key(4)] ulong GuestTimeNs = 0,
-    [property: Key(5)] ulong WallTimeMs = 0);
+    [property: Key(4)] ulong GuestTimeNs = 0);
