@@ -33,6 +33,9 @@ public sealed class ReplaySession
         _to = to;
     }
 
+    /// <summary>Instructions replayed so far and the recording's total, readable from another thread while <see cref="Run"/> works.</summary>
+    public Func<(ulong Done, ulong Total)> Progress { get; private set; } = () => (0, 0);
+
     public ReplayResult Run()
     {
         var events = _reader.ReadEvents().ToList();
@@ -59,6 +62,7 @@ public sealed class ReplaySession
         };
         machine = new XenMachine(_reader.GuestImage.ToArray(), options);
         var m = machine;
+        Progress = () => (m.Icount, recordedEnd);
         if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
         m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
         ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);

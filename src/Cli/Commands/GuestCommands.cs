@@ -45,7 +45,7 @@ public static class GuestCommands
                 CheckpointInterval = checkpointInterval,
                 Trace = trace,
                 ConsoleOutput = stdout,
-                Stdin = Console.IsInputRedirected || !Console.IsOutputRedirected ? Console.OpenStandardInput() : null,
+                Stdin = Console.OpenStandardInput(),
                 EngineBuild = EngineBuild.Version,
             });
         }

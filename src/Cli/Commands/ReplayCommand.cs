@@ -12,13 +12,22 @@ public static class ReplayCommand
         using var reader = TraceFiles.Open(path);
         using var stdout = Console.OpenStandardOutput();
         ReplayResult r;
+        var session = new ReplaySession(reader, quiet ? null : stdout, to);
+        // Long replays show progress on stderr when it is a terminal (DESIGN.md "The command line").
+        using var progress = Console.IsErrorRedirected ? null : new Timer(_ =>
+        {
+            var (done, total) = session.Progress();
+            if (total > 0) stderr.Write($"\rreplaying: {done:N0} of {total:N0} instructions ({100.0 * done / total:F0}%)  ");
+        }, null, 1000, 500);
         try
         {
-            r = new ReplaySession(reader, quiet ? null : stdout, to).Run();
+            r = session.Run();
         }
         catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
         catch (BootImageException e) { throw new CliException(ExitCodes.TraceDamaged, $"{path}: the embedded guest image does not load: {e.Message}"); }
         stdout.Flush();
+        progress?.Dispose();
+        if (!Console.IsErrorRedirected) stderr.Write("\r\u001b[K");
         if (r.Divergence != null)
         {
             stderr.WriteLine($"replayvisor: replay diverged after {r.EventsVerified:N0} matching events");
