@@ -10,18 +10,10 @@ public sealed partial class MemoryManager
     /// </summary>
     public long MmuUpdate(in HypercallArgs a)
     {
-        uint reqs = a.A1, count = a.A2, pdone = a.A3;
-        uint done = 0;
-        if ((count & MmuCmd.UpdatePreempted) != 0)
-        {
-            count &= ~MmuCmd.UpdatePreempted;
-            if (pdone != 0 && !_guest.TryRead32(pdone, out done)) done = 0;
-        }
-        long rc = 0;
+        uint reqs = a.A1, pdone = a.A3;
+        long rc = BeginBatch(a, MmuUpdateSize, out uint count, out uint done, out var foreign);
         uint i = 0;
-        if (!ForeignOwner(a.A4, out var foreign)) rc = -Errno.ESRCH;
-        else if (!ArrayOk(reqs, count, MmuUpdateSize)) rc = -Errno.EFAULT;
-        else
+        if (rc == 0)
         {
             Span<byte> req = stackalloc byte[16];
             for (; i < count; i++)

@@ -11,19 +11,11 @@ public sealed partial class MemoryManager
     /// </summary>
     public long MmuextOp(in HypercallArgs a)
     {
-        uint ops = a.A1, count = a.A2, pdone = a.A3;
-        uint done = 0;
-        if ((count & MmuCmd.UpdatePreempted) != 0)
-        {
-            count &= ~MmuCmd.UpdatePreempted;
-            if (pdone != 0 && !_guest.TryRead32(pdone, out done)) done = 0;
-        }
-        long rc = 0;
+        uint ops = a.A1, pdone = a.A3;
+        long rc = BeginBatch(a, MmuextOpSize, out uint count, out uint done, out var foreign);
         uint i = 0;
         bool flush = false, reloadLdt = false;
-        if (!ForeignOwner(a.A4, out var foreign)) rc = -Errno.ESRCH;
-        else if (!ArrayOk(ops, count, MmuextOpSize)) rc = -Errno.EFAULT;
-        else
+        if (rc == 0)
         {
             Span<byte> op = stackalloc byte[12];
             for (; i < count; i++)

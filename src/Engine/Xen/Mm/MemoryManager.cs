@@ -184,4 +184,23 @@ public sealed partial class MemoryManager : IMmContext
 
     private bool ArrayOk(uint ptr, uint count, uint size) =>
         (ulong)ptr + (ulong)count * size <= _layout.HypervisorVirtStart;
+
+    /// <summary>
+    /// The common start of mmu_update and mmuext_op (xen-abi.md §10.3-10.4): a count carrying
+    /// MMU_UPDATE_PREEMPTED resumes with *done as written so far; then the foreign domain and the
+    /// request array are checked. Returns 0 or the error of the whole call.
+    /// </summary>
+    private long BeginBatch(in HypercallArgs a, uint elementSize, out uint count, out uint done, out FrameOwner foreign)
+    {
+        count = a.A2;
+        done = 0;
+        if ((count & MmuCmd.UpdatePreempted) != 0)
+        {
+            count &= ~MmuCmd.UpdatePreempted;
+            if (a.A3 != 0 && !_guest.TryRead32(a.A3, out done)) done = 0;
+        }
+        if (!ForeignOwner(a.A4, out foreign)) return -Errno.ESRCH;
+        if (!ArrayOk(a.A1, count, elementSize)) return -Errno.EFAULT;
+        return 0;
+    }
 }
