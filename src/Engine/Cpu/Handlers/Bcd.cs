@@ -51,10 +51,9 @@ internal static unsafe class Bcd
             af = true;
         }
         else af = false;
-        // SDM DAS: "ELSE CF ← 0", which drops a borrow from the low-digit step (only reachable with non-BCD input;
-        // QEMU and Bochs keep it, so the differential tester should confirm against hardware).
+        // A borrow from the low-digit step is kept (only reachable with non-BCD input, e.g. AL=0 with AF=1):
+        // real processors do, as the differential tests against the host show, and so do QEMU and Bochs.
         if (oldAl > 0x99 || oldCf) { al = (al - 0x60) & 0xFF; cf = true; }
-        else cf = false;
         c.SetReg(Reg.EAX, 1, al);
         c.SetArith(Fl.Arith, Shift.ResultFlags(al, 1) | (cf ? Fl.CF : 0) | (af ? Fl.AF : 0));
     }
