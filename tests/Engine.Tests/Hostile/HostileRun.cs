@@ -1,4 +1,5 @@
 using System.Globalization;
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 
 namespace Replayvisor.Engine.Tests.Hostile;
@@ -38,7 +39,12 @@ internal static class HostileRun
         {
             var m = new XenMachine(c.Image, new XenMachineOptions { MemoryMiB = 8, UseBlockCache = blockCache });
             c.Prepare?.Invoke(m);
+            ulong end = m.Icount + c.Budget;
             var exit = m.Run(c.Budget);
+            // An instruction the CPU does not implement ends a run (a legal outcome); to explore further,
+            // step over it (decoded length at CS:EIP) and go on, a bounded number of times.
+            for (int skips = 0; exit.Kind == MachineExitKind.Unsupported && skips < 64 && m.Icount < end && SkipInstruction(m); skips++)
+                exit = m.Run(end - m.Icount);
             long calls = 0;
             foreach (var kv in m.HypercallStats) calls += kv.Value;
             return new Outcome(exit, m.StateHash(), m.Icount, calls);
@@ -52,6 +58,23 @@ internal static class HostileRun
             Assert.Fail($"{c.Name}: the emulator threw: {e.InnerException}");
         }
         return task.Result;
+    }
+
+    private static bool SkipInstruction(XenMachine m)
+    {
+        var cpu = m.Cpu;
+        var bytes = new byte[15];
+        int n = 0;
+        for (; n < 15; n++)
+        {
+            if (!cpu.Translate(cpu.Segs[Seg.CS].Base + cpu.Eip + (uint)n, Access.Read, false, out ulong pa)) { cpu.ClearFault(); break; }
+            bytes[n] = cpu.Memory.Read8(pa);
+        }
+        var d = Iced.Intel.Decoder.Create(32, new Iced.Intel.ByteArrayCodeReader(bytes, 0, n), cpu.Eip);
+        d.Decode(out var insn);
+        if (insn.IsInvalid || insn.Length == 0) return false;
+        cpu.Eip += (uint)insn.Length;
+        return true;
     }
 
     /// <summary>Runs the case twice (and once more without the block cache when asked); returns the first outcome.</summary>
