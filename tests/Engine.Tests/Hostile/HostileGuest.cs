@@ -56,7 +56,7 @@ internal static class HostileGuest
     /// <summary>One handler body at <paramref name="at"/>.</summary>
     public static void Handler(XenTestGuest g, Random r, uint at, bool userResume)
     {
-        int kind = r.Next(7);
+        int kind = r.Next(10);
         byte[] noise = new byte[0x50];
         r.NextBytes(noise);
         uint target = R32(r);

@@ -9,7 +9,7 @@ using static Replayvisor.Engine.Tests.Xen.XenTestGuest;
 namespace Replayvisor.Engine.Tests.Hostile;
 
 /// <summary>Random bytes at ring 1 after a valid start; self-modifying code and stores into page tables and the GDT.</summary>
-public class RandomCodeTests
+public class RandomCodeTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     internal static HostileCase RandomBytes(int seed, bool pae)
     {
@@ -38,7 +38,7 @@ public class RandomCodeTests
     {
         int n = HostileRun.Iterations(24);
         for (int i = 0; i < n; i++)
-            HostileRun.Check(RandomBytes(1000 + i, pae: i % 4 != 3), alsoWithoutBlockCache: i % 6 == 0);
+            output.WriteLine($"{i}: {HostileRun.Check(RandomBytes(1000 + i, pae: i % 4 != 3), alsoWithoutBlockCache: i % 6 == 0).Exit}");
     }
 
     /// <summary>
@@ -134,6 +134,6 @@ public class RandomCodeTests
     {
         int n = HostileRun.Iterations(16);
         for (int i = 0; i < n; i++)
-            HostileRun.Check(SelfModifying(2000 + i, pae: i % 4 != 1), alsoWithoutBlockCache: i % 3 == 0);
+            output.WriteLine($"{i}: {HostileRun.Check(SelfModifying(2000 + i, pae: i % 4 != 1), alsoWithoutBlockCache: i % 3 == 0).Exit}");
     }
 }
