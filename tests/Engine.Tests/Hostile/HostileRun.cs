@@ -39,12 +39,7 @@ internal static class HostileRun
         {
             var m = new XenMachine(c.Image, new XenMachineOptions { MemoryMiB = 8, UseBlockCache = blockCache });
             c.Prepare?.Invoke(m);
-            ulong end = m.Icount + c.Budget;
-            var exit = m.Run(c.Budget);
-            // An instruction the CPU does not implement ends a run (a legal outcome); to explore further,
-            // step over it (decoded length at CS:EIP) and go on, a bounded number of times.
-            for (int skips = 0; exit.Kind == MachineExitKind.Unsupported && skips < 64 && m.Icount < end && SkipInstruction(m); skips++)
-                exit = m.Run(end - m.Icount);
+            var exit = Drive(m, m.Icount + c.Budget);
             long calls = 0;
             foreach (var kv in m.HypercallStats) calls += kv.Value;
             return new Outcome(exit, m.StateHash(), m.Icount, calls);
@@ -58,6 +53,19 @@ internal static class HostileRun
             Assert.Fail($"{c.Name}: the emulator threw: {e.InnerException}");
         }
         return task.Result;
+    }
+
+    /// <summary>
+    /// Runs to instruction count <paramref name="end"/>. An instruction the CPU does not implement ends
+    /// a run (a legal outcome); to explore further, step over it (decoded length at CS:EIP) and go
+    /// on, a bounded number of times.
+    /// </summary>
+    public static MachineExit Drive(XenMachine m, ulong end)
+    {
+        var exit = m.Run(end - m.Icount);
+        for (int skips = 0; exit.Kind == MachineExitKind.Unsupported && skips < 1_000_000 && m.Icount < end && SkipInstruction(m); skips++)
+            exit = m.Run(end - m.Icount);
+        return exit;
     }
 
     private static bool SkipInstruction(XenMachine m)
