@@ -22,18 +22,6 @@ internal sealed class EntryUpdates
     private static ulong PreserveAd(ulong oldE, ulong newE, bool preserve) =>
         preserve ? (newE & ~AccessedDirty) | (oldE & AccessedDirty) : newE;
 
-    /// <summary>
-    /// Xen leaves the TLB alone on an L1/L2 update (the guest flushes), so a real CPU may keep using
-    /// the old translation until then. Here the TLB is a cache outside the machine state (not
-    /// snapshotted, not hashed): a stale entry would make a run restored from a snapshot (which
-    /// starts with an empty TLB) differ from the original. A TLB may drop entries at any time, so
-    /// flushing on every change is architecturally allowed and keeps the state complete.
-    /// </summary>
-    private void DropStaleTranslations(ulong oldE, ulong newE)
-    {
-        if (oldE != newE && (oldE & Pte.P) != 0) _ctx.FlushTlb();
-    }
-
     public bool ModL1(uint table, int index, ulong nl1e, FrameOwner foreign, bool preserveAd = false)
     {
         ulong ol1e = _fmt.Read(table, index);
@@ -44,13 +32,11 @@ internal sealed class EntryUpdates
             if (!_fmt.Changed(ol1e, nl1e, Pte.P | Pte.RW))
             {
                 _fmt.Write(table, index, nl1e);
-                DropStaleTranslations(ol1e, nl1e);
                 return true;
             }
             if (!_rules.GetFromL1e(nl1e, foreign)) return false;
         }
         _fmt.Write(table, index, nl1e);
-        DropStaleTranslations(ol1e, nl1e);
         _rules.PutFromL1e(ol1e);
         return true;
     }
@@ -68,13 +54,11 @@ internal sealed class EntryUpdates
             if (!_fmt.Changed(ol2e, nl2e, Pte.P | Pte.RW))
             {
                 _fmt.Write(table, index, nl2e);
-                DropStaleTranslations(ol2e, nl2e);
                 return true;
             }
             if (!_rules.GetFromL2e(nl2e, table)) return false;
         }
         _fmt.Write(table, index, nl2e);
-        DropStaleTranslations(ol2e, nl2e);
         _rules.PutFromL2e(ol2e, table);
         return true;
     }
