@@ -8,6 +8,11 @@ namespace Replayvisor.Engine.Tests.Hostile;
 /// ends, and a snapshot taken at the split, restored into the same machine and into a fresh one,
 /// must continue to the same state.
 /// </summary>
+/// <remarks>
+/// Known: with REPLAYVISOR_HOSTILE_ITERATIONS in the hundreds, a guest that uses a stale TLB entry
+/// (an mmu_update not followed by a flush) across the split fails the restore comparisons, because
+/// the TLB is not part of a snapshot (see HostileRegressionTests, the skipped test). The CI seeds do not.
+/// </remarks>
 public class SnapshotUnderFireTests(ITestOutputHelper output)
 {
     private static (MachineExit Exit, byte[] Hash, ulong Icount) Finish(XenMachine m, ulong end)
