@@ -21,6 +21,7 @@ public sealed partial class Hypervisor
     {
         CpuEvent e = ev; // ev aliases the CPU's pending event, which a nested translation may overwrite
         if (IsStopped) { cpu.RequestStop(); return; }
+        if (FaultStorm(cpu)) return;
         ulong deadline = NextDeadlineNs();
         Capture();
         if (e.Kind == EventKind.SoftwareInterrupt) SoftwareInterrupt(e.Vector, e.InstructionEip);
@@ -31,6 +32,27 @@ public sealed partial class Hypervisor
         // A timer armed (or brought forward) by this entry must fire at its deadline, not wherever the
         // current run happens to stop: hand control back so the machine re-arms its instruction limit.
         if (!IsStopped && NextDeadlineNs() < deadline) cpu.RequestStop();
+    }
+
+    /// <summary>Deliveries in a row with no instruction completing before the domain is crashed.</summary>
+    public const int FaultStormLimit = 100_000;
+    private ulong _stormIcount = ulong.MaxValue;
+    private int _stormDeliveries;
+
+    /// <summary>
+    /// A guest whose handler faults on its first instruction (say a failsafe callback in a ring that
+    /// cannot load its segments) takes fault after fault without completing an instruction. Time is
+    /// the instruction count, so it would never reach a stop count and the run would never return;
+    /// real Xen would livelock the vcpu. The model crashes the domain instead. Not hashed: it only
+    /// differs between states at the same instruction count in the middle of such a storm.
+    /// </summary>
+    private bool FaultStorm(X86Cpu cpu)
+    {
+        if (cpu.Icount != _stormIcount) { _stormIcount = cpu.Icount; _stormDeliveries = 0; }
+        if (++_stormDeliveries < FaultStormLimit) return false;
+        CrashDomain($"fault storm: {FaultStormLimit} exceptions delivered without an instruction completing (EIP {cpu.Eip:x8})");
+        cpu.RequestStop();
+        return true;
     }
 
     /// <summary>Snapshot of the guest context from the CPU (Xen's SAVE_ALL).</summary>

@@ -27,6 +27,9 @@ public sealed record HypervisorSnapshot
     public required string ShutdownDetail { get; init; }
     /// <summary>The last captured guest frame (scratch between deliveries; kept so a restore is exact).</summary>
     public required GuestFrame Frame { get; init; }
+    /// <summary>The fault-storm guard: the instruction count of the last deliveries and how many there were at it.</summary>
+    public ulong StormIcount { get; init; } = ulong.MaxValue;
+    public int StormDeliveries { get; init; }
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -49,6 +52,8 @@ public sealed partial class Hypervisor : IStateHashable
             Shutdown = Shutdown,
             ShutdownDetail = ShutdownDetail,
             Frame = _f,
+            StormIcount = _stormIcount,
+            StormDeliveries = _stormDeliveries,
         };
     }
 
@@ -74,6 +79,8 @@ public sealed partial class Hypervisor : IStateHashable
         Shutdown = s.Shutdown;
         ShutdownDetail = s.ShutdownDetail;
         _f = s.Frame;
+        _stormIcount = s.StormIcount;
+        _stormDeliveries = s.StormDeliveries;
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;
