@@ -24,6 +24,14 @@ public sealed record CpuSnapshot
     public required int Cpl { get; init; }
     public required ulong Icount { get; init; }
     public required FpuState Fpu { get; init; }
+    /// <summary>
+    /// The live TLB entries as (page, entry) pairs with the generations they belong to. A guest
+    /// can see a stale translation until it flushes, so a restored run must have the same TLB
+    /// to continue identically.
+    /// </summary>
+    public required ulong[] Tlb { get; init; }
+    public required ulong TlbGeneration { get; init; }
+    public required ulong TlbGlobalGeneration { get; init; }
 }
 
 /// <summary>Snapshot, restore and canonical hashing of the CPU.</summary>
@@ -39,10 +47,23 @@ public sealed partial class X86Cpu : IStateHashable
             Cr0 = Cr0, Cr2 = Cr2, Cr3 = Cr3, Cr4 = Cr4, Efer = Efer, Dr = (uint[])Dr.Clone(),
             GdtrBase = GdtrBase, GdtrLimit = GdtrLimit, IdtrBase = IdtrBase, IdtrLimit = IdtrLimit,
             Cpl = Cpl, Icount = Icount, Fpu = fpu,
+            Tlb = LiveTlbEntries(), TlbGeneration = _gen, TlbGlobalGeneration = _globalGen,
         };
     }
 
-    /// <summary>Restores a snapshot. The TLB and decoded blocks are dropped (they are caches, not state).</summary>
+    /// <summary>Entries that can still hit: of the current generation, or global ones not yet flushed.</summary>
+    private ulong[] LiveTlbEntries()
+    {
+        var live = new List<ulong>();
+        for (int i = 0; i < _tlb.Length; i++)
+        {
+            ulong e = _tlb[i];
+            if (e != 0 && (e & GenMask) >= _globalGen) { live.Add((ulong)i); live.Add(e); }
+        }
+        return live.ToArray();
+    }
+
+    /// <summary>Restores a snapshot, TLB included; decoded blocks are dropped (a pure cache).</summary>
     public void Restore(CpuSnapshot s)
     {
         s.Gpr.CopyTo(Gpr, 0);
@@ -58,7 +79,11 @@ public sealed partial class X86Cpu : IStateHashable
         Cpl = s.Cpl;
         Exit = 0;
         _stopRequested = false;
-        FlushTlb();
+        Array.Clear(_tlb);
+        for (int i = 0; i + 1 < s.Tlb.Length; i += 2) _tlb[s.Tlb[i]] = s.Tlb[i + 1];
+        _gen = s.TlbGeneration;
+        _globalGen = s.TlbGlobalGeneration;
+        RefreshTlbKeys();
         _blocks.Clear();
     }
 

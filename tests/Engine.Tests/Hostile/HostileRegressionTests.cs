@@ -27,7 +27,7 @@ public class HostileRegressionTests
     /// original run did. Flushing on every L1/L2 change in EntryUpdates fixes it but contradicts that
     /// test; snapshotting the TLB would keep both. Left for a design decision.
     /// </summary>
-    [Fact(Skip = "known: the TLB is guest-visible (stale entries) but not part of snapshots; see the summary")]
+    [Fact]
     public void APageTableUpdateWithoutAFlushDoesNotMakeARestoredRunDiffer()
     {
         var c = RandomHypercallTests.Case(5026, pae: true);
