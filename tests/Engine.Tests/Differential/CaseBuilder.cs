@@ -68,21 +68,23 @@ public sealed class CaseBuilder
     /// <summary>Picks a general register (index 0-7, never ESP or one fixed for addressing) and marks it used.</summary>
     public int Reg()
     {
-        while (true)
+        for (int tries = 0; tries < 1000; tries++)
         {
             int r = Rng.Next(8);
             if (!_fixed[r]) { _used[r] = true; return r; }
         }
+        throw new InvalidOperationException("no free register for an operand");
     }
 
     /// <summary>Picks an 8-bit register number (0-3 AL..BL, 4-7 AH..BH) whose 32-bit register is free.</summary>
     public int Reg8()
     {
-        while (true)
+        for (int tries = 0; tries < 1000; tries++)
         {
             int r = Rng.Next(8);
             if (!_fixed[r & 3]) { _used[r & 3] = true; return r; }
         }
+        throw new InvalidOperationException("no free 8-bit register for an operand");
     }
 
     public int RegOf(int size) => size == 1 ? Reg8() : Reg();
@@ -207,6 +209,13 @@ public sealed class CaseBuilder
         return Mem(offset);
     }
 
+    private int FreeLowRegisters()
+    {
+        int n = 0;
+        for (int i = 0; i < 4; i++) if (!_fixed[i]) n++;
+        return n;
+    }
+
     private int AddrReg()
     {
         for (int tries = 0; ; tries++)
@@ -214,6 +223,8 @@ public sealed class CaseBuilder
             if (tries > 256) throw new InvalidOperationException("no free address register");
             int r = Rng.Next(8);
             if (_fixed[r] || _used[r]) continue;
+            // Keep one of EAX..EBX unfixed, so an 8-bit operand can still be picked (Reg8).
+            if (r < 4 && FreeLowRegisters() == 1) continue;
             Fix(r);
             return r;
         }
