@@ -216,18 +216,24 @@ public sealed class CaseBuilder
         return n;
     }
 
+    /// <summary>
+    /// Picks and fixes a register for addressing. It keeps one of EAX..EBX unfixed when it can, so
+    /// an 8-bit operand can still be picked afterwards (Reg8).
+    /// </summary>
     private int AddrReg()
     {
-        for (int tries = 0; ; tries++)
+        Span<int> preferred = stackalloc int[8], any = stackalloc int[8];
+        int np = 0, na = 0;
+        for (int r = 0; r < 8; r++)
         {
-            if (tries > 256) throw new InvalidOperationException("no free address register");
-            int r = Rng.Next(8);
             if (_fixed[r] || _used[r]) continue;
-            // Keep one of EAX..EBX unfixed, so an 8-bit operand can still be picked (Reg8).
-            if (r < 4 && FreeLowRegisters() == 1) continue;
-            Fix(r);
-            return r;
+            any[na++] = r;
+            if (r >= 4 || FreeLowRegisters() > 1) preferred[np++] = r;
         }
+        if (na == 0) throw new InvalidOperationException("no free address register");
+        int pick = np > 0 ? preferred[Rng.Next(np)] : any[Rng.Next(na)];
+        Fix(pick);
+        return pick;
     }
 
     public void Emit(Instruction i) => Asm.AddInstruction(i);
