@@ -60,8 +60,6 @@ public sealed class PhysicalMemory : IStateHashable
 
     public bool IsCodeFrame(uint frame) => frame < FrameCount && _codeMarks[frame] != 0;
 
-    /// <summary>Per-frame code marks, read by the CPU's store fast path.</summary>
-    internal byte[] CodeMarks => _codeMarks;
 
     internal void MarkCode(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 1; }
     internal void ClearCodeMark(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 0; }
