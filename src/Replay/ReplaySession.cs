@@ -2,6 +2,8 @@ using System.Globalization;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Replay;
 
@@ -41,8 +43,8 @@ public sealed class ReplaySession
         var events = _reader.ReadEvents().ToList();
         var header = _reader.Header;
         ulong recordedEnd = _reader.Summary?.FinalIcount ?? (events.Count > 0 ? events[^1].Icount : 0);
-        var verifier = new Verifier(events.Where(Verifier.IsVerified)) { TruncatedAt = _reader.Complete ? null : recordedEnd };
-        var queue = new InputQueue(events.Where(InputQueue.IsInput));
+        var verifier = new Verifier(events.OfType<CheckEvent>()) { TruncatedAt = _reader.Complete ? null : recordedEnd };
+        var queue = new InputQueue(events.OfType<InputEvent>());
         XenMachine? machine = null;
         ReplayInputs? inputs = null;
         void Diverged(string what)
