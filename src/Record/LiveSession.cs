@@ -4,6 +4,8 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Record;
 
