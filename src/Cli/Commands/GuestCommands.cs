@@ -1,13 +1,19 @@
 using System.Runtime.InteropServices;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
 
 namespace Replayvisor.Cli.Commands;
 
 /// <summary>Options shared by `run` and `record`.</summary>
-/// <param name="Json">With <paramref name="Stats"/>: the report as one JSON document on stdout, the guest's console inside it.</param>
-public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats, bool Json = false);
+/// <param name="Json">The report as one JSON document on stdout, the guest's console inside it.</param>
+public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats, bool Json = false)
+{
+    /// <summary>The Xen profile (--xen); null = chosen by the kernel.</summary>
+    public XenAbi? Xen { get; init; }
+    public ConsoleView Console { get; init; }
+}
 
 /// <summary>`replayvisor run` and `replayvisor record`: a live guest run, optionally into a trace.</summary>
 public static class GuestCommands
@@ -40,7 +46,11 @@ public static class GuestCommands
             {
                 Kernel = kernel,
                 ImageName = Path.GetFileName(a.Kernel),
-                Machine = new XenMachineOptions { MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain },
+                Machine = new XenMachineOptions
+                {
+                    MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain,
+                    Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console },
+                },
                 MaxInstructions = a.MaxInstructions,
                 Clock = clock,
                 ChaosSeed = chaos,
