@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Record;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli.Commands;
 
