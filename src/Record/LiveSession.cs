@@ -1,10 +1,11 @@
 using System.Diagnostics;
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
+using Replayvisor.Engine.Time;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
-using Replayvisor.Engine.Time;
-using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Record;
 
@@ -37,6 +38,9 @@ public sealed record LiveRequest
         ChaosSeed = ChaosSeed,
         CheckpointInterval = CheckpointInterval,
         MaxInstructions = MaxInstructions,
+        // The profile as resolved for this kernel ("auto" never reaches a trace).
+        Xen = Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(Kernel).IsPae),
+        Console = Machine.Hypervisor.Console,
     };
 }
 

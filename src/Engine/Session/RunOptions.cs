@@ -2,6 +2,7 @@ using System.Globalization;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Time;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
 
 namespace Replayvisor.Engine.Session;
 
@@ -29,6 +30,10 @@ public sealed record RunOptions
     /// <summary>Instructions between checkpoints; 0 for none.</summary>
     public ulong CheckpointInterval { get; init; }
     public ulong MaxInstructions { get; init; } = ulong.MaxValue;
+    /// <summary>The Xen profile the guest was shown, as resolved for its kernel (never "auto").</summary>
+    public XenAbi Xen { get; init; } = XenAbis.Unnamed;
+    /// <summary>Which console was shown (display only).</summary>
+    public ConsoleView Console { get; init; }
 
     /// <summary>The machine options of this run, with the given clock (null: the virtual clock).</summary>
     public XenMachineOptions Machine(IGuestClock? clock) => new()
@@ -38,6 +43,7 @@ public sealed record RunOptions
         InitialDomain = InitialDomain,
         EpochSeconds = EpochSeconds,
         Clock = clock,
+        Hypervisor = new HypervisorOptions { Abi = Xen, Console = Console },
     };
 
     /// <summary>The header's option map. Every key is written, so a header always says everything.</summary>
@@ -51,11 +57,14 @@ public sealed record RunOptions
         [RunOptionKeys.CheckpointInterval] = CheckpointInterval.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.MaxInstructions] = MaxInstructions.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.EpochSeconds] = EpochSeconds.ToString(CultureInfo.InvariantCulture),
+        [RunOptionKeys.Xen] = XenAbis.Name(Xen),
+        [RunOptionKeys.Console] = ConsoleViews.Name(Console),
     };
 
     /// <summary>
     /// The options a header recorded. A missing key takes the value replay has always assumed
-    /// (32 MiB, no checkpoints, no limit, the default epoch, the virtual clock, no chaos).
+    /// (32 MiB, no checkpoints, no limit, the default epoch, the virtual clock, no chaos, Xen 3.1,
+    /// the automatic console view). An unknown Xen profile is a damaged header.
     /// </summary>
     public static RunOptions FromHeader(TraceHeader header)
     {
@@ -71,6 +80,15 @@ public sealed record RunOptions
             ChaosSeed = string.IsNullOrEmpty(chaos) ? null : int.Parse(chaos, CultureInfo.InvariantCulture),
             CheckpointInterval = header.GetOption(RunOptionKeys.CheckpointInterval) is { } cp ? ulong.Parse(cp, CultureInfo.InvariantCulture) : 0,
             MaxInstructions = header.GetOption(RunOptionKeys.MaxInstructions) is { } max ? ulong.Parse(max, CultureInfo.InvariantCulture) : ulong.MaxValue,
+            Xen = XenProfile(header.GetOption(RunOptionKeys.Xen)),
+            Console = ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view) ? view : ConsoleView.Auto,
         };
+    }
+
+    private static XenAbi XenProfile(string? name)
+    {
+        if (name == null) return XenAbis.Unnamed;
+        if (XenAbis.TryParse(name, out XenAbi? abi) && abi != null) return abi.Value;
+        throw new TraceFormatException(TraceError.BadHeader, null, $"the trace names an unknown Xen profile '{name}'");
     }
 }

@@ -61,4 +61,8 @@ public static class RunOptionKeys
     public const string MaxInstructions = "max-instructions";
     /// <summary>Wallclock seconds at system time 0 under the virtual clock.</summary>
     public const string EpochSeconds = "epoch-seconds";
+    /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>
+    public const string Xen = "xen";
+    /// <summary>Which console was shown: "auto", "ring", "hypervisor" or "both"; absent = "auto".</summary>
+    public const string Console = "console";
 }
