@@ -3,6 +3,7 @@ using Replayvisor.Cli.Bench;
 using Replayvisor.Cli.Commands;
 using Replayvisor.Cli.Completion;
 using Replayvisor.Cli.Help;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli;
 
@@ -112,7 +113,7 @@ public static class CliApp
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
         cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
+        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
             p.GetValue(chaos), p.GetValue(interval), stdout, stderr));
         return cmd;
     }
