@@ -30,9 +30,8 @@ public sealed class XenMachine
         Cpu = new X86Cpu(Domain.Memory, null!) { UseBlockCache = Options.UseBlockCache };
         Guest = new GuestMemory(Cpu, Domain.Layout.HypervisorVirtStart);
         Mm = new MemoryManager(Cpu, Domain, Guest) { Privileged = Domain.InitialDomain };
-        Hypervisor = new Hypervisor(Cpu, Domain, Mm, Guest, Clock, Options.Hypervisor, Options.SegmentLoader);
+        Hypervisor = new Hypervisor(Cpu, Domain, Mm, Guest, Clock, Options.Hypervisor);
         Cpu.Host = Hypervisor;
-        if (Options.SegmentLoader == null) Hypervisor.SegmentLoader = new CpuSegmentLoader(Cpu, Mm);
         Mm.Boot();
         SetInitialRegisters();
         Hypervisor.Start();

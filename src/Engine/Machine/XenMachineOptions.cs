@@ -15,8 +15,6 @@ public sealed record XenMachineOptions
     /// <summary>The time source; null = a <see cref="VirtualClock"/> (1 instruction = 1 ns, 1 GHz TSC).</summary>
     public IGuestClock? Clock { get; init; }
     public HypervisorOptions Hypervisor { get; init; } = new();
-    /// <summary>Descriptor loads for Xen's return path; null = <see cref="SimpleSegmentLoader"/>.</summary>
-    public ISegmentLoader? SegmentLoader { get; init; }
     /// <summary>Decode through the block cache (default) or one instruction at a time.</summary>
     public bool UseBlockCache { get; init; } = true;
 }

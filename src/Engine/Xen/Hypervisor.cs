@@ -19,7 +19,7 @@ public sealed partial class Hypervisor : ICpuHost
     private readonly HypercallTable _table;
 
     public Hypervisor(X86Cpu cpu, BuiltDomain domain, MemoryManager mm, GuestMemory guest, IGuestClock clock,
-        HypervisorOptions? options = null, ISegmentLoader? segmentLoader = null)
+        HypervisorOptions? options = null)
     {
         Cpu = cpu;
         Domain = domain;
@@ -35,7 +35,7 @@ public sealed partial class Hypervisor : ICpuHost
             throw new BootImageException(BootError.UnsupportedXenVersion,
                 $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {XenAbis.Name(Abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
-        SegmentLoader = segmentLoader ?? new SimpleSegmentLoader(cpu, domain.Layout);
+        SegmentLoader = new CpuSegmentLoader(cpu, mm);
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
         Vcpus = [new VcpuState { Id = 0 }];
         Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
@@ -66,7 +66,8 @@ public sealed partial class Hypervisor : ICpuHost
     public bool Xen4 => Abi != XenAbi.Xen3_1;
     /// <summary>XENVER_version for the profile.</summary>
     public uint XenVersion => XenAbis.Version(Abi);
-    public ISegmentLoader SegmentLoader { get; set; }
+    /// <summary>The descriptor loads of Xen's return-to-guest path, done by the CPU's own checks.</summary>
+    public ISegmentLoader SegmentLoader { get; }
     public SharedInfoPage SharedInfo { get; }
     public VcpuState[] Vcpus { get; }
     public VcpuState Vcpu => Vcpus[0];

@@ -1,9 +1,11 @@
-namespace Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Cpu;
+
+namespace Replayvisor.Engine.Tests.Cpu;
 
 /// <summary>
 /// A host that delivers exceptions and interrupts as protected-mode hardware does, through the IDT
 /// (SDM vol. 3 §6.10-6.13; vol. 2 INT n "PROTECTED-MODE" pseudocode). Used by tests and by anything running
-/// a bare-metal ring-0 kernel; Xen guests use the Xen model's delivery instead.
+/// a bare-metal ring-0 kernel in the tests; Xen guests use the Xen model's delivery instead.
 /// <list type="bullet">
 /// <item>Interrupt gates (clear IF) and trap gates, 16- and 32-bit. Task gates are not supported: delivery
 /// through one raises #GP(vector*8+2+EXT).</item>
