@@ -25,6 +25,8 @@ public sealed record LiveRequest
     public required Stream ConsoleOutput { get; init; }
     public Stream? Stdin { get; init; }
     public string EngineBuild { get; init; } = "dev";
+    /// <summary>What hypercall events carry about guest memory written back (record: digest by default, data with --hypercall-data).</summary>
+    public HypercallOutputLevel HypercallOutputs { get; init; } = HypercallOutputLevel.Digest;
     /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
     public TraceWriterOptions? WriterOptions { get; init; }
 }
@@ -57,7 +59,7 @@ public sealed class LiveSession : IDisposable
         if (req.Clock == ClockKind.Host) _hostClock = new HostClock(log ?? (_ => { }));
         Machine = new XenMachine(req.Kernel, req.Machine with { Clock = _hostClock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log);
+        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs };
         _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, log != null ? req.CheckpointInterval : 0,
             log == null ? null : (ulong icount) => log(new CheckpointEvent(icount, Machine.StateHash())), _hostClock)
         {
@@ -114,6 +116,7 @@ public sealed class LiveSession : IDisposable
         [RunOptionKeys.CheckpointInterval] = r.CheckpointInterval.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.MaxInstructions] = r.MaxInstructions.ToString(CultureInfo.InvariantCulture),
         ["epoch-seconds"] = r.Machine.EpochSeconds.ToString(CultureInfo.InvariantCulture),
+        [RunOptionKeys.HypercallOutputs] = HypercallOutputOption.Text(r.HypercallOutputs) ?? "",
     };
 
     public void Dispose()

@@ -66,7 +66,10 @@ public sealed class ReplaySession
         var m = machine;
         Progress = () => (m.Icount, recordedEnd);
         if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
-        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
+        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); })
+        {
+            Outputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
+        };
         ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
         ulong limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         bool interrupted = _reader.Summary is { Exit: ExitKind.Stopped } && events.LastOrDefault() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };

@@ -59,4 +59,9 @@ public static class RunOptionKeys
     public const string ChaosSeed = "chaos-seed";
     public const string CheckpointInterval = "checkpoint-interval";
     public const string MaxInstructions = "max-instructions";
+    /// <summary>
+    /// What hypercall events carry about guest memory written back: absent (older traces) = nothing;
+    /// "digest" = output digest and call site; "data" = those and the bytes themselves.
+    /// </summary>
+    public const string HypercallOutputs = "hypercall-outputs";
 }
