@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -117,6 +118,9 @@ public sealed class LiveSession : IDisposable
         [RunOptionKeys.MaxInstructions] = r.MaxInstructions.ToString(CultureInfo.InvariantCulture),
         ["epoch-seconds"] = r.Machine.EpochSeconds.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.HypercallOutputs] = HypercallOutputOption.Text(r.HypercallOutputs) ?? "",
+        // The profile as resolved for this kernel ("auto" never reaches a trace); absent in older traces = 3.1.
+        [RunOptionKeys.Xen] = XenAbis.Name(r.Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(r.Kernel).IsPae)),
+        [RunOptionKeys.Console] = ConsoleViews.Name(r.Machine.Hypervisor.Console),
     };
 
     public void Dispose()

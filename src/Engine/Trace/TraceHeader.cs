@@ -64,4 +64,8 @@ public static class RunOptionKeys
     /// "digest" = output digest and call site; "data" = those and the bytes themselves.
     /// </summary>
     public const string HypercallOutputs = "hypercall-outputs";
+    /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>
+    public const string Xen = "xen";
+    /// <summary>Which console was shown: "auto", "ring", "hypervisor" or "both"; absent = "auto".</summary>
+    public const string Console = "console";
 }
