@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Replayvisor.Cli.Bench;
 using Replayvisor.Cli.Commands;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli;
 
@@ -105,7 +106,7 @@ public static class CliApp
         var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data };
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
+        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
             p.GetValue(chaos), p.GetValue(interval), stderr, p.GetValue(data)));
         return cmd;
     }
