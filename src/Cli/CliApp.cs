@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Replayvisor.Cli.Bench;
 using Replayvisor.Cli.Commands;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli;
 
@@ -104,7 +105,7 @@ public static class CliApp
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
+        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
             p.GetValue(chaos), p.GetValue(interval), stderr));
         return cmd;
     }

@@ -3,6 +3,7 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli.Commands;
 
