@@ -40,6 +40,7 @@ public sealed partial class Hypervisor
         CpuidTable.Query(Cpu.Eax, Cpu.Ecx, Privileged, out uint a, out uint bx, out uint c, out uint d);
         Cpu.Eax = a; Cpu.Ebx = bx; Cpu.Ecx = c; Cpu.Edx = d;
         _f.Eip += 7;
+        Cpu.RetireEmulated(EmulatedInstruction.ForcedCpuid);
         return true;
     }
 
@@ -67,7 +68,10 @@ public sealed partial class Hypervisor
         };
         if (!ok || IsStopped) return ok;
         if (insn.Mnemonic is not (Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd) || _ioDone)
+        {
             _f.Eip = (uint)insn.NextIP;
+            Cpu.RetireEmulated(EmulatedInstruction.PrivilegedOp);
+        }
         return true;
     }
 

@@ -96,12 +96,12 @@ public sealed class EmulatorRunner
         for (int i = 0; i < 8; i++) Cpu.Gpr[i] = c.Regs[i];
         Cpu.Eflags = (c.Eflags & DiffCase.ComparedFlags) | Fl.IF | Fl.Fixed1;
         Cpu.Eip = DiffCase.CodeBase;
-        Cpu.Icount = 0;
+        ulong start = Cpu.Icount; // counts run on from case to case: the CPU is the only writer
         _host.Reset();
-        StopReason r = Cpu.Run(MaxInstructions);
+        StopReason r = Cpu.Run(start + MaxInstructions);
 
         uint end = DiffCase.CodeBase + (uint)c.Code.Length;
-        var o = new Outcome { Icount = Cpu.Icount };
+        var o = new Outcome { Icount = Cpu.Icount - start };
         for (int i = 0; i < 8; i++) o.Regs[i] = Cpu.Gpr[i];
         for (int i = 0; i < 6; i++) o.Sregs[i] = Cpu.Segs[i].Selector;
         o.Eflags = Cpu.Eflags;
