@@ -1,4 +1,4 @@
-using System.Globalization;
+using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -49,31 +49,21 @@ public sealed class ReplaySession
         ReplayInputs? inputs = null;
         void Diverged(string what)
         {
-            verifier.Fail(machine?.Icount ?? 0, what, queue.Peek as InputEvent);
+            verifier.Fail(machine?.Icount ?? 0, what, queue.Peek);
             if (inputs != null) inputs.Diverged = true;
             machine?.Cpu.RequestStop();
         }
-        bool hostClock = header.GetOption(RunOptionKeys.Clock) == "host";
-        var options = new XenMachineOptions
-        {
-            MemoryMiB = uint.Parse(header.GetOption(RunOptionKeys.MemoryMib) ?? "32", CultureInfo.InvariantCulture),
-            CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
-            InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
-            EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
-            Clock = hostClock ? new TraceClock(queue, Diverged) : null,
-        };
-        machine = new XenMachine(_reader.GuestImage.ToArray(), options);
+        var options = RunOptions.FromHeader(header);
+        machine = new XenMachine(_reader.GuestImage.ToArray(), options.Machine(options.Clock == ClockKind.Host ? new ReplayingClock(queue, Diverged) : null));
         var m = machine;
         Progress = () => (m.Icount, recordedEnd);
         if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
         m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
-        ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
-        ulong limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
         bool interrupted = _reader.Summary is { Exit: ExitKind.Stopped } && events.LastOrDefault() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         ulong stopAt = _to ?? (!_reader.Complete || interrupted ? recordedEnd : ulong.MaxValue);
-        inputs = new ReplayInputs(queue, interval, icount => verifier.Observe(new CheckpointEvent(icount, m.StateHash())),
-            stopAt, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverged, () => m.Icount, interrupted && _to == null);
-        MachineExit exit = m.Run(Math.Min(limit, stopAt), inputs);
+        var checkpoints = new Checkpoints(options.CheckpointInterval, e => verifier.Observe(e));
+        inputs = new ReplayInputs(queue, checkpoints, stopAt, options.ChaosSeed != null, Diverged, () => m.Icount, interrupted && _to == null);
+        MachineExit exit = m.Run(Math.Min(options.MaxInstructions, stopAt), inputs);
         bool partial = _to.HasValue || !_reader.Complete;
         if (verifier.First == null && !partial && RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);
         if (verifier.First == null)
@@ -85,4 +75,5 @@ public sealed class ReplaySession
         string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recordedEnd, _reader.Summary);
     }
+
 }
