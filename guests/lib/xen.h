@@ -164,6 +164,12 @@ struct evtchn_status {
 #define CALLBACKTYPE_event    0
 #define CALLBACKTYPE_failsafe 1
 #define CALLBACKF_mask_events 1
+#define CALLBACKOP_unregister 1
+#define CALLBACKTYPE_syscall  2   /* x86_64 guests only */
+#define CALLBACKTYPE_nmi      4
+#define CALLBACKTYPE_sysenter 5   /* compat guests of 64-bit Xen */
+#define CALLBACKTYPE_syscall32 7  /* compat guests of 64-bit Xen */
+struct callback_unregister { uint16_t type, _unused; };
 
 /* §4.7 console ring */
 struct xencons_interface {

@@ -24,8 +24,13 @@ public sealed partial class Hypervisor
         if (FaultStorm(cpu)) return;
         ulong deadline = NextDeadlineNs();
         Capture();
-        if (e.Kind == EventKind.SoftwareInterrupt) SoftwareInterrupt(e.Vector, e.InstructionEip);
-        else Exception(e);
+        switch (e.Kind)
+        {
+            case EventKind.SoftwareInterrupt: SoftwareInterrupt(e.Vector, e.InstructionEip); break;
+            case EventKind.Sysenter: Sysenter(); break;
+            case EventKind.Syscall: Syscall(e.InstructionEip); break;
+            default: Exception(e); break;
+        }
         // Xen runs pending softirqs (timers) on every exit, so a deadline already past fires on this return.
         if (!IsStopped && !Vcpu.Blocked) RunTimers();
         ReturnToGuest();
