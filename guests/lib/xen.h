@@ -26,6 +26,7 @@
 #define HC_sched_op             29
 #define HC_callback_op          30
 #define HC_event_channel_op     32
+#define HC_physdev_op           33
 
 /* §2 errors (negated in EAX) */
 #define EPERM    1
@@ -34,6 +35,10 @@
 #define EEXIST  17
 #define EINVAL  22
 #define ENOSYS  38
+#define ESRCH    3
+#define EACCES  13
+#define ENOSPC  28
+#define EOPNOTSUPP 95
 
 /* §3 address space and selectors */
 #define VIRT_BASE        0xC0000000u

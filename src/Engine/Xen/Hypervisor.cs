@@ -36,6 +36,7 @@ public sealed partial class Hypervisor : ICpuHost
                 $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {XenAbis.Name(Abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
         SegmentLoader = segmentLoader ?? new SimpleSegmentLoader(cpu, domain.Layout);
+        mm.VmAssistValid = Xen4 ? Vmasst.ValidCompat : Vmasst.Valid31;
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
         Vcpus = [new VcpuState { Id = 0 }];
         Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
