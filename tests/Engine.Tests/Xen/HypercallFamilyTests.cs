@@ -332,8 +332,13 @@ public class HypercallFamilyTests
     [Fact]
     public void PrivilegedOnlyInterfaces()
     {
+        W32(Scratch + 4, ToolstackHypercalls.PlatformVersion);
         Assert.Equal(-Errno.EPERM, Call(7, Scratch));
+        Assert.Equal(-Errno.EACCES, Call(36, Scratch)); // 4.19: the interface version is checked before XSM
+        W32(Scratch + 4, ToolstackHypercalls.DomctlVersion); W32(Scratch + 8, 1); // domain 1: this one
         Assert.Equal(-Errno.EPERM, Call(36, Scratch));
+        W32(Scratch + 8, 7);
+        Assert.Equal(-Errno.ESRCH, Call(36, Scratch));
         Assert.Equal(-Errno.EPERM, Call(22, 0, 0, 0, 0, 0)); // update_va_mapping_otherdomain
         W32(Scratch, 0); W32(Scratch + 4, 0);
         Assert.Equal(-Errno.EPERM, Call(29, 4, Scratch));   // remote_shutdown
@@ -344,8 +349,11 @@ public class HypercallFamilyTests
     {
         Assert.Equal(0, Call(21, 0, 2));
         Assert.NotEqual(0u, _m.Mm.VmAssist & 4);
-        Assert.Equal(-Errno.EINVAL, Call(21, 0, 4));
+        Assert.Equal(0, Call(21, 0, 4)); // architectural_iopl (4.19)
+        Assert.True(_m.Mm.ArchitecturalIopl);
+        Assert.Equal(-Errno.EINVAL, Call(21, 0, 6));
         Assert.Equal(-Errno.ENOSYS, Call(21, 2, 0));
+        Assert.Equal(-Errno.EINVAL, Call(21, 2, 6)); // the type is checked first
     }
 
     [Fact]
