@@ -8,7 +8,7 @@ internal static class EventHypercalls
         InitControl = 11, ExpandArray = 12, SetPriority = 13, ResetCont = 14;
 
     /// <summary>Size of each op's argument struct (§4.5).</summary>
-    private static int ArgSize(uint cmd) => cmd switch
+    internal static int ArgSize(uint cmd) => cmd switch
     {
         BindInterdomain or BindVirq or BindPirq => 12,
         Close or Send or Unmask => 4,
