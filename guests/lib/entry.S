@@ -1,5 +1,5 @@
 /* Trap, upcall and failsafe entry stubs and the common return path.
- * Bounce frames: xen-abi.md §8.2. Frame layout: struct regs in guest.h. */
+ * Bounce frames: docs/xen-abi.md §8.2. Frame layout: struct regs in guest.h. */
 
 #define KERNEL_DS 0xE021
 

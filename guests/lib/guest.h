@@ -45,7 +45,7 @@ void all_pass(void) __attribute__((noreturn));
 
 /* ---- traps.c / entry.S ---- */
 /* Frame built by the trap stubs (lowest address first). The bounce frame of
- * xen-abi.md §8.2 starts at eip; esp/ss exist only for ring-3 frames. */
+ * docs/xen-abi.md §8.2 starts at eip; esp/ss exist only for ring-3 frames. */
 struct regs {
     uint32_t es, ds;
     uint32_t edi, esi, ebp, esp_unused, ebx, edx, ecx, eax;   /* pushal */

@@ -1,4 +1,4 @@
-/* Boot: ELF notes for the Xen 3.1 loader (xen-abi.md §6), the hypercall page
+/* Boot: ELF notes for the Xen 3.1 loader (docs/xen-abi.md §6), the hypercall page
  * and the entry point (§7: ESI = start_info, ESP = top of the boot stack). */
 
 #define NOTE(type, desc_kind, desc...)          \

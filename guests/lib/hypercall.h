@@ -1,5 +1,5 @@
 /* Hypercall wrappers: call hypercall_page + nr*32 with arguments in
- * EBX, ECX, EDX, ESI, EDI (xen-abi.md §1). The stub address travels in EAX,
+ * EBX, ECX, EDX, ESI, EDI (docs/xen-abi.md §1). The stub address travels in EAX,
  * which the stub overwrites with the hypercall number and Xen with the result.
  * All argument registers are treated as clobbered. */
 #ifndef HYPERCALL_H

@@ -1,5 +1,5 @@
 /* Xen 3.1 x86_32 PV ABI constants and structures used by the guest kit.
- * Written from ../../shared/xen-abi.md (section numbers cited below). */
+ * Section numbers cited below are those of docs/xen-abi.md. */
 #ifndef XEN_H
 #define XEN_H
 #include <stdint.h>

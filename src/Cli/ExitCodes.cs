@@ -1,6 +1,6 @@
 namespace Replayvisor.Cli;
 
-/// <summary>The command's exit codes (DESIGN.md "The command line"). Each failure kind has its own.</summary>
+/// <summary>The command's exit codes (README.md, "The command line"). Each failure kind has its own.</summary>
 public static class ExitCodes
 {
     public const int PoweredOff = 0;

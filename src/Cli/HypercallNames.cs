@@ -2,7 +2,7 @@ using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Cli;
 
-/// <summary>Hypercall names for display (xen-abi.md §1.1).</summary>
+/// <summary>Hypercall names for display (docs/xen-abi.md §1.1).</summary>
 public static class HypercallNames
 {
     public static string Name(int number) => Replayvisor.Engine.Xen.Hypercalls.HypercallTable.NameOf(number);

@@ -13,7 +13,7 @@ public static class ReplayCommand
         using var stdout = Console.OpenStandardOutput();
         ReplayResult r;
         var session = new ReplaySession(reader, quiet ? null : stdout, to);
-        // Long replays show progress on stderr when it is a terminal (DESIGN.md "The command line").
+        // Long replays show progress on stderr when it is a terminal (README.md, "The command line").
         using var progress = Console.IsErrorRedirected ? null : new Timer(_ =>
         {
             var (done, total) = session.Progress();

@@ -4,7 +4,7 @@ using Replayvisor.Engine.Memory;
 namespace Replayvisor.Engine.Boot;
 
 /// <summary>
-/// Builds a domU the way Xen 3.1's libxc does (xen-abi.md §7) into a fresh machine: loads the
+/// Builds a domU the way Xen 3.1's libxc does (docs/xen-abi.md §7) into a fresh machine: loads the
 /// kernel, appends the BSD symtab, writes the p2m, start_info, xenstore/console pages, initial page
 /// tables, hypercall page, shared_info and M2P. Xen's L2 slots are left to the hypervisor model.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace Replayvisor.Engine.Boot;
 
 /// <summary>
-/// The guest-virtual layout of a new domU (xen-abi.md §7): regions packed page by page from the
+/// The guest-virtual layout of a new domU (docs/xen-abi.md §7): regions packed page by page from the
 /// kernel start, in order kernel [+ BSD symtab], (no initrd), p2m, start_info, xenstore, console,
 /// page tables, boot stack; then the mapped range rounded up to 4 MB. pfn = (VA − VIRT_BASE) &gt;&gt; 12.
 /// </summary>

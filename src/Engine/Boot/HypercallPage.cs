@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Boot;
 
-/// <summary>The hypercall transfer page for a ring-1 kernel (xen-abi.md §1): 128 stubs of 32 bytes.</summary>
+/// <summary>The hypercall transfer page for a ring-1 kernel (docs/xen-abi.md §1): 128 stubs of 32 bytes.</summary>
 public static class HypercallPage
 {
     public const int StubSize = 32;

@@ -1,7 +1,7 @@
 namespace Replayvisor.Engine.Boot;
 
 /// <summary>
-/// vCPU0 at the first guest instruction (xen-abi.md §7). General registers not listed are 0.
+/// vCPU0 at the first guest instruction (docs/xen-abi.md §7). General registers not listed are 0.
 /// Cr3 is the plain CR3 register value (mfn &lt;&lt; 12); <see cref="XenLayout.PackCr3"/> gives the
 /// vcpu_guest_context form.
 /// </summary>

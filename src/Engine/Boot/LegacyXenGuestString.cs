@@ -4,7 +4,7 @@ namespace Replayvisor.Engine.Boot;
 
 /// <summary>
 /// The pre-note `__xen_guest` section: one NUL-terminated string of comma-separated NAME=VALUE items
-/// (a bare NAME is allowed), numbers parsed C-style (xen-abi.md §6).
+/// (a bare NAME is allowed), numbers parsed C-style (docs/xen-abi.md §6).
 /// </summary>
 internal static class LegacyXenGuestString
 {

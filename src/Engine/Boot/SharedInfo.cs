@@ -2,7 +2,7 @@ using Replayvisor.Engine.Memory;
 
 namespace Replayvisor.Engine.Boot;
 
-/// <summary>shared_info layout (xen-abi.md §4.2, §4.3) and its state at domain creation (§7).</summary>
+/// <summary>shared_info layout (docs/xen-abi.md §4.2, §4.3) and its state at domain creation (§7).</summary>
 public static class SharedInfo
 {
     public const int MaxVirtCpus = 32;

@@ -3,7 +3,7 @@ using Replayvisor.Engine.Memory;
 
 namespace Replayvisor.Engine.Boot;
 
-/// <summary>start_info offsets and flags (xen-abi.md §4.1, size 0x450).</summary>
+/// <summary>start_info offsets and flags (docs/xen-abi.md §4.1, size 0x450).</summary>
 public static class StartInfo
 {
     public const int Magic = 0x00;

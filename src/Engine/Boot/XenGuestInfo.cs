@@ -7,7 +7,7 @@ public readonly record struct XenLoadSegment(uint VirtualAddress, uint FileOffse
 }
 
 /// <summary>
-/// What a PV kernel image tells the domain builder (xen-abi.md §6), with defaults applied and
+/// What a PV kernel image tells the domain builder (docs/xen-abi.md §6), with defaults applied and
 /// every check passed. Build it with <see cref="Parse"/>.
 /// </summary>
 public sealed record XenGuestInfo

@@ -5,7 +5,7 @@ namespace Replayvisor.Engine.Boot;
 
 /// <summary>
 /// The Xen parameters as found in the image, before defaults and checks: filled from Xen ELF notes
-/// or from the legacy <c>__xen_guest</c> string (xen-abi.md §6). Unset values are null.
+/// or from the legacy <c>__xen_guest</c> string (docs/xen-abi.md §6). Unset values are null.
 /// </summary>
 internal sealed class XenGuestParams
 {

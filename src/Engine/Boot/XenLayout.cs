@@ -1,7 +1,7 @@
 namespace Replayvisor.Engine.Boot;
 
 /// <summary>
-/// Address-space constants of a 32-bit Xen 3.1 hypervisor, per paging mode (xen-abi.md §3), plus
+/// Address-space constants of a 32-bit Xen 3.1 hypervisor, per paging mode (docs/xen-abi.md §3), plus
 /// the reserved GDT entries and flat selectors every vcpu sees (§3.1).
 /// </summary>
 public sealed class XenLayout

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Boot;
 
-/// <summary>Xen ELF note types (xen-abi.md §6, public/elfnote.h).</summary>
+/// <summary>Xen ELF note types (docs/xen-abi.md §6, public/elfnote.h).</summary>
 public enum XenNoteType : uint
 {
     Info = 0,

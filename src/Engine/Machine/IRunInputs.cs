@@ -1,7 +1,7 @@
 namespace Replayvisor.Engine.Machine;
 
 /// <summary>
-/// The machine's door for asynchronous inputs (DESIGN.md determinism contract 2 and 3): console
+/// The machine's door for asynchronous inputs (docs/architecture.md, determinism contract 2 and 3): console
 /// input and chaos delays enter only at instruction boundaries the source chooses, and the source
 /// logs (record) or reads (replay) each one with its instruction count. Stopping for a poll that
 /// injects nothing leaves the run exactly as if the machine had not stopped.

@@ -52,7 +52,7 @@ public sealed class XenMachine
     /// <summary>Exceptions raised by the CPU, by vector.</summary>
     public IReadOnlyDictionary<int, long> ExceptionStats => Hypervisor.Stats.ExceptionsByVectorMap();
 
-    /// <summary>vCPU0 at its first instruction (xen-abi.md §7): ring 1, flat selectors from the reserved GDT.</summary>
+    /// <summary>vCPU0 at its first instruction (docs/xen-abi.md §7): ring 1, flat selectors from the reserved GDT.</summary>
     private void SetInitialRegisters()
     {
         var v = Domain.Vcpu0;
@@ -177,7 +177,7 @@ public sealed class XenMachine
     }
 
     /// <summary>
-    /// XxHash128 of the machine state in canonical form (DESIGN.md determinism contract 5): CPU,
+    /// XxHash128 of the machine state in canonical form (docs/architecture.md, determinism contract 5): CPU,
     /// machine memory (guest frames, shared_info, rings, page tables, M2P), the virtual clock, the
     /// memory manager (frame table, GDT/LDT bookkeeping, vm_assist, kernel stack), the Xen model
     /// (vcpus, event channels, console queues, PIT, grant frames, time bookkeeping, shutdown) and

@@ -84,7 +84,7 @@ public sealed record RunOptions
             throw BadOption(RunOptionKeys.Clock, clock, "is neither 'virtual' nor 'host'");
         return new RunOptions
         {
-            // The same memory range `run` and `record` accept (DESIGN.md "The command line").
+            // The same memory range `run` and `record` accept (README.md, "The command line").
             MemoryMiB = (uint)Number(header, RunOptionKeys.MemoryMib, 32, 4, 2047),
             CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
             InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",

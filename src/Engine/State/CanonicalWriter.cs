@@ -6,7 +6,7 @@ namespace Replayvisor.Engine.State;
 /// <summary>
 /// The canonical encoding of machine state for hashing: fixed field order, little-endian,
 /// fixed widths, no padding; the same state gives the same bytes on every machine and run
-/// (DESIGN.md determinism contract 5). Fields are gathered in a buffer and streamed into an
+/// (docs/architecture.md, determinism contract 5). Fields are gathered in a buffer and streamed into an
 /// XxHash128 in large pieces (hashing is done at every checkpoint, so it must be cheap).
 /// </summary>
 public sealed class CanonicalWriter

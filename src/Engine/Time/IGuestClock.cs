@@ -1,14 +1,14 @@
 namespace Replayvisor.Engine.Time;
 
 /// <summary>
-/// The ONE place guest-visible time is read (DESIGN.md determinism contract 2 and 4): Xen system
+/// The ONE place guest-visible time is read (docs/architecture.md, determinism contract 2 and 4): Xen system
 /// time (ns since boot), the TSC for rdtsc and vcpu_time_info, and the boot wallclock. The Xen
 /// model never reads time any other way. <see cref="VirtualClock"/> derives everything from the
 /// instruction count; a recorder may supply a host-clock implementation that logs each value.
 /// </summary>
 public interface IGuestClock
 {
-    /// <summary>TSC frequency in Hz; vcpu_time_info's tsc_to_system_mul/tsc_shift are derived from it (xen-abi.md §9).</summary>
+    /// <summary>TSC frequency in Hz; vcpu_time_info's tsc_to_system_mul/tsc_shift are derived from it (docs/xen-abi.md §9).</summary>
     ulong TscHz { get; }
 
     /// <summary>Xen system time in ns at the given retired-instruction count.</summary>

@@ -3,7 +3,7 @@ namespace Replayvisor.Engine.Time;
 /// <summary>
 /// The default deterministic clock. One retired instruction is one nanosecond of Xen system time,
 /// and the TSC runs at 1 GHz in step with it (so vcpu_time_info gets tsc_shift = +1,
-/// tsc_to_system_mul = 0x80000000, xen-abi.md §9). Idling (block/poll) advances time to the
+/// tsc_to_system_mul = 0x80000000, docs/xen-abi.md §9). Idling (block/poll) advances time to the
 /// wake-up deadline without retiring instructions: system time = icount + total idle time.
 /// The wallclock at boot is a fixed epoch from the options.
 /// </summary>

@@ -7,7 +7,7 @@ namespace Replayvisor.Engine.Xen;
 /// The backends domain 0 would run for a domU, played by the model: xenconsoled on the PV console
 /// ring (start_info console.domU) and a xenstored that answers every request with XS_ERROR
 /// "ENOSYS" (so a guest probing xenstore gets an answer instead of hanging). Rings are accessed by
-/// machine address (xen-abi.md §4.7). Also holds the console_io read queue (dom0's serial input).
+/// machine address (docs/xen-abi.md §4.7). Also holds the console_io read queue (dom0's serial input).
 /// </summary>
 public sealed class ConsoleBackend : IStateHashable
 {

@@ -6,7 +6,7 @@ namespace Replayvisor.Engine.Xen;
 /// <summary>
 /// Xen's return-path selector loads done by the CPU's own descriptor checks (SDM vol. 3 §5.5-5.8),
 /// so a guest sees exactly the faults real hardware would give Xen. A #PF while reading an LDT
-/// descriptor goes to the MemoryManager first (lazy LDT mapping, xen-abi.md §11) and the load is
+/// descriptor goes to the MemoryManager first (lazy LDT mapping, docs/xen-abi.md §11) and the load is
 /// retried once it is mapped. Nothing is committed to the segment registers, and the CPU's EIP,
 /// CPL and fault state are left as they were.
 /// </summary>

@@ -3,7 +3,7 @@ namespace Replayvisor.Engine.Xen;
 /// <summary>
 /// The fixed CPUID the guest sees (no host CPUID: determinism). A P6-family "GenuineIntel" part
 /// with the features this CPU model implements, filtered as Xen 3.1's emulate_forced_invalid_op
-/// does (xen-abi.md §8.3): leaf 1 EDX hides VME, DE, PSE, PGE, SEP and (for a domU) MTRR, leaf
+/// does (docs/xen-abi.md §8.3): leaf 1 EDX hides VME, DE, PSE, PGE, SEP and (for a domU) MTRR, leaf
 /// 0x80000001 hides RDTSCP; leaves 0x40000000–2 are Xen's. Under the 4.19 profile DE and SEP
 /// stay visible and leaf 0x80000001 shows SYSCALL (the model delivers SYSENTER and SYSCALL to the
 /// compat guest's callbacks; docs/xen-model.md, "ABI profiles").

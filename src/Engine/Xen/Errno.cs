@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>Xen error codes as returned (negated) in EAX (xen-abi.md §2).</summary>
+/// <summary>Xen error codes as returned (negated) in EAX (docs/xen-abi.md §2).</summary>
 public static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, E2BIG = 7, EAGAIN = 11, ENOMEM = 12,

@@ -2,7 +2,7 @@ using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>EVTCHNSTAT_* / ECS_* (xen-abi.md §4.5).</summary>
+/// <summary>EVTCHNSTAT_* / ECS_* (docs/xen-abi.md §4.5).</summary>
 public enum PortState : byte { Free = 0, Unbound = 1, Interdomain = 2, Pirq = 3, Virq = 4, Ipi = 5, Reserved = 6 }
 
 /// <summary>One event channel (Xen's struct evtchn).</summary>
@@ -18,7 +18,7 @@ public struct Channel
 }
 
 /// <summary>
-/// The domain's event channels (xen/common/event_channel.c, xen-abi.md §9): ports 0..1023, port 0
+/// The domain's event channels (xen/common/event_channel.c, docs/xen-abi.md §9): ports 0..1023, port 0
 /// reserved, the two-level pending bitmap in shared_info. Interdomain peers are this domain
 /// (loopback) or the backend domain 0, which the model plays (xenstored, xenconsoled).
 /// </summary>

@@ -5,7 +5,7 @@ namespace Replayvisor.Engine.Xen;
 /// <summary>
 /// copy_from_guest / copy_to_guest: hypercall access to guest virtual memory through the current
 /// page tables with the guest kernel's rights. Addresses at or above HYPERVISOR_VIRT_START, or
-/// that fault, give false (the caller returns -EFAULT, xen-abi.md §2). A fault here never reaches
+/// that fault, give false (the caller returns -EFAULT, docs/xen-abi.md §2). A fault here never reaches
 /// the guest: the CPU's pending fault is cleared.
 /// </summary>
 public sealed class GuestMemory

@@ -3,9 +3,9 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>
-/// Delivery into the guest (xen-abi.md §8): routing of CPU events, bounce frames
+/// Delivery into the guest (docs/xen-abi.md §8): routing of CPU events, bounce frames
 /// (create_bounce_frame), the failsafe callback, HYPERVISOR_iret, and the return-to-guest path
-/// (test_all_events, restore_all_guest). One place, as DESIGN.md asks.
+/// (test_all_events, restore_all_guest). One place (docs/architecture.md, "Where each rule lives").
 /// </summary>
 public sealed partial class Hypervisor
 {

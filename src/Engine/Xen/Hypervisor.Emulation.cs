@@ -4,7 +4,7 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>
-/// emulate_privileged_op and emulate_forced_invalid_op (xen/arch/x86/traps.c; xen-abi.md §8.3, §12):
+/// emulate_privileged_op and emulate_forced_invalid_op (xen/arch/x86/traps.c; docs/xen-abi.md §8.3, §12):
 /// the instruction is read from guest memory and decoded with Iced.
 /// </summary>
 public sealed partial class Hypervisor

@@ -52,7 +52,7 @@ public sealed partial class Hypervisor
 
     /// <summary>
     /// The guest code address that issued the hypercall now trapping (EIP is past its 2-byte
-    /// <c>int $0x82</c>): for a call through a hypercall-page stub (xen-abi.md §1) the caller's
+    /// <c>int $0x82</c>): for a call through a hypercall-page stub (docs/xen-abi.md §1) the caller's
     /// return address on the stack, read without side effects; iret (which never returns) and
     /// inline <c>int $0x82</c> give the instruction itself.
     /// </summary>

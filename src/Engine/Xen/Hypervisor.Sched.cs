@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>Blocking, polling and runstate (xen/common/schedule.c, xen-abi.md §9).</summary>
+/// <summary>Blocking, polling and runstate (xen/common/schedule.c, docs/xen-abi.md §9).</summary>
 public sealed partial class Hypervisor
 {
     private ulong _blockedNs, _runstateEntryNs;

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>Xen system time, vcpu_time_info, and the per-vcpu timers (xen-abi.md §9).</summary>
+/// <summary>Xen system time, vcpu_time_info, and the per-vcpu timers (docs/xen-abi.md §9).</summary>
 public sealed partial class Hypervisor
 {
     public const int VirqTimer = 0, VirqDebug = 1, VirqConsole = 2;

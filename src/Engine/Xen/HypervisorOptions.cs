@@ -6,7 +6,7 @@ public sealed record HypervisorOptions
     /// <summary>This domain's id; 0 for the initial domain, else 1 by default.</summary>
     public ushort? DomainId { get; init; }
 
-    /// <summary>Default periodic VIRQ_TIMER period (xen-abi.md §9: 100 Hz).</summary>
+    /// <summary>Default periodic VIRQ_TIMER period (docs/xen-abi.md §9: 100 Hz).</summary>
     public ulong PeriodicTimerNs { get; init; } = 10_000_000;
 
     /// <summary>How often vcpu_time_info is refreshed while the vcpu runs (Xen: about once a second).</summary>

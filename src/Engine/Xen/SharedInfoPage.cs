@@ -4,7 +4,7 @@ using Replayvisor.Engine.Memory;
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>
-/// Xen's view of the domain's shared_info machine frame (xen-abi.md §4.2, §4.3), written through
+/// Xen's view of the domain's shared_info machine frame (docs/xen-abi.md §4.2, §4.3), written through
 /// physical memory (the guest maps the same frame wherever it likes).
 /// </summary>
 public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)

@@ -2,7 +2,7 @@ using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Xen;
 
-/// <summary>One trap_info slot (xen-abi.md §4.4, §8.1): flags bits 0-1 = DPL, bit 2 = mask events.</summary>
+/// <summary>One trap_info slot (docs/xen-abi.md §4.4, §8.1): flags bits 0-1 = DPL, bit 2 = mask events.</summary>
 public struct TrapInfo
 {
     public byte Flags;

@@ -3,7 +3,7 @@ using Xunit.Abstractions;
 namespace Replayvisor.Engine.Tests.Differential;
 
 /// <summary>
-/// CPU semantics checked against the host processor (DESIGN.md, Tests): one theory row per
+/// CPU semantics checked against the host processor: one theory row per
 /// instruction family; each runs its generated cases natively and in both emulator modes.
 /// REPLAYVISOR_DIFF_CASES multiplies the case counts, REPLAYVISOR_DIFF_SEED changes the seed
 /// (see README.md beside this file).

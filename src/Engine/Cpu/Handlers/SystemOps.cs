@@ -7,7 +7,7 @@ namespace Replayvisor.Engine.Cpu.Handlers;
 /// System-state instructions (SDM vol. 2; vol. 3 ch. 2): sgdt/sidt/sldt/str/smsw (allowed at any CPL on
 /// P6, no UMIP), lgdt/lidt/lldt/ltr/lmsw, mov to/from CR0-CR4 and DR0-DR7, clts, invlpg, wbinvd/invd,
 /// rdmsr/wrmsr. Privileged ones raise #GP(0) unless CPL is 0; in a PV guest that #GP(0) is what Xen
-/// traps and emulates (xen-abi.md §12).
+/// traps and emulates (docs/xen-abi.md §12).
 /// </summary>
 internal static unsafe class SystemOps
 {

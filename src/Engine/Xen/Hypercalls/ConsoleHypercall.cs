@@ -2,7 +2,7 @@ namespace Replayvisor.Engine.Xen.Hypercalls;
 
 /// <summary>
 /// console_io (xen/drivers/char/console.c). Release Xen refuses a domU (-EPERM); like a debug
-/// build, the model accepts it from any domain (DESIGN.md: the simplest test output channel).
+/// build, the model accepts it from any domain (docs/xen-abi.md §12: the simplest test output channel).
 /// </summary>
 internal static class ConsoleHypercall
 {

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>event_channel_op (32) and its compat form (16) (xen/common/event_channel.c, xen-abi.md §4.5, §9).</summary>
+/// <summary>event_channel_op (32) and its compat form (16) (xen/common/event_channel.c, docs/xen-abi.md §4.5, §9).</summary>
 internal static class EventHypercalls
 {
     public const uint BindInterdomain = 0, BindVirq = 1, BindPirq = 2, Close = 3, Send = 4, Status = 5,

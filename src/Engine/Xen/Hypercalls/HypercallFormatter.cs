@@ -6,7 +6,7 @@ namespace Replayvisor.Engine.Xen.Hypercalls;
 /// <summary>
 /// Renders a hypercall with its arguments decoded by the table's argument kinds, e.g.
 /// <c>update_va_mapping(va=0xc0150000, pte=0x1fe3067, flags=0x2)</c>. Two-register 64-bit values
-/// (time, PTE, machine address, descriptor) are shown joined, low word first (xen-abi.md §1).
+/// (time, PTE, machine address, descriptor) are shown joined, low word first (docs/xen-abi.md §1).
 /// </summary>
 public static class HypercallFormatter
 {

@@ -30,12 +30,12 @@ public readonly record struct GuestBuffer(int Arg, BufferAccess Access, int Elem
 /// <summary>One row of the hypercall table.</summary>
 public sealed record HypercallSpec(int Number, string Name, ArgKind[] Args, GuestBuffer[] Memory, HypercallHandler Handler)
 {
-    /// <summary>Delegated to the page-type/MMU model (wip/xen-mm).</summary>
+    /// <summary>Handled by the page-type/MMU model (Xen/Mm/MemoryManager).</summary>
     public bool MemoryManager { get; init; }
 }
 
 /// <summary>
-/// The declarative table of every x86_32 hypercall number (xen-abi.md §1.1). It drives dispatch
+/// The declarative table of every x86_32 hypercall number (docs/xen-abi.md §1.1). It drives dispatch
 /// (including multicall entries), the statistics, and what a recorder logs; numbers without a row,
 /// and numbers ≥ 64, return -ENOSYS.
 /// </summary>

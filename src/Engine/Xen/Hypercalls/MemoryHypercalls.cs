@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>memory_op (xen/common/memory.c, x86_32/mm.c arch_memory_op; xen-abi.md §12).</summary>
+/// <summary>memory_op (xen/common/memory.c, x86_32/mm.c arch_memory_op; docs/xen-abi.md §12).</summary>
 internal static class MemoryHypercalls
 {
     public const uint IncreaseReservation = 0, DecreaseReservation = 1, MaximumRamPage = 2, CurrentReservation = 3,

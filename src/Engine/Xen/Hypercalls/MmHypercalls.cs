@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>The MMU and descriptor family, delegated to <see cref="Mm.MemoryManager"/> (xen-abi.md §10, §11).</summary>
+/// <summary>The MMU and descriptor family, delegated to <see cref="Mm.MemoryManager"/> (docs/xen-abi.md §10, §11).</summary>
 internal static class MmHypercalls
 {
     public static long MmuUpdate(Hypervisor hv, in HypercallArgs a) => hv.Mm.MmuUpdate(a);

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>multicall (xen/common/multicall.c, xen-abi.md §12).</summary>
+/// <summary>multicall (xen/common/multicall.c, docs/xen-abi.md §12).</summary>
 internal static class MulticallHypercall
 {
     public const int EntrySize = 32;

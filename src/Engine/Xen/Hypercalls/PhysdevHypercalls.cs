@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>physdev_op (33) and its compat form (19) (xen/arch/x86/physdev.c, xen-abi.md §12).</summary>
+/// <summary>physdev_op (33) and its compat form (19) (xen/arch/x86/physdev.c, docs/xen-abi.md §12).</summary>
 internal static class PhysdevHypercalls
 {
     public const uint IrqUnmaskNotify = 4, IrqStatusQuery = 5, SetIopl = 6, SetIobitmap = 7, ApicRead = 8, ApicWrite = 9,

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Hypercalls;
 
-/// <summary>Scheduling, shutdown, timers and vcpu ops (xen/common/schedule.c, domain.c; xen-abi.md §9).</summary>
+/// <summary>Scheduling, shutdown, timers and vcpu ops (xen/common/schedule.c, domain.c; docs/xen-abi.md §9).</summary>
 internal static class SchedHypercalls
 {
     public const uint Yield = 0, Block = 1, Shutdown = 2, Poll = 3, RemoteShutdown = 4;

@@ -2,7 +2,7 @@ namespace Replayvisor.Engine.Xen.Hypercalls;
 
 /// <summary>
 /// Traps, callbacks, kernel stack, FPU and debug registers (xen/arch/x86/traps.c,
-/// x86_32/traps.c; xen-abi.md §8.1, §8.4, §8.5, §12).
+/// x86_32/traps.c; docs/xen-abi.md §8.1, §8.4, §8.5, §12).
 /// </summary>
 internal static class TrapHypercalls
 {

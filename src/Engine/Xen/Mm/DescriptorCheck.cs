@@ -3,7 +3,7 @@ using Replayvisor.Engine.Boot;
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>
-/// check_descriptor for a 32-bit PV guest whose kernel runs in ring 1 (xen-abi.md §11; Xen 3.1
+/// check_descriptor for a 32-bit PV guest whose kernel runs in ring 1 (docs/xen-abi.md §11; Xen 3.1
 /// x86_32/mm.c). May adjust the descriptor: DPL 0 → 1, call-gate target RPL 0 → 1, limit truncated
 /// so the segment cannot reach past M2P_END. Returns false when the descriptor is refused.
 /// </summary>

@@ -19,7 +19,7 @@ internal interface IPageTypeHooks
 }
 
 /// <summary>
-/// The page type system of xen-abi.md §10.1 in one place (Xen's page_info: count_info, type_info,
+/// The page type system of docs/xen-abi.md §10.1 in one place (Xen's page_info: count_info, type_info,
 /// owner). Every MMU path takes and drops refs through here:
 /// <list type="bullet">
 /// <item>general refcount: every use (PTE mapping, CR3, GDT/LDT use, pin); granted only to the frame's owner;</item>

@@ -4,7 +4,7 @@ using Replayvisor.Engine.Memory;
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>
-/// Xen's own mappings in the hypervisor hole (xen-abi.md §3): the read-only, supervisor-only M2P
+/// Xen's own mappings in the hypervisor hole (docs/xen-abi.md §3): the read-only, supervisor-only M2P
 /// at MACH2PHYS_VIRT_START (only as far as M2P frames exist), and the per-domain area right above
 /// MACH2PHYS_VIRT_END, mapped through one Xen L1 shared by every top-level table:
 /// <code>

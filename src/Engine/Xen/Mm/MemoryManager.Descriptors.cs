@@ -6,7 +6,7 @@ namespace Replayvisor.Engine.Xen.Mm;
 public sealed partial class MemoryManager
 {
     /// <summary>
-    /// set_gdt(frame_list*, entries) (xen-abi.md §11): entries ≤ 7168 (-EINVAL), an unreadable list
+    /// set_gdt(frame_list*, entries) (docs/xen-abi.md §11): entries ≤ 7168 (-EINVAL), an unreadable list
     /// -EFAULT; every frame must take the GDT-page type (all 512 descriptors checked) or nothing
     /// changes (-EINVAL). On success the old frames are released and the local TLB is flushed.
     /// </summary>
@@ -50,7 +50,7 @@ public sealed partial class MemoryManager
     public uint GdtFrame(int i) => (uint)i < XenLayout.FirstReservedGdtPage ? _gdtFrames[i] : 0;
 
     /// <summary>
-    /// update_descriptor(maddr_lo, maddr_hi, desc_lo, desc_hi) (xen-abi.md §11): 8-byte aligned,
+    /// update_descriptor(maddr_lo, maddr_hi, desc_lo, desc_hi) (docs/xen-abi.md §11): 8-byte aligned,
     /// owned frame, descriptor passing (and adjusted by) check_descriptor; a GDT/LDT frame keeps its
     /// type, any other frame must accept a writable type. -EINVAL otherwise.
     /// </summary>

@@ -5,7 +5,7 @@ public sealed partial class MemoryManager
     private const uint MmuUpdateSize = 16; // struct mmu_update { u64 ptr; u64 val; }
 
     /// <summary>
-    /// mmu_update(req*, count, done*, foreigndom) (xen-abi.md §10.3): stops at the first failing
+    /// mmu_update(req*, count, done*, foreigndom) (docs/xen-abi.md §10.3): stops at the first failing
     /// request (-EINVAL; bad command -ENOSYS; unreadable request -EFAULT) and writes *done.
     /// </summary>
     public long MmuUpdate(in HypercallArgs a)

@@ -5,7 +5,7 @@ public sealed partial class MemoryManager
     private const uint MmuextOpSize = 12; // struct mmuext_op { u32 cmd; u32 arg1; u32 arg2; } on x86_32
 
     /// <summary>
-    /// mmuext_op(ops*, count, done*, foreigndom) (xen-abi.md §10.4): stops at the first failure
+    /// mmuext_op(ops*, count, done*, foreigndom) (docs/xen-abi.md §10.4): stops at the first failure
     /// (-EINVAL; unknown command -ENOSYS; unreadable op -EFAULT) and writes *done. Deferred TLB
     /// flushes and LDT reloads run at the end, as Xen's process_deferred_ops.
     /// </summary>

@@ -8,7 +8,7 @@ public sealed partial class MemoryManager
     /// Xen's fixup_page_fault, called by the core for every #PF the guest raises, before bouncing:
     /// (1) a fault in the per-domain LDT shadow area maps the guest's LDT page lazily (Handled: the
     /// instruction restarts), or bounces with cr2 = ldt_base + offset; (2) writable-pagetable
-    /// emulation of a ring-1 write to a read-only mapped, in-use L1 (xen-abi.md §10.6) (Handled:
+    /// emulation of a ring-1 write to a read-only mapped, in-use L1 (docs/xen-abi.md §10.6) (Handled:
     /// the store was validated and done, EIP advanced and the instruction counted as retired).
     /// Anything else: Bounce with the original cr2.
     /// </summary>

@@ -3,7 +3,7 @@ namespace Replayvisor.Engine.Xen.Mm;
 public sealed partial class MemoryManager
 {
     /// <summary>
-    /// update_va_mapping(va, pte_lo, pte_hi, flags) (xen-abi.md §10.5): walks the current tables to
+    /// update_va_mapping(va, pte_lo, pte_hi, flags) (docs/xen-abi.md §10.5): walks the current tables to
     /// the L1 entry for va and applies it with mmu_update's checks, then flushes per the UVMF flags
     /// (even when the update failed, as Xen does).
     /// </summary>

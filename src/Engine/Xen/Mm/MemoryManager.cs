@@ -4,7 +4,7 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>
-/// Xen 3.1's memory management for one single-vcpu 32-bit PV domain (xen-abi.md §3, §7, §10, §11):
+/// Xen 3.1's memory management for one single-vcpu 32-bit PV domain (docs/xen-abi.md §3, §7, §10, §11):
 /// the page type system (<see cref="FrameTable"/>), Xen's mappings in the hypervisor hole, the MMU
 /// and descriptor hypercall bodies, and the page-fault fixups Xen makes before bouncing a #PF
 /// (lazy LDT mapping, writable-pagetable emulation). Hypercall bodies return the value for EAX.
@@ -66,7 +66,7 @@ public sealed partial class MemoryManager : IMmContext
     /// <summary>mfn of the current top-level table (what CR3 points to).</summary>
     public uint CurrentBaseMfn => _baseMfn;
 
-    /// <summary>Per-domain area (xen-abi.md §3.1): GDT base (= GDTR.base), LDT shadow base, TSS.</summary>
+    /// <summary>Per-domain area (docs/xen-abi.md §3.1): GDT base (= GDTR.base), LDT shadow base, TSS.</summary>
     public uint GdtVirtualBase => _xen.GdtVa;
     public uint LdtShadowBase => _xen.LdtVa;
     public uint TssVirtualBase => _xen.TssVa;
@@ -114,7 +114,7 @@ public sealed partial class MemoryManager : IMmContext
         && (Frames.TypeOf((uint)mfn) is PageType.None or PageType.Writable || Frames.TypeCount((uint)mfn) == 0);
 
     /// <summary>
-    /// Takes over the built domain (xen-abi.md §7, §10): pins and validates the initial tables
+    /// Takes over the built domain (docs/xen-abi.md §7, §10): pins and validates the initial tables
     /// (PIN_L2 / PIN_L3, which fills Xen's L2 slots), installs the top table as the base, and
     /// sets the CPU's control registers, GDTR, TR and LDTR.
     /// </summary>
@@ -163,7 +163,7 @@ public sealed partial class MemoryManager : IMmContext
         _xen.SetKernelStack(ss, esp);
     }
 
-    /// <summary>vm_assist (xen-abi.md §5): type &gt; 3 → -EINVAL, unknown cmd → -ENOSYS.</summary>
+    /// <summary>vm_assist (docs/xen-abi.md §5): type &gt; 3 → -EINVAL, unknown cmd → -ENOSYS.</summary>
     /// <summary>The vm_assist types the hypervisor accepts (<see cref="Vmasst.Valid31"/> or <see cref="Vmasst.ValidCompat"/>).</summary>
     public uint VmAssistValid { get; set; } = Vmasst.Valid31;
 
@@ -202,7 +202,7 @@ public sealed partial class MemoryManager : IMmContext
         (ulong)ptr + (ulong)count * size <= _layout.HypervisorVirtStart;
 
     /// <summary>
-    /// The common start of mmu_update and mmuext_op (xen-abi.md §10.3-10.4): a count carrying
+    /// The common start of mmu_update and mmuext_op (docs/xen-abi.md §10.3-10.4): a count carrying
     /// MMU_UPDATE_PREEMPTED resumes with *done as written so far; then the foreign domain and the
     /// request array are checked. Returns 0 or the error of the whole call.
     /// </summary>

@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Mm;
 
-/// <summary>mmu_update commands: the low bits of req.ptr (xen-abi.md §5, §10.3).</summary>
+/// <summary>mmu_update commands: the low bits of req.ptr (docs/xen-abi.md §5, §10.3).</summary>
 public static class MmuCmd
 {
     public const uint NormalPtUpdate = 0, MachphysUpdate = 1, PtUpdatePreserveAd = 2;
@@ -8,7 +8,7 @@ public static class MmuCmd
     public const uint UpdatePreempted = 0x80000000;
 }
 
-/// <summary>MMUEXT_ commands (xen-abi.md §5, §10.4).</summary>
+/// <summary>MMUEXT_ commands (docs/xen-abi.md §5, §10.4).</summary>
 public static class MmuextCmd
 {
     public const uint PinL1Table = 0, PinL2Table = 1, PinL3Table = 2, PinL4Table = 3, UnpinTable = 4, NewBaseptr = 5,
@@ -16,13 +16,13 @@ public static class MmuextCmd
         FlushCache = 12, SetLdt = 13, NewUserBaseptr = 15;
 }
 
-/// <summary>update_va_mapping flags (xen-abi.md §5).</summary>
+/// <summary>update_va_mapping flags (docs/xen-abi.md §5).</summary>
 public static class Uvmf
 {
     public const uint None = 0, TlbFlush = 1, Invlpg = 2, FlushTypeMask = 3, Local = 0, All = 4;
 }
 
-/// <summary>vm_assist commands and types (xen-abi.md §5; MAX = 3 in Xen 3.1).</summary>
+/// <summary>vm_assist commands and types (docs/xen-abi.md §5; MAX = 3 in Xen 3.1).</summary>
 public static class Vmasst
 {
     public const uint CmdEnable = 0, CmdDisable = 1;
@@ -34,7 +34,7 @@ public static class Vmasst
     public const uint ValidCompat = 0x3F;
 }
 
-/// <summary>Reserved domain ids (xen-abi.md §5).</summary>
+/// <summary>Reserved domain ids (docs/xen-abi.md §5).</summary>
 public static class DomId
 {
     public const uint Self = 0x7FF0, Io = 0x7FF1, Xen = 0x7FF2;

@@ -10,7 +10,7 @@ internal interface IMmContext
 }
 
 /// <summary>
-/// Entry and table validation of xen-abi.md §10.2 (Xen 3.1 mm.c get_page_from_l?e, put_page_from_l?e,
+/// Entry and table validation of docs/xen-abi.md §10.2 (Xen 3.1 mm.c get_page_from_l?e, put_page_from_l?e,
 /// alloc_l?_table, free_l?_table, alloc_segdesc_page). Implements the frame table's validation hooks.
 /// </summary>
 internal sealed class PageTableRules : IPageTypeHooks

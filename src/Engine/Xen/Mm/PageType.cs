@@ -1,6 +1,6 @@
 namespace Replayvisor.Engine.Xen.Mm;
 
-/// <summary>The type of a machine frame (xen-abi.md §10.1). A frame has one type while its type count is non-zero.</summary>
+/// <summary>The type of a machine frame (docs/xen-abi.md §10.1). A frame has one type while its type count is non-zero.</summary>
 public enum PageType : byte
 {
     None, L1, L2, L3, L4, GdtPage, LdtPage, Writable,

@@ -4,7 +4,7 @@ using Replayvisor.Engine.Memory;
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>
-/// Entry layout and the disallowed-flag masks of one paging mode (xen-abi.md §10.2, Xen 3.1 release build):
+/// Entry layout and the disallowed-flag masks of one paging mode (docs/xen-abi.md §10.2, Xen 3.1 release build):
 /// L1/L2: PSE/PAT (bit 7) and GLOBAL (bit 8) rejected, PAE bits 44–62 rejected (NX allowed);
 /// PAE L3: must-be-zero mask 0xFFFFF1E6 (Xen's flag word; its bits 12–31 are PTE bits 52–63).
 /// </summary>

@@ -4,7 +4,7 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>
-/// Writable-pagetable emulation (xen-abi.md §10.6; Xen 3.1 ptwr_do_page_fault + x86_emulate with
+/// Writable-pagetable emulation (docs/xen-abi.md §10.6; Xen 3.1 ptwr_do_page_fault + x86_emulate with
 /// ptwr_emulated_update): decodes the faulting ring-1 instruction at CS:EIP and performs its
 /// store into the read-only mapped L1 after validating the new PTE like mmu_update. Accepted:
 /// naturally aligned stores inside the faulting page by mov, xchg, cmpxchg, cmpxchg8b (PAE),

@@ -3,7 +3,7 @@ using Replayvisor.Engine.Xen;
 
 namespace Replayvisor.Engine.Tests.Xen.State;
 
-/// <summary>DESIGN.md determinism contract 5: no state lives in statics (the Xen model and its memory manager).</summary>
+/// <summary>docs/architecture.md, determinism contract 5: no state lives in statics (the Xen model and its memory manager).</summary>
 public class NoStaticStateTests
 {
     /// <summary>Static readonly fields whose objects are immutable after construction.</summary>
