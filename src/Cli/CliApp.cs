@@ -49,6 +49,8 @@ public static class CliApp
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
+        root.Subcommands.Add(DebugCmd(stdout, stderr));
+        root.Subcommands.Add(GdbServerCmd(stderr));
         return root;
     }
 
@@ -102,6 +104,32 @@ public static class CliApp
         var quiet = new Option<bool>("--quiet") { Description = "Do not print the guest's console output" };
         var cmd = new Command("replay", "Re-execute a trace and verify it is bit-exact (exit 10 at the first divergence)") { trace, to, quiet };
         cmd.SetAction(p => ReplayCommand.Run(p.GetValue(trace)!, p.GetValue(to), p.GetValue(quiet), stderr));
+        return cmd;
+    }
+
+    private static Option<uint> SnapshotMemoryOption() => new("--snapshot-memory")
+    {
+        Description = "MiB the snapshot ladder may use for going backwards",
+        DefaultValueFactory = _ => Replay.TimeTravel.TimeTravelOptions.DefaultSnapshotMemoryMiB,
+    };
+
+    private static Command DebugCmd(TextWriter stdout, TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var batch = new Option<string?>("--batch") { Description = "Run the commands in this file (one per line) instead of reading them interactively" };
+        var memory = SnapshotMemoryOption();
+        var cmd = new Command("debug", "Debug a trace forwards and backwards (stepi, continue, reverse-*, break, watch, x/, goto, when)") { trace, batch, memory };
+        cmd.SetAction(p => Debug.DebugCommand.Run(p.GetValue(trace)!, p.GetValue(batch), p.GetValue(memory), stdout, stderr));
+        return cmd;
+    }
+
+    private static Command GdbServerCmd(TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0: any free port, printed on stderr)", DefaultValueFactory = _ => 0 };
+        var memory = SnapshotMemoryOption();
+        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory };
+        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr));
         return cmd;
     }
 

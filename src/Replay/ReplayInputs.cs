@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Streaming;
 
 namespace Replayvisor.Replay;
 
@@ -10,14 +11,14 @@ namespace Replayvisor.Replay;
 /// </summary>
 public sealed class InputQueue
 {
-    private readonly List<TraceEvent> _events;
-    private int _next;
+    private readonly EventCursor _events;
 
-    public InputQueue(IEnumerable<TraceEvent> events) => _events = events.ToList();
+    /// <summary>The recorded inputs that <see cref="IsInput"/> selects, read chunk by chunk.</summary>
+    public InputQueue(ChunkCache chunks) => _events = new EventCursor(chunks, IsInput);
 
-    public TraceEvent? Peek => _next < _events.Count ? _events[_next] : null;
-    public int Remaining => _events.Count - _next;
-    public void Take() => _next++;
+    public TraceEvent? Peek => _events.Peek;
+    public void Take() => _events.Take();
+    public CursorPosition Position { get => _events.Position; set => _events.Position = value; }
 
     public static bool IsInput(TraceEvent e) => e is TimeEvent or ConsoleInputEvent or AsyncEvent;
 }
@@ -51,10 +52,18 @@ public sealed class ReplayInputs : IRunInputs
     private readonly bool _stopThere;
 
     public bool Diverged { get; set; }
-    public bool StopRequested => Diverged || (_stopThere && _icount() >= _stopAt);
+
+    /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
+    public bool Break { get; set; }
+
+    /// <summary>The count of the last checkpoint compared (part of a replay snapshot).</summary>
+    public ulong LastCheckpoint { get => _lastCheckpoint; set => _lastCheckpoint = value; }
+
+    public bool StopRequested => Diverged || Break || (_stopThere && _icount() >= _stopAt);
 
     public ulong NextPoll(ulong icount)
     {
+        if (Break) return icount;
         ulong next = _stopAt;
         if (_queue.Peek is ConsoleInputEvent c) next = Math.Min(next, Math.Max(c.Icount, icount));
         if (_checkpointInterval != 0)

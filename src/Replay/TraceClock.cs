@@ -27,6 +27,13 @@ public sealed class TraceClock : IGuestClock
         BootWallclock = (sec, nsec);
     }
 
+    /// <summary>The last value read and its count (part of a replay snapshot).</summary>
+    public (ulong Last, ulong LastIcount) State
+    {
+        get => (_last, _lastIcount);
+        set => (_last, _lastIcount) = value;
+    }
+
     public ulong TscHz => VirtualClock.FrequencyHz;
     public (uint Sec, uint Nsec) BootWallclock { get; }
 

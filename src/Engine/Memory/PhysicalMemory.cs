@@ -21,7 +21,7 @@ public interface ICodeWriteObserver
 /// the frame was written since the last hash. Every writer of RAM marks frames dirty: this
 /// class's methods, and the CPU's store fast paths through <see cref="DirtyFrames"/>.</para>
 /// </summary>
-public sealed class PhysicalMemory : IStateHashable
+public sealed partial class PhysicalMemory : IStateHashable
 {
     public const int PageShift = 12;
     public const int PageSize = 1 << PageShift;
@@ -42,6 +42,7 @@ public sealed class PhysicalMemory : IStateHashable
         _codeMarks = new byte[FrameCount];
         _dirty = new byte[FrameCount];
         _frameHash = new UInt128[FrameCount];
+        _changedSincePages = new byte[FrameCount];
         Array.Fill(_dirty, (byte)1);
     }
 
@@ -153,6 +154,7 @@ public sealed class PhysicalMemory : IStateHashable
             {
                 _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
                 _dirty[f] = 0;
+                _changedSincePages[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
             }
             w.U128(_frameHash[f]);
         }
@@ -179,5 +181,6 @@ public sealed class PhysicalMemory : IStateHashable
         if (image.Length != _ram.Length) throw new ArgumentException("snapshot RAM size differs", nameof(image));
         image.CopyTo(_ram, 0);
         Array.Fill(_dirty, (byte)1);
+        _lastPages = null;
     }
 }
