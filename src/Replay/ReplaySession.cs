@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Stepping;
 
@@ -53,7 +54,7 @@ public sealed class ReplaySession
             if (!partial && _reader.Summary is { } s && verifier.First == null && (s.FinalIcount != exit.Icount || s.Exit != RunOutcome.ExitOf(exit.Kind)))
                 verifier.Fail(exit.Icount, $"the recording ended at instruction {s.FinalIcount} ({s.Exit}); the replay ended at {exit.Icount} ({exit.Kind})");
         }
-        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m) : null;
+        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, replayer.RecordedEnd, _reader.Summary);
     }
 }

@@ -14,8 +14,8 @@ public sealed class Verifier
 {
     private readonly EventCursor _expected;
 
-    /// <summary>Compares against the recorded events that <see cref="IsVerified"/> selects, read chunk by chunk.</summary>
-    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, IsVerified);
+    /// <summary>Compares against the trace's <see cref="CheckEvent"/>s, read chunk by chunk.</summary>
+    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, e => e is CheckEvent);
 
     public Divergence? First { get; private set; }
 
@@ -83,8 +83,6 @@ public sealed class Verifier
         if (_expected.Peek is { } next && next.Icount <= upTo)
             First = new Divergence(icount, "the replay ended before producing this recorded event", next, null);
     }
-
-    public static bool IsVerified(TraceEvent e) => !InputQueue.IsInput(e);
 }
 
 /// <summary>A <see cref="Verifier"/>'s position and outcome so far, as plain data.</summary>

@@ -10,17 +10,17 @@ namespace Replayvisor.Cli.Tests;
 /// </summary>
 public static class GdbHarness
 {
-    public sealed record Session(string Gdb, Cli.Result Server, ElfSymbols Symbols);
+    public sealed record Session(string Gdb, Cli.Result Server, GuestSymbols Symbols);
 
     public static string TracePath(string name) => Path.Combine(Cli.RepoRoot, "traces", name);
 
     /// <summary>The trace's embedded guest image written to a file gdb can load, and its symbols.</summary>
-    public static (string Elf, ElfSymbols Symbols) GuestOf(string trace)
+    public static (string Elf, GuestSymbols Symbols) GuestOf(string trace)
     {
         using var reader = TraceReader.Open(File.OpenRead(TracePath(trace)));
         string elf = Cli.TempFile(reader.Header.GuestImageName);
         File.WriteAllBytes(elf, reader.GuestImage.ToArray());
-        return (elf, ElfSymbols.FromImage(reader.GuestImage.ToArray()));
+        return (elf, GuestSymbols.FromImage(reader.GuestImage.Span));
     }
 
     public static Session Run(string trace, params string[] commands)

@@ -4,6 +4,7 @@ using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
 using Replayvisor.Replay;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli.Bench;
 

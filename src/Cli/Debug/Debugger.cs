@@ -159,7 +159,7 @@ public sealed class Debugger
             return uint.TryParse(text[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out uint a) ? a : throw new DebugCommandException($"'{text}' is not a 32-bit address");
         if (text.Length > 0 && char.IsAsciiDigit(text[0]))
             return uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint d) ? d : throw new DebugCommandException($"'{text}' is not a 32-bit address");
-        return _s.Symbols.TryLookup(text, out var sym) ? sym.Address : throw new DebugCommandException($"no symbol '{text}' in the guest image");
+        return _s.Symbols.AddressOf(text) is { } sym ? sym : throw new DebugCommandException($"no symbol '{text}' in the guest image");
     }
 
     private string AddBreakpoint(string loc, AddressKind kind)
@@ -251,7 +251,7 @@ public sealed class Debugger
         var c = Cpu;
         var w = new StringBuilder();
         for (int i = 0; i < 8; i++) w.Append($"{Reg.Names[i],-4}0x{c.Gpr[i]:x8}{(i % 4 == 3 ? "\n" : "  ")}");
-        w.Append($"eip 0x{c.Eip:x8} {(_s.Symbols.Describe(c.Eip) is { } sym ? "<" + sym + ">" : "")}\n");
+        w.Append($"eip 0x{c.Eip:x8} {(_s.Symbols.Name(c.Eip) is { Length: > 0 } sym ? "<" + sym + ">" : "")}\n");
         w.Append($"eflags 0x{c.Eflags:x8}  cpl {c.Cpl}  cr0 0x{c.Cr0:x8}  cr2 0x{c.Cr2:x8}  cr3 0x{c.Cr3:x8}  cr4 0x{c.Cr4:x8}\n");
         for (int i = 0; i < Seg.Count; i++) w.Append($"{Seg.Names[i]} 0x{c.Segs[i].Selector:x4}{(i == Seg.Count - 1 ? "\n" : "  ")}");
         return w.ToString();
@@ -322,7 +322,7 @@ public sealed class Debugger
         var c = Cpu;
         uint pc = View.Pc;
         int number = -1;
-        if (_s.Symbols.TryLookup("hypercall_page", out var page) && pc >= page.Address && pc < page.Address + 4096) number = (int)((pc - page.Address) / 32);
+        if (_s.Symbols.AddressOf("hypercall_page") is { } page && pc >= page && pc < page + 4096) number = (int)((pc - page) / 32); // 32-byte slots (xen-abi.md)
         else
         {
             var b = new byte[2];

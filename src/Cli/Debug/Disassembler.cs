@@ -7,12 +7,12 @@ namespace Replayvisor.Cli.Debug;
 /// <summary>Disassembles guest code (Iced, Intel syntax) with addresses and branch targets named function+offset.</summary>
 public sealed class Disassembler
 {
-    private readonly ElfSymbols _symbols;
+    private readonly GuestSymbols _symbols;
 
-    public Disassembler(ElfSymbols symbols) => _symbols = symbols;
+    public Disassembler(GuestSymbols symbols) => _symbols = symbols;
 
     /// <summary>"0xc0104b30 <upcall+0x2>" or the bare address.</summary>
-    public string Address(uint address) => _symbols.Describe(address) is { } s ? $"0x{address:x8} <{s}>" : $"0x{address:x8}";
+    public string Address(uint address) => _symbols.Format(address);
 
     /// <summary>Up to <paramref name="count"/> instructions from <paramref name="address"/>; stops at unmapped memory.</summary>
     public List<string> Lines(GuestView view, uint address, int count, bool code32, uint? marker = null)
@@ -39,14 +39,14 @@ public sealed class Disassembler
         return lines;
     }
 
-    private sealed class Resolver(ElfSymbols symbols) : ISymbolResolver
+    private sealed class Resolver(GuestSymbols symbols) : ISymbolResolver
     {
         public bool TryGetSymbol(in Instruction instruction, int operand, int instructionOperand, ulong address, int addressSize, out SymbolResult symbol)
         {
             symbol = default;
             if (address > uint.MaxValue || addressSize < 4 && instruction.FlowControl == FlowControl.Next) return false;
             if (instruction.FlowControl == FlowControl.Next && !instruction.HasOpKind(OpKind.Memory)) return false;
-            if (symbols.Describe((uint)address) is not { } name) return false;
+            if (symbols.Name((uint)address) is not { Length: > 0 } name) return false;
             symbol = new SymbolResult(address, $"0x{address:x} <{name}>");
             return true;
         }

@@ -4,6 +4,7 @@ using Replayvisor.Engine.Memory;
 using Replayvisor.Engine.State;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Machine;
 

@@ -1,5 +1,6 @@
-using System.Globalization;
+using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Replay.Streaming;
@@ -18,8 +19,9 @@ public sealed class TraceReplayer
     /// <summary>The longest uninterrupted machine run; an interrupt request is seen between runs.</summary>
     public const ulong SliceLength = 1 << 22;
 
-    private readonly InputQueue _queue;
-    private readonly TraceClock? _clock;
+    private readonly InputCursor _inputs;
+    private readonly ReplayingClock? _clock;
+    private readonly Checkpoints _checkpoints;
     private readonly ulong _limit;
     private readonly WatchTracker _watch;
     private MachineExit? _exit;
@@ -32,31 +34,22 @@ public sealed class TraceReplayer
     {
         Reader = reader;
         Chunks = new ChunkCache(reader);
-        var header = reader.Header;
         RecordedEnd = reader.Summary?.FinalIcount ?? (reader.Index.Count > 0 ? reader.Index[^1].LastIcount : 0);
         Verifier = new Verifier(Chunks) { TruncatedAt = reader.Complete ? null : RecordedEnd };
-        _queue = new InputQueue(Chunks);
-        bool hostClock = header.GetOption(RunOptionKeys.Clock) == "host";
-        if (hostClock) _clock = new TraceClock(_queue, Diverge);
-        var options = new XenMachineOptions
-        {
-            MemoryMiB = uint.Parse(header.GetOption(RunOptionKeys.MemoryMib) ?? "32", CultureInfo.InvariantCulture),
-            CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
-            InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
-            EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
-            Clock = _clock,
-        };
-        Machine = new XenMachine(reader.GuestImage.ToArray(), options);
+        _inputs = new InputCursor(Chunks);
+        var queue = new InputQueue(_inputs);
+        var options = RunOptions.FromHeader(reader.Header);
+        if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Diverge);
+        Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock));
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
         Machine.Hypervisor.Observer = new TraceObserver(OnEvent);
-        ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
-        _limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        _limit = options.MaxInstructions;
         Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
-        Inputs = new ReplayInputs(_queue, interval, icount => Verifier.Observe(new CheckpointEvent(icount, Machine.StateHash())),
-            EndIcount, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverge, () => Machine.Icount, Interrupted);
+        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(e));
+        Inputs = new ReplayInputs(queue, _checkpoints, EndIcount, options.ChaosSeed != null, Diverge, () => Machine.Icount, Interrupted);
     }
 
     public TraceReader Reader { get; }
@@ -76,7 +69,7 @@ public sealed class TraceReplayer
     public MachineExit? Exit => _exit;
     public bool AtEnd => _exit != null;
     /// <summary>How many of the trace's events (file order, inputs included) have happened.</summary>
-    public long EventIndex => _queue.Position.Taken + Verifier.Matched;
+    public long EventIndex => _inputs.Position.Taken + Verifier.Matched;
 
     /// <summary>Ends the current <see cref="Step"/> at the next slice boundary (callable from another thread).</summary>
     public void Interrupt() => _interrupt = true;
@@ -187,17 +180,17 @@ public sealed class TraceReplayer
     }
 
     /// <summary>The whole replay as it stands, memory shared page by page with earlier captures.</summary>
-    public ReplayState Capture() => new(Machine.SnapshotSharingPages(), _queue.Position, Verifier.State, _clock?.State, Inputs.LastCheckpoint, _exit);
+    public ReplayState Capture() => new(Machine.SnapshotSharingPages(), _inputs.Position, Verifier.State, _clock?.State, _checkpoints.Last, _exit);
 
     /// <summary>Puts the whole replay back to <paramref name="s"/> (taken from this replayer).</summary>
     public void Restore(ReplayState s)
     {
         ArgumentNullException.ThrowIfNull(s);
         Machine.Restore(s.Machine);
-        _queue.Position = s.Inputs;
+        _inputs.Position = s.Inputs;
         Verifier.State = s.Verifier;
         if (_clock != null && s.Clock is { } clock) _clock.State = clock;
-        Inputs.LastCheckpoint = s.LastCheckpoint;
+        _checkpoints.Last = s.LastCheckpoint;
         Inputs.Diverged = s.Verifier.First != null;
         Inputs.Break = false;
         _exit = s.Exit;

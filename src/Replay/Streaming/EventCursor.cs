@@ -107,3 +107,15 @@ public sealed class EventCursor
         Taken++;
     }
 }
+
+/// <summary>The trace's <see cref="InputEvent"/>s read chunk by chunk, as the replay halves of the input sources take them.</summary>
+public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
+{
+    private readonly EventCursor _cursor;
+
+    public InputCursor(ChunkCache chunks) => _cursor = new EventCursor(chunks, e => e is InputEvent);
+
+    public InputEvent? Peek => (InputEvent?)_cursor.Peek;
+    public void Take() => _cursor.Take();
+    public CursorPosition Position { get => _cursor.Position; set => _cursor.Position = value; }
+}

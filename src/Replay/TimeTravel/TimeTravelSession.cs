@@ -35,13 +35,13 @@ public sealed class TimeTravelSession
         _options = options ?? new TimeTravelOptions();
         _replayer = new TraceReplayer(reader);
         Ladder = new SnapshotLadder(_options.SnapshotMemoryBytes);
-        Symbols = ElfSymbols.FromImage(reader.GuestImage.ToArray());
+        Symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
         TakeSnapshot();
     }
 
     public TraceReplayer Replayer => _replayer;
     public SnapshotLadder Ladder { get; }
-    public ElfSymbols Symbols { get; }
+    public GuestSymbols Symbols { get; }
     public ulong Icount => _replayer.Icount;
     public long EventIndex => _replayer.EventIndex;
     public TraceReader Reader => _replayer.Reader;
@@ -206,8 +206,9 @@ public sealed class TimeTravelSession
     public StopInfo ReverseFinish()
     {
         uint pc = _replayer.View.Pc;
-        if (!Symbols.TryFind(pc, out var function))
+        if (Symbols.Lookup(pc) is not { } found)
             throw new InvalidOperationException($"no symbol covers 0x{pc:x8}, so the function's entry is unknown");
+        var function = found.Symbol;
         if (pc != function.Address)
         {
             uint esp = _replayer.Machine.Cpu.Esp;

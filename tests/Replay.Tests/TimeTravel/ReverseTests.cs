@@ -61,8 +61,8 @@ public class ReverseTests
     public void ReverseContinueStopsAtTheLastBreakpointHitBeforeHere()
     {
         var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
-        Assert.True(s.Symbols.TryLookup("upcall", out var upcall));
-        var bp = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall.Address)] };
+        uint upcall = s.Symbols.AddressOf("upcall")!.Value;
+        var bp = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall)] };
         var hits = new List<ulong>();
         while (s.Step(bp) is { Kind: StopKind.Breakpoint } h) hits.Add(h.Icount);
         Assert.True(hits.Count >= 2);
@@ -72,7 +72,7 @@ public class ReverseTests
             var back = s.ReverseContinue(bp);
             Assert.Equal(StopKind.Breakpoint, back.Kind);
             Assert.Equal(hits[i], s.Icount);
-            Assert.Equal(upcall.Address, s.Replayer.Machine.Cpu.Eip);
+            Assert.Equal(upcall, s.Replayer.Machine.Cpu.Eip);
         }
         Assert.Equal(StopKind.BeginningOfTrace, s.ReverseContinue(bp).Kind);
         Assert.Equal(0ul, s.Icount);
@@ -83,16 +83,16 @@ public class ReverseTests
     public void ReverseContinueToAWatchpointStopsBeforeTheLastWrite()
     {
         var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
-        s.Symbols.TryLookup("upcalls", out var counter);
-        var watch = new StepConstraints { Watchpoints = [new Watchpoint(1, counter.Address, 4, WatchKind.Write)] };
+        uint counter = s.Symbols.AddressOf("upcalls")!.Value;
+        var watch = new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Write)] };
         Assert.Equal(StopKind.EndOfTrace, s.Step(new StepConstraints()).Kind);
-        s.Replayer.View.TryReadValue(counter.Address, 4, out ulong final);
+        s.Replayer.View.TryReadValue(counter, 4, out ulong final);
         var back = s.ReverseContinue(watch);
         Assert.Equal(StopKind.Watchpoint, back.Kind);
-        s.Replayer.View.TryReadValue(counter.Address, 4, out ulong before);
+        s.Replayer.View.TryReadValue(counter, 4, out ulong before);
         Assert.Equal(final - 1, before);
         s.StepInstruction();
-        s.Replayer.View.TryReadValue(counter.Address, 4, out ulong after);
+        s.Replayer.View.TryReadValue(counter, 4, out ulong after);
         Assert.Equal(final, after);
     }
 
@@ -100,8 +100,8 @@ public class ReverseTests
     public void ReverseFinishReturnsToTheCallThatEnteredTheFunction()
     {
         var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
-        s.Symbols.TryLookup("count", out var count);
-        s.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count.Address)] });
+        uint count = s.Symbols.AddressOf("count")!.Value;
+        s.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count)] });
         uint ret = Read32(s, s.Replayer.Machine.Cpu.Esp);
         ulong entry = s.Icount;
         s.StepInstruction();
@@ -112,7 +112,7 @@ public class ReverseTests
         s.Replayer.View.TryRead(s.Replayer.View.Pc, new byte[1]);
         // The instruction here is the call: executing it lands on count's entry with the same return address.
         s.StepInstruction();
-        Assert.Equal(count.Address, s.Replayer.Machine.Cpu.Eip);
+        Assert.Equal(count, s.Replayer.Machine.Cpu.Eip);
         Assert.Equal(ret, Read32(s, s.Replayer.Machine.Cpu.Esp));
     }
 

@@ -70,15 +70,15 @@ public class SteppingTests
     public void ABreakpointOnAGuestFunctionStopsBeforeItsFirstInstructionEachTimeItRuns()
     {
         using var reader = GoldenSessions.Open("events.rvt");
-        var symbols = Engine.Boot.ElfSymbols.FromImage(reader.GuestImage.ToArray());
-        Assert.True(symbols.TryLookup("upcall", out var upcall));
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint upcall = symbols.AddressOf("upcall")!.Value;
         int upcalls = reader.ReadEvents().Count(e => e is UpcallEvent);
         var r = new TraceReplayer(reader);
-        var c = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall.Address)] };
+        var c = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall)] };
         int hits = 0;
         while (r.Step(c) is { Kind: StopKind.Breakpoint } s)
         {
-            Assert.Equal(upcall.Address, r.Machine.Cpu.Eip);
+            Assert.Equal(upcall, r.Machine.Cpu.Eip);
             Assert.Equal(1, s.Breakpoint!.Id);
             hits++;
         }
@@ -90,12 +90,12 @@ public class SteppingTests
     public void APhysicalBreakpointStopsWhereTheLinearOneDoes()
     {
         using var reader = GoldenSessions.Open("events.rvt");
-        var symbols = Engine.Boot.ElfSymbols.FromImage(reader.GuestImage.ToArray());
-        symbols.TryLookup("count", out var count);
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint count = symbols.AddressOf("count")!.Value;
         var r = new TraceReplayer(reader);
-        var linear = r.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count.Address)] });
+        var linear = r.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count)] });
         Assert.Equal(StopKind.Breakpoint, linear.Kind);
-        Assert.True(r.View.TryTranslate(count.Address, out ulong pa));
+        Assert.True(r.View.TryTranslate(count, out ulong pa));
         using var again = GoldenSessions.Open("events.rvt");
         var r2 = new TraceReplayer(again);
         var physical = r2.Step(new StepConstraints { Breakpoints = [new Breakpoint(2, pa, AddressKind.Physical)] });
@@ -107,11 +107,11 @@ public class SteppingTests
     public void AWriteWatchpointReportsEveryChangeWithOldAndNewValues()
     {
         using var reader = GoldenSessions.Open("events.rvt");
-        var symbols = Engine.Boot.ElfSymbols.FromImage(reader.GuestImage.ToArray());
-        Assert.True(symbols.TryLookup("upcalls", out var counter));
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint counter = symbols.AddressOf("upcalls")!.Value;
         int upcalls = reader.ReadEvents().Count(e => e is UpcallEvent);
         var r = new TraceReplayer(reader);
-        var c = new StepConstraints { Watchpoints = [new Watchpoint(1, counter.Address, 4, WatchKind.Write)] };
+        var c = new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Write)] };
         var values = new List<(ulong Old, ulong New)>();
         while (r.Step(c) is { Kind: StopKind.Watchpoint } s) values.Add((s.Watch!.OldValue, s.Watch.NewValue));
         Assert.Equal(Enumerable.Range(0, upcalls).Select(i => ((ulong)i, (ulong)i + 1)), values);
@@ -121,10 +121,10 @@ public class SteppingTests
     public void AReadWatchpointSeesTheGuestReadingItsCounter()
     {
         using var reader = GoldenSessions.Open("events.rvt");
-        var symbols = Engine.Boot.ElfSymbols.FromImage(reader.GuestImage.ToArray());
-        symbols.TryLookup("upcalls", out var counter);
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint counter = symbols.AddressOf("upcalls")!.Value;
         var r = new TraceReplayer(reader);
-        var stop = r.Step(new StepConstraints { Watchpoints = [new Watchpoint(1, counter.Address, 4, WatchKind.Read)] });
+        var stop = r.Step(new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Read)] });
         Assert.Equal(StopKind.Watchpoint, stop.Kind);
         Assert.Equal(WatchKind.Read, stop.Watch!.Access);
         Assert.Equal(stop.Watch.OldValue, stop.Watch.NewValue);
