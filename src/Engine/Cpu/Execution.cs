@@ -83,7 +83,7 @@ public sealed partial class X86Cpu
         while (true)
         {
             if (_stopRequested) return StopReason.Stopped;
-            if (_icount >= stopAt) return StopReason.InstructionLimit;
+            if (_icount >= _stopAt) return StopReason.InstructionLimit; // the field: StopAtCurrentCount may lower it
             bool singleStep = (FlagsReg & Fl.TF) != 0;
             Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)

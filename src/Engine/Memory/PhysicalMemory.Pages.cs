@@ -23,11 +23,19 @@ public sealed class RamPages
     public IEnumerable<object> PageIdentities => Frames;
 }
 
+/// <summary>
+/// Page snapshots. Two consumers want to know which frames were written: the state hash and the
+/// page snapshots. Writers set one mark, <see cref="_dirty"/>; whichever consumer clears it hands
+/// the news to the other (<see cref="_hashStale"/>, <see cref="_pagesStale"/>), so each sees every
+/// write since it last looked and neither re-examines frames nobody wrote.
+/// </summary>
 public sealed partial class PhysicalMemory
 {
-    /// <summary>Frames hashed clean since the last page capture or restore while they had been written (the hash clears its own marks).</summary>
-    private readonly byte[] _changedSincePages;
-    /// <summary>The pages RAM equals except in frames marked in <see cref="_dirty"/> or <see cref="_changedSincePages"/>.</summary>
+    /// <summary>Frames written since the last hash whose <see cref="_dirty"/> mark a page capture or restore consumed.</summary>
+    private readonly byte[] _hashStale;
+    /// <summary>Frames written since the last page capture or restore whose <see cref="_dirty"/> mark the state hash consumed.</summary>
+    private readonly byte[] _pagesStale;
+    /// <summary>The pages RAM equals, except in frames marked in <see cref="_dirty"/> or <see cref="_pagesStale"/>.</summary>
     private RamPages? _lastPages;
 
     /// <summary>
@@ -40,20 +48,22 @@ public sealed partial class PhysicalMemory
         var frames = new byte[FrameCount][];
         for (int f = 0; f < frames.Length; f++)
         {
+            bool written = last == null || _dirty[f] != 0 || _pagesStale[f] != 0;
+            if (!written) { frames[f] = last!.Frames[f]; continue; }
             var span = _ram.AsSpan(f << PageShift, PageSize);
-            bool maybeChanged = last == null || _dirty[f] != 0 || _changedSincePages[f] != 0;
-            if (!maybeChanged) frames[f] = last!.Frames[f];
-            else if (last != null && span.SequenceEqual(last.Frames[f])) frames[f] = last.Frames[f];
+            if (last != null && span.SequenceEqual(last.Frames[f])) frames[f] = last.Frames[f];
             else if (!span.ContainsAnyExcept((byte)0)) frames[f] = RamPages.Zero;
             else frames[f] = span.ToArray();
-            _changedSincePages[f] = 0;
+            if (_dirty[f] != 0) _hashStale[f] = 1;
+            _dirty[f] = 0;
+            _pagesStale[f] = 0;
         }
         return _lastPages = new RamPages(frames);
     }
 
     /// <summary>
-    /// Puts RAM back to <paramref name="pages"/>, copying only the frames that may differ. Copied
-    /// frames are marked written (for the state hash); decoded code is dropped by the CPU's restore.
+    /// Puts RAM back to <paramref name="pages"/>, copying only the frames that may differ (copied
+    /// frames are stale for the state hash; decoded code is dropped by the CPU's restore).
     /// </summary>
     public void RestorePages(RamPages pages)
     {
@@ -62,11 +72,12 @@ public sealed partial class PhysicalMemory
         var last = _lastPages;
         for (int f = 0; f < FrameCount; f++)
         {
-            bool same = last != null && ReferenceEquals(last.Frames[f], pages.Frames[f]) && _dirty[f] == 0 && _changedSincePages[f] == 0;
-            if (same) continue;
+            bool written = _dirty[f] != 0 || _pagesStale[f] != 0;
+            if (last != null && !written && ReferenceEquals(last.Frames[f], pages.Frames[f])) continue;
             pages.Frames[f].CopyTo(_ram.AsSpan(f << PageShift, PageSize));
-            _dirty[f] = 1;
-            _changedSincePages[f] = 0;
+            _hashStale[f] = 1;
+            _dirty[f] = 0;
+            _pagesStale[f] = 0;
         }
         _lastPages = pages;
     }

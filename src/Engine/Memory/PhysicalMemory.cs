@@ -32,7 +32,8 @@ public sealed partial class PhysicalMemory : IStateHashable
         _codeLines = new ulong[FrameCount];
         _dirty = new byte[FrameCount];
         _frameHash = new UInt128[FrameCount];
-        _changedSincePages = new byte[FrameCount];
+        _hashStale = new byte[FrameCount];
+        _pagesStale = new byte[FrameCount];
         Array.Fill(_dirty, (byte)1);
     }
 
@@ -116,11 +117,12 @@ public sealed partial class PhysicalMemory : IStateHashable
         w.U32(FrameCount);
         for (int f = 0; f < _frameHash.Length; f++)
         {
-            if (_dirty[f] != 0)
+            if (_dirty[f] != 0 || _hashStale[f] != 0)
             {
                 _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
+                if (_dirty[f] != 0) _pagesStale[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
                 _dirty[f] = 0;
-                _changedSincePages[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
+                _hashStale[f] = 0;
             }
             w.U128(_frameHash[f]);
         }
@@ -134,7 +136,7 @@ public sealed partial class PhysicalMemory : IStateHashable
     {
         var stale = new List<uint>();
         for (uint f = 0; f < FrameCount; f++)
-            if (_dirty[f] == 0 && FrameHashUncached(f) != _frameHash[f]) stale.Add(f);
+            if (_dirty[f] == 0 && _hashStale[f] == 0 && FrameHashUncached(f) != _frameHash[f]) stale.Add(f);
         return stale;
     }
 
