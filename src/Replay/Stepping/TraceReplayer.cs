@@ -20,6 +20,7 @@ public sealed class TraceReplayer
     public const ulong SliceLength = 1 << 22;
 
     private readonly InputCursor _inputs;
+    private readonly InputQueue _queue;
     private readonly ReplayingClock? _clock;
     private readonly Checkpoints _checkpoints;
     private readonly ulong _limit;
@@ -38,13 +39,14 @@ public sealed class TraceReplayer
         Verifier = new Verifier(Chunks) { TruncatedAt = reader.Complete ? null : RecordedEnd };
         _inputs = new InputCursor(Chunks);
         var queue = new InputQueue(_inputs);
+        _queue = queue;
         var options = RunOptions.FromHeader(reader.Header);
         if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Diverge);
         Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock));
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
-        Machine.Hypervisor.Observer = new TraceObserver(OnEvent);
+        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs };
         _limit = options.MaxInstructions;
         Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
@@ -78,7 +80,7 @@ public sealed class TraceReplayer
 
     private void Diverge(string what)
     {
-        Verifier.Fail(Machine?.Icount ?? 0, what);
+        Verifier.Fail(Machine?.Icount ?? 0, what, _queue?.Peek);
         Inputs.Diverged = true;
         Machine?.Cpu.RequestStop();
     }

@@ -7,7 +7,7 @@ internal static class EventHypercalls
         AllocUnbound = 6, BindIpi = 7, BindVcpu = 8, Unmask = 9, Reset = 10;
 
     /// <summary>Size of each op's argument struct (§4.5).</summary>
-    private static int ArgSize(uint cmd) => cmd switch
+    internal static int ArgSize(uint cmd) => cmd switch
     {
         BindInterdomain or BindVirq or BindPirq => 12,
         Close or Send or Unmask => 4,
