@@ -27,7 +27,8 @@ public sealed class TraceReplayer
     private readonly WatchTracker _watch;
     private MachineExit? _exit;
     private StepConstraints? _constraints;
-    private TraceEvent? _eventHit;
+    /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
+    private readonly Queue<TraceEvent> _eventHits = new();
     private bool _delivered;
     private volatile bool _interrupt;
 
@@ -96,9 +97,9 @@ public sealed class TraceReplayer
         if (!Verifier.Observe(e)) Diverge(Verifier.First!.What);
         var c = _constraints;
         if (c == null) return;
-        if (c.Events is { } f && _eventHit == null && (f.Matches(e) || (f.EventIndex is long k && EventIndex > k)))
+        if (c.Events is { } f && (f.Matches(e) || (f.EventIndex is long k && EventIndex > k && EventIndex - 1 <= k)))
         {
-            _eventHit = e;
+            _eventHits.Enqueue(e);
             RequestBreak();
         }
         // Stop after a delivery too when stepping, so a breakpoint on a handler's first instruction is seen.
@@ -119,8 +120,10 @@ public sealed class TraceReplayer
         {
             ulong target = c.ToIcount ?? ulong.MaxValue;
             bool single = c.NeedsSingleStep;
+            long startIndex = EventIndex;
             while (true)
             {
+                if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
                 if (_interrupt) return new StopInfo(StopKind.Interrupted, Icount);
@@ -135,14 +138,15 @@ public sealed class TraceReplayer
                 ulong n = single ? Math.Min(1, room) : Math.Min(room, SliceLength);
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
-                _eventHit = null;
                 _delivered = false;
                 var exit = Machine.Run(n, Inputs);
                 bool broke = Inputs.Break;
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
-                if (_eventHit is { } ev) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                // An event index reached through an input (inputs are not observed events): stop after the run that took it.
+                if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount);
                 if (single)
                 {
                     if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
@@ -195,6 +199,7 @@ public sealed class TraceReplayer
         _checkpoints.Last = s.LastCheckpoint;
         Inputs.Diverged = s.Verifier.First != null;
         Inputs.Break = false;
+        _eventHits.Clear();
         _exit = s.Exit;
     }
 }
