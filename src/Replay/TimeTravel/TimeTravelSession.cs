@@ -12,7 +12,7 @@ public sealed record TimeTravelOptions
     /// <summary>Memory the snapshot ladder may use (--snapshot-memory MiB).</summary>
     public long SnapshotMemoryBytes { get; init; } = DefaultSnapshotMemoryMiB * 1024L * 1024;
     /// <summary>Instructions between the regular snapshots taken while running forward (0: none, no ladder).</summary>
-    public ulong SnapshotInterval { get; init; } = 1 << 20;
+    public ulong SnapshotInterval { get; init; } = 1 << 23;
     /// <summary>The closest approach snapshot to a seek target: seeks drop snapshots at target-2^k down to this gap, so stepping back again is cheap.</summary>
     public ulong FinestGap { get; init; } = 1 << 12;
 }
