@@ -17,6 +17,8 @@ public class StateFieldsTests
     {
         ["MachineSnapshot.ArmedDeadline"] = "the run loop's armed timer depends on where earlier runs stopped, not on the guest",
         ["MachineSnapshot.TimerDelay"] = "the chaos delay of the armed timer: an input, logged in the trace",
+        ["MachineSnapshot.ResumePure"] = "how the run loop resumes after a pure stop: depends on where earlier runs stopped, not on the guest",
+        ["MachineSnapshot.ResumeTimerAt"] = "the timer count a pure stop resumes with (as ResumePure)",
         ["CpuSnapshot.Tlb"] = "a cache (a stale entry is visible to the guest only through memory, which is hashed)",
         ["CpuSnapshot.TlbGeneration"] = "a cache generation",
         ["CpuSnapshot.TlbGlobalGeneration"] = "a cache generation",
