@@ -77,8 +77,9 @@ public class RejectedHypercallTests(ITestOutputHelper output)
             _inner.Deliver(cpu, e);
         }
 
-        public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-            IReadOnlyList<GuestWriteRecord> writes)
+        // Explicit, so a change of the observer's signature breaks the build instead of silently checking nothing.
+        void IXenObserver.OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
+            HypercallOutput output)
         {
             if (result >= 0 || _before == null || !AllOrNothing(number, args)) return;
             Checked++;
