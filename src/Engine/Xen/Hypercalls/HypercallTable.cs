@@ -67,7 +67,7 @@ public sealed class HypercallTable
         Add(4, "set_callbacks", A(S, Ad, S, Ad), M(), TrapHypercalls.SetCallbacks);
         Add(5, "fpu_taskswitch", A(V), M(), TrapHypercalls.FpuTaskswitch);
         Add(6, "sched_op_compat", A(C, V), M(), SchedHypercalls.SchedOpCompat);
-        Add(7, "platform_op", A(P), M(RW(0, 128, One, "xen_platform_op")), Privileged);
+        Add(7, "platform_op", A(P), M(RW(0, 136, One, "xen_platform_op")), ToolstackHypercalls.PlatformOp);
         Add(8, "set_debugreg", A(V, V), M(), TrapHypercalls.SetDebugreg);
         Add(9, "get_debugreg", A(V), M(), TrapHypercalls.GetDebugreg);
         Add(10, "update_descriptor", A(ArgKind.MachineAddrLo, ArgKind.MachineAddrHi, ArgKind.DescLo, ArgKind.DescHi), M(), MmHypercalls.UpdateDescriptor, mm: true);
@@ -93,16 +93,20 @@ public sealed class HypercallTable
         Add(32, "event_channel_op", A(C, P), M(RWv(1, "per EVTCHNOP_ command", HypercallBuffers.EventChannelOp)), EventHypercalls.EventChannelOp);
         Add(33, "physdev_op", A(C, P), M(RWv(1, "per PHYSDEVOP_ command", HypercallBuffers.PhysdevOp)), PhysdevHypercalls.PhysdevOp);
         Add(34, "hvm_op", A(C, P), M(), NotImplemented);
-        Add(35, "sysctl", A(P), M(), Privileged);
-        Add(36, "domctl", A(P), M(), Privileged);
-        Add(37, "kexec_op", A(C, P), M(), Privileged);
+        Add(35, "sysctl", A(P), M(R(0, 136, One, "xen_sysctl")), ToolstackHypercalls.Sysctl);
+        Add(36, "domctl", A(P), M(R(0, 144, One, "xen_domctl")), ToolstackHypercalls.Domctl);
+        Add(37, "kexec_op", A(C, P), M(), ToolstackHypercalls.KexecOp);
+        Add(38, "tmem_op", A(C, P), M(), ToolstackHypercalls.Absent);
+        Add(39, "argo_op", A(C, P, P, V, V), M(), ToolstackHypercalls.Absent);
+        Add(40, "xenpmu_op", A(C, P), M(), ToolstackHypercalls.XenpmuOp);
+        Add(41, "dm_op", A(ArgKind.DomId, N, P), M(), ToolstackHypercalls.Absent);
+        Add(42, "hypfs_op", A(C, P, V, P, V), M(), ToolstackHypercalls.HypfsOp);
+        Add(48, "mca", A(P), M(R(0, 136, One, "xen_mc")), ToolstackHypercalls.Mca);
+        Add(49, "paging_domctl_cont", A(P), M(R(0, 144, One, "xen_domctl")), ToolstackHypercalls.PagingDomctlCont);
     }
 
     private void Add(int nr, string name, ArgKind[] args, GuestBuffer[] mem, HypercallHandler h, bool mm = false) =>
         _rows[nr] = new HypercallSpec(nr, name, args, mem, h) { MemoryManager = mm };
-
-    /// <summary>Tool/privileged interfaces the model does not offer: -EPERM for a domU, -ENOSYS for dom0.</summary>
-    private static long Privileged(Hypervisor hv, in HypercallArgs a) => hv.Privileged ? -Errno.ENOSYS : -Errno.EPERM;
 
     private static long NotImplemented(Hypervisor hv, in HypercallArgs a) => -Errno.ENOSYS;
 
