@@ -82,7 +82,7 @@ public static class Pinpointer
         var (viewB, stateB, _) = Inspect(b, eventsB, lo, options.WrapInputsB, ref executed);
         passes++;
         var symbols = GuestSymbols.FromImage(a.GuestImage.Span);
-        return new PinpointResult(lo, viewA, viewB, Registers(stateA.Cpu, stateB.Cpu), Memory(stateA, stateB, virtualOf, symbols),
+        return new PinpointResult(lo, viewA, viewB, Registers(stateA.Cpu, stateB.Cpu), Memory(stateA.Ram, stateB.Ram, virtualOf, symbols),
             LastCommonCheckpoint(eventsA, eventsB, divergence), passes, executed);
     }
 
@@ -135,22 +135,22 @@ public static class Pinpointer
         return hashes;
     }
 
-    private static (MachineView View, MachineSnapshot State, Func<ulong, uint> VirtualOf) Inspect(TraceReader r, List<TraceEvent> events, ulong lo, Func<IRunInputs, IRunInputs>? wrap, ref ulong executed)
+    private static (MachineView View, (CpuSnapshot Cpu, byte[] Ram) State, Func<ulong, uint> VirtualOf) Inspect(TraceReader r, List<TraceEvent> events, ulong lo, Func<IRunInputs, IRunInputs>? wrap, ref ulong executed)
     {
         var (m, inner) = Build(r, events, wrap);
         var symbols = GuestSymbols.FromImage(r.GuestImage.Span);
         MachineView? view = null;
-        MachineSnapshot? after = null;
+        (CpuSnapshot Cpu, byte[] Ram)? after = null;
         var inputs = new ProbeInputs(inner, [lo, lo + 1], machine =>
         {
             if (machine.Icount == lo)
                 view = new MachineView(machine.Cpu.Eip, DivergenceReport.Disassemble(machine.Cpu, machine.Cpu.Eip, 1, symbols).FirstOrDefault()?.TrimStart('=', '>', ' ') ?? "");
-            else after = machine.Snapshot();
+            else after = (machine.Cpu.Snapshot(), machine.Domain.Memory.SnapshotBytes());
         });
         m.Run(lo + 2 - m.Icount, inputs);
         executed += m.Icount;
         if (view == null || after == null) throw new PinpointException($"the re-execution of {r.Header.GuestImageName} ended at instruction {m.Icount}, before {lo + 1}");
-        return (view, after, KernelVirtual(m));
+        return (view, after.Value, KernelVirtual(m));
     }
 
     private static List<RegisterDifference> Registers(CpuSnapshot a, CpuSnapshot b)
@@ -182,10 +182,9 @@ public static class Pinpointer
             ? virtBase + (pfn << 12) + (uint)(pa & 0xFFF) : 0;
     }
 
-    private static List<MemoryDifference> Memory(MachineSnapshot a, MachineSnapshot b, Func<ulong, uint> virtualOf, GuestSymbols symbols)
+    private static List<MemoryDifference> Memory(byte[] ra, byte[] rb, Func<ulong, uint> virtualOf, GuestSymbols symbols)
     {
         var list = new List<MemoryDifference>();
-        var ra = a.Ram; var rb = b.Ram;
         int n = Math.Min(ra.Length, rb.Length);
         int i = 0;
         while (i < n && list.Count < MaxRanges)
