@@ -19,13 +19,16 @@ public sealed class Verifier
     public Divergence? First { get; private set; }
 
     /// <summary>
-    /// For a trace whose recorder was killed: the count of its last recorded event. Events the
-    /// replay produces at or after it may simply not have been flushed, so they end the
-    /// comparison instead of diverging.
+    /// For a trace that ends early (killed recorder, damage): true once every recorded event, checks
+    /// and inputs alike, has been used. An event produced after that lies beyond the recording and
+    /// ends the comparison instead of diverging. Null for a complete trace.
     /// </summary>
-    public ulong? TruncatedAt { get; init; }
+    public Func<bool>? RecordingUsedUp { get; init; }
 
-    /// <summary>True once a truncated trace's recorded events are used up.</summary>
+    /// <summary>Called after each matched event (the replay checks whether a prefix has been used up).</summary>
+    public Action? OnMatch { get; init; }
+
+    /// <summary>True once an event beyond the end of a prefix was produced.</summary>
     public bool Exhausted { get; private set; }
     public long Matched { get; private set; }
     public int Remaining => _expected.Count - _next;
@@ -36,7 +39,7 @@ public sealed class Verifier
     {
         if (First != null) return false;
         if (Exhausted) return true;
-        if (TruncatedAt is ulong end && actual.Icount >= end && (_next >= _expected.Count || !_expected[_next].Equals(actual)))
+        if (_next >= _expected.Count && RecordingUsedUp?.Invoke() == true)
         {
             Exhausted = true;
             return true;
@@ -54,6 +57,7 @@ public sealed class Verifier
         }
         _next++;
         Matched++;
+        OnMatch?.Invoke();
         return true;
     }
 

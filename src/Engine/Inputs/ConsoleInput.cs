@@ -17,9 +17,10 @@ public sealed class ConsoleInputRecorder
     public long InjectedBytes { get; private set; }
 
     /// <summary>Logs <paramref name="bytes"/> at the machine's instruction count and hands them to the guest.</summary>
-    public void Inject(XenMachine machine, byte[] bytes)
+    /// <param name="whileWaiting">True when the machine was waiting for input (IRunInputs.WaitForInput), false at a poll.</param>
+    public void Inject(XenMachine machine, byte[] bytes, bool whileWaiting = false)
     {
-        _log?.Invoke(new ConsoleInputEvent(machine.Icount, bytes));
+        _log?.Invoke(new ConsoleInputEvent(machine.Icount, bytes, whileWaiting));
         InjectedBytes += bytes.Length;
         machine.PushConsoleInput(bytes);
     }
@@ -46,7 +47,8 @@ public sealed class ConsoleInputReplayer
     /// <summary>Injects the next recorded input if it is due at the machine's count.</summary>
     public bool Poll(XenMachine machine)
     {
-        if (_queue.Peek is not ConsoleInputEvent c || c.Icount != machine.Icount) return false;
+        // Input that entered while the recorder waited is handed over where the replay waits too.
+        if (_queue.Peek is not ConsoleInputEvent c || c.Icount != machine.Icount || c.WhileWaiting) return false;
         _queue.Take();
         machine.PushConsoleInput(c.Bytes.AsSpan());
         return true;

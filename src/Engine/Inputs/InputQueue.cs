@@ -17,7 +17,14 @@ public sealed class InputQueue
 
     public InputEvent? Peek => _next < _events.Count ? _events[_next] : null;
     public int Remaining => _events.Count - _next;
-    public void Take() => _next++;
+    public void Take()
+    {
+        _next++;
+        AfterTake?.Invoke();
+    }
+
+    /// <summary>Called after each input is taken (a replay of a prefix ends once everything recorded is used).</summary>
+    public Action? AfterTake { get; set; }
 
     /// <summary>"Kind at icount" of the next input, for divergence messages.</summary>
     public string DescribeNext() => Peek is { } e ? $"{e.GetType().Name} at {e.Icount}" : "none";

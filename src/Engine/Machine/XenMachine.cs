@@ -110,9 +110,9 @@ public sealed class XenMachine
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
-            if (inputs.StopRequested) return new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount);
             if (v.Blocked)
             {
+                if (StopSite(inputs)) return StoppedExit();
                 _sleeping = true;
                 pure = false;
                 if (inputs.Poll(this, blocked: true)) continue;
@@ -122,7 +122,8 @@ public sealed class XenMachine
                     hv.Console.Poll();
                     if (!v.Blocked) continue;
                     if (inputs.WaitForInput(this)) continue;
-                    if (inputs.StopRequested) continue;
+                    // No input came: the wait ended on a stop request, or nothing can ever come.
+                    if (StopSite(inputs)) return StoppedExit();
                     return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
                 }
                 ulong now = hv.NowNs;
@@ -164,10 +165,11 @@ public sealed class XenMachine
                 // A poll due right now. Whatever it does, the purity of the next iteration is decided
                 // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
-                if (injected || inputs.StopRequested) continue;
+                if (injected) continue;
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
+            if (StopSite(inputs)) return StoppedExit();
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             var r = Cpu.Run(stopAt);
             if (r == StopReason.Unsupported)
@@ -234,6 +236,33 @@ public sealed class XenMachine
         _armedDeadline = s.ArmedDeadline;
         _timerDelay = s.TimerDelay;
     }
+
+    private ulong _stopSiteIcount = ulong.MaxValue;
+
+    /// <summary>
+    /// How many stop sites the run has passed at the current instruction count before this one
+    /// (0 for the first). A run ends on request only at a stop site: at the top of a blocked
+    /// iteration, or right before the CPU runs on (timers fired, events delivered, polls done).
+    /// A recording stopped by Ctrl-C/SIGTERM records the count and this number in its closing
+    /// event, so its replay stops at the very same point (docs/record-replay.md).
+    /// </summary>
+    public int StopSiteVisit { get; private set; }
+
+    private bool StopSite(IRunInputs inputs)
+    {
+        if (Cpu.Icount != _stopSiteIcount)
+        {
+            _stopSiteIcount = Cpu.Icount;
+            StopSiteVisit = 0;
+        }
+        else
+        {
+            StopSiteVisit++;
+        }
+        return inputs.StopRequested;
+    }
+
+    private MachineExit StoppedExit() => new(MachineExitKind.Stopped, "stopped on request", Cpu.Icount) { StopVisit = StopSiteVisit };
 
     private MachineExit ShutdownExit()
     {

@@ -43,11 +43,16 @@ public sealed record TimeEvent(
     [property: Key(1)] TimeKind Kind,
     [property: Key(2)] ulong Value) : InputEvent(Icount);
 
-/// <summary>Console input bytes handed to the guest.</summary>
+/// <summary>
+/// Console input bytes handed to the guest. <see cref="WhileWaiting"/> (format 2): they entered
+/// while the machine waited for input with nothing else to do, not at an ordinary poll; replay
+/// hands them over at that same point.
+/// </summary>
 [MessagePackObject]
 public sealed record ConsoleInputEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> Bytes) : InputEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> Bytes,
+    [property: Key(2)] bool WhileWaiting = false) : InputEvent(Icount);
 
 /// <summary>Console output bytes written by the guest.</summary>
 [MessagePackObject]
@@ -79,13 +84,17 @@ public sealed record FailsafeEvent(
     [property: Key(1)] uint Eip,
     [property: Key(2)] string Cause) : CheckEvent(Icount);
 
-/// <summary>The end of the run.</summary>
+/// <summary>
+/// The end of the run. <see cref="StopVisit"/> (format 2) places a stop on request exactly: the
+/// number of stop sites the machine had passed at <see cref="TraceEvent.Icount"/> before it stopped.
+/// </summary>
 [MessagePackObject]
 public sealed record ShutdownEvent(
     ulong Icount,
     [property: Key(1)] ShutdownReason Reason,
     [property: Key(2)] ExitKind Exit,
-    [property: Key(3)] string Detail = "") : CheckEvent(Icount);
+    [property: Key(3)] string Detail = "",
+    [property: Key(4)] int StopVisit = 0) : CheckEvent(Icount);
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
 [MessagePackObject]

@@ -58,6 +58,8 @@ public sealed class TraceWriter : IDisposable
 
     /// <summary>Events appended so far.</summary>
     public long EventCount { get; private set; }
+    /// <summary>Events appended but not yet written as a chunk.</summary>
+    public int PendingEvents => _pendingCount;
     /// <summary>Event chunks written so far.</summary>
     public int ChunkCount => _chunks.Count;
 
