@@ -18,9 +18,10 @@ public sealed class ReplayInputs : IRunInputs
     /// <param name="checkpoints">The checkpoint schedule (its emit checks against the recording).</param>
     /// <param name="pollAt">A count the machine must stop at (where the recording stopped, or --to): ulong.MaxValue for none.</param>
     /// <param name="stopHere">Asked at each stop site: true where the replay ends (XenMachine.StopSiteVisit).</param>
-    public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong pollAt, bool chaos, Action<string> diverged, Func<bool> stopHere)
+    /// <param name="formatVersion">The trace's format version (format 1 did not record where console input entered).</param>
+    public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong pollAt, bool chaos, Action<string> diverged, Func<bool> stopHere, int formatVersion)
     {
-        _console = new ConsoleInputReplayer(queue, diverged);
+        _console = new ConsoleInputReplayer(queue, diverged) { Legacy = formatVersion < 2 };
         _chaos = chaos ? new ChaosReplayer(queue, diverged) : null;
         _checkpoints = checkpoints;
         _pollAt = pollAt;

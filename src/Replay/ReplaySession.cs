@@ -105,7 +105,7 @@ public sealed class ReplaySession
             (_to is ulong to && m.Icount >= to)
             || (closing is { } cl && (m.Icount > cl.Icount || (m.Icount == cl.Icount && m.StopSiteVisit >= cl.StopVisit)));
         var checkpoints = new Checkpoints(options.CheckpointInterval, e => verifier.Observe(e));
-        inputs = new ReplayInputs(queue, checkpoints, pollAt, options.ChaosSeed != null, Diverged, StopHere) { PrefixEnded = prefixEnded };
+        inputs = new ReplayInputs(queue, checkpoints, pollAt, options.ChaosSeed != null, Diverged, StopHere, _reader.FormatVersion) { PrefixEnded = prefixEnded };
         CheckPrefixEnd(); // an empty prefix (or one holding only the boot wallclock) is used up before the first instruction
         // A prefix replay that passes its last recorded count without using every event has diverged.
         ulong limit = Math.Min(options.MaxInstructions, prefix ? lastIcount + 1 : ulong.MaxValue);

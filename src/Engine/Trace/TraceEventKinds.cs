@@ -42,3 +42,14 @@ public enum ExitKind
     /// <summary>The recorder was asked to stop.</summary>
     Stopped = 3,
 }
+
+/// <summary>Where console input entered the run loop (ConsoleInputEvent key 2).</summary>
+public enum ConsoleInputSite
+{
+    /// <summary>At a poll while the vCPU was running (or had just blocked in the last stretch of instructions).</summary>
+    Poll = 0,
+    /// <summary>At a poll in the blocked loop (the machine was already idling the vCPU).</summary>
+    BlockedPoll = 1,
+    /// <summary>While the machine waited for input with nothing else to do (IRunInputs.WaitForInput).</summary>
+    Waiting = 2,
+}

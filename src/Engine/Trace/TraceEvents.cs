@@ -44,15 +44,14 @@ public sealed record TimeEvent(
     [property: Key(2)] ulong Value) : InputEvent(Icount);
 
 /// <summary>
-/// Console input bytes handed to the guest. <see cref="WhileWaiting"/> (format 2): they entered
-/// while the machine waited for input with nothing else to do, not at an ordinary poll; replay
-/// hands them over at that same point.
+/// Console input bytes handed to the guest. <see cref="Site"/> (format 2) says where in the run
+/// loop they entered, so replay hands them over at that same point (docs/record-replay.md).
 /// </summary>
 [MessagePackObject]
 public sealed record ConsoleInputEvent(
     ulong Icount,
     [property: Key(1)] EquatableArray<byte> Bytes,
-    [property: Key(2)] bool WhileWaiting = false) : InputEvent(Icount);
+    [property: Key(2)] ConsoleInputSite Site = ConsoleInputSite.Poll) : InputEvent(Icount);
 
 /// <summary>Console output bytes written by the guest.</summary>
 [MessagePackObject]
