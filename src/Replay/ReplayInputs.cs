@@ -12,31 +12,34 @@ public sealed class ReplayInputs : IRunInputs
     private readonly ConsoleInputReplayer _console;
     private readonly ChaosReplayer? _chaos;
     private readonly Checkpoints _checkpoints;
-    private readonly ulong _pollAt;
-    private readonly Func<bool> _stopHere;
+    private readonly ulong _stopAt;
+    private readonly Func<ulong> _icount;
+    private readonly bool _stopThere;
 
     /// <param name="checkpoints">The checkpoint schedule (its emit checks against the recording).</param>
-    /// <param name="pollAt">A count the machine must stop at (where the recording stopped, or --to): ulong.MaxValue for none.</param>
-    /// <param name="stopHere">Asked at each stop site: true where the replay ends (XenMachine.StopSiteVisit).</param>
-    /// <param name="formatVersion">The trace's format version (format 1 did not record where console input entered).</param>
-    public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong pollAt, bool chaos, Action<string> diverged, Func<bool> stopHere, int formatVersion)
+    /// <param name="stopAt">Where the replay ends; with <paramref name="stopThere"/> the run reports Stopped there, as an interrupted recording did.</param>
+    public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong stopAt, bool chaos, Action<string> diverged,
+        Func<ulong> icount, bool stopThere)
     {
-        _console = new ConsoleInputReplayer(queue, diverged) { Legacy = formatVersion < 2 };
+        _console = new ConsoleInputReplayer(queue, diverged);
         _chaos = chaos ? new ChaosReplayer(queue, diverged) : null;
         _checkpoints = checkpoints;
-        _pollAt = pollAt;
-        _stopHere = stopHere;
+        _stopAt = stopAt;
+        _icount = icount;
+        _stopThere = stopThere;
     }
 
     public bool Diverged { get; set; }
 
-    /// <summary>Set when a prefix (a trace that ends early) has been used up: the replay ends at the next stop site.</summary>
-    public bool PrefixEnded { get; set; }
+    /// <summary>A format-1 trace: its console input does not say where in the run loop it entered.</summary>
+    public bool LegacyConsoleInput { set => _console.Legacy = value; }
 
-    public bool StopRequested => Diverged || PrefixEnded || _stopHere();
+    /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
+    public bool Break { get; set; }
 
-    public ulong NextPoll(ulong icount) =>
-        Math.Min(_pollAt >= icount ? _pollAt : ulong.MaxValue, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+    public bool StopRequested => Diverged || Break || (_stopThere && _icount() >= _stopAt);
+
+    public ulong NextPoll(ulong icount) => Break ? icount : Math.Min(_stopAt, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
     public bool Poll(XenMachine machine, bool blocked)
     {

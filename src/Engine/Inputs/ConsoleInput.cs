@@ -40,7 +40,7 @@ public sealed class ConsoleInputReplayer
     private readonly Action<string> _diverged;
 
     /// <summary>A format-1 trace: its console input does not say where it entered.</summary>
-    public bool Legacy { get; init; }
+    public bool Legacy { get; set; }
 
     public ConsoleInputReplayer(InputQueue queue, Action<string> diverged)
     {

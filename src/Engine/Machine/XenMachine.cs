@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Memory;
 using Replayvisor.Engine.State;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
@@ -83,6 +84,7 @@ public sealed class XenMachine
     public void PushConsoleInput(ReadOnlySpan<byte> bytes)
     {
         Hypervisor.PushConsoleInput(bytes);
+        _resumePure = false; // the next run must look at what this input made pending
         // A sleeping vcpu that this woke is scheduled in by the next Run; a running one gets the upcall now.
         if (_sleeping || Hypervisor.Vcpu.Blocked) return;
         Hypervisor.DeliverPendingEvents();
@@ -108,14 +110,18 @@ public sealed class XenMachine
         var hv = Hypervisor;
         var v = hv.Vcpu;
         ulong limit = ulong.MaxValue - Cpu.Icount < maxInstructions ? ulong.MaxValue : Cpu.Icount + maxInstructions;
-        bool pure = false;
-        ulong timerAt = 0;
+        // A run that ended at a pure stop (its instruction limit, a poll that injected nothing)
+        // resumes as the uninterrupted run would have continued: no timer check, no event delivery,
+        // no clock read (a host-clock replay would otherwise read a time value the recording never took).
+        bool pure = _resumePure;
+        ulong timerAt = _resumeTimerAt;
+        _resumePure = false;
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
+            if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
             if (v.Blocked)
             {
-                if (StopSite(inputs)) return StoppedExit();
                 _sleeping = true;
                 pure = false;
                 if (inputs.Poll(this, blocked: true)) continue;
@@ -125,8 +131,7 @@ public sealed class XenMachine
                     hv.Console.Poll();
                     if (!v.Blocked) continue;
                     if (inputs.WaitForInput(this)) continue;
-                    // No input came: the wait ended on a stop request, or nothing can ever come.
-                    if (StopSite(inputs)) return StoppedExit();
+                    if (inputs.StopRequested) continue;
                     return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
                 }
                 ulong now = hv.NowNs;
@@ -145,7 +150,7 @@ public sealed class XenMachine
                 hv.Wake();
                 continue;
             }
-            if (Cpu.Icount >= limit) return new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount);
+            if (Cpu.Icount >= limit) return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
             if (!pure)
             {
                 hv.RunTimers();
@@ -169,17 +174,30 @@ public sealed class XenMachine
                 // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
                 if (injected) continue;
+                if (inputs.StopRequested) { pure = true; continue; } // stopped at a poll that injected nothing
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
-            if (StopSite(inputs)) return StoppedExit();
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             var r = Cpu.Run(stopAt);
             if (r == StopReason.Unsupported)
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
             if (Cpu.Icount == pollAt && Cpu.Icount < timerAt && !hv.IsStopped)
                 pure = !inputs.Poll(this, blocked: v.Blocked) && r == StopReason.InstructionLimit && !v.Blocked;
+            else if (r == StopReason.InstructionLimit && Cpu.Icount < timerAt && !hv.IsStopped && !v.Blocked)
+                pure = true; // stopped at the run's limit or by Cpu.StopAtCurrentCount: nothing is due here
         }
+    }
+
+    private bool _resumePure;
+    private ulong _resumeTimerAt;
+
+    /// <summary>Remembers whether the next Run may resume without the timer check (see <see cref="Run"/>).</summary>
+    private MachineExit Paused(bool pure, ulong timerAt, MachineExit exit)
+    {
+        _resumePure = pure;
+        _resumeTimerAt = timerAt;
+        return exit;
     }
 
     /// <summary>
@@ -210,16 +228,27 @@ public sealed class XenMachine
     /// <see cref="Run"/>s, or from an input poll). Restoring it with <see cref="Restore"/> makes
     /// the machine continue exactly as it would have from here.
     /// </summary>
-    public MachineSnapshot Snapshot() => new()
+    public MachineSnapshot Snapshot() => SnapshotWith(Domain.Memory.SnapshotBytes(), null);
+
+    /// <summary>
+    /// As <see cref="Snapshot"/>, with memory as copy-on-write pages shared with this machine's
+    /// earlier page snapshots (only pages written since the last one are copied): for snapshot ladders.
+    /// </summary>
+    public MachineSnapshot SnapshotSharingPages() => SnapshotWith(null, Domain.Memory.CapturePages());
+
+    private MachineSnapshot SnapshotWith(byte[]? ram, RamPages? pages) => new()
     {
         Cpu = Cpu.Snapshot(),
-        Ram = Domain.Memory.SnapshotBytes(),
+        Ram = ram,
+        Pages = pages,
         ClockIdleNs = Clock is VirtualClock vc ? vc.IdleNs : null,
         Mm = Mm.Snapshot(),
         Xen = Hypervisor.Snapshot(),
         Sleeping = _sleeping,
         ArmedDeadline = _armedDeadline,
         TimerDelay = _timerDelay,
+        ResumePure = _resumePure,
+        ResumeTimerAt = _resumeTimerAt,
     };
 
     /// <summary>
@@ -230,7 +259,8 @@ public sealed class XenMachine
     public void Restore(MachineSnapshot s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        Domain.Memory.RestoreBytes(s.Ram);
+        if (s.Pages != null) Domain.Memory.RestorePages(s.Pages);
+        else Domain.Memory.RestoreBytes(s.Ram ?? throw new ArgumentException("the snapshot holds no memory", nameof(s)));
         if (s.ClockIdleNs is ulong idle && Clock is VirtualClock vc) vc.IdleNs = idle;
         Mm.Restore(s.Mm);
         Hypervisor.Restore(s.Xen);
@@ -238,34 +268,9 @@ public sealed class XenMachine
         _sleeping = s.Sleeping;
         _armedDeadline = s.ArmedDeadline;
         _timerDelay = s.TimerDelay;
+        _resumePure = s.ResumePure;
+        _resumeTimerAt = s.ResumeTimerAt;
     }
-
-    private ulong _stopSiteIcount = ulong.MaxValue;
-
-    /// <summary>
-    /// How many stop sites the run has passed at the current instruction count before this one
-    /// (0 for the first). A run ends on request only at a stop site: at the top of a blocked
-    /// iteration, or right before the CPU runs on (timers fired, events delivered, polls done).
-    /// A recording stopped by Ctrl-C/SIGTERM records the count and this number in its closing
-    /// event, so its replay stops at the very same point (docs/record-replay.md).
-    /// </summary>
-    public int StopSiteVisit { get; private set; }
-
-    private bool StopSite(IRunInputs inputs)
-    {
-        if (Cpu.Icount != _stopSiteIcount)
-        {
-            _stopSiteIcount = Cpu.Icount;
-            StopSiteVisit = 0;
-        }
-        else
-        {
-            StopSiteVisit++;
-        }
-        return inputs.StopRequested;
-    }
-
-    private MachineExit StoppedExit() => new(MachineExitKind.Stopped, "stopped on request", Cpu.Icount) { StopVisit = StopSiteVisit };
 
     private MachineExit ShutdownExit()
     {

@@ -41,8 +41,5 @@ public enum MachineExitKind
 /// <summary>The result of a run: what happened, a one-line explanation, and the instruction count.</summary>
 public sealed record MachineExit(MachineExitKind Kind, string Detail, ulong Icount)
 {
-    /// <summary>For <see cref="MachineExitKind.Stopped"/>: the stop site visit at <see cref="Icount"/> where the run ended (XenMachine.StopSiteVisit).</summary>
-    public int StopVisit { get; init; }
-
     public override string ToString() => $"{Kind} at icount {Icount}: {Detail}";
 }

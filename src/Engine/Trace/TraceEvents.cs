@@ -83,17 +83,13 @@ public sealed record FailsafeEvent(
     [property: Key(1)] uint Eip,
     [property: Key(2)] string Cause) : CheckEvent(Icount);
 
-/// <summary>
-/// The end of the run. <see cref="StopVisit"/> (format 2) places a stop on request exactly: the
-/// number of stop sites the machine had passed at <see cref="TraceEvent.Icount"/> before it stopped.
-/// </summary>
+/// <summary>The end of the run.</summary>
 [MessagePackObject]
 public sealed record ShutdownEvent(
     ulong Icount,
     [property: Key(1)] ShutdownReason Reason,
     [property: Key(2)] ExitKind Exit,
-    [property: Key(3)] string Detail = "",
-    [property: Key(4)] int StopVisit = 0) : CheckEvent(Icount);
+    [property: Key(3)] string Detail = "") : CheckEvent(Icount);
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
 [MessagePackObject]
