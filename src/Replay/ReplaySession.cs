@@ -49,7 +49,7 @@ public sealed class ReplaySession
         ReplayInputs? inputs = null;
         void Diverged(string what)
         {
-            verifier.Fail(machine?.Icount ?? 0, what);
+            verifier.Fail(machine?.Icount ?? 0, what, queue.Peek);
             if (inputs != null) inputs.Diverged = true;
             machine?.Cpu.RequestStop();
         }

@@ -60,8 +60,9 @@ public sealed class ChaosReplayer
     {
         if (_queue.Peek is AsyncEvent { Kind: AsyncKind.ChaosDelay } a)
         {
-            _queue.Take();
+            // Checked before it is taken, so the report names this delay as the expected input.
             if (a.Icount != icount) _diverged($"a timer was armed at instruction {icount}; the recording armed it at {a.Icount}");
+            _queue.Take();
             return a.Arg;
         }
         _diverged($"a timer was armed at instruction {icount} but the recording has no chaos delay here (next input: {_queue.DescribeNext()})");

@@ -53,7 +53,7 @@ public sealed class TraceSchemaTests
         var bytes = TraceSamples.Write(TraceSamples.OneOfEach());
 
         Assert.Equal("RVTRACE\0"u8.ToArray(), bytes[..8]);
-        Assert.Equal([1, 0], bytes[8..10]);
+        Assert.Equal([2, 0], bytes[8..10]);
         Assert.Equal([1, 0], bytes[10..12]); // first chunk: kind Header
         Assert.Equal("RVTEND\0\0"u8.ToArray(), bytes[^8..]);
     }
@@ -63,7 +63,7 @@ public sealed class TraceSchemaTests
     {
         var payload = Convert.FromHexString("91" + "9263" + "9101");
         var chunk = ChunkCodec.Encode(ChunkKind.Events, payload);
-        var header = ChunkHeader.Parse(chunk, 100);
+        var header = ChunkHeader.Parse(chunk, 100, previousChain: 0);
 
         var ex = Assert.Throws<TraceFormatException>(() =>
             EventChunkDecoder.Decode(ChunkCodec.Decode(header, chunk.AsSpan(TraceLayout.ChunkHeaderSize), 100), 100));
