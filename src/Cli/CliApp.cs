@@ -110,11 +110,12 @@ public static class CliApp
         clock.AcceptOnlyFromAmong("virtual", "host");
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
-        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
+        var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
+        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data };
         cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
         cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
-            p.GetValue(chaos), p.GetValue(interval), stdout, stderr));
+            p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data)));
         return cmd;
     }
 

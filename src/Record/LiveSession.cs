@@ -24,6 +24,8 @@ public sealed record LiveRequest
     public required Stream ConsoleOutput { get; init; }
     public Stream? Stdin { get; init; }
     public string EngineBuild { get; init; } = "dev";
+    /// <summary>What hypercall events carry about guest memory written back (record: digest by default, data with --hypercall-data).</summary>
+    public HypercallOutputLevel HypercallOutputs { get; init; } = HypercallOutputLevel.Digest;
     /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
     public TraceWriterOptions? WriterOptions { get; init; }
 
@@ -41,6 +43,7 @@ public sealed record LiveRequest
         // The profile as resolved for this kernel ("auto" never reaches a trace).
         Xen = Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(Kernel).IsPae),
         Console = Machine.Hypervisor.Console,
+        HypercallOutputs = HypercallOutputs,
     };
 }
 
@@ -73,7 +76,7 @@ public sealed class LiveSession : IDisposable
         IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
         Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log);
+        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs };
         var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
         _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
         {

@@ -58,7 +58,10 @@ public sealed class ReplaySession
         var m = machine;
         Progress = () => (m.Icount, recordedEnd);
         if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
-        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
+        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); })
+        {
+            Outputs = options.HypercallOutputs,
+        };
         bool interrupted = _reader.Summary is { Exit: ExitKind.Stopped } && events.LastOrDefault() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         ulong stopAt = _to ?? (!_reader.Complete || interrupted ? recordedEnd : ulong.MaxValue);
         var checkpoints = new Checkpoints(options.CheckpointInterval, e => verifier.Observe(e));

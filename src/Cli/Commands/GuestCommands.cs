@@ -19,12 +19,13 @@ public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool
 /// <summary>`replayvisor run` and `replayvisor record`: a live guest run, optionally into a trace.</summary>
 public static class GuestCommands
 {
-    public static int Run(RunArgs a, TextWriter stdout, TextWriter stderr) => Live(a, null, ClockKind.Virtual, null, 0, stdout, stderr);
+    public static int Run(RunArgs a, TextWriter stdout, TextWriter stderr) => Live(a, null, ClockKind.Virtual, null, 0, false, stdout, stderr);
 
-    public static int Record(RunArgs a, string output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter stdout, TextWriter stderr) =>
-        Live(a, output, clock, chaos, checkpointInterval, stdout, stderr);
+    public static int Record(RunArgs a, string output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter stdout, TextWriter stderr,
+        bool hypercallData = false) =>
+        Live(a, output, clock, chaos, checkpointInterval, hypercallData, stdout, stderr);
 
-    private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter jsonOut, TextWriter stderr)
+    private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, bool hypercallData, TextWriter jsonOut, TextWriter stderr)
     {
         byte[] kernel = ReadKernel(a.Kernel);
         if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
@@ -56,6 +57,7 @@ public static class GuestCommands
                 Clock = clock,
                 ChaosSeed = chaos,
                 CheckpointInterval = checkpointInterval,
+                HypercallOutputs = hypercallData ? Engine.Session.HypercallOutputLevel.Data : Engine.Session.HypercallOutputLevel.Digest,
                 Trace = trace,
                 ConsoleOutput = stdout,
                 Stdin = Console.OpenStandardInput(),

@@ -34,6 +34,8 @@ public sealed record RunOptions
     public XenAbi Xen { get; init; } = XenAbis.Unnamed;
     /// <summary>Which console was shown (display only).</summary>
     public ConsoleView Console { get; init; }
+    /// <summary>What hypercall events carry about guest memory written back (docs/hypercall-outputs.md); None in older traces.</summary>
+    public HypercallOutputLevel HypercallOutputs { get; init; }
 
     /// <summary>The machine options of this run, with the given clock (null: the virtual clock).</summary>
     public XenMachineOptions Machine(IGuestClock? clock) => new()
@@ -47,7 +49,14 @@ public sealed record RunOptions
     };
 
     /// <summary>The header's option map. Every key is written, so a header always says everything.</summary>
-    public Dictionary<string, string> ToHeaderOptions() => new()
+    public Dictionary<string, string> ToHeaderOptions()
+    {
+        var options = HeaderOptions();
+        if (HypercallOutputOption.Text(HypercallOutputs) is { } outputs) options[RunOptionKeys.HypercallOutputs] = outputs;
+        return options;
+    }
+
+    private Dictionary<string, string> HeaderOptions() => new()
     {
         [RunOptionKeys.MemoryMib] = MemoryMiB.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.Cmdline] = CommandLine,
@@ -82,6 +91,7 @@ public sealed record RunOptions
             MaxInstructions = header.GetOption(RunOptionKeys.MaxInstructions) is { } max ? ulong.Parse(max, CultureInfo.InvariantCulture) : ulong.MaxValue,
             Xen = XenProfile(header.GetOption(RunOptionKeys.Xen)),
             Console = ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view) ? view : ConsoleView.Auto,
+            HypercallOutputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
         };
     }
 

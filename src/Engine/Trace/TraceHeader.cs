@@ -73,6 +73,11 @@ public static class RunOptionKeys
     public const string CheckpointInterval = "checkpoint-interval";
     /// <summary>The instruction limit of the run.</summary>
     public const string MaxInstructions = "max-instructions";
+    /// <summary>
+    /// What hypercall events carry about guest memory written back: absent (older traces) = nothing;
+    /// "digest" = output digest and call site; "data" = those and the bytes themselves.
+    /// </summary>
+    public const string HypercallOutputs = "hypercall-outputs";
     /// <summary>Wallclock seconds at system time 0 under the virtual clock.</summary>
     public const string EpochSeconds = "epoch-seconds";
     /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>
