@@ -63,6 +63,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(DiffCmd(stdout));
+        root.Subcommands.Add(ExportCmd(stderr));
         root.Subcommands.Add(BenchCmd(stdout));
         root.Subcommands.Add(DebugCmd(stdout, stderr));
         root.Subcommands.Add(GdbServerCmd(stderr));
@@ -192,6 +193,17 @@ public static class CliApp
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
         cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");
         cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout));
+        return cmd;
+    }
+
+    private static Command ExportCmd(TextWriter stderr)
+    {
+        var trace = new Argument<string>("trace") { Description = "A .rvt trace file" };
+        var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
+        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true };
+        var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
+        cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
+        cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stderr));
         return cmd;
     }
 
