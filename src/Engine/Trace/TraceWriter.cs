@@ -32,6 +32,7 @@ public sealed class TraceWriter : IDisposable
     private ulong _firstIcount, _lastIcount;
     private bool _completed, _disposed;
 
+    /// <summary>Starts a trace on <paramref name="stream"/>: writes the preamble, the header and the guest image.</summary>
     public TraceWriter(Stream stream, TraceHeader header, ReadOnlySpan<byte> guestImage,
         TraceWriterOptions? options = null, bool leaveOpen = false)
     {
@@ -109,6 +110,7 @@ public sealed class TraceWriter : IDisposable
         _completed = true;
     }
 
+    /// <summary>Writes the pending events and closes the stream unless leaveOpen; without <see cref="Complete"/> the trace stays incomplete (readable, without a summary).</summary>
     public void Dispose()
     {
         if (_disposed)
