@@ -31,8 +31,22 @@ public sealed partial class X86Cpu
     private readonly BlockCache _blocks;
     private ulong _stopAt;
 
-    /// <summary>Decode through the block cache (true) or one instruction at a time with no caching (the plain interpreter).</summary>
-    public bool UseBlockCache { get; set; } = true;
+    /// <summary>How guest code runs; every tier gives the same results (see <see cref="CpuTier"/>).</summary>
+    public CpuTier Tier { get; set; } = CpuTier.BlockCache;
+
+    /// <summary>Decode through the block cache (true: the block-cache tier) or one instruction at a time (the plain interpreter).</summary>
+    public bool UseBlockCache
+    {
+        get => Tier != CpuTier.Interpreter;
+        set => Tier = value ? CpuTier.BlockCache : CpuTier.Interpreter;
+    }
+
+    /// <summary>Compiled tier: a cached block is compiled after it ran this many times under the block cache (0: before its first run).</summary>
+    public int CompileThreshold { get; set; } = 50;
+
+    /// <summary>Compiled tier: blocks compiled so far and the IL bytes emitted for them.</summary>
+    public long BlocksCompiled { get; private set; }
+    public long CompiledIlBytes { get; private set; }
 
     public BlockCache Blocks => _blocks;
 
@@ -66,7 +80,8 @@ public sealed partial class X86Cpu
                 }
                 if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
             }
-            int r = ExecBlock(b, singleStep);
+            if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
+            int r = b.Compiled != null && !singleStep && (ulong)b.Count <= stopAt - Icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
             prev = r != 0 && b.Chainable && !singleStep ? b : null;
         }
@@ -113,6 +128,33 @@ public sealed partial class X86Cpu
         _blocks.Current = 0;
         if (singleStep) { SingleStepTrap(); return 0; }
         return 1;
+    }
+
+    /// <summary>
+    /// Runs a compiled block (only when its whole length fits the budget and TF is clear, so a
+    /// stop count is met exactly at a block boundary); the result is as <see cref="ExecBlock"/>'s.
+    /// </summary>
+    private int ExecCompiled(Block b)
+    {
+        _blocks.Current = b.Id;
+        int i = b.Compiled!(this, b.Insns);
+        _blocks.Current = 0;
+        if (i == b.Count) return 1;
+        if (i < 0) return ExecBlock(b, false);
+        // Instruction i set an exit flag; instructions before it are counted.
+        if (Exit == ExitBranch)
+        {
+            Exit = 0;
+            Icount++;
+            return 1;
+        }
+        return HandleExit(false) ? 0 : -1;
+    }
+
+    private void Compile(Block b)
+    {
+        CompiledIlBytes += Compiled.BlockCompiler.Compile(b);
+        BlocksCompiled++;
     }
 
     private bool HandleExit(bool singleStep)

@@ -19,12 +19,13 @@ public sealed class EmulatorRunner
     private readonly PhysicalMemory _mem = new(16);
     private readonly StopHost _host = new();
     public X86Cpu Cpu { get; }
-    public bool BlockCache { get; }
+    public CpuTier Tier { get; }
 
-    public EmulatorRunner(bool blockCache)
+    /// <summary>The compiled tier compiles every block before its first run (threshold 0), so each snippet runs compiled.</summary>
+    public EmulatorRunner(CpuTier tier)
     {
-        BlockCache = blockCache;
-        Cpu = new X86Cpu(_mem, _host) { UseBlockCache = blockCache };
+        Tier = tier;
+        Cpu = new X86Cpu(_mem, _host) { Tier = tier, CompileThreshold = 0 };
         const uint Pte = 7; // present, writable, user
         _mem.Write32(PageDir + (DiffCase.CodeBase >> 22) * 4, CodeTable | Pte);
         _mem.Write32(PageDir + (DiffCase.DataBase >> 22) * 4, DataTable | Pte);
