@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Cli;
@@ -26,7 +27,11 @@ public static class EventText
     public static readonly string[] Kinds =
         ["hypercall", "upcall", "time", "console-in", "console-out", "async", "exception", "failsafe", "shutdown", "checkpoint"];
 
-    public static string Text(TraceEvent e) => e switch
+    /// <summary>` &lt;function+0x1a&gt;` for a guest code address with a symbol, "" otherwise.</summary>
+    public static string At(GuestSymbols? symbols, uint address) =>
+        symbols?.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
+
+    public static string Text(TraceEvent e, GuestSymbols? symbols = null) => e switch
     {
         HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}",
         UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]",
@@ -34,14 +39,18 @@ public static class EventText
         ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
         ConsoleOutputEvent c => $"{c.Icount,14} console-out {Quote(c.Bytes.AsSpan())}",
         AsyncEvent a => $"{a.Icount,14} async {a.Kind} port {a.Port} arg {a.Arg}",
-        ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}",
-        FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8} {f.Cause}",
+        ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}{At(symbols, x.Eip)}",
+        FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8}{At(symbols, f.Eip)} {f.Cause}",
         ShutdownEvent s => $"{s.Icount,14} shutdown {s.Reason} {s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
         CheckpointEvent c => $"{c.Icount,14} checkpoint {Convert.ToHexStringLower(c.StateHash.AsSpan())}",
         _ => $"{e.Icount,14} {e.GetType().Name}",
     };
 
-    public static string Json(TraceEvent e)
+    /// <summary>Compact JSON; '+' and '<' in symbol names stay readable (output is never embedded in HTML).</summary>
+    public static readonly JsonSerializerOptions JsonOptions =
+        new() { WriteIndented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static string Json(TraceEvent e, GuestSymbols? symbols = null)
     {
         var o = new JsonObject { ["icount"] = e.Icount, ["kind"] = Kind(e) };
         switch (e)
@@ -61,12 +70,17 @@ public static class EventText
             case ConsoleInputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
             case ConsoleOutputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
             case AsyncEvent a: o["async"] = a.Kind.ToString(); o["port"] = a.Port; o["arg"] = a.Arg; break;
-            case ExceptionEvent x: o["vector"] = x.Vector; o["error"] = x.ErrorCode; o["cr2"] = x.Cr2; o["eip"] = x.Eip; break;
-            case FailsafeEvent f: o["eip"] = f.Eip; o["cause"] = f.Cause; break;
+            case ExceptionEvent x: o["vector"] = x.Vector; o["error"] = x.ErrorCode; o["cr2"] = x.Cr2; o["eip"] = x.Eip; AddSymbol(o, symbols, x.Eip); break;
+            case FailsafeEvent f: o["eip"] = f.Eip; AddSymbol(o, symbols, f.Eip); o["cause"] = f.Cause; break;
             case ShutdownEvent s: o["reason"] = s.Reason.ToString(); o["exit"] = s.Exit.ToString(); o["detail"] = s.Detail; break;
             case CheckpointEvent c: o["hash"] = Convert.ToHexStringLower(c.StateHash.AsSpan()); break;
         }
-        return o.ToJsonString(new JsonSerializerOptions { WriteIndented = false });
+        return o.ToJsonString(JsonOptions);
+    }
+
+    private static void AddSymbol(JsonObject o, GuestSymbols? symbols, uint address)
+    {
+        if (symbols?.Name(address) is { Length: > 0 } n) o["symbol"] = n;
     }
 
     public static string Quote(ReadOnlySpan<byte> bytes)

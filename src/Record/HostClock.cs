@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Record;
 

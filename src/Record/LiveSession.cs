@@ -3,6 +3,8 @@ using System.Globalization;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Record;
 

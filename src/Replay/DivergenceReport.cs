@@ -1,5 +1,6 @@
 using System.Text;
 using Iced.Intel;
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
@@ -9,28 +10,32 @@ namespace Replayvisor.Replay;
 /// <summary>The human-readable account of the first divergence: where, what, registers and code.</summary>
 public static class DivergenceReport
 {
-    public static string Format(Divergence d, XenMachine m)
+    public static string Format(Divergence d, XenMachine m, GuestSymbols? symbols = null)
     {
+        symbols ??= GuestSymbols.Empty;
         var sb = new StringBuilder();
         var c = m.Cpu;
         sb.AppendLine($"divergence at instruction {d.Icount:N0} ({d.Icount}): {d.What}");
         sb.AppendLine($"  expected: {Describe(d.Expected)}");
         sb.AppendLine($"  actual:   {Describe(d.Actual)}");
-        sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8} (cpl {c.Cpl})");
+        sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8}{At(symbols, c.Eip)} (cpl {c.Cpl})");
         sb.AppendLine($"  eax {c.Eax:x8} ebx {c.Ebx:x8} ecx {c.Ecx:x8} edx {c.Edx:x8}");
         sb.AppendLine($"  esi {c.Esi:x8} edi {c.Edi:x8} ebp {c.Ebp:x8} esp {c.Esp:x8}");
         sb.AppendLine($"  eflags {c.Eflags:x8} cr0 {c.Cr0:x8} cr2 {c.Cr2:x8} cr3 {c.Cr3:x8} cr4 {c.Cr4:x8}");
         sb.AppendLine($"  ds {c.Segs[Seg.DS].Selector:x4} es {c.Segs[Seg.ES].Selector:x4} fs {c.Segs[Seg.FS].Selector:x4} gs {c.Segs[Seg.GS].Selector:x4} ss {c.Segs[Seg.SS].Selector:x4}");
         sb.AppendLine("  code around eip:");
-        foreach (string line in Disassemble(c, c.Eip, 8)) sb.AppendLine("    " + line);
+        foreach (string line in Disassemble(c, c.Eip, 8, symbols)) sb.AppendLine("    " + line);
         return sb.ToString().TrimEnd();
     }
 
     private static string Describe(TraceEvent? e) => e == null ? "(nothing)" : e.ToString();
 
+    private static string At(GuestSymbols symbols, uint address) => symbols.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
+
     /// <summary>Disassembles up to n instructions at eip, reading through the guest's page tables.</summary>
-    public static IEnumerable<string> Disassemble(X86Cpu c, uint eip, int n)
+    public static IEnumerable<string> Disassemble(X86Cpu c, uint eip, int n, GuestSymbols? symbols = null)
     {
+        symbols ??= GuestSymbols.Empty;
         var bytes = new byte[n * 15];
         int have = 0;
         uint lin = c.Segs[Seg.CS].Base + eip;
@@ -49,7 +54,7 @@ public static class DivergenceReport
             if (insn.IsInvalid) break;
             fmt.Format(insn, output);
             string hex = Convert.ToHexStringLower(bytes, (int)(insn.IP32 - eip), insn.Length);
-            yield return $"{(i == 0 ? "=>" : "  ")} {insn.IP32:x8}  {hex,-20} {output.ToStringAndReset()}";
+            yield return $"{(i == 0 ? "=>" : "  ")} {insn.IP32:x8}  {hex,-20} {output.ToStringAndReset()}{At(symbols, insn.IP32)}";
         }
     }
 }

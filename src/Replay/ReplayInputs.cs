@@ -18,8 +18,6 @@ public sealed class InputQueue
     public TraceEvent? Peek => _next < _events.Count ? _events[_next] : null;
     public int Remaining => _events.Count - _next;
     public void Take() => _next++;
-
-    public static bool IsInput(TraceEvent e) => e is TimeEvent or ConsoleInputEvent or AsyncEvent;
 }
 
 /// <summary>Feeds a replay: recorded console input and chaos delays at their counts, checkpoints, and the --to stop.</summary>

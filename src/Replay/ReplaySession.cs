@@ -2,6 +2,8 @@ using System.Globalization;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Replay;
 
@@ -41,8 +43,8 @@ public sealed class ReplaySession
         var events = _reader.ReadEvents().ToList();
         var header = _reader.Header;
         ulong recordedEnd = _reader.Summary?.FinalIcount ?? (events.Count > 0 ? events[^1].Icount : 0);
-        var verifier = new Verifier(events.Where(Verifier.IsVerified)) { TruncatedAt = _reader.Complete ? null : recordedEnd };
-        var queue = new InputQueue(events.Where(InputQueue.IsInput));
+        var verifier = new Verifier(events.OfType<CheckEvent>()) { TruncatedAt = _reader.Complete ? null : recordedEnd };
+        var queue = new InputQueue(events.OfType<InputEvent>());
         XenMachine? machine = null;
         ReplayInputs? inputs = null;
         void Diverged(string what)
@@ -80,7 +82,7 @@ public sealed class ReplaySession
             if (!partial && _reader.Summary is { } s && verifier.First == null && (s.FinalIcount != exit.Icount || s.Exit != RunOutcome.ExitOf(exit.Kind)))
                 verifier.Fail(exit.Icount, $"the recording ended at instruction {s.FinalIcount} ({s.Exit}); the replay ended at {exit.Icount} ({exit.Kind})");
         }
-        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m) : null;
+        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recordedEnd, _reader.Summary);
     }
 }

@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Replay;
 

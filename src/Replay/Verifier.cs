@@ -70,6 +70,4 @@ public sealed class Verifier
         if (_next < _expected.Count && _expected[_next].Icount <= upTo)
             First = new Divergence(icount, "the replay ended before producing this recorded event", _expected[_next], null);
     }
-
-    public static bool IsVerified(TraceEvent e) => !InputQueue.IsInput(e);
 }

@@ -74,6 +74,18 @@ public class TraceCommandTests
     }
 
     [Fact]
+    public void DumpNamesGuestCodeAddressesBySymbol()
+    {
+        var r = Cli.Run("dump", Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt"), "--kind", "exception");
+        Assert.True(r.Code == 0, r.ToString());
+        // traps.c raises its exceptions from guest_main: each eip is printed as function+offset.
+        Assert.Matches(@"eip 0xc0[0-9a-f]{6} <guest_main\+0x[0-9a-f]+>", r.Stdout);
+        var j = Cli.Run("dump", Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt"), "--kind", "exception", "--json");
+        using var doc = JsonDocument.Parse(j.Stdout.Split('\n')[0]);
+        Assert.StartsWith("guest_main+0x", doc.RootElement.GetProperty("symbol").GetString());
+    }
+
+    [Fact]
     public void ATamperedTraceDivergesWithAReport()
     {
         // Flip the result of the first hypercall event in the decoded stream by re-encoding the trace.
@@ -86,6 +98,7 @@ public class TraceCommandTests
         Assert.Contains("expected:", r.Stderr);
         Assert.Contains("eax", r.Stderr);
         Assert.Contains("=>", r.Stderr);
+        Assert.Matches(@"=> [0-9a-f]{8} .* <[a-z_]+(\+0x[0-9a-f]+)?>", r.Stderr); // the code is labelled with guest symbols
     }
 
     [Fact]

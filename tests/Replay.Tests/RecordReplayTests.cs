@@ -1,6 +1,7 @@
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Record;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Replay.Tests;
 

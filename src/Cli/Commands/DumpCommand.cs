@@ -11,6 +11,7 @@ public static class DumpCommand
             if (!EventText.Kinds.Contains(k))
                 throw new CliException(ExitCodes.Usage, $"unknown event kind '{k}' (kinds: {string.Join(", ", EventText.Kinds)})");
         using var reader = TraceFiles.Open(path);
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
         try
         {
             foreach (var e in reader.ReadEvents())
@@ -18,7 +19,7 @@ public static class DumpCommand
                 if (e.Icount < from) continue;
                 if (e.Icount > to) break;
                 if (kinds.Length > 0 && !kinds.Contains(EventText.Kind(e))) continue;
-                output.WriteLine(json ? EventText.Json(e) : EventText.Text(e));
+                output.WriteLine(json ? EventText.Json(e, symbols) : EventText.Text(e, symbols));
             }
         }
         catch (TraceFormatException e)

@@ -1,6 +1,7 @@
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Machine;
 

@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Machine;
 

@@ -21,33 +21,33 @@ public sealed record HypercallEvent(
     [property: Key(2)] EquatableArray<uint> Args,
     [property: Key(3)] long Result,
     [property: Key(4)] EquatableArray<MulticallEntry> Multicall = default,
-    [property: Key(5)] EquatableArray<GuestWrite> Memory = default) : TraceEvent(Icount);
+    [property: Key(5)] EquatableArray<GuestWrite> Memory = default) : CheckEvent(Icount);
 
 /// <summary>An event-channel upcall injected into a vCPU with the ports pending at that moment.</summary>
 [MessagePackObject]
 public sealed record UpcallEvent(
     ulong Icount,
     [property: Key(1)] int Vcpu,
-    [property: Key(2)] EquatableArray<uint> Ports) : TraceEvent(Icount);
+    [property: Key(2)] EquatableArray<uint> Ports) : CheckEvent(Icount);
 
 /// <summary>A guest-visible time value read from the host.</summary>
 [MessagePackObject]
 public sealed record TimeEvent(
     ulong Icount,
     [property: Key(1)] TimeKind Kind,
-    [property: Key(2)] ulong Value) : TraceEvent(Icount);
+    [property: Key(2)] ulong Value) : InputEvent(Icount);
 
 /// <summary>Console input bytes handed to the guest.</summary>
 [MessagePackObject]
 public sealed record ConsoleInputEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> Bytes) : TraceEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> Bytes) : InputEvent(Icount);
 
 /// <summary>Console output bytes written by the guest.</summary>
 [MessagePackObject]
 public sealed record ConsoleOutputEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> Bytes) : TraceEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> Bytes) : CheckEvent(Icount);
 
 /// <summary>An asynchronous input injected at an instruction boundary.</summary>
 [MessagePackObject]
@@ -55,7 +55,7 @@ public sealed record AsyncEvent(
     ulong Icount,
     [property: Key(1)] AsyncKind Kind,
     [property: Key(2)] uint Port,
-    [property: Key(3)] ulong Arg = 0) : TraceEvent(Icount);
+    [property: Key(3)] ulong Arg = 0) : InputEvent(Icount);
 
 /// <summary>An exception bounced to the guest's trap table handler.</summary>
 [MessagePackObject]
@@ -64,14 +64,14 @@ public sealed record ExceptionEvent(
     [property: Key(1)] int Vector,
     [property: Key(2)] uint ErrorCode,
     [property: Key(3)] uint Cr2,
-    [property: Key(4)] uint Eip) : TraceEvent(Icount);
+    [property: Key(4)] uint Eip) : CheckEvent(Icount);
 
 /// <summary>A failsafe callback delivery (a guest segment reload failed on return to the guest).</summary>
 [MessagePackObject]
 public sealed record FailsafeEvent(
     ulong Icount,
     [property: Key(1)] uint Eip,
-    [property: Key(2)] string Cause) : TraceEvent(Icount);
+    [property: Key(2)] string Cause) : CheckEvent(Icount);
 
 /// <summary>The end of the run.</summary>
 [MessagePackObject]
@@ -79,10 +79,10 @@ public sealed record ShutdownEvent(
     ulong Icount,
     [property: Key(1)] ShutdownReason Reason,
     [property: Key(2)] ExitKind Exit,
-    [property: Key(3)] string Detail = "") : TraceEvent(Icount);
+    [property: Key(3)] string Detail = "") : CheckEvent(Icount);
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
 [MessagePackObject]
 public sealed record CheckpointEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> StateHash) : TraceEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> StateHash) : CheckEvent(Icount);

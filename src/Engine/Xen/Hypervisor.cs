@@ -1,8 +1,8 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
-using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen.Hypercalls;
 using Replayvisor.Engine.Xen.Mm;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Xen;
 

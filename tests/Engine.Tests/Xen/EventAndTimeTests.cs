@@ -2,6 +2,7 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen;
 using static Replayvisor.Engine.Tests.Xen.XenTestGuest;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Tests.Xen;
 

@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Tests.Xen.State;
 

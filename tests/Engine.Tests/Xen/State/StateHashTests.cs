@@ -2,6 +2,7 @@ using System.Reflection;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
+using Replayvisor.Engine.Time;
 
 namespace Replayvisor.Engine.Tests.Xen.State;
 

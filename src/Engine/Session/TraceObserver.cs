@@ -1,6 +1,7 @@
+using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 
-namespace Replayvisor.Engine.Trace;
+namespace Replayvisor.Engine.Session;
 
 /// <summary>
 /// Turns what the Xen model does into trace events: the recorder writes them, the replayer

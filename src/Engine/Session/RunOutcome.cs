@@ -1,6 +1,7 @@
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
 
-namespace Replayvisor.Engine.Trace;
+namespace Replayvisor.Engine.Session;
 
 /// <summary>How a machine exit is written into a trace; shared by the recorder and the replayer.</summary>
 public static class RunOutcome

@@ -1,4 +1,4 @@
-namespace Replayvisor.Engine.Machine;
+namespace Replayvisor.Engine.Time;
 
 /// <summary>
 /// The rule a logged clock (the recorder's host clock, and the replayer's clock reading the same

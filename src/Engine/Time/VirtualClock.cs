@@ -1,4 +1,4 @@
-namespace Replayvisor.Engine.Machine;
+namespace Replayvisor.Engine.Time;
 
 /// <summary>
 /// The default deterministic clock. One retired instruction is one nanosecond of Xen system time,

@@ -1,4 +1,4 @@
-namespace Replayvisor.Engine.Machine;
+namespace Replayvisor.Engine.Time;
 
 /// <summary>
 /// The ONE place guest-visible time is read (DESIGN.md determinism contract 2 and 4): Xen system
