@@ -1,4 +1,5 @@
 using System.Globalization;
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -38,6 +39,10 @@ public sealed class ReplaySession
     /// <summary>Instructions replayed so far and the recording's total, readable from another thread while <see cref="Run"/> works.</summary>
     public Func<(ulong Done, ulong Total)> Progress { get; private set; } = () => (0, 0);
 
+    /// <summary>The CPU tier to replay with (all give the same result).</summary>
+    public CpuTier Tier { get; init; } = CpuTier.Compiled;
+    public int CompileThreshold { get; init; } = 50;
+
     public ReplayResult Run()
     {
         var events = _reader.ReadEvents().ToList();
@@ -61,6 +66,8 @@ public sealed class ReplaySession
             InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
             EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
             Clock = hostClock ? new TraceClock(queue, Diverged) : null,
+            Tier = Tier,
+            CompileThreshold = CompileThreshold,
         };
         machine = new XenMachine(_reader.GuestImage.ToArray(), options);
         var m = machine;

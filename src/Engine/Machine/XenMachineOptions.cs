@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Time;
 
@@ -17,8 +18,10 @@ public sealed record XenMachineOptions
     public HypervisorOptions Hypervisor { get; init; } = new();
     /// <summary>Descriptor loads for Xen's return path; null = <see cref="SimpleSegmentLoader"/>.</summary>
     public ISegmentLoader? SegmentLoader { get; init; }
-    /// <summary>Decode through the block cache (default) or one instruction at a time.</summary>
-    public bool UseBlockCache { get; init; } = true;
+    /// <summary>How the CPU runs guest code (every tier gives the same results; the compiled tier is the fastest).</summary>
+    public CpuTier Tier { get; init; } = CpuTier.Compiled;
+    /// <summary>Compiled tier: block executions before a block is compiled (no effect on results or traces).</summary>
+    public int CompileThreshold { get; init; } = 50;
 }
 
 /// <summary>Why <see cref="XenMachine.Run"/> returned.</summary>
