@@ -60,15 +60,29 @@ public static class CliApp
         public readonly Option<bool> InitDomain = new("--initdomain") { Description = "Build the initial domain (SIF_INITDOMAIN|SIF_PRIVILEGED)" };
         public readonly Option<ulong> MaxInstructions = new("--max-instructions") { Description = "Stop after this many instructions (exit code 4)", DefaultValueFactory = _ => ulong.MaxValue };
         public readonly Option<bool> Stats = new("--stats") { Description = "Print instructions, MIPS, hypercalls and exceptions to stderr" };
+        public readonly Option<string> Xen = new("--xen") { Description = "The Xen the guest sees: 3.1, 4.19 (the compat ABI of 64-bit Xen), or auto (4.19 for PAE kernels, 3.1 for non-PAE)", DefaultValueFactory = _ => "auto" };
+        public readonly Option<string> ConsoleView = new("--console") { Description = "Console shown: ring (PV console), hypervisor (console_io), both, or auto (the ring once used, console_io before)", DefaultValueFactory = _ => "auto" };
+
+        public RunOptions()
+        {
+            Xen.AcceptOnlyFromAmong(Engine.Xen.XenAbis.Names);
+            ConsoleView.AcceptOnlyFromAmong(Engine.Xen.ConsoleViews.Names);
+        }
 
         public void AddTo(Command c)
         {
             c.Arguments.Add(Kernel);
             c.Options.Add(Memory); c.Options.Add(Cmdline); c.Options.Add(InitDomain); c.Options.Add(MaxInstructions); c.Options.Add(Stats);
+            c.Options.Add(Xen); c.Options.Add(ConsoleView);
         }
 
-        public RunArgs Get(ParseResult p) =>
-            new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats));
+        public RunArgs Get(ParseResult p)
+        {
+            Engine.Xen.XenAbis.TryParse(p.GetValue(Xen), out var abi);
+            Engine.Xen.ConsoleViews.TryParse(p.GetValue(ConsoleView), out var view);
+            return new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats))
+            { Xen = abi, Console = view };
+        }
     }
 
     private static Command RunCmd(TextWriter stderr)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -114,6 +115,9 @@ public sealed class LiveSession : IDisposable
         [RunOptionKeys.CheckpointInterval] = r.CheckpointInterval.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.MaxInstructions] = r.MaxInstructions.ToString(CultureInfo.InvariantCulture),
         ["epoch-seconds"] = r.Machine.EpochSeconds.ToString(CultureInfo.InvariantCulture),
+        // The profile as resolved for this kernel ("auto" never reaches a trace); absent in older traces = 3.1.
+        [RunOptionKeys.Xen] = XenAbis.Name(r.Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(r.Kernel).IsPae)),
+        [RunOptionKeys.Console] = ConsoleViews.Name(r.Machine.Hypervisor.Console),
     };
 
     public void Dispose()

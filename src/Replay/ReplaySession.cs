@@ -66,6 +66,7 @@ public sealed class ReplaySession
             InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
             EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
             Clock = hostClock ? new TraceClock(queue, Diverged) : null,
+            Hypervisor = new HypervisorOptions { Abi = ReplayAbi(header), Console = ReplayConsole(header) },
             Tier = Tier,
             CompileThreshold = CompileThreshold,
         };
@@ -91,5 +92,21 @@ public sealed class ReplaySession
         }
         string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recordedEnd, _reader.Summary);
+    }
+
+    /// <summary>The recorded Xen profile; a trace written before the option existed ran against 3.1.</summary>
+    private static XenAbi ReplayAbi(TraceHeader header)
+    {
+        string? name = header.GetOption(RunOptionKeys.Xen);
+        if (name == null) return XenAbis.Unnamed;
+        if (XenAbis.TryParse(name, out XenAbi? abi) && abi != null) return abi.Value;
+        throw new TraceFormatException(TraceError.BadHeader, null, $"the trace names an unknown Xen profile '{name}'");
+    }
+
+    /// <summary>The recorded console view (display only); unknown or absent = auto.</summary>
+    private static ConsoleView ReplayConsole(TraceHeader header)
+    {
+        ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view);
+        return view;
     }
 }

@@ -1,12 +1,18 @@
 using System.Runtime.InteropServices;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
 
 namespace Replayvisor.Cli.Commands;
 
 /// <summary>Options shared by `run` and `record`.</summary>
-public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats);
+public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats)
+{
+    /// <summary>The Xen profile (--xen); null = chosen by the kernel.</summary>
+    public XenAbi? Xen { get; init; }
+    public ConsoleView Console { get; init; }
+}
 
 /// <summary>`replayvisor run` and `replayvisor record`: a live guest run, optionally into a trace.</summary>
 public static class GuestCommands
@@ -38,7 +44,11 @@ public static class GuestCommands
             {
                 Kernel = kernel,
                 ImageName = Path.GetFileName(a.Kernel),
-                Machine = new XenMachineOptions { MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain },
+                Machine = new XenMachineOptions
+                {
+                    MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain,
+                    Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console },
+                },
                 MaxInstructions = a.MaxInstructions,
                 Clock = clock,
                 ChaosSeed = chaos,

@@ -15,16 +15,35 @@ public enum StopReason
     Unsupported,
 }
 
+/// <summary>How <see cref="X86Cpu.RetireEmulated"/> counts an instruction that faulted and was then completed by the hypervisor.</summary>
+public enum EmulatedInstruction
+{
+    /// <summary>A store to a page-table page that Xen's writable-pagetable emulation performed (#PF): counts one.</summary>
+    PagetableWrite,
+    /// <summary>A privileged instruction (I/O, cli/sti, mov cr, rdmsr...) emulated after #GP(0): counts zero.</summary>
+    PrivilegedOp,
+    /// <summary>The forced-emulation CPUID (ud2; "xen"; cpuid) emulated after #UD: counts zero.</summary>
+    ForcedCpuid,
+}
+
 /// <summary>
 /// The run loop.
-/// <para><b>Instruction counting</b> (the one definition, DESIGN.md determinism contract 3):
-/// <see cref="Icount"/> increases by one for every instruction that completes, including
-/// instructions that complete by raising a trap-class event (int n, int3, into with OF set,
-/// int 0x82 hypercalls, single-step #DB). A faulting instruction does not complete and does not
-/// count; neither does the delivery of any exception. A rep-prefixed string instruction counts
-/// one per completed iteration (one when its count is zero); a fault in an iteration leaves the
-/// earlier iterations counted. The CPU can stop at any count exactly, including between two
-/// iterations of a rep string instruction (which are architecturally interruptible).</para>
+/// <para><b>Instruction counting</b> (the one definition; docs/architecture.md, "The determinism
+/// contract"). <see cref="Icount"/> has one writer, this CPU, and these rules:</para>
+/// <list type="number">
+/// <item>Every instruction the CPU completes counts one, including instructions that complete by
+/// raising a trap-class event (int n, int3, into with OF set, int 0x82 hypercalls, single-step #DB).</item>
+/// <item>A faulting instruction does not complete and does not count; neither does the delivery of
+/// any exception.</item>
+/// <item>A rep-prefixed string instruction counts one per completed iteration (one when its count
+/// is zero); a fault in an iteration leaves the earlier iterations counted. The CPU can stop at any
+/// count exactly, including between two iterations (which are architecturally interruptible).</item>
+/// <item>An instruction that faulted and that the hypervisor then completes on the guest's behalf
+/// is counted by <see cref="RetireEmulated"/>: one for a writable-pagetable store (the guest's
+/// store happened, as if the CPU had done it), zero for privileged-instruction emulation and the
+/// forced-emulation CPUID (the guest sees a trip through Xen). This split is what every recorded
+/// trace was made with, so it is part of the trace format.</item>
+/// </list>
 /// </summary>
 public sealed partial class X86Cpu
 {
@@ -54,7 +73,19 @@ public sealed partial class X86Cpu
     public string? StopMessage { get; private set; }
 
     /// <summary>Instructions left before the stop count; rep-string handlers use it to stop between iterations.</summary>
-    internal ulong Budget => _stopAt - Icount;
+    internal ulong Budget => _stopAt - _icount;
+
+    /// <summary>
+    /// Counts <paramref name="iterations"/> completed iterations of a rep string instruction beyond
+    /// the one the run loop counts when the instruction ends (or, after a fault, all of them).
+    /// </summary>
+    internal void RetireIterations(ulong iterations) => _icount += iterations;
+
+    /// <summary>Counts an instruction the hypervisor completed after it faulted (rule 4 above).</summary>
+    public void RetireEmulated(EmulatedInstruction kind)
+    {
+        if (kind == EmulatedInstruction.PagetableWrite) _icount++;
+    }
 
     /// <summary>Runs until Icount == stopAt, or the host requests a stop, or an unsupported instruction.</summary>
     public StopReason Run(ulong stopAt)
@@ -66,7 +97,7 @@ public sealed partial class X86Cpu
         while (true)
         {
             if (_stopRequested) return StopReason.Stopped;
-            if (Icount >= stopAt) return StopReason.InstructionLimit;
+            if (_icount >= stopAt) return StopReason.InstructionLimit;
             bool singleStep = (FlagsReg & Fl.TF) != 0;
             Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)
@@ -101,7 +132,7 @@ public sealed partial class X86Cpu
     {
         var insns = b.Insns;
         int n = b.Count;
-        ulong budget = _stopAt - Icount;
+        ulong budget = _stopAt - _icount;
         if ((ulong)n > budget) n = (int)budget;
         if (singleStep) n = Math.Min(n, 1);
         _blocks.Current = b.Id;
@@ -114,16 +145,16 @@ public sealed partial class X86Cpu
             if (Exit != 0)
             {
                 _blocks.Current = 0;
-                if (Exit == ExitBranch)
+                if (Exit == CpuExit.Branch)
                 {
                     Exit = 0;
-                    Icount++;
+                    _icount++;
                     if (singleStep) { SingleStepTrap(); return 0; }
                     return 1;
                 }
                 return HandleExit(singleStep) ? 0 : -1;
             }
-            Icount++;
+            _icount++;
         }
         _blocks.Current = 0;
         if (singleStep) { SingleStepTrap(); return 0; }
@@ -159,21 +190,21 @@ public sealed partial class X86Cpu
 
     private bool HandleExit(bool singleStep)
     {
-        int ex = Exit;
+        CpuExit ex = Exit;
         Exit = 0;
-        if ((ex & ExitUnsupported) != 0)
+        if ((ex & CpuExit.Unsupported) != 0)
         {
             Eip = InsnEip;
             return false;
         }
-        if ((ex & ExitFault) != 0)
+        if ((ex & CpuExit.Fault) != 0)
         {
             Host.Deliver(this, _pending);
             ClearFault();
             return true;
         }
-        Icount++;
-        if ((ex & ExitEvent) != 0)
+        _icount++;
+        if ((ex & CpuExit.Event) != 0)
         {
             Host.Deliver(this, _pending);
             ClearFault();
@@ -198,8 +229,6 @@ public sealed partial class X86Cpu
         ClearFault();
     }
 
-    internal const int ExitUnsupported = 16;
-
     /// <summary>Stops the machine at an instruction outside the implemented set, with its disassembly.</summary>
     public void StopUnsupported(ref DecodedInsn d)
     {
@@ -207,7 +236,7 @@ public sealed partial class X86Cpu
         var output = new StringOutput();
         fmt.Format(d.Insn, output);
         StopMessage = $"unsupported instruction {output.ToStringAndReset()} at {Segs[Seg.CS].Selector:x4}:{d.Eip:x8}";
-        Exit |= ExitUnsupported;
+        Exit |= CpuExit.Unsupported;
     }
 
     /// <summary>Finds or decodes the block at CS:EIP; null after raising a fetch fault.</summary>

@@ -9,10 +9,8 @@ namespace Replayvisor.Engine.Cpu;
 /// </summary>
 public sealed partial class X86Cpu
 {
-    internal const int ExitFault = 1, ExitBranch = 2, ExitEvent = 4, ExitStop = 8;
-
     /// <summary>Non-zero when the running block must stop after (or, for a fault, instead of) the current instruction.</summary>
-    internal int Exit;
+    internal CpuExit Exit;
     private CpuEvent _pending;
     /// <summary>EIP of the instruction being executed.</summary>
     internal uint InsnEip;
@@ -21,7 +19,7 @@ public sealed partial class X86Cpu
     public bool Faulted
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => (Exit & ExitFault) != 0;
+        get => (Exit & CpuExit.Fault) != 0;
     }
 
     /// <summary>The fault raised by the current instruction (valid while <see cref="Faulted"/>).</summary>
@@ -32,7 +30,7 @@ public sealed partial class X86Cpu
     {
         if (Faulted) return;
         _pending = new CpuEvent(vector, EventKind.Fault, Vectors.PushesErrorCode(vector), errorCode, InsnEip, cr2);
-        Exit |= ExitFault;
+        Exit |= CpuExit.Fault;
         Eip = InsnEip;
     }
 
@@ -47,14 +45,18 @@ public sealed partial class X86Cpu
     public void RaiseAfter(byte vector, EventKind kind)
     {
         _pending = new CpuEvent(vector, kind, false, 0, InsnEip, 0);
-        Exit |= ExitEvent;
+        Exit |= CpuExit.Event;
     }
 
+    /// <summary>Ends the running block after the current instruction retires (its code was overwritten).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void EndBlockAfterThisInstruction() => Exit |= CpuExit.Branch;
+
     /// <summary>Forgets a fault raised while the host was working on the CPU's behalf.</summary>
-    public void ClearFault() => Exit &= ~ExitFault;
+    public void ClearFault() => Exit &= ~CpuExit.Fault;
 
     /// <summary>Asks the run loop to return after the current instruction (used by hosts, e.g. on shutdown).</summary>
-    public void RequestStop() { _stopRequested = true; Exit |= ExitStop; }
+    public void RequestStop() { _stopRequested = true; Exit |= CpuExit.Stop; }
 
     private bool _stopRequested;
 }

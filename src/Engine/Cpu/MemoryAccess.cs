@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Replayvisor.Engine.Memory;
 
 namespace Replayvisor.Engine.Cpu;
 
@@ -13,7 +14,10 @@ namespace Replayvisor.Engine.Cpu;
 public sealed partial class X86Cpu
 {
     private readonly byte[] _ram;
+    // PhysicalMemory's marks (PhysicalMemory.Marks.cs), read and written directly by the fast paths.
     private readonly byte[] _dirty;
+    private readonly ulong[] _codeLines;
+    private const int CodeLineShift = PhysicalMemory.CodeLineShift;
 
     /// <summary>Segs[seg] without a bounds check (seg is a decoded segment index, 0-5).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -34,7 +38,7 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool NoCode(ulong e, uint lin, int size)
     {
-        ulong lines = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(CodeLines), (nint)((e & FrameMask) >> 12));
+        ulong lines = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_codeLines), (nint)((e & FrameMask) >> 12));
         int o = (int)(lin & 0xFFF);
         return (lines & ((1ul << (o >> CodeLineShift)) | (1ul << ((o + size - 1) >> CodeLineShift)))) == 0;
     }
@@ -69,7 +73,7 @@ public sealed partial class X86Cpu
         if ((e & (GenMask | _tlbW)) != _tlbW || o + len > 0x1000) return false;
         int first = o >> CodeLineShift, last = (o + len - 1) >> CodeLineShift;
         ulong lines = (last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1) & ~((1ul << first) - 1);
-        if ((CodeLines[(int)((e & FrameMask) >> 12)] & lines) != 0) return false;
+        if ((_codeLines[(int)((e & FrameMask) >> 12)] & lines) != 0) return false;
         pa = (e & FrameMask) | (uint)o;
         MarkDirty(pa);
         return true;

@@ -21,7 +21,7 @@ public static class PfErr
 /// bit 6 marks a global page, bits 12-39 the physical frame address, bits 40-63 the generation.
 /// A flush increments the generation; invlpg clears one entry. Write permission is only cached
 /// for a page whose dirty bit is already set, so the first write sets D. Stores to lines holding
-/// decoded code are kept off the fast path by <see cref="CodeLines"/>, not by the TLB.
+/// decoded code are kept off the fast path by PhysicalMemory's code lines (PhysicalMemory.Marks.cs), not by the TLB.
 /// </summary>
 public sealed partial class X86Cpu
 {

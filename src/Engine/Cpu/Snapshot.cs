@@ -74,7 +74,7 @@ public sealed partial class X86Cpu : IStateHashable
         Cr0 = s.Cr0; Cr2 = s.Cr2; Cr3 = s.Cr3; Cr4 = s.Cr4; Efer = s.Efer;
         s.Dr.CopyTo(Dr, 0);
         GdtrBase = s.GdtrBase; GdtrLimit = s.GdtrLimit; IdtrBase = s.IdtrBase; IdtrLimit = s.IdtrLimit;
-        Icount = s.Icount;
+        _icount = s.Icount;
         Fpu.CopyFrom(s.Fpu);
         Cpl = s.Cpl;
         Exit = 0;

@@ -18,9 +18,6 @@ public static class Reg
 public sealed partial class X86Cpu
 {
     public readonly uint[] Gpr = new uint[8];
-    /// <summary>Per frame, one bit per 64-byte line holding bytes of a cached decoded block; checked by the store fast path.</summary>
-    internal readonly ulong[] CodeLines;
-    internal const int CodeLineShift = 6;
     public uint Eip;
     public readonly SegmentCache[] Segs = new SegmentCache[Seg.Count];
 
@@ -50,8 +47,9 @@ public sealed partial class X86Cpu
 
     public readonly FpuState Fpu = new();
 
-    /// <summary>Retired-instruction count; see <see cref="InstructionCounting"/> for the exact rule.</summary>
-    public ulong Icount;
+    /// <summary>Retired-instruction count. The CPU is its only writer; the rule is documented in Execution.cs.</summary>
+    public ulong Icount => _icount;
+    private ulong _icount;
 
     public PhysicalMemory Memory { get; }
     public ICpuHost Host { get; set; }
@@ -62,7 +60,7 @@ public sealed partial class X86Cpu
         Host = host;
         _ram = memory.Ram;
         _dirty = memory.DirtyFrames;
-        CodeLines = new ulong[memory.FrameCount];
+        _codeLines = memory.CodeLines;
         _blocks = new BlockCache(this);
         memory.CodeObserver = _blocks;
         for (int i = 0; i < Seg.Count; i++) Segs[i] = SegmentCache.Flat(0, i == Seg.CS ? (byte)0x9B : (byte)0x93);

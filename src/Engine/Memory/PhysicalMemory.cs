@@ -5,31 +5,21 @@ using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Memory;
 
-/// <summary>Receives notice that a frame holding decoded code was written (self-modifying code).</summary>
-public interface ICodeWriteObserver
-{
-    /// <summary>Bytes [addr, addr+len) of a frame marked as code were written.</summary>
-    void OnCodeWritten(ulong addr, int len);
-}
-
 /// <summary>
 /// The machine's RAM, addressed by machine physical address. Frames past the end of RAM read as
-/// all ones and ignore writes (an open bus). Every write made through this class checks the
-/// per-frame code mark so decoded blocks are invalidated (the CPU's own store fast path checks
-/// its finer per-line code marks instead), and marks the frame dirty for the state hash.
+/// all ones and ignore writes (an open bus). Every write made through this class reports writes
+/// to frames holding decoded code (so decoded blocks are invalidated) and marks the frame dirty
+/// for the state hash; the marks themselves are in PhysicalMemory.Marks.cs.
 /// <para>State hashing is incremental: each frame's XxHash128 is cached and recomputed only when
-/// the frame was written since the last hash. Every writer of RAM marks frames dirty: this
-/// class's methods, and the CPU's store fast paths through <see cref="DirtyFrames"/>.</para>
+/// the frame was written since the last hash.</para>
 /// </summary>
-public sealed class PhysicalMemory : IStateHashable
+public sealed partial class PhysicalMemory : IStateHashable
 {
     public const int PageShift = 12;
     public const int PageSize = 1 << PageShift;
     public const uint PageMask = PageSize - 1;
 
     private readonly byte[] _ram;
-    private readonly byte[] _codeMarks;
-    private readonly byte[] _dirty;
     private readonly UInt128[] _frameHash;
 
     public PhysicalMemory(uint frames)
@@ -39,44 +29,20 @@ public sealed class PhysicalMemory : IStateHashable
         _ram = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min((ulong)frames * PageSize, int.MaxValue & ~PageMask)));
         Array.Clear(_ram);
         FrameCount = (uint)(_ram.Length >> PageShift);
-        _codeMarks = new byte[FrameCount];
+        _codeLines = new ulong[FrameCount];
         _dirty = new byte[FrameCount];
         _frameHash = new UInt128[FrameCount];
         Array.Fill(_dirty, (byte)1);
     }
 
-    /// <summary>Per-frame dirty marks (1 = written since the last state hash), set by the CPU's store fast paths.</summary>
-    internal byte[] DirtyFrames => _dirty;
-
     public uint FrameCount { get; }
     public ulong Size => (ulong)FrameCount << PageShift;
-    public ICodeWriteObserver? CodeObserver { get; set; }
 
     /// <summary>Raw RAM for the CPU fast path and snapshots. Writers must call <see cref="NoteWrite"/>.</summary>
     internal byte[] Ram => _ram;
 
     public bool IsValidFrame(ulong frame) => frame < FrameCount;
     public bool Contains(ulong addr, int len) => addr + (ulong)len <= Size && addr + (ulong)len >= addr;
-
-    public bool IsCodeFrame(uint frame) => frame < FrameCount && _codeMarks[frame] != 0;
-
-
-    internal void MarkCode(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 1; }
-    internal void ClearCodeMark(uint frame) { if (frame < FrameCount) _codeMarks[frame] = 0; }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal void NoteWrite(ulong addr, int len)
-    {
-        uint first = (uint)(addr >> PageShift);
-        uint last = (uint)((addr + (ulong)len - 1) >> PageShift);
-        bool code = false;
-        for (uint f = first; f <= last && f < FrameCount; f++)
-        {
-            _dirty[f] = 1;
-            code |= _codeMarks[f] != 0;
-        }
-        if (code) CodeObserver?.OnCodeWritten(addr, len);
-    }
 
     public byte Read8(ulong pa) => pa < (ulong)_ram.Length ? _ram[pa] : (byte)0xFF;
 
@@ -178,6 +144,6 @@ public sealed class PhysicalMemory : IStateHashable
     {
         if (image.Length != _ram.Length) throw new ArgumentException("snapshot RAM size differs", nameof(image));
         image.CopyTo(_ram, 0);
-        Array.Fill(_dirty, (byte)1);
+        MarkAllDirty();
     }
 }

@@ -59,4 +59,8 @@ public static class RunOptionKeys
     public const string ChaosSeed = "chaos-seed";
     public const string CheckpointInterval = "checkpoint-interval";
     public const string MaxInstructions = "max-instructions";
+    /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>
+    public const string Xen = "xen";
+    /// <summary>Which console was shown: "auto", "ring", "hypervisor" or "both"; absent = "auto".</summary>
+    public const string Console = "console";
 }

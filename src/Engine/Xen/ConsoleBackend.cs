@@ -118,7 +118,7 @@ public sealed class ConsoleBackend : IStateHashable
         var buf = new byte[avail];
         for (uint i = 0; i < avail; i++) buf[i] = _mem.Read8(_console + OutOff + ((cons + i) & (OutSize - 1)));
         _mem.Write32(_console + OutCons, cons + avail);
-        _hv.EmitConsole(buf);
+        _hv.EmitConsole(buf, ConsoleSource.Ring);
         _hv.Events.NotifyFromBackend(Boot.BuiltDomain.ConsoleEvtchn);
     }
 

@@ -37,9 +37,10 @@ public sealed partial class Hypervisor
     {
         Span<byte> b = stackalloc byte[7];
         if (FetchInsn(b, out _) < 7 || !b[..5].SequenceEqual(ForcedEmulationPrefix) || b[5] != 0x0F || b[6] != 0xA2) return false;
-        CpuidTable.Query(Cpu.Eax, Cpu.Ecx, Privileged, out uint a, out uint bx, out uint c, out uint d);
+        CpuidTable.Query(Cpu.Eax, Cpu.Ecx, Privileged, Abi, out uint a, out uint bx, out uint c, out uint d);
         Cpu.Eax = a; Cpu.Ebx = bx; Cpu.Ecx = c; Cpu.Edx = d;
         _f.Eip += 7;
+        Cpu.RetireEmulated(EmulatedInstruction.ForcedCpuid);
         return true;
     }
 
@@ -67,7 +68,10 @@ public sealed partial class Hypervisor
         };
         if (!ok || IsStopped) return ok;
         if (insn.Mnemonic is not (Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd) || _ioDone)
+        {
             _f.Eip = (uint)insn.NextIP;
+            Cpu.RetireEmulated(EmulatedInstruction.PrivilegedOp);
+        }
         return true;
     }
 

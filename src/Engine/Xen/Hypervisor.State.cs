@@ -30,6 +30,8 @@ public sealed record HypervisorSnapshot
     /// <summary>The fault-storm guard: the instruction count of the last deliveries and how many there were at it.</summary>
     public ulong StormIcount { get; init; } = ulong.MaxValue;
     public int StormDeliveries { get; init; }
+    /// <summary>The guest has written to its PV console ring (display only: <see cref="ConsoleView.Auto"/>).</summary>
+    public bool RingConsoleUsed { get; init; }
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -54,6 +56,7 @@ public sealed partial class Hypervisor : IStateHashable
             Frame = _f,
             StormIcount = _stormIcount,
             StormDeliveries = _stormDeliveries,
+            RingConsoleUsed = _ringUsed,
         };
     }
 
@@ -81,6 +84,7 @@ public sealed partial class Hypervisor : IStateHashable
         _f = s.Frame;
         _stormIcount = s.StormIcount;
         _stormDeliveries = s.StormDeliveries;
+        _ringUsed = s.RingConsoleUsed;
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;
@@ -102,6 +106,8 @@ public sealed partial class Hypervisor : IStateHashable
         w.Bool(Privileged);
         w.U64(Options.PeriodicTimerNs);
         w.U64(Options.TimeRefreshNs);
+        // Written only for profiles after 3.1, so the states (and golden traces) of 3.1 runs keep their hashes.
+        if (Abi != XenAbi.Xen3_1) { w.Tag("abi"); w.U8((byte)Abi); }
         w.I32(Vcpus.Length);
         foreach (var v in Vcpus) v.WriteState(w);
         Events.WriteState(w);

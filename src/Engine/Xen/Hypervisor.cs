@@ -16,8 +16,6 @@ namespace Replayvisor.Engine.Xen;
 /// </summary>
 public sealed partial class Hypervisor : ICpuHost
 {
-    public const uint XenVersion = 0x00030001;
-
     private readonly HypercallTable _table;
 
     public Hypervisor(X86Cpu cpu, BuiltDomain domain, MemoryManager mm, GuestMemory guest, IGuestClock clock,
@@ -31,6 +29,11 @@ public sealed partial class Hypervisor : ICpuHost
         Options = options ?? new HypervisorOptions();
         Layout = domain.Layout;
         Privileged = domain.InitialDomain;
+        Abi = Options.Abi ?? XenAbis.For(domain.IsPae);
+        // libxc on a 64-bit Xen knows only "xen-3.0-x86_32p" among 32-bit guest types (xc_dom_x86.c).
+        if (Abi != XenAbi.Xen3_1 && !domain.IsPae)
+            throw new BootImageException(BootError.UnsupportedXenVersion,
+                $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {XenAbis.Name(Abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
         SegmentLoader = segmentLoader ?? new SimpleSegmentLoader(cpu, domain.Layout);
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
@@ -57,6 +60,12 @@ public sealed partial class Hypervisor : ICpuHost
     public GuestMemory Guest { get; }
     public IGuestClock Clock { get; }
     public HypervisorOptions Options { get; }
+    /// <summary>The Xen profile the guest sees (<see cref="HypervisorOptions.Abi"/>, or chosen by the kernel).</summary>
+    public XenAbi Abi { get; }
+    /// <summary>True for Xen 4.19's compat ABI, false for Xen 3.1.</summary>
+    public bool Xen4 => Abi != XenAbi.Xen3_1;
+    /// <summary>XENVER_version for the profile.</summary>
+    public uint XenVersion => XenAbis.Version(Abi);
     public ISegmentLoader SegmentLoader { get; set; }
     public SharedInfoPage SharedInfo { get; }
     public VcpuState[] Vcpus { get; }
@@ -111,11 +120,22 @@ public sealed partial class Hypervisor : ICpuHost
         Observer?.OnShutdown(Cpu.Icount, kind, detail);
     }
 
-    /// <summary>Console output from the guest (console_io write or the PV ring).</summary>
-    internal void EmitConsole(ReadOnlySpan<byte> bytes)
+    /// <summary>True once the guest has written to its PV console ring (for <see cref="ConsoleView.Auto"/>).</summary>
+    private bool _ringUsed;
+
+    /// <summary>Console output from the guest (console_io write or the PV ring): recorded always, shown as the console view says.</summary>
+    internal void EmitConsole(ReadOnlySpan<byte> bytes, ConsoleSource source)
     {
         if (bytes.IsEmpty) return;
-        ConsoleSink?.Write(bytes);
+        if (source == ConsoleSource.Ring) _ringUsed = true;
+        bool show = Options.Console switch
+        {
+            ConsoleView.Ring => source == ConsoleSource.Ring,
+            ConsoleView.Hypervisor => source == ConsoleSource.Hypervisor,
+            ConsoleView.Both => true,
+            _ => source == ConsoleSource.Ring || !_ringUsed,
+        };
+        if (show) ConsoleSink?.Write(bytes);
         Observer?.OnConsoleOutput(Cpu.Icount, bytes);
     }
 
@@ -136,7 +156,7 @@ public sealed partial class Hypervisor : ICpuHost
     public ulong ReadTsc(X86Cpu cpu) => Clock.Tsc(cpu.Icount);
 
     public void Cpuid(X86Cpu cpu, uint leaf, uint subleaf, out uint eax, out uint ebx, out uint ecx, out uint edx) =>
-        CpuidTable.Query(leaf, subleaf, Privileged, out eax, out ebx, out ecx, out edx);
+        CpuidTable.Query(leaf, subleaf, Privileged, Abi, out eax, out ebx, out ecx, out edx);
 
     // At CPL 0 only (never for a PV guest): Xen answers I/O and MSRs through emulation after #GP(0).
     public uint PortIn(X86Cpu cpu, ushort port, int size) => IoPortRead(port, size);

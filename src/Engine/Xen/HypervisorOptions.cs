@@ -11,6 +11,12 @@ public sealed record HypervisorOptions
 
     /// <summary>How often vcpu_time_info is refreshed while the vcpu runs (Xen: about once a second).</summary>
     public ulong TimeRefreshNs { get; init; } = 1_000_000_000;
+
+    /// <summary>Which Xen the guest is shown (Xen 3.1 or the compat ABI of Xen 4.19); null = by the kernel (<see cref="XenAbis.For"/>).</summary>
+    public XenAbi? Abi { get; init; }
+
+    /// <summary>Which console reaches the sink (display only: both are always observed and recorded).</summary>
+    public ConsoleView Console { get; init; } = ConsoleView.Auto;
 }
 
 /// <summary>Counters for the machine's statistics.</summary>

@@ -48,11 +48,11 @@ public sealed class EmulatorRunner
         for (int i = 0; i < 8; i++) Cpu.Gpr[i] = c.Regs[i];
         Cpu.Eflags = (c.Eflags & DiffCase.ComparedFlags) | Fl.IF | Fl.Fixed1;
         Cpu.Eip = DiffCase.CodeBase;
-        Cpu.Icount = 0;
+        ulong start = Cpu.Icount; // counts run on from case to case: the CPU is the only writer
         _host.Reset();
-        StopReason r = Cpu.Run(MaxInstructions);
+        StopReason r = Cpu.Run(start + MaxInstructions);
 
-        var o = new Outcome { Icount = Cpu.Icount };
+        var o = new Outcome { Icount = Cpu.Icount - start };
         for (int i = 0; i < 8; i++) o.Regs[i] = Cpu.Gpr[i];
         o.Eflags = Cpu.Eflags;
         o.Data = new byte[DiffCase.DataSize];

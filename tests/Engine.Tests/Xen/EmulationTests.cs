@@ -93,7 +93,7 @@ public class EmulationTests
             a.mov(eax, 0x40000002); a.db(forced); a.mov(__dword_ptr[Scratch + 24], eax); a.mov(__dword_ptr[Scratch + 28], ebx);
             Shutdown(a);
         });
-        var m = g.Machine();
+        var m = g.Machine(options: new XenMachineOptions { MemoryMiB = 8, Hypervisor = new HypervisorOptions { Abi = XenAbi.Xen3_1 } });
         Assert.Equal(MachineExitKind.PoweredOff, Run(m).Kind);
         var sig = new byte[12];
         Assert.True(m.Guest.TryRead(Scratch, sig));

@@ -94,37 +94,88 @@ public class HypercallFamilyTests
         Assert.Equal(-Errno.EINVAL, Call(9, 8));
     }
 
+    /// <summary>Xen 3.1's answers (the profile of a non-PAE kernel, or --xen 3.1).</summary>
     [Fact]
-    public void XenVersionCommands()
+    public void XenVersionCommands31()
     {
-        Assert.Equal(0x00030001, Call(17, 0, 0));
+        var m = new XenTestGuest().Main(a => Shutdown(a)).Machine(options: new XenMachineOptions { MemoryMiB = 8, Hypervisor = new HypervisorOptions { Abi = XenAbi.Xen3_1 } });
+        long C(uint cmd, uint arg) => m.Hypervisor.Call(17, new HypercallArgs(cmd, arg, 0, 0, 0, 0));
+        Assert.Equal(0x00030001, C(0, 0));
+        Assert.Equal(0, C(1, Scratch));
+        Assert.Equal(".0", ReadString(m, Scratch, 16));
+        Assert.Equal(0, C(3, Scratch));
+        Assert.Equal("xen-3.0-x86_32p ", ReadString(m, Scratch, 1024));
+        Assert.Equal(0, C(5, Scratch));
+        Assert.Equal(0xF5800000u, Read32(m, Scratch));
+        Assert.Equal(4096, C(7, 0));
+        Assert.Equal(-Errno.EINVAL, C(7, Scratch));
+        Write32(m, Scratch, 0);
+        Assert.Equal(0, C(6, Scratch));
+        Assert.Equal(1u << 4, Read32(m, Scratch + 4)); // pae_pgdir_above_4gb: the PAE kernel has pae_extended_cr3
+        Write32(m, Scratch, 1);
+        Assert.Equal(-Errno.EINVAL, C(6, Scratch));
+        Assert.Equal(-Errno.EFAULT, C(2, Unmapped));
+        Assert.Equal(0, C(2, Scratch));
+        Assert.Equal(0, C(4, Scratch));
+        Assert.Equal(0, C(8, Scratch));
+        Assert.Equal(-Errno.ENOSYS, C(9, Scratch));
+        Assert.Equal(-Errno.ENOSYS, C(10, 0));
+    }
+
+    /// <summary>Xen 4.19's answers to a compat domU (xen/common/kernel.c, xsm/dummy.h xsm_xen_version).</summary>
+    [Fact]
+    public void XenVersionCommands419()
+    {
+        Assert.Equal(XenAbi.Xen4_19, Hv.Abi);
+        Assert.Equal(0x00040013, Call(17, 0, 0));
         Assert.Equal(0, Call(17, 1, Scratch));
         Assert.Equal(".0", ReadString(Scratch, 16));
         Assert.Equal(0, Call(17, 3, Scratch));
-        Assert.Equal("xen-3.0-x86_32p ", ReadString(Scratch, 1024));
+        Assert.Equal("xen-3.0-x86_64 xen-3.0-x86_32p", ReadString(Scratch, 1024));
         Assert.Equal(0, Call(17, 5, Scratch));
-        Assert.Equal(0xF5800000u, R32(Scratch));
-        Assert.Equal(4096, Call(17, 7, 0));
-        Assert.Equal(-Errno.EINVAL, Call(17, 7, Scratch));
+        Assert.Equal(0xF5800000u, R32(Scratch)); // HYPERVISOR_COMPAT_VIRT_START
         W32(Scratch, 0);
         Assert.Equal(0, Call(17, 6, Scratch));
-        Assert.Equal(1u << 4, R32(Scratch + 4)); // pae_pgdir_above_4gb: the PAE kernel has pae_extended_cr3
-        W32(Scratch, 1);
-        Assert.Equal(-Errno.EINVAL, Call(17, 6, Scratch));
-        Assert.Equal(-Errno.EFAULT, Call(17, 2, Unmapped));
+        // pae_pgdir_above_4gb, mmu_pt_update_preserve_ad, highmem_assist, gnttab_map_avail_bits, memory_op_vnode_supported; no dom0
+        Assert.Equal(1u << 4 | 1u << 5 | 1u << 6 | 1u << 7 | 1u << 13, R32(Scratch + 4));
         Assert.Equal(0, Call(17, 2, Scratch));
+        Assert.StartsWith("gcc", ReadString(Scratch, 64));
         Assert.Equal(0, Call(17, 4, Scratch));
+        Assert.Equal(4096, Call(17, 7, 0));
         Assert.Equal(0, Call(17, 8, Scratch));
-        Assert.Equal(-Errno.ENOSYS, Call(17, 9, Scratch));
+        // commandline is denied to a domU: "<denied>" and its NUL, nothing more
+        for (uint i = 0; i < 16; i += 4) W32(Scratch + i, 0x41414141);
+        Assert.Equal(0, Call(17, 9, Scratch));
+        Assert.Equal("<denied>", ReadString(Scratch, 9));
+        Assert.Equal(0x41414141u, R32(Scratch + 12));
+        Assert.Equal(-Errno.EPERM, Call(17, 10, 0)); // build_id: denied
+        Assert.Equal(-Errno.ENOSYS, Call(17, 11, 0));
+        Assert.Equal(-Errno.EFAULT, Call(17, 9, Unmapped));
     }
 
-    private string ReadString(uint va, int max)
+    [Fact]
+    public void XenVersionForTheInitialDomainOn419()
+    {
+        var m = new XenTestGuest().Main(a => Shutdown(a)).Machine(options: new XenMachineOptions { MemoryMiB = 8, InitialDomain = true });
+        long C(uint cmd, uint arg) => m.Hypervisor.Call(17, new HypercallArgs(cmd, arg, 0, 0, 0, 0));
+        Write32(m, Scratch, 0x41414141);
+        Assert.Equal(0, C(9, Scratch)); // Xen's own (empty) command line, 1024 bytes
+        Assert.Equal(0u, Read32(m, Scratch));
+        Write32(m, Scratch, 0);
+        Assert.Equal(0, C(6, Scratch));
+        Assert.NotEqual(0u, Read32(m, Scratch + 4) & 1u << 11); // XENFEAT_dom0
+        Assert.Equal(-Errno.ENODATA, C(10, 0));
+    }
+
+    private static string ReadString(XenMachine m, uint va, int max)
     {
         var b = new byte[max];
-        Assert.True(_m.Guest.TryRead(va, b));
+        Assert.True(m.Guest.TryRead(va, b));
         int n = Array.IndexOf(b, (byte)0);
         return Encoding.ASCII.GetString(b, 0, n < 0 ? max : n);
     }
+
+    private string ReadString(uint va, int max) => ReadString(_m, va, max);
 
     [Fact]
     public void ConsoleIo()
@@ -165,11 +216,11 @@ public class HypercallFamilyTests
         Entry(2, 13, list, 1);
         Entry(3, 21, 0, 7);
         Assert.Equal(0, Call(13, list, 4));
-        Assert.Equal(0x00030001u, R32(list + 4));
+        Assert.Equal(0x00040013u, R32(list + 4));
         Assert.Equal(unchecked((uint)-Errno.ENOSYS), R32(list + 32 + 4));
         Assert.Equal(unchecked((uint)-Errno.EINVAL), R32(list + 64 + 4));
         Assert.Equal(unchecked((uint)-Errno.EINVAL), R32(list + 96 + 4));
-        Assert.Equal([new MulticallResult(17, 0x30001), new MulticallResult(99, -Errno.ENOSYS), new MulticallResult(13, -Errno.EINVAL), new MulticallResult(21, -Errno.EINVAL)],
+        Assert.Equal([new MulticallResult(17, 0x40013), new MulticallResult(99, -Errno.ENOSYS), new MulticallResult(13, -Errno.EINVAL), new MulticallResult(21, -Errno.EINVAL)],
             Hv.MulticallResults);
         Assert.Equal(-Errno.EFAULT, Call(13, Unmapped, 1));
         Assert.Equal(0, Call(13, Unmapped, 0));

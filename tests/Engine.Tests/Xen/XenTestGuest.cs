@@ -77,65 +77,10 @@ internal sealed class XenTestGuest
         public override void WriteByte(byte value) => Bytes.Add(value);
     }
 
-    // ---- running, with a stand-in for CPU features still being written on wip/cpu-sys ----
+    // ---- running ----
 
-    /// <summary>
-    /// Runs the machine. Until the CPU implements int n / cpuid / privileged instructions
-    /// (wip/cpu-sys), an Unsupported stop on one of them is turned into exactly what that CPU
-    /// will do: int n → a SoftwareInterrupt event past the instruction; cpuid → ICpuHost.Cpuid;
-    /// in/out/mov cr/dr/clts/rdmsr/wrmsr/wbinvd/hlt/lgdt at CPL &gt; 0 → #GP(0) at the instruction.
-    /// </summary>
-    public static MachineExit Run(XenMachine m, ulong max = 2_000_000)
-    {
-        ulong end = m.Icount + max;
-        while (true)
-        {
-            var r = m.Run(end - m.Icount);
-            if (r.Kind != MachineExitKind.Unsupported || !Shim(m)) return r;
-        }
-    }
-
-    private static bool Shim(XenMachine m)
-    {
-        var cpu = m.Cpu;
-        var bytes = new byte[15];
-        uint eip = cpu.Eip;
-        int n = 0;
-        for (; n < 15; n++)
-        {
-            if (!cpu.Translate(cpu.Segs[Seg.CS].Base + eip + (uint)n, Access.Read, false, out ulong pa)) { cpu.ClearFault(); break; }
-            bytes[n] = cpu.Memory.Read8(pa);
-        }
-        var d = Decoder.Create(32, new ByteArrayCodeReader(bytes, 0, n), eip);
-        d.Decode(out Instruction insn);
-        switch (insn.Mnemonic)
-        {
-            case Mnemonic.Int:
-                cpu.Eip = (uint)insn.NextIP;
-                cpu.Icount++;
-                m.Hypervisor.Deliver(cpu, new CpuEvent(insn.Immediate8, EventKind.SoftwareInterrupt, false, 0, eip, 0));
-                return true;
-            case Mnemonic.Int3:
-                cpu.Eip = (uint)insn.NextIP;
-                cpu.Icount++;
-                m.Hypervisor.Deliver(cpu, new CpuEvent(Vectors.BP, EventKind.Trap, false, 0, eip, 0));
-                return true;
-            case Mnemonic.Cpuid:
-                m.Hypervisor.Cpuid(cpu, cpu.Eax, cpu.Ecx, out uint a, out uint b, out uint c, out uint dx);
-                cpu.Eax = a; cpu.Ebx = b; cpu.Ecx = c; cpu.Edx = dx;
-                cpu.Eip = (uint)insn.NextIP;
-                cpu.Icount++;
-                return true;
-            case Mnemonic.In: case Mnemonic.Out: case Mnemonic.Insb: case Mnemonic.Outsb: case Mnemonic.Clts:
-            case Mnemonic.Rdmsr: case Mnemonic.Wrmsr: case Mnemonic.Wbinvd: case Mnemonic.Lgdt: case Mnemonic.Mov:
-                if (cpu.Cpl == 0 || (insn.Mnemonic == Mnemonic.Mov && !insn.Op0Register.IsCR() && !insn.Op1Register.IsCR()
-                    && !insn.Op0Register.IsDR() && !insn.Op1Register.IsDR())) return false;
-                m.Hypervisor.Deliver(cpu, new CpuEvent(Vectors.GP, EventKind.Fault, true, 0, eip, 0));
-                return true;
-            default:
-                return false;
-        }
-    }
+    /// <summary>Runs the machine for at most <paramref name="max"/> instructions.</summary>
+    public static MachineExit Run(XenMachine m, ulong max = 2_000_000) => m.Run(max);
 
     // ---- inspecting and preparing guest memory ----
 

@@ -60,10 +60,10 @@ public sealed class Block
 /// <summary>
 /// Decoded blocks keyed by (EIP, physical address, code size), with a direct-mapped front cache.
 /// Blocks are invalidated when bytes they were decoded from are written (self-modifying code):
-/// their frames carry a code mark that sends every write made through <see cref="PhysicalMemory"/>
-/// to <see cref="OnCodeWritten"/>. The CPU's store fast path checks a finer mark instead: one bit
-/// per 64-byte line of each frame (<see cref="X86Cpu.CodeLines"/>), set for every line that holds
-/// bytes of a cached block, so stores to data that shares a page with code stay on the fast path.
+/// the cache marks the 64-byte lines they occupy in <see cref="PhysicalMemory"/>'s code lines (the
+/// one owner of code and dirty marks), which sends every write made through PhysicalMemory to a
+/// code frame to <see cref="OnCodeWritten"/>, and keeps the CPU's store fast path off those lines,
+/// so stores to data that shares a page with code stay on the fast path.
 /// </summary>
 public sealed class BlockCache : ICodeWriteObserver
 {
@@ -204,19 +204,12 @@ public sealed class BlockCache : ICodeWriteObserver
         uint frame = (uint)(b.Phys >> PhysicalMemory.PageShift);
         if (!_byFrame.TryGetValue(frame, out var list)) _byFrame[frame] = list = new List<Block>();
         list.Add(b);
-        _cpu.Memory.MarkCode(frame);
-        if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] |= LineMask(b);
+        _cpu.Memory.AddCodeLines(frame, LineMask(b));
     }
 
     /// <summary>The 64-byte lines of its frame that block b was decoded from.</summary>
-    private static ulong LineMask(Block b)
-    {
-        int first = (int)(b.Phys & PhysicalMemory.PageMask) >> X86Cpu.CodeLineShift;
-        ulong lastByte = (b.Phys & PhysicalMemory.PageMask) + (b.EndEip - b.Eip) - 1;
-        int last = lastByte >= PhysicalMemory.PageSize ? 63 : (int)lastByte >> X86Cpu.CodeLineShift;
-        ulong upTo = last == 63 ? ulong.MaxValue : (1ul << (last + 1)) - 1;
-        return upTo & ~((1ul << first) - 1);
-    }
+    private static ulong LineMask(Block b) =>
+        PhysicalMemory.CodeLineMask((uint)(b.Phys & PhysicalMemory.PageMask), b.EndEip - b.Eip);
 
     public void OnCodeWritten(ulong addr, int len)
     {
@@ -232,18 +225,10 @@ public sealed class BlockCache : ICodeWriteObserver
                 Invalidate(b);
                 list.RemoveAt(i);
             }
-            if (list.Count == 0)
-            {
-                _byFrame.Remove(frame);
-                _cpu.Memory.ClearCodeMark(frame);
-                if (frame < (uint)_cpu.CodeLines.Length) _cpu.CodeLines[frame] = 0;
-            }
-            else if (frame < (uint)_cpu.CodeLines.Length)
-            {
-                ulong lines = 0;
-                foreach (Block b in list) lines |= LineMask(b);
-                _cpu.CodeLines[frame] = lines;
-            }
+            ulong lines = 0;
+            foreach (Block b in list) lines |= LineMask(b);
+            if (list.Count == 0) _byFrame.Remove(frame);
+            _cpu.Memory.SetCodeLines(frame, lines);
         }
     }
 
@@ -252,7 +237,7 @@ public sealed class BlockCache : ICodeWriteObserver
         b.Valid = false;
         ulong key = Key(b.Eip, b.Phys);
         if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
-        if (b.Id == Current) _cpu.Exit |= X86Cpu.ExitBranch;
+        if (b.Id == Current) _cpu.EndBlockAfterThisInstruction();
     }
 
     /// <summary>Drops every block (snapshot restore).</summary>
@@ -261,8 +246,7 @@ public sealed class BlockCache : ICodeWriteObserver
         foreach (var b in _map.Values) b.Valid = false;
         _map.Clear();
         Array.Clear(_front);
-        foreach (uint f in _byFrame.Keys) _cpu.Memory.ClearCodeMark(f);
-        Array.Clear(_cpu.CodeLines);
+        _cpu.Memory.ClearCodeLines();
         _byFrame.Clear();
     }
 

@@ -63,7 +63,7 @@ internal static unsafe class Branch
         if (size == 2) target &= 0xFFFF;
         if (target > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
         c.Eip = target;
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     private static void JmpRel(X86Cpu c, ref DecodedInsn d) => JumpTo(c, d.Imm, d.Size);
@@ -99,7 +99,7 @@ internal static unsafe class Branch
         if (size == 4) c.Push32(c.Eip); else c.Push(c.Eip, size);
         if (c.Faulted) return;
         c.Eip = target;
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     /// <summary>ret with a 32-bit operand size and no immediate.</summary>
@@ -113,7 +113,7 @@ internal static unsafe class Branch
             if (t4 > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
             c.Gpr[Reg.ESP] = sp + 4;
             c.Eip = t4;
-            c.Exit |= X86Cpu.ExitBranch;
+            c.Exit |= CpuExit.Branch;
             return;
         }
         RetNear(c, ref d);
@@ -128,7 +128,7 @@ internal static unsafe class Branch
         if (t > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
         c.AdjustStack((uint)size + (d.Insn.OpCount > 0 ? d.Imm & 0xFFFF : 0));
         c.Eip = t;
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     private static void Loop(X86Cpu c, ref DecodedInsn d)
@@ -141,7 +141,7 @@ internal static unsafe class Branch
             uint t = d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
             if (t > c.Segs[Seg.CS].Limit) { c.RaiseGp(0); return; }
             c.Eip = t;
-            c.Exit |= X86Cpu.ExitBranch;
+            c.Exit |= CpuExit.Branch;
         }
         c.Ecx = (c.Ecx & ~mask) | cnt;
     }

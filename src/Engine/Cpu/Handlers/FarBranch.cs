@@ -127,7 +127,7 @@ internal static unsafe class FarBranch
         c.Esp = esp;
         c.CommitCs(cs, c.Cpl);
         c.Eip = off;
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     /// <summary>
@@ -161,7 +161,7 @@ internal static unsafe class FarBranch
         c.Esp = ss.Big ? sp : (newEsp & 0xFFFF0000u) | (sp & 0xFFFF);
         c.CommitCs(cs, newCpl);
         c.Eip = target;
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     /// <summary>
@@ -202,7 +202,7 @@ internal static unsafe class FarBranch
             c.AdjustStack((uint)(2 * size) + imm);
             c.CommitCs(cs, rpl);
             c.Eip = eip;
-            c.Exit |= X86Cpu.ExitBranch;
+            c.Exit |= CpuExit.Branch;
             return;
         }
         uint newEsp = c.PeekStack(size, (uint)(2 * size) + imm);
@@ -223,7 +223,7 @@ internal static unsafe class FarBranch
         c.Segs[Seg.SS] = ss;
         c.Esp = ss.Big ? esp : (c.Esp & 0xFFFF0000u) | (esp & 0xFFFF);
         c.NullInaccessibleDataSegments();
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     /// <summary>
@@ -264,7 +264,7 @@ internal static unsafe class FarBranch
             c.Eflags = newFlags;
             c.CommitCs(cs, rpl);
             c.Eip = eip;
-            c.Exit |= X86Cpu.ExitBranch;
+            c.Exit |= CpuExit.Branch;
             return;
         }
         uint newEsp = c.PeekStack(size, (uint)(3 * size));

@@ -32,7 +32,7 @@ internal static unsafe class Misc
     {
         if (c.Cpl != 0) { c.RaiseGp(0); return; }
         c.Host.Halt(c);
-        c.Exit |= X86Cpu.ExitBranch;
+        c.Exit |= CpuExit.Branch;
     }
 
     private static void Clc(X86Cpu c, ref DecodedInsn d) => c.SetArith(Fl.CF, 0);

@@ -85,20 +85,20 @@ internal static unsafe class StringOps
             T.Step(c, ref d, amask, delta);
             if (c.Faulted)
             {
-                c.Icount += done; // earlier iterations completed; the faulting one does not count
+                c.RetireIterations(done); // earlier iterations completed; the faulting one does not count
                 return;
             }
             done++;
             c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - 1) & amask);
             if (T.Compares && (d.Rep == 1 ? !c.ZF : c.ZF)) { stopped = true; break; }
         }
-        c.Icount += done - 1; // the run loop adds the last one
+        c.RetireIterations(done - 1); // the run loop adds the last one
         if (!stopped && (c.Ecx & amask) != 0)
         {
             c.Eip = d.Eip; // restart for the remaining iterations
-            c.Exit |= X86Cpu.ExitBranch;
+            c.Exit |= CpuExit.Branch;
         }
-        else if (done > 1) c.Exit |= X86Cpu.ExitBranch; // the block's instruction budget is stale
+        else if (done > 1) c.Exit |= CpuExit.Branch; // the block's instruction budget is stale
     }
 
     /// <summary>

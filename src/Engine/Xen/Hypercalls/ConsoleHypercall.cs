@@ -21,7 +21,7 @@ internal static class ConsoleHypercall
                 {
                     int n = (int)Math.Min((uint)Chunk, count - done);
                     if (!hv.Guest.TryRead(buf + done, chunk[..n])) return -Errno.EFAULT;
-                    hv.EmitConsole(chunk[..n]);
+                    hv.EmitConsole(chunk[..n], ConsoleSource.Hypervisor);
                     done += (uint)n;
                 }
                 return 0;

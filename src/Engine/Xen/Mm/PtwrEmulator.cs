@@ -143,7 +143,7 @@ internal sealed class PtwrEmulator
     private bool Retire(in Instruction insn)
     {
         _cpu.Eip = (uint)insn.NextIP;
-        _cpu.Icount++;
+        _cpu.RetireEmulated(EmulatedInstruction.PagetableWrite);
         return true;
     }
 
