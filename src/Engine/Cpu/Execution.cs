@@ -112,7 +112,7 @@ public sealed partial class X86Cpu
                 if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
             }
             if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
-            int r = b.Compiled != null && !singleStep && (ulong)b.Count <= stopAt - Icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
+            int r = b.Compiled != null && !singleStep && (ulong)b.Count <= stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
             prev = r != 0 && b.Chainable && !singleStep ? b : null;
         }
@@ -173,10 +173,10 @@ public sealed partial class X86Cpu
         if (i == b.Count) return 1;
         if (i < 0) return ExecBlock(b, false);
         // Instruction i set an exit flag; instructions before it are counted.
-        if (Exit == ExitBranch)
+        if (Exit == CpuExit.Branch)
         {
             Exit = 0;
-            Icount++;
+            _icount++;
             return 1;
         }
         return HandleExit(false) ? 0 : -1;

@@ -30,7 +30,7 @@ internal sealed partial class BlockEmitter
     private readonly List<Action> _deferred = new();
 
     private static readonly FieldInfo FEip = F(nameof(X86Cpu.Eip)), FInsnEip = F(nameof(X86Cpu.InsnEip)),
-        FExit = F(nameof(X86Cpu.Exit)), FIcount = F(nameof(X86Cpu.Icount)), FCcKind = F(nameof(X86Cpu.CcKind)),
+        FExit = F(nameof(X86Cpu.Exit)), FIcount = F("_icount"), FCcKind = F(nameof(X86Cpu.CcKind)),
         FCcSize = F(nameof(X86Cpu.CcSize)), FCcRes = F(nameof(X86Cpu.CcRes)), FCcA = F(nameof(X86Cpu.CcA)),
         FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry));
 
