@@ -32,7 +32,7 @@ internal sealed partial class BlockEmitter
     private static readonly FieldInfo FEip = F(nameof(X86Cpu.Eip)), FInsnEip = F(nameof(X86Cpu.InsnEip)),
         FExit = F(nameof(X86Cpu.Exit)), FIcount = F("_icount"), FCcKind = F(nameof(X86Cpu.CcKind)),
         FCcSize = F(nameof(X86Cpu.CcSize)), FCcRes = F(nameof(X86Cpu.CcRes)), FCcA = F(nameof(X86Cpu.CcA)),
-        FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry));
+        FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry)), FStopAt = F("_stopAt");
 
     private static readonly MethodInfo MRead = M(nameof(X86Cpu.JitRead)), MWrite = M(nameof(X86Cpu.JitWrite)),
         MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
@@ -76,6 +76,14 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
+        if (IsSelfLoop())
+        {
+            // The loop head's state: every register in its local (and stored back at any exit), flags in the CPU.
+            for (int r = 0; r < 8; r++) EnsureLoaded(r);
+            _dirty = 0xFF;
+            _loopHead = _il.DefineLabel();
+            _il.MarkLabel(_loopHead.Value);
+        }
         bool ended = false;
         for (int i = 0; i < _b.Count; i++)
         {
@@ -85,6 +93,49 @@ internal sealed partial class BlockEmitter
         }
         if (!ended) EmitEnd(_b.EndEip);
         foreach (var a in _deferred) a();
+    }
+
+    // ---- loops ----
+
+    private Label? _loopHead;
+
+    /// <summary>The block ends with a near jmp/jcc back to its own first instruction (a tight loop).</summary>
+    private bool IsSelfLoop()
+    {
+        ref DecodedInsn last = ref _b.Insns[_b.Count - 1];
+        var f = Classify(ref last, true);
+        if (f is not (Form.Jmp or Form.Jcc)) return false;
+        uint t = last.Size == 2 ? last.Imm & 0xFFFF : last.Imm;
+        return t == _b.Eip;
+    }
+
+    /// <summary>
+    /// The taken branch back to the block's start: count the iteration and, while the whole block
+    /// still fits the budget (so a stop count stays exact), run it again without leaving the
+    /// compiled code; otherwise end with EIP at the start. The loop head expects all registers in
+    /// locals and the flags in the CPU, so the back edge reloads registers a handler call dropped
+    /// and stores the lazy flags.
+    /// </summary>
+    private void EmitBackEdge()
+    {
+        for (int r = 0; r < 8; r++) EnsureLoaded(r);
+        var s = Snapshot();
+        Spill(s with { Dirty = 0 });
+        SyncIcount(_synced, _b.Count);
+        // if (_stopAt - _icount >= Count) goto head
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, FStopAt);
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, FIcount);
+        _il.Emit(OpCodes.Sub);
+        Ldc(_b.Count);
+        _il.Emit(OpCodes.Conv_I8);
+        _il.Emit(OpCodes.Bge_Un, _loopHead!.Value);
+        // Registers still need storing; flags and Icount are stored.
+        Spill(new State(0xFF, false, CcOp.None, 0, _b.Count));
+        StoreField(FEip, () => Ldc((int)_b.Eip));
+        Ldc(_b.Count);
+        _il.Emit(OpCodes.Ret);
     }
 
     // ---- state snapshots and exits ----

@@ -166,6 +166,7 @@ internal sealed partial class BlockEmitter
             {
                 uint t = s == 2 ? d.Imm & 0xFFFF : d.Imm;
                 CheckLimit(ctx, () => Ldc((int)t));
+                if (_loopHead != null) { EmitBackEdge(); return true; }
                 Ldc((int)t);
                 EmitEndWithEipOnStack();
                 return true;
@@ -179,6 +180,7 @@ internal sealed partial class BlockEmitter
                 EmitEnd(d.NextEip);
                 _il.MarkLabel(taken);
                 CheckLimit(ctx, () => Ldc((int)t));
+                if (_loopHead != null) { EmitBackEdge(); return true; }
                 Ldc((int)t);
                 EmitEndWithEipOnStack();
                 return true;
