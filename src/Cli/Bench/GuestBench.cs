@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -19,19 +20,25 @@ public static class GuestBench
         byte[] kernel = Commands.GuestCommands.ReadKernel(kernelPath);
         var options = new XenMachineOptions { MemoryMiB = 32 };
         output.WriteLine($"guest {Path.GetFileName(kernelPath)}, best of {rounds}, checkpoint interval {checkpointInterval:N0}");
-        double plain = Best(rounds, () =>
+        output.WriteLine("times are process CPU time (steadier than wall time on a shared machine)");
+        long hypercalls = 0;
+        (double Seconds, ulong Icount) PlainRun(CpuTier tier)
         {
-            var m = new XenMachine(kernel, options);
+            var m = new XenMachine(kernel, options with { Tier = tier });
             m.Hypervisor.ConsoleSink = new BufferConsoleSink();
-            var sw = Stopwatch.StartNew();
+            var t = CpuTime.Start();
             var exit = m.Run(ulong.MaxValue);
-            return (sw.Elapsed.TotalSeconds, exit.Icount);
-        }, out ulong icount);
+            double sec = t.Seconds;
+            hypercalls = m.HypercallStats.Values.Sum();
+            return (sec, exit.Icount);
+        }
+        double plain = Best(rounds, () => PlainRun(CpuTier.Compiled), out ulong icount);
+        double blockCache = Best(rounds, () => PlainRun(CpuTier.BlockCache), out _);
         byte[] trace = [];
         double record = Best(rounds, () =>
         {
             var ms = new MemoryStream();
-            var sw = Stopwatch.StartNew();
+            var t = CpuTime.Start();
             LiveResult r;
             using (var s = new LiveSession(new LiveRequest
             {
@@ -39,20 +46,21 @@ public static class GuestBench
                 CheckpointInterval = checkpointInterval,
             }))
                 r = s.Run();
-            double t = sw.Elapsed.TotalSeconds;
+            double sec = t.Seconds;
             trace = ms.ToArray();
-            return (t, r.Exit.Icount);
+            return (sec, r.Exit.Icount);
         }, out _);
         double replay = Best(rounds, () =>
         {
             using var reader = TraceReader.Open(new MemoryStream(trace));
-            var sw = Stopwatch.StartNew();
+            var t = CpuTime.Start();
             var r = new ReplaySession(reader, null).Run();
             if (r.Divergence != null) throw new InvalidOperationException("bench replay diverged: " + r.Report);
-            return (sw.Elapsed.TotalSeconds, r.Exit.Icount);
+            return (t.Seconds, r.Exit.Icount);
         }, out _);
-        output.WriteLine($"instructions:        {icount:N0}");
-        output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS");
+        output.WriteLine($"instructions:        {icount:N0}, {hypercalls:N0} hypercalls");
+        output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS   {plain * 1e9 / Math.Max(1, hypercalls),8:F0} ns per hypercall (whole run / hypercalls)");
+        output.WriteLine($"  block-cache tier:  {blockCache * 1000,9:F1} ms  {icount / blockCache / 1e6,7:F1} MIPS   compiled tier speed-up {blockCache / plain,5:F2}x");
         output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}%");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x");
         Sizes("virtual-clock trace", trace, icount, output);
@@ -67,6 +75,15 @@ public static class GuestBench
             Sizes("host-clock trace", host.ToArray(), r.Exit.Icount, output);
         }
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Process CPU time since Start (all threads of this process).</summary>
+    private readonly struct CpuTime
+    {
+        private readonly TimeSpan _start;
+        private CpuTime(TimeSpan start) => _start = start;
+        public static CpuTime Start() => new(Process.GetCurrentProcess().TotalProcessorTime);
+        public double Seconds => (Process.GetCurrentProcess().TotalProcessorTime - _start).TotalSeconds;
     }
 
     private static void Sizes(string what, byte[] trace, ulong icount, TextWriter output)
