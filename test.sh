@@ -5,9 +5,11 @@ set -uo pipefail
 cd "$(dirname "$0")"
 
 # gcc builds the guests and the native differential-test runner (both freestanding: no 32-bit libc needed).
+# zsh runs the zsh completion script's test (bash runs the bash one).
 need_install=()
 command -v make >/dev/null || need_install+=(make)
 command -v gcc >/dev/null || need_install+=(gcc)
+command -v zsh >/dev/null || need_install+=(zsh)   # the zsh completion script is tested in zsh
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "installing: ${need_install[*]}" >&2
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}" >/dev/null

@@ -9,11 +9,13 @@ dotnet build src/Cli -c Release -nologo -v q >/dev/null
 rv() { dotnet src/Cli/bin/Release/net10.0/replayvisor.dll "$@"; }
 
 # name, kernel, extra record options; console input comes from the last argument when it is "<<text".
+# WANT_EXIT (default 0) is the exit code the recording must end with (README's table).
 record() {
   local name=$1 kernel=$2; shift 2
-  local input=""
+  local input="" rc=0
   if [ $# -gt 0 ] && [ "${!#:0:2}" = "<<" ]; then input=${!#:2}; set -- "${@:1:$(($#-1))}"; fi
-  printf '%b' "$input" | rv record "guests/build/$kernel" -o "traces/$name.rvt" --memory 16 --checkpoint-interval 5000000 "$@" >/dev/null
+  printf '%b' "$input" | rv record "guests/build/$kernel" -o "traces/$name.rvt" --memory 16 --checkpoint-interval 5000000 "$@" >/dev/null || rc=$?
+  if [ "$rc" -ne "${WANT_EXIT:-0}" ]; then echo "record.sh: $name exited $rc, expected ${WANT_EXIT:-0}" >&2; exit 1; fi
   printf '%-22s %8s bytes\n' "$name.rvt" "$(stat -c %s "traces/$name.rvt")"
 }
 
@@ -28,3 +30,7 @@ record sched-chaos         sched-pae.elf --chaos 1
 record sched-host          sched.elf --clock host
 record sched-host-chaos    sched-pae.elf --clock host --chaos 2
 record echo                echo-pae.elf "<<hello, golden trace\nsecond line\nquit\n"
+record hello               hello.elf
+record segments            segments-pae.elf
+WANT_EXIT=3 record crash   crash.elf          # the guest fails on purpose and crashes itself
+WANT_EXIT=7 record fpu     fpu.elf            # stops at the first x87 instruction (not implemented)

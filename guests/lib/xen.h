@@ -26,6 +26,7 @@
 #define HC_sched_op             29
 #define HC_callback_op          30
 #define HC_event_channel_op     32
+#define HC_physdev_op           33
 
 /* §2 errors (negated in EAX) */
 #define EPERM    1
@@ -34,6 +35,10 @@
 #define EEXIST  17
 #define EINVAL  22
 #define ENOSYS  38
+#define ESRCH    3
+#define EACCES  13
+#define ENOSPC  28
+#define EOPNOTSUPP 95
 
 /* §3 address space and selectors */
 #define VIRT_BASE        0xC0000000u
@@ -164,6 +169,12 @@ struct evtchn_status {
 #define CALLBACKTYPE_event    0
 #define CALLBACKTYPE_failsafe 1
 #define CALLBACKF_mask_events 1
+#define CALLBACKOP_unregister 1
+#define CALLBACKTYPE_syscall  2   /* x86_64 guests only */
+#define CALLBACKTYPE_nmi      4
+#define CALLBACKTYPE_sysenter 5   /* compat guests of 64-bit Xen */
+#define CALLBACKTYPE_syscall32 7  /* compat guests of 64-bit Xen */
+struct callback_unregister { uint16_t type, _unused; };
 
 /* §4.7 console ring */
 struct xencons_interface {

@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Replayvisor.Cli.Bench;
 using Replayvisor.Cli.Commands;
+using Replayvisor.Cli.Completion;
+using Replayvisor.Cli.Help;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli;
 
@@ -10,8 +13,10 @@ public static class CliApp
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
         var root = Build(stdout, stderr);
+        // Shell completion ([suggest:N] "line", from `replayvisor completion bash|zsh`) never prints errors.
+        if (ShellCompletion.IsRequest(args)) return ShellCompletion.Answer(root, args, stdout);
         ParseResult parsed = root.Parse(args);
-        if (parsed.Errors.Count > 0)
+        if (parsed.Errors.Count > 0 && !CommandTree.IsHelp(parsed))
         {
             stderr.WriteLine($"replayvisor: {OneLine(string.Join("; ", parsed.Errors.Select(e => e.Message).Distinct()))} (try 'replayvisor --help')");
             return ExitCodes.Usage;
@@ -40,26 +45,28 @@ public static class CliApp
     private static string OneLine(string s) =>
         string.Join(' ', s.Split(['\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    private static RootCommand Build(TextWriter stdout, TextWriter stderr)
+    /// <summary>The command tree, with `help` and `completion` and the examples in every --help.</summary>
+    public static RootCommand Build(TextWriter stdout, TextWriter stderr)
     {
         var root = new RootCommand("Replayvisor: record and replay 32-bit x86 Xen PV guests bit-exactly.");
-        root.Subcommands.Add(RunCmd(stderr));
-        root.Subcommands.Add(RecordCmd(stderr));
+        root.Subcommands.Add(RunCmd(stdout, stderr));
+        root.Subcommands.Add(RecordCmd(stdout, stderr));
         root.Subcommands.Add(ReplayCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
-        return root;
+        return CommandTree.Finish(root.WithExample("replayvisor run guests/build/hello.elf"));
     }
 
     private sealed class RunOptions
     {
-        public readonly Argument<string> Kernel = new("kernel") { Description = "A Xen PV guest kernel (ELF)" };
+        public readonly Argument<string> Kernel = new Argument<string>("kernel") { Description = "A Xen PV guest kernel (ELF)", HelpName = "kernel.elf" }.CompletesFiles(".elf");
         public readonly Option<uint> Memory = new("--memory") { Description = "Guest memory in MiB", DefaultValueFactory = _ => 32 };
         public readonly Option<string> Cmdline = new("--cmdline") { Description = "Guest command line", DefaultValueFactory = _ => "" };
         public readonly Option<bool> InitDomain = new("--initdomain") { Description = "Build the initial domain (SIF_INITDOMAIN|SIF_PRIVILEGED)" };
         public readonly Option<ulong> MaxInstructions = new("--max-instructions") { Description = "Stop after this many instructions (exit code 4)", DefaultValueFactory = _ => ulong.MaxValue };
         public readonly Option<bool> Stats = new("--stats") { Description = "Print instructions, MIPS, hypercalls and exceptions to stderr" };
+        public readonly Option<bool> Json = new("--json") { Description = "Print those figures as one JSON document on stdout, the guest's console inside it" };
         public readonly Option<string> Xen = new("--xen") { Description = "The Xen the guest sees: 3.1, 4.19 (the compat ABI of 64-bit Xen), or auto (4.19 for PAE kernels, 3.1 for non-PAE)", DefaultValueFactory = _ => "auto" };
         public readonly Option<string> ConsoleView = new("--console") { Description = "Console shown: ring (PV console), hypervisor (console_io), both, or auto (the ring once used, console_io before)", DefaultValueFactory = _ => "auto" };
 
@@ -72,7 +79,7 @@ public static class CliApp
         public void AddTo(Command c)
         {
             c.Arguments.Add(Kernel);
-            c.Options.Add(Memory); c.Options.Add(Cmdline); c.Options.Add(InitDomain); c.Options.Add(MaxInstructions); c.Options.Add(Stats);
+            c.Options.Add(Memory); c.Options.Add(Cmdline); c.Options.Add(InitDomain); c.Options.Add(MaxInstructions); c.Options.Add(Stats); c.Options.Add(Json);
             c.Options.Add(Xen); c.Options.Add(ConsoleView);
         }
 
@@ -80,32 +87,35 @@ public static class CliApp
         {
             Engine.Xen.XenAbis.TryParse(p.GetValue(Xen), out var abi);
             Engine.Xen.ConsoleViews.TryParse(p.GetValue(ConsoleView), out var view);
-            return new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats))
+            return new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats), p.GetValue(Json))
             { Xen = abi, Console = view };
         }
     }
 
-    private static Command RunCmd(TextWriter stderr)
+    private static Command RunCmd(TextWriter stdout, TextWriter stderr)
     {
         var o = new RunOptions();
-        var cmd = new Command("run", "Run a guest kernel; its console goes to stdout");
+        var cmd = new Command("run", "Run a guest kernel; its console goes to stdout").WithExample("replayvisor run guests/build/hello.elf --stats");
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Run(o.Get(p), stderr));
+        cmd.SetAction(p => GuestCommands.Run(o.Get(p), stdout, stderr));
         return cmd;
     }
 
-    private static Command RecordCmd(TextWriter stderr)
+    private static Command RecordCmd(TextWriter stdout, TextWriter stderr)
     {
         var o = new RunOptions();
-        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true, HelpName = "trace.rvt" };
+        output.CompletionSources.Add(FileCompletion.Source(".rvt"));
         var clock = new Option<string>("--clock") { Description = "virtual (default) or host", DefaultValueFactory = _ => "virtual" };
         clock.AcceptOnlyFromAmong("virtual", "host");
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
-        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval };
+        var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
+        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data };
+        cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? Record.ClockKind.Host : Record.ClockKind.Virtual,
-            p.GetValue(chaos), p.GetValue(interval), stderr));
+        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
+            p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data)));
         return cmd;
     }
 
@@ -115,17 +125,19 @@ public static class CliApp
         var to = new Option<ulong?>("--to") { Description = "Stop (verified) at this instruction count" };
         var quiet = new Option<bool>("--quiet") { Description = "Do not print the guest's console output" };
         var cmd = new Command("replay", "Re-execute a trace and verify it is bit-exact (exit 10 at the first divergence)") { trace, to, quiet };
+        cmd.WithExample("replayvisor replay sched.rvt --quiet");
         cmd.SetAction(p => ReplayCommand.Run(p.GetValue(trace)!, p.GetValue(to), p.GetValue(quiet), stderr));
         return cmd;
     }
 
-    private static Argument<string> TraceArg() => new("trace") { Description = "A .rvt trace file" };
+    private static Argument<string> TraceArg() => new Argument<string>("trace") { Description = "A .rvt trace file", HelpName = "trace.rvt" }.CompletesFiles(".rvt");
 
     private static Command InfoCmd(TextWriter stdout)
     {
         var trace = TraceArg();
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var cmd = new Command("info", "Show a trace's header, guest, options, event counts and sizes") { trace, json };
+        cmd.WithExample("replayvisor info sched.rvt --json");
         cmd.SetAction(p => InfoCommand.Run(p.GetValue(trace)!, p.GetValue(json), stdout));
         return cmd;
     }
@@ -133,11 +145,13 @@ public static class CliApp
     private static Command DumpCmd(TextWriter stdout)
     {
         var trace = TraceArg();
-        var kind = new Option<string[]>("--kind") { Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
+        var kind = new Option<string[]>("--kind") { HelpName = "kind", Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
+        kind.CompletionSources.Add(EventText.Kinds);
         var from = new Option<ulong>("--from") { Description = "First instruction count" };
         var to = new Option<ulong>("--to") { Description = "Last instruction count", DefaultValueFactory = _ => ulong.MaxValue };
         var json = new Option<bool>("--json") { Description = "One JSON object per line" };
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
+        cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");
         cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout));
         return cmd;
     }
@@ -146,12 +160,15 @@ public static class CliApp
     {
         var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
-        var guest = new Option<string?>("--guest") { Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" };
+        var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" };
+        guest.CompletionSources.Add(FileCompletion.Source(".elf"));
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval };
+        var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json };
+        cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
         cmd.SetAction(p => p.GetValue(guest) is { } g
-            ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), stdout)
-            : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), stdout));
+            ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
+            : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));
         return cmd;
     }
 }

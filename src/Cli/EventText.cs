@@ -31,9 +31,11 @@ public static class EventText
     public static string At(GuestSymbols? symbols, uint address) =>
         symbols?.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
 
+    private static string Site(GuestSymbols? symbols, HypercallEvent h) => h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}";
+
     public static string Text(TraceEvent e, GuestSymbols? symbols = null) => e switch
     {
-        HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}",
+        HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}{Site(symbols, h)}{(h.OutputDigest != 0 ? $" out {h.OutputDigest:x16}" : "")}",
         UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]",
         TimeEvent t => $"{t.Icount,14} time {t.Kind} {t.Value}",
         ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
@@ -61,6 +63,11 @@ public static class EventText
                 o["call"] = Replayvisor.Engine.Xen.Hypercalls.HypercallFormatter.Format(h.Number, h.Args.AsSpan());
                 o["args"] = new JsonArray(h.Args.AsSpan().ToArray().Select(a => (JsonNode)a).ToArray());
                 o["result"] = h.Result;
+                if (h.Site != 0) { o["site"] = h.Site; AddSymbol(o, symbols, h.Site); }
+                if (h.OutputDigest != 0) o["outputDigest"] = h.OutputDigest.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+                if (h.Memory.Count > 0)
+                    o["memory"] = new JsonArray(h.Memory.AsSpan().ToArray()
+                        .Select(w => (JsonNode)new JsonObject { ["address"] = w.Address, ["bytes"] = Convert.ToHexStringLower(w.Bytes.AsSpan()) }).ToArray());
                 if (h.Multicall.Count > 0)
                     o["multicall"] = new JsonArray(h.Multicall.AsSpan().ToArray()
                         .Select(m => (JsonNode)new JsonObject { ["op"] = m.Op, ["name"] = HypercallNames.Name(m.Op), ["result"] = m.Result }).ToArray());

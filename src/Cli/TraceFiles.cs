@@ -29,9 +29,10 @@ public static class TraceFiles
 
     public static CliException FromFormat(string path, TraceFormatException e) => new(e.Error switch
     {
-        TraceError.Empty or TraceError.NotATrace => ExitCodes.NotATrace,
+        TraceError.NotATrace => ExitCodes.NotATrace,
         TraceError.NewerFormat => ExitCodes.TraceNewer,
-        TraceError.Truncated => ExitCodes.TraceTruncated,
+        // An empty file is what a recorder killed right after creating it leaves: a truncated trace.
+        TraceError.Empty or TraceError.Truncated => ExitCodes.TraceTruncated,
         _ => ExitCodes.TraceDamaged,
     }, $"{path}: {e.Message}");
 }

@@ -1,76 +1,34 @@
 using System.Diagnostics;
-using Replayvisor.Engine.Machine;
-using Replayvisor.Engine.Trace;
-using Replayvisor.Engine.Time;
+using Replayvisor.Engine.Inputs;
 
 namespace Replayvisor.Record;
 
 /// <summary>
-/// `record --clock host`: Xen system time and the TSC follow the host's monotonic clock (scaled to
-/// the 1 GHz virtual frequency) and every value the guest sees is logged as a <see cref="TimeEvent"/>.
-/// Idling really waits, until the deadline or until <see cref="Wake"/> (console input arrived).
+/// The host's clocks for <see cref="RecordingClock"/> (`record --clock host`): a monotonic
+/// stopwatch, UTC, and a real-time wait that <see cref="Wake"/> ends early.
 /// </summary>
-public sealed class HostClock : IGuestClock, IDisposable
+public sealed class HostClock : IHostTime, IDisposable
 {
     private readonly Stopwatch _sw = Stopwatch.StartNew();
-    private readonly Action<TraceEvent> _log;
     private readonly ManualResetEventSlim _wake = new(false);
-    private ulong _last;
-    private ulong _lastIcount;
 
-    public HostClock(Action<TraceEvent> log)
+    public ulong MonotonicNs() => (ulong)(_sw.ElapsedTicks * (1_000_000_000.0 / Stopwatch.Frequency));
+
+    public (uint Sec, uint Nsec) UtcNow()
     {
-        _log = log;
         var utc = DateTimeOffset.UtcNow;
-        BootWallclock = ((uint)utc.ToUnixTimeSeconds(), (uint)(utc.Ticks % TimeSpan.TicksPerSecond * 100));
-        _log(new TimeEvent(0, TimeKind.WallclockSec, BootWallclock.Sec));
-        _log(new TimeEvent(0, TimeKind.WallclockNsec, BootWallclock.Nsec));
+        return ((uint)utc.ToUnixTimeSeconds(), (uint)(utc.Ticks % TimeSpan.TicksPerSecond * 100));
     }
 
-    public ulong TscHz => VirtualClock.FrequencyHz;
-
-    public (uint Sec, uint Nsec) BootWallclock { get; }
-
-    private ulong ReadHost()
+    public bool Wait(ulong ns)
     {
-        ulong ns = (ulong)(_sw.ElapsedTicks * (1_000_000_000.0 / Stopwatch.Frequency));
-        if (ns < _last) ns = _last; // monotonic even across rounding
-        _last = ns;
-        return ns;
+        int ms = ns >= 1_000_000_000 ? 1000 : (int)Math.Max(1, ns / 1_000_000);
+        if (!_wake.Wait(ms)) return false;
+        _wake.Reset();
+        return true;
     }
 
-    public ulong SystemTimeNs(ulong icount)
-    {
-        ulong ns = ReadHost();
-        _lastIcount = icount;
-        _log(new TimeEvent(icount, TimeKind.SystemTimeNs, ns));
-        return ns;
-    }
-
-    public ulong Tsc(ulong icount)
-    {
-        ulong ns = ReadHost();
-        _lastIcount = icount;
-        _log(new TimeEvent(icount, TimeKind.Tsc, ns));
-        return ns;
-    }
-
-    public ulong IcountAt(ulong icount, ulong systemNs) => HostTimePolicy.IcountAt(icount, _lastIcount, _last, systemNs);
-
-    /// <summary>Waits in real time until the deadline (ulong.MaxValue: until woken).</summary>
-    public void Idle(ulong icount, ulong untilNs)
-    {
-        while (true)
-        {
-            ulong now = (ulong)(_sw.ElapsedTicks * (1_000_000_000.0 / Stopwatch.Frequency));
-            if (now >= untilNs) return;
-            ulong waitNs = untilNs - now;
-            int ms = waitNs >= 1_000_000_000 ? 1000 : (int)Math.Max(1, waitNs / 1_000_000);
-            if (_wake.Wait(ms)) { _wake.Reset(); return; }
-        }
-    }
-
-    /// <summary>Ends an idle wait early (an input arrived).</summary>
+    /// <summary>Ends an idle wait early (an input arrived, or a stop was requested).</summary>
     public void Wake() => _wake.Set();
 
     public void Dispose() => _wake.Dispose();

@@ -1,13 +1,14 @@
 using System.Collections.Concurrent;
+using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Record;
 
 /// <summary>
-/// Inputs from the host for `run` and `record`: console input read from stdin on a background
-/// thread, chaos-mode delays from a seeded generator, Ctrl-C/SIGTERM, and periodic checkpoints.
-/// Every value that reaches the guest is logged with its instruction count (when a log is given).
+/// The host side of `run` and `record`: console input read from stdin on a background thread,
+/// Ctrl-C/SIGTERM, and the record halves of the input sources (src/Engine/Inputs), which log
+/// every value that reaches the guest with its instruction count (when a log is given).
 /// </summary>
 public sealed class LiveInputs : IRunInputs, IDisposable
 {
@@ -16,23 +17,20 @@ public sealed class LiveInputs : IRunInputs, IDisposable
 
     private readonly ConcurrentQueue<byte[]> _input = new();
     private readonly SemaphoreSlim _arrived = new(0);
-    private readonly Action<TraceEvent>? _log;
-    private readonly Random? _chaos;
-    private readonly Action<ulong>? _checkpoint;
-    private readonly ulong _checkpointInterval;
+    private readonly ConsoleInputRecorder _console;
+    private readonly ChaosRecorder? _chaos;
+    private readonly Checkpoints _checkpoints;
     private readonly HostClock? _hostClock;
     private volatile bool _eof;
     private volatile bool _stop;
-    private ulong _lastCheckpoint = ulong.MaxValue;
     private readonly Thread? _reader;
 
-    public LiveInputs(Stream? stdin, Action<TraceEvent>? log = null, int? chaosSeed = null,
-        ulong checkpointInterval = 0, Action<ulong>? checkpoint = null, HostClock? hostClock = null)
+    /// <param name="checkpoints">The checkpoint schedule (its emit writes the trace).</param>
+    public LiveInputs(Stream? stdin, Action<TraceEvent>? log, int? chaosSeed, Checkpoints checkpoints, HostClock? hostClock = null)
     {
-        _log = log;
-        _chaos = chaosSeed is int seed ? new Random(seed) : null;
-        _checkpointInterval = checkpointInterval;
-        _checkpoint = checkpoint;
+        _console = new ConsoleInputRecorder(log);
+        _chaos = chaosSeed is int seed ? new ChaosRecorder(new SeededRandom(seed), log) : null;
+        _checkpoints = checkpoints;
         _hostClock = hostClock;
         if (stdin == null) { _eof = true; return; }
         _reader = new Thread(() => ReadLoop(stdin)) { IsBackground = true, Name = "stdin reader" };
@@ -40,7 +38,7 @@ public sealed class LiveInputs : IRunInputs, IDisposable
     }
 
     /// <summary>Bytes of console input injected so far.</summary>
-    public long InjectedBytes { get; private set; }
+    public long InjectedBytes => _console.InjectedBytes;
 
     public bool StopRequested => _stop;
 
@@ -75,29 +73,13 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         _hostClock?.Wake();
     }
 
-    public ulong NextPoll(ulong icount)
-    {
-        ulong next = icount + PollSlice;
-        if (_checkpointInterval != 0)
-        {
-            ulong cp = (icount / _checkpointInterval + 1) * _checkpointInterval;
-            if (icount % _checkpointInterval == 0 && _lastCheckpoint != icount) cp = icount;
-            next = Math.Min(next, cp);
-        }
-        return next;
-    }
+    public ulong NextPoll(ulong icount) => Math.Min(icount + PollSlice, _checkpoints.NextPoll(icount));
 
     public bool Poll(XenMachine machine, bool blocked)
     {
-        ulong icount = machine.Icount;
-        if (_checkpointInterval != 0 && icount % _checkpointInterval == 0 && _lastCheckpoint != icount)
-        {
-            _lastCheckpoint = icount;
-            _checkpoint?.Invoke(icount);
-        }
+        _checkpoints.Poll(machine);
         bool injected = false;
-        // Chaos: hold input back for a while, as a slow terminal or backend would.
-        if (!_input.IsEmpty && (_chaos == null || blocked || _chaos.Next(4) == 0)) injected = Inject(machine);
+        if (!_input.IsEmpty && (_chaos == null || !_chaos.HoldsInputBack(blocked))) injected = Inject(machine);
         Periodic?.Invoke();
         return injected;
     }
@@ -107,10 +89,7 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         var chunk = new List<byte>();
         while (_input.TryDequeue(out var part)) chunk.AddRange(part);
         if (chunk.Count == 0) return false;
-        byte[] bytes = chunk.ToArray();
-        _log?.Invoke(new ConsoleInputEvent(machine.Icount, bytes));
-        InjectedBytes += bytes.Length;
-        machine.PushConsoleInput(bytes);
+        _console.Inject(machine, chunk.ToArray());
         return true;
     }
 
@@ -130,15 +109,16 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         return false;
     }
 
-    public ulong TimerDelay(ulong icount)
-    {
-        if (_chaos == null) return 0;
-        // A legal delay: a timer interrupt may reach the guest late, never early.
-        ulong delay = _chaos.Next(8) == 0 ? (ulong)_chaos.Next(1, 2_000_000) : (ulong)_chaos.Next(0, 20_000);
-        _log?.Invoke(new AsyncEvent(icount, AsyncKind.ChaosDelay, 0, delay));
-        return delay;
-    }
+    public ulong TimerDelay(ulong icount) => _chaos?.TimerDelay(icount) ?? 0;
 
     /// <summary>Stops offering input; the stdin thread is a background thread and ends with the process.</summary>
     public void Dispose() => _stop = true;
+
+    /// <summary>Chaos mode's numbers: System.Random with the recording's seed.</summary>
+    private sealed class SeededRandom(int seed) : IChaosSource
+    {
+        private readonly Random _random = new(seed);
+        public int Next(int maxExclusive) => _random.Next(maxExclusive);
+        public int Next(int minInclusive, int maxExclusive) => _random.Next(minInclusive, maxExclusive);
+    }
 }

@@ -1,15 +1,13 @@
 using System.Diagnostics;
-using System.Globalization;
 using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
+using Replayvisor.Engine.Time;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
-using Replayvisor.Engine.Time;
-using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Record;
-
-public enum ClockKind { Virtual, Host }
 
 /// <summary>What `run` and `record` are asked to do.</summary>
 public sealed record LiveRequest
@@ -26,8 +24,27 @@ public sealed record LiveRequest
     public required Stream ConsoleOutput { get; init; }
     public Stream? Stdin { get; init; }
     public string EngineBuild { get; init; } = "dev";
+    /// <summary>What hypercall events carry about guest memory written back (record: digest by default, data with --hypercall-data).</summary>
+    public HypercallOutputLevel HypercallOutputs { get; init; } = HypercallOutputLevel.Digest;
     /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
     public TraceWriterOptions? WriterOptions { get; init; }
+
+    /// <summary>What the trace header records about this run.</summary>
+    public RunOptions RunOptions => new()
+    {
+        MemoryMiB = Machine.MemoryMiB,
+        CommandLine = Machine.CommandLine,
+        InitialDomain = Machine.InitialDomain,
+        EpochSeconds = Machine.EpochSeconds,
+        Clock = Clock,
+        ChaosSeed = ChaosSeed,
+        CheckpointInterval = CheckpointInterval,
+        MaxInstructions = MaxInstructions,
+        // The profile as resolved for this kernel ("auto" never reaches a trace).
+        Xen = Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(Kernel).IsPae),
+        Console = Machine.Hypervisor.Console,
+        HypercallOutputs = HypercallOutputs,
+    };
 }
 
 public sealed record LiveResult(MachineExit Exit, TimeSpan Elapsed, HypervisorStats Stats, long TraceEvents);
@@ -51,16 +68,17 @@ public sealed class LiveSession : IDisposable
         Action<TraceEvent>? log = null;
         if (req.Trace != null)
         {
-            var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", HeaderOptions(req));
+            var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", req.RunOptions.ToHeaderOptions());
             _writer = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
             log = _writer.Append;
         }
-        if (req.Clock == ClockKind.Host) _hostClock = new HostClock(log ?? (_ => { }));
-        Machine = new XenMachine(req.Kernel, req.Machine with { Clock = _hostClock });
+        if (req.Clock == ClockKind.Host) _hostClock = new HostClock();
+        IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
+        Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log);
-        _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, log != null ? req.CheckpointInterval : 0,
-            log == null ? null : (ulong icount) => log(new CheckpointEvent(icount, Machine.StateHash())), _hostClock)
+        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs };
+        var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
+        _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
         {
             Periodic = _writer == null ? null : FlushNowAndThen,
         };
@@ -104,21 +122,6 @@ public sealed class LiveSession : IDisposable
         _req.ConsoleOutput.Flush();
         return new LiveResult(exit, sw.Elapsed, Machine.Hypervisor.Stats, _writer?.EventCount ?? 0);
     }
-
-    private static Dictionary<string, string> HeaderOptions(LiveRequest r) => new()
-    {
-        [RunOptionKeys.MemoryMib] = r.Machine.MemoryMiB.ToString(CultureInfo.InvariantCulture),
-        [RunOptionKeys.Cmdline] = r.Machine.CommandLine,
-        [RunOptionKeys.InitDomain] = r.Machine.InitialDomain ? "true" : "false",
-        [RunOptionKeys.Clock] = r.Clock == ClockKind.Host ? "host" : "virtual",
-        [RunOptionKeys.ChaosSeed] = r.ChaosSeed?.ToString(CultureInfo.InvariantCulture) ?? "",
-        [RunOptionKeys.CheckpointInterval] = r.CheckpointInterval.ToString(CultureInfo.InvariantCulture),
-        [RunOptionKeys.MaxInstructions] = r.MaxInstructions.ToString(CultureInfo.InvariantCulture),
-        ["epoch-seconds"] = r.Machine.EpochSeconds.ToString(CultureInfo.InvariantCulture),
-        // The profile as resolved for this kernel ("auto" never reaches a trace); absent in older traces = 3.1.
-        [RunOptionKeys.Xen] = XenAbis.Name(r.Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(r.Kernel).IsPae)),
-        [RunOptionKeys.Console] = ConsoleViews.Name(r.Machine.Hypervisor.Console),
-    };
 
     public void Dispose()
     {

@@ -18,6 +18,8 @@ public static class DivergenceReport
         sb.AppendLine($"divergence at instruction {d.Icount:N0} ({d.Icount}): {d.What}");
         sb.AppendLine($"  expected: {Describe(d.Expected)}");
         sb.AppendLine($"  actual:   {Describe(d.Actual)}");
+        if (d.Expected is InputEvent input && d.Actual == null)
+            sb.AppendLine($"  input recorded at instruction {input.Icount}; the replay reached it at instruction {d.Icount}");
         sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8}{At(symbols, c.Eip)} (cpl {c.Cpl})");
         sb.AppendLine($"  eax {c.Eax:x8} ebx {c.Ebx:x8} ecx {c.Ecx:x8} edx {c.Edx:x8}");
         sb.AppendLine($"  esi {c.Esi:x8} edi {c.Edi:x8} ebp {c.Ebp:x8} esp {c.Esp:x8}");

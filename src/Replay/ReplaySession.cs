@@ -1,5 +1,5 @@
-using System.Globalization;
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
@@ -54,34 +54,24 @@ public sealed class ReplaySession
         ReplayInputs? inputs = null;
         void Diverged(string what)
         {
-            verifier.Fail(machine?.Icount ?? 0, what);
+            verifier.Fail(machine?.Icount ?? 0, what, queue.Peek);
             if (inputs != null) inputs.Diverged = true;
             machine?.Cpu.RequestStop();
         }
-        bool hostClock = header.GetOption(RunOptionKeys.Clock) == "host";
-        var options = new XenMachineOptions
-        {
-            MemoryMiB = uint.Parse(header.GetOption(RunOptionKeys.MemoryMib) ?? "32", CultureInfo.InvariantCulture),
-            CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
-            InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
-            EpochSeconds = uint.Parse(header.GetOption("epoch-seconds") ?? VirtualClock.DefaultEpochSeconds.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture),
-            Clock = hostClock ? new TraceClock(queue, Diverged) : null,
-            Hypervisor = new HypervisorOptions { Abi = ReplayAbi(header), Console = ReplayConsole(header) },
-            Tier = Tier,
-            CompileThreshold = CompileThreshold,
-        };
-        machine = new XenMachine(_reader.GuestImage.ToArray(), options);
+        var options = RunOptions.FromHeader(header);
+        machine = new XenMachine(_reader.GuestImage.ToArray(), options.Machine(options.Clock == ClockKind.Host ? new ReplayingClock(queue, Diverged) : null) with { Tier = Tier, CompileThreshold = CompileThreshold });
         var m = machine;
         Progress = () => (m.Icount, recordedEnd);
         if (_console != null) m.Hypervisor.ConsoleSink = new StreamConsoleSink(_console);
-        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); });
-        ulong interval = ulong.Parse(header.GetOption(RunOptionKeys.CheckpointInterval) ?? "0", CultureInfo.InvariantCulture);
-        ulong limit = ulong.Parse(header.GetOption(RunOptionKeys.MaxInstructions) ?? ulong.MaxValue.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        m.Hypervisor.Observer = new TraceObserver(e => { if (!verifier.Observe(e)) Diverged(verifier.First!.What); })
+        {
+            Outputs = options.HypercallOutputs,
+        };
         bool interrupted = _reader.Summary is { Exit: ExitKind.Stopped } && events.LastOrDefault() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         ulong stopAt = _to ?? (!_reader.Complete || interrupted ? recordedEnd : ulong.MaxValue);
-        inputs = new ReplayInputs(queue, interval, icount => verifier.Observe(new CheckpointEvent(icount, m.StateHash())),
-            stopAt, !string.IsNullOrEmpty(header.GetOption(RunOptionKeys.ChaosSeed)), Diverged, () => m.Icount, interrupted && _to == null);
-        MachineExit exit = m.Run(Math.Min(limit, stopAt), inputs);
+        var checkpoints = new Checkpoints(options.CheckpointInterval, e => verifier.Observe(e));
+        inputs = new ReplayInputs(queue, checkpoints, stopAt, options.ChaosSeed != null, Diverged, () => m.Icount, interrupted && _to == null);
+        MachineExit exit = m.Run(Math.Min(options.MaxInstructions, stopAt), inputs);
         bool partial = _to.HasValue || !_reader.Complete;
         if (verifier.First == null && !partial && RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);
         if (verifier.First == null)
@@ -94,19 +84,4 @@ public sealed class ReplaySession
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recordedEnd, _reader.Summary);
     }
 
-    /// <summary>The recorded Xen profile; a trace written before the option existed ran against 3.1.</summary>
-    private static XenAbi ReplayAbi(TraceHeader header)
-    {
-        string? name = header.GetOption(RunOptionKeys.Xen);
-        if (name == null) return XenAbis.Unnamed;
-        if (XenAbis.TryParse(name, out XenAbi? abi) && abi != null) return abi.Value;
-        throw new TraceFormatException(TraceError.BadHeader, null, $"the trace names an unknown Xen profile '{name}'");
-    }
-
-    /// <summary>The recorded console view (display only); unknown or absent = auto.</summary>
-    private static ConsoleView ReplayConsole(TraceHeader header)
-    {
-        ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view);
-        return view;
-    }
 }

@@ -57,10 +57,14 @@ public sealed class Verifier
         return true;
     }
 
-    /// <summary>Records a divergence found outside event comparison (inputs, clock reads).</summary>
-    public void Fail(ulong icount, string what)
+    /// <summary>
+    /// Records a divergence found outside event comparison (inputs, clock reads). For an input
+    /// taken at the wrong count, <paramref name="input"/> is the recorded input: the report's
+    /// expected event, with its recorded count, while <paramref name="icount"/> is where the replay took it.
+    /// </summary>
+    public void Fail(ulong icount, string what, InputEvent? input = null)
     {
-        First ??= new Divergence(icount, what, NextExpected, null);
+        First ??= new Divergence(icount, what, (TraceEvent?)input ?? NextExpected, null);
     }
 
     /// <summary>At the end of the run: everything recorded must have been produced (up to <paramref name="upTo"/> for a partial replay).</summary>

@@ -108,7 +108,7 @@ public class TraceCommandTests
         Cli.AssertOneLineError(Cli.Run("info", "/etc/hostname"), 8, "not a Replayvisor trace");
         string empty = Cli.TempFile("empty.rvt");
         File.WriteAllBytes(empty, []);
-        Cli.AssertOneLineError(Cli.Run("info", empty), 8, "empty");
+        Cli.AssertOneLineError(Cli.Run("info", empty), 12, "empty");
         byte[] good = File.ReadAllBytes(Sched.Value);
         string newer = Cli.TempFile("newer.rvt");
         byte[] n = (byte[])good.Clone();

@@ -2,6 +2,7 @@ using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Record;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Replay.Tests;
 

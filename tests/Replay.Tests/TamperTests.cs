@@ -1,4 +1,7 @@
+using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Session;
+using Replayvisor.Record;
 
 namespace Replayvisor.Replay.Tests;
 
@@ -71,6 +74,101 @@ public class TamperTests
         var r = Recordings.Replay(bad);
         Assert.NotNull(r.Divergence);
         Assert.IsType<ConsoleOutputEvent>(r.Divergence!.Expected);
+    }
+
+    private static readonly Lazy<byte[]> SchedHost = new(() => Recordings.Record("sched", false, ClockKind.Host).Trace);
+    private static readonly Lazy<byte[]> SchedChaos = new(() => Recordings.Record("sched", true, chaos: 3).Trace);
+
+    /// <summary>Moves one recorded input to another count and checks the replay stops at it, naming both counts.</summary>
+    private static void AssertMovedInputIsReported<T>(byte[] trace, Func<T, bool> pick, Func<T, ulong> newIcount) where T : InputEvent
+    {
+        T? moved = null;
+        InputEvent? tampered = null;
+        byte[] bad = Recordings.Rewrite(trace, e =>
+        {
+            if (moved == null && e is T t && pick(t)) { moved = t; tampered = t with { Icount = newIcount(t) }; return tampered; }
+            return e;
+        });
+        Assert.NotNull(moved);
+        var r = Recordings.Replay(bad);
+        Assert.NotNull(r.Divergence);
+        // The replay reached the input where it was really recorded; the trace says another count.
+        Assert.Equal(moved!.Icount, r.Divergence!.Icount);
+        Assert.Equal(tampered, r.Divergence.Expected);
+        Assert.Contains($"input recorded at instruction {tampered!.Icount}; the replay reached it at instruction {moved.Icount}", r.Report);
+    }
+
+    [Fact]
+    public void AMovedTimeReadIsDetectedAtThatRead()
+    {
+        // A system-time read after boot (the wallclock values are read once, before the first instruction).
+        AssertMovedInputIsReported<TimeEvent>(SchedHost.Value, t => t.Kind == TimeKind.SystemTimeNs && t.Icount > 100_000, t => t.Icount + 1);
+    }
+
+    [Fact]
+    public void AnEarlierTimeReadIsDetectedAtThatRead()
+    {
+        AssertMovedInputIsReported<TimeEvent>(SchedHost.Value, t => t.Kind == TimeKind.Tsc && t.Icount > 100_000, t => t.Icount - 1);
+    }
+
+    [Fact]
+    public void AMovedChaosDelayIsDetectedWhereTheTimerWasArmed()
+    {
+        AssertMovedInputIsReported<AsyncEvent>(SchedChaos.Value, a => a.Kind == AsyncKind.ChaosDelay && a.Icount > 100_000, a => a.Icount + 3);
+    }
+
+    [Fact]
+    public void AMovedConsoleInputIsDetectedWhereTheGuestWaitedForIt()
+    {
+        // The input reached the recording while echo was blocked waiting for it; the trace now says one instruction later.
+        AssertMovedInputIsReported<ConsoleInputEvent>(EchoInputWhileBlocked.Value, _ => true, c => c.Icount + 1);
+    }
+
+    /// <summary>
+    /// An echo recording whose console input arrives only once the guest printed "ready", so it
+    /// is injected where the guest blocks waiting for it (no poll falls in between: polls are
+    /// 100,000 instructions apart). The gate is the guest's own output, not a timer.
+    /// </summary>
+    private static readonly Lazy<byte[]> EchoInputWhileBlocked = new(() =>
+    {
+        using var ready = new ManualResetEventSlim();
+        var trace = new MemoryStream();
+        using (var s = new LiveSession(new LiveRequest
+        {
+            Kernel = Guests.Image("echo", false),
+            ImageName = "echo.elf",
+            Machine = new XenMachineOptions { MemoryMiB = 32 },
+            MaxInstructions = 50_000_000,
+            CheckpointInterval = 1_000_000,
+            Trace = trace,
+            ConsoleOutput = new SignalOnText("ready", ready),
+            Stdin = new GatedInput(Guests.EchoInput, ready),
+        }))
+        {
+            var result = s.Run();
+            Assert.Equal(MachineExitKind.PoweredOff, result.Exit.Kind);
+        }
+        return trace.ToArray();
+    });
+
+    /// <summary>A console sink that sets an event once the guest has printed some text.</summary>
+    private sealed class SignalOnText(string text, ManualResetEventSlim seen) : MemoryStream
+    {
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            base.Write(buffer, offset, count);
+            if (System.Text.Encoding.ASCII.GetString(ToArray()).Contains(text)) seen.Set();
+        }
+    }
+
+    /// <summary>stdin that yields its bytes only after the gate opens, then ends.</summary>
+    private sealed class GatedInput(byte[] bytes, ManualResetEventSlim gate) : MemoryStream(bytes)
+    {
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            gate.Wait();
+            return base.Read(buffer, offset, count);
+        }
     }
 
     [Fact]

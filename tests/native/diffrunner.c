@@ -10,18 +10,28 @@
  * Protocol (all little-endian; stdin is a stream of cases until EOF, stdout one result per case):
  *   case:   u32 magic 'DCAS' (0x53414344), u32 id,
  *           u32 gpr[8] (eax ecx edx ebx esp ebp esi edi), u32 eflags (only CF PF AF ZF SF OF DF
- *           are applied), u32 fillSeed, u16 patchCount, { u16 offset, u16 len, bytes[len] }*,
- *           u16 codeLen, bytes[codeLen]
+ *           are applied), u32 fillSeed, u32 guard (the page at GUARD_ADDR: 0 unmapped,
+ *           1 read-only holding the fixed guard fill), u16 patchCount,
+ *           { u16 offset, u16 len, bytes[len] }*, u16 codeLen, bytes[codeLen]
  *   result: u32 magic 'DRES' (0x53455244), u32 id, u32 signal (0 = ran to the end), u32 trapno,
  *           u32 err, u32 eip (fault/trap EIP from the signal context; 0 when completed),
- *           u32 gpr[8], u32 eflags, u16 changedCount, { u16 offset, u8 value }*
+ *           u32 cr2 (from the signal context), u32 gpr[8], u32 eflags,
+ *           u16 sreg[6] (es cs ss ds fs gs), u16 changedCount, { u16 offset, u8 value }*
  *
  * Memory: the code page is mapped RWX at CODE_ADDR; the snippet is copied there followed by a
  * `jmp rel32` to exit_tramp. The data area is two pages at DATA_ADDR (data page, then the stack
  * page); both are filled with xorshift32(fillSeed) (see Fill below, mirrored in C#), then the
  * patches are applied. After the run the result lists every byte of the data area that differs
  * from the filled-and-patched image. Registers at a fault come from the signal context (the
- * kernel reports the state before a faulting instruction, after a trapping one).
+ * kernel reports the state before a faulting instruction, after a trapping one). The page below
+ * the data area is never mapped; the page above it (GUARD_ADDR) is unmapped or read-only as the
+ * case asks, so stores, pushes and string operations can cross into either kind of faulting page.
+ *
+ * Segments: the snippet starts with the process's own selectors (CS 0x23, DS ES SS 0x2b, FS GS 0).
+ * The LDT installed with modify_ldt (ldt_entries below, mirrored by LinuxSegments.cs) gives it
+ * limited, read-only, expand-down, code, execute-only and not-present segments to load into
+ * DS ES FS GS. The exit trampoline and the signal handler report the data selectors and put
+ * the runner's own back before any runner code touches memory through them.
  */
 typedef unsigned int u32;
 typedef unsigned short u16;
@@ -30,6 +40,8 @@ typedef unsigned char u8;
 #define CODE_ADDR 0x10000000u
 #define DATA_ADDR 0x20000000u
 #define DATA_SIZE 0x2000u
+#define GUARD_ADDR (DATA_ADDR + DATA_SIZE)
+#define GUARD_SEED 0x47554152u /* 'GUAR': the read-only guard page's fill, mirrored in C# */
 #define MAGIC_CASE 0x53414344u
 #define MAGIC_RES 0x53455244u
 
@@ -50,6 +62,9 @@ static inline int sys4(int nr, u32 a, u32 b, u32 c, u32 d)
 #define SYS_read 3
 #define SYS_write 4
 #define SYS_old_mmap 90
+#define SYS_munmap 91
+#define SYS_mprotect 125
+#define SYS_modify_ldt 123
 #define SYS_sigaltstack 186
 #define SYS_rt_sigaction 174
 #define SYS_rt_sigreturn 173
@@ -132,6 +147,9 @@ u32 g_saved_esp;
 /* pushfd then pushad below g_out_top: edi esi ebp esp ebx edx ecx eax eflags. */
 u32 g_out[9];
 u32 g_out_esp;
+/* Data selectors at the end of a completed snippet (es cs ss ds fs gs), and the runner's own. */
+u16 g_out_seg[6];
+u16 g_runner_ds, g_runner_fs, g_runner_gs;
 
 void run_snippet(void);
 void exit_tramp(void);
@@ -150,10 +168,24 @@ __asm__(
     "  jmp *g_code_addr\n"
     ".globl exit_tramp\n"
     "exit_tramp:\n"
-    "  mov %esp, g_out_esp\n"
+    /* Only SS (never changed by a snippet) addresses memory until the runner's selectors are back. */
+    "  mov %esp, %ss:g_out_esp\n"
     "  mov $g_out+36, %esp\n"
     "  pushf\n"
     "  pusha\n"
+    "  mov %es, %ss:g_out_seg\n"
+    "  mov %cs, %ss:g_out_seg+2\n"
+    "  mov %ss, %ss:g_out_seg+4\n"
+    "  mov %ds, %ss:g_out_seg+6\n"
+    "  mov %fs, %ss:g_out_seg+8\n"
+    "  mov %gs, %ss:g_out_seg+10\n"
+    "  movzwl %ss:g_runner_ds, %eax\n"
+    "  mov %eax, %ds\n"
+    "  mov %eax, %es\n"
+    "  movzwl g_runner_fs, %eax\n"
+    "  mov %eax, %fs\n"
+    "  movzwl g_runner_gs, %eax\n"
+    "  mov %eax, %gs\n"
     "  mov g_saved_esp, %esp\n"
     "  cld\n"
     "  pop %edi\n pop %esi\n pop %ebx\n pop %ebp\n"
@@ -171,10 +203,11 @@ __asm__(
 
 void sig_restorer(void);
 
-static volatile u32 f_sig, f_trapno, f_err, f_eip, f_regs[8], f_eflags;
+static volatile u32 f_sig, f_trapno, f_err, f_eip, f_cr2, f_regs[8], f_eflags, f_seg[6];
 
 /* i386 ucontext: uc_flags, uc_link, uc_stack (12 bytes), then struct sigcontext:
- * gs fs es ds edi esi ebp esp ebx edx ecx eax trapno err eip cs eflags esp_at_signal ss ... */
+ * gs fs es ds edi esi ebp esp ebx edx ecx eax trapno err eip cs eflags esp_at_signal ss
+ * fpstate oldmask cr2. Selectors are 16 bits in 32-bit slots. */
 static void on_signal(int sig, void *info, void *ucv)
 {
     (void)info;
@@ -186,6 +219,13 @@ static void on_signal(int sig, void *info, void *ucv)
     f_regs[0] = sc[11]; f_regs[1] = sc[10]; f_regs[2] = sc[9]; f_regs[3] = sc[8];
     f_regs[4] = sc[7]; f_regs[5] = sc[6]; f_regs[6] = sc[5]; f_regs[7] = sc[4];
     f_eflags = sc[16];
+    f_cr2 = sc[21];
+    f_seg[0] = sc[2] & 0xFFFF; f_seg[1] = sc[15] & 0xFFFF; f_seg[2] = sc[18] & 0xFFFF;
+    f_seg[3] = sc[3] & 0xFFFF; f_seg[4] = sc[1] & 0xFFFF; f_seg[5] = sc[0] & 0xFFFF;
+    /* sigreturn reloads these: give the runner its own selectors back. */
+    sc[3] = sc[2] = g_runner_ds;
+    sc[1] = g_runner_fs;
+    sc[0] = g_runner_gs;
     sc[14] = (u32)fault_resume;
     sc[16] &= ~0x500u; /* clear TF and DF for the runner */
 }
@@ -217,15 +257,57 @@ static void map_fixed(u32 addr, u32 len, u32 prot)
     if ((u32)r != addr) die("diffrunner: mmap failed\n");
 }
 
-/* xorshift32 fill of the data area, 4 bytes per step; mirrored by NativeRunner.Fill in C#. */
-static void fill(u8 *p, u32 seed)
+/* struct user_desc flags: seg_32bit(0) contents(1-2) read_exec_only(3) limit_in_pages(4) seg_not_present(5) useable(6). */
+#define LDT_32 1u
+#define LDT_EXPAND_DOWN (1u << 1)
+#define LDT_CODE (2u << 1)
+#define LDT_RO (1u << 3)
+#define LDT_NOT_PRESENT (1u << 5)
+/* entry, base, limit, flags; selector = entry * 8 + 7. Mirrored by LinuxSegments.Ldt in C#. */
+static const u32 ldt_entries[][4] = {
+    { 0, DATA_ADDR, 0x0FFF, LDT_32 },                   /* 0x07 data RW, the data page only */
+    { 1, DATA_ADDR, 0x1FFF, LDT_32 | LDT_RO },          /* 0x0f data read-only */
+    { 2, DATA_ADDR, 0x0FFF, LDT_32 | LDT_EXPAND_DOWN }, /* 0x17 expand-down: offsets 0x1000 and up */
+    { 3, CODE_ADDR, 0x0FFF, LDT_32 | LDT_CODE },        /* 0x1f code, execute/read */
+    { 4, CODE_ADDR, 0x0FFF, LDT_32 | LDT_CODE | LDT_RO }, /* 0x27 code, execute-only */
+    { 5, DATA_ADDR, 0x1FFF, LDT_32 | LDT_NOT_PRESENT }, /* 0x2f not present */
+    { 6, DATA_ADDR + 0x800, 0x07FF, 0 },                /* 0x37 16-bit data at data+0x800 */
+};
+
+static void install_ldt(void)
+{
+    for (unsigned i = 0; i < sizeof ldt_entries / sizeof ldt_entries[0]; i++) {
+        u32 d[4] = { ldt_entries[i][0], ldt_entries[i][1], ldt_entries[i][2], ldt_entries[i][3] };
+        if (sys3(SYS_modify_ldt, 1, (u32)d, 16) != 0) die("diffrunner: modify_ldt failed (the kernel must allow it)\n");
+    }
+}
+
+/* The guard page above the data area: 0 unmapped, 1 read-only with the guard fill. */
+static u32 guard_state;
+static void fill_n(u8 *p, u32 seed, u32 n);
+static void set_guard(u32 want)
+{
+    if (want == guard_state) return;
+    if (want == 1) {
+        map_fixed(GUARD_ADDR, 4096, 3);
+        fill_n((u8 *)GUARD_ADDR, GUARD_SEED, 4096);
+        if (sys3(SYS_mprotect, GUARD_ADDR, 4096, 1) != 0) die("diffrunner: mprotect failed\n");
+    } else if (want == 0) {
+        if (sys3(SYS_munmap, GUARD_ADDR, 4096, 0) != 0) die("diffrunner: munmap failed\n");
+    } else die("diffrunner: bad guard kind\n");
+    guard_state = want;
+}
+
+/* xorshift32 fill of the data area, 4 bytes per step; mirrored by DataArea.Fill in C#. */
+static void fill_n(u8 *p, u32 seed, u32 n)
 {
     u32 x = seed ? seed : 0x9E3779B9u;
-    for (u32 i = 0; i < DATA_SIZE; i += 4) {
+    for (u32 i = 0; i < n; i += 4) {
         x ^= x << 13; x ^= x >> 17; x ^= x << 5;
         p[i] = (u8)x; p[i + 1] = (u8)(x >> 8); p[i + 2] = (u8)(x >> 16); p[i + 3] = (u8)(x >> 24);
     }
 }
+static void fill(u8 *p, u32 seed) { fill_n(p, seed, DATA_SIZE); }
 
 static u8 image[DATA_SIZE];
 static u8 code[4096];
@@ -233,6 +315,8 @@ static u8 code[4096];
 void _start_c(void)
 {
     install_handlers();
+    install_ldt();
+    __asm__ volatile("mov %%ds, %0\n mov %%fs, %1\n mov %%gs, %2" : "=m"(g_runner_ds), "=m"(g_runner_fs), "=m"(g_runner_gs));
     map_fixed(CODE_ADDR, 4096, 7);
     map_fixed(DATA_ADDR, DATA_SIZE, 3);
     u8 *data = (u8 *)DATA_ADDR;
@@ -244,6 +328,9 @@ void _start_c(void)
         get(regs, 32, 0);
         get(&eflags, 4, 0);
         get(&seed, 4, 0);
+        u32 guard;
+        get(&guard, 4, 0);
+        set_guard(guard);
         fill(image, seed);
         u16 npatch;
         get(&npatch, 2, 0);
@@ -276,14 +363,16 @@ void _start_c(void)
         put32(MAGIC_RES);
         put32(hdr[1]);
         if (f_sig) {
-            put32(f_sig); put32(f_trapno); put32(f_err); put32(f_eip);
+            put32(f_sig); put32(f_trapno); put32(f_err); put32(f_eip); put32(f_cr2);
             for (int i = 0; i < 8; i++) put32(f_regs[i]);
             put32(f_eflags);
+            for (int i = 0; i < 6; i++) put16((u16)f_seg[i]);
         } else {
-            put32(0); put32(0); put32(0); put32(0);
+            put32(0); put32(0); put32(0); put32(0); put32(0);
             put32(g_out[7]); put32(g_out[6]); put32(g_out[5]); put32(g_out[4]);
             put32(g_out_esp); put32(g_out[2]); put32(g_out[1]); put32(g_out[0]);
             put32(g_out[8]);
+            for (int i = 0; i < 6; i++) put16(g_out_seg[i]);
         }
         u16 changed = 0;
         for (u32 i = 0; i < DATA_SIZE; i++) if (data[i] != image[i]) changed++;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Replayvisor.Engine.Cpu;
 
 namespace Replayvisor.Cli.Bench;
@@ -10,19 +11,34 @@ namespace Replayvisor.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
-    public static int Run(ulong instructions, int rounds, TextWriter output)
+    public static int Run(ulong instructions, int rounds, bool json, TextWriter output)
     {
-        output.WriteLine($"paging on, {instructions:N0} instructions per round (interpreter: a tenth), best of {rounds}");
-        output.WriteLine("MIPS by wall-clock time; in brackets by process CPU time (steadier on a shared machine)");
-        output.WriteLine($"{"workload",-16} {"compiled",21} {"block cache",21} {"interpreter",21} {"comp/bc",8} {"bc/int",8}");
-        Report("integer", IntegerWorkload.Create, instructions, rounds, output);
-        Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, output);
-        Report("rep cmps/scas", ExtraWorkloads.CreateScan, instructions, rounds, output);
-        Report("data on code pg", ExtraWorkloads.CreateCodePageData, instructions, rounds, output);
+        if (rounds < 1) throw new CliException(ExitCodes.Usage, $"--rounds {rounds}: must be at least 1");
+        // With --json, stdout carries one document: the text lines are dropped, the figures collected.
+        var text = json ? TextWriter.Null : output;
+        var workloads = new JsonArray();
+        text.WriteLine($"paging on, {instructions:N0} instructions per round (interpreter: a tenth), best of {rounds}");
+        text.WriteLine("MIPS by wall-clock time; in brackets by process CPU time (steadier on a shared machine)");
+        text.WriteLine($"{"workload",-16} {"compiled",21} {"block cache",21} {"interpreter",21} {"comp/bc",8} {"bc/int",8}");
+        Report("integer", IntegerWorkload.Create, instructions, rounds, text, workloads);
+        Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, text, workloads);
+        Report("rep cmps/scas", ExtraWorkloads.CreateScan, instructions, rounds, text, workloads);
+        Report("data on code pg", ExtraWorkloads.CreateCodePageData, instructions, rounds, text, workloads);
+        if (json)
+            output.WriteLine(new JsonObject
+            {
+                ["benchmark"] = "cpu",
+                ["instructionsPerRound"] = instructions,
+                ["interpreterInstructionsPerRound"] = instructions / 10,
+                ["rounds"] = rounds,
+                ["workloads"] = workloads,
+            }.ToJsonString(JsonOutput.Options));
         return 0;
     }
 
-    private static void Report(string name, Func<CpuTier, X86Cpu> create, ulong instructions, int rounds, TextWriter output)
+    private static JsonObject Mips(double wall, double cpu) => new() { ["wallMips"] = Math.Round(wall, 3), ["cpuMips"] = Math.Round(cpu, 3) };
+
+    private static void Report(string name, Func<CpuTier, X86Cpu> create, ulong instructions, int rounds, TextWriter output, JsonArray results)
     {
         // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, block cache only.
         string? only = Environment.GetEnvironmentVariable("REPLAYVISOR_BENCH_ONLY");
@@ -31,12 +47,18 @@ public static class BenchCommand
             if (!name.StartsWith(only, StringComparison.Ordinal)) return;
             var (w, c) = Measure(create, CpuTier.Compiled, instructions, rounds);
             output.WriteLine($"{name,-16} {w,7:F1} ({c,7:F1}) MIPS");
+            results.Add(new JsonObject { ["name"] = name, ["blockCache"] = Mips(w, c), ["interpreter"] = null, ["ratio"] = null });
             return;
         }
         var (comp, compCpu) = Measure(create, CpuTier.Compiled, instructions, rounds);
         var (cached, cachedCpu) = Measure(create, CpuTier.BlockCache, instructions, rounds);
         var (plain, plainCpu) = Measure(create, CpuTier.Interpreter, instructions / 10, rounds);
         output.WriteLine($"{name,-16} {comp,7:F1} ({compCpu,7:F1}) MIPS {cached,7:F1} ({cachedCpu,7:F1}) MIPS {plain,7:F1} ({plainCpu,7:F1}) MIPS {compCpu / cachedCpu,7:F2}x {cachedCpu / plainCpu,7:F2}x");
+        results.Add(new JsonObject
+        {
+            ["name"] = name, ["compiled"] = Mips(comp, compCpu), ["blockCache"] = Mips(cached, cachedCpu), ["interpreter"] = Mips(plain, plainCpu),
+            ["ratio"] = Math.Round(cached / plain, 3), ["compiledOverBlockCache"] = Math.Round(compCpu / cachedCpu, 3),
+        });
     }
 
     private static (double Wall, double Cpu) Measure(Func<CpuTier, X86Cpu> create, CpuTier tier, ulong instructions, int rounds)

@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
 using Replayvisor.Replay;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli.Bench;
 
@@ -15,9 +17,12 @@ namespace Replayvisor.Cli.Bench;
 /// </summary>
 public static class GuestBench
 {
-    public static int Run(string kernelPath, int rounds, ulong checkpointInterval, TextWriter output)
+    public static int Run(string kernelPath, int rounds, ulong checkpointInterval, bool json, TextWriter stdout)
     {
+        if (rounds < 1) throw new CliException(ExitCodes.Usage, $"--rounds {rounds}: must be at least 1");
         byte[] kernel = Commands.GuestCommands.ReadKernel(kernelPath);
+        // With --json, stdout carries one document: the text lines are dropped, the figures collected.
+        var output = json ? TextWriter.Null : stdout;
         var options = new XenMachineOptions { MemoryMiB = 32 };
         output.WriteLine($"guest {Path.GetFileName(kernelPath)}, best of {rounds}, checkpoint interval {checkpointInterval:N0}");
         output.WriteLine("times are process CPU time (steadier than wall time on a shared machine)");
@@ -58,12 +63,14 @@ public static class GuestBench
             if (r.Divergence != null) throw new InvalidOperationException("bench replay diverged: " + r.Report);
             return (t.Seconds, r.Exit.Icount);
         }, out _);
+        double nsPerHypercall = plain * 1e9 / Math.Max(1, hypercalls);
         output.WriteLine($"instructions:        {icount:N0}, {hypercalls:N0} hypercalls");
-        output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS   {plain * 1e9 / Math.Max(1, hypercalls),8:F0} ns per hypercall (whole run / hypercalls)");
+        output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS   {nsPerHypercall,8:F0} ns per hypercall (whole run / hypercalls)");
         output.WriteLine($"  block-cache tier:  {blockCache * 1000,9:F1} ms  {icount / blockCache / 1e6,7:F1} MIPS   compiled tier speed-up {blockCache / plain,5:F2}x");
         output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}%");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x");
-        Sizes("virtual-clock trace", trace, icount, output);
+        var virtualSizes = Sizes("virtual-clock trace", trace, icount, output);
+        JsonObject hostSizes;
         var host = new MemoryStream();
         using (var s = new LiveSession(new LiveRequest
         {
@@ -72,8 +79,27 @@ public static class GuestBench
         }))
         {
             var r = s.Run();
-            Sizes("host-clock trace", host.ToArray(), r.Exit.Icount, output);
+            hostSizes = Sizes("host-clock trace", host.ToArray(), r.Exit.Icount, output);
         }
+        if (json)
+            stdout.WriteLine(new JsonObject
+            {
+                ["benchmark"] = "guest",
+                ["guest"] = Path.GetFileName(kernelPath),
+                ["rounds"] = rounds,
+                ["checkpointInterval"] = checkpointInterval,
+                ["instructions"] = icount,
+                ["run"] = Timing(plain, icount),
+                ["runBlockCacheTier"] = Timing(blockCache, icount),
+                ["hypercalls"] = hypercalls,
+                ["nsPerHypercall"] = Math.Round(nsPerHypercall, 1),
+                ["record"] = Timing(record, icount),
+                ["replay"] = Timing(replay, icount),
+                ["recordOverheadPercent"] = Math.Round((record / plain - 1) * 100, 3),
+                ["replayToRecordSpeed"] = Math.Round(record / replay, 3),
+                ["virtualClockTrace"] = virtualSizes,
+                ["hostClockTrace"] = hostSizes,
+            }.ToJsonString(JsonOutput.Options));
         return ExitCodes.Ok;
     }
 
@@ -86,11 +112,23 @@ public static class GuestBench
         public double Seconds => (Process.GetCurrentProcess().TotalProcessorTime - _start).TotalSeconds;
     }
 
-    private static void Sizes(string what, byte[] trace, ulong icount, TextWriter output)
+    private static JsonObject Timing(double seconds, ulong icount) =>
+        new() { ["ms"] = Math.Round(seconds * 1000, 3), ["mips"] = Math.Round(icount / seconds / 1e6, 3) };
+
+    private static JsonObject Sizes(string what, byte[] trace, ulong icount, TextWriter output)
     {
         using var reader = TraceReader.Open(new MemoryStream(trace));
         long events = reader.Stats.EventCount;
+        var sizes = new JsonObject
+        {
+            ["bytes"] = trace.Length,
+            ["events"] = events,
+            ["rawBytes"] = reader.Stats.UncompressedBytes,
+            ["bytesPerMillionInstructions"] = Math.Round(trace.Length / (icount / 1e6), 3),
+            ["bytesPerEvent"] = Math.Round((double)trace.Length / Math.Max(1, events), 3),
+        };
         output.WriteLine($"{what + ":",-21}{trace.Length,9:N0} bytes, {events:N0} events: {trace.Length / (icount / 1e6),8:F1} bytes per million instructions, {(double)trace.Length / Math.Max(1, events),6:F1} bytes per event ({reader.Stats.UncompressedBytes:N0} raw)");
+        return sizes;
     }
 
     private static double Best(int rounds, Func<(double Seconds, ulong Icount)> run, out ulong icount)

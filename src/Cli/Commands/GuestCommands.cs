@@ -3,11 +3,13 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Record;
+using Replayvisor.Engine.Session;
 
 namespace Replayvisor.Cli.Commands;
 
 /// <summary>Options shared by `run` and `record`.</summary>
-public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats)
+/// <param name="Json">The report as one JSON document on stdout, the guest's console inside it.</param>
+public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool InitDomain, ulong MaxInstructions, bool Stats, bool Json = false)
 {
     /// <summary>The Xen profile (--xen); null = chosen by the kernel.</summary>
     public XenAbi? Xen { get; init; }
@@ -17,12 +19,13 @@ public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool
 /// <summary>`replayvisor run` and `replayvisor record`: a live guest run, optionally into a trace.</summary>
 public static class GuestCommands
 {
-    public static int Run(RunArgs a, TextWriter stderr) => Live(a, null, ClockKind.Virtual, null, 0, stderr);
+    public static int Run(RunArgs a, TextWriter stdout, TextWriter stderr) => Live(a, null, ClockKind.Virtual, null, 0, false, stdout, stderr);
 
-    public static int Record(RunArgs a, string output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter stderr) =>
-        Live(a, output, clock, chaos, checkpointInterval, stderr);
+    public static int Record(RunArgs a, string output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter stdout, TextWriter stderr,
+        bool hypercallData = false) =>
+        Live(a, output, clock, chaos, checkpointInterval, hypercallData, stdout, stderr);
 
-    private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, TextWriter stderr)
+    private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, bool hypercallData, TextWriter jsonOut, TextWriter stderr)
     {
         byte[] kernel = ReadKernel(a.Kernel);
         if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
@@ -36,7 +39,8 @@ public static class GuestCommands
                 throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
             }
         }
-        using var stdout = Console.OpenStandardOutput();
+        // With --json, stdout carries one JSON document: the console is kept for it instead.
+        using Stream stdout = a.Json ? new MemoryStream() : Console.OpenStandardOutput();
         LiveSession session;
         try
         {
@@ -53,6 +57,7 @@ public static class GuestCommands
                 Clock = clock,
                 ChaosSeed = chaos,
                 CheckpointInterval = checkpointInterval,
+                HypercallOutputs = hypercallData ? Engine.Session.HypercallOutputLevel.Data : Engine.Session.HypercallOutputLevel.Digest,
                 Trace = trace,
                 ConsoleOutput = stdout,
                 Stdin = Console.OpenStandardInput(),
@@ -75,9 +80,12 @@ public static class GuestCommands
             finally { Console.CancelKeyPress -= onCancel; }
         }
         trace?.Dispose();
-        if (a.Stats) PrintStats(result, session.Machine, stderr);
         var exit = result.Exit;
         int code = ExitCodeOf(exit.Kind);
+        var report = new RunReport(output is null ? "run" : "record", a.Kernel, output, exit, code, result.Elapsed,
+            session.Machine.HypercallStats, session.Machine.ExceptionStats, result.TraceEvents, a.Json ? ((MemoryStream)stdout).ToArray() : null);
+        if (a.Json) jsonOut.WriteLine(report.ToJson().ToJsonString(JsonOutput.Options));
+        else if (a.Stats) report.WriteText(stderr);
         if (code != 0) stderr.WriteLine($"replayvisor: {Describe(exit)}");
         return code;
     }
@@ -113,25 +121,6 @@ public static class GuestCommands
         MachineExitKind.Idle => $"the guest is blocked with nothing to wake it (instruction {e.Icount:N0})",
         MachineExitKind.Stopped => $"stopped at instruction {e.Icount:N0}",
         _ => e.ToString(),
-    };
-
-    private static void PrintStats(LiveResult r, XenMachine m, TextWriter err)
-    {
-        double secs = Math.Max(r.Elapsed.TotalSeconds, 1e-9);
-        err.WriteLine($"instructions retired: {r.Exit.Icount:N0}");
-        err.WriteLine($"wall time:            {r.Elapsed.TotalMilliseconds:N1} ms ({r.Exit.Icount / secs / 1e6:F1} MIPS)");
-        err.WriteLine("hypercalls:");
-        foreach (var kv in m.HypercallStats.OrderByDescending(kv => kv.Value)) err.WriteLine($"  {kv.Key,-30}{kv.Value,12:N0}");
-        err.WriteLine("exceptions:");
-        foreach (var kv in m.ExceptionStats) err.WriteLine($"  vector {kv.Key,-3} {VectorName(kv.Key),-22}{kv.Value,12:N0}");
-        if (r.TraceEvents > 0) err.WriteLine($"trace events:         {r.TraceEvents:N0}");
-    }
-
-    private static string VectorName(int v) => v switch
-    {
-        0 => "#DE", 1 => "#DB", 3 => "#BP", 4 => "#OF", 5 => "#BR", 6 => "#UD", 7 => "#NM", 8 => "#DF", 10 => "#TS",
-        11 => "#NP", 12 => "#SS", 13 => "#GP", 14 => "#PF", 16 => "#MF", 17 => "#AC", 19 => "#XM", 0x80 => "int 0x80",
-        _ => "",
     };
 }
 

@@ -62,7 +62,7 @@ public static class InfoCommand
                 ["uncompressedBytes"] = stats.UncompressedBytes,
                 ["compressionRatio"] = Math.Round(ratio, 3),
             };
-            output.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            output.WriteLine(o.ToJsonString(JsonOutput.Options));
             return ExitCodes.Ok;
         }
         output.WriteLine($"trace:        {path} (format {reader.FormatVersion}, {(reader.Complete ? "complete" : "INCOMPLETE: " + reader.IncompleteReason)})");

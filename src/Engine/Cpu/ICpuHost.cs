@@ -9,6 +9,10 @@ public enum EventKind : byte
     Trap,
     /// <summary>A software interrupt <c>int n</c> (also <c>int 0x82</c> hypercalls): retired, EIP is next.</summary>
     SoftwareInterrupt,
+    /// <summary>SYSENTER retired into the host (the entry point IA32_SYSENTER_EIP names); the vector is 0.</summary>
+    Sysenter,
+    /// <summary>SYSCALL retired into the host (EFER.SCE set); EIP is next; the vector is 0.</summary>
+    Syscall,
 }
 
 /// <summary>One exception or interrupt raised by the CPU, handed to <see cref="ICpuHost.Deliver"/>.</summary>

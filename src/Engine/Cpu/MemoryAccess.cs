@@ -235,6 +235,17 @@ public sealed partial class X86Cpu
         WriteLinear(lin, 8, v, Cpl == 3);
     }
 
+    /// <summary>
+    /// Reads the destination of a read-modify-write. The write is checked first, so a #PF on a
+    /// not-present page reports a write access (error code bit 1), as the processor does for the
+    /// locked-style read of such instructions (found against the host by the differential tests).
+    /// </summary>
+    public uint ReadForWrite(int seg, uint off, int size)
+    {
+        if (!ProbeWrite(seg, off, size)) return 0;
+        return Read(seg, off, size);
+    }
+
     /// <summary>Checks that [off, off+size) may be written without writing it (for multi-part stores such as pusha).</summary>
     public bool ProbeWrite(int seg, uint off, int size)
     {
@@ -242,7 +253,8 @@ public sealed partial class X86Cpu
         bool user = Cpl == 3;
         if (!Translate(lin, Access.Write, user, out _)) return false;
         uint last = lin + (uint)size - 1;
-        return (last >> 12) == (lin >> 12) || Translate(last, Access.Write, user, out _);
+        // The second page is checked at its first byte: that is the address a #PF reports in CR2 (as WriteLinear does).
+        return (last >> 12) == (lin >> 12) || Translate(last & ~0xFFFu, Access.Write, user, out _);
     }
 
     /// <summary>Segment protection and limit checks, SDM vol. 3 §5.3 and §3.4.5.1.</summary>

@@ -14,11 +14,11 @@ public sealed class TraceObserver : IXenObserver
 
     public TraceObserver(Action<TraceEvent> emit) => _emit = emit;
 
-    /// <summary>Record the bytes hypercalls write back into guest memory (bigger traces, finer divergence reports).</summary>
-    public bool RecordGuestWrites { get; init; }
+    /// <summary>What hypercall events carry: chosen by the recorder, read back from the header by the replayer.</summary>
+    public HypercallOutputLevel Outputs { get; init; }
 
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-        IReadOnlyList<GuestWriteRecord> writes)
+        HypercallOutput output)
     {
         MulticallEntry[]? mc = null;
         if (!entries.IsEmpty)
@@ -27,9 +27,11 @@ public sealed class TraceObserver : IXenObserver
             for (int i = 0; i < entries.Length; i++) mc[i] = new MulticallEntry(entries[i].Op, entries[i].Result);
         }
         GuestWrite[]? mem = null;
-        if (RecordGuestWrites && writes.Count > 0)
-            mem = writes.Select(w => new GuestWrite(w.Address, w.Bytes)).ToArray();
-        _emit(new HypercallEvent(icount, number, new[] { args.A1, args.A2, args.A3, args.A4, args.A5, args.A6 }, result, mc, mem));
+        if (Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0)
+            mem = output.Writes.Select(w => new GuestWrite(w.Address, w.Bytes)).ToArray();
+        bool digest = Outputs != HypercallOutputLevel.None;
+        _emit(new HypercallEvent(icount, number, new[] { args.A1, args.A2, args.A3, args.A4, args.A5, args.A6 }, result, mc, mem,
+            digest ? output.Digest : 0, digest ? output.Site : 0));
     }
 
     public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => _emit(new UpcallEvent(icount, vcpu, ports.ToArray()));
@@ -53,5 +55,34 @@ public sealed class TraceObserver : IXenObserver
         ShutdownKind.Reboot => ShutdownReason.Reboot,
         ShutdownKind.Suspend => ShutdownReason.Suspend,
         _ => ShutdownReason.Crash,
+    };
+}
+
+/// <summary>What a trace's hypercall events carry about the guest memory each call wrote (header option hypercall-outputs).</summary>
+public enum HypercallOutputLevel
+{
+    /// <summary>Nothing (traces recorded before hypercall outputs existed).</summary>
+    None,
+    /// <summary>The digest of the bytes written into declared output buffers, and the call site.</summary>
+    Digest,
+    /// <summary>The digest, the call site and the bytes themselves (record --hypercall-data).</summary>
+    Data,
+}
+
+/// <summary>The header option text of each <see cref="HypercallOutputLevel"/>.</summary>
+public static class HypercallOutputOption
+{
+    public static string? Text(HypercallOutputLevel level) => level switch
+    {
+        HypercallOutputLevel.Digest => "digest",
+        HypercallOutputLevel.Data => "data",
+        _ => null,
+    };
+
+    public static HypercallOutputLevel Parse(string? text) => text switch
+    {
+        "digest" => HypercallOutputLevel.Digest,
+        "data" => HypercallOutputLevel.Data,
+        _ => HypercallOutputLevel.None,
     };
 }

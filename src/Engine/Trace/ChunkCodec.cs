@@ -3,15 +3,27 @@ using K4os.Compression.LZ4;
 
 namespace Replayvisor.Engine.Trace;
 
-/// <summary>The 16-byte header in front of every chunk payload (all fields little-endian).</summary>
-internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, int StoredLength, int RawLength, uint Crc)
+/// <summary>
+/// The header in front of every chunk payload (all fields little-endian; docs/trace-format.md
+/// "Chunks"). Version 2 adds <see cref="Chain"/>: the CRC-32C of the preamble and of the first 16
+/// bytes of every chunk header up to and including this one, so a changed length, kind or payload
+/// checksum, and a chunk moved, removed or duplicated, are all caught at the chunk header.
+/// </summary>
+internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, int StoredLength, int RawLength, uint Crc, uint Chain = 0)
 {
-    public void WriteTo(Span<byte> target)
+    /// <summary>The bytes the chain checksum covers: kind/flags, lengths and payload CRC.</summary>
+    public const int ChainedBytes = 16;
+
+    /// <summary>Writes the header in the current format, computing <see cref="Chain"/> from <paramref name="previousChain"/>.</summary>
+    public ChunkHeader WriteTo(Span<byte> target, uint previousChain)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(target, (uint)Kind | ((uint)Flags << 16));
         BinaryPrimitives.WriteUInt32LittleEndian(target[4..], (uint)StoredLength);
         BinaryPrimitives.WriteUInt32LittleEndian(target[8..], (uint)RawLength);
         BinaryPrimitives.WriteUInt32LittleEndian(target[12..], Crc);
+        var chain = Crc32C.Append(previousChain, target[..ChainedBytes]);
+        BinaryPrimitives.WriteUInt32LittleEndian(target[ChainedBytes..], chain);
+        return this with { Chain = chain };
     }
 
     /// <summary>
@@ -20,8 +32,21 @@ internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, in
     /// </summary>
     public const uint MaxLz4Ratio = 255;
 
-    public static ChunkHeader Parse(ReadOnlySpan<byte> source, long offset)
+    /// <summary>
+    /// Parses and checks a chunk header of format <paramref name="version"/>. For version 2 and
+    /// later, <paramref name="previousChain"/> is the chain value of the chunk before (the CRC-32C
+    /// of the preamble for the first chunk); null when the caller checks the chain itself later
+    /// (<see cref="CheckChain"/>).
+    /// </summary>
+    public static ChunkHeader Parse(ReadOnlySpan<byte> source, long offset, uint? previousChain, int version = TraceLayout.FormatVersion)
     {
+        uint chain = 0;
+        if (version >= 2)
+        {
+            chain = BinaryPrimitives.ReadUInt32LittleEndian(source[ChainedBytes..]);
+            if (previousChain is { } previous)
+                CheckChain(source, offset, previous);
+        }
         var kindFlags = BinaryPrimitives.ReadUInt32LittleEndian(source);
         var stored = BinaryPrimitives.ReadUInt32LittleEndian(source[4..]);
         var raw = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
@@ -33,7 +58,14 @@ internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, in
             || (flags == ChunkFlags.None && stored != raw)
             || (flags == ChunkFlags.Lz4 && raw > (ulong)stored * MaxLz4Ratio))
             throw Damaged(offset, $"implausible chunk lengths (stored {stored}, raw {raw})");
-        return new ChunkHeader(kind, flags, (int)stored, (int)raw, BinaryPrimitives.ReadUInt32LittleEndian(source[12..]));
+        return new ChunkHeader(kind, flags, (int)stored, (int)raw, BinaryPrimitives.ReadUInt32LittleEndian(source[12..]), chain);
+    }
+
+    /// <summary>Checks the chain field of the (version 2) header in <paramref name="source"/>.</summary>
+    public static void CheckChain(ReadOnlySpan<byte> source, long offset, uint previousChain)
+    {
+        if (Crc32C.Append(previousChain, source[..ChainedBytes]) != BinaryPrimitives.ReadUInt32LittleEndian(source[ChainedBytes..]))
+            throw Damaged(offset, "the chunk header checksum does not match (a header field was changed, or a chunk before it was changed, moved, removed or duplicated)");
     }
 
     public static TraceFormatException Damaged(long offset, string why, Exception? inner = null)
@@ -43,11 +75,17 @@ internal readonly record struct ChunkHeader(ChunkKind Kind, ChunkFlags Flags, in
 /// <summary>Turns payloads into chunks (compress, checksum) and back (verify, decompress).</summary>
 internal static class ChunkCodec
 {
-    /// <summary>The whole chunk, header and stored payload. LZ4 is used only when it saves space.</summary>
-    public static byte[] Encode(ChunkKind kind, ReadOnlySpan<byte> raw)
+    /// <summary>
+    /// The whole chunk in the current format, header and stored payload, chained to
+    /// <paramref name="previousChain"/>. LZ4 is used only when it saves space.
+    /// </summary>
+    public static byte[] Encode(ChunkKind kind, ReadOnlySpan<byte> raw, uint previousChain = 0) => Encode(kind, raw, previousChain, out _);
+
+    public static byte[] Encode(ChunkKind kind, ReadOnlySpan<byte> raw, uint previousChain, out ChunkHeader header)
     {
-        var chunk = new byte[TraceLayout.ChunkHeaderSize + LZ4Codec.MaximumOutputSize(raw.Length)];
-        var payload = chunk.AsSpan(TraceLayout.ChunkHeaderSize);
+        const int headerSize = TraceLayout.ChunkHeaderSize;
+        var chunk = new byte[headerSize + LZ4Codec.MaximumOutputSize(raw.Length)];
+        var payload = chunk.AsSpan(headerSize);
         var compressed = raw.Length == 0 ? -1 : LZ4Codec.Encode(raw, payload, LZ4Level.L00_FAST);
         var flags = ChunkFlags.Lz4;
         if (compressed <= 0 || compressed >= raw.Length)
@@ -57,8 +95,8 @@ internal static class ChunkCodec
             flags = ChunkFlags.None;
         }
         var stored = payload[..compressed];
-        new ChunkHeader(kind, flags, compressed, raw.Length, Crc32C.Compute(stored)).WriteTo(chunk);
-        Array.Resize(ref chunk, TraceLayout.ChunkHeaderSize + compressed);
+        header = new ChunkHeader(kind, flags, compressed, raw.Length, Crc32C.Compute(stored)).WriteTo(chunk, previousChain);
+        Array.Resize(ref chunk, headerSize + compressed);
         return chunk;
     }
 

@@ -13,7 +13,11 @@ public sealed record MulticallEntry([property: Key(0)] int Op, [property: Key(1)
 [MessagePackObject]
 public sealed record GuestWrite([property: Key(0)] uint Address, [property: Key(1)] EquatableArray<byte> Bytes);
 
-/// <summary>A hypercall (int 0x82), its arguments (ebx, ecx, edx, esi, edi, ebp) and result.</summary>
+/// <summary>
+/// A hypercall (int 0x82), its arguments (ebx, ecx, edx, esi, edi, ebp) and result; with the
+/// hypercall-outputs header option also the digest of what it wrote into its declared output
+/// buffers and the guest code address that issued it (0 in older traces).
+/// </summary>
 [MessagePackObject]
 public sealed record HypercallEvent(
     ulong Icount,
@@ -21,7 +25,9 @@ public sealed record HypercallEvent(
     [property: Key(2)] EquatableArray<uint> Args,
     [property: Key(3)] long Result,
     [property: Key(4)] EquatableArray<MulticallEntry> Multicall = default,
-    [property: Key(5)] EquatableArray<GuestWrite> Memory = default) : CheckEvent(Icount);
+    [property: Key(5)] EquatableArray<GuestWrite> Memory = default,
+    [property: Key(6)] ulong OutputDigest = 0,
+    [property: Key(7)] uint Site = 0) : CheckEvent(Icount);
 
 /// <summary>An event-channel upcall injected into a vCPU with the ports pending at that moment.</summary>
 [MessagePackObject]

@@ -48,7 +48,7 @@ public sealed record TraceHeader
     public override int GetHashCode() => HashCode.Combine(EngineBuild, GuestImageSha256, GuestImageName, GuestKind, Options.Count);
 }
 
-/// <summary>Well-known keys of <see cref="TraceHeader.Options"/>. Values are invariant-culture strings.</summary>
+/// <summary>Well-known keys of <see cref="TraceHeader.Options"/>. Values are invariant-culture strings; Engine/Session/RunOptions.cs is the one mapping to typed options.</summary>
 public static class RunOptionKeys
 {
     public const string MemoryMib = "memory-mib";
@@ -59,6 +59,13 @@ public static class RunOptionKeys
     public const string ChaosSeed = "chaos-seed";
     public const string CheckpointInterval = "checkpoint-interval";
     public const string MaxInstructions = "max-instructions";
+    /// <summary>
+    /// What hypercall events carry about guest memory written back: absent (older traces) = nothing;
+    /// "digest" = output digest and call site; "data" = those and the bytes themselves.
+    /// </summary>
+    public const string HypercallOutputs = "hypercall-outputs";
+    /// <summary>Wallclock seconds at system time 0 under the virtual clock.</summary>
+    public const string EpochSeconds = "epoch-seconds";
     /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>
     public const string Xen = "xen";
     /// <summary>Which console was shown: "auto", "ring", "hypervisor" or "both"; absent = "auto".</summary>

@@ -3,8 +3,11 @@ namespace Replayvisor.Engine.Trace;
 /// <summary>The fixed parts of the .rvt layout (docs/trace-format.md).</summary>
 public static class TraceLayout
 {
-    /// <summary>Bumped on every incompatible change to the layout or the event schema.</summary>
-    public const ushort FormatVersion = 1;
+    /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions").</summary>
+    public const ushort FormatVersion = 2;
+
+    /// <summary>The oldest format version this build still reads.</summary>
+    public const ushort OldestReadableVersion = 1;
 
     /// <summary>"RVTRACE\0", at offset 0.</summary>
     public static ReadOnlySpan<byte> Magic => "RVTRACE\0"u8;
@@ -13,8 +16,11 @@ public static class TraceLayout
 
     /// <summary>Magic (8) + u16 format version.</summary>
     public const int PreambleSize = 10;
-    /// <summary>u32 kind/flags, u32 stored length, u32 raw length, u32 CRC-32C.</summary>
-    public const int ChunkHeaderSize = 16;
+    /// <summary>u32 kind/flags, u32 stored length, u32 raw length, u32 payload CRC-32C, u32 chain CRC-32C (version 2).</summary>
+    public const int ChunkHeaderSize = 20;
+
+    /// <summary>The chunk header size of a trace of format <paramref name="version"/> (version 1 had no chain field).</summary>
+    public static int ChunkHeaderSizeOf(int version) => version >= 2 ? ChunkHeaderSize : 16;
     /// <summary>u64 index chunk offset + end magic (8).</summary>
     public const int FooterSize = 16;
     /// <summary>The largest payload a reader accepts, so a damaged length cannot ask for gigabytes.</summary>

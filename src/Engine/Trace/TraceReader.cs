@@ -14,9 +14,16 @@ public sealed class TraceReader : IDisposable
     private readonly bool _leaveOpen;
     private readonly ChunkSource _source;
     private readonly LoadedIndex _index;
+    private readonly Dictionary<long, long> _previousOffset = [];
 
-    private TraceReader(Stream stream, bool leaveOpen, ChunkSource source, TraceHeader header, byte[] image, LoadedIndex index)
+    private TraceReader(Stream stream, bool leaveOpen, ChunkSource source, TraceHeader header, byte[] image, LoadedIndex index, long imageOffset)
     {
+        var previous = imageOffset;
+        foreach (var chunk in index.Chunks)
+        {
+            _previousOffset.TryAdd(chunk.Offset, previous);
+            previous = chunk.Offset;
+        }
         _stream = stream;
         _leaveOpen = leaveOpen;
         _source = source;
@@ -50,14 +57,15 @@ public sealed class TraceReader : IDisposable
         if (!stream.CanRead || !stream.CanSeek)
             throw new ArgumentException("The trace stream must be readable and seekable", nameof(stream));
         var source = new ChunkSource(stream, stream.Position);
-        var version = ReadPreamble(source);
-        var header = ReadHeader(source, out var imageOffset);
-        var (imageHeader, image) = ReadChunkOfKind(source, imageOffset, ChunkKind.GuestImage);
+        ReadPreamble(source);
+        var header = ReadHeader(source, out var imageOffset, out var headerChain);
+        var (imageHeader, image) = ReadChunkOfKind(source, imageOffset, headerChain, ChunkKind.GuestImage);
         if (TraceHeader.HashImage(image) != header.GuestImageSha256)
             throw new TraceFormatException(TraceError.ImageMismatch, imageOffset,
                 $"the guest image does not match the header's SHA-256 {header.GuestImageSha256}");
-        var index = TraceIndexLoader.Load(source, ChunkSource.End(imageOffset, imageHeader));
-        return new TraceReader(stream, leaveOpen, source, header, image, index) { FormatVersion = version };
+        var eventsStart = source.End(imageOffset, imageHeader);
+        var index = TraceIndexLoader.Load(source, eventsStart, imageHeader.Chain);
+        return new TraceReader(stream, leaveOpen, source, header, image, index, imageOffset) { FormatVersion = source.Version };
     }
 
     /// <summary>
@@ -83,7 +91,9 @@ public sealed class TraceReader : IDisposable
         byte[] raw;
         try
         {
-            header = _source.ReadHeader(chunk.Offset);
+            // The chain continues the chunk before this one in the index (the guest image for the first).
+            var previousChain = _previousOffset.TryGetValue(chunk.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
+            header = _source.ReadHeader(chunk.Offset, previousChain);
             if (header.Kind != ChunkKind.Events)
                 throw ChunkHeader.Damaged(chunk.Offset, $"expected a {ChunkKind.Events} chunk, found {header.Kind}");
             if (header.StoredLength != chunk.StoredLength || header.RawLength != chunk.RawLength)
@@ -106,10 +116,10 @@ public sealed class TraceReader : IDisposable
             _stream.Dispose();
     }
 
-    private static int ReadPreamble(ChunkSource source)
+    private static void ReadPreamble(ChunkSource source)
     {
         if (source.Length == 0)
-            throw new TraceFormatException(TraceError.Empty, null, "the trace is empty");
+            throw new TraceFormatException(TraceError.Empty, null, "the trace is empty (the recorder stopped before writing anything)");
         var start = source.TryReadBytes(0, (int)Math.Min(source.Length, TraceLayout.PreambleSize))!;
         var magic = TraceLayout.Magic;
         if (!start.AsSpan(0, Math.Min(start.Length, magic.Length)).SequenceEqual(magic[..Math.Min(start.Length, magic.Length)]))
@@ -121,18 +131,20 @@ public sealed class TraceReader : IDisposable
             throw new TraceFormatException(TraceError.NewerFormat, magic.Length,
                 $"trace format version {version} is newer than this build reads ({TraceLayout.FormatVersion})")
             { FormatVersion = version };
-        if (version == 0)
-            throw new TraceFormatException(TraceError.BadHeader, magic.Length, "trace format version 0 is invalid");
-        return version;
+        if (version < TraceLayout.OldestReadableVersion)
+            throw new TraceFormatException(TraceError.BadHeader, magic.Length, $"trace format version {version} is invalid");
+        source.Version = version;
+        source.PreambleChain = Crc32C.Compute(start);
     }
 
-    private static TraceHeader ReadHeader(ChunkSource source, out long nextOffset)
+    private static TraceHeader ReadHeader(ChunkSource source, out long nextOffset, out uint chain)
     {
         const long offset = TraceLayout.PreambleSize;
         try
         {
-            var (chunkHeader, raw) = ReadChunkOfKind(source, offset, ChunkKind.Header);
-            nextOffset = ChunkSource.End(offset, chunkHeader);
+            var (chunkHeader, raw) = ReadChunkOfKind(source, offset, source.PreambleChain, ChunkKind.Header);
+            nextOffset = source.End(offset, chunkHeader);
+            chain = chunkHeader.Chain;
             var header = MessagePackSerializer.Deserialize<TraceHeader>(raw, TraceMessagePack.Options)
                 ?? throw new MessagePackSerializationException("nil header");
             // The fields are non-nullable for every reader of the header: nil ones are damage.
@@ -151,9 +163,9 @@ public sealed class TraceReader : IDisposable
         }
     }
 
-    private static (ChunkHeader Header, byte[] Raw) ReadChunkOfKind(ChunkSource source, long offset, ChunkKind kind)
+    private static (ChunkHeader Header, byte[] Raw) ReadChunkOfKind(ChunkSource source, long offset, uint previousChain, ChunkKind kind)
     {
-        var (header, raw) = source.Read(offset);
+        var (header, raw) = source.Read(offset, previousChain);
         if (header.Kind != kind)
             throw ChunkHeader.Damaged(offset, $"expected a {kind} chunk, found {header.Kind}");
         return (header, raw);

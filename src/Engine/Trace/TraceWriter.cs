@@ -27,6 +27,7 @@ public sealed class TraceWriter : IDisposable
     private readonly ArrayBufferWriter<byte> _pending = new();
     private readonly List<TraceChunkInfo> _chunks = [];
     private long _position;
+    private uint _chain;
     private int _pendingCount;
     private ulong _firstIcount, _lastIcount;
     private bool _completed, _disposed;
@@ -50,8 +51,9 @@ public sealed class TraceWriter : IDisposable
         TraceLayout.Magic.CopyTo(preamble);
         BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], TraceLayout.FormatVersion);
         WriteBytes(preamble);
-        WriteBytes(ChunkCodec.Encode(ChunkKind.Header, MessagePackSerializer.Serialize(header, TraceMessagePack.Options)));
-        WriteBytes(ChunkCodec.Encode(ChunkKind.GuestImage, guestImage));
+        _chain = Crc32C.Compute(preamble);
+        WriteChunk(ChunkKind.Header, MessagePackSerializer.Serialize(header, TraceMessagePack.Options));
+        WriteChunk(ChunkKind.GuestImage, guestImage);
     }
 
     /// <summary>Events appended so far.</summary>
@@ -96,7 +98,7 @@ public sealed class TraceWriter : IDisposable
         WritePendingChunk();
         var indexOffset = _position;
         var index = new TraceIndexPayload(_chunks.ToArray(), summary);
-        WriteBytes(ChunkCodec.Encode(ChunkKind.Index, MessagePackSerializer.Serialize(index, TraceMessagePack.Options)));
+        WriteChunk(ChunkKind.Index, MessagePackSerializer.Serialize(index, TraceMessagePack.Options));
         Span<byte> footer = stackalloc byte[TraceLayout.FooterSize];
         BinaryPrimitives.WriteInt64LittleEndian(footer, indexOffset);
         TraceLayout.EndMagic.CopyTo(footer[8..]);
@@ -134,12 +136,20 @@ public sealed class TraceWriter : IDisposable
         writer.WriteArrayHeader(_pendingCount);
         writer.WriteRaw(_pending.WrittenSpan);
         writer.Flush();
-        var chunk = ChunkCodec.Encode(ChunkKind.Events, raw.WrittenSpan);
-        _chunks.Add(new TraceChunkInfo(_position, chunk.Length - TraceLayout.ChunkHeaderSize, raw.WrittenCount,
-            _firstIcount, _lastIcount, _pendingCount));
-        WriteBytes(chunk);
+        var offset = _position;
+        var header = WriteChunk(ChunkKind.Events, raw.WrittenSpan);
+        _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.WrittenCount, _firstIcount, _lastIcount, _pendingCount));
         _pending.ResetWrittenCount();
         _pendingCount = 0;
+    }
+
+    /// <summary>Encodes and writes one chunk, continuing the header chain.</summary>
+    private ChunkHeader WriteChunk(ChunkKind kind, ReadOnlySpan<byte> raw)
+    {
+        var chunk = ChunkCodec.Encode(kind, raw, _chain, out var header);
+        WriteBytes(chunk);
+        _chain = header.Chain;
+        return header;
     }
 
     private void WriteBytes(ReadOnlySpan<byte> bytes)

@@ -24,8 +24,13 @@ public sealed partial class Hypervisor
         if (FaultStorm(cpu)) return;
         ulong deadline = NextDeadlineNs();
         Capture();
-        if (e.Kind == EventKind.SoftwareInterrupt) SoftwareInterrupt(e.Vector, e.InstructionEip);
-        else Exception(e);
+        switch (e.Kind)
+        {
+            case EventKind.SoftwareInterrupt: SoftwareInterrupt(e.Vector, e.InstructionEip); break;
+            case EventKind.Sysenter: Sysenter(); break;
+            case EventKind.Syscall: Syscall(e.InstructionEip); break;
+            default: Exception(e); break;
+        }
         // Xen runs pending softirqs (timers) on every exit, so a deadline already past fires on this return.
         if (!IsStopped && !Vcpu.Blocked) RunTimers();
         ReturnToGuest();
@@ -214,7 +219,9 @@ public sealed partial class Hypervisor
         int v = Vcpu.Id;
         byte saved = SharedInfo.UpcallMask(v);
         if ((flags & TbfInterrupt) != 0 && saved == 0) SharedInfo.SetUpcallMask(v, 1);
-        uint eflags = (_f.Eflags & ~Fl.IF) | (saved == 0 ? Fl.IF : 0);
+        uint eflags = (_f.Eflags & ~(Fl.IF | Fl.IOPL)) | (saved == 0 ? Fl.IF : 0);
+        // compat_create_bounce_frame folds the virtual IOPL into the frame under VMASST architectural_iopl.
+        if (Mm.ArchitecturalIopl) eflags |= (uint)Vcpu.Iopl << 12;
         uint csSlot = _f.Cs | ((uint)saved << 16);
         if (!PushGuest(ref ssc, ref esp, eflags) || !PushGuest(ref ssc, ref esp, csSlot) || !PushGuest(ref ssc, ref esp, _f.Eip)) return false;
         if ((flags & TbfErrorCode) != 0 && !PushGuest(ref ssc, ref esp, err)) return false;
@@ -397,6 +404,8 @@ public sealed partial class Hypervisor
             return 0;
         }
         esp += 16;
+        // compat_iret (pv/iret.c): under VMASST architectural_iopl the frame's IOPL becomes the virtual IOPL.
+        if (Mm.ArchitecturalIopl) Vcpu.Iopl = (int)((eflags & Fl.IOPL) >> 12);
         _f.Eflags = (eflags & ~Fl.IOPL) | Fl.IF;
         if ((eflags & Fl.VM) != 0)
         {

@@ -63,7 +63,7 @@ public sealed partial class Hypervisor
         {
             Mnemonic.In or Mnemonic.Out or Mnemonic.Insb or Mnemonic.Insw or Mnemonic.Insd
                 or Mnemonic.Outsb or Mnemonic.Outsw or Mnemonic.Outsd => EmulateIo(insn, kernel),
-            Mnemonic.Cli or Mnemonic.Sti => Vcpu.Iopl >= (kernel ? 1 : 3), // a no-op (Xen: "too dangerous")
+            Mnemonic.Cli or Mnemonic.Sti => IoplOk(kernel), // a no-op (Xen: "too dangerous")
             _ => kernel && EmulateKernelOp(insn),
         };
         if (!ok || IsStopped) return ok;
@@ -154,10 +154,16 @@ public sealed partial class Hypervisor
         }
     }
 
+    /// <summary>
+    /// iopl_ok (pv/emul-priv-op.c): the virtual IOPL against the ring the guest runs in; under
+    /// VMASST_TYPE_architectural_iopl the guest kernel counts as ring 0 (as a native kernel would be).
+    /// </summary>
+    private bool IoplOk(bool kernel) => Vcpu.Iopl >= (kernel ? (Mm.ArchitecturalIopl ? 0 : 1) : 3);
+
     /// <summary>guest_io_okay: virtual IOPL ≥ ring (1 for the kernel, 3 for user), or the guest I/O bitmap allows it.</summary>
     private bool IoPermitted(uint port, int bytes, bool kernel)
     {
-        if (Vcpu.Iopl >= (kernel ? 1 : 3)) return true;
+        if (IoplOk(kernel)) return true;
         if (Vcpu.IoBitmapPorts > port + (uint)bytes)
         {
             Span<byte> two = stackalloc byte[2];

@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Xen.Hypercalls;
 
 namespace Replayvisor.Engine.Xen;
@@ -11,20 +12,57 @@ public sealed partial class Hypervisor
     internal List<MulticallResult> MulticallResults { get; } = [];
     public IReadOnlyList<uint> GrantFrames => _grantFrames;
 
+    /// <summary>
+    /// Test hook: called with the hypercall number for every byte run a hypercall wrote into guest
+    /// memory outside the buffers its table row declares (there should be none). Setting it turns
+    /// the output capture on even without an observer.
+    /// </summary>
+    public Action<int, GuestWriteRecord>? UndeclaredWrite { get; set; }
+
+    private readonly HypercallOutputCapture _capture = new();
+    private bool _capturing;
+
     private void Hypercall()
     {
         var c = Cpu;
         int nr = (int)c.Eax;
         var args = new HypercallArgs(c.Ebx, c.Ecx, c.Edx, c.Esi, c.Edi, c.Ebp);
-        List<GuestWriteRecord>? writes = Observer != null ? [] : null;
+        _capturing = Observer != null || UndeclaredWrite != null;
+        List<GuestWriteRecord>? writes = _capturing ? [] : null;
+        uint site = _capturing ? HypercallSite(nr) : 0;
+        _capture.Clear();
         Guest.WriteLog = writes;
         MulticallResults.Clear();
         long result = Call(nr, args);
         Guest.WriteLog = null;
         c.Eax = (uint)result;
+        if (writes == null) return;
+        var output = HypercallOutput.None;
+        if (writes.Count > 0)
+        {
+            List<GuestWriteRecord> inside = [], outside = [];
+            _capture.Split(writes, inside, outside);
+            foreach (var w in outside) UndeclaredWrite?.Invoke(nr, w);
+            output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
+        }
+        else if (site != 0) output = new HypercallOutput(site, [], 0);
         Observer?.OnHypercall(c.Icount, nr, args, result,
-            nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default,
-            (IReadOnlyList<GuestWriteRecord>?)writes ?? []);
+            nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default, output);
+    }
+
+    /// <summary>
+    /// The guest code address that issued the hypercall now trapping (EIP is past its 2-byte
+    /// <c>int $0x82</c>): for a call through a hypercall-page stub (xen-abi.md §1) the caller's
+    /// return address on the stack, read without side effects; iret (which never returns) and
+    /// inline <c>int $0x82</c> give the instruction itself.
+    /// </summary>
+    private uint HypercallSite(int nr)
+    {
+        uint at = Cpu.Eip - 2;
+        if (nr != Boot.HypercallPage.IretHypercall && Domain.Guest.HypercallPage is uint page && at - page < 4096
+            && Mm.PeekGuest32(Cpu.Segs[Seg.SS].Base + Cpu.Esp) is uint ret)
+            return ret;
+        return at;
     }
 
     /// <summary>Dispatches one hypercall (also each multicall entry) through the table.</summary>
@@ -37,6 +75,7 @@ public sealed partial class Hypervisor
             return -Errno.ENOSYS;
         }
         Stats.HypercallsByNumber[nr]++;
+        if (_capturing) _capture.Declare(this, spec, args);
         return spec.Handler(this, args);
     }
 

@@ -36,6 +36,7 @@ public sealed partial class Hypervisor : ICpuHost
                 $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {XenAbis.Name(Abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
         SegmentLoader = segmentLoader ?? new SimpleSegmentLoader(cpu, domain.Layout);
+        mm.VmAssistValid = Xen4 ? Vmasst.ValidCompat : Vmasst.Valid31;
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
         Vcpus = [new VcpuState { Id = 0 }];
         Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
@@ -97,6 +98,7 @@ public sealed partial class Hypervisor : ICpuHost
         SharedInfo.WriteWallclock(sec, nsec);
         SharedInfo.WriteMaxPfn(Domain.NrPages);
         UpdateVcpuTime();
+        ArmFastSystemCalls();
         _nextTimeRefreshNs = NowNs + Options.TimeRefreshNs;
         SyncVirtualTs();
     }
@@ -161,6 +163,11 @@ public sealed partial class Hypervisor : ICpuHost
     // At CPL 0 only (never for a PV guest): Xen answers I/O and MSRs through emulation after #GP(0).
     public uint PortIn(X86Cpu cpu, ushort port, int size) => IoPortRead(port, size);
     public void PortOut(X86Cpu cpu, ushort port, int size, uint value) => IoPortWrite(port, size, value);
-    public bool ReadMsr(X86Cpu cpu, uint msr, out ulong value) => TryReadMsr(msr, out value);
+    public bool ReadMsr(X86Cpu cpu, uint msr, out ulong value)
+    {
+        // The CPU's SYSENTER check reads Xen's own IA32_SYSENTER_CS: set by 64-bit Xen, left null by 3.1's.
+        if (msr == Engine.Cpu.Handlers.FastSystemCall.MsrSysenterCs) { value = Xen4 ? XenCs : 0u; return true; }
+        return TryReadMsr(msr, out value);
+    }
     public bool WriteMsr(X86Cpu cpu, uint msr, ulong value) { WriteMsrEmulated(msr, value); return true; }
 }

@@ -7,9 +7,12 @@ namespace Replayvisor.Engine.Xen;
 /// </summary>
 public interface IXenObserver
 {
-    /// <summary>A hypercall completed (for multicall: after all entries). <paramref name="entries"/> is empty except for multicall.</summary>
+    /// <summary>
+    /// A hypercall completed (for multicall: after all entries). <paramref name="entries"/> is empty
+    /// except for multicall; <paramref name="output"/> is where it was issued and what it wrote back.
+    /// </summary>
     void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-        IReadOnlyList<GuestWriteRecord> writes) { }
+        HypercallOutput output) { }
 
     /// <summary>An event-channel upcall was injected; <paramref name="ports"/> are pending and unmasked at that moment.</summary>
     void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) { }
@@ -35,6 +38,18 @@ public readonly record struct MulticallResult(int Op, long Result);
 
 /// <summary>Bytes a hypercall wrote into guest memory at a guest virtual address.</summary>
 public sealed record GuestWriteRecord(uint Address, byte[] Bytes);
+
+/// <summary>
+/// Where a hypercall was issued and what it wrote back into guest memory. <see cref="Site"/> is the
+/// guest code address of the call: the caller's return address when the guest called a stub of
+/// the hypercall page, else the address of the <c>int $0x82</c>. <see cref="Writes"/> are the
+/// bytes written inside the buffers the hypercall table declares, <see cref="Digest"/> their hash.
+/// </summary>
+public sealed record HypercallOutput(uint Site, IReadOnlyList<GuestWriteRecord> Writes, ulong Digest)
+{
+    /// <summary>Nothing known (no observer asked for the capture).</summary>
+    public static HypercallOutput None => new(0, [], 0);
+}
 
 /// <summary>Why the domain stopped (SHUTDOWN_* reasons, plus a crash by the model).</summary>
 public enum ShutdownKind : byte { None = 255, PowerOff = 0, Reboot = 1, Suspend = 2, Crash = 3, Watchdog = 4, DomainCrash = 100 }

@@ -30,6 +30,9 @@ public sealed class VcpuState : IStateHashable
     public int Id;
     public readonly TrapInfo[] Traps = new TrapInfo[256];
     public Callback Event, Failsafe;
+    /// <summary>CALLBACKTYPE_syscall32 / sysenter of a compat guest (4.19), each with CALLBACKF_mask_events.</summary>
+    public Callback Syscall32, Sysenter;
+    public bool Syscall32MasksEvents, SysenterMasksEvents;
     public uint NmiCallbackEip;
     /// <summary>CALLBACKF_mask_events on the failsafe callback (VGCF_failsafe_disables_events).</summary>
     public bool FailsafeMasksEvents;
@@ -77,6 +80,8 @@ public sealed class VcpuState : IStateHashable
         Id = s.Id;
         s.Traps.CopyTo(Traps, 0);
         Event = s.Event; Failsafe = s.Failsafe;
+        Syscall32 = s.Syscall32; Sysenter = s.Sysenter;
+        Syscall32MasksEvents = s.Syscall32MasksEvents; SysenterMasksEvents = s.SysenterMasksEvents;
         NmiCallbackEip = s.NmiCallbackEip;
         FailsafeMasksEvents = s.FailsafeMasksEvents;
         KernelSs = s.KernelSs; KernelSp = s.KernelSp;
@@ -122,5 +127,12 @@ public sealed class VcpuState : IStateHashable
         w.U64(PeriodNs); w.U64(PeriodicLastNs);
         foreach (uint p in VirqPort) w.U32(p);
         w.Bool(Up);
+        // Fields added with the 4.19 profile, written only when set so 3.1 states keep their hashes.
+        if (Syscall32.Cs != 0 || Syscall32.Eip != 0 || Sysenter.Cs != 0 || Sysenter.Eip != 0 || Syscall32MasksEvents || SysenterMasksEvents)
+        {
+            w.Tag("vcpu-syscall");
+            w.U16(Syscall32.Cs); w.U32(Syscall32.Eip); w.Bool(Syscall32MasksEvents);
+            w.U16(Sysenter.Cs); w.U32(Sysenter.Eip); w.Bool(SysenterMasksEvents);
+        }
     }
 }

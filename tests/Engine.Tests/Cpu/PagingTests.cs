@@ -88,6 +88,79 @@ public class PagingTests
         Assert.Equal(0x77u, m.Cpu.Ebx);
     }
 
+    /// <summary>
+    /// A read-modify-write on a not-present page reports a write access (W set), as the host
+    /// processor does (found by the differential tests; before, the read was reported).
+    /// </summary>
+    [Theory]
+    [InlineData("inc")]
+    [InlineData("add")]
+    [InlineData("xchg")]
+    [InlineData("xadd")]
+    [InlineData("cmpxchg")]
+    [InlineData("bts")]
+    [InlineData("shl")]
+    [InlineData("not")]
+    public void ReadModifyWriteOnANotPresentPageFaultsAsAWrite(string op)
+    {
+        var m = Modes.Run(CpuTier.Compiled, b =>
+        {
+            var m = TwoLevel(b);
+            SetPte(m, TestPage, 0);
+            m.Enter(3);
+            m.Load(a =>
+            {
+                var mem = __dword_ptr[TestPage + 0x10];
+                switch (op)
+                {
+                    case "inc": a.inc(mem); break;
+                    case "add": a.add(mem, ebx); break;
+                    case "xchg": a.xchg(mem, ebx); break;
+                    case "xadd": a.xadd(mem, ebx); break;
+                    case "cmpxchg": a.cmpxchg(mem, ebx); break;
+                    case "bts": a.bts(mem, 3); break;
+                    case "shl": a.shl(mem, 1); break;
+                    default: a.not(mem); break;
+                }
+                a.@int(0x31);
+            });
+            m.Run();
+            return m;
+        });
+        Assert.Equal(Vectors.PF, m.Event.Vector);
+        Assert.Equal(PfErr.W | PfErr.U, m.Event.ErrorCode);
+        Assert.Equal(TestPage + 0x10, m.Event.Cr2);
+    }
+
+    /// <summary>
+    /// pusha whose frame crosses from a writable page into a read-only one faults with CR2 at the
+    /// first byte of the read-only page, as the host does (before, the frame's last byte was reported).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PushaIntoAReadOnlyPageReportsTheFirstFaultingByte(bool bc)
+    {
+        var m = Modes.Run(bc ? CpuTier.Compiled : CpuTier.BlockCache, b =>
+        {
+            var m = TwoLevel(b);
+            SetPte(m, Page2, Page2 | 5); // user, read-only, above a writable page
+            m.Enter(3);
+            m.Load(a =>
+            {
+                a.mov(esp, (int)Page2 + 3);
+                a.pushad();
+                a.@int(0x31);
+            });
+            m.Run();
+            return m;
+        });
+        Assert.Equal(Vectors.PF, m.Event.Vector);
+        Assert.Equal(PfErr.P | PfErr.W | PfErr.U, m.Event.ErrorCode);
+        Assert.Equal(Page2, m.Event.Cr2);
+        Assert.Equal(0u, m.Memory.Read32(Page2 - 4)); // nothing of the frame was written
+    }
+
     [Theory]
     [InlineData(false, true)]
     [InlineData(false, false)]

@@ -16,6 +16,14 @@ public sealed class CaseBuilder
     public readonly Assembler Asm = new(32);
     public uint UndefinedFlags;
     public readonly uint[] UndefinedRegBits = new uint[8];
+    /// <summary>The page above the data area for this case (unmapped unless a generator asks for read-only).</summary>
+    public GuardPage Guard;
+    /// <summary>Set by generators whose cases depend on the privilege level (compared at ring 3 only).</summary>
+    public bool Ring3Only;
+    private readonly List<(int, int)> _faultUndefined = new();
+
+    /// <summary>Data-area bytes whose contents the SDM leaves undefined when the case faults (the generator says why).</summary>
+    public void DataUndefinedOnFault(int offset, int length) { if (length > 0) _faultUndefined.Add((offset, length)); }
     private readonly List<(ushort, byte[])> _patches = new();
     private readonly bool[] _fixed = new bool[8];
     private readonly bool[] _used = new bool[8];
@@ -335,6 +343,9 @@ public sealed class CaseBuilder
             Patches = new(_patches),
             UndefinedFlags = UndefinedFlags,
             UndefinedRegBits = (uint[])UndefinedRegBits.Clone(),
+            Guard = Guard,
+            Ring3Only = Ring3Only,
+            DataUndefinedOnFault = new(_faultUndefined),
         };
     }
 

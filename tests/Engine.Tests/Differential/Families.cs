@@ -33,6 +33,9 @@ public static class Families
         new("cpuid", 50, Gen.Cpuid),
         new("rdtsc", 50, Gen.Rdtsc),
         new("int3", 100, Gen.Int3),              // int3 and into
+        new("crosspage", 1200, Gen.CrossPage),   // stores, pushes, string ops crossing into an unmapped or read-only page
+        new("segments", 1200, Gen.Segments),     // DS/ES/FS/GS loads through the LDT and GDT, limits, lar/lsl/verr/verw
+        new("privileged", 300, Gen.Privileged),  // ring-3 #GP for privileged instructions, SS loads (ring 3 only)
     ];
 
     public static Family Get(string name) => Array.Find(All, f => f.Name == name)

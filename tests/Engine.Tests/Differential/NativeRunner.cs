@@ -108,6 +108,7 @@ public static class NativeRunner
         foreach (uint r in c.Regs) U32(r);
         U32(c.Eflags);
         U32(c.FillSeed);
+        U32((uint)c.Guard);
         U16(c.Patches.Count);
         foreach (var (off, bytes) in c.Patches) { U16(off); U16(bytes.Length); s.Write(bytes); }
         U16(c.Code.Length);
@@ -116,7 +117,8 @@ public static class NativeRunner
 
     private static Outcome ReadResult(Stream s, DiffCase c, out bool eof)
     {
-        var head = new byte[6 * 4 + 9 * 4 + 2];
+        // magic id signal trapno err eip cr2, gpr[8] eflags, sreg[6], changed count
+        var head = new byte[7 * 4 + 9 * 4 + 6 * 2 + 2];
         eof = !ReadExactly(s, head);
         if (eof) return new Outcome();
         uint U(int i) => BinaryPrimitives.ReadUInt32LittleEndian(head.AsSpan(i * 4));
@@ -126,11 +128,14 @@ public static class NativeRunner
         {
             o.End = EndKind.Exception;
             o.Vector = (int)U(3);
+            o.ErrorCode = U(4);
             o.Eip = U(5);
+            o.Cr2 = U(6);
         }
-        for (int r = 0; r < 8; r++) o.Regs[r] = U(6 + r);
-        o.Eflags = U(14);
-        int changed = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(60));
+        for (int r = 0; r < 8; r++) o.Regs[r] = U(7 + r);
+        o.Eflags = U(15);
+        for (int i = 0; i < 6; i++) o.Sregs[i] = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(64 + 2 * i));
+        int changed = BinaryPrimitives.ReadUInt16LittleEndian(head.AsSpan(76));
         var list = new byte[changed * 3];
         if (!ReadExactly(s, list)) throw new InvalidOperationException("diffrunner: truncated result");
         o.Data = c.InitialData();

@@ -261,7 +261,7 @@ public sealed class TraceFuzzTests(ITestOutputHelper output)
     internal static byte[] RawChunkBytes(ChunkKind kind, byte[] payload, ChunkFlags flags = ChunkFlags.None, int? rawLength = null)
     {
         var chunk = new byte[TraceLayout.ChunkHeaderSize + payload.Length];
-        new ChunkHeader(kind, flags, payload.Length, rawLength ?? payload.Length, Crc32C.Compute(payload)).WriteTo(chunk);
+        new ChunkHeader(kind, flags, payload.Length, rawLength ?? payload.Length, Crc32C.Compute(payload)).WriteTo(chunk, 0);
         payload.CopyTo(chunk, TraceLayout.ChunkHeaderSize);
         return chunk;
     }

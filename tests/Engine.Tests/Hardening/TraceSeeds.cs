@@ -10,7 +10,7 @@ internal sealed record RawChunk(ChunkKind Kind, int Offset, byte[] Bytes)
 {
     public int StoredLength => Bytes.Length - TraceLayout.ChunkHeaderSize;
     public int End => Offset + Bytes.Length;
-    public byte[] Raw() => ChunkCodec.Decode(ChunkHeader.Parse(Bytes, Offset), Bytes.AsSpan(TraceLayout.ChunkHeaderSize), Offset);
+    public byte[] Raw() => ChunkCodec.Decode(ChunkHeader.Parse(Bytes, Offset, previousChain: null), Bytes.AsSpan(TraceLayout.ChunkHeaderSize), Offset);
 }
 
 /// <summary>Real traces written by <see cref="TraceWriter"/>, taken apart into chunks and put back together.</summary>
@@ -43,7 +43,7 @@ internal sealed class TraceSeed
         int offset = TraceLayout.PreambleSize;
         while (offset + TraceLayout.ChunkHeaderSize <= bytes.Length)
         {
-            var header = ChunkHeader.Parse(bytes.AsSpan(offset, TraceLayout.ChunkHeaderSize), offset);
+            var header = ChunkHeader.Parse(bytes.AsSpan(offset, TraceLayout.ChunkHeaderSize), offset, previousChain: null);
             int end = offset + TraceLayout.ChunkHeaderSize + header.StoredLength;
             chunks.Add(new RawChunk(header.Kind, offset, bytes[offset..end]));
             offset = end;
@@ -63,6 +63,7 @@ internal sealed class TraceSeed
             r.Add(($"chunk{i}({c.Kind}).stored", c.Offset + 4, 4));
             r.Add(($"chunk{i}({c.Kind}).raw", c.Offset + 8, 4));
             r.Add(($"chunk{i}({c.Kind}).crc", c.Offset + 12, 4));
+            r.Add(($"chunk{i}({c.Kind}).chain", c.Offset + 16, 4));
             r.Add(($"chunk{i}({c.Kind}).payload", c.Offset + TraceLayout.ChunkHeaderSize, c.StoredLength));
         }
         if (Complete) r.Add(("footer", Bytes.Length - TraceLayout.FooterSize, TraceLayout.FooterSize));
@@ -72,9 +73,28 @@ internal sealed class TraceSeed
     /// <summary>
     /// The trace with chunk <paramref name="index"/> replaced by <paramref name="chunk"/> (whole encoded
     /// chunk bytes): later chunks move, and a complete trace gets a new index and footer that agree,
-    /// so the replaced chunk itself is what the reader has to judge.
+    /// so the replaced chunk itself is what the reader has to judge (the header chain is recomputed too).
     /// </summary>
-    public byte[] WithChunk(int index, byte[] chunk)
+    public byte[] WithChunk(int index, byte[] chunk) => Rechain(Reassemble(index, chunk));
+
+    /// <summary>Recomputes every chunk's chain field (docs/trace-format.md "Chunks"), as a forger would.</summary>
+    public static byte[] Rechain(byte[] trace)
+    {
+        var b = (byte[])trace.Clone();
+        uint chain = Crc32C.Compute(b.AsSpan(0, TraceLayout.PreambleSize));
+        long offset = TraceLayout.PreambleSize;
+        while (offset + TraceLayout.ChunkHeaderSize <= b.Length)
+        {
+            var h = b.AsSpan((int)offset, TraceLayout.ChunkHeaderSize);
+            chain = Crc32C.Append(chain, h[..ChunkHeader.ChainedBytes]);
+            BinaryPrimitives.WriteUInt32LittleEndian(h[ChunkHeader.ChainedBytes..], chain);
+            if ((BinaryPrimitives.ReadUInt32LittleEndian(h) & 0xFFFF) == (uint)ChunkKind.Index) break;
+            offset += TraceLayout.ChunkHeaderSize + (long)BinaryPrimitives.ReadUInt32LittleEndian(h[4..]);
+        }
+        return b;
+    }
+
+    private byte[] Reassemble(int index, byte[] chunk)
     {
         var parts = new List<byte[]> { Bytes[..TraceLayout.PreambleSize] };
         var infos = new List<TraceChunkInfo>();

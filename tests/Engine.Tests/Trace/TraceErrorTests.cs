@@ -61,7 +61,7 @@ public sealed class TraceErrorTests
     [Fact]
     public void Header_that_does_not_decode()
     {
-        var bytes = Concat(Preamble(), ChunkCodec.Encode(ChunkKind.Header, [0xc1]));
+        var bytes = Concat(Preamble(), ChunkCodec.Encode(ChunkKind.Header, [0xc1], Crc32C.Compute(Preamble())));
 
         Assert.Equal(TraceError.BadHeader, OpenFails(bytes).Error);
     }
@@ -70,8 +70,8 @@ public sealed class TraceErrorTests
     public void Guest_image_that_does_not_match_its_hash()
     {
         var header = MessagePackSerializer.Serialize(TraceSamples.Header(), TraceMessagePack.Options);
-        var bytes = Concat(Preamble(), ChunkCodec.Encode(ChunkKind.Header, header),
-            ChunkCodec.Encode(ChunkKind.GuestImage, [1, 2, 3]));
+        var headerChunk = ChunkCodec.Encode(ChunkKind.Header, header, Crc32C.Compute(Preamble()), out var h);
+        var bytes = Concat(Preamble(), headerChunk, ChunkCodec.Encode(ChunkKind.GuestImage, [1, 2, 3], h.Chain));
 
         var ex = OpenFails(bytes);
         Assert.Equal(TraceError.ImageMismatch, ex.Error);

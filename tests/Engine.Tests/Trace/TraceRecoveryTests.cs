@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using MessagePack;
 using Replayvisor.Engine.Trace;
 using Xunit;
 
@@ -121,7 +123,7 @@ public sealed class TraceRecoveryTests
     }
 
     [Fact]
-    public void A_damaged_index_falls_back_to_scanning()
+    public void A_damaged_index_falls_back_to_scanning_and_is_reported_after_every_event()
     {
         var bytes = TraceSamples.Write(Events, options: TenPerChunk);
         bytes[^(TraceLayout.FooterSize + 2)] ^= 0xFF; // inside the index chunk's payload
@@ -129,6 +131,74 @@ public sealed class TraceRecoveryTests
         using var reader = TraceSamples.Open(bytes);
         Assert.False(reader.Complete);
         Assert.Contains("index", reader.IncompleteReason);
+        var read = new List<TraceEvent>();
+        var ex = Assert.Throws<TraceFormatException>(() => read.AddRange(reader.ReadEvents()));
+        Assert.Equal(TraceError.DamagedChunk, ex.Error);
+        Assert.Equal(Events, read);
+    }
+
+    [Fact]
+    public void A_damaged_footer_is_damage_but_every_event_is_read()
+    {
+        var bytes = TraceSamples.Write(Events, options: TenPerChunk);
+        bytes[^3] ^= 0x04; // the end magic
+
+        using var reader = TraceSamples.Open(bytes);
+        Assert.False(reader.Complete);
+        Assert.Equal(bytes.Length - TraceLayout.FooterSize, reader.Damage?.Offset);
+        var read = new List<TraceEvent>();
+        Assert.Throws<TraceFormatException>(() => read.AddRange(reader.ReadEvents()));
+        Assert.Equal(Events, read);
+    }
+
+    [Fact]
+    public void A_stripped_index_and_footer_is_a_truncation_holding_every_event()
+    {
+        var bytes = TraceSamples.Write(Events, options: TenPerChunk);
+        long indexOffset = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(bytes.Length - TraceLayout.FooterSize));
+
+        using var reader = TraceSamples.Open(bytes[..(int)indexOffset]);
+        Assert.False(reader.Complete);
+        Assert.Null(reader.Damage);
         Assert.Equal(Events, reader.ReadEvents());
+    }
+
+    [Fact]
+    public void Swapped_chunks_break_the_header_chain()
+    {
+        var bytes = TraceSamples.Write(Events, complete: false, options: TenPerChunk);
+        var c = Chunks();
+        var a = bytes[(int)c[0].Offset..(int)c[1].Offset];
+        var b = bytes[(int)c[1].Offset..(int)c[2].Offset];
+        byte[] swapped = [.. bytes[..(int)c[0].Offset], .. b, .. a, .. bytes[(int)c[2].Offset..]];
+
+        using var reader = TraceSamples.Open(swapped);
+        Assert.Equal(c[0].Offset, reader.Damage?.Offset);
+        Assert.Contains("checksum", reader.Damage!.Message);
+        Assert.Empty(reader.Index);
+    }
+
+    [Fact]
+    public void A_chunk_whose_events_go_back_in_time_is_damaged_even_when_its_checksums_agree()
+    {
+        // Rewrite the second chunk with events from before the first chunk's last one, chain and all.
+        var first = Events.Take(10).ToList();
+        var second = Events.Take(5).ToList();
+        var stream = new MemoryStream();
+        using (var w = new TraceWriter(stream, TraceSamples.Header(), TraceSamples.Image, new TraceWriterOptions { MaxChunkEvents = 10 }, leaveOpen: true))
+        {
+            foreach (var e in first) w.Append(e);
+            w.Flush();
+            // The writer refuses out-of-order events, so forge the chunk with the codec, continuing the chain.
+        }
+        var bytes = stream.ToArray();
+        var last = TraceSamples.Open(bytes).Index[^1];
+        uint chain = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan((int)last.Offset + ChunkHeader.ChainedBytes));
+        var payload = MessagePackSerializer.Serialize(second.ToArray(), TraceMessagePack.Options);
+        byte[] forged = [.. bytes, .. ChunkCodec.Encode(ChunkKind.Events, payload, chain)];
+
+        using var reader = TraceSamples.Open(forged);
+        Assert.Equal(bytes.Length, reader.Damage?.Offset);
+        Assert.Contains("comes before", reader.Damage!.Message);
     }
 }

@@ -12,8 +12,8 @@ public sealed class TraceSchemaTests
 {
     public static TheoryData<int, string> Encodings => new()
     {
-        { 0, "9200960A1296010203040506EA9090" },
-        { 1, "920096140D96CEC000100002000000000092920100921AFF9292CEC0002000C40301020392CEC0003000C40109" },
+        { 0, "9200980A1296010203040506EA90900000" },
+        { 1, "920098140D96CEC000100002000000000092920100921AFF9292CEC0002000C40301020392CEC0003000C40109CF0123456789ABCDEFCEC0104E62" },
         { 2, "9201931E009303071F" },
         { 3, "9202932800CF0000001CBE991A14" },
         { 5, "92039232C4036C730A" },
@@ -45,6 +45,10 @@ public sealed class TraceSchemaTests
             MessagePackSerializer.Deserialize<TraceEvent>(withExtraField, TraceMessagePack.Options));
         Assert.Equal(new AsyncEvent(70, AsyncKind.TimerExpiry, 4, 0),
             MessagePackSerializer.Deserialize<TraceEvent>(withoutArg, TraceMessagePack.Options));
+        // A hypercall event of a trace written before keys 6 (output digest) and 7 (call site) existed.
+        var beforeOutputs = Convert.FromHexString("9200960A1296010203040506EA9090");
+        Assert.Equal(new HypercallEvent(10, 18, [1, 2, 3, 4, 5, 6], -22, OutputDigest: 0, Site: 0),
+            MessagePackSerializer.Deserialize<TraceEvent>(beforeOutputs, TraceMessagePack.Options));
     }
 
     [Fact]
@@ -53,7 +57,7 @@ public sealed class TraceSchemaTests
         var bytes = TraceSamples.Write(TraceSamples.OneOfEach());
 
         Assert.Equal("RVTRACE\0"u8.ToArray(), bytes[..8]);
-        Assert.Equal([1, 0], bytes[8..10]);
+        Assert.Equal([2, 0], bytes[8..10]);
         Assert.Equal([1, 0], bytes[10..12]); // first chunk: kind Header
         Assert.Equal("RVTEND\0\0"u8.ToArray(), bytes[^8..]);
     }
@@ -63,7 +67,7 @@ public sealed class TraceSchemaTests
     {
         var payload = Convert.FromHexString("91" + "9263" + "9101");
         var chunk = ChunkCodec.Encode(ChunkKind.Events, payload);
-        var header = ChunkHeader.Parse(chunk, 100);
+        var header = ChunkHeader.Parse(chunk, 100, previousChain: 0);
 
         var ex = Assert.Throws<TraceFormatException>(() =>
             EventChunkDecoder.Decode(ChunkCodec.Decode(header, chunk.AsSpan(TraceLayout.ChunkHeaderSize), 100), 100));

@@ -212,7 +212,7 @@ public class EmulationTests
         public ShutdownKind Shutdown = ShutdownKind.None;
 
         public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-            IReadOnlyList<GuestWriteRecord> writes) => Calls.Add((icount, number, result, writes));
+            HypercallOutput output) => Calls.Add((icount, number, result, output.Writes));
 
         public void OnShutdown(ulong icount, ShutdownKind kind, string detail) => Shutdown = kind;
     }

@@ -75,7 +75,29 @@ public class HypercallFamilyTests
         W32(Scratch, 0); // unregister event
         Assert.Equal(-Errno.EINVAL, Call(30, 1, Scratch));
         Assert.Equal(-Errno.EFAULT, Call(30, 0, Unmapped));
-        Assert.Equal(-Errno.ENOSYS, Call(30, 7, Scratch));
+        Assert.Equal(-Errno.EINVAL, Call(30, 7, Scratch)); // 4.19 compat_callback_op: unknown command
+        W32(Scratch, 5 | (1u << 16)); W32(Scratch + 4, 0xE018); W32(Scratch + 8, 0x4444); // sysenter, mask events, RPL 0 → 1
+        Assert.Equal(0, Call(30, 0, Scratch));
+        Assert.Equal(0xE019, Hv.Vcpu.Sysenter.Cs);
+        Assert.True(Hv.Vcpu.SysenterMasksEvents);
+        W32(Scratch, 7); W32(Scratch + 8, 0x5555); // syscall32, no mask
+        Assert.Equal(0, Call(30, 0, Scratch));
+        Assert.Equal(0x5555u, Hv.Vcpu.Syscall32.Eip);
+        Assert.False(Hv.Vcpu.Syscall32MasksEvents);
+        Assert.Equal(-Errno.EINVAL, Call(30, 1, Scratch)); // unregister syscall32
+    }
+
+    [Fact]
+    public void CallbackOp31()
+    {
+        var m = new XenTestGuest().Main(a => Shutdown(a)).Machine(options: new XenMachineOptions { MemoryMiB = 8, Hypervisor = new HypervisorOptions { Abi = XenAbi.Xen3_1 } });
+        long C(uint cmd, uint arg) => m.Hypervisor.Call(30, new HypercallArgs(cmd, arg, 0, 0, 0, 0));
+        Write32(m, Scratch, 5); Write32(m, Scratch + 4, 0xE019); Write32(m, Scratch + 8, 0x4444);
+        Assert.Equal(-Errno.ENOSYS, C(0, Scratch)); // sysenter needs a supervisor-mode kernel build of 3.1
+        Write32(m, Scratch, 7);
+        Assert.Equal(-Errno.ENOSYS, C(0, Scratch));
+        Assert.Equal(-Errno.ENOSYS, C(1, Scratch));
+        Assert.Equal(-Errno.ENOSYS, C(7, Scratch));
     }
 
     [Fact]
@@ -310,8 +332,13 @@ public class HypercallFamilyTests
     [Fact]
     public void PrivilegedOnlyInterfaces()
     {
+        W32(Scratch + 4, ToolstackHypercalls.PlatformVersion);
         Assert.Equal(-Errno.EPERM, Call(7, Scratch));
+        Assert.Equal(-Errno.EACCES, Call(36, Scratch)); // 4.19: the interface version is checked before XSM
+        W32(Scratch + 4, ToolstackHypercalls.DomctlVersion); W32(Scratch + 8, 1); // domain 1: this one
         Assert.Equal(-Errno.EPERM, Call(36, Scratch));
+        W32(Scratch + 8, 7);
+        Assert.Equal(-Errno.ESRCH, Call(36, Scratch));
         Assert.Equal(-Errno.EPERM, Call(22, 0, 0, 0, 0, 0)); // update_va_mapping_otherdomain
         W32(Scratch, 0); W32(Scratch + 4, 0);
         Assert.Equal(-Errno.EPERM, Call(29, 4, Scratch));   // remote_shutdown
@@ -322,8 +349,11 @@ public class HypercallFamilyTests
     {
         Assert.Equal(0, Call(21, 0, 2));
         Assert.NotEqual(0u, _m.Mm.VmAssist & 4);
-        Assert.Equal(-Errno.EINVAL, Call(21, 0, 4));
+        Assert.Equal(0, Call(21, 0, 4)); // architectural_iopl (4.19)
+        Assert.True(_m.Mm.ArchitecturalIopl);
+        Assert.Equal(-Errno.EINVAL, Call(21, 0, 6));
         Assert.Equal(-Errno.ENOSYS, Call(21, 2, 0));
+        Assert.Equal(-Errno.EINVAL, Call(21, 2, 6)); // the type is checked first
     }
 
     [Fact]

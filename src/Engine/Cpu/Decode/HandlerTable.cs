@@ -29,6 +29,7 @@ public static unsafe class HandlerTable
         if ((h = FlagsConvert.Select(ref d)) != null) return h;
         if ((h = Io.Select(ref d)) != null) return h;
         if ((h = FpuControl.Select(ref d)) != null) return h;
+        if ((h = FastSystemCall.Select(ref d)) != null) return h;
         return &Misc.Unsupported;
     }
 

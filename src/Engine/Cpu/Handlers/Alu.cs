@@ -174,7 +174,7 @@ internal static unsafe class Alu
                 return;
             }
         }
-        uint a = c.Read(d.MemSeg, ea, s);
+        uint a = T.Writes ? c.ReadForWrite(d.MemSeg, ea, s) : c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         MemWriteBack<T>(c, ref d, ea, a, c.GetReg(d.R1, s), s);
     }
@@ -192,7 +192,7 @@ internal static unsafe class Alu
                 return;
             }
         }
-        uint a = c.Read(d.MemSeg, ea, s);
+        uint a = T.Writes ? c.ReadForWrite(d.MemSeg, ea, s) : c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         MemWriteBack<T>(c, ref d, ea, a, d.Imm & X86Cpu.SizeMask(s), s);
     }
@@ -245,7 +245,7 @@ internal static unsafe class Alu
             }
         }
         uint ea = d.Op0IsMem ? c.Ea(ref d) : 0;
-        uint a = d.Op0IsMem ? c.Read(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
+        uint a = d.Op0IsMem ? c.ReadForWrite(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
         if (c.Faulted) return;
         uint r = a + delta;
         if (d.Op0IsMem) { c.Write(d.MemSeg, ea, s, r); if (c.Faulted) return; }
@@ -269,7 +269,7 @@ internal static unsafe class Alu
             }
         }
         uint ea = d.Op0IsMem ? c.Ea(ref d) : 0;
-        uint a = d.Op0IsMem ? c.Read(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
+        uint a = d.Op0IsMem ? c.ReadForWrite(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
         if (c.Faulted) return;
         uint r = 0 - a;
         if (d.Op0IsMem) { c.Write(d.MemSeg, ea, s, r); if (c.Faulted) return; }
@@ -284,7 +284,7 @@ internal static unsafe class Alu
         uint ea = c.Ea(ref d);
         ref byte p = ref c.RmwRef(d.MemSeg, ea, s);
         if (!Unsafe.IsNullRef(ref p)) { X86Cpu.StoreRef(ref p, s, ~X86Cpu.LoadRef(ref p, s)); return; }
-        uint a = c.Read(d.MemSeg, ea, s);
+        uint a = c.ReadForWrite(d.MemSeg, ea, s);
         if (c.Faulted) return;
         c.Write(d.MemSeg, ea, s, ~a);
     }

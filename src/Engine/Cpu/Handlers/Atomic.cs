@@ -32,7 +32,7 @@ internal static unsafe class Atomic
     {
         int s = d.Size;
         uint ea = d.Op0IsMem ? c.Ea(ref d) : 0;
-        uint dest = d.Op0IsMem ? c.Read(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
+        uint dest = d.Op0IsMem ? c.ReadForWrite(d.MemSeg, ea, s) : c.GetReg(d.R0, s);
         if (c.Faulted) return;
         uint acc = c.GetReg(Reg.EAX, s);
         bool eq = acc == dest;
@@ -67,7 +67,7 @@ internal static unsafe class Atomic
         if (d.Op0IsMem)
         {
             uint ea = c.Ea(ref d);
-            uint dest = c.Read(d.MemSeg, ea, s);
+            uint dest = c.ReadForWrite(d.MemSeg, ea, s);
             if (c.Faulted) return;
             uint sum = dest + src;
             c.Write(d.MemSeg, ea, s, sum);

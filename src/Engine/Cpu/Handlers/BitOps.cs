@@ -87,7 +87,7 @@ internal static unsafe class BitOps
     private static void BitMem(X86Cpu c, ref DecodedInsn d, uint ea, uint bit)
     {
         int s = d.Size;
-        uint v = c.Read(d.MemSeg, ea, s);
+        uint v = d.Cc != OpBt ? c.ReadForWrite(d.MemSeg, ea, s) : c.Read(d.MemSeg, ea, s);
         if (c.Faulted) return;
         if (d.Cc != OpBt)
         {

@@ -87,7 +87,7 @@ internal static unsafe class DataMove
         {
             int reg = d.Op0IsMem ? d.R1 : d.R0;
             uint ea = c.Ea(ref d);
-            uint m = c.Read(d.MemSeg, ea, s);
+            uint m = c.ReadForWrite(d.MemSeg, ea, s);
             if (c.Faulted) return;
             c.Write(d.MemSeg, ea, s, c.GetReg(reg, s));
             if (c.Faulted) return;

@@ -51,7 +51,7 @@ internal static unsafe class Shift
         if (d.Op0IsMem)
         {
             ea = c.Ea(ref d);
-            a = c.Read(d.MemSeg, ea, size);
+            a = count != 0 ? c.ReadForWrite(d.MemSeg, ea, size) : c.Read(d.MemSeg, ea, size);
             if (c.Faulted) return;
         }
         else a = c.GetReg(d.R0, size);
@@ -167,7 +167,7 @@ internal static unsafe class Shift
         if (d.Op0IsMem)
         {
             ea = c.Ea(ref d);
-            a = c.Read(d.MemSeg, ea, size);
+            a = count != 0 ? c.ReadForWrite(d.MemSeg, ea, size) : c.Read(d.MemSeg, ea, size);
             if (c.Faulted) return;
         }
         else a = c.GetReg(d.R0, size);

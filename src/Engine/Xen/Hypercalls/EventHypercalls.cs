@@ -4,10 +4,11 @@ namespace Replayvisor.Engine.Xen.Hypercalls;
 internal static class EventHypercalls
 {
     public const uint BindInterdomain = 0, BindVirq = 1, BindPirq = 2, Close = 3, Send = 4, Status = 5,
-        AllocUnbound = 6, BindIpi = 7, BindVcpu = 8, Unmask = 9, Reset = 10;
+        AllocUnbound = 6, BindIpi = 7, BindVcpu = 8, Unmask = 9, Reset = 10,
+        InitControl = 11, ExpandArray = 12, SetPriority = 13, ResetCont = 14;
 
     /// <summary>Size of each op's argument struct (§4.5).</summary>
-    private static int ArgSize(uint cmd) => cmd switch
+    internal static int ArgSize(uint cmd) => cmd switch
     {
         BindInterdomain or BindVirq or BindPirq => 12,
         Close or Send or Unmask => 4,
@@ -19,6 +20,7 @@ internal static class EventHypercalls
 
     public static long EventChannelOp(Hypervisor hv, in HypercallArgs a)
     {
+        if (hv.Xen4 && a.A1 is >= InitControl and <= ResetCont) return FifoOp(hv, a.A1, a.A2);
         int size = ArgSize(a.A1);
         if (size == 0) return -Errno.ENOSYS;
         Span<byte> arg = stackalloc byte[24];
@@ -87,6 +89,47 @@ internal static class EventHypercalls
                 return ev.Reset(U16(arg, 0));
             default:
                 return -Errno.ENOSYS;
+        }
+    }
+
+    /// <summary>
+    /// The FIFO ABI's ops (4.4+; xen/common/event_channel.c, event_fifo.c) as Xen answers a domain
+    /// that stays on the 2-level ABI: init_control validates its arguments (vcpu -ENOENT, an offset
+    /// past the page or not 8-byte aligned -EINVAL, a control frame that is not a writable RAM page of
+    /// the domain -EINVAL), expand_array before a successful init_control is -EOPNOTSUPP,
+    /// set_priority is -EINVAL for a bad port and -ENOSYS on the 2-level ABI, and reset_cont is reset.
+    /// A control block that would be accepted is answered -ENOSYS, as Xen before 4.4 answered it: the
+    /// model has only the 2-level ABI (docs/xen-model.md), and guests then fall back to it.
+    /// </summary>
+    private static long FifoOp(Hypervisor hv, uint cmd, uint arg)
+    {
+        switch (cmd)
+        {
+            case InitControl:
+            {
+                Span<byte> ic = stackalloc byte[24]; // control_gfn u64, offset u32, vcpu u32, link_bits u8, pad[7]
+                if (!hv.Guest.TryRead(arg, ic)) return -Errno.EFAULT;
+                ulong gfn = BitConverter.ToUInt64(ic);
+                uint offset = BitConverter.ToUInt32(ic[8..]), vcpu = BitConverter.ToUInt32(ic[12..]);
+                if (vcpu >= (uint)hv.Vcpus.Length) return -Errno.ENOENT;
+                if (offset > 4096 - 64 || (offset & 7) != 0) return -Errno.EINVAL; // evtchn_fifo_control_block_t is 64 bytes
+                if (!hv.Mm.CanMapWritable(gfn)) return -Errno.EINVAL; // a PV domain's gfn is its mfn
+
+                return -Errno.ENOSYS;
+            }
+            case ExpandArray:
+                return hv.Guest.TryRead(arg, stackalloc byte[8]) ? -Errno.EOPNOTSUPP : -Errno.EFAULT;
+            case SetPriority:
+            {
+                if (!hv.Guest.TryRead32(arg, out uint port) || !hv.Guest.TryRead32(arg + 4, out _)) return -Errno.EFAULT;
+                return port >= EventChannels.NrPorts ? -Errno.EINVAL : -Errno.ENOSYS;
+            }
+            default: // ResetCont: the same as reset (10) for a domain as small as this one
+            {
+                Span<byte> dom = stackalloc byte[2];
+                if (!hv.Guest.TryRead(arg, dom)) return -Errno.EFAULT;
+                return hv.Events.Reset(BitConverter.ToUInt16(dom));
+            }
         }
     }
 

@@ -77,6 +77,10 @@ internal static class TrapHypercalls
         }
     }
 
+    /// <summary>
+    /// callback_op (3.1: x86_32/traps.c; 4.19: pv/callback.c compat_callback_op). 4.19 adds the compat
+    /// guest's sysenter (5) and syscall32 (7) callbacks and answers an unknown command with -EINVAL.
+    /// </summary>
     public static long CallbackOp(Hypervisor hv, in HypercallArgs a)
     {
         var v = hv.Vcpu;
@@ -87,13 +91,17 @@ internal static class TrapHypercalls
                 Span<byte> r = stackalloc byte[12];
                 if (!hv.Guest.TryRead(a.A2, r)) return -Errno.EFAULT;
                 ushort type = BitConverter.ToUInt16(r), flags = BitConverter.ToUInt16(r[2..]);
+                bool mask = (flags & 1) != 0; // CALLBACKF_mask_events
                 var cb = new Callback { Cs = FixupSelector(BitConverter.ToUInt32(r[4..])), Eip = BitConverter.ToUInt32(r[8..]) };
                 switch (type)
                 {
-                    case 0: v.Event = cb; return 0;
-                    case 1: v.Failsafe = cb; v.FailsafeMasksEvents = (flags & 1) != 0; return 0;
-                    case 4: v.NmiCallbackEip = cb.Eip; return 0;
-                    default: return -Errno.ENOSYS; // syscall is x86_64-only; sysenter needs a ring-0 kernel
+                    case CallbackEvent: v.Event = cb; return 0;
+                    case CallbackFailsafe: v.Failsafe = cb; v.FailsafeMasksEvents = mask; return 0;
+                    case CallbackNmi: v.NmiCallbackEip = cb.Eip; return 0;
+                    case CallbackSysenter when hv.Xen4: v.Sysenter = cb; v.SysenterMasksEvents = mask; return 0;
+                    case CallbackSyscall32 when hv.Xen4: v.Syscall32 = cb; v.Syscall32MasksEvents = mask; return 0;
+                    // syscall (2) is x86_64-only; 3.1's sysenter needs a supervisor-mode kernel build.
+                    default: return -Errno.ENOSYS;
                 }
             }
             case 1: // CALLBACKOP_unregister
@@ -102,13 +110,17 @@ internal static class TrapHypercalls
                 if (!hv.Guest.TryRead(a.A2, r)) return -Errno.EFAULT;
                 switch (BitConverter.ToUInt16(r))
                 {
-                    case 0: case 1: return -Errno.EINVAL;
-                    case 4: v.NmiCallbackEip = 0; return 0;
+                    case CallbackEvent: case CallbackFailsafe: return -Errno.EINVAL;
+                    case CallbackSysenter or CallbackSyscall32 when hv.Xen4: return -Errno.EINVAL;
+                    case CallbackNmi: v.NmiCallbackEip = 0; return 0;
                     default: return -Errno.ENOSYS;
                 }
             }
             default:
-                return -Errno.ENOSYS;
+                return hv.Xen4 ? -Errno.EINVAL : -Errno.ENOSYS;
         }
     }
+
+    /// <summary>CALLBACKTYPE_* (public/callback.h).</summary>
+    public const ushort CallbackEvent = 0, CallbackFailsafe = 1, CallbackNmi = 4, CallbackSysenter = 5, CallbackSyscall32 = 7;
 }

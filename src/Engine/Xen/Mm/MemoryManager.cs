@@ -105,6 +105,15 @@ public sealed partial class MemoryManager : IMmContext
     public bool IsGuestFrame(uint mfn) => Frames.OwnerOf(mfn) == FrameOwner.Domain;
 
     /// <summary>
+    /// Whether get_page_from_gfn + get_page_type(PGT_writable_page) would succeed for a PV domain
+    /// (gfn = mfn): a frame of the domain that is writable already or whose type count is 0. A query
+    /// only: no reference or type is taken.
+    /// </summary>
+    public bool CanMapWritable(ulong mfn) =>
+        mfn <= uint.MaxValue && Frames.OwnerOf((uint)mfn) == FrameOwner.Domain && !Frames.IsXenPrivate((uint)mfn)
+        && (Frames.TypeOf((uint)mfn) is PageType.None or PageType.Writable || Frames.TypeCount((uint)mfn) == 0);
+
+    /// <summary>
     /// Takes over the built domain (xen-abi.md §7, §10): pins and validates the initial tables
     /// (PIN_L2 / PIN_L3, which fills Xen's L2 slots), installs the top table as the base, and
     /// sets the CPU's control registers, GDTR, TR and LDTR.
@@ -155,9 +164,13 @@ public sealed partial class MemoryManager : IMmContext
     }
 
     /// <summary>vm_assist (xen-abi.md §5): type &gt; 3 → -EINVAL, unknown cmd → -ENOSYS.</summary>
+    /// <summary>The vm_assist types the hypervisor accepts (<see cref="Vmasst.Valid31"/> or <see cref="Vmasst.ValidCompat"/>).</summary>
+    public uint VmAssistValid { get; set; } = Vmasst.Valid31;
+
+    /// <summary>vm_assist(cmd, type) (common/domain.c vm_assist): an unknown type -EINVAL first, then an unknown command -ENOSYS.</summary>
     public long VmAssistOp(uint cmd, uint type)
     {
-        if (type > Vmasst.MaxType) return -Errno.EINVAL;
+        if (type >= 32 || (VmAssistValid & (1u << (int)type)) == 0) return -Errno.EINVAL;
         switch (cmd)
         {
             case Vmasst.CmdEnable: VmAssist |= 1u << (int)type; return 0;
@@ -165,6 +178,9 @@ public sealed partial class MemoryManager : IMmContext
             default: return -Errno.ENOSYS;
         }
     }
+
+    /// <summary>VMASST_TYPE_architectural_iopl is on: the virtual IOPL behaves as EFLAGS.IOPL would.</summary>
+    public bool ArchitecturalIopl => (VmAssist & (1u << Vmasst.ArchitecturalIopl)) != 0;
 
     private bool WritablePagetables => (VmAssist & (1u << Vmasst.WritablePagetables)) != 0;
 

@@ -26,7 +26,12 @@ public static class Uvmf
 public static class Vmasst
 {
     public const uint CmdEnable = 0, CmdDisable = 1;
-    public const int FourGbSegments = 0, FourGbSegmentsNotify = 1, WritablePagetables = 2, PaeExtendedCr3 = 3, MaxType = 3;
+    public const int FourGbSegments = 0, FourGbSegmentsNotify = 1, WritablePagetables = 2, PaeExtendedCr3 = 3,
+        ArchitecturalIopl = 4, RunstateUpdateFlag = 5;
+    /// <summary>Types Xen 3.1 knows (MAX_VMASST_TYPE 3).</summary>
+    public const uint Valid31 = 0xF;
+    /// <summary>COMPAT_VM_ASSIST_VALID of Xen 4.19 (asm-x86/config.h): types 0-5; m2p_strict (32) is 64-bit only.</summary>
+    public const uint ValidCompat = 0x3F;
 }
 
 /// <summary>Reserved domain ids (xen-abi.md §5).</summary>

@@ -132,8 +132,8 @@ internal sealed class EventLog : IXenObserver
     public List<string> Lines { get; } = [];
 
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-        IReadOnlyList<GuestWriteRecord> writes) =>
-        Lines.Add($"{icount} hc {number} {args.A1:x} {args.A2:x} {args.A3:x} = {result} w{writes.Count}");
+        HypercallOutput output) =>
+        Lines.Add($"{icount} hc {number} {args.A1:x} {args.A2:x} {args.A3:x} = {result} w{output.Writes.Count} d{output.Digest:x} s{output.Site:x}");
     public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => Lines.Add($"{icount} upcall {vcpu} [{string.Join(',', ports.ToArray())}]");
     public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) => Lines.Add($"{icount} exc {vector} {errorCode:x} {cr2:x} {eip:x}");
     public void OnFailsafe(ulong icount, uint eip, string cause) => Lines.Add($"{icount} failsafe {eip:x} {cause}");

@@ -1,0 +1,42 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Engine.Inputs;
+
+/// <summary>
+/// Periodic checkpoints, both halves: every <c>interval</c> instructions the machine stops and its
+/// state hash becomes a <see cref="CheckpointEvent"/>. The recorder writes the event; the replayer
+/// checks it against the recording. The schedule is this one class, so both stop at the same counts.
+/// </summary>
+public sealed class Checkpoints
+{
+    private readonly ulong _interval;
+    private readonly Action<CheckpointEvent> _emit;
+    private ulong _last = ulong.MaxValue;
+
+    /// <param name="interval">Instructions between checkpoints; 0 for none.</param>
+    /// <param name="emit">Record: append to the trace. Replay: compare with the recording.</param>
+    public Checkpoints(ulong interval, Action<CheckpointEvent> emit)
+    {
+        _interval = interval;
+        _emit = emit;
+    }
+
+    /// <summary>The next count (≥ icount) at which a checkpoint is due; ulong.MaxValue when there are none.</summary>
+    public ulong NextPoll(ulong icount)
+    {
+        if (_interval == 0) return ulong.MaxValue;
+        return IsDue(icount) ? icount : (icount / _interval + 1) * _interval;
+    }
+
+    /// <summary>Takes the checkpoint due at the machine's count, once.</summary>
+    public void Poll(XenMachine machine)
+    {
+        ulong icount = machine.Icount;
+        if (!IsDue(icount)) return;
+        _last = icount;
+        _emit(new CheckpointEvent(icount, machine.StateHash()));
+    }
+
+    private bool IsDue(ulong icount) => _interval != 0 && icount % _interval == 0 && _last != icount;
+}

@@ -1,0 +1,30 @@
+namespace Replayvisor.Engine.Xen.Mm;
+
+public sealed partial class MemoryManager
+{
+    /// <summary>
+    /// Reads guest virtual memory through the current page tables without any side effect: no
+    /// accessed/dirty bits, no TLB fill, no fault (GuestPageWalk). For bookkeeping that must not
+    /// change the run it watches (the recorder's hypercall output buffers, debuggers).
+    /// </summary>
+    public bool PeekGuest(uint va, Span<byte> into)
+    {
+        if ((ulong)va + (ulong)into.Length > _layout.HypervisorVirtStart) return false;
+        for (int i = 0; i < into.Length;)
+        {
+            uint a = va + (uint)i;
+            if (!GuestPageWalk.TranslateRead(_fmt, _baseMfn, a, out ulong pa)) return false;
+            int n = Math.Min(into.Length - i, 0x1000 - (int)(a & 0xFFF));
+            _domain.Memory.ReadBytes(pa, into.Slice(i, n));
+            i += n;
+        }
+        return true;
+    }
+
+    /// <summary>A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped.</summary>
+    public uint? PeekGuest32(uint va)
+    {
+        Span<byte> b = stackalloc byte[4];
+        return PeekGuest(va, b) ? BitConverter.ToUInt32(b) : null;
+    }
+}

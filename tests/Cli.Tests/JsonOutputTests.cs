@@ -1,0 +1,92 @@
+using System.Text.Json;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>Every --json output is one JSON document on stdout that matches its schema in docs/schemas.</summary>
+public class JsonOutputTests
+{
+    [Fact]
+    public void RunStatsJsonMatchesItsSchemaAndCarriesTheConsole()
+    {
+        var r = Cli.Run("run", Cli.Guest("hello"), "--stats", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        JsonSchemaCheck.AssertValid("run.schema.json", r.Stdout);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal("run", j.GetProperty("command").GetString());
+        Assert.Equal("PoweredOff", j.GetProperty("exit").GetProperty("kind").GetString());
+        Assert.Equal(j.GetProperty("instructions").GetUInt64(), j.GetProperty("exit").GetProperty("icount").GetUInt64());
+        Assert.Contains("ALL PASS hello", j.GetProperty("console").GetString());
+        Assert.True(j.GetProperty("hypercalls").GetProperty("console_io").GetInt64() > 0);
+        Assert.Equal(JsonValueKind.Null, j.GetProperty("trace").ValueKind);
+        // The plain run prints the same console, so the document holds what the guest wrote.
+        Assert.Equal(Cli.Run("run", Cli.Guest("hello")).Stdout, j.GetProperty("console").GetString());
+    }
+
+    [Fact]
+    public void RecordStatsJsonAgreesWithTheTraceItWrote()
+    {
+        string f = Cli.TempFile("traps.rvt");
+        var r = Cli.Run("record", Cli.Guest("traps-pae"), "-o", f, "--stats", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        JsonSchemaCheck.AssertValid("run.schema.json", r.Stdout);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal("record", j.GetProperty("command").GetString());
+        Assert.Equal(f, j.GetProperty("trace").GetString());
+        Assert.NotEmpty(j.GetProperty("exceptions").EnumerateArray());
+
+        var info = Cli.Run("info", f, "--json");
+        Assert.True(info.Code == 0, info.ToString());
+        JsonSchemaCheck.AssertValid("info.schema.json", info.Stdout);
+        var i = JsonDocument.Parse(info.Stdout).RootElement;
+        Assert.Equal(i.GetProperty("events").GetInt64(), j.GetProperty("traceEvents").GetInt64());
+        Assert.Equal(i.GetProperty("instructions").GetUInt64(), j.GetProperty("instructions").GetUInt64());
+        foreach (var h in j.GetProperty("hypercalls").EnumerateObject())
+            Assert.Equal(h.Value.GetInt64(), i.GetProperty("hypercallsByName").GetProperty(h.Name).GetInt64());
+    }
+
+    [Fact]
+    public void InfoJsonOfEveryGoldenTraceMatchesItsSchema()
+    {
+        foreach (string trace in Directory.GetFiles(Path.Combine(Cli.RepoRoot, "traces"), "*.rvt"))
+        {
+            var r = Cli.Run("info", trace, "--json");
+            Assert.True(r.Code == 0, r.ToString());
+            JsonSchemaCheck.AssertValid("info.schema.json", r.Stdout);
+        }
+    }
+
+    [Fact]
+    public void BenchJsonMatchesItsSchema()
+    {
+        var r = Cli.Run("bench", "--instructions", "200000", "--rounds", "1", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        JsonSchemaCheck.AssertValid("bench-cpu.schema.json", r.Stdout);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal(4, j.GetProperty("workloads").GetArrayLength());
+        Assert.Equal(200000, j.GetProperty("instructionsPerRound").GetInt64());
+    }
+
+    [Fact]
+    public void BenchGuestJsonMatchesItsSchema()
+    {
+        var r = Cli.Run("bench", "--guest", Cli.Guest("hello"), "--rounds", "1", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        JsonSchemaCheck.AssertValid("bench-guest.schema.json", r.Stdout);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal("hello.elf", j.GetProperty("guest").GetString());
+        var run = JsonDocument.Parse(Cli.Run("run", Cli.Guest("hello"), "--json").Stdout).RootElement;
+        Assert.Equal(run.GetProperty("instructions").GetUInt64(), j.GetProperty("instructions").GetUInt64());
+    }
+
+    [Fact]
+    public void TheSchemaCheckRejectsWhatTheSchemaForbids()
+    {
+        var schema = JsonSchemaCheck.Load("run.schema.json");
+        var good = JsonDocument.Parse(Cli.Run("run", Cli.Guest("hello"), "--json").Stdout).RootElement;
+        Assert.Empty(JsonSchemaCheck.Problems(schema, good));
+        string bad = good.GetRawText().Replace("\"command\": \"run\"", "\"command\": \"walk\"").Replace("\"mips\":", "\"extra\": 1, \"mips\":");
+        var problems = JsonSchemaCheck.Problems(schema, JsonDocument.Parse(bad).RootElement);
+        Assert.Contains(problems, p => p.Contains("walk"));
+        Assert.Contains(problems, p => p.Contains("'extra' is not in the schema"));
+    }
+}
