@@ -40,14 +40,14 @@ public static class BenchCommand
 
     private static void Report(string name, Func<CpuTier, X86Cpu> create, ulong instructions, int rounds, TextWriter output, JsonArray results)
     {
-        // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, block cache only.
+        // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, compiled tier only.
         string? only = Environment.GetEnvironmentVariable("REPLAYVISOR_BENCH_ONLY");
         if (only != null)
         {
             if (!name.StartsWith(only, StringComparison.Ordinal)) return;
             var (w, c) = Measure(create, CpuTier.Compiled, instructions, rounds);
             output.WriteLine($"{name,-16} {w,7:F1} ({c,7:F1}) MIPS");
-            results.Add(new JsonObject { ["name"] = name, ["blockCache"] = Mips(w, c), ["interpreter"] = null, ["ratio"] = null });
+            results.Add(new JsonObject { ["name"] = name, ["compiled"] = Mips(w, c), ["blockCache"] = null, ["interpreter"] = null, ["ratio"] = null, ["compiledOverBlockCache"] = null });
             return;
         }
         var (comp, compCpu) = Measure(create, CpuTier.Compiled, instructions, rounds);

@@ -66,6 +66,8 @@ public sealed partial class X86Cpu
     /// <summary>Compiled tier: blocks compiled so far and the IL bytes emitted for them.</summary>
     public long BlocksCompiled { get; private set; }
     public long CompiledIlBytes { get; private set; }
+    /// <summary>Compiled tier: blocks that took code another block with the same bytes had compiled (in any machine of this process).</summary>
+    public long CompiledCodeReused { get; private set; }
 
     public BlockCache Blocks => _blocks;
 
@@ -184,7 +186,9 @@ public sealed partial class X86Cpu
 
     private void Compile(Block b)
     {
-        CompiledIlBytes += Compiled.BlockCompiler.Compile(b);
+        int il = Compiled.BlockCompiler.Compile(b, Memory);
+        if (il == 0) { CompiledCodeReused++; return; }
+        CompiledIlBytes += il;
         BlocksCompiled++;
     }
 

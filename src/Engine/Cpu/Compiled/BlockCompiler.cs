@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Reflection.Emit;
 using Replayvisor.Engine.Cpu.Decode;
+using Replayvisor.Engine.Memory;
 
 namespace Replayvisor.Engine.Cpu.Compiled;
 
@@ -21,13 +23,39 @@ internal delegate int CompiledCode(X86Cpu cpu, DecodedInsn[] insns);
 /// </summary>
 public static class BlockCompiler
 {
-    /// <summary>Compiles a cached block; its <see cref="Block.Compiled"/> is set. Returns the IL size in bytes.</summary>
-    public static int Compile(Block b)
+    // Compiled code is a function of the block's bytes, address and code size only (every
+    // constant it holds comes from decoding them), so machines in one process share it: a
+    // replay after a recording, a restored snapshot or a second run skips the compile.
+    private static readonly ConcurrentDictionary<string, (CompiledCode Code, int IlBytes)> Shared = new();
+    private const int MaxShared = 1 << 16;
+
+    /// <summary>
+    /// Gives a cached block compiled code (<see cref="Block.Compiled"/>), from the process-wide
+    /// cache or by compiling it. Returns the IL bytes emitted, 0 when the code was reused.
+    /// </summary>
+    public static int Compile(Block b, PhysicalMemory memory)
+    {
+        int length = (int)(b.EndEip - b.Eip);
+        Span<byte> bytes = stackalloc byte[length];
+        memory.ReadBytes(b.Phys, bytes);
+        string key = $"{b.Eip:x8}{(b.Code32 ? 'd' : 'w')}{Convert.ToHexString(bytes)}";
+        if (Shared.TryGetValue(key, out var hit))
+        {
+            b.Compiled = hit.Code;
+            return 0;
+        }
+        var code = Emit(b, out int ilBytes);
+        b.Compiled = code;
+        if (Shared.Count < MaxShared) Shared.TryAdd(key, (code, ilBytes));
+        return ilBytes;
+    }
+
+    private static CompiledCode Emit(Block b, out int ilBytes)
     {
         var dm = new DynamicMethod($"block_{b.Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(DecodedInsn[])], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
         new BlockEmitter(il, b).Emit();
-        b.Compiled = (CompiledCode)dm.CreateDelegate(typeof(CompiledCode));
-        return il.ILOffset;
+        ilBytes = il.ILOffset;
+        return (CompiledCode)dm.CreateDelegate(typeof(CompiledCode));
     }
 }

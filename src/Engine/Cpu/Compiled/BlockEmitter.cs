@@ -34,7 +34,7 @@ internal sealed partial class BlockEmitter
         FCcSize = F(nameof(X86Cpu.CcSize)), FCcRes = F(nameof(X86Cpu.CcRes)), FCcA = F(nameof(X86Cpu.CcA)),
         FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry)), FStopAt = F("_stopAt");
 
-    private static readonly MethodInfo MRead = M(nameof(X86Cpu.JitRead)), MWrite = M(nameof(X86Cpu.JitWrite)),
+    private static readonly MethodInfo MRead = M(nameof(X86Cpu.JitRead)), MReadRmw = M(nameof(X86Cpu.JitReadRmw)), MWrite = M(nameof(X86Cpu.JitWrite)),
         MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
         MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));

@@ -51,6 +51,35 @@ public sealed partial class X86Cpu
         return c.JitWriteSlow(seg, off, size, v, eip);
     }
 
+    /// <summary>
+    /// The read of a read-modify-write: the fast path needs write permission (as <see cref="RmwRef"/>);
+    /// the slow path is <see cref="ReadForWrite"/>, which checks the write first, so a #PF reports a write.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JitReadRmw(X86Cpu c, int seg, uint off, int size, uint eip, out uint v)
+    {
+        ref SegmentCache s = ref c.SegAt(seg);
+        if ((long)off + size <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = c.TlbAt(lin);
+            if ((e & (GenMask | c._tlbW)) == c._tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && c.NoCode(e, lin, size))
+            {
+                v = LoadRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size);
+                return AccessOk;
+            }
+        }
+        return c.JitReadRmwSlow(seg, off, size, eip, out v);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int JitReadRmwSlow(int seg, uint off, int size, uint eip, out uint v)
+    {
+        InsnEip = eip;
+        v = ReadForWrite(seg, off, size);
+        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int JitReadSlow(int seg, uint off, int size, uint eip, out uint v)
     {

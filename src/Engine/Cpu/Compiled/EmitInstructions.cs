@@ -259,7 +259,7 @@ internal sealed partial class BlockEmitter
         bool writes = m is not (Mnemonic.Cmp or Mnemonic.Test);
         var a = Temp(); var b = Temp(); var r = Temp();
         LocalBuilder? ea = null;
-        if (d.Op0IsMem) { ea = Ea(ref d); ReadMem(c, d.MemSeg, ea, s); }
+        if (d.Op0IsMem) { ea = Ea(ref d); ReadMem(c, d.MemSeg, ea, s, forWrite: writes); }
         else LoadReg(d.R0, s);
         _il.Emit(OpCodes.Stloc, a);
         if (imm) Ldc((int)(s == 4 ? d.Imm : d.Imm & X86Cpu.SizeMask(s)));
@@ -302,7 +302,7 @@ internal sealed partial class BlockEmitter
         int s = d.Size;
         var a = Temp(); var r = Temp();
         LocalBuilder? ea = null;
-        if (d.Op0IsMem) { ea = Ea(ref d); ReadMem(c, d.MemSeg, ea, s); }
+        if (d.Op0IsMem) { ea = Ea(ref d); ReadMem(c, d.MemSeg, ea, s, forWrite: true); }
         else LoadReg(d.R0, s);
         _il.Emit(OpCodes.Stloc, a);
         LocalBuilder? cf = null;
@@ -397,8 +397,11 @@ internal sealed partial class BlockEmitter
         if (d.AddrSize != 4) { Ldc(0xFFFF); _il.Emit(OpCodes.And); }
     }
 
-    /// <summary>Pushes the value read from seg:ea; leaves through the fault exit on a fault.</summary>
-    private void ReadMem(Ctx c, int seg, LocalBuilder ea, int size)
+    /// <summary>
+    /// Pushes the value read from seg:ea; leaves through the fault exit on a fault. forWrite: the
+    /// read of a read-modify-write (<see cref="X86Cpu.ReadForWrite"/>: a #PF reports a write).
+    /// </summary>
+    private void ReadMem(Ctx c, int seg, LocalBuilder ea, int size, bool forWrite = false)
     {
         var v = Temp();
         _il.Emit(OpCodes.Ldarg_0);
@@ -407,7 +410,7 @@ internal sealed partial class BlockEmitter
         Ldc(size);
         Ldc((int)c.Eip);
         _il.Emit(OpCodes.Ldloca, v);
-        _il.Emit(OpCodes.Call, MRead);
+        _il.Emit(OpCodes.Call, forWrite ? MReadRmw : MRead);
         _il.Emit(OpCodes.Stloc, _status);
         CheckStatus(c.Fault());
         _il.Emit(OpCodes.Ldloc, v);
