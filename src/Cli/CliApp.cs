@@ -27,16 +27,24 @@ public static class CliApp
         }
         catch (CliException e)
         {
-            stdout.Flush();
-            stderr.WriteLine($"replayvisor: {OneLine(e.Message)}");
-            return e.ExitCode;
+            return Fail(stdout, stderr, e.ExitCode, OneLine(e.Message));
+        }
+        catch (IOException e)
+        {
+            // A read or write the operating system refused (disk full, a file changed under us, a closed output).
+            return Fail(stdout, stderr, ExitCodes.IoError, $"I/O error: {OneLine(e.Message)}");
         }
         catch (Exception e)
         {
-            stdout.Flush();
-            stderr.WriteLine($"replayvisor: internal error: {e.GetType().Name}: {FirstLine(e.Message)}");
-            return ExitCodes.Internal;
+            return Fail(stdout, stderr, ExitCodes.Internal, $"internal error: {e.GetType().Name}: {FirstLine(e.Message)}");
         }
+    }
+
+    private static int Fail(TextWriter stdout, TextWriter stderr, int code, string message)
+    {
+        try { stdout.Flush(); } catch (IOException) { } // stdout may be what failed
+        try { stderr.WriteLine($"replayvisor: {message}"); } catch (IOException) { }
+        return code;
     }
 
     private static string FirstLine(string s) => s.Split('\n')[0].Trim();

@@ -29,57 +29,70 @@ public static class GuestCommands
     {
         byte[] kernel = ReadKernel(a.Kernel);
         if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
-        FileStream? trace = null;
-        if (output != null)
-        {
-            // Written in place: a recorder killed outright leaves its complete chunks readable at the path asked for.
-            try { trace = new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
-            }
-        }
-        // With --json, stdout carries one JSON document: the console is kept for it instead.
-        using Stream stdout = a.Json ? new MemoryStream() : Console.OpenStandardOutput();
+        // Ctrl-C and SIGTERM are caught before the trace file exists, so a signal at any moment
+        // after start-up closes the trace properly (docs/record-replay.md "Killed and interrupted recorders").
+        var stop = new StopRequest();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Request(); };
+        Console.CancelKeyPress += onCancel;
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Request(); });
+        Stream? trace = null;
+        LiveResult result;
         LiveSession session;
+        // With --json, stdout carries one JSON document: the console is kept for it instead.
+        using Stream stdout = a.Json ? new MemoryStream() : new WriteGuard(Console.OpenStandardOutput(), "standard output");
         try
         {
-            session = new LiveSession(new LiveRequest
+            if (output != null)
             {
-                Kernel = kernel,
-                ImageName = Path.GetFileName(a.Kernel),
-                Machine = new XenMachineOptions
+                // Written in place: a recorder killed outright leaves its complete chunks readable at the path asked for.
+                try { trace = new WriteGuard(new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read), output); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain,
-                    Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console },
-                },
-                MaxInstructions = a.MaxInstructions,
-                Clock = clock,
-                ChaosSeed = chaos,
-                CheckpointInterval = checkpointInterval,
-                HypercallOutputs = hypercallData ? Engine.Session.HypercallOutputLevel.Data : Engine.Session.HypercallOutputLevel.Digest,
-                Trace = trace,
-                ConsoleOutput = stdout,
-                Stdin = Console.OpenStandardInput(),
-                EngineBuild = EngineBuild.Version,
-            });
-        }
-        catch (BootImageException e)
-        {
+                    throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
+                }
+            }
+            try
+            {
+                session = new LiveSession(new LiveRequest
+                {
+                    Kernel = kernel,
+                    ImageName = Path.GetFileName(a.Kernel),
+                    Machine = new XenMachineOptions
+                    {
+                        MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain,
+                        Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console },
+                    },
+                    MaxInstructions = a.MaxInstructions,
+                    Clock = clock,
+                    ChaosSeed = chaos,
+                    CheckpointInterval = checkpointInterval,
+                    HypercallOutputs = hypercallData ? Engine.Session.HypercallOutputLevel.Data : Engine.Session.HypercallOutputLevel.Digest,
+                    Trace = trace,
+                    ConsoleOutput = stdout,
+                    Stdin = Console.OpenStandardInput(),
+                    EngineBuild = EngineBuild.Version,
+                });
+            }
+            catch (BootImageException e)
+            {
+                trace?.Dispose();
+                trace = null;
+                if (output != null) File.Delete(output);
+                throw new CliException(ExitCodes.BadKernel, $"{a.Kernel}: {e.Message}");
+            }
+            using (session)
+            {
+                stop.Attach(session);
+                result = session.Run();
+            }
             trace?.Dispose();
-            if (output != null) File.Delete(output);
-            throw new CliException(ExitCodes.BadKernel, $"{a.Kernel}: {e.Message}");
         }
-        LiveResult result;
-        using (session)
+        finally
         {
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; session.Stop(); };
-            Console.CancelKeyPress += onCancel;
-            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; session.Stop(); });
-            try { result = session.Run(); }
-            finally { Console.CancelKeyPress -= onCancel; }
+            Console.CancelKeyPress -= onCancel;
+            // After a write error the trace stream may fail again while closing; the first error is the one reported.
+            try { trace?.Dispose(); } catch (CliException) { }
         }
-        trace?.Dispose();
         var exit = result.Exit;
         int code = ExitCodeOf(exit.Kind);
         var report = new RunReport(output is null ? "run" : "record", a.Kernel, output, exit, code, result.Elapsed,
@@ -122,6 +135,28 @@ public static class GuestCommands
         MachineExitKind.Stopped => $"stopped at instruction {e.Icount:N0}",
         _ => e.ToString(),
     };
+}
+
+/// <summary>
+/// A Ctrl-C or SIGTERM that may arrive before the live session exists: it is remembered and
+/// handed to the session as soon as there is one.
+/// </summary>
+internal sealed class StopRequest
+{
+    private volatile bool _requested;
+    private LiveSession? _session;
+
+    public void Request()
+    {
+        _requested = true;
+        Volatile.Read(ref _session)?.Stop();
+    }
+
+    public void Attach(LiveSession session)
+    {
+        Volatile.Write(ref _session, session);
+        if (_requested) session.Stop();
+    }
 }
 
 /// <summary>The engine build string recorded in traces.</summary>

@@ -77,28 +77,56 @@ public sealed record RunOptions
     /// </summary>
     public static RunOptions FromHeader(TraceHeader header)
     {
+        ArgumentNullException.ThrowIfNull(header);
         string? chaos = header.GetOption(RunOptionKeys.ChaosSeed);
+        string? clock = header.GetOption(RunOptionKeys.Clock);
+        if (clock is not (null or "virtual" or "host"))
+            throw BadOption(RunOptionKeys.Clock, clock, "is neither 'virtual' nor 'host'");
         return new RunOptions
         {
-            MemoryMiB = header.GetOption(RunOptionKeys.MemoryMib) is { } mib ? uint.Parse(mib, CultureInfo.InvariantCulture) : 32,
+            // The same memory range `run` and `record` accept (DESIGN.md "The command line").
+            MemoryMiB = (uint)Number(header, RunOptionKeys.MemoryMib, 32, 4, 2047),
             CommandLine = header.GetOption(RunOptionKeys.Cmdline) ?? "",
             InitialDomain = header.GetOption(RunOptionKeys.InitDomain) == "true",
-            EpochSeconds = header.GetOption(RunOptionKeys.EpochSeconds) is { } epoch
-                ? uint.Parse(epoch, CultureInfo.InvariantCulture) : VirtualClock.DefaultEpochSeconds,
-            Clock = header.GetOption(RunOptionKeys.Clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
-            ChaosSeed = string.IsNullOrEmpty(chaos) ? null : int.Parse(chaos, CultureInfo.InvariantCulture),
-            CheckpointInterval = header.GetOption(RunOptionKeys.CheckpointInterval) is { } cp ? ulong.Parse(cp, CultureInfo.InvariantCulture) : 0,
-            MaxInstructions = header.GetOption(RunOptionKeys.MaxInstructions) is { } max ? ulong.Parse(max, CultureInfo.InvariantCulture) : ulong.MaxValue,
+            EpochSeconds = (uint)Number(header, RunOptionKeys.EpochSeconds, VirtualClock.DefaultEpochSeconds, 0, uint.MaxValue),
+            Clock = clock == "host" ? ClockKind.Host : ClockKind.Virtual,
+            ChaosSeed = string.IsNullOrEmpty(chaos) ? null
+                : int.TryParse(chaos, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int seed) ? seed
+                : throw BadOption(RunOptionKeys.ChaosSeed, chaos, "is not a 32-bit integer"),
+            CheckpointInterval = Number(header, RunOptionKeys.CheckpointInterval, 0, 0, ulong.MaxValue),
+            MaxInstructions = Number(header, RunOptionKeys.MaxInstructions, ulong.MaxValue, 0, ulong.MaxValue),
             Xen = XenProfile(header.GetOption(RunOptionKeys.Xen)),
             Console = ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view) ? view : ConsoleView.Auto,
             HypercallOutputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
         };
     }
 
+    /// <summary>A decimal option in [min, max]; <paramref name="missing"/> when the key is absent. Anything else is a damaged header.</summary>
+    private static ulong Number(TraceHeader header, string key, ulong missing, ulong min, ulong max)
+    {
+        if (header.GetOption(key) is not { } text) return missing;
+        if (!ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ulong value))
+            throw BadOption(key, text, "is not a decimal number");
+        if (value < min || value > max)
+            throw BadOption(key, text, $"is outside {min}..{max}");
+        return value;
+    }
+
+    /// <summary>One line naming the option; the value is quoted with control characters escaped and cut to 40 characters.</summary>
+    private static TraceFormatException BadOption(string key, string value, string why)
+    {
+        string shown = value.Length > 40 ? value[..40] + "..." : value;
+        var escaped = new System.Text.StringBuilder();
+        foreach (char c in shown)
+            escaped.Append(char.IsControl(c) || char.IsSurrogate(c) ? $"\\x{(int)c:X2}" : c.ToString());
+        return new TraceFormatException(TraceError.BadHeader, TraceLayout.PreambleSize,
+            $"bad trace header: option {key}='{escaped}' {why}");
+    }
+
     private static XenAbi XenProfile(string? name)
     {
         if (name == null) return XenAbis.Unnamed;
         if (XenAbis.TryParse(name, out XenAbi? abi) && abi != null) return abi.Value;
-        throw new TraceFormatException(TraceError.BadHeader, null, $"the trace names an unknown Xen profile '{name}'");
+        throw BadOption(RunOptionKeys.Xen, name, "is not a known Xen profile");
     }
 }

@@ -201,4 +201,19 @@ public sealed class TraceRecoveryTests
         Assert.Equal(bytes.Length, reader.Damage?.Offset);
         Assert.Contains("comes before", reader.Damage!.Message);
     }
+
+    [Fact]
+    public void A_file_that_shrinks_while_it_is_read_is_damage_not_an_end_of_stream_crash()
+    {
+        var bytes = TraceSamples.Write(Events, options: TenPerChunk);
+        var stream = new MemoryStream();
+        stream.Write(bytes);
+        stream.Position = 0;
+        using var reader = TraceReader.Open(stream);
+        stream.SetLength(Chunks()[1].Offset + 5); // another process overwrote the trace
+
+        var ex = Assert.Throws<TraceFormatException>(() => reader.ReadEvents().ToList());
+        Assert.Equal(TraceError.DamagedChunk, ex.Error);
+        Assert.Contains("shorter", ex.Message);
+    }
 }
