@@ -114,6 +114,8 @@ public sealed partial class X86Cpu
                 if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
             }
             if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
+            // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
+            // checks between instructions (TF here; debug breakpoints, if armed) must keep it off.
             int r = b.Compiled != null && !singleStep && (ulong)b.Count <= stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
             prev = r != 0 && b.Chainable && !singleStep ? b : null;
