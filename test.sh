@@ -9,6 +9,8 @@ cd "$(dirname "$0")"
 need_install=()
 command -v make >/dev/null || need_install+=(make)
 command -v gcc >/dev/null || need_install+=(gcc)
+# the gdbserver tests drive the real gdb (Debian's gdb debugs i386 targets)
+command -v gdb >/dev/null || need_install+=(gdb)
 command -v zsh >/dev/null || need_install+=(zsh)   # the zsh completion script is tested in zsh
 if [ ${#need_install[@]} -gt 0 ]; then
   echo "installing: ${need_install[*]}" >&2

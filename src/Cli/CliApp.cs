@@ -63,6 +63,8 @@ public static class CliApp
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
+        root.Subcommands.Add(DebugCmd(stdout, stderr));
+        root.Subcommands.Add(GdbServerCmd(stderr));
         return CommandTree.Finish(root.WithExample("replayvisor run guests/build/hello.elf"));
     }
 
@@ -138,6 +140,34 @@ public static class CliApp
         return cmd;
     }
 
+    private static Option<uint> SnapshotMemoryOption() => new("--snapshot-memory")
+    {
+        Description = "MiB the snapshot ladder may use for going backwards",
+        DefaultValueFactory = _ => Replay.TimeTravel.TimeTravelOptions.DefaultSnapshotMemoryMiB,
+    };
+
+    private static Command DebugCmd(TextWriter stdout, TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var batch = new Option<string?>("--batch") { Description = "Run the commands in this file (one per line) instead of reading them interactively" };
+        var memory = SnapshotMemoryOption();
+        var cmd = new Command("debug", "Debug a trace forwards and backwards (stepi, continue, reverse-*, break, watch, x/, goto, when)") { trace, batch, memory };
+        cmd.WithExample("replayvisor debug sched.rvt --batch commands.txt");
+        cmd.SetAction(p => Debug.DebugCommand.Run(p.GetValue(trace)!, p.GetValue(batch), p.GetValue(memory), stdout, stderr));
+        return cmd;
+    }
+
+    private static Command GdbServerCmd(TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0: any free port, printed on stderr)", DefaultValueFactory = _ => 0 };
+        var memory = SnapshotMemoryOption();
+        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory };
+        cmd.WithExample("replayvisor gdbserver sched.rvt --port 1234");
+        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr));
+        return cmd;
+    }
+
     private static Argument<string> TraceArg() => new Argument<string>("trace") { Description = "A .rvt trace file", HelpName = "trace.rvt" }.CompletesFiles(".rvt");
 
     private static Command InfoCmd(TextWriter stdout)
@@ -172,9 +202,11 @@ public static class CliApp
         guest.CompletionSources.Add(FileCompletion.Source(".elf"));
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };
         var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json };
+        var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
-        cmd.SetAction(p => p.GetValue(guest) is { } g
+        cmd.SetAction(p => p.GetValue(trace) is { } t ? TimeTravelBench.Run(t, p.GetValue(rounds), stdout)
+            : p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
             : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));
         return cmd;

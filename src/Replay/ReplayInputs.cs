@@ -30,9 +30,13 @@ public sealed class ReplayInputs : IRunInputs
     }
 
     public bool Diverged { get; set; }
-    public bool StopRequested => Diverged || (_stopThere && _icount() >= _stopAt);
 
-    public ulong NextPoll(ulong icount) => Math.Min(_stopAt, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+    /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
+    public bool Break { get; set; }
+
+    public bool StopRequested => Diverged || Break || (_stopThere && _icount() >= _stopAt);
+
+    public ulong NextPoll(ulong icount) => Break ? icount : Math.Min(_stopAt, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
     public bool Poll(XenMachine machine, bool blocked)
     {

@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Streaming;
 
 namespace Replayvisor.Replay;
 
@@ -11,10 +12,10 @@ public sealed record Divergence(ulong Icount, string What, TraceEvent? Expected,
 /// </summary>
 public sealed class Verifier
 {
-    private readonly List<TraceEvent> _expected;
-    private int _next;
+    private readonly EventCursor _expected;
 
-    public Verifier(IEnumerable<TraceEvent> expected) => _expected = expected.ToList();
+    /// <summary>Compares against the trace's <see cref="CheckEvent"/>s, read chunk by chunk.</summary>
+    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, e => e is CheckEvent);
 
     public Divergence? First { get; private set; }
 
@@ -28,31 +29,43 @@ public sealed class Verifier
     /// <summary>True once a truncated trace's recorded events are used up.</summary>
     public bool Exhausted { get; private set; }
     public long Matched { get; private set; }
-    public int Remaining => _expected.Count - _next;
-    public TraceEvent? NextExpected => _next < _expected.Count ? _expected[_next] : null;
+    public TraceEvent? NextExpected => _expected.Peek;
+
+    /// <summary>Everything a snapshot of a replay needs to put the comparison back where it was.</summary>
+    public VerifierState State
+    {
+        get => new(_expected.Position, Matched, First, Exhausted);
+        set
+        {
+            _expected.Position = value.Expected;
+            Matched = value.Matched;
+            First = value.First;
+            Exhausted = value.Exhausted;
+        }
+    }
 
     /// <summary>Called for each produced event; records the first mismatch and returns false from then on.</summary>
     public bool Observe(TraceEvent actual)
     {
         if (First != null) return false;
         if (Exhausted) return true;
-        if (TruncatedAt is ulong end && actual.Icount >= end && (_next >= _expected.Count || !_expected[_next].Equals(actual)))
+        var expected = _expected.Peek;
+        if (TruncatedAt is ulong end && actual.Icount >= end && (expected == null || !expected.Equals(actual)))
         {
             Exhausted = true;
             return true;
         }
-        if (_next >= _expected.Count)
+        if (expected == null)
         {
             First = new Divergence(actual.Icount, "the replay produced an event the recording does not have", null, actual);
             return false;
         }
-        var expected = _expected[_next];
         if (!expected.Equals(actual))
         {
             First = new Divergence(Math.Min(expected.Icount, actual.Icount), "the replay produced a different event", expected, actual);
             return false;
         }
-        _next++;
+        _expected.Take();
         Matched++;
         return true;
     }
@@ -71,7 +84,10 @@ public sealed class Verifier
     public void Finish(ulong icount, ulong upTo)
     {
         if (First != null) return;
-        if (_next < _expected.Count && _expected[_next].Icount <= upTo)
-            First = new Divergence(icount, "the replay ended before producing this recorded event", _expected[_next], null);
+        if (_expected.Peek is { } next && next.Icount <= upTo)
+            First = new Divergence(icount, "the replay ended before producing this recorded event", next, null);
     }
 }
+
+/// <summary>A <see cref="Verifier"/>'s position and outcome so far, as plain data.</summary>
+public readonly record struct VerifierState(CursorPosition Expected, long Matched, Divergence? First, bool Exhausted);

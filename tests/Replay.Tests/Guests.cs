@@ -5,7 +5,7 @@ namespace Replayvisor.Replay.Tests;
 /// <summary>The guest kernels of guests/, built once per test run with make if they are missing.</summary>
 public static class Guests
 {
-    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "ticker"];
+    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "preempt", "ticker"];
 
     /// <summary>Console input the echo guest reads (it powers off on "quit").</summary>
     public static readonly byte[] EchoInput = "hello, replay\nsecond line\nquit\n"u8.ToArray();

@@ -99,7 +99,7 @@ public sealed partial class X86Cpu
         while (true)
         {
             if (_stopRequested) return StopReason.Stopped;
-            if (_icount >= stopAt) return StopReason.InstructionLimit;
+            if (_icount >= _stopAt) return StopReason.InstructionLimit; // the field: StopAtCurrentCount may lower it
             bool singleStep = (FlagsReg & Fl.TF) != 0;
             Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)
@@ -121,6 +121,14 @@ public sealed partial class X86Cpu
             prev = r != 0 && b.Chainable && !singleStep ? b : null;
         }
     }
+
+    /// <summary>
+    /// Ends the current <see cref="Run"/> at the current count once the instruction being completed
+    /// (or the event being delivered) is done, as if that had been its stop count. Unlike
+    /// <see cref="RequestStop"/> the run reports <see cref="StopReason.InstructionLimit"/>, so the
+    /// machine can resume as if it had never stopped (a debugger stopping at an event).
+    /// </summary>
+    public void StopAtCurrentCount() => _stopAt = Math.Min(_stopAt, Icount);
 
     /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
     public StopReason Step() => Run(Icount + 1);

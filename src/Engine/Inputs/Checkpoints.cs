@@ -22,6 +22,9 @@ public sealed class Checkpoints
         _emit = emit;
     }
 
+    /// <summary>The count of the last checkpoint taken (part of a replay snapshot: the same count is not checked twice).</summary>
+    public ulong Last { get => _last; set => _last = value; }
+
     /// <summary>The next count (≥ icount) at which a checkpoint is due; ulong.MaxValue when there are none.</summary>
     public ulong NextPoll(ulong icount)
     {

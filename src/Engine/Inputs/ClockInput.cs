@@ -123,6 +123,13 @@ public sealed class ReplayingClock : IGuestClock
     public ulong TscHz => VirtualClock.FrequencyHz;
     public (uint Sec, uint Nsec) BootWallclock { get; }
 
+    /// <summary>The last value handed out and its count (part of a replay snapshot).</summary>
+    public (ulong Last, ulong LastIcount) State
+    {
+        get => (_last, _lastIcount);
+        set => (_last, _lastIcount) = value;
+    }
+
     private ulong Next(ulong icount, TimeKind kind)
     {
         if (_queue.Peek is TimeEvent e && e.Kind == kind && e.Icount == icount)

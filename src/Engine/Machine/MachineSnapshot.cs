@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Memory;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
 using Replayvisor.Engine.Time;
@@ -13,8 +14,10 @@ namespace Replayvisor.Engine.Machine;
 public sealed record MachineSnapshot
 {
     public required CpuSnapshot Cpu { get; init; }
-    /// <summary>All of machine memory (guest frames, shared_info, rings, page tables, Xen's frames, M2P).</summary>
-    public required byte[] Ram { get; init; }
+    /// <summary>All of machine memory (guest frames, shared_info, rings, page tables, Xen's frames, M2P); null when <see cref="Pages"/> holds it.</summary>
+    public byte[]? Ram { get; init; }
+    /// <summary>Machine memory as pages shared with other snapshots (<see cref="XenMachine.SnapshotSharingPages"/>); null when <see cref="Ram"/> holds it.</summary>
+    public RamPages? Pages { get; init; }
     /// <summary>The <see cref="VirtualClock"/>'s idle time, or null when the clock is external (host/trace time is an input, not state).</summary>
     public required ulong? ClockIdleNs { get; init; }
     public required MemoryManagerSnapshot Mm { get; init; }
@@ -23,4 +26,7 @@ public sealed record MachineSnapshot
     public required bool Sleeping { get; init; }
     public required ulong ArmedDeadline { get; init; }
     public required ulong TimerDelay { get; init; }
+    /// <summary>Whether the run loop stopped at a pure point and resumes without a timer check, and the timer count it resumes with.</summary>
+    public bool ResumePure { get; init; }
+    public ulong ResumeTimerAt { get; init; }
 }

@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Memory;
 using Replayvisor.Engine.State;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Xen.Mm;
@@ -83,6 +84,7 @@ public sealed class XenMachine
     public void PushConsoleInput(ReadOnlySpan<byte> bytes)
     {
         Hypervisor.PushConsoleInput(bytes);
+        _resumePure = false; // the next run must look at what this input made pending
         // A sleeping vcpu that this woke is scheduled in by the next Run; a running one gets the upcall now.
         if (_sleeping || Hypervisor.Vcpu.Blocked) return;
         Hypervisor.DeliverPendingEvents();
@@ -105,12 +107,16 @@ public sealed class XenMachine
         var hv = Hypervisor;
         var v = hv.Vcpu;
         ulong limit = ulong.MaxValue - Cpu.Icount < maxInstructions ? ulong.MaxValue : Cpu.Icount + maxInstructions;
-        bool pure = false;
-        ulong timerAt = 0;
+        // A run that ended at a pure stop (its instruction limit, a poll that injected nothing)
+        // resumes as the uninterrupted run would have continued: no timer check, no event delivery,
+        // no clock read (a host-clock replay would otherwise read a time value the recording never took).
+        bool pure = _resumePure;
+        ulong timerAt = _resumeTimerAt;
+        _resumePure = false;
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
-            if (inputs.StopRequested) return new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount);
+            if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
             if (v.Blocked)
             {
                 _sleeping = true;
@@ -141,7 +147,7 @@ public sealed class XenMachine
                 hv.Wake();
                 continue;
             }
-            if (Cpu.Icount >= limit) return new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount);
+            if (Cpu.Icount >= limit) return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
             if (!pure)
             {
                 hv.RunTimers();
@@ -164,7 +170,8 @@ public sealed class XenMachine
                 // A poll due right now. Whatever it does, the purity of the next iteration is decided
                 // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
-                if (injected || inputs.StopRequested) continue;
+                if (injected) continue;
+                if (inputs.StopRequested) { pure = true; continue; } // stopped at a poll that injected nothing
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
@@ -174,7 +181,20 @@ public sealed class XenMachine
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
             if (Cpu.Icount == pollAt && Cpu.Icount < timerAt && !hv.IsStopped)
                 pure = !inputs.Poll(this, blocked: v.Blocked) && r == StopReason.InstructionLimit && !v.Blocked;
+            else if (r == StopReason.InstructionLimit && Cpu.Icount < timerAt && !hv.IsStopped && !v.Blocked)
+                pure = true; // stopped at the run's limit or by Cpu.StopAtCurrentCount: nothing is due here
         }
+    }
+
+    private bool _resumePure;
+    private ulong _resumeTimerAt;
+
+    /// <summary>Remembers whether the next Run may resume without the timer check (see <see cref="Run"/>).</summary>
+    private MachineExit Paused(bool pure, ulong timerAt, MachineExit exit)
+    {
+        _resumePure = pure;
+        _resumeTimerAt = timerAt;
+        return exit;
     }
 
     /// <summary>
@@ -205,16 +225,27 @@ public sealed class XenMachine
     /// <see cref="Run"/>s, or from an input poll). Restoring it with <see cref="Restore"/> makes
     /// the machine continue exactly as it would have from here.
     /// </summary>
-    public MachineSnapshot Snapshot() => new()
+    public MachineSnapshot Snapshot() => SnapshotWith(Domain.Memory.SnapshotBytes(), null);
+
+    /// <summary>
+    /// As <see cref="Snapshot"/>, with memory as copy-on-write pages shared with this machine's
+    /// earlier page snapshots (only pages written since the last one are copied): for snapshot ladders.
+    /// </summary>
+    public MachineSnapshot SnapshotSharingPages() => SnapshotWith(null, Domain.Memory.CapturePages());
+
+    private MachineSnapshot SnapshotWith(byte[]? ram, RamPages? pages) => new()
     {
         Cpu = Cpu.Snapshot(),
-        Ram = Domain.Memory.SnapshotBytes(),
+        Ram = ram,
+        Pages = pages,
         ClockIdleNs = Clock is VirtualClock vc ? vc.IdleNs : null,
         Mm = Mm.Snapshot(),
         Xen = Hypervisor.Snapshot(),
         Sleeping = _sleeping,
         ArmedDeadline = _armedDeadline,
         TimerDelay = _timerDelay,
+        ResumePure = _resumePure,
+        ResumeTimerAt = _resumeTimerAt,
     };
 
     /// <summary>
@@ -225,7 +256,8 @@ public sealed class XenMachine
     public void Restore(MachineSnapshot s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        Domain.Memory.RestoreBytes(s.Ram);
+        if (s.Pages != null) Domain.Memory.RestorePages(s.Pages);
+        else Domain.Memory.RestoreBytes(s.Ram ?? throw new ArgumentException("the snapshot holds no memory", nameof(s)));
         if (s.ClockIdleNs is ulong idle && Clock is VirtualClock vc) vc.IdleNs = idle;
         Mm.Restore(s.Mm);
         Hypervisor.Restore(s.Xen);
@@ -233,6 +265,8 @@ public sealed class XenMachine
         _sleeping = s.Sleeping;
         _armedDeadline = s.ArmedDeadline;
         _timerDelay = s.TimerDelay;
+        _resumePure = s.ResumePure;
+        _resumeTimerAt = s.ResumeTimerAt;
     }
 
     private MachineExit ShutdownExit()

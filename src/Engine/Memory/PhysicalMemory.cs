@@ -32,6 +32,8 @@ public sealed partial class PhysicalMemory : IStateHashable
         _codeLines = new ulong[FrameCount];
         _dirty = new byte[FrameCount];
         _frameHash = new UInt128[FrameCount];
+        _hashStale = new byte[FrameCount];
+        _pagesStale = new byte[FrameCount];
         Array.Fill(_dirty, (byte)1);
     }
 
@@ -115,10 +117,12 @@ public sealed partial class PhysicalMemory : IStateHashable
         w.U32(FrameCount);
         for (int f = 0; f < _frameHash.Length; f++)
         {
-            if (_dirty[f] != 0)
+            if (_dirty[f] != 0 || _hashStale[f] != 0)
             {
                 _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
+                if (_dirty[f] != 0) _pagesStale[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
                 _dirty[f] = 0;
+                _hashStale[f] = 0;
             }
             w.U128(_frameHash[f]);
         }
@@ -132,7 +136,7 @@ public sealed partial class PhysicalMemory : IStateHashable
     {
         var stale = new List<uint>();
         for (uint f = 0; f < FrameCount; f++)
-            if (_dirty[f] == 0 && FrameHashUncached(f) != _frameHash[f]) stale.Add(f);
+            if (_dirty[f] == 0 && _hashStale[f] == 0 && FrameHashUncached(f) != _frameHash[f]) stale.Add(f);
         return stale;
     }
 
@@ -145,5 +149,6 @@ public sealed partial class PhysicalMemory : IStateHashable
         if (image.Length != _ram.Length) throw new ArgumentException("snapshot RAM size differs", nameof(image));
         image.CopyTo(_ram, 0);
         MarkAllDirty();
+        _lastPages = null;
     }
 }

@@ -34,6 +34,7 @@ public sealed partial class Hypervisor
         Guest.WriteLog = writes;
         MulticallResults.Clear();
         long result = Call(nr, args);
+        if (TakeContinuation() is { } k) { ApplyContinuation(k); result = k.Nr; }
         Guest.WriteLog = null;
         c.Eax = (uint)result;
         if (writes == null) return;

@@ -8,7 +8,7 @@ public sealed partial class MemoryManager
     /// mmu_update(req*, count, done*, foreigndom) (xen-abi.md §10.3): stops at the first failing
     /// request (-EINVAL; bad command -ENOSYS; unreadable request -EFAULT) and writes *done.
     /// </summary>
-    public long MmuUpdate(in HypercallArgs a)
+    public long MmuUpdate(in HypercallArgs a, Func<uint, bool>? preempt = null)
     {
         uint reqs = a.A1, pdone = a.A3;
         long rc = BeginBatch(a, MmuUpdateSize, out uint count, out uint done, out var foreign);
@@ -18,6 +18,7 @@ public sealed partial class MemoryManager
             Span<byte> req = stackalloc byte[16];
             for (; i < count; i++)
             {
+                if (Preempted(preempt, i, count)) { rc = -Errno.ERESTART; break; }
                 if (!_guest.TryRead(reqs + i * MmuUpdateSize, req)) { rc = -Errno.EFAULT; break; }
                 ulong ptr = BitConverter.ToUInt64(req), val = BitConverter.ToUInt64(req[8..]);
                 uint cmd = (uint)ptr & (uint)(_fmt.EntrySize - 1);

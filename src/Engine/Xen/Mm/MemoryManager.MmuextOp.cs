@@ -9,7 +9,7 @@ public sealed partial class MemoryManager
     /// (-EINVAL; unknown command -ENOSYS; unreadable op -EFAULT) and writes *done. Deferred TLB
     /// flushes and LDT reloads run at the end, as Xen's process_deferred_ops.
     /// </summary>
-    public long MmuextOp(in HypercallArgs a)
+    public long MmuextOp(in HypercallArgs a, Func<uint, bool>? preempt = null)
     {
         uint ops = a.A1, pdone = a.A3;
         long rc = BeginBatch(a, MmuextOpSize, out uint count, out uint done, out var foreign);
@@ -20,6 +20,7 @@ public sealed partial class MemoryManager
             Span<byte> op = stackalloc byte[12];
             for (; i < count; i++)
             {
+                if (Preempted(preempt, i, count)) { rc = -Errno.ERESTART; break; }
                 if (!_guest.TryRead(ops + i * MmuextOpSize, op)) { rc = -Errno.EFAULT; break; }
                 uint cmd = BitConverter.ToUInt32(op), arg1 = BitConverter.ToUInt32(op[4..]), arg2 = BitConverter.ToUInt32(op[8..]);
                 bool ok = true;

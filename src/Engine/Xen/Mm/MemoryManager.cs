@@ -206,6 +206,17 @@ public sealed partial class MemoryManager : IMmContext
     /// MMU_UPDATE_PREEMPTED resumes with *done as written so far; then the foreign domain and the
     /// request array are checked. Returns 0 or the error of the whole call.
     /// </summary>
+    /// <summary>Elements left when the last batch stopped with -ERESTART (the hypercall continues with them).</summary>
+    public uint PreemptedRemaining { get; private set; }
+
+    /// <summary>The hypervisor's preemption check before element i; remembers what is left when it says stop.</summary>
+    private bool Preempted(Func<uint, bool>? preempt, uint i, uint count)
+    {
+        if (preempt == null || !preempt(i)) return false;
+        PreemptedRemaining = count - i;
+        return true;
+    }
+
     private long BeginBatch(in HypercallArgs a, uint elementSize, out uint count, out uint done, out FrameOwner foreign)
     {
         count = a.A2;

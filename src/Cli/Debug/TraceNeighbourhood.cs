@@ -1,0 +1,48 @@
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.TimeTravel;
+
+namespace Replayvisor.Cli.Debug;
+
+/// <summary>The recorded events just before and after a session's position (file order, by event index).</summary>
+public static class TraceNeighbourhood
+{
+    /// <summary>Up to <paramref name="count"/> events before and after the session's event index, with their indices.</summary>
+    public static (List<(long Index, TraceEvent Event)> Previous, List<(long Index, TraceEvent Event)> Next) Around(TimeTravelSession s, int count)
+    {
+        long here = s.EventIndex;
+        var previous = new List<(long, TraceEvent)>();
+        var next = new List<(long, TraceEvent)>();
+        var index = s.Reader.Index;
+        long first = 0;
+        for (int c = 0; c < index.Count; c++)
+        {
+            long end = first + index[c].EventCount;
+            if (end > here - count && first < here + count)
+            {
+                var events = s.Reader.ReadChunk(index[c]);
+                for (int i = 0; i < events.Count; i++)
+                {
+                    long k = first + i;
+                    if (k >= here - count && k < here) previous.Add((k, events[i]));
+                    else if (k >= here && k < here + count) next.Add((k, events[i]));
+                }
+            }
+            first = end;
+        }
+        return (previous, next);
+    }
+
+    /// <summary>"previous events: ... next events: ..." as lines.</summary>
+    public static string Text(TimeTravelSession s, int count)
+    {
+        var (previous, next) = Around(s, count);
+        var w = new System.Text.StringBuilder();
+        w.Append("previous events:\n");
+        if (previous.Count == 0) w.Append("  (none)\n");
+        foreach (var (k, e) in previous) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
+        w.Append("next events:\n");
+        if (next.Count == 0) w.Append("  (none: the end of the trace)\n");
+        foreach (var (k, e) in next) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
+        return w.ToString();
+    }
+}

@@ -1,0 +1,196 @@
+using System.Globalization;
+using System.Text;
+using Replayvisor.Replay.Stepping;
+using Replayvisor.Replay.TimeTravel;
+
+namespace Replayvisor.Cli.Gdb;
+
+/// <summary>
+/// Answers gdb's remote-protocol packets from a <see cref="TimeTravelSession"/> (docs/gdbserver.md):
+/// registers and memory as the replay has them, breakpoints and watchpoints, forward (c, s,
+/// vCont) and reverse (bc, bs) execution, and monitor commands. Writes are refused: a replay
+/// cannot change the past.
+/// </summary>
+public sealed class GdbStub
+{
+    private const string Thread = "thread:01;";
+    private readonly TimeTravelSession _session;
+    private readonly RspConnection _conn;
+    private readonly Dictionary<(int Type, uint Address, int Kind), int> _points = [];
+    private readonly List<Breakpoint> _breakpoints = [];
+    private readonly List<Watchpoint> _watchpoints = [];
+    private int _nextId = 1;
+    private string _lastStop = "S05";
+
+    public GdbStub(TimeTravelSession session, RspConnection conn)
+    {
+        _session = session;
+        _conn = conn;
+    }
+
+    /// <summary>Serves packets until gdb detaches, kills or disconnects.</summary>
+    public void Serve()
+    {
+        while (_conn.Receive() is { } packet)
+        {
+            if (packet == "\u0003") continue; // an interrupt that came while nothing ran
+            if (packet is "k") return;
+            if (packet.StartsWith("vKill", StringComparison.Ordinal) || packet.StartsWith('D'))
+            {
+                _conn.Send("OK");
+                return;
+            }
+            string reply = Handle(packet);
+            _conn.Send(reply);
+            if (packet == "QStartNoAckMode") _conn.NoAck = true;
+        }
+    }
+
+    private StepConstraints Constraints() => new() { Breakpoints = _breakpoints.ToArray(), Watchpoints = _watchpoints.ToArray() };
+
+    public string Handle(string p)
+    {
+        switch (p)
+        {
+            case "?": return _lastStop;
+            case "g": return RegisterFile.ReadAll(_session.Replayer.Machine.Cpu);
+            case "qAttached": return "1";
+            case "qC": return "QC01";
+            case "qfThreadInfo": return "m01";
+            case "qsThreadInfo": return "l";
+            case "vCont?": return "vCont;c;C;s;S";
+            case "QStartNoAckMode": return "OK";
+            case "c": return Resume(() => _session.Step(Constraints()));
+            case "s": return Resume(_session.StepInstruction);
+            case "bc": return Resume(() => _session.ReverseContinue(Constraints()));
+            case "bs": return Resume(_session.ReverseStepInstruction);
+        }
+        if (p.StartsWith("qSupported", StringComparison.Ordinal))
+            return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;ReverseContinue+;QStartNoAckMode+;vContSupported+";
+        if (p.StartsWith("qXfer:features:read:target.xml:", StringComparison.Ordinal)) return Features(p["qXfer:features:read:target.xml:".Length..]);
+        if (p.StartsWith("qXfer:", StringComparison.Ordinal)) return "E00";
+        if (p.StartsWith("qSymbol", StringComparison.Ordinal)) return "OK";
+        if (p.StartsWith('H') || p.StartsWith('T')) return "OK";
+        if (p.StartsWith('p')) return ReadRegister(p[1..]);
+        if (p.StartsWith('m')) return ReadMemory(p[1..]);
+        if (p[0] is 'G' or 'P' or 'M' or 'X') return "E01"; // a replay cannot change the past
+        if (p[0] is 'Z' or 'z') return Point(p[0] == 'Z', p[1..]);
+        if (p[0] is 'C' or 'S') return Resume(p[0] == 'C' ? () => _session.Step(Constraints()) : _session.StepInstruction);
+        if (p.StartsWith("vCont;", StringComparison.Ordinal)) return VCont(p["vCont;".Length..]);
+        if (p.StartsWith("qRcmd,", StringComparison.Ordinal)) return Monitor(Encoding.Latin1.GetString(Convert.FromHexString(p["qRcmd,".Length..])));
+        return ""; // not supported: the empty reply
+    }
+
+    private string VCont(string actions)
+    {
+        // The first action that applies to our one thread decides: s/S steps, c/C continues.
+        foreach (string action in actions.Split(';'))
+        {
+            if (action.Length == 0) continue;
+            char a = action[0];
+            if (a is 's' or 'S') return Resume(_session.StepInstruction);
+            if (a is 'c' or 'C') return Resume(() => _session.Step(Constraints()));
+        }
+        return "E01";
+    }
+
+    private string Resume(Func<StopInfo> run)
+    {
+        StopInfo stop;
+        try { stop = run(); }
+        catch (InvalidOperationException e) { return "E." + e.Message; }
+        _lastStop = StopReply(stop);
+        return _lastStop;
+    }
+
+    private string StopReply(StopInfo stop)
+    {
+        switch (stop.Kind)
+        {
+            case StopKind.Breakpoint:
+                return "T05" + (_points.FirstOrDefault(kv => kv.Value == stop.Breakpoint!.Id).Key.Type == 1 ? "hwbreak:;" : "swbreak:;") + Thread;
+            case StopKind.Watchpoint:
+                var w = stop.Watch!;
+                string kind = w.Watch.Kind switch { WatchKind.Write => "watch", WatchKind.Read => "rwatch", _ => "awatch" };
+                return $"T05{kind}:{w.Watch.Address:x};{Thread}";
+            case StopKind.EndOfTrace: return "T05replaylog:end;" + Thread;
+            case StopKind.BeginningOfTrace: return "T05replaylog:begin;" + Thread;
+            case StopKind.Interrupted: return "T02" + Thread;
+            case StopKind.Diverged:
+                _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes("replayvisor: the replay diverged from the recording here\n")));
+                return "T06" + Thread;
+            default: return "T05" + Thread;
+        }
+    }
+
+    private static string Features(string range)
+    {
+        var parts = range.Split(',');
+        if (parts.Length != 2 || !TryHex(parts[0], out ulong offset) || !TryHex(parts[1], out ulong length)) return "E00";
+        string xml = TargetDescription.Xml;
+        if (offset >= (ulong)xml.Length) return "l";
+        int n = (int)Math.Min(length, (ulong)xml.Length - offset);
+        return (offset + (ulong)n >= (ulong)xml.Length ? "l" : "m") + xml.Substring((int)offset, n);
+    }
+
+    private string ReadRegister(string arg)
+    {
+        if (!TryHex(arg, out ulong n) || n > int.MaxValue) return "E00";
+        var bytes = RegisterFile.Read(_session.Replayer.Machine.Cpu, (int)n);
+        return bytes == null ? "E00" : RegisterFile.Hex(bytes);
+    }
+
+    private string ReadMemory(string arg)
+    {
+        var parts = arg.Split(',');
+        if (parts.Length != 2 || !TryHex(parts[0], out ulong addr) || !TryHex(parts[1], out ulong len) || addr > uint.MaxValue) return "E01";
+        len = Math.Min(len, 0x2000);
+        var bytes = new List<byte>();
+        var one = new byte[1];
+        for (ulong i = 0; i < len && addr + i <= uint.MaxValue; i++)
+        {
+            if (!_session.Replayer.View.TryRead((uint)(addr + i), one)) break;
+            bytes.Add(one[0]);
+        }
+        return bytes.Count == 0 && len > 0 ? "E14" : RegisterFile.Hex(bytes.ToArray());
+    }
+
+    private string Point(bool insert, string arg)
+    {
+        var parts = arg.Split(',');
+        if (parts.Length < 3 || !int.TryParse(parts[0], out int type) || type is < 0 or > 4
+            || !TryHex(parts[1], out ulong addr) || addr > uint.MaxValue || !TryHex(parts[2].Split(';')[0], out ulong kind)) return "E01";
+        var key = (type, (uint)addr, (int)kind);
+        if (!insert)
+        {
+            if (_points.Remove(key, out int id))
+            {
+                _breakpoints.RemoveAll(b => b.Id == id);
+                _watchpoints.RemoveAll(w => w.Id == id);
+            }
+            return "OK";
+        }
+        if (_points.ContainsKey(key)) return "OK";
+        if (type >= 2)
+        {
+            if (kind is < 1 or > 8) return "E01"; // up to 8 bytes per watchpoint
+            if (!_session.Replayer.View.TryRead((uint)addr, new byte[kind])) return "E14"; // watched memory must be mapped
+        }
+        int newId = _nextId++;
+        _points[key] = newId;
+        if (type < 2) _breakpoints.Add(new Breakpoint(newId, addr));
+        else _watchpoints.Add(new Watchpoint(newId, (uint)addr, (int)kind, type switch { 2 => WatchKind.Write, 3 => WatchKind.Read, _ => WatchKind.Access }));
+        return "OK";
+    }
+
+    private string Monitor(string command)
+    {
+        string output;
+        try { output = MonitorCommands.Run(_session, command); }
+        catch (MonitorException e) { output = e.Message + "\n"; }
+        _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
+        return "OK";
+    }
+
+    private static bool TryHex(string s, out ulong v) => ulong.TryParse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out v);
+}

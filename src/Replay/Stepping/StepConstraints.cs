@@ -1,0 +1,61 @@
+using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Replay.Stepping;
+
+/// <summary>Which address space a breakpoint's address is in.</summary>
+public enum AddressKind { Linear, Physical }
+
+/// <summary>
+/// Stop before executing the instruction at an address (linear: in the address space current when
+/// it is reached), when <see cref="Condition"/> (if any) holds for the CPU there.
+/// </summary>
+public sealed record Breakpoint(int Id, ulong Address, AddressKind Kind = AddressKind.Linear)
+{
+    public Func<X86Cpu, bool>? Condition { get; init; }
+}
+
+/// <summary>What a watchpoint reacts to (gdb's watch, rwatch and awatch).</summary>
+public enum WatchKind { Write, Read, Access }
+
+/// <summary>Stop after an instruction (or the hypervisor on its behalf) touches [Address, Address+Length) of linear memory.</summary>
+public sealed record Watchpoint(int Id, uint Address, int Length, WatchKind Kind);
+
+/// <summary>Which recorded events stop a run (an empty filter stops at none).</summary>
+public sealed record EventStop
+{
+    public bool AnyHypercall { get; init; }
+    /// <summary>Hypercall numbers to stop at (any of them).</summary>
+    public IReadOnlySet<int> Hypercalls { get; init; } = new HashSet<int>();
+    public bool Upcall { get; init; }
+    /// <summary>Exception vectors to stop at; <see cref="AnyException"/> for all.</summary>
+    public IReadOnlySet<int> Vectors { get; init; } = new HashSet<int>();
+    public bool AnyException { get; init; }
+    public bool ConsoleOutput { get; init; }
+    /// <summary>Stop once the trace's event with this index (file order, from 0) has happened.</summary>
+    public long? EventIndex { get; init; }
+
+    public bool Matches(TraceEvent e) => e switch
+    {
+        HypercallEvent h => AnyHypercall || Hypercalls.Contains(h.Number),
+        UpcallEvent => Upcall,
+        ExceptionEvent x => AnyException || Vectors.Contains(x.Vector),
+        FailsafeEvent => AnyException,
+        ConsoleOutputEvent => ConsoleOutput,
+        _ => false,
+    };
+
+    public bool IsEmpty => !AnyHypercall && Hypercalls.Count == 0 && !Upcall && Vectors.Count == 0 && !AnyException && !ConsoleOutput && EventIndex == null;
+}
+
+/// <summary>What to stop at when running forward (rr's StepConstraints): whichever comes first.</summary>
+public sealed record StepConstraints
+{
+    /// <summary>Stop when the instruction count reaches this (null: run to the end of the trace).</summary>
+    public ulong? ToIcount { get; init; }
+    public IReadOnlyList<Breakpoint> Breakpoints { get; init; } = [];
+    public IReadOnlyList<Watchpoint> Watchpoints { get; init; } = [];
+    public EventStop? Events { get; init; }
+
+    public bool NeedsSingleStep => Breakpoints.Count > 0 || Watchpoints.Count > 0;
+}

@@ -1,0 +1,64 @@
+using Replayvisor.Engine.Cpu;
+
+namespace Replayvisor.Replay.Stepping;
+
+/// <summary>
+/// Checks watchpoints around one step: values before and after (a changed value is a write,
+/// whoever made it: the instruction, or the hypervisor on its behalf), and the decoded
+/// instruction's own reads and writes (which catch reads and same-value writes).
+/// </summary>
+public sealed class WatchTracker
+{
+    private readonly GuestView _view;
+    private readonly InstructionAccesses _accesses;
+    private IReadOnlyList<Watchpoint> _watches = [];
+    private ulong[] _before = [];
+    private List<MemoryTouch> _touches = [];
+
+    public WatchTracker(X86Cpu cpu, GuestView view)
+    {
+        _view = view;
+        _accesses = new InstructionAccesses(cpu, view);
+    }
+
+    /// <summary>Notes the watched values and what the next instruction will touch.</summary>
+    public void Before(IReadOnlyList<Watchpoint> watches)
+    {
+        _watches = watches;
+        if (_before.Length != watches.Count) _before = new ulong[watches.Count];
+        for (int i = 0; i < watches.Count; i++) _view.TryReadValue(watches[i].Address, watches[i].Length, out _before[i]);
+        _touches = watches.Count > 0 ? _accesses.Next() : [];
+    }
+
+    /// <summary>
+    /// The first watch hit by the step just taken. <paramref name="retired"/>: the decoded
+    /// instruction completed (no fault or event was delivered instead).
+    /// </summary>
+    public WatchHit? After(bool retired)
+    {
+        for (int i = 0; i < _watches.Count; i++)
+        {
+            var w = _watches[i];
+            _view.TryReadValue(w.Address, w.Length, out ulong now);
+            bool changed = now != _before[i];
+            bool read = false, wrote = changed;
+            if (retired)
+                foreach (var t in _touches)
+                    if (t.Address < w.Address + (uint)w.Length && w.Address < t.Address + (uint)t.Length)
+                    {
+                        read |= t.Reads;
+                        wrote |= t.Writes;
+                    }
+            var hit = w.Kind switch
+            {
+                WatchKind.Write when changed => WatchKind.Write,
+                WatchKind.Read when read => WatchKind.Read,
+                WatchKind.Access when wrote => WatchKind.Write,
+                WatchKind.Access when read => WatchKind.Read,
+                _ => (WatchKind?)null,
+            };
+            if (hit is { } kind) return new WatchHit(w, kind, _before[i], now);
+        }
+        return null;
+    }
+}

@@ -1,0 +1,221 @@
+using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Stepping;
+
+namespace Replayvisor.Replay.TimeTravel;
+
+/// <summary>Options for a <see cref="TimeTravelSession"/>.</summary>
+public sealed record TimeTravelOptions
+{
+    public const int DefaultSnapshotMemoryMiB = 256;
+
+    /// <summary>Memory the snapshot ladder may use (--snapshot-memory MiB).</summary>
+    public long SnapshotMemoryBytes { get; init; } = DefaultSnapshotMemoryMiB * 1024L * 1024;
+    /// <summary>Instructions between the regular snapshots taken while running forward (0: none, no ladder).</summary>
+    public ulong SnapshotInterval { get; init; } = 1 << 23;
+    /// <summary>The closest approach snapshot to a seek target: seeks drop snapshots at target-2^k down to this gap, so stepping back again is cheap.</summary>
+    public ulong FinestGap { get; init; } = 1 << 12;
+}
+
+/// <summary>
+/// A replay that moves both ways (docs/time-travel.md): forward under <see cref="StepConstraints"/>,
+/// and back by restoring the nearest earlier snapshot of the ladder and running forward again.
+/// Reverse-continue scans back window by window between snapshots and stops at the last hit of
+/// the latest window that has one. Reaching instruction 0 going back is reported as
+/// <see cref="StopKind.BeginningOfTrace"/>, the end of the recording as <see cref="StopKind.EndOfTrace"/>.
+/// </summary>
+public sealed class TimeTravelSession
+{
+    private readonly TraceReplayer _replayer;
+    private readonly TimeTravelOptions _options;
+
+    public TimeTravelSession(TraceReader reader, TimeTravelOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        _options = options ?? new TimeTravelOptions();
+        _replayer = new TraceReplayer(reader);
+        Ladder = new SnapshotLadder(_options.SnapshotMemoryBytes);
+        Symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
+        TakeSnapshot();
+    }
+
+    public TraceReplayer Replayer => _replayer;
+    public SnapshotLadder Ladder { get; }
+    public GuestSymbols Symbols { get; }
+    public ulong Icount => _replayer.Icount;
+    public long EventIndex => _replayer.EventIndex;
+    public TraceReader Reader => _replayer.Reader;
+
+    /// <summary>Ends the current operation at the next slice boundary (from another thread: a gdb interrupt, Ctrl-C).</summary>
+    public void Interrupt() => _replayer.Interrupt();
+
+    /// <summary>Captures the current state into the ladder (if none is there yet) and says what it cost in bytes.</summary>
+    public long TakeSnapshot()
+    {
+        if (Ladder.Has(Icount)) return 0;
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var state = _replayer.Capture();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Ladder.Add(state, Math.Max(0, allocated - Ladder.NewPageBytes(state)), Icount);
+        return allocated;
+    }
+
+    /// <summary>Runs forward under <paramref name="c"/>, dropping a regular snapshot every interval on the way.</summary>
+    public StopInfo Step(StepConstraints c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ulong interval = _options.SnapshotInterval;
+        while (true)
+        {
+            ulong target = c.ToIcount ?? ulong.MaxValue;
+            ulong next = interval == 0 ? ulong.MaxValue : (Icount / interval + 1) * interval;
+            var stop = _replayer.Step(next < target ? c with { ToIcount = next } : c);
+            if (stop.Kind != StopKind.Reached || Icount >= target) return stop;
+            TakeSnapshot();
+        }
+    }
+
+    public StopInfo StepInstruction() => Step(new StepConstraints { ToIcount = Icount + 1 });
+
+    /// <summary>
+    /// Moves to instruction count <paramref name="target"/>: restores the nearest snapshot at or
+    /// before it (unless running on from here is shorter) and runs forward, dropping snapshots at
+    /// target-2^k on the way so that the next step back is short.
+    /// </summary>
+    public StopInfo Goto(ulong target)
+    {
+        if (target < Icount || _replayer.AtEnd || Ladder.AtOrBefore(target) is { } s && s.Icount > Icount)
+        {
+            var from = Ladder.AtOrBefore(target) ?? throw new InvalidOperationException("the ladder lost its first snapshot");
+            _replayer.Restore(from);
+        }
+        if (Icount == target) return new StopInfo(StopKind.Reached, Icount);
+        foreach (ulong point in ApproachPoints(Icount, target))
+        {
+            var stop = Step(new StepConstraints { ToIcount = point });
+            if (stop.Kind != StopKind.Reached) return stop;
+            TakeSnapshot();
+        }
+        return Step(new StepConstraints { ToIcount = target });
+    }
+
+    /// <summary>target - 2^k for every k with 2^k at least the finest gap and the point past <paramref name="from"/>, in order.</summary>
+    private IEnumerable<ulong> ApproachPoints(ulong from, ulong target)
+    {
+        var points = new List<ulong>();
+        for (ulong gap = _options.FinestGap; gap != 0 && gap < target - from; gap <<= 1)
+            points.Add(target - gap);
+        points.Reverse();
+        return points;
+    }
+
+    /// <summary>One instruction back (gdb's reverse-stepi); at instruction 0, the beginning of the trace.</summary>
+    public StopInfo ReverseStepInstruction()
+    {
+        if (Icount == 0)
+        {
+            Goto(0);
+            return new StopInfo(StopKind.BeginningOfTrace, 0);
+        }
+        var stop = Goto(Icount - 1);
+        return stop.Kind == StopKind.Reached && Icount == 0 ? stop with { Kind = StopKind.BeginningOfTrace } : stop;
+    }
+
+    /// <summary>
+    /// Back to the latest earlier point where <paramref name="c"/> stops a forward run (breakpoints,
+    /// watchpoints, events; its ToIcount is ignored): each window between snapshots is replayed
+    /// forward and its last hit kept; the first window (from the latest) with a hit wins. A
+    /// watchpoint stops before the instruction that changed the value, as gdb expects going back.
+    /// </summary>
+    public StopInfo ReverseContinue(StepConstraints c)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        c = c with { ToIcount = null };
+        ulong origin = Icount;
+        ulong windowEnd = origin;
+        while (true)
+        {
+            var start = Ladder.Before(windowEnd);
+            if (start == null)
+            {
+                Goto(0);
+                return new StopInfo(StopKind.BeginningOfTrace, 0);
+            }
+            var (last, interrupted) = ScanWindow(start, windowEnd, c);
+            if (interrupted)
+            {
+                Goto(origin);
+                return new StopInfo(StopKind.Interrupted, Icount);
+            }
+            if (last is { } hit) return Land(start, hit, c);
+            windowEnd = start.Icount;
+        }
+    }
+
+    /// <summary>
+    /// Replays [start, end) under <paramref name="c"/> and finds its last forward stop before
+    /// <paramref name="end"/>: the stop, where going back lands for it, and how many forward
+    /// stops from <paramref name="start"/> reach it (0: the start itself is on a breakpoint).
+    /// </summary>
+    private ((StopInfo Stop, ulong Position, int Steps)? Last, bool Interrupted) ScanWindow(ReplayState start, ulong end, StepConstraints c)
+    {
+        _replayer.Restore(start);
+        (StopInfo, ulong, int)? last = null;
+        if (start.Icount < end && _replayer.BreakpointHere(c.Breakpoints) is { } atStart)
+            last = (new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = atStart }, Icount, 0);
+        var run = c with { ToIcount = end };
+        for (int steps = 1; ; steps++)
+        {
+            var stop = _replayer.Step(run);
+            switch (stop.Kind)
+            {
+                case StopKind.Interrupted:
+                    return (last, true);
+                case StopKind.Breakpoint or StopKind.Event:
+                    if (stop.Icount < end) last = (stop, stop.Icount, steps);
+                    continue;
+                case StopKind.Watchpoint:
+                    ulong position = stop.StepStartIcount ?? stop.Icount;
+                    if (position < end) last = (stop, position, steps);
+                    continue;
+                default:
+                    return (last, false);
+            }
+        }
+    }
+
+    /// <summary>Moves onto a hit found by <see cref="ScanWindow"/>: replays the window to that stop again (a watchpoint: to the state before the write).</summary>
+    private StopInfo Land(ReplayState start, (StopInfo Stop, ulong Position, int Steps) hit, StepConstraints c)
+    {
+        if (hit.Stop.Kind == StopKind.Watchpoint)
+        {
+            Goto(hit.Position);
+            return hit.Stop with { Icount = Icount };
+        }
+        _replayer.Restore(start);
+        var run = c with { ToIcount = hit.Stop.Icount + 1 };
+        for (int i = 0; i < hit.Steps; i++) _replayer.Step(run);
+        return hit.Stop with { Icount = Icount };
+    }
+
+    /// <summary>
+    /// Back to the call that entered the current function (gdb's reverse-finish, at instruction
+    /// level): the last entry of the function containing EIP (by the guest's symbols) with the
+    /// stack pointer at or above the current one, then one instruction back onto the call.
+    /// </summary>
+    public StopInfo ReverseFinish()
+    {
+        uint pc = _replayer.View.Pc;
+        if (Symbols.Lookup(pc) is not { } found)
+            throw new InvalidOperationException($"no symbol covers 0x{pc:x8}, so the function's entry is unknown");
+        var function = found.Symbol;
+        if (pc != function.Address)
+        {
+            uint esp = _replayer.Machine.Cpu.Esp;
+            var entry = new Breakpoint(-1, function.Address) { Condition = cpu => cpu.Esp >= esp };
+            var stop = ReverseContinue(new StepConstraints { Breakpoints = [entry] });
+            if (stop.Kind != StopKind.Breakpoint) return stop;
+        }
+        return ReverseStepInstruction();
+    }
+}

@@ -1,0 +1,86 @@
+using System.Text.RegularExpressions;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>`replayvisor debug` driven by scripts (stdin and --batch) against a golden trace.</summary>
+public class DebugCommandTests
+{
+    private static string Trace => Path.Combine(Cli.RepoRoot, "traces", "events.rvt");
+
+    private static Cli.Result Debug(params string[] lines) => Cli.RunWithInput(string.Join("\n", lines) + "\n", "debug", Trace);
+
+    private static List<ulong> Positions(string output) =>
+        Regex.Matches(output, @"^instruction (\d+)", RegexOptions.Multiline).Select(m => ulong.Parse(m.Groups[1].Value)).ToList();
+
+    [Fact]
+    public void BreakContinueAndLookAroundWithSymbols()
+    {
+        var r = Debug("break upcall", "continue", "registers", "where", "x/2x upcalls", "disassemble upcall 4", "x/2i $eip");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"breakpoint 1 at 0xc[0-9a-f]{7} <upcall>", r.Stdout);
+        Assert.Matches(@"instruction \d+: breakpoint 1 \(0x[0-9a-f]{8} <upcall>\)", r.Stdout);
+        Assert.Matches(@"eip 0x[0-9a-f]{8} <upcall>", r.Stdout);
+        Assert.Contains("previous events:", r.Stdout);
+        Assert.Contains("upcall vcpu 0 ports", r.Stdout);
+        Assert.Matches(@"<upcalls>: 0x00000000", r.Stdout);
+        Assert.Matches(@"<upcall\+0x1>\s+89e5\s+mov\s+ebp,esp", r.Stdout);
+    }
+
+    [Fact]
+    public void StepsForwardAndBackLandWhereTheyStarted()
+    {
+        var r = Debug("goto 60000", "stepi 25", "nexti 3", "reverse-stepi 28", "when");
+        Assert.True(r.Code == 0, r.ToString());
+        var at = Positions(r.Stdout);
+        Assert.Equal(60000ul, at[0]);
+        Assert.Equal(60025ul, at[1]);
+        Assert.True(at[2] >= 60028, r.Stdout); // nexti steps over calls: at least three instructions
+        Assert.Contains($"instruction {at[2] - 28}, event index", r.Stdout);
+    }
+
+    [Fact]
+    public void WatchpointsReportOldAndNewValuesBothWays()
+    {
+        var r = Debug("watch upcalls", "continue", "continue", "reverse-continue", "x/1x upcalls");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("write, old 0x0 new 0x1", r.Stdout);
+        Assert.Contains("write, old 0x1 new 0x2", r.Stdout);
+        Assert.Matches(@"<upcalls>: 0x00000001", r.Stdout); // back before the second write
+    }
+
+    [Fact]
+    public void EventCatchpointsAndTheEdgesOfTheTrace()
+    {
+        var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("event: ", r.Stdout);
+        Assert.Contains("hypercall console_io(", r.Stdout);
+        Assert.Contains("the end of the trace", r.Stdout);
+        Assert.Equal(2, Regex.Matches(r.Stdout, "the beginning of the trace").Count);
+    }
+
+    [Fact]
+    public void BadCommandsGetOneErrorLineAndTheSessionGoesOn()
+    {
+        var r = Debug("frobnicate", "break no_such_symbol", "watch 0x1000", "x/4x 0x10", "goto lots", "catch volcano", "when");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("error: unknown command 'frobnicate'", r.Stdout);
+        Assert.Contains("error: no symbol 'no_such_symbol'", r.Stdout);
+        Assert.Contains("error: 0x00001000 is not mapped: cannot watch it", r.Stdout);
+        Assert.Contains("error: 'lots' is not a count", r.Stdout);
+        Assert.Contains("instruction 0, event index", r.Stdout);
+        Assert.Equal(6, Regex.Matches(r.Stdout, "^error: ", RegexOptions.Multiline).Count);
+        Assert.Empty(r.Stderr);
+    }
+
+    [Fact]
+    public void ABatchFileRunsItsCommandsAndAMissingOneIsAnError()
+    {
+        string script = Cli.TempFile("script.txt");
+        File.WriteAllText(script, "# a comment\nbreak count\ncontinue\nwhen\n");
+        var r = Cli.Run("debug", Trace, "--batch", script);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"instruction \d+: breakpoint 1 \(0x[0-9a-f]{8} <count>\)", r.Stdout);
+        Cli.AssertOneLineError(Cli.Run("debug", Trace, "--batch", script + ".missing"), 6, "no such file");
+    }
+}

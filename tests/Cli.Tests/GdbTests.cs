@@ -1,0 +1,86 @@
+using System.Text.RegularExpressions;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>The real gdb (batch mode) debugs golden traces through `replayvisor gdbserver`, forwards and backwards.</summary>
+public class GdbTests
+{
+    private const string Regs = "printf \"R %x %x %x %x %x %x %x %x %x %x\\n\", $eax, $ecx, $edx, $ebx, $esp, $ebp, $esi, $edi, $eip, $eflags";
+
+    private static List<string> Lines(string output, string prefix) =>
+        output.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
+
+    [Fact]
+    public void BreakOnAGuestFunctionBySymbolContinueAndReadRegistersAndMemory()
+    {
+        var s = GdbHarness.Run("events.rvt", "break upcall", "continue", "printf \"EIP %x\\n\", $eip", "x/2xw $esp", "info registers eflags", "monitor when");
+        // gdb places a breakpoint on a function after its prologue: the stop is where gdb said it put it, inside upcall.
+        var at = Regex.Match(s.Gdb, "Breakpoint 1 at 0x([0-9a-f]+)");
+        Assert.True(at.Success, s.Gdb);
+        uint address = Convert.ToUInt32(at.Groups[1].Value, 16);
+        Assert.StartsWith("upcall", s.Symbols.Name(address));
+        Assert.Contains($"EIP {address:x}", s.Gdb);
+        Assert.Contains("Breakpoint 1, ", s.Gdb);
+        Assert.Matches(@"0x[0-9a-f]+:\s+0x[0-9a-f]{8}\s+0x[0-9a-f]{8}", s.Gdb);
+        Assert.Matches(@"eflags\s+0x[0-9a-f]+\s+\[", s.Gdb);
+        Assert.Matches(@"instruction \d+, event index \d+", s.Gdb);
+        Assert.Equal(0, s.Server.Code);
+    }
+
+    [Fact]
+    public void StepiThenReverseStepiRetracesEveryRegisterSet()
+    {
+        const int n = 40;
+        var commands = new List<string> { "break count", "continue", Regs };
+        for (int i = 0; i < n; i++) { commands.Add("stepi"); commands.Add(Regs); }
+        for (int i = 0; i < n; i++) { commands.Add("reverse-stepi"); commands.Add(Regs); }
+        var s = GdbHarness.Run("events.rvt", commands.ToArray());
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 2 * n + 1, s.Gdb);
+        for (int i = 0; i <= n; i++) Assert.Equal(regs[i], regs[2 * n - i]);
+        Assert.True(regs.Distinct().Count() > n / 2, "stepping should change the registers");
+    }
+
+    [Fact]
+    public void ReverseContinueReturnsToTheEarlierBreakpointHit()
+    {
+        var s = GdbHarness.Run("events.rvt", "break count", "continue", "monitor when", "continue", "monitor when", "reverse-continue", "monitor when");
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 3, s.Gdb);
+        Assert.NotEqual(when[0], when[1]);
+        Assert.Equal(when[0], when[2]);
+    }
+
+    [Fact]
+    public void AWatchpointAndReverseContinueFindTheLastWrite()
+    {
+        var s = GdbHarness.Run("events.rvt", "continue", "monitor when", "watch *(int *)&upcalls", "reverse-continue", "printf \"V %d\\n\", *(int *)&upcalls", "stepi", "printf \"V %d\\n\", *(int *)&upcalls");
+        Assert.Contains("No more reverse-execution history.", s.Gdb); // the forward continue reached the end
+        Assert.Contains("atchpoint 1: *(int *)&upcalls", s.Gdb);
+        var v = Lines(s.Gdb, "V ").Select(l => int.Parse(l[2..], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.True(v.Count == 2, s.Gdb);
+        Assert.Equal(v[0] + 1, v[1]);
+        Assert.Matches(@"Old value = \d+\s+New value = \d+", s.Gdb);
+    }
+
+    [Fact]
+    public void TheBeginningAndEndOfTheTraceAreReportedAsSuch()
+    {
+        var s = GdbHarness.Run("events.rvt", "continue", "monitor when", "reverse-continue", "monitor when", "reverse-stepi");
+        Assert.Equal(3, Regex.Matches(s.Gdb, "No more reverse-execution history").Count);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.StartsWith("instruction 98821,", when[0]);
+        Assert.StartsWith("instruction 0,", when[1]);
+    }
+
+    [Fact]
+    public void WritesAreRefusedAndUnknownMonitorCommandsAnsweredNotCrashedOn()
+    {
+        var s = GdbHarness.Run("events.rvt", "set var $eax = 5", "set var *(int *)&upcalls = 3", "monitor frobnicate", "monitor goto 500", "monitor when", "monitor events 2");
+        Assert.Contains("unknown monitor command 'frobnicate'", s.Gdb);
+        Assert.Contains("instruction 500,", s.Gdb);
+        Assert.Contains("next events:", s.Gdb);
+        Assert.Equal(0, s.Server.Code);
+    }
+}

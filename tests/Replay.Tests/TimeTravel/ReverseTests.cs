@@ -1,0 +1,137 @@
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Stepping;
+using Replayvisor.Replay.TimeTravel;
+
+namespace Replayvisor.Replay.Tests.TimeTravel;
+
+/// <summary>Seeking and reverse execution land on exactly the states a straight replay passes through.</summary>
+public class ReverseTests
+{
+    private static readonly TimeTravelOptions SmallLadder = new() { SnapshotInterval = 20_000, FinestGap = 256 };
+
+    [Theory]
+    [InlineData("sched-host.rvt")]
+    [InlineData("events.rvt")]
+    public void GotoAnywhereGivesTheStateAStraightReplayHasThere(string name)
+    {
+        var targets = new ulong[] { 5_000, 60_000, 41_000, 90_000, 1, 60_001, 0, 77_777 };
+        var straight = new Dictionary<ulong, byte[]>();
+        using (var reader = GoldenSessions.Open(name))
+        {
+            var r = new TraceReplayer(reader);
+            foreach (ulong t in targets.Order())
+            {
+                r.Step(new StepConstraints { ToIcount = t });
+                straight[t] = r.Machine.StateHash();
+            }
+        }
+        var s = GoldenSessions.TimeTravel(name, SmallLadder);
+        s.Step(new StepConstraints { ToIcount = 95_000 });
+        foreach (ulong t in targets)
+        {
+            Assert.Equal(StopKind.Reached, s.Goto(t).Kind);
+            Assert.Equal(t, s.Icount);
+            Assert.Equal(straight[t], s.Replayer.Machine.StateHash());
+        }
+        Assert.Equal(StopKind.EndOfTrace, s.Step(new StepConstraints()).Kind);
+        Assert.Null(s.Replayer.Verifier.First);
+    }
+
+    [Fact]
+    public void StepiThenReverseStepiRetracesEveryRegisterSet()
+    {
+        var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
+        // Start a little before the first upcall so the walk crosses a delivery.
+        ulong firstUpcall = s.Reader.ReadEvents().OfType<UpcallEvent>().First().Icount;
+        s.Goto(firstUpcall - 150);
+        var forward = new List<string> { GoldenSessions.Registers(s.Replayer.Machine.Cpu) };
+        for (int i = 0; i < 300; i++)
+        {
+            Assert.Equal(StopKind.Reached, s.StepInstruction().Kind);
+            forward.Add(GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+        }
+        for (int i = 299; i >= 0; i--)
+        {
+            Assert.Equal(StopKind.Reached, s.ReverseStepInstruction().Kind);
+            Assert.Equal(forward[i], GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+        }
+    }
+
+    [Fact]
+    public void ReverseContinueStopsAtTheLastBreakpointHitBeforeHere()
+    {
+        var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
+        uint upcall = s.Symbols.AddressOf("upcall")!.Value;
+        var bp = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall)] };
+        var hits = new List<ulong>();
+        while (s.Step(bp) is { Kind: StopKind.Breakpoint } h) hits.Add(h.Icount);
+        Assert.True(hits.Count >= 2);
+        // From the end, back through every hit in turn, then to the beginning.
+        for (int i = hits.Count - 1; i >= 0; i--)
+        {
+            var back = s.ReverseContinue(bp);
+            Assert.Equal(StopKind.Breakpoint, back.Kind);
+            Assert.Equal(hits[i], s.Icount);
+            Assert.Equal(upcall, s.Replayer.Machine.Cpu.Eip);
+        }
+        Assert.Equal(StopKind.BeginningOfTrace, s.ReverseContinue(bp).Kind);
+        Assert.Equal(0ul, s.Icount);
+        Assert.Equal(StopKind.BeginningOfTrace, s.ReverseStepInstruction().Kind);
+    }
+
+    [Fact]
+    public void ReverseContinueToAWatchpointStopsBeforeTheLastWrite()
+    {
+        var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
+        uint counter = s.Symbols.AddressOf("upcalls")!.Value;
+        var watch = new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Write)] };
+        Assert.Equal(StopKind.EndOfTrace, s.Step(new StepConstraints()).Kind);
+        s.Replayer.View.TryReadValue(counter, 4, out ulong final);
+        var back = s.ReverseContinue(watch);
+        Assert.Equal(StopKind.Watchpoint, back.Kind);
+        s.Replayer.View.TryReadValue(counter, 4, out ulong before);
+        Assert.Equal(final - 1, before);
+        s.StepInstruction();
+        s.Replayer.View.TryReadValue(counter, 4, out ulong after);
+        Assert.Equal(final, after);
+    }
+
+    [Fact]
+    public void ReverseFinishReturnsToTheCallThatEnteredTheFunction()
+    {
+        var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
+        uint count = s.Symbols.AddressOf("count")!.Value;
+        s.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count)] });
+        uint ret = Read32(s, s.Replayer.Machine.Cpu.Esp);
+        ulong entry = s.Icount;
+        s.StepInstruction();
+        s.StepInstruction();
+        var stop = s.ReverseFinish();
+        Assert.Equal(StopKind.Reached, stop.Kind);
+        Assert.Equal(entry - 1, s.Icount);
+        s.Replayer.View.TryRead(s.Replayer.View.Pc, new byte[1]);
+        // The instruction here is the call: executing it lands on count's entry with the same return address.
+        s.StepInstruction();
+        Assert.Equal(count, s.Replayer.Machine.Cpu.Eip);
+        Assert.Equal(ret, Read32(s, s.Replayer.Machine.Cpu.Esp));
+    }
+
+    [Fact]
+    public void TheLadderStaysWithinItsBudgetAndKeepsTheStart()
+    {
+        var s = GoldenSessions.TimeTravel("sched-host.rvt", new TimeTravelOptions { SnapshotInterval = 50_000, SnapshotMemoryBytes = 6L << 20 });
+        s.Step(new StepConstraints { ToIcount = 5_000_000 });
+        Assert.True(s.Ladder.BytesUsed <= 6L << 20 || s.Ladder.Count <= 2, $"{s.Ladder.BytesUsed} bytes in {s.Ladder.Count} snapshots");
+        Assert.Contains(0ul, s.Ladder.Positions);
+        Assert.True(s.Ladder.Count > 3);
+        // Denser near the current position than far from it.
+        var p = s.Ladder.Positions.ToArray();
+        Assert.True(p[^1] - p[^2] < p[2] - p[1], string.Join(",", p));
+    }
+
+    private static uint Read32(TimeTravelSession s, uint va)
+    {
+        s.Replayer.View.TryReadValue(va, 4, out ulong v);
+        return (uint)v;
+    }
+}

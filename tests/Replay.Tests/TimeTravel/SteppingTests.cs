@@ -1,0 +1,132 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Stepping;
+
+namespace Replayvisor.Replay.Tests.TimeTravel;
+
+/// <summary>A replay stepped under constraints stays bit-exact and stops where and why it should.</summary>
+public class SteppingTests
+{
+    [Theory]
+    [InlineData("sched-host.rvt")]
+    [InlineData("sched-host-chaos.rvt")]
+    [InlineData("events.rvt")]
+    [InlineData("echo.rvt")]
+    public void SteppingInUnevenPiecesReplaysBitExactlyToTheEnd(string name)
+    {
+        using var reader = GoldenSessions.Open(name);
+        var r = new TraceReplayer(reader);
+        var sizes = new ulong[] { 1, 7, 1000, 3, 65_537, 12_345, 1, 250_000 };
+        StopInfo stop;
+        int i = 0;
+        do stop = r.Step(new StepConstraints { ToIcount = r.Icount + sizes[i++ % sizes.Length] });
+        while (stop.Kind == StopKind.Reached);
+        Assert.Equal(StopKind.EndOfTrace, stop.Kind);
+        Assert.Null(r.Verifier.First);
+        Assert.Equal(reader.Summary!.FinalIcount, r.Icount);
+        Assert.Equal(MachineExitKind.PoweredOff, stop.Exit!.Kind);
+    }
+
+    [Theory]
+    [InlineData("sched-host.rvt")]
+    [InlineData("events.rvt")]
+    [InlineData("traps-pae.rvt")]
+    public void StoppingAtEveryEventSeesEachRecordedOneOnce(string name)
+    {
+        using var reader = GoldenSessions.Open(name);
+        var expected = reader.ReadEvents().Where(e => e is HypercallEvent or UpcallEvent or ExceptionEvent or ConsoleOutputEvent).ToList();
+        var r = new TraceReplayer(reader);
+        var any = new EventStop { AnyHypercall = true, Upcall = true, AnyException = true, ConsoleOutput = true };
+        var seen = new List<TraceEvent>();
+        StopInfo stop;
+        while ((stop = r.Step(new StepConstraints { Events = any })).Kind == StopKind.Event)
+        {
+            Assert.Equal(stop.Event!.Icount, stop.Icount);
+            seen.Add(stop.Event);
+        }
+        Assert.Equal(StopKind.EndOfTrace, stop.Kind);
+        Assert.Null(r.Verifier.First);
+        Assert.Equal(expected, seen);
+    }
+
+    [Fact]
+    public void ANamedHypercallStopsOnlyAtThatHypercall()
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        int consoleIo = reader.ReadEvents().OfType<HypercallEvent>().Count(h => h.Number == 18);
+        var r = new TraceReplayer(reader);
+        var only = new EventStop { Hypercalls = new HashSet<int> { 18 } };
+        int stops = 0;
+        while (r.Step(new StepConstraints { Events = only }) is { Kind: StopKind.Event } s)
+        {
+            Assert.Equal(18, Assert.IsType<HypercallEvent>(s.Event).Number);
+            stops++;
+        }
+        Assert.True(consoleIo > 0);
+        Assert.Equal(consoleIo, stops);
+    }
+
+    [Fact]
+    public void ABreakpointOnAGuestFunctionStopsBeforeItsFirstInstructionEachTimeItRuns()
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint upcall = symbols.AddressOf("upcall")!.Value;
+        int upcalls = reader.ReadEvents().Count(e => e is UpcallEvent);
+        var r = new TraceReplayer(reader);
+        var c = new StepConstraints { Breakpoints = [new Breakpoint(1, upcall)] };
+        int hits = 0;
+        while (r.Step(c) is { Kind: StopKind.Breakpoint } s)
+        {
+            Assert.Equal(upcall, r.Machine.Cpu.Eip);
+            Assert.Equal(1, s.Breakpoint!.Id);
+            hits++;
+        }
+        Assert.Null(r.Verifier.First);
+        Assert.Equal(upcalls, hits);
+    }
+
+    [Fact]
+    public void APhysicalBreakpointStopsWhereTheLinearOneDoes()
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint count = symbols.AddressOf("count")!.Value;
+        var r = new TraceReplayer(reader);
+        var linear = r.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, count)] });
+        Assert.Equal(StopKind.Breakpoint, linear.Kind);
+        Assert.True(r.View.TryTranslate(count, out ulong pa));
+        using var again = GoldenSessions.Open("events.rvt");
+        var r2 = new TraceReplayer(again);
+        var physical = r2.Step(new StepConstraints { Breakpoints = [new Breakpoint(2, pa, AddressKind.Physical)] });
+        Assert.Equal(StopKind.Breakpoint, physical.Kind);
+        Assert.Equal(linear.Icount, physical.Icount);
+    }
+
+    [Fact]
+    public void AWriteWatchpointReportsEveryChangeWithOldAndNewValues()
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint counter = symbols.AddressOf("upcalls")!.Value;
+        int upcalls = reader.ReadEvents().Count(e => e is UpcallEvent);
+        var r = new TraceReplayer(reader);
+        var c = new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Write)] };
+        var values = new List<(ulong Old, ulong New)>();
+        while (r.Step(c) is { Kind: StopKind.Watchpoint } s) values.Add((s.Watch!.OldValue, s.Watch.NewValue));
+        Assert.Equal(Enumerable.Range(0, upcalls).Select(i => ((ulong)i, (ulong)i + 1)), values);
+    }
+
+    [Fact]
+    public void AReadWatchpointSeesTheGuestReadingItsCounter()
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        uint counter = symbols.AddressOf("upcalls")!.Value;
+        var r = new TraceReplayer(reader);
+        var stop = r.Step(new StepConstraints { Watchpoints = [new Watchpoint(1, counter, 4, WatchKind.Read)] });
+        Assert.Equal(StopKind.Watchpoint, stop.Kind);
+        Assert.Equal(WatchKind.Read, stop.Watch!.Access);
+        Assert.Equal(stop.Watch.OldValue, stop.Watch.NewValue);
+    }
+}
