@@ -71,6 +71,27 @@ public class RunCommandTests
         Cli.AssertOneLineError(Cli.Run("run", f), 5, "Xen");
     }
 
+    /// <summary>
+    /// A kernel that record refuses leaves the file system as it was: no trace file where there was
+    /// none, and an existing file at the output path untouched (not truncated, not deleted).
+    /// </summary>
+    [Fact]
+    public void ARefusedKernelLeavesNoTraceBehindAndAnExistingFileUntouched()
+    {
+        byte[] image = File.ReadAllBytes(Cli.Guest("hello"));
+        string bad = Cli.TempFile("truncated.elf");
+        File.WriteAllBytes(bad, image.AsSpan(0, 100).ToArray()); // the program headers run past the end
+        string fresh = Cli.TempFile("fresh.rvt");
+        Cli.AssertOneLineError(Cli.Run("record", bad, "-o", fresh), 5, "past the end");
+        Assert.False(File.Exists(fresh), "a refused kernel left a trace file behind");
+
+        string existing = Cli.TempFile("existing.rvt");
+        File.WriteAllText(existing, "an earlier recording\n");
+        Cli.AssertOneLineError(Cli.Run("record", bad, "-o", existing), 5, "past the end");
+        Assert.True(File.Exists(existing), "a refused kernel deleted the file at the output path");
+        Assert.Equal("an earlier recording\n", File.ReadAllText(existing));
+    }
+
     [Fact]
     public void MisuseExitsTwo()
     {

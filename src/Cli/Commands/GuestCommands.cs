@@ -44,6 +44,7 @@ public static class GuestCommands
         {
             if (output != null)
             {
+                RefuseBadKernel(a, kernel);
                 // Written in place: a recorder killed outright leaves its complete chunks readable at the path asked for.
                 try { trace = new WriteGuard(new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read), output); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -101,6 +102,23 @@ public static class GuestCommands
         else if (a.Stats) report.WriteText(stderr);
         if (code != 0) stderr.WriteLine($"replayvisor: {Describe(exit)}");
         return code;
+    }
+
+    /// <summary>
+    /// Builds the domain once before the output path is touched, so a kernel that would be refused
+    /// leaves the file system as it was (no new file; an existing one neither truncated nor deleted).
+    /// </summary>
+    private static void RefuseBadKernel(RunArgs a, byte[] kernel)
+    {
+        try
+        {
+            DomainBuilder.Build(XenGuestInfo.Parse(kernel), kernel,
+                new DomainBuildOptions { MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain });
+        }
+        catch (BootImageException e)
+        {
+            throw new CliException(ExitCodes.BadKernel, $"{a.Kernel}: {e.Message}");
+        }
     }
 
     public static byte[] ReadKernel(string path)
