@@ -36,6 +36,7 @@
 #define EINVAL  22
 #define ENOSYS  38
 #define ESRCH    3
+#define ENODEV  19
 #define EACCES  13
 #define ENOSPC  28
 #define EOPNOTSUPP 95

@@ -62,6 +62,7 @@ public static class CliApp
         root.Subcommands.Add(ReplayCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
+        root.Subcommands.Add(DiffCmd(stdout));
         root.Subcommands.Add(BenchCmd(stdout));
         root.Subcommands.Add(DebugCmd(stdout, stderr));
         root.Subcommands.Add(GdbServerCmd(stderr));
@@ -191,6 +192,19 @@ public static class CliApp
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
         cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");
         cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout));
+        return cmd;
+    }
+
+    private static Command DiffCmd(TextWriter stdout)
+    {
+        var a = new Argument<string>("a") { Description = "The first trace (.rvt)" };
+        var b = new Argument<string>("b") { Description = "The second trace (.rvt)" };
+        var json = new Option<bool>("--json") { Description = "Print one JSON document (schema: docs/diff.md)" };
+        var context = new Option<int>("--context") { Description = "Equal events shown around each difference", DefaultValueFactory = _ => 3 };
+        var noPinpoint = new Option<bool>("--no-pinpoint") { Description = "Same guest image: do not re-execute the runs to find the first differing instruction" };
+        var cmd = new Command("diff", "Compare two traces: where the runs part ways (exit 0 same, 1 different)") { a, b, json, context, noPinpoint };
+        cmd.WithExample("replayvisor diff variant-a.rvt variant-b.rvt --context 5");
+        cmd.SetAction(p => DiffCommand.Run(p.GetValue(a)!, p.GetValue(b)!, p.GetValue(json), p.GetValue(context), !p.GetValue(noPinpoint), stdout));
         return cmd;
     }
 

@@ -5,6 +5,8 @@ public static class ExitCodes
 {
     public const int PoweredOff = 0;
     public const int Ok = 0;
+    /// <summary>diff: the two runs differ.</summary>
+    public const int Differ = 1;
     public const int Usage = 2;
     public const int GuestCrashed = 3;
     public const int InstructionLimit = 4;
@@ -18,6 +20,14 @@ public static class ExitCodes
     public const int TraceTruncated = 12;
     public const int GuestRebooted = 13;
     public const int GuestIdle = 14;
+    /// <summary>diff: the traces were recorded with settings that make them incomparable (memory, clock, Xen ABI).</summary>
+    public const int TracesIncomparable = 20;
+    /// <summary>diff: the traces are of unrelated guests.</summary>
+    public const int UnrelatedGuests = 21;
+    /// <summary>diff: a trace compared with itself.</summary>
+    public const int SameTrace = 22;
+    /// <summary>diff: the traces were written by different format versions.</summary>
+    public const int FormatVersionsDiffer = 23;
     public const int Interrupted = 130;
     public const int IoError = 74;
     public const int Internal = 70;

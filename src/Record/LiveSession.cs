@@ -26,6 +26,8 @@ public sealed record LiveRequest
     public string EngineBuild { get; init; } = "dev";
     /// <summary>What hypercall events carry about guest memory written back (record: digest by default, data with --hypercall-data).</summary>
     public HypercallOutputLevel HypercallOutputs { get; init; } = HypercallOutputLevel.Digest;
+    /// <summary>Test hook: wraps the run's input source (e.g. to inject an engine perturbation at an instruction count).</summary>
+    public Func<IRunInputs, IRunInputs>? WrapInputs { get; init; }
     /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
     public TraceWriterOptions? WriterOptions { get; init; }
 
@@ -110,7 +112,7 @@ public sealed class LiveSession : IDisposable
     public LiveResult Run()
     {
         var sw = Stopwatch.StartNew();
-        MachineExit exit = Machine.Run(_req.MaxInstructions, _inputs);
+        MachineExit exit = Machine.Run(_req.MaxInstructions, _req.WrapInputs?.Invoke(_inputs) ?? _inputs);
         sw.Stop();
         if (_writer != null)
         {

@@ -83,4 +83,18 @@ public class DebugCommandTests
         Assert.Matches(@"instruction \d+: breakpoint 1 \(0x[0-9a-f]{8} <count>\)", r.Stdout);
         Cli.AssertOneLineError(Cli.Run("debug", Trace, "--batch", script + ".missing"), 6, "no such file");
     }
+
+    [Fact]
+    public void ADamagedChunkIsReportedWhenTheSessionReachesIt()
+    {
+        byte[] trace = File.ReadAllBytes(Path.Combine(Cli.RepoRoot, "traces", "sched-chaos.rvt"));
+        long last = TraceEdit.LastEventChunkOffset(trace);
+        Assert.True(last > 0);
+        trace[last + 40] ^= 0xFF; // inside the last events chunk's payload: its checksum no longer matches
+        string damaged = Cli.TempFile("damaged.rvt");
+        File.WriteAllBytes(damaged, trace);
+        var r = Cli.RunWithInput("goto 100\nwhen\ncontinue\n", "debug", damaged);
+        Assert.Contains("instruction 100, event index", r.Stdout); // the chunks before the damage replay
+        Cli.AssertOneLineError(r, 9, $"offset {last}");
+    }
 }

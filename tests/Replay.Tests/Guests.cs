@@ -5,7 +5,10 @@ namespace Replayvisor.Replay.Tests;
 /// <summary>The guest kernels of guests/, built once per test run with make if they are missing.</summary>
 public static class Guests
 {
-    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "preempt", "ticker"];
+    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "preempt", "debugregs", "ticker"];
+
+    /// <summary>Two builds of one kernel that differ in one function (guests/variant).</summary>
+    public static readonly string[] Variants = ["variant-a", "variant-b"];
 
     /// <summary>Console input the echo guest reads (it powers off on "quit").</summary>
     public static readonly byte[] EchoInput = "hello, replay\nsecond line\nquit\n"u8.ToArray();
@@ -24,7 +27,8 @@ public static class Guests
     private static string Build()
     {
         string dir = Path.Combine(RepoRoot, "guests", "build");
-        if (Names.All(n => File.Exists(Path.Combine(dir, n + ".elf")) && File.Exists(Path.Combine(dir, n + "-pae.elf")))) return dir;
+        if (Names.All(n => File.Exists(Path.Combine(dir, n + ".elf")) && File.Exists(Path.Combine(dir, n + "-pae.elf")))
+            && Variants.All(v => File.Exists(Path.Combine(dir, v + ".elf")))) return dir;
         var psi = new ProcessStartInfo("make", $"-s -C \"{Path.Combine(RepoRoot, "guests")}\"") { RedirectStandardError = true, RedirectStandardOutput = true };
         using var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start make");
         string err = p.StandardError.ReadToEnd();

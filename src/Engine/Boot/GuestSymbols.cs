@@ -17,14 +17,21 @@ public readonly record struct GuestSymbol(uint Address, uint Size, string Name, 
 public sealed class GuestSymbols
 {
     private const int SymEntrySize = 16;
-    private const byte SttObject = 1, SttFunc = 2, SttNotype = 0;
+    private const byte SttObject = 1, SttFunc = 2, SttNotype = 0, SttFile = 4;
     private const ushort ShnUndef = 0, ShnLoreserve = 0xFF00;
 
     private readonly GuestSymbol[] _sorted;
 
-    private GuestSymbols(GuestSymbol[] sorted) => _sorted = sorted;
+    private GuestSymbols(GuestSymbol[] sorted, string[] files)
+    {
+        _sorted = sorted;
+        SourceFiles = files;
+    }
 
-    public static readonly GuestSymbols Empty = new([]);
+    public static readonly GuestSymbols Empty = new([], []);
+
+    /// <summary>The source file names the symbol table lists (STT_FILE), sorted, without duplicates.</summary>
+    public IReadOnlyList<string> SourceFiles { get; }
 
     public IReadOnlyList<GuestSymbol> All => _sorted;
     public int Count => _sorted.Length;
@@ -47,6 +54,7 @@ public sealed class GuestSymbols
         ArgumentNullException.ThrowIfNull(elf);
         var sections = elf.SectionHeaders;
         var list = new List<GuestSymbol>();
+        var files = new SortedSet<string>(StringComparer.Ordinal);
         foreach (var sym in sections)
         {
             if (sym.Type != Elf.ShtSymtab || sym.Link >= sections.Count) continue;
@@ -62,6 +70,7 @@ public sealed class GuestSymbols
                 uint size = BinaryPrimitives.ReadUInt32LittleEndian(e[8..]);
                 byte type = (byte)(e[12] & 0xF);
                 ushort shndx = BinaryPrimitives.ReadUInt16LittleEndian(e[14..]);
+                if (type == SttFile && ElfImage.CString(names, nameOff) is { Length: > 0 } file) files.Add(file);
                 if (type is not (SttFunc or SttObject or SttNotype) || shndx == ShnUndef || shndx >= ShnLoreserve) continue;
                 string name = ElfImage.CString(names, nameOff);
                 if (name.Length == 0 || name.StartsWith(".L", StringComparison.Ordinal)) continue;
@@ -76,7 +85,7 @@ public sealed class GuestSymbols
         var unique = new List<GuestSymbol>(list.Count);
         foreach (var s in list)
             if (unique.Count == 0 || unique[^1].Address != s.Address) unique.Add(s);
-        return new GuestSymbols(unique.ToArray());
+        return new GuestSymbols(unique.ToArray(), [.. files]);
     }
 
     /// <summary>The symbol an address belongs to and the offset into it, or null.</summary>

@@ -101,24 +101,33 @@ public sealed partial class X86Cpu
             if (_stopRequested) return StopReason.Stopped;
             if (_icount >= _stopAt) return StopReason.InstructionLimit; // the field: StopAtCurrentCount may lower it
             bool singleStep = (FlagsReg & Fl.TF) != 0;
+            bool breakpoints = InstructionBreakpointsArmed; // Breakpoints.cs: one instruction per block, checked first
+            if (breakpoints && InstructionBreakpoint())
+            {
+                DeliverFault();
+                prev = null;
+                continue;
+            }
+            _oneAtATime = singleStep || breakpoints;
             Block? b = prev?.Successor(Eip, ChainEpoch);
             if (b == null)
             {
-                b = FetchBlock(singleStep);
+                b = FetchBlock(_oneAtATime);
                 if (b == null)
                 {
                     DeliverFault();
                     prev = null;
                     continue;
                 }
-                if (prev != null && b.Cached && !singleStep) prev.Link(b, ChainEpoch);
+                if (prev != null && b.Cached && !_oneAtATime) prev.Link(b, ChainEpoch);
             }
             if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
             // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
-            // checks between instructions (TF here; debug breakpoints, if armed) must keep it off.
-            int r = b.Compiled != null && !singleStep && (ulong)b.Count <= stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
+            // checks between instructions (TF, armed instruction breakpoints: _oneAtATime) keeps it off.
+            int r = b.Compiled != null && !_oneAtATime && (ulong)b.Count <= _stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
-            prev = r != 0 && b.Chainable && !singleStep ? b : null;
+            if (breakpoints && r != 0) FlagsReg &= ~Fl.RF; // RF lasts one instruction
+            prev = r != 0 && b.Chainable && !_oneAtATime ? b : null;
         }
     }
 
@@ -146,7 +155,7 @@ public sealed partial class X86Cpu
         int n = b.Count;
         ulong budget = _stopAt - _icount;
         if ((ulong)n > budget) n = (int)budget;
-        if (singleStep) n = Math.Min(n, 1);
+        if (_oneAtATime) n = Math.Min(n, 1);
         _blocks.Current = b.Id;
         for (int i = 0; i < n; i++)
         {
@@ -161,15 +170,15 @@ public sealed partial class X86Cpu
                 {
                     Exit = 0;
                     _icount++;
-                    if (singleStep) { SingleStepTrap(); return 0; }
+                    if (singleStep) { SingleStepTrap(d.Insn); return 0; }
                     return 1;
                 }
-                return HandleExit(singleStep) ? 0 : -1;
+                return HandleExit(singleStep, d.Insn) ? 0 : -1;
             }
             _icount++;
         }
         _blocks.Current = 0;
-        if (singleStep) { SingleStepTrap(); return 0; }
+        if (singleStep && n > 0) { SingleStepTrap(insns[n - 1].Insn); return 0; }
         return 1;
     }
 
@@ -191,7 +200,7 @@ public sealed partial class X86Cpu
             _icount++;
             return 1;
         }
-        return HandleExit(false) ? 0 : -1;
+        return HandleExit(false, b.Insns[i].Insn) ? 0 : -1;
     }
 
     private void Compile(Block b)
@@ -202,7 +211,10 @@ public sealed partial class X86Cpu
         BlocksCompiled++;
     }
 
-    private bool HandleExit(bool singleStep)
+    /// <summary>Run one instruction per block: TF or an enabled instruction breakpoint (set by <see cref="Run"/>).</summary>
+    private bool _oneAtATime;
+
+    private bool HandleExit(bool singleStep, in Instruction insn)
     {
         CpuExit ex = Exit;
         Exit = 0;
@@ -223,13 +235,14 @@ public sealed partial class X86Cpu
             Host.Deliver(this, _pending);
             ClearFault();
         }
-        else if (singleStep) SingleStepTrap();
+        else if (singleStep) SingleStepTrap(insn);
         return true;
     }
 
-    /// <summary>#DB after an instruction executed with TF set (SDM vol. 3 §17.3.1.4): DR6.BS.</summary>
-    private void SingleStepTrap()
+    /// <summary>#DB after an instruction executed with TF set (SDM vol. 3 §17.3.1.4): DR6.BS; held back after MOV/POP SS.</summary>
+    private void SingleStepTrap(in Instruction insn)
     {
+        if (ShadowsSingleStep(insn)) return;
         Dr[6] |= 0x4000;
         var e = new CpuEvent(Vectors.DB, EventKind.Trap, false, 0, InsnEip, 0);
         Host.Deliver(this, e);

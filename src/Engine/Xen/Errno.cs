@@ -4,7 +4,7 @@ namespace Replayvisor.Engine.Xen;
 public static class Errno
 {
     public const int EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, EIO = 5, E2BIG = 7, EAGAIN = 11, ENOMEM = 12,
-        EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, ETIME = 62, EOPNOTSUPP = 95;
+        EACCES = 13, EFAULT = 14, EBUSY = 16, EEXIST = 17, EINVAL = 22, ENODEV = 19, ENOSPC = 28, ENOSYS = 38, ENODATA = 61, ETIME = 62, EOPNOTSUPP = 95;
     /// <summary>Xen-internal: the operation must be continued (never returned to a guest).</summary>
     public const int ERESTART = 85;
 }

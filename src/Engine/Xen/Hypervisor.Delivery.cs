@@ -160,7 +160,9 @@ public sealed partial class Hypervisor
                 return;
             }
         }
+        _emulationUd = false;
         if (err == 0 && EmulatePrivilegedOp()) return;
+        if (_emulationUd) { _emulationUd = false; BounceTrap(Vectors.UD, false, 0); return; }
         BounceTrap(Vectors.GP, true, err);
     }
 

@@ -72,8 +72,22 @@ public sealed partial class Hypervisor
             _f.Eip = (uint)insn.NextIP;
             Cpu.RetireEmulated(EmulatedInstruction.PrivilegedOp);
         }
+        if (_ioBreakpointHits != 0)
+        {
+            // pv_inject_DB: the emulated instruction completed; #DB follows with the matching B bits in DR6.
+            Vcpu.DebugRegs[6] |= _ioBreakpointHits;
+            Cpu.Dr[6] = Vcpu.DebugRegs[6];
+            _ioBreakpointHits = 0;
+            BounceTrap(Vectors.DB, false, 0);
+        }
         return true;
     }
+
+    /// <summary>I/O breakpoints the emulated instruction hit (4.19, check_guest_io_breakpoint).</summary>
+    private uint _ioBreakpointHits;
+
+    /// <summary>Set by an emulated mov to or from DRn that Xen answers with #UD (-ENODEV: DR4/DR5 with CR4.DE).</summary>
+    private bool _emulationUd;
 
     private bool _ioDone;
 
@@ -96,12 +110,18 @@ public sealed partial class Hypervisor
                 return true;
             }
             case Mnemonic.Mov when insn.Op0Kind == OpKind.Register && insn.Op0Register.IsDR():
-                return SetDebugReg(insn.Op0Register - Register.DR0, Cpu.Gpr[GprIndex(insn.Op1Register)]) == 0;
+            {
+                // -ENODEV → #UD, -EINVAL/-EPERM → #GP(0) (pv/misc-hypercalls.c set_debugreg's contract).
+                long rc = SetDebugReg(insn.Op0Register - Register.DR0, Cpu.Gpr[GprIndex(insn.Op1Register)]);
+                _emulationUd = rc == -Errno.ENODEV;
+                return rc == 0;
+            }
             case Mnemonic.Mov when insn.Op1Kind == OpKind.Register && insn.Op1Register.IsDR():
             {
-                int dr = insn.Op1Register - Register.DR0;
-                if (dr > 7) return false;
-                Cpu.Gpr[GprIndex(insn.Op0Register)] = Vcpu.DebugRegs[dr];
+                long v = GetDebugReg(insn.Op1Register - Register.DR0);
+                _emulationUd = v == -Errno.ENODEV;
+                if (v < 0) return false;
+                Cpu.Gpr[GprIndex(insn.Op0Register)] = (uint)v;
                 return true;
             }
             case Mnemonic.Rdmsr:
@@ -127,7 +147,7 @@ public sealed partial class Hypervisor
             case 0: v = (Cpu.Cr0 & ~Cr0Bits.TS) | (Vcpu.VirtualTs ? Cr0Bits.TS : 0); return true;
             case 2: v = Vcpu.Cr2; return true;
             case 3: v = Boot.XenLayout.PackCr3(Mm.CurrentBaseMfn); return true;
-            case 4: v = Cpu.Cr4 & ~(Cr4Bits.PGE | Cr4Bits.PSE); return true;
+            case 4: v = (Cpu.Cr4 & ~(Cr4Bits.PGE | Cr4Bits.PSE | Cr4Bits.DE)) | (Vcpu.GuestCr4De ? Cr4Bits.DE : 0); return true;
             default: v = 0; return false;
         }
     }
@@ -148,7 +168,14 @@ public sealed partial class Hypervisor
             case 3:
                 return Mm.NewBaseptr((v >> 12) | (v << 20)); // xen_cr3_to_pfn
             case 4:
-                return v == (Cpu.Cr4 & ~(Cr4Bits.PGE | Cr4Bits.PSE));
+            {
+                // 4.19 lets a PV guest toggle CR4.DE (pv_fixup_guest_cr4); 3.1 refuses any change.
+                uint shown = Cpu.Cr4 & ~(Cr4Bits.PGE | Cr4Bits.PSE | Cr4Bits.DE);
+                if (!Xen4) return v == (Cpu.Cr4 & ~(Cr4Bits.PGE | Cr4Bits.PSE));
+                if ((v & ~Cr4Bits.DE) != shown) return false;
+                Vcpu.GuestCr4De = (v & Cr4Bits.DE) != 0;
+                return true;
+            }
             default:
                 return false;
         }
@@ -191,6 +218,7 @@ public sealed partial class Hypervisor
             _ => Cpu.Edx & 0xFFFF,
         };
         if (!IoPermitted(port, size, kernel)) return false;
+        _ioBreakpointHits = IoBreakpointHits(port, size);
         uint mask = size == 4 ? 0xFFFFFFFF : (1u << (size * 8)) - 1;
         switch (insn.Mnemonic)
         {

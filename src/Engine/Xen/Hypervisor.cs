@@ -47,6 +47,12 @@ public sealed partial class Hypervisor : ICpuHost
         Vcpu.KernelSs = v0.KernelSs;
         Vcpu.KernelSp = v0.KernelSp;
         Vcpu.PeriodNs = Options.PeriodicTimerNs;
+        if (Xen4)
+        {
+            // vcpu reset of 4.x: DR6 and DR7 start at their architectural values (X86_DR6_DEFAULT, X86_DR7_DEFAULT).
+            Vcpu.DebugRegs[6] = cpu.Dr[6] = Dr6Ones;
+            Vcpu.DebugRegs[7] = cpu.Dr[7] = Dr7Ones;
+        }
         if (!domain.InitialDomain)
         {
             Events.ConnectToBackend(BuiltDomain.StoreEvtchn, ConsoleBackend.BackendStorePort);

@@ -43,6 +43,9 @@ public sealed class VcpuState : IStateHashable
     public int Iopl;
     public uint IoBitmap, IoBitmapPorts;
     public readonly uint[] DebugRegs = new uint[8];
+    /// <summary>4.19: the guest's CR4.DE (ctrlreg[4]) and the DR7 enables of I/O breakpoints Xen emulates (dr7_emul).</summary>
+    public bool GuestCr4De;
+    public uint Dr7Emul;
     /// <summary>ctrlreg[2]: the CR2 of the last bounced #PF (or a guest mov to cr2).</summary>
     public uint Cr2;
     public bool NmiMasked, NmiPending;
@@ -89,6 +92,7 @@ public sealed class VcpuState : IStateHashable
         Iopl = s.Iopl;
         IoBitmap = s.IoBitmap; IoBitmapPorts = s.IoBitmapPorts;
         s.DebugRegs.CopyTo(DebugRegs, 0);
+        GuestCr4De = s.GuestCr4De; Dr7Emul = s.Dr7Emul;
         Cr2 = s.Cr2;
         NmiMasked = s.NmiMasked; NmiPending = s.NmiPending;
         Blocked = s.Blocked; Polling = s.Polling;
@@ -133,6 +137,11 @@ public sealed class VcpuState : IStateHashable
             w.Tag("vcpu-syscall");
             w.U16(Syscall32.Cs); w.U32(Syscall32.Eip); w.Bool(Syscall32MasksEvents);
             w.U16(Sysenter.Cs); w.U32(Sysenter.Eip); w.Bool(SysenterMasksEvents);
+        }
+        if (GuestCr4De || Dr7Emul != 0)
+        {
+            w.Tag("vcpu-debug");
+            w.Bool(GuestCr4De); w.U32(Dr7Emul);
         }
     }
 }

@@ -101,19 +101,48 @@ public class HypercallFamilyTests
     }
 
     [Fact]
-    public void DebugRegisters()
+    public void DebugRegisters31()
     {
-        Assert.Equal(0, Call(8, 0, 0xC0100000));
-        Assert.Equal(0xC0100000, Call(9, 0));
-        Assert.Equal(-Errno.EPERM, Call(8, 1, Hv.Layout.HypervisorVirtStart));
+        var m = new XenTestGuest().Main(a => Shutdown(a)).Machine(options: new XenMachineOptions { MemoryMiB = 8, Hypervisor = new HypervisorOptions { Abi = XenAbi.Xen3_1 } });
+        long C(int nr, uint a1, uint a2 = 0) => m.Hypervisor.Call(nr, new HypercallArgs(a1, a2, 0, 0, 0, 0));
+        Assert.Equal(0, C(9, 7)); // 3.1 starts with zeroed debug registers
+        Assert.Equal(0, C(8, 0, 0xC0100000));
+        Assert.Equal(0xC0100000, C(9, 0));
+        Assert.Equal(-Errno.EPERM, C(8, 1, m.Hypervisor.Layout.HypervisorVirtStart));
+        Assert.Equal(-Errno.EPERM, C(8, 7, 1u << 13));          // GD
+        Assert.Equal(-Errno.EPERM, C(8, 7, 2u << 16));          // R/W0 = 10 (I/O breakpoint)
+        Assert.Equal(0, C(8, 7, 1));
+        Assert.Equal(0x401, C(9, 7));
+        Assert.Equal(0, C(8, 7, 0));
+        Assert.Equal(0, C(9, 7));                               // 0 stays 0 on 3.1
+        Assert.Equal(0, C(8, 6, 0));
+        Assert.Equal(0xFFFF0FF0, C(9, 6));
+        Assert.Equal(-Errno.EINVAL, C(8, 5, 0));
+        Assert.Equal(-Errno.EINVAL, C(9, 8));
+    }
+
+    [Fact]
+    public void DebugRegisters419()
+    {
+        Assert.Equal(0xFFFF0FF0, Call(9, 6));                   // vCPU reset values
+        Assert.Equal(0x400, Call(9, 7));
+        Assert.Equal(0, Call(8, 1, Hv.Layout.HypervisorVirtStart)); // any 32-bit address
         Assert.Equal(-Errno.EPERM, Call(8, 7, 1u << 13));          // GD
-        Assert.Equal(-Errno.EPERM, Call(8, 7, 2u << 16));          // R/W0 = 10 (I/O breakpoint)
-        Assert.Equal(0, Call(8, 7, 1));
+        Assert.Equal(-Errno.EPERM, Call(8, 7, 1 | 2u << 16));      // I/O breakpoint without CR4.DE
+        Assert.Equal(0, Call(8, 7, 0));
+        Assert.Equal(0x400, Call(9, 7));                         // always fixed
+        Assert.Equal(0, Call(8, 5, 1));                          // DR5 aliases DR7 without CR4.DE
         Assert.Equal(0x401, Call(9, 7));
-        Assert.Equal(0, Call(8, 6, 0));
-        Assert.Equal(0xFFFF0FF0, Call(9, 6));
-        Assert.Equal(-Errno.EINVAL, Call(8, 5, 0));
-        Assert.Equal(-Errno.EINVAL, Call(9, 8));
+        Assert.Equal(0x401, Call(9, 5));
+        Hv.Vcpu.GuestCr4De = true;
+        Assert.Equal(-Errno.ENODEV, Call(8, 4, 0));
+        Assert.Equal(-Errno.ENODEV, Call(9, 5));
+        Assert.Equal(0, Call(8, 7, 1 | 2u << 16));               // emulated I/O breakpoint
+        Assert.Equal(1u, Hv.Vcpu.Dr7Emul);
+        Assert.Equal(0x20400u, Hv.Cpu.Dr[7]);                     // kept out of the CPU's DR7
+        Assert.Equal(0x20401, Call(9, 7));
+        Assert.Equal(-Errno.ENODEV, Call(8, 8, 0));
+        Assert.Equal(-Errno.ENODEV, Call(9, 8));
     }
 
     /// <summary>Xen 3.1's answers (the profile of a non-PAE kernel, or --xen 3.1).</summary>

@@ -122,15 +122,15 @@ internal sealed partial class BlockEmitter
         var s = Snapshot();
         Spill(s with { Dirty = 0 });
         SyncIcount(_synced, _b.Count);
-        // if (_stopAt - _icount >= Count) goto head
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Ldfld, FStopAt);
+        // if (_icount + Count <= _stopAt) goto head (a host may lower _stopAt below _icount: StopAtCurrentCount)
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FIcount);
-        _il.Emit(OpCodes.Sub);
         Ldc(_b.Count);
         _il.Emit(OpCodes.Conv_I8);
-        _il.Emit(OpCodes.Bge_Un, _loopHead!.Value);
+        _il.Emit(OpCodes.Add);
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, FStopAt);
+        _il.Emit(OpCodes.Ble_Un, _loopHead!.Value);
         // Registers still need storing; flags and Icount are stored.
         Spill(new State(0xFF, false, CcOp.None, 0, _b.Count));
         StoreField(FEip, () => Ldc((int)_b.Eip));

@@ -55,8 +55,7 @@ internal static class TrapHypercalls
 
     public static long SetDebugreg(Hypervisor hv, in HypercallArgs a) => hv.SetDebugReg((int)a.A1, a.A2);
 
-    public static long GetDebugreg(Hypervisor hv, in HypercallArgs a) =>
-        a.A1 > 7 ? -Errno.EINVAL : hv.Vcpu.DebugRegs[a.A1];
+    public static long GetDebugreg(Hypervisor hv, in HypercallArgs a) => hv.GetDebugReg((int)a.A1);
 
     public static long Iret(Hypervisor hv, in HypercallArgs a) => hv.DoIret();
 

@@ -55,7 +55,7 @@ public class StateHashTests
         ["virq binding"] = m => m.Hypervisor.Vcpu.VirqPort[Hypervisor.VirqConsole] = 7,
         ["virtual ts"] = m => m.Hypervisor.Vcpu.VirtualTs ^= true,
         ["virtual iopl"] = m => m.Hypervisor.Vcpu.Iopl = 3,
-        ["debug register"] = m => m.Hypervisor.Vcpu.DebugRegs[7] = 0x400,
+        ["debug register"] = m => m.Hypervisor.Vcpu.DebugRegs[7] = 0x401,
         ["event channel state"] = m => m.Hypervisor.Events[200].State = PortState.Unbound,
         ["event channel notify vcpu"] = m => m.Hypervisor.Events[3].NotifyVcpu = 1,
         ["event channel remote port"] = m => m.Hypervisor.Events[1].RemotePort ^= 1,

@@ -1,0 +1,40 @@
+using Replayvisor.Cli.Diff;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Diff;
+
+namespace Replayvisor.Cli.Commands;
+
+/// <summary>`replayvisor diff A.rvt B.rvt [--json] [--context N] [--no-pinpoint]`: where two runs part ways (docs/diff.md).</summary>
+public static class DiffCommand
+{
+    public static int Run(string pathA, string pathB, bool json, int context, bool pinpoint, TextWriter output)
+    {
+        if (context < 0) throw new CliException(ExitCodes.Usage, $"--context {context}: must be 0 or more");
+        using var a = TraceFiles.Open(pathA);
+        using var b = TraceFiles.Open(pathB);
+        TraceDiffResult result;
+        try
+        {
+            Comparability.Check(pathA, a, pathB, b);
+            result = TraceDiff.Compare(Side(pathA, a), Side(pathB, b), context, pinpoint);
+        }
+        catch (IncomparableTracesException e)
+        {
+            throw new CliException(e.Kind switch
+            {
+                IncomparableKind.SameTrace => ExitCodes.SameTrace,
+                IncomparableKind.FormatVersions => ExitCodes.FormatVersionsDiffer,
+                IncomparableKind.UnrelatedGuests => ExitCodes.UnrelatedGuests,
+                _ => ExitCodes.TracesIncomparable,
+            }, e.Message);
+        }
+        output.Write(json ? DiffJson.Render(result) : DiffText.Render(result));
+        return result.Identical ? ExitCodes.Ok : ExitCodes.Differ;
+    }
+
+    private static DiffSide Side(string path, TraceReader reader)
+    {
+        try { return new DiffSide(path, reader); }
+        catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+    }
+}

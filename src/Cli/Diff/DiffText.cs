@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text;
+using Replayvisor.Replay.Diff;
+
+namespace Replayvisor.Cli.Diff;
+
+/// <summary>The human-readable diff: a unified diff of the aligned events, the summary, the console by line and the pinpointed instruction.</summary>
+public static class DiffText
+{
+    public static string Render(TraceDiffResult r)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"--- {r.A.Path}\t{r.A.Reader.Header.GuestImageName} ({r.A.Events.Count} events, {r.A.FinalIcount:N0} instructions, {r.A.Exit})");
+        sb.AppendLine($"+++ {r.B.Path}\t{r.B.Reader.Header.GuestImageName} ({r.B.Events.Count} events, {r.B.FinalIcount:N0} instructions, {r.B.Exit})");
+        if (r.Identical)
+        {
+            sb.AppendLine($"identical: {r.A.Events.Count} events agree{(r.SameImage ? " (same guest image)" : "")}, both runs end at instruction {r.A.FinalIcount:N0} ({r.A.Exit})");
+            return sb.ToString();
+        }
+        foreach (var h in r.Hunks)
+        {
+            sb.AppendLine($"@@ -{h.StartA},{h.CountA} +{h.StartB},{h.CountB} @@");
+            foreach (var l in h.Lines)
+            {
+                bool first = r.FirstDifference >= 0 && ReferenceEquals(l, r.Lines[r.FirstDifference]);
+                sb.AppendLine(Line(l) + (first ? "    <== first divergence" : ""));
+            }
+        }
+        if (r.FirstDifference < 0)
+            sb.AppendLine($"the aligned events agree; the runs end differently: A at {r.A.FinalIcount:N0} ({r.A.Exit}), B at {r.B.FinalIcount:N0} ({r.B.Exit})");
+        else
+        {
+            var f = r.Lines[r.FirstDifference];
+            var e = f.A ?? f.B!;
+            sb.AppendLine($"first divergence: {(f.A != null ? "A" : "B")} {e.Text} at instruction {e.Icount:N0}{In(e)}");
+        }
+        if (r.FirstEvent is { } fe)
+        {
+            sb.AppendLine($"first differing recorded event (same image) #{fe.Index} at instruction {fe.Icount:N0}:");
+            sb.AppendLine($"  A: {fe.A?.ToString() ?? "(none: the run ended)"}");
+            sb.AppendLine($"  B: {fe.B?.ToString() ?? "(none: the run ended)"}");
+        }
+        sb.AppendLine("summary by kind (A / B):");
+        foreach (var c in r.ByKind) sb.AppendLine($"  {c.Name,-12} {c.A,8} {c.B,8}{(c.A != c.B ? "   *" : "")}");
+        sb.AppendLine("summary by hypercall (A / B):");
+        foreach (var c in r.ByHypercall) sb.AppendLine($"  {c.Name,-24} {c.A,8} {c.B,8}{(c.A != c.B ? "   *" : "")}");
+        if (r.ConsoleHunks.Count > 0)
+        {
+            sb.AppendLine("console:");
+            foreach (var h in r.ConsoleHunks)
+            {
+                sb.AppendLine($"@@ -{h.StartA},{h.CountA} +{h.StartB},{h.CountB} @@");
+                foreach (var l in h.Lines) sb.AppendLine($"{l.Op}{(l.A ?? l.B)!.Text["console ".Length..]}");
+            }
+        }
+        if (r.Pinpoint is { } p) Pinpoint(sb, p);
+        else if (r.PinpointError != null) sb.AppendLine($"pinpoint: {r.PinpointError}");
+        return sb.ToString();
+    }
+
+    private static string In(DiffEvent e) => e.Function.Length > 0 ? $" in {e.Function}" : "";
+
+    private static string Line(AlignedLine l)
+    {
+        string where(DiffEvent? e) => e == null ? new string(' ', 14) : e.Icount.ToString(CultureInfo.InvariantCulture).PadLeft(14);
+        var e = l.A ?? l.B!;
+        string fn = e.Function.Length > 0 ? e.Function : "-";
+        string detail = e.Detail != null ? "  " + e.Detail : "";
+        if (l.Op == AlignedLine.Same && l.B != null && l.A!.Detail != l.B.Detail) detail = $"  A {l.A.Detail ?? "-"} / B {l.B.Detail ?? "-"}";
+        string fnB = l.Op == AlignedLine.Same && l.B!.Function != e.Function ? "/" + (l.B.Function.Length > 0 ? l.B.Function : "-") : "";
+        return $"{l.Op} {where(l.A)} {where(l.B)}  {fn}{fnB,-0}: {e.Text}{detail}";
+    }
+
+    private static void Pinpoint(StringBuilder sb, PinpointResult p)
+    {
+        sb.AppendLine($"first instruction with a different result: instruction {p.Icount:N0} (re-executed from checkpoint {p.StartIcount:N0}; {p.Passes} passes, {p.InstructionsExecuted:N0} instructions)");
+        sb.AppendLine($"  A: {p.A.Instruction}");
+        sb.AppendLine($"  B: {p.B.Instruction}");
+        if (p.Registers.Count > 0)
+        {
+            sb.AppendLine("  registers after it (A / B):");
+            foreach (var reg in p.Registers) sb.AppendLine($"    {reg.Name,-7} {reg.A:x8}  {reg.B:x8}");
+        }
+        if (p.Memory.Count > 0)
+        {
+            sb.AppendLine("  memory after it (A / B):");
+            foreach (var m in p.Memory)
+            {
+                string at = m.Virtual != 0 ? $"0x{m.Virtual:x8}{(m.Symbol.Length > 0 ? $" <{m.Symbol}>" : "")}" : $"machine 0x{m.Physical:x}";
+                sb.AppendLine($"    {at}: {Convert.ToHexStringLower(m.A)}");
+                sb.AppendLine($"    {new string(' ', at.Length)}  {Convert.ToHexStringLower(m.B)}");
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Replayvisor.Engine.Inputs;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Record;
+using Replayvisor.Replay.Diff;
+
+namespace Replayvisor.Replay.Tests;
+
+/// <summary>`replayvisor diff` below the command line: alignment of two builds, identical runs, and pinpointing an engine perturbation.</summary>
+public class DiffTests
+{
+    private static byte[] Record(string name, bool pae, ulong checkpoints = 20_000, HypercallOutputLevel outputs = HypercallOutputLevel.Digest,
+        Func<IRunInputs, IRunInputs>? wrap = null)
+    {
+        var trace = new MemoryStream();
+        using var s = new LiveSession(new LiveRequest
+        {
+            Kernel = Guests.Image(name, pae), ImageName = name + (pae ? "-pae" : "") + ".elf", Machine = new XenMachineOptions { MemoryMiB = 32 },
+            CheckpointInterval = checkpoints, Trace = trace, ConsoleOutput = new MemoryStream(), HypercallOutputs = outputs, WrapInputs = wrap,
+        });
+        s.Run();
+        return trace.ToArray();
+    }
+
+    private static DiffSide Side(string name, byte[] trace) => new(name, TraceReader.Open(new MemoryStream(trace)));
+
+    [Fact]
+    public void TwoBuildsDifferingInOneFunctionAreAlignedAndTheFunctionIsNamed()
+    {
+        var r = TraceDiff.Compare(Side("a.rvt", Record("variant-a", false)), Side("b.rvt", Record("variant-b", false)), context: 3, pinpoint: false);
+        Assert.False(r.Identical);
+        Assert.False(r.SameImage);
+        var first = r.Lines[r.FirstDifference];
+        Assert.Equal(AlignedLine.OnlyB, first.Op);
+        Assert.Equal("report_progress", first.B!.Function);
+        Assert.Equal("xen_version", first.B.Hypercall);
+        // Everything else lines up: only that one event is unmatched, and the console is the same.
+        Assert.Single(r.Lines, l => l.Op != AlignedLine.Same);
+        Assert.Empty(r.ConsoleHunks);
+        Assert.Equal(new DiffCount("xen_version", 1, 2), r.ByHypercall.Single(c => c.Name == "xen_version"));
+        Assert.Single(r.Hunks);
+        // Each side's events carry that run's own instruction counts.
+        var console = r.Lines.Last(l => l.Op == AlignedLine.Same && l.A!.Kind == DiffEvents.Console);
+        Assert.True(console.B!.Icount > console.A!.Icount);
+    }
+
+    [Fact]
+    public void TheSameImageUnderOptionsThatCannotChangeItsRunIsIdentical()
+    {
+        byte[] a = Record("sched", true, checkpoints: 1_000_000);
+        byte[] b = Record("sched", true, checkpoints: 3_000_000, outputs: HypercallOutputLevel.Data);
+        var r = TraceDiff.Compare(Side("a.rvt", a), Side("b.rvt", b), context: 3, pinpoint: true);
+        Assert.True(r.Identical, string.Join("\n", r.Lines.Where(l => l.Op != AlignedLine.Same).Take(3)));
+        Assert.True(r.SameImage);
+        Assert.Null(r.FirstEvent);
+        Assert.Null(r.Pinpoint);
+    }
+
+    /// <summary>A test-only engine perturbation: flips bits of EDI when the run reaches instruction <paramref name="at"/>.</summary>
+    private sealed class FlipEdi(IRunInputs inner, ulong at, uint mask) : IRunInputs
+    {
+        private bool _done;
+        public ulong NextPoll(ulong icount) => _done ? inner.NextPoll(icount) : Math.Min(inner.NextPoll(icount), Math.Max(at, icount));
+        public bool Poll(XenMachine machine, bool blocked)
+        {
+            bool injected = inner.Poll(machine, blocked);
+            if (!_done && machine.Icount == at) { machine.Cpu.Edi ^= mask; _done = true; }
+            return injected;
+        }
+        public bool WaitForInput(XenMachine machine) => inner.WaitForInput(machine);
+        public ulong TimerDelay(ulong icount) => inner.TimerDelay(icount);
+        public bool StopRequested => inner.StopRequested;
+    }
+
+    [Fact]
+    public void AnEnginePerturbationIsPinpointedToTheInstructionAndRegister()
+    {
+        const ulong At = 75_000;
+        const uint Mask = 0x1;
+        byte[] a = Record("variant-a", false);
+        byte[] b = Record("variant-a", false, wrap: i => new FlipEdi(i, At, Mask));
+        var r = TraceDiff.Compare(Side("a.rvt", a), Side("b.rvt", b), context: 3, pinpoint: true,
+            new PinpointOptions { WrapInputsB = i => new FlipEdi(i, At, Mask) });
+        Assert.False(r.Identical);
+        Assert.True(r.SameImage);
+        Assert.NotNull(r.FirstEvent);
+        Assert.True(r.Pinpoint != null, $"{r.PinpointError}; first event {r.FirstEvent}; ends {r.A.FinalIcount} {r.B.FinalIcount}");
+        var p = r.Pinpoint!;
+        // The state before instruction At is the same in both runs; after it EDI differs by the flipped bit.
+        Assert.Equal(At, p.Icount);
+        var edi = Assert.Single(p.Registers, x => x.Name == "edi");
+        Assert.Equal(Mask, edi.A ^ edi.B);
+        Assert.Equal(p.A.Eip, p.B.Eip);
+        Assert.Contains("<", p.A.Instruction); // disassembled with symbol+offset
+        Assert.True(p.StartIcount > 0 && p.StartIcount <= At, $"re-executed from {p.StartIcount}");
+    }
+}
