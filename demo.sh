@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job: builds everything on a fresh machine, records a guest kernel's run into a trace,
-# replays the trace bit-exactly, and shows what the trace holds.
+# The main job: builds everything on a fresh machine, installs the `replayvisor` command (install.sh),
+# records a guest kernel's run into a trace, replays the trace bit-exactly, and shows what it holds.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -10,8 +10,9 @@ command -v gcc >/dev/null && command -v make >/dev/null || {
 }
 
 make -s -C guests
-dotnet build src/Cli -c Release -nologo -v q >/dev/null
-rv() { dotnet src/Cli/bin/Release/net10.0/replayvisor.dll "$@"; }
+./install.sh
+case ":$PATH:" in *":$HOME/.dotnet/tools:"*) ;; *) export PATH="$PATH:$HOME/.dotnet/tools" ;; esac
+rv() { echo "\$ replayvisor $*" >&2; replayvisor "$@"; }
 
 guest=${1:-guests/build/sched-pae.elf}
 mkdir -p artifacts

@@ -18,6 +18,8 @@ public static class ExitCodes
     public const int Diverged = 10;
     public const int TraceNewer = 11;
     public const int TraceTruncated = 12;
+    /// <summary>Replay: the trace ends early (killed recorder); every event it holds replayed bit-exactly (same code as a truncated trace).</summary>
+    public const int TracePrefixOnly = TraceTruncated;
     public const int GuestRebooted = 13;
     public const int GuestIdle = 14;
     /// <summary>diff: the traces were recorded with settings that make them incomparable (memory, clock, Xen ABI).</summary>

@@ -20,9 +20,13 @@ public sealed class HostClock : IHostTime, IDisposable
         return ((uint)utc.ToUnixTimeSeconds(), (uint)(utc.Ticks % TimeSpan.TicksPerSecond * 100));
     }
 
+    /// <summary>Called before a wait of 10 ms or more (the recorder writes its pending events first).</summary>
+    public Action? BeforeLongWait { get; set; }
+
     public bool Wait(ulong ns)
     {
         int ms = ns >= 1_000_000_000 ? 1000 : (int)Math.Max(1, ns / 1_000_000);
+        if (ms >= 10) BeforeLongWait?.Invoke();
         if (!_wake.Wait(ms)) return false;
         _wake.Reset();
         return true;

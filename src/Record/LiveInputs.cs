@@ -45,6 +45,9 @@ public sealed class LiveInputs : IRunInputs, IDisposable
     /// <summary>Called at every poll (the recorder flushes the trace about once a second from here).</summary>
     public Action? Periodic { get; init; }
 
+    /// <summary>Called before waiting for console input (the recorder writes its pending events first).</summary>
+    public Action? BeforeWait { get; init; }
+
     /// <summary>Ends the run at the next instruction boundary the machine offers (Ctrl-C, SIGTERM).</summary>
     public void RequestStop()
     {
@@ -84,12 +87,12 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         return injected;
     }
 
-    private bool Inject(XenMachine machine)
+    private bool Inject(XenMachine machine, bool whileWaiting = false)
     {
         var chunk = new List<byte>();
         while (_input.TryDequeue(out var part)) chunk.AddRange(part);
         if (chunk.Count == 0) return false;
-        _console.Inject(machine, chunk.ToArray());
+        _console.Inject(machine, chunk.ToArray(), whileWaiting);
         return true;
     }
 
@@ -99,11 +102,12 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         {
             if (!_input.IsEmpty)
             {
-                bool injected = Inject(machine);
+                bool injected = Inject(machine, whileWaiting: true);
                 Periodic?.Invoke();
                 return injected;
             }
             if (_eof) return false;
+            BeforeWait?.Invoke();
             _arrived.Wait(200);
         }
         return false;

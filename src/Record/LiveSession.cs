@@ -30,6 +30,8 @@ public sealed record LiveRequest
     public Func<IRunInputs, IRunInputs>? WrapInputs { get; init; }
     /// <summary>Chunking of the trace (events and bytes per chunk).</summary>
     public TraceWriterOptions? WriterOptions { get; init; }
+    /// <summary>The longest wall time recorded events wait in memory before they are written (docs/record-replay.md).</summary>
+    public TimeSpan FlushInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>What the trace header records about this run.</summary>
     public RunOptions RunOptions => new()
@@ -72,9 +74,10 @@ public sealed class LiveSession : IDisposable
         {
             var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", req.RunOptions.ToHeaderOptions());
             _writer = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
+            _writer.Flush(); // header and guest image on disk before the guest runs: a kill from here on leaves a readable trace
             log = _writer.Append;
         }
-        if (req.Clock == ClockKind.Host) _hostClock = new HostClock();
+        if (req.Clock == ClockKind.Host) _hostClock = new HostClock { BeforeLongWait = _writer == null ? null : FlushPending };
         IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
         Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
@@ -83,28 +86,44 @@ public sealed class LiveSession : IDisposable
         _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
         {
             Periodic = _writer == null ? null : FlushNowAndThen,
+            BeforeWait = _writer == null ? null : FlushPending,
         };
     }
 
     public XenMachine Machine { get; }
 
     /// <summary>
-    /// Flushes the trace every <see cref="FlushEveryInstructions"/> instructions and after console
-    /// input, so a recorder killed outright loses little; keyed to the instruction count (not the
-    /// wall clock) so the same run always writes the same bytes.
+    /// Makes the recording durable: recorded events reach the file at least once per
+    /// <see cref="LiveRequest.FlushInterval"/> of wall time, before the recorder waits for the host
+    /// (an idle guest under the host clock, a guest waiting for console input), after console input,
+    /// and every <see cref="FlushEveryInstructions"/> instructions. A recorder killed outright
+    /// loses at most about a second of events (docs/record-replay.md).
     /// </summary>
     private void FlushNowAndThen()
     {
         ulong bucket = Machine.Icount / FlushEveryInstructions;
-        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput) return;
-        _writer!.Flush();
+        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput && _sinceFlush.Elapsed < _req.FlushInterval) return;
+        Flush();
         _flushedBucket = bucket;
         _flushedInput = _inputs.InjectedBytes;
+    }
+
+    /// <summary>Writes the events recorded so far, if any (called before the recorder waits).</summary>
+    private void FlushPending()
+    {
+        if (_writer!.PendingEvents > 0) Flush();
+    }
+
+    private void Flush()
+    {
+        _writer!.Flush();
+        _sinceFlush.Restart();
     }
 
     public const ulong FlushEveryInstructions = 50_000_000;
     private ulong _flushedBucket;
     private long _flushedInput;
+    private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
 
     /// <summary>Ends the run at the next instruction boundary (safe to call from a signal handler).</summary>
     public void Stop() => _inputs.RequestStop();

@@ -31,6 +31,9 @@ public sealed class ReplayInputs : IRunInputs
 
     public bool Diverged { get; set; }
 
+    /// <summary>A format-1 trace: its console input does not say where in the run loop it entered.</summary>
+    public bool LegacyConsoleInput { set => _console.Legacy = value; }
+
     /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
     public bool Break { get; set; }
 

@@ -37,7 +37,9 @@ public static class ReplayCommand
         if (to.HasValue)
             stderr.WriteLine($"replay: bit-exact up to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
         else if (!r.TraceComplete)
-            stderr.WriteLine($"replay: the trace is incomplete ({reader.IncompleteReason}); its recorded prefix replayed bit-exactly to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
+            // Only a prefix was verified: the exit code says so, not only the message (README's table).
+            throw new CliException(ExitCodes.TracePrefixOnly,
+                $"{path}: the trace is incomplete ({reader.IncompleteReason}); its recorded prefix replayed bit-exactly to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
         else
             stderr.WriteLine($"replay: bit-exact, {r.Exit.Icount:N0} instructions, {r.EventsVerified:N0} events verified, ended as recorded: {GuestCommands.Describe(r.Exit)}");
         return ExitCodes.Ok;

@@ -13,13 +13,18 @@ public sealed class ConsoleInputRecorder
 
     public ConsoleInputRecorder(Action<TraceEvent>? log) => _log = log;
 
+    /// <summary>Where in the run loop input enters now.</summary>
+    public static ConsoleInputSite SiteOf(XenMachine machine, bool whileWaiting) =>
+        whileWaiting ? ConsoleInputSite.Waiting : machine.IsSleeping ? ConsoleInputSite.BlockedPoll : ConsoleInputSite.Poll;
+
     /// <summary>Bytes of console input injected so far.</summary>
     public long InjectedBytes { get; private set; }
 
     /// <summary>Logs <paramref name="bytes"/> at the machine's instruction count and hands them to the guest.</summary>
-    public void Inject(XenMachine machine, byte[] bytes)
+    /// <param name="whileWaiting">True when the machine was waiting for input (IRunInputs.WaitForInput), false at a poll.</param>
+    public void Inject(XenMachine machine, byte[] bytes, bool whileWaiting = false)
     {
-        _log?.Invoke(new ConsoleInputEvent(machine.Icount, bytes));
+        _log?.Invoke(new ConsoleInputEvent(machine.Icount, bytes, SiteOf(machine, whileWaiting)));
         InjectedBytes += bytes.Length;
         machine.PushConsoleInput(bytes);
     }
@@ -34,6 +39,9 @@ public sealed class ConsoleInputReplayer
     private readonly InputQueue _queue;
     private readonly Action<string> _diverged;
 
+    /// <summary>A format-1 trace: its console input does not say where it entered.</summary>
+    public bool Legacy { get; set; }
+
     public ConsoleInputReplayer(InputQueue queue, Action<string> diverged)
     {
         _queue = queue;
@@ -46,7 +54,9 @@ public sealed class ConsoleInputReplayer
     /// <summary>Injects the next recorded input if it is due at the machine's count.</summary>
     public bool Poll(XenMachine machine)
     {
+        // Input enters at the same kind of poll as it did when recorded (format 1 traces did not say: the first poll at its count).
         if (_queue.Peek is not ConsoleInputEvent c || c.Icount != machine.Icount) return false;
+        if (!Legacy && c.Site != ConsoleInputRecorder.SiteOf(machine, whileWaiting: false)) return false;
         _queue.Take();
         machine.PushConsoleInput(c.Bytes.AsSpan());
         return true;

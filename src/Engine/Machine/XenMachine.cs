@@ -92,6 +92,9 @@ public sealed class XenMachine
 
     private bool _sleeping;
 
+    /// <summary>True while the run loop idles a blocked vCPU (from its first blocked iteration until it is scheduled in again).</summary>
+    public bool IsSleeping => _sleeping;
+
     private ulong _armedDeadline = ulong.MaxValue;
     private ulong _timerDelay;
 

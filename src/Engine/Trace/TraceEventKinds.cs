@@ -16,17 +16,24 @@ public enum TimeKind
 /// <summary>What kind of asynchronous input an <see cref="AsyncEvent"/> injected.</summary>
 public enum AsyncKind
 {
+    /// <summary>A Xen timer (set_timer_op or the periodic timer) fired; the port is VIRQ_TIMER's.</summary>
     TimerExpiry = 0,
+    /// <summary>Console input arrived; the port is the console's event channel.</summary>
     ConsoleInputArrival = 1,
+    /// <summary>Chaos mode delayed an input by a legal amount (the argument).</summary>
     ChaosDelay = 2,
 }
 
 /// <summary>The guest's SCHEDOP_shutdown reason code (xen/sched.h SHUTDOWN_*).</summary>
 public enum ShutdownReason
 {
+    /// <summary>SHUTDOWN_poweroff.</summary>
     PowerOff = 0,
+    /// <summary>SHUTDOWN_reboot.</summary>
     Reboot = 1,
+    /// <summary>SHUTDOWN_suspend.</summary>
     Suspend = 2,
+    /// <summary>SHUTDOWN_crash.</summary>
     Crash = 3,
 }
 
@@ -41,4 +48,15 @@ public enum ExitKind
     InstructionLimit = 2,
     /// <summary>The recorder was asked to stop.</summary>
     Stopped = 3,
+}
+
+/// <summary>Where console input entered the run loop (ConsoleInputEvent key 2).</summary>
+public enum ConsoleInputSite
+{
+    /// <summary>At a poll while the vCPU was running (or had just blocked in the last stretch of instructions).</summary>
+    Poll = 0,
+    /// <summary>At a poll in the blocked loop (the machine was already idling the vCPU).</summary>
+    BlockedPoll = 1,
+    /// <summary>While the machine waited for input with nothing else to do (IRunInputs.WaitForInput).</summary>
+    Waiting = 2,
 }

@@ -43,11 +43,15 @@ public sealed record TimeEvent(
     [property: Key(1)] TimeKind Kind,
     [property: Key(2)] ulong Value) : InputEvent(Icount);
 
-/// <summary>Console input bytes handed to the guest.</summary>
+/// <summary>
+/// Console input bytes handed to the guest. <see cref="Site"/> (format 2) says where in the run
+/// loop they entered, so replay hands them over at that same point (docs/record-replay.md).
+/// </summary>
 [MessagePackObject]
 public sealed record ConsoleInputEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> Bytes) : InputEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> Bytes,
+    [property: Key(2)] ConsoleInputSite Site = ConsoleInputSite.Poll) : InputEvent(Icount);
 
 /// <summary>Console output bytes written by the guest.</summary>
 [MessagePackObject]

@@ -25,6 +25,7 @@ public enum TraceError
 /// </summary>
 public sealed class TraceFormatException : Exception
 {
+    /// <summary>A trace error of kind <paramref name="error"/> at <paramref name="offset"/> (when known).</summary>
     public TraceFormatException(TraceError error, long? offset, string message, Exception? inner = null)
         : base(offset is { } at ? $"{OneLine(message)} (at byte offset {at})" : OneLine(message), inner)
     {
@@ -61,6 +62,7 @@ public sealed class TraceFormatException : Exception
         return sb.ToString();
     }
 
+    /// <summary>What kind of problem it is.</summary>
     public TraceError Error { get; }
     /// <summary>The message without the offset.</summary>
     public string Reason { get; }

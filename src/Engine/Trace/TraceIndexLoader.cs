@@ -16,6 +16,7 @@ internal sealed record LoadedIndex(
 /// </summary>
 internal static class TraceIndexLoader
 {
+    /// <param name="source">The trace being read.</param>
     /// <param name="eventsStart">The offset just past the GuestImage chunk.</param>
     /// <param name="imageChain">The GuestImage chunk's chain value, which the first events chunk continues.</param>
     public static LoadedIndex Load(ChunkSource source, long eventsStart, uint imageChain)

@@ -1,7 +1,7 @@
 namespace Replayvisor.Engine.Trace;
 
 /// <summary>The fixed parts of the .rvt layout (docs/trace-format.md).</summary>
-public static class TraceLayout
+internal static class TraceLayout
 {
     /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions").</summary>
     public const ushort FormatVersion = 2;
@@ -28,18 +28,23 @@ public static class TraceLayout
 }
 
 /// <summary>The low 16 bits of a chunk's kind/flags word.</summary>
-public enum ChunkKind : ushort
+internal enum ChunkKind : ushort
 {
+    /// <summary>The trace header (MessagePack).</summary>
     Header = 1,
+    /// <summary>The guest kernel image.</summary>
     GuestImage = 2,
+    /// <summary>A batch of events.</summary>
     Events = 3,
+    /// <summary>The index and summary.</summary>
     Index = 4,
 }
 
 /// <summary>The high 16 bits of a chunk's kind/flags word.</summary>
 [Flags]
-public enum ChunkFlags : ushort
+internal enum ChunkFlags : ushort
 {
+    /// <summary>The payload is stored raw.</summary>
     None = 0,
     /// <summary>The payload is an LZ4 block (K4os LZ4Codec); otherwise it is stored raw.</summary>
     Lz4 = 1,

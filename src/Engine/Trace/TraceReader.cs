@@ -33,7 +33,12 @@ public sealed class TraceReader : IDisposable
         Stats = TraceStats.Of(index.Chunks);
     }
 
+    /// <summary>The newest trace format version this reader reads (it reads every version from 1 up to this).</summary>
+    public const int NewestFormatVersion = TraceLayout.FormatVersion;
+
+    /// <summary>What the trace was recorded from: engine build, guest image name and hash, run options.</summary>
     public TraceHeader Header { get; }
+    /// <summary>The guest kernel image stored in the trace (checked against the header's SHA-256).</summary>
     public ReadOnlyMemory<byte> GuestImage { get; }
     /// <summary>The format version found in the file.</summary>
     public int FormatVersion { get; private init; }
@@ -47,6 +52,7 @@ public sealed class TraceReader : IDisposable
     public TraceSummary? Summary => _index.Summary;
     /// <summary>For an incomplete trace: the damaged chunk that ended the scan, if one did.</summary>
     public TraceFormatException? Damage => _index.Damage;
+    /// <summary>Totals over <see cref="Index"/>: chunks, events, stored and raw bytes.</summary>
     public TraceStats Stats { get; }
 
     /// <summary>Opens and validates a trace starting at the stream's current position.</summary>
@@ -110,6 +116,7 @@ public sealed class TraceReader : IDisposable
         return events;
     }
 
+    /// <summary>Closes the stream unless the reader was opened with leaveOpen.</summary>
     public void Dispose()
     {
         if (!_leaveOpen)

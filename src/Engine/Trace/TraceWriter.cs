@@ -32,6 +32,7 @@ public sealed class TraceWriter : IDisposable
     private ulong _firstIcount, _lastIcount;
     private bool _completed, _disposed;
 
+    /// <summary>Starts a trace on <paramref name="stream"/>: writes the preamble, the header and the guest image.</summary>
     public TraceWriter(Stream stream, TraceHeader header, ReadOnlySpan<byte> guestImage,
         TraceWriterOptions? options = null, bool leaveOpen = false)
     {
@@ -58,6 +59,8 @@ public sealed class TraceWriter : IDisposable
 
     /// <summary>Events appended so far.</summary>
     public long EventCount { get; private set; }
+    /// <summary>Events appended but not yet written as a chunk.</summary>
+    public int PendingEvents => _pendingCount;
     /// <summary>Event chunks written so far.</summary>
     public int ChunkCount => _chunks.Count;
 
@@ -107,6 +110,7 @@ public sealed class TraceWriter : IDisposable
         _completed = true;
     }
 
+    /// <summary>Writes the pending events and closes the stream unless leaveOpen; without <see cref="Complete"/> the trace stays incomplete (readable, without a summary).</summary>
     public void Dispose()
     {
         if (_disposed)

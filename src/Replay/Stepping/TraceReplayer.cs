@@ -54,7 +54,10 @@ public sealed class TraceReplayer
         Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
         _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(e));
-        Inputs = new ReplayInputs(queue, _checkpoints, EndIcount, options.ChaosSeed != null, Diverge, () => Machine.Icount, Interrupted);
+        Inputs = new ReplayInputs(queue, _checkpoints, EndIcount, options.ChaosSeed != null, Diverge, () => Machine.Icount, Interrupted)
+        {
+            LegacyConsoleInput = reader.FormatVersion < 2,
+        };
     }
 
     public TraceReader Reader { get; }

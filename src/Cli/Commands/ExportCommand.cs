@@ -1,0 +1,24 @@
+using Replayvisor.Cli.Export;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Cli.Commands;
+
+/// <summary>`replayvisor export trace.rvt --format perfetto -o run.json`: a timeline for the Perfetto UI (docs/export.md).</summary>
+public static class ExportCommand
+{
+    public static int Run(string path, string format, string output, TextWriter stderr)
+    {
+        if (format != "perfetto") throw new CliException(ExitCodes.Usage, $"--format {format}: the only format is perfetto");
+        using var reader = TraceFiles.Open(path);
+        string json;
+        try { json = PerfettoTrace.Render(reader); }
+        catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+        try { File.WriteAllText(output, json); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
+        }
+        stderr.WriteLine($"export: {output} (open it at ui.perfetto.dev)");
+        return ExitCodes.Ok;
+    }
+}

@@ -1,0 +1,81 @@
+using System.Text.Json;
+
+namespace Replayvisor.Cli.Tests;
+
+public class ExportCommandTests
+{
+    private static JsonElement Export(string trace)
+    {
+        string json = Cli.TempFile("run.json");
+        var r = Cli.Run("export", trace, "--format", "perfetto", "-o", json);
+        Assert.True(r.Code == 0, r.ToString());
+        return JsonDocument.Parse(File.ReadAllText(json)).RootElement.Clone();
+    }
+
+    private static void AssertWellFormedAndNested(JsonElement root)
+    {
+        var events = root.GetProperty("traceEvents").EnumerateArray().ToList();
+        Assert.NotEmpty(events);
+        foreach (var e in events)
+        {
+            Assert.False(string.IsNullOrEmpty(e.GetProperty("name").GetString()));
+            string ph = e.GetProperty("ph").GetString()!;
+            Assert.Contains(ph, new[] { "M", "X", "i" });
+            Assert.Equal(1, e.GetProperty("pid").GetInt32());
+            e.GetProperty("tid").GetInt32();
+            if (ph == "M") continue;
+            Assert.True(e.GetProperty("ts").GetDouble() >= 0);
+            if (ph == "X") Assert.True(e.GetProperty("dur").GetDouble() > 0);
+            if (ph == "i") Assert.Equal("t", e.GetProperty("s").GetString());
+        }
+        // Slices on one thread nest: each lies wholly inside the enclosing open slice or after it ends.
+        foreach (var thread in events.Where(e => e.GetProperty("ph").GetString() == "X").GroupBy(e => e.GetProperty("tid").GetInt32()))
+        {
+            var open = new Stack<(double Start, double End, string Name)>();
+            foreach (var s in thread.OrderBy(e => e.GetProperty("ts").GetDouble()).ThenByDescending(e => e.GetProperty("dur").GetDouble()))
+            {
+                double start = s.GetProperty("ts").GetDouble(), end = start + s.GetProperty("dur").GetDouble();
+                while (open.Count > 0 && open.Peek().End <= start) open.Pop();
+                if (open.Count > 0)
+                    Assert.True(end <= open.Peek().End, $"{s.GetProperty("name")} [{start}, {end}) overlaps {open.Peek().Name} ending at {open.Peek().End}");
+                open.Push((start, end, s.GetProperty("name").GetString()!));
+            }
+        }
+    }
+
+    [Fact]
+    public void AMulticallTraceBecomesNestedSlicesWithConsoleAndCheckpoints()
+    {
+        var root = Export(Path.Combine(Cli.RepoRoot, "traces", "multicall.rvt"));
+        AssertWellFormedAndNested(root);
+        var events = root.GetProperty("traceEvents").EnumerateArray().ToList();
+        var multicall = events.First(e => e.GetProperty("name").GetString() == "multicall" && e.GetProperty("ph").GetString() == "X");
+        double start = multicall.GetProperty("ts").GetDouble(), end = start + multicall.GetProperty("dur").GetDouble();
+        var entries = events.Where(e => e.TryGetProperty("cat", out var cat) && cat.GetString() == "multicall entry"
+            && e.GetProperty("ts").GetDouble() >= start && e.GetProperty("ts").GetDouble() < end).ToList();
+        Assert.True(entries.Count >= 2, "the multicall's entries are slices inside it");
+        Assert.Contains(events, e => e.GetProperty("ph").GetString() == "i" && e.GetProperty("tid").GetInt32() == 3
+            && e.GetProperty("name").GetString() == "ALL PASS multicall");
+        Assert.Contains(events, e => e.GetProperty("name").GetString() == "checkpoint" && e.GetProperty("args").GetProperty("state_hash").GetString()!.Length == 32);
+        Assert.Contains(events, e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("args").GetProperty("name").GetString()!.Contains("multicall.elf"));
+    }
+
+    [Fact]
+    public void ASchedulingGuestShowsRunningAndBlockedPeriodsAndUpcalls()
+    {
+        var root = Export(Path.Combine(Cli.RepoRoot, "traces", "events.rvt")); // the events guest blocks in sched_op until an event arrives
+        AssertWellFormedAndNested(root);
+        var events = root.GetProperty("traceEvents").EnumerateArray().ToList();
+        Assert.Contains(events, e => e.GetProperty("name").GetString() == "running" && e.GetProperty("ph").GetString() == "X");
+        Assert.Contains(events, e => e.GetProperty("name").GetString() == "blocked" && e.GetProperty("ph").GetString() == "i");
+        Assert.Contains(events, e => e.GetProperty("name").GetString() == "upcall");
+        Assert.Contains(events, e => e.GetProperty("name").GetString() == "sched_op" && e.GetProperty("ph").GetString() == "X");
+    }
+
+    [Fact]
+    public void BadExportRequestsGetALine()
+    {
+        Cli.AssertOneLineError(Cli.Run("export", Path.Combine(Cli.RepoRoot, "traces", "multicall.rvt"), "--format", "svg", "-o", Cli.TempFile("x.json")), 2, "perfetto");
+        Cli.AssertOneLineError(Cli.Run("export", "/no/such.rvt", "-o", Cli.TempFile("x.json")), 6, "no such file");
+    }
+}
