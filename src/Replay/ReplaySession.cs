@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
@@ -36,9 +37,13 @@ public sealed class ReplaySession
     /// <summary>Instructions replayed so far and the recording's total, readable from another thread while <see cref="Run"/> works.</summary>
     public Func<(ulong Done, ulong Total)> Progress { get; private set; } = () => (0, 0);
 
+    /// <summary>The CPU tier to replay with (all give the same result).</summary>
+    public CpuTier Tier { get; init; } = CpuTier.Compiled;
+    public int CompileThreshold { get; init; } = 50;
+
     public ReplayResult Run()
     {
-        var replayer = new TraceReplayer(_reader, _console);
+        var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold);
         var m = replayer.Machine;
         Progress = () => (m.Icount, replayer.RecordedEnd);
         replayer.Step(new StepConstraints { ToIcount = _to });

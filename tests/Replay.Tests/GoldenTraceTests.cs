@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 
@@ -8,6 +9,10 @@ public class GoldenTraceTests
 {
     public static IEnumerable<object[]> Traces() =>
         Directory.GetFiles(Path.Combine(Guests.RepoRoot, "traces"), "*.rvt").Order(StringComparer.Ordinal).Select(f => new object[] { Path.GetFileName(f) });
+
+    /// <summary>Every golden trace under every CPU tier.</summary>
+    public static IEnumerable<object[]> TracesAndTiers() =>
+        Traces().SelectMany(t => Enum.GetValues<CpuTier>().Select(tier => new object[] { t[0], tier }));
 
     [Fact]
     public void TheGoldenTracesArePresent()
@@ -28,11 +33,11 @@ public class GoldenTraceTests
     };
 
     [Theory]
-    [MemberData(nameof(Traces))]
-    public void ReplaysBitExactly(string name)
+    [MemberData(nameof(TracesAndTiers))]
+    public void ReplaysBitExactly(string name, CpuTier tier)
     {
         byte[] trace = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", name));
-        var r = Recordings.Replay(trace);
+        var r = Recordings.Replay(trace, tier: tier);
         Assert.True(r.Divergence == null, $"{name}: {r.Report}");
         Assert.True(r.TraceComplete, $"{name} is incomplete");
         Assert.Equal(r.Recorded!.FinalIcount, r.Exit.Icount);

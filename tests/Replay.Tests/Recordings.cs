@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Record;
@@ -35,10 +36,10 @@ public static class Recordings
         }
     }
 
-    public static ReplayResult Replay(byte[] trace, ulong? to = null, Stream? console = null)
+    public static ReplayResult Replay(byte[] trace, ulong? to = null, Stream? console = null, CpuTier tier = CpuTier.Compiled)
     {
         using var reader = TraceReader.Open(new MemoryStream(trace));
-        return new ReplaySession(reader, console, to).Run();
+        return new ReplaySession(reader, console, to) { Tier = tier, CompileThreshold = tier == CpuTier.Compiled ? 0 : 50 }.Run();
     }
 
     /// <summary>Rewrites a trace with one event changed (a new, complete, valid trace).</summary>

@@ -5,7 +5,7 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Cli.Bench;
 
 /// <summary>
-/// `replayvisor bench`: MIPS of the CPU, block cache vs plain interpreter, on the integer
+/// `replayvisor bench`: MIPS of the CPU per tier (compiled, block cache, plain interpreter) on the integer
 /// workload, string copies/fills (each rep iteration counts as one instruction) and a loop with
 /// data on its own code page.
 /// </summary>
@@ -19,7 +19,7 @@ public static class BenchCommand
         var workloads = new JsonArray();
         text.WriteLine($"paging on, {instructions:N0} instructions per round (interpreter: a tenth), best of {rounds}");
         text.WriteLine("MIPS by wall-clock time; in brackets by process CPU time (steadier on a shared machine)");
-        text.WriteLine($"{"workload",-16} {"block cache",21} {"interpreter",21} {"ratio",8}");
+        text.WriteLine($"{"workload",-16} {"compiled",21} {"block cache",21} {"interpreter",21} {"comp/bc",8} {"bc/int",8}");
         Report("integer", IntegerWorkload.Create, instructions, rounds, text, workloads);
         Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, text, workloads);
         Report("rep cmps/scas", ExtraWorkloads.CreateScan, instructions, rounds, text, workloads);
@@ -38,36 +38,38 @@ public static class BenchCommand
 
     private static JsonObject Mips(double wall, double cpu) => new() { ["wallMips"] = Math.Round(wall, 3), ["cpuMips"] = Math.Round(cpu, 3) };
 
-    private static void Report(string name, Func<bool, X86Cpu> create, ulong instructions, int rounds, TextWriter output, JsonArray results)
+    private static void Report(string name, Func<CpuTier, X86Cpu> create, ulong instructions, int rounds, TextWriter output, JsonArray results)
     {
-        // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, block cache only.
+        // For profiling one workload: REPLAYVISOR_BENCH_ONLY=<workload name prefix>, compiled tier only.
         string? only = Environment.GetEnvironmentVariable("REPLAYVISOR_BENCH_ONLY");
         if (only != null)
         {
             if (!name.StartsWith(only, StringComparison.Ordinal)) return;
-            var (w, c) = Measure(create, true, instructions, rounds);
+            var (w, c) = Measure(create, CpuTier.Compiled, instructions, rounds);
             output.WriteLine($"{name,-16} {w,7:F1} ({c,7:F1}) MIPS");
-            results.Add(new JsonObject { ["name"] = name, ["blockCache"] = Mips(w, c), ["interpreter"] = null, ["ratio"] = null });
+            results.Add(new JsonObject { ["name"] = name, ["compiled"] = Mips(w, c), ["blockCache"] = null, ["interpreter"] = null, ["ratio"] = null, ["compiledOverBlockCache"] = null });
             return;
         }
-        var (cached, cachedCpu) = Measure(create, true, instructions, rounds);
-        var (plain, plainCpu) = Measure(create, false, instructions / 10, rounds);
-        output.WriteLine($"{name,-16} {cached,7:F1} ({cachedCpu,7:F1}) MIPS {plain,7:F1} ({plainCpu,7:F1}) MIPS {cached / plain,7:F2}x");
+        var (comp, compCpu) = Measure(create, CpuTier.Compiled, instructions, rounds);
+        var (cached, cachedCpu) = Measure(create, CpuTier.BlockCache, instructions, rounds);
+        var (plain, plainCpu) = Measure(create, CpuTier.Interpreter, instructions / 10, rounds);
+        output.WriteLine($"{name,-16} {comp,7:F1} ({compCpu,7:F1}) MIPS {cached,7:F1} ({cachedCpu,7:F1}) MIPS {plain,7:F1} ({plainCpu,7:F1}) MIPS {compCpu / cachedCpu,7:F2}x {cachedCpu / plainCpu,7:F2}x");
         results.Add(new JsonObject
         {
-            ["name"] = name, ["blockCache"] = Mips(cached, cachedCpu), ["interpreter"] = Mips(plain, plainCpu), ["ratio"] = Math.Round(cached / plain, 3),
+            ["name"] = name, ["compiled"] = Mips(comp, compCpu), ["blockCache"] = Mips(cached, cachedCpu), ["interpreter"] = Mips(plain, plainCpu),
+            ["ratio"] = Math.Round(cached / plain, 3), ["compiledOverBlockCache"] = Math.Round(compCpu / cachedCpu, 3),
         });
     }
 
-    private static (double Wall, double Cpu) Measure(Func<bool, X86Cpu> create, bool blockCache, ulong instructions, int rounds)
+    private static (double Wall, double Cpu) Measure(Func<CpuTier, X86Cpu> create, CpuTier tier, ulong instructions, int rounds)
     {
         double best = 0, bestCpu = 0;
         var self = Process.GetCurrentProcess();
-        var warm = create(blockCache);
+        var warm = create(tier);
         warm.Run(Math.Min(instructions, 2_000_000));
         for (int r = 0; r < rounds; r++)
         {
-            var cpu = create(blockCache);
+            var cpu = create(tier);
             self.Refresh();
             TimeSpan cpu0 = self.TotalProcessorTime;
             var sw = Stopwatch.StartNew();

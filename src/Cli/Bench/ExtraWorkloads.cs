@@ -15,7 +15,7 @@ public static class ExtraWorkloads
     private const uint PageDir = 0x10000, PageTable = 0x11000, Code = 0x1000, Data = 0x100000, Stack = 0x200000;
 
     /// <summary>rep movsd (4 KiB memcpy) then rep stosd (4 KiB memset), forever.</summary>
-    public static X86Cpu CreateString(bool blockCache = true) => Create(blockCache, a =>
+    public static X86Cpu CreateString(CpuTier tier = CpuTier.Compiled) => Create(tier, a =>
     {
         Label outer = a.CreateLabel();
         a.mov(esp, Stack);
@@ -34,7 +34,7 @@ public static class ExtraWorkloads
     });
 
     /// <summary>repe cmpsd over two equal 4 KiB blocks (memcmp), then repne scasb for a NUL 4 KiB on (strlen), forever.</summary>
-    public static X86Cpu CreateScan(bool blockCache = true) => Create(blockCache, a =>
+    public static X86Cpu CreateScan(CpuTier tier = CpuTier.Compiled) => Create(tier, a =>
     {
         Label outer = a.CreateLabel();
         a.mov(esp, Stack);
@@ -56,7 +56,7 @@ public static class ExtraWorkloads
     });
 
     /// <summary>A counting loop that loads and stores variables on its own code page, with a call.</summary>
-    public static X86Cpu CreateCodePageData(bool blockCache = true) => Create(blockCache, a =>
+    public static X86Cpu CreateCodePageData(CpuTier tier = CpuTier.Compiled) => Create(tier, a =>
     {
         Label outer = a.CreateLabel(), inner = a.CreateLabel(), fn = a.CreateLabel();
         const uint var0 = Code + 0xF00, var1 = Code + 0xF40;
@@ -80,10 +80,10 @@ public static class ExtraWorkloads
         a.ret();
     });
 
-    private static X86Cpu Create(bool blockCache, Action<Assembler> emit)
+    private static X86Cpu Create(CpuTier tier, Action<Assembler> emit)
     {
         var mem = new PhysicalMemory(1024);
-        var cpu = new X86Cpu(mem, new IntegerWorkload.NullHost()) { UseBlockCache = blockCache };
+        var cpu = new X86Cpu(mem, new IntegerWorkload.NullHost()) { Tier = tier };
         mem.Write32(PageDir, PageTable | 3);
         for (uint i = 0; i < 1024; i++) mem.Write32(PageTable + i * 4, (i << 12) | 3);
         var a = new Assembler(32);

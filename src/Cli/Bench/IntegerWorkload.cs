@@ -26,10 +26,10 @@ public static class IntegerWorkload
     }
 
     /// <summary>Builds a machine ready to run the workload (an endless loop).</summary>
-    public static X86Cpu Create(bool blockCache = true)
+    public static X86Cpu Create(CpuTier tier = CpuTier.Compiled)
     {
         var mem = new PhysicalMemory(1024);
-        var cpu = new X86Cpu(mem, new NullHost()) { UseBlockCache = blockCache };
+        var cpu = new X86Cpu(mem, new NullHost()) { Tier = tier };
         mem.Write32(PageDir, PageTable | 3);
         for (uint i = 0; i < 1024; i++) mem.Write32(PageTable + i * 4, (i << 12) | 3);
         var a = new Assembler(32);

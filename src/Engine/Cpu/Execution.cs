@@ -50,8 +50,24 @@ public sealed partial class X86Cpu
     private readonly BlockCache _blocks;
     private ulong _stopAt;
 
-    /// <summary>Decode through the block cache (true) or one instruction at a time with no caching (the plain interpreter).</summary>
-    public bool UseBlockCache { get; set; } = true;
+    /// <summary>How guest code runs; every tier gives the same results (see <see cref="CpuTier"/>).</summary>
+    public CpuTier Tier { get; set; } = CpuTier.BlockCache;
+
+    /// <summary>Decode through the block cache (true: the block-cache tier) or one instruction at a time (the plain interpreter).</summary>
+    public bool UseBlockCache
+    {
+        get => Tier != CpuTier.Interpreter;
+        set => Tier = value ? CpuTier.BlockCache : CpuTier.Interpreter;
+    }
+
+    /// <summary>Compiled tier: a cached block is compiled after it ran this many times under the block cache (0: before its first run).</summary>
+    public int CompileThreshold { get; set; } = 50;
+
+    /// <summary>Compiled tier: blocks compiled so far and the IL bytes emitted for them.</summary>
+    public long BlocksCompiled { get; private set; }
+    public long CompiledIlBytes { get; private set; }
+    /// <summary>Compiled tier: blocks that took code another block with the same bytes had compiled (in any machine of this process).</summary>
+    public long CompiledCodeReused { get; private set; }
 
     public BlockCache Blocks => _blocks;
 
@@ -105,7 +121,10 @@ public sealed partial class X86Cpu
                 }
                 if (prev != null && b.Cached && !_oneAtATime) prev.Link(b, ChainEpoch);
             }
-            int r = ExecBlock(b, singleStep);
+            if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
+            // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
+            // checks between instructions (TF, armed instruction breakpoints: _oneAtATime) keeps it off.
+            int r = b.Compiled != null && !_oneAtATime && (ulong)b.Count <= _stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
             if (breakpoints && r != 0) FlagsReg &= ~Fl.RF; // RF lasts one instruction
             prev = r != 0 && b.Chainable && !_oneAtATime ? b : null;
@@ -161,6 +180,35 @@ public sealed partial class X86Cpu
         _blocks.Current = 0;
         if (singleStep && n > 0) { SingleStepTrap(insns[n - 1].Insn); return 0; }
         return 1;
+    }
+
+    /// <summary>
+    /// Runs a compiled block (only when its whole length fits the budget and TF is clear, so a
+    /// stop count is met exactly at a block boundary); the result is as <see cref="ExecBlock"/>'s.
+    /// </summary>
+    private int ExecCompiled(Block b)
+    {
+        _blocks.Current = b.Id;
+        int i = b.Compiled!(this, b.Insns);
+        _blocks.Current = 0;
+        if (i == b.Count) return 1;
+        if (i < 0) return ExecBlock(b, false);
+        // Instruction i set an exit flag; instructions before it are counted.
+        if (Exit == CpuExit.Branch)
+        {
+            Exit = 0;
+            _icount++;
+            return 1;
+        }
+        return HandleExit(false, b.Insns[i].Insn) ? 0 : -1;
+    }
+
+    private void Compile(Block b)
+    {
+        int il = Compiled.BlockCompiler.Compile(b, Memory);
+        if (il == 0) { CompiledCodeReused++; return; }
+        CompiledIlBytes += il;
+        BlocksCompiled++;
     }
 
     /// <summary>Run one instruction per block: TF or an enabled instruction breakpoint (set by <see cref="Run"/>).</summary>

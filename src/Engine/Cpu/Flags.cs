@@ -48,15 +48,18 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Computes the six arithmetic flags from the lazy state.</summary>
-    private uint ComputeArith()
+    private uint ComputeArith() => ArithFlags(CcKind, CcSize, CcRes, CcA, CcB, CcCarry);
+
+    /// <summary>The six arithmetic flags of a lazily recorded operation (also used by compiled blocks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint ArithFlags(CcOp kind, int size, uint res, uint ra, uint rb, uint carry)
     {
-        int size = CcSize;
         uint mask = SizeMask(size), sign = SignBit(size);
-        uint r = CcRes & mask, a = CcA & mask, b = CcB & mask;
+        uint r = res & mask, a = ra & mask, b = rb & mask;
         uint f = ParityTable[r & 0xFF];
         if (r == 0) f |= Fl.ZF;
         if ((r & sign) != 0) f |= Fl.SF;
-        switch (CcKind)
+        switch (kind)
         {
             case CcOp.Add:
                 if (r < a) f |= Fl.CF;
@@ -64,7 +67,7 @@ public sealed partial class X86Cpu
                 f |= (a ^ b ^ r) & Fl.AF;
                 break;
             case CcOp.Adc:
-                if (CcCarry != 0 ? r <= a : r < a) f |= Fl.CF;
+                if (carry != 0 ? r <= a : r < a) f |= Fl.CF;
                 if (((a ^ r) & (b ^ r) & sign) != 0) f |= Fl.OF;
                 f |= (a ^ b ^ r) & Fl.AF;
                 break;
@@ -74,19 +77,19 @@ public sealed partial class X86Cpu
                 f |= (a ^ b ^ r) & Fl.AF;
                 break;
             case CcOp.Sbb:
-                if (CcCarry != 0 ? a <= b : a < b) f |= Fl.CF;
+                if (carry != 0 ? a <= b : a < b) f |= Fl.CF;
                 if (((a ^ b) & (a ^ r) & sign) != 0) f |= Fl.OF;
                 f |= (a ^ b ^ r) & Fl.AF;
                 break;
             case CcOp.Logic:
                 break;
             case CcOp.Inc:
-                f |= CcCarry & Fl.CF;
+                f |= carry & Fl.CF;
                 if (r == sign) f |= Fl.OF;
                 f |= (a ^ 1 ^ r) & Fl.AF;
                 break;
             case CcOp.Dec:
-                f |= CcCarry & Fl.CF;
+                f |= carry & Fl.CF;
                 if (r == sign - 1) f |= Fl.OF;
                 f |= (a ^ 1 ^ r) & Fl.AF;
                 break;

@@ -28,7 +28,7 @@ public sealed class XenMachine
             InitialDomain = Options.InitialDomain,
         });
         Clock = Options.Clock ?? new VirtualClock(Options.EpochSeconds);
-        Cpu = new X86Cpu(Domain.Memory, null!) { UseBlockCache = Options.UseBlockCache };
+        Cpu = new X86Cpu(Domain.Memory, null!) { Tier = Options.Tier, CompileThreshold = Options.CompileThreshold };
         Guest = new GuestMemory(Cpu, Domain.Layout.HypervisorVirtStart);
         Mm = new MemoryManager(Cpu, Domain, Guest) { Privileged = Domain.InitialDomain };
         Hypervisor = new Hypervisor(Cpu, Domain, Mm, Guest, Clock, Options.Hypervisor);

@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Xen;
 using Replayvisor.Engine.Time;
 
@@ -15,8 +16,10 @@ public sealed record XenMachineOptions
     /// <summary>The time source; null = a <see cref="VirtualClock"/> (1 instruction = 1 ns, 1 GHz TSC).</summary>
     public IGuestClock? Clock { get; init; }
     public HypervisorOptions Hypervisor { get; init; } = new();
-    /// <summary>Decode through the block cache (default) or one instruction at a time.</summary>
-    public bool UseBlockCache { get; init; } = true;
+    /// <summary>How the CPU runs guest code (every tier gives the same results; the compiled tier is the fastest).</summary>
+    public CpuTier Tier { get; init; } = CpuTier.Compiled;
+    /// <summary>Compiled tier: block executions before a block is compiled (no effect on results or traces).</summary>
+    public int CompileThreshold { get; init; } = 50;
 }
 
 /// <summary>Why <see cref="XenMachine.Run"/> returned.</summary>

@@ -172,7 +172,7 @@ public static class Pinpointer
 
     private const int MaxRanges = 16, MergeGap = 16;
 
-    /// <summary>Machine address → the kernel's direct-map virtual address (VIRT_BASE + pfn, xen-abi.md §7), or 0 for frames the guest does not own.</summary>
+    /// <summary>Machine address → the kernel's direct-map virtual address (VIRT_BASE + pfn, docs/xen-abi.md §7), or 0 for frames the guest does not own.</summary>
     private static Func<ulong, uint> KernelVirtual(XenMachine m)
     {
         var pfnOf = new Dictionary<uint, uint>();

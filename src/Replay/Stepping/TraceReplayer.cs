@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Session;
@@ -32,7 +33,8 @@ public sealed class TraceReplayer
     private bool _delivered;
     private volatile bool _interrupt;
 
-    public TraceReplayer(TraceReader reader, Stream? console = null)
+    /// <param name="tier">The CPU tier to replay with (every tier gives the same result).</param>
+    public TraceReplayer(TraceReader reader, Stream? console = null, CpuTier tier = CpuTier.Compiled, int compileThreshold = 50)
     {
         Reader = reader;
         Chunks = new ChunkCache(reader);
@@ -43,7 +45,7 @@ public sealed class TraceReplayer
         _queue = queue;
         var options = RunOptions.FromHeader(reader.Header);
         if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Diverge);
-        Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock));
+        Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock) with { Tier = tier, CompileThreshold = compileThreshold });
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);

@@ -6,8 +6,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 
 public class AtomicTests
 {
-    [Theory, InlineData(true), InlineData(false)]
-    public void CmpxchgEqualAndNotEqual(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void CmpxchgEqualAndNotEqual(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -29,14 +29,14 @@ public class AtomicTests
     public void CmpxchgWritesReadOnlyDestinationEvenWhenNotEqual()
     {
         // A code segment as DS: readable, not writable -> #GP(0) although the comparison fails.
-        var m = Exec(true, a => { a.mov(eax, 1); a.cmpxchg(__dword_ptr[0x2000], ecx); },
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, 1); a.cmpxchg(__dword_ptr[0x2000], ecx); },
             c => { c.Segs[Seg.DS] = SegmentCache.Flat(0, 0x9B); });
         Faulted(m, Vectors.GP, TestMachine.CodeBase + 5);
         Assert.Equal(1u, m.Cpu.Eax);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void Cmpxchg8b(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void Cmpxchg8b(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -54,8 +54,8 @@ public class AtomicTests
         Flags(m.Cpu, ZF, 0);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void Xadd(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void Xadd(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -73,7 +73,7 @@ public class AtomicTests
     [Fact]
     public void XaddSameRegister()
     {
-        var m = Exec(true, a => { a.mov(eax, 3); a.xadd(eax, eax); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, 3); a.xadd(eax, eax); });
         Assert.Equal(6u, m.Cpu.Eax);
     }
 }

@@ -8,7 +8,7 @@ public class BcdTests
 {
     private static TestMachine Code32(Action<Iced.Intel.Assembler> code, uint eflags = 2)
     {
-        return Exec(true, code, c => c.Eflags = eflags);
+        return Exec(CpuTier.BlockCache, code, c => c.Eflags = eflags);
     }
 
     [Theory]

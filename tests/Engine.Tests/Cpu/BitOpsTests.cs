@@ -6,8 +6,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 
 public class BitOpsTests
 {
-    [Theory, InlineData(true), InlineData(false)]
-    public void RegisterForms(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void RegisterForms(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -21,8 +21,8 @@ public class BitOpsTests
         Flags(m.Cpu, CF | ZF, CF | ZF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void MemoryRegisterOffsetAddressesBeyondOperand(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void MemoryRegisterOffsetAddressesBeyondOperand(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -40,7 +40,7 @@ public class BitOpsTests
     [Fact]
     public void MemoryImmediateOffsetIsMasked()
     {
-        var m = Exec(true, a => { a.btc(__dword_ptr[0x2000], 33); a.btc(__word_ptr[0x2004], 17); });
+        var m = Exec(CpuTier.BlockCache, a => { a.btc(__dword_ptr[0x2000], 33); a.btc(__word_ptr[0x2004], 17); });
         Assert.Equal(2u, m.Memory.Read32(0x2000));
         Assert.Equal(2u, m.Memory.Read16(0x2004));
         Flags(m.Cpu, CF, 0);
@@ -49,13 +49,13 @@ public class BitOpsTests
     [Fact]
     public void MemoryFaultLeavesCf()
     {
-        var m = Exec(true, a => { a.bts(__dword_ptr[0x2000], 1); }, c => { c.Eflags = CF | 2; NullDs(c); });
+        var m = Exec(CpuTier.BlockCache, a => { a.bts(__dword_ptr[0x2000], 1); }, c => { c.Eflags = CF | 2; NullDs(c); });
         Faulted(m, Vectors.GP, TestMachine.CodeBase);
         Flags(m.Cpu, CF, CF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void BsfBsr(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void BsfBsr(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -73,7 +73,7 @@ public class BitOpsTests
     [Fact]
     public void BsfNonZeroClearsZf()
     {
-        var m = Exec(true, a => { a.mov(__dword_ptr[0x2000], 0x80000000); a.bsf(eax, __dword_ptr[0x2000]); }, c => c.Eflags = ZF | 2);
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(__dword_ptr[0x2000], 0x80000000); a.bsf(eax, __dword_ptr[0x2000]); }, c => c.Eflags = ZF | 2);
         Assert.Equal(31u, m.Cpu.Eax);
         Flags(m.Cpu, ZF, 0);
     }
@@ -81,7 +81,7 @@ public class BitOpsTests
     [Fact]
     public void Bswap()
     {
-        var m = Exec(true, a => { a.mov(eax, 0x11223344); a.bswap(eax); a.mov(ebx, 0xAABBCCDD); a.db(0x66, 0x0F, 0xCB); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, 0x11223344); a.bswap(eax); a.mov(ebx, 0xAABBCCDD); a.db(0x66, 0x0F, 0xCB); });
         Assert.Equal(0x44332211u, m.Cpu.Eax);
         Assert.Equal(0xAABB0000u, m.Cpu.Ebx);
     }

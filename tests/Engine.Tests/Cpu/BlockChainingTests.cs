@@ -9,7 +9,7 @@ public class BlockChainingTests
 {
     private const uint Pd = 0x80000, Pt = 0x81000, Page3 = 0x202000, OtherFrame = 0x203000;
 
-    private static PM TwoLevel(bool bc)
+    private static PM TwoLevel(CpuTier bc)
     {
         var m = new PM(bc);
         m.Memory.Write32(Pd, Pt | 7);
@@ -21,10 +21,12 @@ public class BlockChainingTests
     }
 
     [Theory]
-    [InlineData(true, true)]
-    [InlineData(true, false)]
-    [InlineData(false, true)]
-    public void CallTargetRemappedByInvlpgOrCr3Load(bool bc, bool invlpg)
+    [InlineData(CpuTier.Compiled, true)]
+    [InlineData(CpuTier.Compiled, false)]
+    [InlineData(CpuTier.BlockCache, true)]
+    [InlineData(CpuTier.BlockCache, false)]
+    [InlineData(CpuTier.Interpreter, true)]
+    public void CallTargetRemappedByInvlpgOrCr3Load(CpuTier bc, bool invlpg)
     {
         var m = TwoLevel(bc);
         m.Code(Page3, a => { a.mov(ebx, 1); a.ret(); });
@@ -52,10 +54,8 @@ public class BlockChainingTests
         Assert.Equal(3u * 1 + 3u * 2, m.Cpu.Edi);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void CallTargetRewrittenFromAnotherPage(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void CallTargetRewrittenFromAnotherPage(CpuTier bc)
     {
         var m = TwoLevel(bc);
         m.Code(Page3, a => { a.mov(ebx, 1); a.ret(); });

@@ -10,7 +10,7 @@ public static class CpuTest
     public const uint Arith = Fl.Arith;
 
     /// <summary>Assembles code (+hlt), applies setup, runs to hlt or the first event.</summary>
-    public static TestMachine Exec(bool blockCache, Action<Assembler> code, Action<X86Cpu>? setup = null)
+    public static TestMachine Exec(CpuTier blockCache, Action<Assembler> code, Action<X86Cpu>? setup = null)
     {
         var m = new TestMachine(blockCache: blockCache).Load(code);
         setup?.Invoke(m.Cpu);

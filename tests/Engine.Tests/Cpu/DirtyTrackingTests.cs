@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.State;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -13,10 +14,8 @@ public class DirtyTrackingTests
         w.Finish();
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void EveryStorePathMarksItsFrameDirty(bool blockCache)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void EveryStorePathMarksItsFrameDirty(CpuTier blockCache)
     {
         // The program runs its stores twice, with hlt in between: the first pass fills the TLB with
         // writable entries (dirty bits set), so the second pass, after the hash, takes the fast paths.

@@ -6,8 +6,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 
 public class FlagsConvertTests
 {
-    [Theory, InlineData(true), InlineData(false)]
-    public void LahfSahf(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void LahfSahf(CpuTier bc)
     {
         var m = Exec(bc, a => { a.lahf(); a.mov(__byte_ptr[0x2000], ah); a.mov(ah, 0xFF); a.sahf(); },
             c => c.Eflags = SF | CF | OF | 2);
@@ -18,12 +18,12 @@ public class FlagsConvertTests
     [Fact]
     public void SahfLeavesOf()
     {
-        var m = Exec(true, a => { a.mov(ah, 0); a.sahf(); }, c => c.Eflags = Arith | 2);
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(ah, 0); a.sahf(); }, c => c.Eflags = Arith | 2);
         Flags(m.Cpu, Arith, OF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void SignExtensions(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void SignExtensions(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -38,16 +38,16 @@ public class FlagsConvertTests
         Assert.Equal(0u, m.Cpu.Edx);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void Xlat(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void Xlat(CpuTier bc)
     {
         var m = Exec(bc, a => { a.mov(ebx, 0x2000); a.mov(eax, 0x1234_56FF); a.xlatb(); },
             c => c.Memory.Write8(0x20FF, 0x42));
         Assert.Equal(0x1234_5642u, m.Cpu.Eax);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void BoundWithinRange(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void BoundWithinRange(CpuTier bc)
     {
         var m = Exec(bc, a => { a.mov(eax, -5); a.bound(eax, __qword_ptr[0x2000]); a.mov(ebx, 1); }, c =>
         {
@@ -62,7 +62,7 @@ public class FlagsConvertTests
     [InlineData(11)]
     public void BoundOutOfRangeRaisesBr(int idx)
     {
-        var m = Exec(true, a => { a.mov(eax, idx); a.bound(eax, __qword_ptr[0x2000]); }, c =>
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, idx); a.bound(eax, __qword_ptr[0x2000]); }, c =>
         {
             c.Memory.Write32(0x2000, unchecked((uint)-5)); c.Memory.Write32(0x2004, 10);
         });
@@ -73,14 +73,14 @@ public class FlagsConvertTests
     [Fact]
     public void Bound16()
     {
-        var m = Exec(true, a => { a.mov(ax, 0x8000); a.bound(ax, __dword_ptr[0x2000]); }, c => c.Memory.Write32(0x2000, 0x7FFF_8001));
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(ax, 0x8000); a.bound(ax, __dword_ptr[0x2000]); }, c => c.Memory.Write32(0x2000, 0x7FFF_8001));
         Faulted(m, Vectors.BR, TestMachine.CodeBase + 4);
     }
 
     [Fact]
     public void PauseAndMultiByteNopTouchNothing()
     {
-        var m = Exec(true, a => { a.pause(); a.nop(__dword_ptr[eax + 0x1000]); }, NullDs);
+        var m = Exec(CpuTier.BlockCache, a => { a.pause(); a.nop(__dword_ptr[eax + 0x1000]); }, NullDs);
         Halted(m);
         Assert.Equal(3ul, m.Cpu.Icount);
     }

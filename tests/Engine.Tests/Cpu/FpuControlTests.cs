@@ -16,8 +16,8 @@ public class FpuControlTests
         for (int i = 0; i < 128; i++) f.Xmm[i] = (byte)i;
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void InitControlAndStatusWords(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void InitControlAndStatusWords(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -35,7 +35,7 @@ public class FpuControlTests
     [Fact]
     public void FnclexKeepsTopAndConditionCodes()
     {
-        var m = Exec(true, a => { a.fnclex(); }, c => c.Fpu.Fsw = 0xFFFF);
+        var m = Exec(CpuTier.BlockCache, a => { a.fnclex(); }, c => c.Fpu.Fsw = 0xFFFF);
         Assert.Equal(0x7F00, m.Cpu.Fpu.Fsw);
     }
 
@@ -44,19 +44,19 @@ public class FpuControlTests
     [InlineData(Cr0Bits.EM)]
     public void NmWhenTsOrEm(uint cr0)
     {
-        var m = Exec(true, a => { a.fninit(); }, c => { c.Cr0 |= cr0; c.Fpu.Fcw = 0x1234; });
+        var m = Exec(CpuTier.BlockCache, a => { a.fninit(); }, c => { c.Cr0 |= cr0; c.Fpu.Fcw = 0x1234; });
         Faulted(m, Vectors.NM, TestMachine.CodeBase);
         Assert.Equal(0x1234, m.Cpu.Fpu.Fcw);
-        var m2 = Exec(true, a => { a.fxsave(__zmmword_ptr[0x2000]); }, c => c.Cr0 |= cr0);
+        var m2 = Exec(CpuTier.BlockCache, a => { a.fxsave(__zmmword_ptr[0x2000]); }, c => c.Cr0 |= cr0);
         Faulted(m2, Vectors.NM, TestMachine.CodeBase);
     }
 
     [Fact]
     public void FwaitNeedsTsAndMp()
     {
-        var m = Exec(true, a => { a.wait(); }, c => c.Cr0 |= Cr0Bits.TS | Cr0Bits.EM);
+        var m = Exec(CpuTier.BlockCache, a => { a.wait(); }, c => c.Cr0 |= Cr0Bits.TS | Cr0Bits.EM);
         Halted(m);
-        var m2 = Exec(true, a => { a.wait(); }, c => c.Cr0 |= Cr0Bits.TS | Cr0Bits.MP);
+        var m2 = Exec(CpuTier.BlockCache, a => { a.wait(); }, c => c.Cr0 |= Cr0Bits.TS | Cr0Bits.MP);
         Faulted(m2, Vectors.NM, TestMachine.CodeBase);
     }
 
@@ -72,8 +72,8 @@ public class FpuControlTests
         Assert.Equal(StopReason.Unsupported, m3.Run());
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void FxsaveLayout(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void FxsaveLayout(CpuTier bc)
     {
         var m = Exec(bc, a => { a.fxsave(__zmmword_ptr[0x2000]); }, c =>
         {
@@ -105,7 +105,7 @@ public class FpuControlTests
     [Fact]
     public void FxsaveWithoutOsfxsrSkipsXmm()
     {
-        var m = Exec(true, a => { a.fxsave(__zmmword_ptr[0x2000]); }, c => { LoadState(c); c.Memory.Write32(0x20A0, 0xEEEEEEEE); });
+        var m = Exec(CpuTier.BlockCache, a => { a.fxsave(__zmmword_ptr[0x2000]); }, c => { LoadState(c); c.Memory.Write32(0x20A0, 0xEEEEEEEE); });
         Assert.Equal(0xEEEEEEEEu, m.Memory.Read32(0x20A0));
         Assert.Equal(0x1FA0u, m.Memory.Read32(0x2018));
     }
@@ -115,14 +115,14 @@ public class FpuControlTests
     [InlineData(0x2001u)]
     public void FxsaveFxrstorAlignment(uint addr)
     {
-        var m = Exec(true, a => { a.fxsave(__zmmword_ptr[eax]); }, c => c.Eax = addr);
+        var m = Exec(CpuTier.BlockCache, a => { a.fxsave(__zmmword_ptr[eax]); }, c => c.Eax = addr);
         Faulted(m, Vectors.GP, TestMachine.CodeBase, 0);
-        var m2 = Exec(true, a => { a.fxrstor(__zmmword_ptr[eax]); }, c => c.Eax = addr);
+        var m2 = Exec(CpuTier.BlockCache, a => { a.fxrstor(__zmmword_ptr[eax]); }, c => c.Eax = addr);
         Faulted(m2, Vectors.GP, TestMachine.CodeBase, 0);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void FxrstorRoundTrip(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void FxrstorRoundTrip(CpuTier bc)
     {
         var m = Exec(bc, a => { a.fxsave(__zmmword_ptr[0x2000]); a.fninit(); a.fxrstor(__zmmword_ptr[0x2000]); }, c =>
         {
@@ -144,7 +144,7 @@ public class FpuControlTests
     [Fact]
     public void FxrstorReservedMxcsrBitsFault()
     {
-        var m = Exec(true, a => { a.fxrstor(__zmmword_ptr[0x2000]); }, c =>
+        var m = Exec(CpuTier.BlockCache, a => { a.fxrstor(__zmmword_ptr[0x2000]); }, c =>
         {
             c.Cr4 |= Cr4Bits.OSFXSR; c.Memory.Write32(0x2018, 0x10000); c.Memory.Write16(0x2000, 0x0000);
         });
@@ -152,8 +152,8 @@ public class FpuControlTests
         Assert.Equal(0x037F, m.Cpu.Fpu.Fcw);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void FnsaveLayoutThenInit(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void FnsaveLayoutThenInit(CpuTier bc)
     {
         var m = Exec(bc, a => { a.fnsave(__[0x2000]); }, LoadState);
         Halted(m);
@@ -176,7 +176,7 @@ public class FpuControlTests
     [Fact]
     public void FrstorRoundTripAndFaultKeepsState()
     {
-        var m = Exec(true, a => { a.fnsave(__[0x2000]); a.frstor(__[0x2000]); }, LoadState);
+        var m = Exec(CpuTier.BlockCache, a => { a.fnsave(__[0x2000]); a.frstor(__[0x2000]); }, LoadState);
         var f = m.Cpu.Fpu;
         Assert.Equal(0x027F, f.Fcw);
         Assert.Equal(0x1001, f.Fsw);
@@ -184,7 +184,7 @@ public class FpuControlTests
         Assert.Equal(0x1D9, f.Fop);
         Assert.Equal(0x3F, f.St[2 * 10 + 9]);
 
-        var m2 = Exec(true, a => { a.fnsave(__[0x2000]); }, c => { LoadState(c); NullDs(c); });
+        var m2 = Exec(CpuTier.BlockCache, a => { a.fnsave(__[0x2000]); }, c => { LoadState(c); NullDs(c); });
         Faulted(m2, Vectors.GP, TestMachine.CodeBase, 0);
         Assert.Equal(0x027F, m2.Cpu.Fpu.Fcw);
     }
@@ -192,7 +192,7 @@ public class FpuControlTests
     [Fact]
     public void FnstenvMasksExceptionsFldenvLoads()
     {
-        var m = Exec(true, a => { a.fnstenv(__[0x2000]); a.fnstcw(__word_ptr[0x2100]); a.fldenv(__[0x2000]); }, c => LoadState(c));
+        var m = Exec(CpuTier.BlockCache, a => { a.fnstenv(__[0x2000]); a.fnstcw(__word_ptr[0x2100]); a.fldenv(__[0x2000]); }, c => LoadState(c));
         Assert.Equal(0xFFFF_027Fu, m.Memory.Read32(0x2000));
         Assert.Equal(0x027Fu | 0x3F, m.Memory.Read16(0x2100));
         Assert.Equal(0x027F, m.Cpu.Fpu.Fcw);

@@ -24,7 +24,7 @@ public class IoTests
 {
     private const uint Tss = 0x5000;
 
-    private static (TestMachine, PortHost) Machine(bool bc, Action<Iced.Intel.Assembler> code, Action<X86Cpu>? setup = null)
+    private static (TestMachine, PortHost) Machine(CpuTier bc, Action<Iced.Intel.Assembler> code, Action<X86Cpu>? setup = null)
     {
         var m = new TestMachine(blockCache: bc).Load(code);
         var h = new PortHost(m.Host);
@@ -47,8 +47,8 @@ public class IoTests
         c.Tr.Refresh();
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void InOutAtCpl0(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void InOutAtCpl0(CpuTier bc)
     {
         var (m, h) = Machine(bc, a =>
         {
@@ -64,8 +64,8 @@ public class IoTests
         }, h.Log);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void Cpl3WithoutTssRaisesGp(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void Cpl3WithoutTssRaisesGp(CpuTier bc)
     {
         var (m, h) = Machine(bc, a => { a.@in(al, 0x60); }, c => c.Cpl = 3);
         Faulted(m, Vectors.GP, TestMachine.CodeBase, 0);
@@ -75,7 +75,7 @@ public class IoTests
     [Fact]
     public void Cpl3WithIopl3IsAllowed()
     {
-        var (m, h) = Machine(true, a => { a.@out(0x61, al); a.nop(); }, c => { c.Cpl = 3; c.Eflags = Fl.IOPL | 2; });
+        var (m, h) = Machine(CpuTier.BlockCache, a => { a.@out(0x61, al); a.nop(); }, c => { c.Cpl = 3; c.Eflags = Fl.IOPL | 2; });
         Assert.Single(h.Log);
         Assert.Equal(Vectors.GP, m.Host.Events[0].Vector); // the final hlt at CPL 3
         Assert.Equal(TestMachine.CodeBase + 3, m.Host.Events[0].InstructionEip);
@@ -93,7 +93,7 @@ public class IoTests
     [InlineData(0x100, 1, false)]    // beyond the TSS limit
     public void BitmapDecides(int port, int size, bool allowed)
     {
-        var (m, h) = Machine(true, a =>
+        var (m, h) = Machine(CpuTier.BlockCache, a =>
         {
             a.mov(dx, (ushort)port);
             if (size == 1) a.@in(al, dx); else if (size == 2) a.@in(ax, dx); else a.@in(eax, dx);
@@ -117,13 +117,13 @@ public class IoTests
     [Fact]
     public void Tss16BitIsRejected()
     {
-        var (m, h) = Machine(true, a => { a.@in(al, 0x60); }, c => { Cpl3WithTss(c); c.Tr.Attr = 0x83; c.Tr.Refresh(); });
+        var (m, h) = Machine(CpuTier.BlockCache, a => { a.@in(al, 0x60); }, c => { Cpl3WithTss(c); c.Tr.Attr = 0x83; c.Tr.Refresh(); });
         Faulted(m, Vectors.GP, TestMachine.CodeBase, 0);
         Assert.Empty(h.Log);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void RepInsOuts(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void RepInsOuts(CpuTier bc)
     {
         var (m, h) = Machine(bc, a =>
         {
@@ -143,7 +143,7 @@ public class IoTests
     [Fact]
     public void InsProbesBeforeReadingThePort()
     {
-        var (m, h) = Machine(true, a => { a.mov(dx, 0x70); a.insb(); }, c =>
+        var (m, h) = Machine(CpuTier.BlockCache, a => { a.mov(dx, 0x70); a.insb(); }, c =>
         {
             var es = SegmentCache.Flat(0, 0x91); c.Segs[Seg.ES] = es; // read-only data segment
             c.Edi = 0x3000;
@@ -155,14 +155,14 @@ public class IoTests
     [Fact]
     public void OutsDeniedAtCpl3()
     {
-        var (m, h) = Machine(true, a => { a.mov(dx, 0x61); a.rep.outsb(); }, c => { Cpl3WithTss(c); c.Ecx = 5; });
+        var (m, h) = Machine(CpuTier.BlockCache, a => { a.mov(dx, 0x61); a.rep.outsb(); }, c => { Cpl3WithTss(c); c.Ecx = 5; });
         Faulted(m, Vectors.GP, TestMachine.CodeBase + 4, 0);
         Assert.Equal(5u, m.Cpu.Ecx);
         Assert.Empty(h.Log);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void CpuidAndRdtsc(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void CpuidAndRdtsc(CpuTier bc)
     {
         var m = Exec(bc, a => { a.mov(eax, 7); a.mov(ecx, 1); a.cpuid(); a.mov(__dword_ptr[0x2000], ebx); a.mov(__dword_ptr[0x2004], eax); a.rdtsc(); });
         Assert.Equal(1u, m.Memory.Read32(0x2000));
@@ -174,9 +174,9 @@ public class IoTests
     [Fact]
     public void RdtscWithTsdFaultsOnlyAboveCpl0()
     {
-        var m = Exec(true, a => { a.rdtsc(); }, c => { c.Cr4 |= Cr4Bits.TSD; c.Cpl = 3; });
+        var m = Exec(CpuTier.BlockCache, a => { a.rdtsc(); }, c => { c.Cr4 |= Cr4Bits.TSD; c.Cpl = 3; });
         Faulted(m, Vectors.GP, TestMachine.CodeBase, 0);
-        var m0 = Exec(true, a => { a.rdtsc(); }, c => c.Cr4 |= Cr4Bits.TSD);
+        var m0 = Exec(CpuTier.BlockCache, a => { a.rdtsc(); }, c => c.Cr4 |= Cr4Bits.TSD);
         Halted(m0);
         Assert.Equal(0x5678_9ABCu, m0.Cpu.Eax);
     }

@@ -6,8 +6,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 
 public class MulDivTests
 {
-    [Theory, InlineData(true), InlineData(false)]
-    public void MulAllSizes(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void MulAllSizes(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -29,14 +29,14 @@ public class MulDivTests
     [Fact]
     public void MulNoHighHalfClearsCfOf()
     {
-        var m = Exec(true, a => { a.mov(eax, 3); a.mov(ecx, 5); a.mul(ecx); }, c => c.Eflags = Arith | 2);
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, 3); a.mov(ecx, 5); a.mul(ecx); }, c => c.Eflags = Arith | 2);
         Assert.Equal(15u, m.Cpu.Eax);
         Assert.Equal(0u, m.Cpu.Edx);
         Flags(m.Cpu, CF | OF, 0);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void ImulOneOperand(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ImulOneOperand(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -52,8 +52,8 @@ public class MulDivTests
         Flags(m.Cpu, CF | OF, CF | OF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void ImulTwoAndThreeOperands(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ImulTwoAndThreeOperands(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -67,8 +67,8 @@ public class MulDivTests
         Flags(m.Cpu, CF | OF, CF | OF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void DivAllSizes(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void DivAllSizes(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -86,8 +86,8 @@ public class MulDivTests
         Assert.Equal(1u, m.Cpu.Edx);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void IdivSigned(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void IdivSigned(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -103,13 +103,13 @@ public class MulDivTests
     [Fact]
     public void IdivMinus128Fits()
     {
-        var m = Exec(true, a => { a.mov(ax, unchecked((short)-256)); a.mov(bl, 2); a.idiv(bl); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(ax, unchecked((short)-256)); a.mov(bl, 2); a.idiv(bl); });
         Halted(m);
         Assert.Equal(0x0080u, m.Cpu.Eax & 0xFFFF);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void DivideByZero(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void DivideByZero(CpuTier bc)
     {
         var m = Exec(bc, a => { a.mov(eax, 5); a.xor(ecx, ecx); a.div(ecx); }, c => c.Edx = 9);
         Faulted(m, Vectors.DE, TestMachine.CodeBase + 7);
@@ -121,7 +121,7 @@ public class MulDivTests
     [Fact]
     public void DivQuotientOverflow()
     {
-        var m = Exec(true, a => { a.mov(ax, 0x1000); a.mov(bl, 0x10); a.div(bl); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(ax, 0x1000); a.mov(bl, 0x10); a.div(bl); });
         Faulted(m, Vectors.DE, TestMachine.CodeBase + 6);
         Assert.Equal(0x1000u, m.Cpu.Eax & 0xFFFF);
     }
@@ -129,11 +129,11 @@ public class MulDivTests
     [Fact]
     public void IdivOverflowCases()
     {
-        var m = Exec(true, a => { a.mov(edx, 0x80000000); a.mov(eax, 0); a.mov(ecx, 0xFFFFFFFF); a.idiv(ecx); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(edx, 0x80000000); a.mov(eax, 0); a.mov(ecx, 0xFFFFFFFF); a.idiv(ecx); });
         Faulted(m, Vectors.DE, TestMachine.CodeBase + 15);
-        var m2 = Exec(true, a => { a.mov(ax, 0x8000); a.mov(bl, 0xFF); a.idiv(bl); }); // -32768 / -1: 32768 > 127
+        var m2 = Exec(CpuTier.BlockCache, a => { a.mov(ax, 0x8000); a.mov(bl, 0xFF); a.idiv(bl); }); // -32768 / -1: 32768 > 127
         Faulted(m2, Vectors.DE, TestMachine.CodeBase + 6);
-        var m3 = Exec(true, a => { a.mov(eax, 0); a.cdq(); a.idiv(__dword_ptr[0x2000]); }, NullDs);
+        var m3 = Exec(CpuTier.BlockCache, a => { a.mov(eax, 0); a.cdq(); a.idiv(__dword_ptr[0x2000]); }, NullDs);
         Faulted(m3, Vectors.GP, TestMachine.CodeBase + 6, 0);
     }
 }

@@ -12,7 +12,7 @@ public class PagingTests
     private const uint TestPage = 0x200000, Page2 = 0x201000, Page3 = 0x202000, OtherFrame = 0x203000;
 
     /// <summary>2-level paging, identity map of 0-4 MiB with U|W|P; CR0.PG set (and WP if asked).</summary>
-    private static PM TwoLevel(bool bc, bool wp = false)
+    private static PM TwoLevel(CpuTier bc, bool wp = false)
     {
         var m = new PM(bc);
         m.Memory.Write32(Pd, Pt | 7);
@@ -26,7 +26,7 @@ public class PagingTests
     private static void SetPte(PM m, uint lin, uint pte) => m.Memory.Write32(Pt + ((lin >> 12) & 0x3FF) * 4, pte);
 
     /// <summary>PAE paging, identity map of 0-4 MiB with U|W|P.</summary>
-    private static PM Pae(bool bc, bool nxe = false)
+    private static PM Pae(CpuTier bc, bool nxe = false)
     {
         var m = new PM(bc);
         m.Memory.Write64(Pdpt, PaePd | 1);
@@ -61,7 +61,7 @@ public class PagingTests
     [MemberData(nameof(Faults))]
     public void PageFaultErrorCodes(string name, bool pae, int ring, uint pte, ulong paePte, bool write, uint err)
     {
-        var m = Modes.Run(true, b =>
+        var m = Modes.Run(CpuTier.BlockCache, b =>
         {
             var m = pae ? Pae(b) : TwoLevel(b);
             if (pae) SetPaePte(m, TestPage, paePte); else SetPte(m, TestPage, pte);
@@ -103,7 +103,7 @@ public class PagingTests
     [InlineData("not")]
     public void ReadModifyWriteOnANotPresentPageFaultsAsAWrite(string op)
     {
-        var m = Modes.Run(true, b =>
+        var m = Modes.Run(CpuTier.Compiled, b =>
         {
             var m = TwoLevel(b);
             SetPte(m, TestPage, 0);
@@ -141,7 +141,7 @@ public class PagingTests
     [InlineData(false)]
     public void PushaIntoAReadOnlyPageReportsTheFirstFaultingByte(bool bc)
     {
-        var m = Modes.Run(bc, b =>
+        var m = Modes.Run(bc ? CpuTier.Compiled : CpuTier.BlockCache, b =>
         {
             var m = TwoLevel(b);
             SetPte(m, Page2, Page2 | 5); // user, read-only, above a writable page
@@ -168,7 +168,7 @@ public class PagingTests
     [InlineData(true, false)]
     public void AccessedAndDirtyBits(bool pae, bool bc)
     {
-        var m = Modes.Run(bc, b =>
+        var m = Modes.Run(bc ? CpuTier.Compiled : CpuTier.Interpreter, b =>
         {
             var m = pae ? Pae(b) : TwoLevel(b);
             if (pae) { SetPaePte(m, TestPage, TestPage | 7); SetPaePte(m, Page2, Page2 | 7); }
@@ -197,10 +197,8 @@ public class PagingTests
         }
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void WriteProtectGovernsSupervisorWrites(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void WriteProtectGovernsSupervisorWrites(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -225,10 +223,8 @@ public class PagingTests
         Assert.Equal(TestPage | 0x61, m.Memory.Read32(Pt + (TestPage >> 12) * 4)); // A and D from the WP=0 write
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void NoExecuteFetchFault(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void NoExecuteFetchFault(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -252,10 +248,8 @@ public class PagingTests
         Assert.Equal(3ul, m.Cpu.Icount);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void GlobalPagesSurviveCr3LoadUntilInvlpg(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void GlobalPagesSurviveCr3LoadUntilInvlpg(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -290,10 +284,8 @@ public class PagingTests
         Assert.Equal(0xCCCCu, m.Cpu.Edx);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ClearingPgeFlushesGlobalPages(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ClearingPgeFlushesGlobalPages(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {

@@ -23,13 +23,13 @@ public sealed class ProtectedModeMachine
     public RecordingHost? Rec { get; }
     public NativeIdtHost? Native { get; }
 
-    public ProtectedModeMachine(bool blockCache, bool native = false, uint frames = 1024)
+    public ProtectedModeMachine(CpuTier blockCache, bool native = false, uint frames = 1024)
     {
         Memory = new PhysicalMemory(frames);
         ICpuHost host;
         if (native) host = Native = new NativeIdtHost();
         else host = Rec = new RecordingHost();
-        Cpu = new X86Cpu(Memory, host) { UseBlockCache = blockCache };
+        Cpu = new X86Cpu(Memory, host) { Tier = blockCache, CompileThreshold = 0 };
         SetGdt(1, Seg(0, 0xFFFFF, 0x9B));
         SetGdt(2, Seg(0, 0xFFFFF, 0x93));
         SetGdt(3, Seg(0, 0xFFFFF, 0xBB));

@@ -10,8 +10,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 /// </summary>
 public class RepBulkTests
 {
-    [Theory, InlineData(true), InlineData(false)]
-    public void OverlappingForwardMovsReplicatesPattern(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void OverlappingForwardMovsReplicatesPattern(CpuTier bc)
     {
         // dst = src + 1 (movsb) and dst = src + 2 (movsd, overlapping inside one element).
         var m = new TestMachine(blockCache: bc).Load(a =>
@@ -34,8 +34,8 @@ public class RepBulkTests
         Assert.Equal(6ul + 3000 + 1000 + 1, m.Cpu.Icount);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void MisalignedStosdAcrossPages(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void MisalignedStosdAcrossPages(CpuTier bc)
     {
         var m = new TestMachine(blockCache: bc).Load(a => { a.mov(edi, 0x4FFE); a.mov(ecx, 2000); a.mov(eax, 0xA1B2C3D4); a.rep.stosd(); });
         m.Run();
@@ -47,8 +47,8 @@ public class RepBulkTests
         Assert.Equal(3ul + 2000 + 1, m.Cpu.Icount);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void MovswAcrossPagesAndStopInTheMiddle(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void MovswAcrossPagesAndStopInTheMiddle(CpuTier bc)
     {
         var m = new TestMachine(blockCache: bc).Load(a => { a.mov(esi, 0x7F01); a.mov(edi, 0x20333); a.mov(ecx, 5000); a.rep.movsw(); a.mov(ebx, 1); });
         for (uint i = 0; i < 10000; i++) m.Memory.Write8(0x7F01 + i, (byte)(i * 7));
@@ -65,8 +65,8 @@ public class RepBulkTests
         Assert.Equal(3ul + 5000 + 2, m.Cpu.Icount);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void RepStosOverLaterCodeOfTheSameBlockTakesEffect(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void RepStosOverLaterCodeOfTheSameBlockTakesEffect(CpuTier bc)
     {
         // rep stosb turns the 16 nops after it into inc eax.
         uint nops = TestMachine.CodeBase + (uint)TestMachine.Assemble(a => { a.xor(eax, eax); a.mov(edi, 0x12345678); a.mov(ecx, 16); a.mov(dl, 0x40); a.xchg(eax, edx); a.rep.stosb(); a.mov(eax, 0); }).Length;
@@ -80,8 +80,8 @@ public class RepBulkTests
         Assert.Equal(16u, m.Cpu.Eax);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void SixteenBitAddressWrapInLongRun(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void SixteenBitAddressWrapInLongRun(CpuTier bc)
     {
         var m = new TestMachine(blockCache: bc).Load(a => { a.mov(edi, 0x1234FF00); a.mov(ecx, 0x200); a.mov(al, 0x5A); a.db(0x67); a.rep.stosb(); });
         m.Run();
@@ -116,7 +116,7 @@ public class RepBulkTests
     [InlineData(false, 0x20000, 0x20000, 4, 3000)] // onto itself
     public void BackwardAndOverlappingMovsMatchElementByElement(bool down, int src, int dst, int size, int count)
     {
-        foreach (bool bc in new[] { true, false })
+        foreach (CpuTier bc in Enum.GetValues<CpuTier>())
         {
             int top = (count - 1) * size;
             uint si = (uint)(down ? src + top : src), di = (uint)(down ? dst + top : dst);
@@ -141,8 +141,8 @@ public class RepBulkTests
         }
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void BackwardStoswAcrossPagesStopsExactly(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void BackwardStoswAcrossPagesStopsExactly(CpuTier bc)
     {
         var m = new TestMachine(blockCache: bc).Load(a => { a.std(); a.mov(edi, 0x50FFF); a.mov(ecx, 6000); a.mov(eax, 0xBEEF); a.rep.stosw(); a.cld(); });
         Assert.Equal(StopReason.InstructionLimit, m.Cpu.Run(4 + 4321));
@@ -164,7 +164,7 @@ public class RepBulkTests
     [InlineData(1, 4, 0x20FF0, 3000, 0x21000)]   // repe scasd
     public void ScasMatchesElementByElement(int rep, int size, int start, int count, int special)
     {
-        foreach (bool bc in new[] { true, false })
+        foreach (CpuTier bc in Enum.GetValues<CpuTier>())
         {
             var m = new TestMachine(blockCache: bc).Load(a =>
             {
@@ -204,7 +204,7 @@ public class RepBulkTests
     [InlineData(2, -1, 3000)]       // repe cmpsw, all equal
     public void RepeCmpsMatchesElementByElement(int size, int mismatch, int count)
     {
-        foreach (bool bc in new[] { true, false })
+        foreach (CpuTier bc in Enum.GetValues<CpuTier>())
         {
             const int src = 0x20003, dst = 0x40001;
             var m = new TestMachine(blockCache: bc).Load(a =>

@@ -11,7 +11,7 @@ public class RingTransitionTests
     private const ushort GateSel = 9 * 8;
 
     /// <summary>A native-IDT machine: int 0x80 (DPL 3 trap gate) enters ring 1; int 0x90 (DPL 3 interrupt gate) enters ring 0 and halts.</summary>
-    private static PM NativeMachine(bool bc)
+    private static PM NativeMachine(CpuTier bc)
     {
         var m = new PM(bc, native: true);
         m.SetIdt(0x80, PM.Code1 & 0xFFFC, Ring1Handler, 0xEF);
@@ -20,10 +20,8 @@ public class RingTransitionTests
         return m;
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void IretToRing3AndInterruptGateBackToRing1(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void IretToRing3AndInterruptGateBackToRing1(CpuTier bc)
     {
         uint afterInt80 = 0;
         var m = Modes.Run(bc, b =>
@@ -85,10 +83,8 @@ public class RingTransitionTests
         Assert.Equal(20ul, c.Icount);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void CallGateRing3ToRing1AndRetFarBack(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void CallGateRing3ToRing1AndRetFarBack(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -129,10 +125,8 @@ public class RingTransitionTests
         Assert.Equal(1, m.Native!.Halts);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void FarJmpCallRetSameRing(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void FarJmpCallRetSameRing(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -162,10 +156,8 @@ public class RingTransitionTests
         Assert.Equal(0x9B, m.Memory.Read8(PM.GdtBase + 10 * 8 + 5));
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ConformingCallKeepsCpl(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ConformingCallKeepsCpl(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -207,7 +199,7 @@ public class RingTransitionTests
     [MemberData(nameof(TransferFailures))]
     public void FarTransferFailures(string name, byte vector, uint error)
     {
-        var m = Modes.Run(true, b =>
+        var m = Modes.Run(CpuTier.BlockCache, b =>
         {
             var m = new PM(b);
             int ring = 3;
@@ -272,7 +264,7 @@ public class RingTransitionTests
     [InlineData(3, 0x0FD7u, 0x0DD7u)]   // arithmetic flags, DF, TF, OF load; IF does not at CPL 3 > IOPL 0
     public void IretEflagsRules(int ring, uint pushed, uint expected)
     {
-        var m = Modes.Run(true, b =>
+        var m = Modes.Run(CpuTier.BlockCache, b =>
         {
             var m = new PM(b);
             m.Enter(ring);
@@ -286,10 +278,8 @@ public class RingTransitionTests
         Assert.Equal(0x1100u, m.Cpu.Eip);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void IntNDplCheckFromRing3(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void IntNDplCheckFromRing3(CpuTier bc)
     {
         uint intEip = 0;
         var m = Modes.Run(bc, b =>
@@ -311,10 +301,8 @@ public class RingTransitionTests
         Assert.Equal(1, m.Native!.Halts);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ContributoryFaultDuringDeliveryBecomesDoubleFault(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ContributoryFaultDuringDeliveryBecomesDoubleFault(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -335,10 +323,8 @@ public class RingTransitionTests
         Assert.Equal(PM.Stack0 - 12, m.Cpu.Esp);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void FaultDeliveringDoubleFaultIsTripleFault(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void FaultDeliveringDoubleFaultIsTripleFault(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -354,10 +340,8 @@ public class RingTransitionTests
         Assert.Equal(0L, m.Native.Delivered);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void SoftwareInterruptKinds(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void SoftwareInterruptKinds(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {

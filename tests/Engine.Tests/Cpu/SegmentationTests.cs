@@ -5,14 +5,14 @@ using PM = Replayvisor.Engine.Tests.Cpu.ProtectedModeMachine;
 
 namespace Replayvisor.Engine.Tests.Cpu;
 
-/// <summary>Runs a scenario with the block cache on and off and requires identical architectural state.</summary>
+/// <summary>Runs a scenario under every CPU tier and requires identical architectural state.</summary>
 internal static class Modes
 {
-    public static PM Run(bool blockCache, Func<bool, PM> scenario)
+    public static PM Run(CpuTier first, Func<CpuTier, PM> scenario)
     {
-        PM m = scenario(blockCache);
-        PM other = scenario(!blockCache);
-        Assert.Equal(m.Snapshot(), other.Snapshot());
+        PM m = scenario(first);
+        foreach (CpuTier t in Enum.GetValues<CpuTier>())
+            if (t != first) Assert.Equal(m.Snapshot(), scenario(t).Snapshot());
         return m;
     }
 }
@@ -51,7 +51,7 @@ public class SegmentationTests
         return t;
     }
 
-    private static PM LoadScenario(bool bc, int ring, int seg, ushort sel, ulong desc, bool ldt, string how)
+    private static PM LoadScenario(CpuTier bc, int ring, int seg, ushort sel, ulong desc, bool ldt, string how)
     {
         var m = new PM(bc);
         if (desc != 0) m.SetGdt(Free, desc);
@@ -96,14 +96,14 @@ public class SegmentationTests
     {
         foreach (string how in new[] { "mov", "pop", "lxs" })
         {
-            PM m = Modes.Run(true, bc => LoadScenario(bc, ring, seg, sel, desc, ldt, how));
+            PM m = Modes.Run(CpuTier.BlockCache, bc => LoadScenario(bc, ring, seg, sel, desc, ldt, how));
             CpuEvent e = m.Event;
             Assert.True(e.Vector == vector && e.ErrorCode == error,
                 $"{name} via {how}: got vector {e.Vector} error 0x{e.ErrorCode:x}, want {vector} 0x{error:x}");
             Assert.Equal(EventKind.Fault, e.Kind);
             Assert.True(e.HasErrorCode);
             // The faulting instruction changed nothing: the segment, EBX and ESP keep their values.
-            var fresh = new PM(true);
+            var fresh = new PM(CpuTier.BlockCache);
             fresh.Enter(ring);
             Assert.Equal(fresh.Cpu.Segs[seg].Selector, m.Cpu.Segs[seg].Selector);
             Assert.Equal(0x77u, m.Cpu.Ebx);
@@ -113,10 +113,8 @@ public class SegmentationTests
         }
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void AccessedBitIsSetOnLoad(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void AccessedBitIsSetOnLoad(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -141,10 +139,8 @@ public class SegmentationTests
         Assert.Equal(0x100000u, m.Cpu.Segs[Seg.FS].Base);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void NullSelectorLoadsButUseFaults(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void NullSelectorLoadsButUseFaults(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -168,10 +164,8 @@ public class SegmentationTests
         Assert.Equal(3ul, m.Cpu.Icount);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ConformingReadableCodeLoadsIntoDsFromRing3(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ConformingReadableCodeLoadsIntoDsFromRing3(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -203,7 +197,7 @@ public class SegmentationTests
     [Fact]
     public void MovCsIsUndefined()
     {
-        var m = Modes.Run(true, b =>
+        var m = Modes.Run(CpuTier.BlockCache, b =>
         {
             var m = new PM(b);
             m.Load(a => { a.nop(); a.db(0x8E, 0xC8); });
@@ -214,10 +208,8 @@ public class SegmentationTests
         Assert.Equal(PM.CodeBase + 1, m.Event.InstructionEip);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void PushPopSegmentRegisters(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void PushPopSegmentRegisters(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -242,10 +234,8 @@ public class SegmentationTests
         Assert.Equal(PM.Data0, m.Cpu.Segs[Seg.FS].Selector);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ExpandUpLimitIsByteExact(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ExpandUpLimitIsByteExact(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -266,10 +256,8 @@ public class SegmentationTests
         Assert.Equal(3ul, m.Cpu.Icount);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void StackLimitViolationIsSs0(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void StackLimitViolationIsSs0(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -290,10 +278,8 @@ public class SegmentationTests
         Assert.Equal(0x1002u, m.Cpu.Esp);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void ExpandDownAndGranularity(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void ExpandDownAndGranularity(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {
@@ -319,7 +305,7 @@ public class SegmentationTests
         Assert.Equal(Vectors.GP, m.Event.Vector);
         Assert.Equal(0u, m.Event.ErrorCode);
         Assert.Equal(7ul, m.Cpu.Icount);
-        var g = new PM(true);
+        var g = new PM(CpuTier.BlockCache);
         g.SetGdt(Free + 1, PM.Seg(0, 0, 0x93, g: true));
         g.Load(a =>
         {
@@ -332,10 +318,8 @@ public class SegmentationTests
         Assert.Equal(0xFFFu, g.Cpu.Segs[Seg.FS].Limit);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void LarLslVerrVerwArpl(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void LarLslVerrVerwArpl(CpuTier bc)
     {
         var m = Modes.Run(bc, b =>
         {

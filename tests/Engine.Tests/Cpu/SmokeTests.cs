@@ -5,10 +5,8 @@ namespace Replayvisor.Engine.Tests.Cpu;
 
 public class SmokeTests
 {
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void LoopSumsAndCounts(bool blockCache)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void LoopSumsAndCounts(CpuTier blockCache)
     {
         var m = new TestMachine(blockCache: blockCache).Load(a =>
         {

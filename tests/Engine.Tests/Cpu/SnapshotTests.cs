@@ -61,7 +61,7 @@ public class SnapshotTests
     public void InterpreterAndBlockCacheAgree()
     {
         var a = Workload();
-        var b = new TestMachine(blockCache: false);
+        var b = new TestMachine(blockCache: CpuTier.Interpreter);
         b.Memory.RestoreBytes(a.Memory.SnapshotBytes());
         b.Cpu.Restore(a.Cpu.Snapshot());
         a.Cpu.Run(30_000);

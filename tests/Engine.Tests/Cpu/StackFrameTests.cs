@@ -8,8 +8,8 @@ public class StackFrameTests
 {
     private const uint Top = TestMachine.StackTop;
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void EnterLevelZeroAndLeave(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void EnterLevelZeroAndLeave(CpuTier bc)
     {
         var m = Exec(bc, a => { a.enter(16, 0); a.mov(__dword_ptr[0x2000], ebp); a.mov(__dword_ptr[0x2004], esp); a.leave(); },
             c => c.Ebp = 0x1234);
@@ -21,8 +21,8 @@ public class StackFrameTests
         Assert.Equal(Top, m.Cpu.Esp);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void EnterNested(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void EnterNested(CpuTier bc)
     {
         var m = Exec(bc, a => { a.enter(8, 3); }, c =>
         {
@@ -39,7 +39,7 @@ public class StackFrameTests
     [Fact]
     public void EnterLevelOneAndLevelModulo32()
     {
-        var m = Exec(true, a => { a.enter(0, 33); }, c => c.Ebp = 0x5555);
+        var m = Exec(CpuTier.BlockCache, a => { a.enter(0, 33); }, c => c.Ebp = 0x5555);
         // level 33 mod 32 = 1: push ebp, push frame pointer.
         Assert.Equal(0x5555u, m.Memory.Read32(Top - 4));
         Assert.Equal(Top - 4, m.Memory.Read32(Top - 8));
@@ -50,7 +50,7 @@ public class StackFrameTests
     [Fact]
     public void Enter16BitOperandSize()
     {
-        var m = Exec(true, a => { a.db(0x66, 0xC8, 0x04, 0x00, 0x00); }, c => c.Ebp = 0xABCD_1234);
+        var m = Exec(CpuTier.BlockCache, a => { a.db(0x66, 0xC8, 0x04, 0x00, 0x00); }, c => c.Ebp = 0xABCD_1234);
         Assert.Equal(0x1234u, m.Memory.Read16(Top - 2));
         Assert.Equal(0xABCD_FFFEu, m.Cpu.Ebp);
         Assert.Equal(Top - 2 - 4, m.Cpu.Esp);
@@ -59,7 +59,7 @@ public class StackFrameTests
     [Fact]
     public void EnterFaultChangesNothing()
     {
-        var m = Exec(true, a => { a.enter(8, 2); }, c =>
+        var m = Exec(CpuTier.BlockCache, a => { a.enter(8, 2); }, c =>
         {
             c.Ebp = 0x7F000;
             var ss = SegmentCache.Flat(0, 0x93); ss.Limit = Top - 7; ss.Refresh(); c.Segs[Seg.SS] = ss; // only one slot below the top fits
@@ -70,8 +70,8 @@ public class StackFrameTests
         Assert.Equal(0u, m.Memory.Read32(Top - 4));
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void PushadPopad(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void PushadPopad(CpuTier bc)
     {
         var m = Exec(bc, a =>
         {
@@ -91,23 +91,23 @@ public class StackFrameTests
     [Fact]
     public void Pusha16Popa16()
     {
-        var m = Exec(true, a => { a.mov(eax, 0x11110001); a.mov(edi, 0x22220008); a.pusha(); a.mov(eax, 0); a.popa(); });
+        var m = Exec(CpuTier.BlockCache, a => { a.mov(eax, 0x11110001); a.mov(edi, 0x22220008); a.pusha(); a.mov(eax, 0); a.popa(); });
         Assert.Equal(0x0001u, m.Memory.Read16(Top - 2));
         Assert.Equal(unchecked((ushort)Top), m.Memory.Read16(Top - 10));
         Assert.Equal(0x00000001u, m.Cpu.Eax);
         Assert.Equal(Top, m.Cpu.Esp);
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void PushfdClearsVmRf(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void PushfdClearsVmRf(CpuTier bc)
     {
         var m = Exec(bc, a => { a.pushfd(); a.pushf(); }, c => c.Eflags = Fl.RF | Fl.VM | Fl.AC | Fl.ID | CF | 2);
         Assert.Equal(Fl.AC | Fl.ID | CF | 2, m.Memory.Read32(Top - 4));
         Assert.Equal(CF | 2, m.Memory.Read16(Top - 6));
     }
 
-    [Theory, InlineData(true), InlineData(false)]
-    public void PopfdAtCpl0(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void PopfdAtCpl0(CpuTier bc)
     {
         var m = Exec(bc, a => { a.push(0x00273ED7 | 0x10000); a.popfd(); }, c => c.Eflags = 2);
         // All writable bits load, including IF, IOPL, AC and ID; RF is cleared and VM stays clear.
@@ -117,7 +117,7 @@ public class StackFrameTests
     [Fact]
     public void PopfdAtCpl3KeepsIfAndIopl()
     {
-        var m = Exec(true, a => { a.push(0x3000 | 0x200 | 1); a.popfd(); }, c => { c.Cpl = 3; c.Eflags = 2; });
+        var m = Exec(CpuTier.BlockCache, a => { a.push(0x3000 | 0x200 | 1); a.popfd(); }, c => { c.Cpl = 3; c.Eflags = 2; });
         // IOPL not changeable, IF not changeable (CPL 3 > IOPL 0), CF loads.
         Assert.Equal(CF | 2, m.Cpu.Eflags);
     }
@@ -125,14 +125,14 @@ public class StackFrameTests
     [Fact]
     public void PopfdAtCpl1WithIopl1ChangesIfNotIopl()
     {
-        var m = Exec(true, a => { a.push(0x0200); a.popfd(); }, c => { c.Cpl = 1; c.Eflags = 0x1000 | 2; });
+        var m = Exec(CpuTier.BlockCache, a => { a.push(0x0200); a.popfd(); }, c => { c.Cpl = 1; c.Eflags = 0x1000 | 2; });
         Assert.Equal(0x1000u | Fl.IF | 2, m.Cpu.Eflags);
     }
 
     [Fact]
     public void Popf16ChangesLowHalfOnly()
     {
-        var m = Exec(true, a => { a.db(0x66, 0x68, 0xC1, 0x08); a.popf(); }, c => c.Eflags = Fl.AC | Fl.RF | 2);
+        var m = Exec(CpuTier.BlockCache, a => { a.db(0x66, 0x68, 0xC1, 0x08); a.popf(); }, c => c.Eflags = Fl.AC | Fl.RF | 2);
         Assert.Equal(Fl.AC | Fl.RF | OF | SF | ZF | CF | 2, m.Cpu.Eflags);
     }
 }

@@ -8,7 +8,7 @@ namespace Replayvisor.Engine.Tests.Cpu;
 /// <summary>Privileged and system-state instructions: CPL checks, CR/DR rules, MSRs, descriptor-table registers.</summary>
 public class SystemInstructionTests
 {
-    private static PM RunAt(bool bc, int ring, Action<Assembler> code, Action<PM>? setup = null)
+    private static PM RunAt(CpuTier bc, int ring, Action<Assembler> code, Action<PM>? setup = null)
     {
         return Modes.Run(bc, b =>
         {
@@ -51,17 +51,15 @@ public class SystemInstructionTests
             "mov from dr6" => a => a.mov(ebx, dr6),
             _ => a => a.hlt(),
         };
-        var m = RunAt(true, 1, code);
+        var m = RunAt(CpuTier.BlockCache, 1, code);
         Assert.Equal(Vectors.GP, m.Event.Vector);
         Assert.Equal(0u, m.Event.ErrorCode);
         Assert.Equal(PM.CodeBase + 5, m.Event.InstructionEip);
         Assert.Equal(0x77u, m.Cpu.Ebx);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void StoresAreAllowedAtRing3(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void StoresAreAllowedAtRing3(CpuTier bc)
     {
         var m = RunAt(bc, 3, a =>
         {
@@ -81,10 +79,8 @@ public class SystemInstructionTests
         Assert.Equal(m.Cpu.Cr0, m.Cpu.Edx);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void LoadTablesAndLtrMarksBusy(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void LoadTablesAndLtrMarksBusy(CpuTier bc)
     {
         var m = RunAt(bc, 0, a =>
         {
@@ -151,7 +147,7 @@ public class SystemInstructionTests
             "wrmsr efer reserved" => a => { a.mov(ecx, 0xC0000080); a.mov(eax, 1); a.mov(edx, 0); a.wrmsr(); },
             _ => a => { a.mov(ecx, 0x1234); a.rdmsr(); },
         };
-        var m = RunAt(true, 0, code, m =>
+        var m = RunAt(CpuTier.BlockCache, 0, code, m =>
         {
             if (name == "ltr not present") m.SetGdt(10, PM.Seg(PM.TssBase, 0x67, 0x09, g: false, big: false));
             if (name == "lldt not present") m.SetGdt(10, PM.Seg(PM.LdtBase, 0x3F, 0x02, g: false, big: false));
@@ -161,10 +157,8 @@ public class SystemInstructionTests
         Assert.Equal(e.InstructionEip, m.Cpu.Eip);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void DebugRegisterAliasesAndEfer(bool bc)
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void DebugRegisterAliasesAndEfer(CpuTier bc)
     {
         var m = RunAt(bc, 0, a =>
         {

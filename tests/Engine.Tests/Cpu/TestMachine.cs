@@ -43,10 +43,10 @@ public sealed class TestMachine
     public RecordingHost Host { get; } = new();
     public uint CodeEnd { get; private set; }
 
-    public TestMachine(uint frames = 256, bool blockCache = true)
+    public TestMachine(uint frames = 256, CpuTier blockCache = CpuTier.BlockCache)
     {
         Memory = new PhysicalMemory(frames);
-        Cpu = new X86Cpu(Memory, Host) { UseBlockCache = blockCache };
+        Cpu = new X86Cpu(Memory, Host) { Tier = blockCache, CompileThreshold = 0 };
         Cpu.Esp = StackTop;
         Cpu.Eip = CodeBase;
     }

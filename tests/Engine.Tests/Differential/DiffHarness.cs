@@ -68,9 +68,10 @@ public static class DiffHarness
     public static FamilyResult Run(Family f, int count, int seed)
     {
         var rng = new Random(seed);
-        var cached = new EmulatorRunner(blockCache: true, ring: 3);
-        var plain = new EmulatorRunner(blockCache: false, ring: 3);
-        var ring0 = new EmulatorRunner(blockCache: true, ring: 0);
+        var compiled = new EmulatorRunner(CpuTier.Compiled, ring: 3);
+        var cached = new EmulatorRunner(CpuTier.BlockCache, ring: 3);
+        var plain = new EmulatorRunner(CpuTier.Interpreter, ring: 3);
+        var ring0 = new EmulatorRunner(CpuTier.Compiled, ring: 0);
         bool pending = Array.IndexOf(PendingFamilies, f.Name) >= 0;
         var res = new FamilyResult { Family = f.Name, Seed = seed, Cases = count };
         // Chunks bound memory (each native outcome carries the 8 KiB data area) for large sweeps.
@@ -85,16 +86,16 @@ public static class DiffHarness
                 cases.Add(b.Build(f.Name, first + i));
             }
             Outcome[] native = NativeRunner.Run(cases);
-            for (int i = 0; i < n; i++) Check(res, cases[i], native[i], cached, plain, ring0, pending);
+            for (int i = 0; i < n; i++) Check(res, cases[i], native[i], compiled, cached, plain, ring0, pending);
         }
         return res;
     }
 
     private const int ChunkSize = 4000;
 
-    private static void Check(FamilyResult res, DiffCase c, Outcome n, EmulatorRunner cached, EmulatorRunner plain, EmulatorRunner ring0, bool pending)
+    private static void Check(FamilyResult res, DiffCase c, Outcome n, EmulatorRunner compiled, EmulatorRunner cached, EmulatorRunner plain, EmulatorRunner ring0, bool pending)
     {
-        Outcome e = cached.Run(c), p = plain.Run(c);
+        Outcome k = compiled.Run(c), e = cached.Run(c), p = plain.Run(c);
         if (n.End == EndKind.Exception)
         {
             res.Exceptions++;
@@ -103,6 +104,8 @@ public static class DiffHarness
         }
         string? modes = CompareModes(e, p);
         if (modes != null) { Fail(res, c, n, e, "block cache and plain interpreter differ: " + modes); return; }
+        modes = CompareModes(k, e);
+        if (modes != null) { Fail(res, c, n, k, "compiled tier and block cache differ: " + modes); return; }
         if (e.End == EndKind.Unsupported)
         {
             if (pending) { res.NotImplemented++; res.UnsupportedSeen.Add(e.Message ?? ""); return; }

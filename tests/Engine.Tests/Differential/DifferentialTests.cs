@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Cpu;
 using Xunit.Abstractions;
 
 namespace Replayvisor.Engine.Tests.Differential;
@@ -51,6 +52,6 @@ public class DifferentialTests(ITestOutputHelper output)
         Assert.Equal(0x8D5u, n.Eflags & DiffCase.ComparedFlags);
         // The process's own selectors, which the emulator starts ring-3 runs with (LinuxSegments).
         Assert.Equal(new ushort[] { LinuxSegments.UserData, LinuxSegments.UserCode32, LinuxSegments.UserData, LinuxSegments.UserData, 0, 0 }, n.Sregs);
-        Assert.Equal(n.Sregs, new EmulatorRunner(blockCache: true).Run(c).Sregs);
+        Assert.Equal(n.Sregs, new EmulatorRunner(CpuTier.Compiled).Run(c).Sregs);
     }
 }

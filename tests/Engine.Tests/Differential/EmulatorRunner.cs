@@ -29,17 +29,18 @@ public sealed class EmulatorRunner
     private readonly PhysicalMemory _mem = new(16);
     private readonly StopHost _host = new();
     public X86Cpu Cpu { get; }
-    public bool BlockCache { get; }
+    public CpuTier Tier { get; }
     /// <summary>The privilege level snippets run at: 3 (as natively) or 0.</summary>
     public int Ring { get; }
     private GuardPage _guard = GuardPage.Unmapped;
 
-    public EmulatorRunner(bool blockCache, int ring = 3)
+    /// <summary>The compiled tier compiles every block before its first run (threshold 0), so each snippet runs compiled.</summary>
+    public EmulatorRunner(CpuTier tier, int ring = 3)
     {
         if (ring is not (0 or 3)) throw new ArgumentOutOfRangeException(nameof(ring));
-        BlockCache = blockCache;
+        Tier = tier;
         Ring = ring;
-        Cpu = new X86Cpu(_mem, _host) { UseBlockCache = blockCache };
+        Cpu = new X86Cpu(_mem, _host) { Tier = tier, CompileThreshold = 0 };
         const uint User = 7, Supervisor = 3; // present + writable (+ user)
         _mem.Write32(PageDir + (DiffCase.CodeBase >> 22) * 4, CodeTable | User);
         _mem.Write32(PageDir + (DiffCase.DataBase >> 22) * 4, DataTable | User);

@@ -33,11 +33,12 @@ internal static class HostileRun
 
     public sealed record Outcome(MachineExit Exit, byte[] Hash, ulong Icount, long Hypercalls);
 
-    public static Outcome Once(HostileCase c, bool blockCache = true)
+    /// <summary>One run; the compiled tier compiles every block on its second run, so fuzzed code that runs more than once runs compiled.</summary>
+    public static Outcome Once(HostileCase c, CpuTier tier = CpuTier.Compiled)
     {
         var task = Task.Run(() =>
         {
-            var m = new XenMachine(c.Image, new XenMachineOptions { MemoryMiB = 8, UseBlockCache = blockCache });
+            var m = new XenMachine(c.Image, new XenMachineOptions { MemoryMiB = 8, Tier = tier, CompileThreshold = 1 });
             c.Prepare?.Invoke(m);
             var exit = Drive(m, m.Icount + c.Budget);
             long calls = 0;
@@ -85,19 +86,22 @@ internal static class HostileRun
         return true;
     }
 
-    /// <summary>Runs the case twice (and once more without the block cache when asked); returns the first outcome.</summary>
+    /// <summary>
+    /// Runs the case under the compiled tier and the block cache (and the plain interpreter when
+    /// asked); every run must end in the same state at the same instruction count. Returns the first outcome.
+    /// </summary>
     public static Outcome Check(HostileCase c, bool alsoWithoutBlockCache = false)
     {
-        var a = Once(c);
-        var b = Once(c);
+        var a = Once(c, CpuTier.Compiled);
+        var b = Once(c, CpuTier.BlockCache);
         Assert.True(a.Icount == b.Icount && a.Hash.AsSpan().SequenceEqual(b.Hash),
-            $"{c.Name}: two runs differ: {a.Exit} / {b.Exit}");
+            $"{c.Name}: compiled tier and block cache differ: {a.Exit} / {b.Exit}");
         Assert.Equal(a.Exit, b.Exit);
         if (alsoWithoutBlockCache)
         {
-            var s = Once(c, blockCache: false);
+            var s = Once(c, CpuTier.Interpreter);
             Assert.True(a.Icount == s.Icount && a.Hash.AsSpan().SequenceEqual(s.Hash),
-                $"{c.Name}: block cache on/off differ: {a.Exit} / {s.Exit}");
+                $"{c.Name}: compiled tier and plain interpreter differ: {a.Exit} / {s.Exit}");
         }
         return a;
     }

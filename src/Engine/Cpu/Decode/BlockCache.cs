@@ -22,6 +22,10 @@ public sealed class Block
     /// CPL or paging, so its successors may be remembered (see <see cref="Successor"/>).
     /// </summary>
     public bool Chainable;
+    /// <summary>Executions so far by the block-cache tier (counts up to the compile threshold).</summary>
+    internal int Hits;
+    /// <summary>The block's compiled code (compiled tier), once it ran <see cref="X86Cpu.CompileThreshold"/> times.</summary>
+    internal Compiled.CompiledCode? Compiled;
 
     // Two remembered successors (e.g. the taken and fall-through sides of a jcc), each valid
     // while the CPU's chain epoch (bumped on every TLB change) is the one it was linked under.

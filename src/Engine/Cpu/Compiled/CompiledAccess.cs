@@ -1,0 +1,186 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Replayvisor.Engine.Cpu.Decode;
+
+namespace Replayvisor.Engine.Cpu;
+
+/// <summary>
+/// What compiled blocks call: memory accesses whose TLB-hit path the .NET JIT inlines into the
+/// compiled block (the slow path stays a call), and the lazy-flag evaluations, which fold to a
+/// few instructions because the compiler passes the operation and size as constants.
+/// Accesses return a status: 0 done; 1 faulted (nothing changed, the fault is pending as in
+/// <see cref="RaiseFault"/>); 2 done, but the running block must end after this instruction
+/// (the slow path wrote bytes of a decoded block, see <see cref="BlockCache.OnCodeWritten"/>).
+/// </summary>
+public sealed partial class X86Cpu
+{
+    internal const int AccessOk = 0, AccessFaulted = 1, AccessExitAfter = 2;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JitRead(X86Cpu c, int seg, uint off, int size, uint eip, out uint v)
+    {
+        ref SegmentCache s = ref c.SegAt(seg);
+        if ((long)off + size <= s.ReadEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = c.TlbAt(lin);
+            if ((e & (GenMask | c._tlbR)) == c._tlbR && (lin & 0xFFF) <= 0x1000u - (uint)size)
+            {
+                v = LoadRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size);
+                return AccessOk;
+            }
+        }
+        return c.JitReadSlow(seg, off, size, eip, out v);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JitWrite(X86Cpu c, int seg, uint off, int size, uint v, uint eip)
+    {
+        ref SegmentCache s = ref c.SegAt(seg);
+        if ((long)off + size <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = c.TlbAt(lin);
+            if ((e & (GenMask | c._tlbW)) == c._tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && c.NoCode(e, lin, size))
+            {
+                c.MarkDirty(e & FrameMask);
+                StoreRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size, v);
+                return AccessOk;
+            }
+        }
+        return c.JitWriteSlow(seg, off, size, v, eip);
+    }
+
+    /// <summary>
+    /// The read of a read-modify-write: the fast path needs write permission (as <see cref="RmwRef"/>);
+    /// the slow path is <see cref="ReadForWrite"/>, which checks the write first, so a #PF reports a write.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int JitReadRmw(X86Cpu c, int seg, uint off, int size, uint eip, out uint v)
+    {
+        ref SegmentCache s = ref c.SegAt(seg);
+        if ((long)off + size <= s.WriteEnd)
+        {
+            uint lin = s.Base + off;
+            ulong e = c.TlbAt(lin);
+            if ((e & (GenMask | c._tlbW)) == c._tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && c.NoCode(e, lin, size))
+            {
+                v = LoadRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size);
+                return AccessOk;
+            }
+        }
+        return c.JitReadRmwSlow(seg, off, size, eip, out v);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int JitReadRmwSlow(int seg, uint off, int size, uint eip, out uint v)
+    {
+        InsnEip = eip;
+        v = ReadForWrite(seg, off, size);
+        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int JitReadSlow(int seg, uint off, int size, uint eip, out uint v)
+    {
+        InsnEip = eip;
+        v = ReadSlow(seg, off, size);
+        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int JitWriteSlow(int seg, uint off, int size, uint v, uint eip)
+    {
+        InsnEip = eip;
+        WriteSlow(seg, off, size, v);
+        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
+    }
+
+    /// <summary>Runs an instruction's handler from a compiled block (the instructions the compiler does not translate).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void JitHandler(X86Cpu c, ref DecodedInsn d) => d.Exec(c, ref d);
+
+    /// <summary>The first GPR, for compiled code that keeps registers in locals (no bounds checks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ref uint JitGpr(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c.Gpr);
+
+    /// <summary>#GP(0) for a near branch beyond the CS limit, raised by the instruction at eip.</summary>
+    internal static void JitRaiseGp(X86Cpu c, uint eip)
+    {
+        c.InsnEip = eip;
+        c.RaiseGp(0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint JitCsLimit(X86Cpu c) => c.SegAt(Seg.CS).Limit;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool JitStack32(X86Cpu c) => c.SegAt(Seg.SS).Big;
+
+    /// <summary>Condition cc (as <see cref="Condition"/>) from lazy-flag operands held by compiled code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool JitCond(int cc, CcOp op, int size, uint res, uint a, uint b, uint carry)
+    {
+        uint m = SizeMask(size), sign = SignBit(size);
+        if (op == CcOp.Sub && cc >= 2 && (cc < 8 || cc >= 12))
+        {
+            uint ma = a & m, mb = b & m;
+            switch (cc)
+            {
+                case 2: return ma < mb;
+                case 3: return ma >= mb;
+                case 4: return ma == mb;
+                case 5: return ma != mb;
+                case 6: return ma <= mb;
+                case 7: return ma > mb;
+                default:
+                {
+                    int sh = 32 - size * 8;
+                    int sa = (int)(ma << sh) >> sh, sb = (int)(mb << sh) >> sh;
+                    return cc switch { 0xC => sa < sb, 0xD => sa >= sb, 0xE => sa <= sb, _ => sa > sb };
+                }
+            }
+        }
+        bool r;
+        switch (cc >> 1)
+        {
+            case 2: r = (res & m) == 0; break;
+            case 4: r = (res & sign) != 0; break;
+            default:
+            {
+                uint f = ArithFlags(op, size, res, a, b, carry);
+                r = (cc >> 1) switch
+                {
+                    0 => (f & Fl.OF) != 0,
+                    1 => (f & Fl.CF) != 0,
+                    3 => (f & (Fl.CF | Fl.ZF)) != 0,
+                    5 => (f & Fl.PF) != 0,
+                    6 => ((f & Fl.SF) != 0) != ((f & Fl.OF) != 0),
+                    _ => (f & Fl.ZF) != 0 || ((f & Fl.SF) != 0) != ((f & Fl.OF) != 0),
+                };
+                break;
+            }
+        }
+        return (cc & 1) != 0 ? !r : r;
+    }
+
+    /// <summary>CF (0 or 1) from lazy-flag operands held by compiled code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static uint JitCarry(CcOp op, int size, uint res, uint a, uint b, uint carry)
+    {
+        uint m = SizeMask(size);
+        switch (op)
+        {
+            case CcOp.Logic: return 0;
+            case CcOp.Sub: return (a & m) < (b & m) ? 1u : 0u;
+            case CcOp.Add: return (res & m) < (a & m) ? 1u : 0u;
+            case CcOp.Inc: case CcOp.Dec: return carry & 1;
+            default: return ArithFlags(op, size, res, a, b, carry) & Fl.CF;
+        }
+    }
+
+    /// <summary>CF (0 or 1) from the CPU's lazy-flag fields.</summary>
+    internal static uint JitCpuCarry(X86Cpu c) => c.CF ? 1u : 0u;
+
+    internal static bool JitCpuCond(X86Cpu c, int cc) => c.Condition(cc);
+}
