@@ -173,7 +173,7 @@ public sealed class GdbStub
         if (_points.ContainsKey(key)) return "OK";
         if (type >= 2)
         {
-            if (kind is < 1 or > 8) return "E01"; // up to 8 bytes per watchpoint
+            if (kind is < 1 or > Watchpoint.MaxLength) return "E01";
             if (!_session.Replayer.View.TryRead((uint)addr, new byte[kind])) return "E14"; // watched memory must be mapped
         }
         int newId = _nextId++;

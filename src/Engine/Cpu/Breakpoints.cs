@@ -1,4 +1,5 @@
 using Iced.Intel;
+using Replayvisor.Engine.Cpu.Decode;
 
 namespace Replayvisor.Engine.Cpu;
 
@@ -40,6 +41,55 @@ public sealed partial class X86Cpu
         Dr[6] = (Dr[6] & ~0xFu) | hits;
         RaiseFault(Vectors.DB, 0);
         return true;
+    }
+
+    /// <summary>Linear addresses of the host's (a debugger's) breakpoints and the pages they are on; null when none are set.</summary>
+    private HashSet<uint>? _hostBreaks, _hostBreakPages;
+    private Func<uint, bool>? _hostBreakReached;
+
+    /// <summary>
+    /// Sets the host's (a replay debugger's, not the guest's) instruction breakpoints: before the
+    /// instruction at one of these linear addresses (CS base + EIP) runs, <paramref name="reached"/>
+    /// is called with it; when it returns true the run ends there as if that count had been its stop
+    /// count (<see cref="StopAtCurrentCount"/>). Blocks run whole, compiled or not, except a block
+    /// holding one of the addresses, which runs up to it. Guest-visible state is never touched, so
+    /// where the run stops does not change what it computes. Null or empty clears them.
+    /// </summary>
+    public void SetHostBreakpoints(IEnumerable<uint>? linear, Func<uint, bool>? reached)
+    {
+        var set = linear == null ? null : new HashSet<uint>(linear);
+        if (set == null || set.Count == 0 || reached == null)
+        {
+            _hostBreaks = _hostBreakPages = null;
+            _hostBreakReached = null;
+            return;
+        }
+        _hostBreaks = set;
+        _hostBreakPages = [.. set.Select(a => a >> 12)];
+        _hostBreakReached = reached;
+    }
+
+    /// <summary>
+    /// How many instructions of <paramref name="b"/> (which starts at EIP) may run before a host
+    /// breakpoint: 0 when the host stops at its first instruction. A block never leaves the page it
+    /// starts on (its last instruction may end on the next), so only blocks on a breakpoint page are scanned.
+    /// </summary>
+    private int HostBreakCap(Block b)
+    {
+        uint csBase = Segs[Seg.CS].Base;
+        if (!_hostBreakPages!.Contains((csBase + b.Eip) >> 12)) return int.MaxValue;
+        for (int i = 0; i < b.Count; i++)
+        {
+            uint lin = csBase + b.Insns[i].Eip;
+            if (!_hostBreaks!.Contains(lin)) continue;
+            if (i > 0) return i;
+            if (_hostBreakReached!(lin))
+            {
+                _stopAt = Math.Min(_stopAt, _icount);
+                return 0;
+            }
+        }
+        return int.MaxValue;
     }
 
     /// <summary>MOV SS and POP SS inhibit the single-step #DB that would follow them (SDM vol. 2 MOV: "the processor inhibits ... debug exceptions until the next instruction").</summary>

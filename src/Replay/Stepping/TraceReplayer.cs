@@ -31,6 +31,9 @@ public sealed class TraceReplayer
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
     private readonly Queue<TraceEvent> _eventHits = new();
     private bool _delivered;
+    /// <summary>The breakpoint the CPU stopped at in the current step (full-speed breakpoints, <see cref="OnBreakpoint"/>).</summary>
+    private Breakpoint? _breakHit;
+    private (ulong Icount, uint Pc) _stepStart;
     private volatile bool _interrupt;
 
     /// <param name="tier">The CPU tier to replay with (every tier gives the same result).</param>
@@ -76,6 +79,8 @@ public sealed class TraceReplayer
     /// <summary>How the run ended, once it has (the end of the trace).</summary>
     public MachineExit? Exit => _exit;
     public bool AtEnd => _exit != null;
+    /// <summary>Machine runs made by <see cref="Step"/> so far (one per instruction while single-stepping).</summary>
+    public long MachineRuns { get; private set; }
     /// <summary>How many of the trace's events (file order, inputs included) have happened.</summary>
     public long EventIndex => _inputs.Position.Taken + Verifier.Matched;
 
@@ -126,6 +131,9 @@ public sealed class TraceReplayer
             ulong target = c.ToIcount ?? ulong.MaxValue;
             bool single = c.NeedsSingleStep;
             long startIndex = EventIndex;
+            // Linear breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
+            _stepStart = (Icount, View.Pc);
+            if (!single && c.Breakpoints.Count > 0) Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Select(b => (uint)b.Address), OnBreakpoint);
             while (true)
             {
                 if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
@@ -144,12 +152,14 @@ public sealed class TraceReplayer
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
                 _delivered = false;
+                MachineRuns++;
                 var exit = Machine.Run(n, Inputs);
                 bool broke = Inputs.Break;
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
                 if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
                 if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount);
                 if (single)
@@ -164,7 +174,19 @@ public sealed class TraceReplayer
         finally
         {
             _constraints = null;
+            _breakHit = null;
+            Machine.Cpu.SetHostBreakpoints(null, null);
         }
+    }
+
+    /// <summary>The CPU is about to run the instruction at a breakpoint's linear address: stop if one applies there (not the one the step started on).</summary>
+    private bool OnBreakpoint(uint linear)
+    {
+        if (_constraints is not { } c || (Icount == _stepStart.Icount && linear == _stepStart.Pc)) return false;
+        if (BreakpointHere(c.Breakpoints) is not { } bp) return false;
+        _breakHit = bp;
+        RequestBreak();
+        return true;
     }
 
     /// <summary>True when a machine run ended the replay (the guest stopped, the recorded limit or end was reached).</summary>
