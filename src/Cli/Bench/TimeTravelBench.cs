@@ -1,18 +1,21 @@
 using System.Diagnostics;
+using System.Globalization;
 using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
 
 namespace Replayvisor.Cli.Bench;
 
 /// <summary>
-/// `replayvisor bench --trace T`: time-travel figures for one trace in one process run, so they
-/// compare: replay speed without and with the snapshot ladder, memory per snapshot, reverse-stepi
-/// latency at the end of the trace, and goto to spread-out positions from a fresh session.
-/// Times are the process's CPU time (a shared machine's wall time mostly measures the other load).
+/// `replayvisor bench --trace T [--rss-baseline B]`: time-travel figures for one trace in one
+/// process run, so they compare: replay speed without and with the snapshot ladder, memory per
+/// snapshot, reverse-stepi latency at the end of the trace, goto to spread-out positions from a
+/// fresh session with and without the trace's keyframes, and (with a baseline trace) the peak
+/// RSS of replaying each trace in a process of its own. Times are the process's CPU time (a
+/// shared machine's wall time mostly measures the other load).
 /// </summary>
 public static class TimeTravelBench
 {
-    public static int Run(string path, int steps, TextWriter stdout)
+    public static int Run(string path, int steps, string? rssBaseline, TextWriter stdout)
     {
         if (steps < 1) throw new CliException(ExitCodes.Usage, $"--rounds {steps}: must be at least 1");
         ulong end = 0;
@@ -27,10 +30,11 @@ public static class TimeTravelBench
             end = replayer.Icount;
             if (stop.Kind != StopKind.EndOfTrace) throw new CliException(ExitCodes.Diverged, $"{path}: the bench replay stopped early: {stop.Kind}");
         }
-        stdout.WriteLine($"trace {Path.GetFileName(path)}: {end:N0} instructions");
+        using (var info = TraceFiles.Open(path))
+            stdout.WriteLine($"trace {Path.GetFileName(path)}: {end:N0} instructions, {info.Stats.EventCount:N0} events, {info.Keyframes.Count} keyframes");
         stdout.WriteLine($"replay, no ladder:        {plain * 1000,10:F1} ms  {end / plain / 1e6,7:F1} MIPS");
         using var reader2 = TraceFiles.Open(path);
-        var session = new TimeTravelSession(reader2);
+        var session = new TimeTravelSession(reader2, new TimeTravelOptions { UseKeyframes = false });
         var sw2 = Cpu.StartNew();
         session.Step(new StepConstraints());
         double laddered = sw2.Elapsed.TotalSeconds;
@@ -46,17 +50,73 @@ public static class TimeTravelBench
         double first = latencies[0];
         latencies.Sort();
         stdout.WriteLine($"reverse-stepi at the end: median {latencies[latencies.Count / 2]:F2} ms, first {first:F2} ms, max {latencies[^1]:F2} ms over {steps} steps (now at {session.Icount:N0})");
-        var gotos = new List<double>();
+        Gotos(path, end, useKeyframes: true, stdout);
+        Gotos(path, end, useKeyframes: false, stdout);
+        if (rssBaseline != null)
+        {
+            long small = PeakRssOfReplay(rssBaseline), big = PeakRssOfReplay(path);
+            stdout.WriteLine($"peak RSS replaying, each in its own process: {Path.GetFileName(path)} {big / 1048576.0:F1} MiB, " +
+                $"{Path.GetFileName(rssBaseline)} {small / 1048576.0:F1} MiB: {(double)big / small:F3}x");
+        }
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>goto to 1/5..4/5 of the trace, each from a fresh session (the trace opened again).</summary>
+    private static void Gotos(string path, ulong end, bool useKeyframes, TextWriter stdout)
+    {
+        var gotos = new List<string>();
+        int loaded = 0, keyframes = 0;
         for (int i = 1; i <= 4; i++)
         {
             using var fresh = TraceFiles.Open(path);
             var sw = Cpu.StartNew();
-            var s = new TimeTravelSession(fresh);
-            s.Goto(end / 5 * (ulong)i);
-            gotos.Add(sw.Elapsed.TotalMilliseconds);
+            var s = new TimeTravelSession(fresh, new TimeTravelOptions { UseKeyframes = useKeyframes });
+            var stop = s.Goto(end / 5 * (ulong)i);
+            if (stop.Kind != StopKind.Reached) throw new CliException(ExitCodes.Diverged, $"{path}: goto stopped early: {stop.Kind}");
+            gotos.Add($"{sw.Elapsed.TotalMilliseconds:F0}");
+            loaded += s.KeyframesLoaded;
+            keyframes = s.Keyframes.Count;
         }
-        stdout.WriteLine($"goto from a fresh session (no keyframes): {string.Join(", ", gotos.Select(g => $"{g:F0}"))} ms to 1/5..4/5 of the trace");
+        string how = useKeyframes ? $"with {keyframes} keyframes ({loaded} restored)" : "without keyframes";
+        stdout.WriteLine($"goto from a fresh session {how}: {string.Join(", ", gotos)} ms to 1/5..4/5 of the trace");
+    }
+
+    /// <summary>`bench --trace T --peak-rss`: replays T to its end and prints this process's peak resident set (Linux VmHWM).</summary>
+    public static int PrintPeakRss(string path, TextWriter stdout)
+    {
+        using (var reader = TraceFiles.Open(path))
+        {
+            var stop = new TraceReplayer(reader).Step(new StepConstraints());
+            if (stop.Kind != StopKind.EndOfTrace) throw new CliException(ExitCodes.Diverged, $"{path}: the replay stopped early: {stop.Kind}");
+        }
+        stdout.WriteLine($"peak-rss-bytes {ReadVmHwm()}");
         return ExitCodes.Ok;
+    }
+
+    private static long ReadVmHwm()
+    {
+        string? line = null;
+        try { line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal)); }
+        catch (IOException) { }
+        if (line == null) throw new CliException(ExitCodes.Unsupported, "peak RSS needs Linux's /proc/self/status (VmHWM)");
+        return long.Parse(line["VmHWM:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>Runs `replayvisor bench --trace T --peak-rss` as a child process and reads its figure.</summary>
+    private static long PeakRssOfReplay(string trace)
+    {
+        string host = Environment.ProcessPath ?? throw new CliException(ExitCodes.Internal, "cannot find this program to start it again");
+        var psi = new ProcessStartInfo(host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(host) == "dotnet") psi.ArgumentList.Add(typeof(TimeTravelBench).Assembly.Location);
+        foreach (string a in new[] { "bench", "--trace", trace, "--peak-rss" }) psi.ArgumentList.Add(a);
+        using var child = Process.Start(psi)!;
+        string output = child.StandardOutput.ReadToEnd();
+        string error = child.StandardError.ReadToEnd();
+        child.WaitForExit();
+        var figure = output.Split('\n').FirstOrDefault(l => l.StartsWith("peak-rss-bytes ", StringComparison.Ordinal));
+        if (child.ExitCode != 0 || figure == null)
+            throw new CliException(child.ExitCode != 0 ? child.ExitCode : ExitCodes.Internal, $"{trace}: the replay for the RSS figure failed: {error.Trim()}");
+        return long.Parse(figure["peak-rss-bytes ".Length..].Trim(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>A stopwatch over the process's CPU time.</summary>

@@ -3,8 +3,14 @@ namespace Replayvisor.Engine.Trace;
 /// <summary>The fixed parts of the .rvt layout (docs/trace-format.md).</summary>
 internal static class TraceLayout
 {
-    /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions").</summary>
-    public const ushort FormatVersion = 2;
+    /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions"): the newest version this build reads and writes.</summary>
+    public const ushort FormatVersion = 3;
+
+    /// <summary>
+    /// What a trace without keyframes is written as: version 3 only adds keyframe chunks, so a
+    /// trace that holds none stays readable by version-2 builds (docs/trace-format.md "Versions").
+    /// </summary>
+    public const ushort BaseFormatVersion = 2;
 
     /// <summary>The oldest format version this build still reads.</summary>
     public const ushort OldestReadableVersion = 1;
@@ -38,6 +44,8 @@ internal enum ChunkKind : ushort
     Events = 3,
     /// <summary>The index and summary.</summary>
     Index = 4,
+    /// <summary>A whole replay state at one instruction count (format 3; docs/trace-format.md "Keyframe chunks").</summary>
+    Keyframe = 5,
 }
 
 /// <summary>The high 16 bits of a chunk's kind/flags word.</summary>
