@@ -87,10 +87,11 @@ public class GdbTests
     [Fact]
     public void CtrlCInterruptsAContinueAndTheSessionGoesOn()
     {
-        // A watchpoint makes continue check every instruction: the 61.6 M instructions of
-        // sched-chaos take long enough to be interrupted.
+        // A (hardware) watchpoint on bytes nobody writes makes continue check every instruction:
+        // the 61.6 M instructions of sched-chaos take long enough to be interrupted.
         var s = GdbHarness.RunInterrupted("sched-chaos.rvt", "GO",
-            "watch *(int *)$esp", "echo GO\\n", "continue", "monitor when", "stepi", "reverse-stepi", "monitor when");
+            "watch *(int *)&guest_name", "echo GO\\n", "continue", "monitor when", "stepi", "reverse-stepi", "monitor when");
+        Assert.Contains("Hardware watchpoint 1", s.Gdb);
         Assert.Contains("Program received signal SIGINT", s.Gdb);
         var when = Lines(s.Gdb, "instruction ");
         Assert.True(when.Count == 2, s.Gdb);
@@ -124,5 +125,34 @@ public class GdbTests
         Assert.True(start >= 0, "docs/gdbserver.md defines rv-goto");
         int end = doc.IndexOf("\nend", start, StringComparison.Ordinal);
         return doc[start..(end + 4)] + "\n";
+    }
+
+    [Fact]
+    public void AWatchpointLongerThanEightBytesStopsAtAWriteInsideIt()
+    {
+        // hits[] holds one int per event-channel port; the timer's port is among the first four.
+        var s = GdbHarness.Run("events.rvt", "watch *(char(*)[16])&hits", "continue", "printf \"EIP %x\\n\", $eip");
+        Assert.Contains("Hardware watchpoint 1: *(char(*)[16])&hits", s.Gdb);
+        Assert.Matches(@"Old value = .*\s+New value = .*\\001", s.Gdb);
+        var eip = Regex.Match(s.Gdb, "EIP ([0-9a-f]+)");
+        Assert.True(eip.Success, s.Gdb);
+        Assert.StartsWith("count", s.Symbols.Name(Convert.ToUInt32(eip.Groups[1].Value, 16)));
+    }
+
+    [Fact]
+    public void AnIndexedTraceSeeksFromItsKeyframesToTheSameRegisters()
+    {
+        var plain = GdbHarness.Run("events.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
+        var indexed = GdbHarness.Run("v3/events-indexed.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
+        var a = Lines(plain.Gdb, "R ");
+        Assert.True(a.Count == 1, plain.Gdb);
+        Assert.Equal(a, Lines(indexed.Gdb, "R "));
+    }
+
+    private static string GotoScriptFile()
+    {
+        string script = Cli.TempFile("rv-goto.gdb");
+        File.WriteAllText(script, GdbGotoScript());
+        return script;
     }
 }

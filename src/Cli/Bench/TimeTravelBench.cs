@@ -89,7 +89,9 @@ public static class TimeTravelBench
             var stop = new TraceReplayer(reader).Step(new StepConstraints());
             if (stop.Kind != StopKind.EndOfTrace) throw new CliException(ExitCodes.Diverged, $"{path}: the replay stopped early: {stop.Kind}");
         }
+        var gc = GC.GetGCMemoryInfo();
         stdout.WriteLine($"peak-rss-bytes {ReadVmHwm()}");
+        stdout.WriteLine($"gc: heap {gc.HeapSizeBytes / 1048576.0:F1} MiB, committed {gc.TotalCommittedBytes / 1048576.0:F1} MiB, live after a full collection {GC.GetTotalMemory(true) / 1048576.0:F1} MiB, promoted {gc.PromotedBytes / 1048576.0:F1} MiB, gen2 collections {GC.CollectionCount(2)}");
         return ExitCodes.Ok;
     }
 

@@ -43,47 +43,50 @@ public sealed partial class X86Cpu
         return true;
     }
 
-    /// <summary>Linear addresses of the host's (a debugger's) breakpoints and the pages they are on; null when none are set.</summary>
+    /// <summary>The host's (a debugger's) breakpoints by linear and by physical address, and the pages they are on; null when none are set.</summary>
     private HashSet<uint>? _hostBreaks, _hostBreakPages;
-    private Func<uint, bool>? _hostBreakReached;
+    private HashSet<ulong>? _hostBreaksPhys, _hostBreakFrames;
+    private Func<bool>? _hostBreakReached;
 
     /// <summary>
     /// Sets the host's (a replay debugger's, not the guest's) instruction breakpoints: before the
-    /// instruction at one of these linear addresses (CS base + EIP) runs, <paramref name="reached"/>
-    /// is called with it; when it returns true the run ends there as if that count had been its stop
-    /// count (<see cref="StopAtCurrentCount"/>). Blocks run whole, compiled or not, except a block
-    /// holding one of the addresses, which runs up to it. Guest-visible state is never touched, so
-    /// where the run stops does not change what it computes. Null or empty clears them.
+    /// instruction at one of these linear addresses (CS base + EIP) or machine-physical addresses
+    /// runs, <paramref name="reached"/> is called; when it returns true the run ends there as if that
+    /// count had been its stop count (<see cref="StopAtCurrentCount"/>). Blocks run whole, compiled
+    /// or not, except a block holding one of the addresses, which runs up to it. Guest-visible state
+    /// is never touched, so where the run stops does not change what it computes. Null or empty
+    /// sets clear them.
     /// </summary>
-    public void SetHostBreakpoints(IEnumerable<uint>? linear, Func<uint, bool>? reached)
+    public void SetHostBreakpoints(IEnumerable<uint>? linear, IEnumerable<ulong>? physical, Func<bool>? reached)
     {
-        var set = linear == null ? null : new HashSet<uint>(linear);
-        if (set == null || set.Count == 0 || reached == null)
-        {
-            _hostBreaks = _hostBreakPages = null;
-            _hostBreakReached = null;
-            return;
-        }
-        _hostBreaks = set;
-        _hostBreakPages = [.. set.Select(a => a >> 12)];
-        _hostBreakReached = reached;
+        var lin = linear == null ? [] : new HashSet<uint>(linear);
+        var phys = physical == null ? [] : new HashSet<ulong>(physical);
+        bool any = reached != null && (lin.Count > 0 || phys.Count > 0);
+        _hostBreaks = any ? lin : null;
+        _hostBreakPages = any ? [.. lin.Select(a => a >> 12)] : null;
+        _hostBreaksPhys = any ? phys : null;
+        _hostBreakFrames = any ? [.. phys.Select(a => a >> 12)] : null;
+        _hostBreakReached = any ? reached : null;
     }
 
     /// <summary>
     /// How many instructions of <paramref name="b"/> (which starts at EIP) may run before a host
     /// breakpoint: 0 when the host stops at its first instruction. A block never leaves the page it
-    /// starts on (its last instruction may end on the next), so only blocks on a breakpoint page are scanned.
+    /// starts on (its last instruction may end on the next), so only blocks on a breakpoint page are
+    /// scanned; an instruction's physical address is the block's plus its offset in the block.
     /// </summary>
     private int HostBreakCap(Block b)
     {
         uint csBase = Segs[Seg.CS].Base;
-        if (!_hostBreakPages!.Contains((csBase + b.Eip) >> 12)) return int.MaxValue;
+        bool linearPage = _hostBreakPages!.Contains((csBase + b.Eip) >> 12);
+        bool physicalPage = _hostBreakFrames!.Contains(b.Phys >> 12);
+        if (!linearPage && !physicalPage) return int.MaxValue;
         for (int i = 0; i < b.Count; i++)
         {
-            uint lin = csBase + b.Insns[i].Eip;
-            if (!_hostBreaks!.Contains(lin)) continue;
+            uint eip = b.Insns[i].Eip;
+            if (!(linearPage && _hostBreaks!.Contains(csBase + eip)) && !(physicalPage && _hostBreaksPhys!.Contains(b.Phys + (eip - b.Eip)))) continue;
             if (i > 0) return i;
-            if (_hostBreakReached!(lin))
+            if (_hostBreakReached!())
             {
                 _stopAt = Math.Min(_stopAt, _icount);
                 return 0;

@@ -61,6 +61,6 @@ public sealed record StepConstraints
     public IReadOnlyList<Watchpoint> Watchpoints { get; init; } = [];
     public EventStop? Events { get; init; }
 
-    /// <summary>Watchpoints and physical breakpoints are checked after every instruction; linear breakpoints alone run at full speed.</summary>
-    public bool NeedsSingleStep => Watchpoints.Count > 0 || Breakpoints.Any(b => b.Kind == AddressKind.Physical);
+    /// <summary>Watchpoints are checked after every instruction; breakpoints alone run at full speed.</summary>
+    public bool NeedsSingleStep => Watchpoints.Count > 0;
 }

@@ -131,9 +131,11 @@ public sealed class TraceReplayer
             ulong target = c.ToIcount ?? ulong.MaxValue;
             bool single = c.NeedsSingleStep;
             long startIndex = EventIndex;
-            // Linear breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
+            // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
             _stepStart = (Icount, View.Pc);
-            if (!single && c.Breakpoints.Count > 0) Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Select(b => (uint)b.Address), OnBreakpoint);
+            if (!single && c.Breakpoints.Count > 0)
+                Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
+                    c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
             while (true)
             {
                 if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
@@ -175,14 +177,14 @@ public sealed class TraceReplayer
         {
             _constraints = null;
             _breakHit = null;
-            Machine.Cpu.SetHostBreakpoints(null, null);
+            Machine.Cpu.SetHostBreakpoints(null, null, null);
         }
     }
 
-    /// <summary>The CPU is about to run the instruction at a breakpoint's linear address: stop if one applies there (not the one the step started on).</summary>
-    private bool OnBreakpoint(uint linear)
+    /// <summary>The CPU is about to run the instruction at a breakpoint's address: stop if one applies there (not the one the step started on).</summary>
+    private bool OnBreakpoint()
     {
-        if (_constraints is not { } c || (Icount == _stepStart.Icount && linear == _stepStart.Pc)) return false;
+        if (_constraints is not { } c || (Icount == _stepStart.Icount && View.Pc == _stepStart.Pc)) return false;
         if (BreakpointHere(c.Breakpoints) is not { } bp) return false;
         _breakHit = bp;
         RequestBreak();

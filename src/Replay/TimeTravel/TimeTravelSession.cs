@@ -191,7 +191,7 @@ public sealed class TimeTravelSession
         ulong windowEnd = origin;
         while (true)
         {
-            var start = Ladder.Before(windowEnd);
+            var start = WindowStart(windowEnd);
             if (start == null)
             {
                 Goto(0);
@@ -206,6 +206,33 @@ public sealed class TimeTravelSession
             if (last is { } hit) return Land(start, hit, c);
             windowEnd = start.Icount;
         }
+    }
+
+    /// <summary>
+    /// The snapshot a reverse scan of the window ending at <paramref name="windowEnd"/> starts from:
+    /// the latest one before it, from a keyframe when one is closer than the ladder, and at most one
+    /// snapshot interval back (a longer gap is first run through forward without constraints, which
+    /// drops the regular snapshots in it), so each scanned window is short.
+    /// </summary>
+    private ReplayState? WindowStart(ulong windowEnd)
+    {
+        var start = Ladder.Before(windowEnd);
+        TraceKeyframeInfo? keyframe = null;
+        foreach (var k in Keyframes)
+            if (k.Icount < windowEnd) keyframe = k;
+        if (keyframe != null && (start == null || keyframe.Icount > start.Icount))
+        {
+            LoadKeyframe(keyframe);
+            start = Ladder.Before(windowEnd);
+        }
+        ulong interval = _options.SnapshotInterval;
+        if (start != null && interval != 0 && windowEnd - start.Icount > interval)
+        {
+            _replayer.Restore(start);
+            Step(new StepConstraints { ToIcount = windowEnd - 1 });
+            start = Ladder.Before(windowEnd);
+        }
+        return start;
     }
 
     /// <summary>

@@ -6,8 +6,8 @@ using Replayvisor.Replay.Stepping;
 namespace Replayvisor.Replay.Tests.TimeTravel;
 
 /// <summary>
-/// Linear breakpoints alone run the replay at full speed (X86Cpu.SetHostBreakpoints): blocks run
-/// whole until one holds a breakpoint. The stops must be exactly those of a run that checks after
+/// Breakpoints alone (linear or physical) run the replay at full speed (X86Cpu.SetHostBreakpoints):
+/// blocks run whole until one holds a breakpoint. The stops must be exactly those of a run that checks after
 /// every instruction, on every CPU tier.
 /// </summary>
 public class FullSpeedBreakpointTests
@@ -40,17 +40,28 @@ public class FullSpeedBreakpointTests
         return (uint)insn.NextIP;
     }
 
+    /// <summary>The machine-physical address the guest's code at <paramref name="linear"/> runs from.</summary>
+    private static ulong PhysicalOf(uint linear)
+    {
+        using var reader = GoldenSessions.Open("events.rvt");
+        var r = new TraceReplayer(reader);
+        Assert.Equal(StopKind.Breakpoint, r.Step(new StepConstraints { Breakpoints = [new Breakpoint(1, linear)] }).Kind);
+        Assert.True(r.View.TryTranslate(linear, out ulong pa));
+        return pa;
+    }
+
     [Theory]
     [InlineData(CpuTier.Interpreter)]
     [InlineData(CpuTier.BlockCache)]
     [InlineData(CpuTier.Compiled)]
     public void ContinuingStopsWhereCheckingEveryInstructionDoesWithoutSingleStepping(CpuTier tier)
     {
-        // The per-port handler's entry (a block start) and the upcall handler's second and third
-        // instructions (inside the block that starts at its entry).
-        uint count = Symbol("count");
+        // The per-port handler's entry (a block start) by its machine-physical address, and the
+        // upcall handler's second and third instructions (inside the block that starts at its
+        // entry), by linear and by physical address.
+        ulong count = PhysicalOf(Symbol("count"));
         uint second = NextInstruction(Symbol("upcall")), third = NextInstruction(second);
-        var breakpoints = new[] { new Breakpoint(1, second), new Breakpoint(2, count), new Breakpoint(3, third) };
+        var breakpoints = new[] { new Breakpoint(1, second), new Breakpoint(2, count, AddressKind.Physical), new Breakpoint(3, PhysicalOf(third), AddressKind.Physical) };
         // The reference: a watchpoint on a byte nobody writes forces the check after every instruction.
         var never = new Watchpoint(9, Symbol("guest_name"), 1, WatchKind.Write);
         var reference = Continue(new StepConstraints { Breakpoints = breakpoints, Watchpoints = [never] }, CpuTier.BlockCache);
