@@ -183,9 +183,10 @@ public static class CliApp
         var trace = TraceArg();
         var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0: any free port, printed on stderr)", DefaultValueFactory = _ => 0 };
         var memory = SnapshotMemoryOption();
-        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory };
+        var log = new Option<bool>("--log") { Description = "Print every packet gdb sends on stderr" };
+        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory, log };
         cmd.WithExample("replayvisor gdbserver sched.rvt --port 1234");
-        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr));
+        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr, p.GetValue(log)));
         return cmd;
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
 
@@ -49,46 +50,41 @@ public static class GdbHarness
     }
 
     /// <summary>
-    /// As <see cref="Run"/>, interrupting gdb (SIGINT, as Ctrl-C on its terminal does) once it has
-    /// printed <paramref name="marker"/> (an `echo` just before a long `continue`), again every two
-    /// seconds until gdb reports the interrupt (a SIGINT that lands before the continue starts only
-    /// quits the command gdb is reading).
+    /// As <see cref="Run"/>, interrupting gdb once (SIGINT, as Ctrl-C on its terminal does) when the
+    /// server has received a packet matching <paramref name="resume"/> (gdbserver --log prints each
+    /// packet), i.e. while gdb waits for that run to stop.
     /// </summary>
-    public static Session RunInterrupted(string trace, string marker, params string[] commands)
+    public static Session RunInterrupted(string trace, Regex resume, params string[] commands)
     {
         var (elf, symbols) = GuestOf(trace);
-        var server = Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "replayvisor.dll"), "gdbserver", TracePath(trace), "--port", "0"]);
+        var server = Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "replayvisor.dll"), "gdbserver", TracePath(trace), "--port", "0", "--log"]);
         Process? gdb = null;
         try
         {
             int port = ReadPort(server);
+            var serverLog = new System.Collections.Concurrent.BlockingCollection<string>();
+            var logging = Task.Run(() =>
+            {
+                while (server.StandardError.ReadLine() is { } line) serverLog.Add(line);
+                serverLog.CompleteAdding();
+            });
             var args = new List<string> { "--batch", "-nx", "-ex", "set pagination off", "-ex", $"file {elf}", "-ex", $"target remote 127.0.0.1:{port}" };
             foreach (string c in commands) { args.Add("-ex"); args.Add(c); }
             gdb = Start("gdb", args);
-            var output = new System.Text.StringBuilder();
-            var reading = Task.Run(() =>
+            var gdbOut = gdb.StandardOutput.ReadToEndAsync();
+            var gdbErr = gdb.StandardError.ReadToEndAsync();
+            var seen = new System.Text.StringBuilder();
+            while (true)
             {
-                var buffer = new char[256];
-                int n;
-                while ((n = gdb.StandardOutput.Read(buffer, 0, buffer.Length)) > 0)
-                    lock (output) output.Append(buffer, 0, n);
-            });
-            string Text() { lock (output) return output.ToString(); }
-            for (int waited = 0; !Text().Contains(marker, StringComparison.Ordinal); waited += 50)
-            {
-                if (waited > 240_000 || gdb.HasExited) throw new TimeoutException("gdb never reached the marker:\n" + Text());
-                Thread.Sleep(50);
+                if (!serverLog.TryTake(out string? line, 240_000)) throw new TimeoutException("the server never received the resume packet:\n" + seen);
+                seen.AppendLine(line);
+                if (line.StartsWith("gdbserver: < ", StringComparison.Ordinal) && resume.IsMatch(line["gdbserver: < ".Length..])) break;
             }
-            for (int tries = 0; tries < 60 && !gdb.HasExited && !Text().Contains("received signal SIGINT", StringComparison.Ordinal); tries++)
-            {
-                Process.Start("kill", ["-INT", gdb.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-                for (int i = 0; i < 40 && !Text().Contains("received signal SIGINT", StringComparison.Ordinal); i++) Thread.Sleep(50);
-            }
-            if (!gdb.WaitForExit(240_000)) throw new TimeoutException("gdb did not finish:\n" + Text());
-            reading.Wait(60_000);
-            var gdbErr = gdb.StandardError.ReadToEnd();
+            Process.Start("kill", ["-INT", gdb.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            if (!gdb.WaitForExit(240_000)) throw new TimeoutException("gdb did not finish:\n" + gdbOut.Result);
             if (!server.WaitForExit(60_000)) throw new TimeoutException("the gdbserver did not exit after gdb quit");
-            return new Session(Text() + gdbErr, new Cli.Result(server.ExitCode, server.StandardOutput.ReadToEnd(), server.StandardError.ReadToEnd()), symbols);
+            logging.Wait(60_000);
+            return new Session(gdbOut.Result + gdbErr.Result, new Cli.Result(server.ExitCode, server.StandardOutput.ReadToEnd(), string.Join("\n", serverLog)), symbols);
         }
         finally
         {
