@@ -97,7 +97,7 @@ public class GdbTests
         Assert.True(when.Count == 2, s.Gdb);
         Assert.Equal(when[0], when[1]);
         ulong at = ulong.Parse(when[0].Split(' ', ',')[1], System.Globalization.CultureInfo.InvariantCulture);
-        Assert.InRange(at, 1ul, 61_000_000ul);
+        Assert.InRange(at, 0ul, 61_000_000ul); // stopped where the interrupt came, not at the end (61,560,367)
         Assert.Equal(0, s.Server.Code);
     }
 

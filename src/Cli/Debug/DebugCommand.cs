@@ -38,6 +38,7 @@ public static class DebugCommand
                 if (line == null) break;
                 if (!interactive) stdout.WriteLine("(rv) " + line);
                 string? output;
+                session.ClearInterrupt(); // a Ctrl-C at the prompt does not end the next command
                 try { output = debugger.Execute(line); }
                 catch (DebugCommandException e) { output = "error: " + e.Message + "\n"; }
                 catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }

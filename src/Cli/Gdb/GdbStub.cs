@@ -33,7 +33,12 @@ public sealed class GdbStub
     {
         while (_conn.Receive() is { } packet)
         {
-            if (packet == "\u0003") continue; // an interrupt that came while nothing ran
+            if (packet == "\u0003")
+            {
+                // Queued behind the run it interrupted (already consumed), or it came while nothing ran: forget it.
+                _session.ClearInterrupt();
+                continue;
+            }
             if (packet is "k") return;
             if (packet.StartsWith("vKill", StringComparison.Ordinal) || packet.StartsWith('D'))
             {

@@ -87,6 +87,9 @@ public sealed class TraceReplayer
     /// <summary>Ends the current <see cref="Step"/> at the next slice boundary (callable from another thread).</summary>
     public void Interrupt() => _interrupt = true;
 
+    /// <summary>Forgets an interrupt that no step has consumed (one that came while nothing ran).</summary>
+    public void ClearInterrupt() => _interrupt = false;
+
     private TraceEvent? LastEvent() => Reader.Index.Count == 0 ? null : Reader.ReadChunk(Reader.Index[^1])[^1];
 
     private void Diverge(string what)
@@ -125,7 +128,6 @@ public sealed class TraceReplayer
     {
         ArgumentNullException.ThrowIfNull(c);
         _constraints = c;
-        _interrupt = false;
         try
         {
             ulong target = c.ToIcount ?? ulong.MaxValue;
@@ -141,7 +143,8 @@ public sealed class TraceReplayer
                 if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
-                if (_interrupt) return new StopInfo(StopKind.Interrupted, Icount);
+                // An interrupt is consumed by the step it ends, so one that comes just before a step starts is not lost.
+                if (_interrupt) { _interrupt = false; return new StopInfo(StopKind.Interrupted, Icount); }
                 if (Icount >= target) return new StopInfo(StopKind.Reached, Icount);
                 ulong end = Math.Min(_limit, EndIcount);
                 if (Icount >= end && EndIcount != ulong.MaxValue && !Interrupted)

@@ -61,6 +61,9 @@ public sealed class TimeTravelSession
     /// <summary>Ends the current operation at the next slice boundary (from another thread: a gdb interrupt, Ctrl-C).</summary>
     public void Interrupt() => _replayer.Interrupt();
 
+    /// <summary>Forgets an interrupt that came while nothing ran (so it does not end the next command at once).</summary>
+    public void ClearInterrupt() => _replayer.ClearInterrupt();
+
     /// <summary>Captures the current state into the ladder (if none is there yet) and says what it cost in bytes.</summary>
     public long TakeSnapshot()
     {
