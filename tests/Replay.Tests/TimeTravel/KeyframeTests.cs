@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Keyframes;
 using Replayvisor.Replay.Stepping;
@@ -78,6 +79,33 @@ public class KeyframeTests
         Assert.Equal(StopKind.EndOfTrace, s.Step(new StepConstraints()).Kind);
         Assert.Null(s.Replayer.Verifier.First);
         Assert.Equal(end, s.Icount);
+    }
+
+    [Fact]
+    public void KeyframesOfASeveralVcpuRunSeekToTheStatesAStraightReplayHas()
+    {
+        // Four vCPUs with host time (docs/xen-model.md "Several vCPUs"): per-vCPU state travels in keyframes too.
+        byte[] trace = Recordings.Record("smp", true, ClockKind.Host, checkpointInterval: 20_000, vcpus: 4).Trace;
+        using var original = Read(trace);
+        ulong end = original.Summary!.FinalIcount;
+        using var output = new MemoryStream();
+        TraceIndexer.Write(original, output, end / 6);
+        ulong[] targets = [end * 4 / 5, end / 2 + 3, end / 5];
+        var straight = new Dictionary<ulong, byte[]>();
+        using (var again = Read(trace))
+        {
+            var r = new TraceReplayer(again);
+            foreach (ulong t in targets.Order()) { r.Step(new StepConstraints { ToIcount = t }); straight[t] = r.Machine.StateHash(); }
+        }
+        var s = new TimeTravelSession(Read(output.ToArray()));
+        foreach (ulong t in targets)
+        {
+            Assert.Equal(StopKind.Reached, s.Goto(t).Kind);
+            Assert.Equal(straight[t], s.Replayer.Machine.StateHash());
+        }
+        Assert.True(s.KeyframesLoaded >= 2);
+        Assert.Equal(StopKind.EndOfTrace, s.Step(new StepConstraints()).Kind);
+        Assert.Null(s.Replayer.Verifier.First);
     }
 
     [Fact]
