@@ -32,6 +32,10 @@ public sealed record HypervisorSnapshot
     public int StormDeliveries { get; init; }
     /// <summary>The guest has written to its PV console ring (display only: <see cref="ConsoleView.Auto"/>).</summary>
     public bool RingConsoleUsed { get; init; }
+    /// <summary>xenstored: the tree, watches and transactions, and the store ring's bytes it holds each way.</summary>
+    public Xenstore.XenstoredSnapshot? Xenstore { get; init; }
+    public byte[] XenstorePartialRequest { get; init; } = [];
+    public byte[] XenstoreReplies { get; init; } = [];
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -57,6 +61,9 @@ public sealed partial class Hypervisor : IStateHashable
             StormIcount = _stormIcount,
             StormDeliveries = _stormDeliveries,
             RingConsoleUsed = _ringUsed,
+            Xenstore = Console.Xenstore.Snapshot(),
+            XenstorePartialRequest = Console.SnapshotXenstoreStreams().Partial,
+            XenstoreReplies = Console.SnapshotXenstoreStreams().Replies,
         };
     }
 
@@ -85,6 +92,8 @@ public sealed partial class Hypervisor : IStateHashable
         _stormIcount = s.StormIcount;
         _stormDeliveries = s.StormDeliveries;
         _ringUsed = s.RingConsoleUsed;
+        if (s.Xenstore != null) Console.Xenstore.Restore(s.Xenstore);
+        Console.RestoreXenstoreStreams(s.XenstorePartialRequest, s.XenstoreReplies);
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;
