@@ -235,6 +235,7 @@ public sealed partial class X86Cpu
     private void FillTlb(uint lin, ulong frame, ulong perms)
     {
         if ((frame >> PhysicalMemory.PageShift) >= Memory.FrameCount) return; // open bus: always slow path
+        if (_dataBreakpointsActive && IsBreakpointPage(lin)) return; // Breakpoints.cs: every access checked
         _tlb[lin >> 12] = _gen | (frame & FrameMask) | perms;
         ChainEpoch++;
     }

@@ -150,6 +150,14 @@ public sealed class XenMachine
                 continue;
             }
             if (Cpu.Icount >= limit) return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
+            if (!pure && Cpu.InInterruptShadow)
+            {
+                // MOV SS / POP SS hold interrupts back until the next instruction has run (SDM vol. 3 §6.8.3):
+                // under Xen an upcall is delivered from an interrupt, so it waits too (Cpu/Breakpoints.cs).
+                if (Cpu.Run(Cpu.Icount + 1) == StopReason.Unsupported)
+                    return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
+                continue;
+            }
             if (!pure)
             {
                 hv.RunTimers();
