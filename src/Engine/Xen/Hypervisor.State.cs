@@ -36,6 +36,10 @@ public sealed record HypervisorSnapshot
     public Xenstore.XenstoredSnapshot? Xenstore { get; init; }
     public byte[] XenstorePartialRequest { get; init; } = [];
     public byte[] XenstoreReplies { get; init; } = [];
+    /// <summary>The running vCPU, the parked contexts of the others (null for the running one and uninitialised ones) and the quantum's end.</summary>
+    public int CurrentVcpu { get; init; }
+    public ParkedVcpu?[] Parked { get; init; } = [];
+    public ulong SliceEnd { get; init; }
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -64,6 +68,9 @@ public sealed partial class Hypervisor : IStateHashable
             Xenstore = Console.Xenstore.Snapshot(),
             XenstorePartialRequest = Console.SnapshotXenstoreStreams().Partial,
             XenstoreReplies = Console.SnapshotXenstoreStreams().Replies,
+            CurrentVcpu = _current,
+            Parked = (ParkedVcpu?[])_parked.Clone(),
+            SliceEnd = _sliceEnd,
         };
     }
 
@@ -94,6 +101,10 @@ public sealed partial class Hypervisor : IStateHashable
         _ringUsed = s.RingConsoleUsed;
         if (s.Xenstore != null) Console.Xenstore.Restore(s.Xenstore);
         Console.RestoreXenstoreStreams(s.XenstorePartialRequest, s.XenstoreReplies);
+        if (s.Parked.Length != _parked.Length) throw new ArgumentException("vcpu count differs", nameof(s));
+        _current = s.CurrentVcpu;
+        s.Parked.CopyTo(_parked, 0);
+        _sliceEnd = s.SliceEnd;
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;
@@ -119,6 +130,7 @@ public sealed partial class Hypervisor : IStateHashable
         if (Abi != XenAbi.Xen3_1) { w.Tag("abi"); w.U8((byte)Abi); }
         w.I32(Vcpus.Length);
         foreach (var v in Vcpus) v.WriteState(w);
+        WriteSmpState(w);
         Events.WriteState(w);
         Console.WriteState(w);
         _pit.WriteState(w);
