@@ -26,9 +26,10 @@ public static class IndexCommand
             result = TraceIndexer.Write(reader, stream, interval);
             stream.Flush(flushToDisk: true);
         }
-        catch (Exception e) when (e is IndexException or TraceFormatException or IOException or UnauthorizedAccessException or CliException)
+        catch (Exception e)
         {
-            File.Delete(temp);
+            File.Delete(temp); // whatever went wrong, no half-written file is left behind
+            if (e is not (IndexException or TraceFormatException or IOException or UnauthorizedAccessException or CliException)) throw;
             throw e switch
             {
                 IndexException { Diverged: true } => new CliException(ExitCodes.Diverged, $"{path}: cannot index: {e.Message}"),

@@ -32,6 +32,7 @@ internal static class StateCodec
         if (IsLeaf(t) || !seen.Add(t)) return;
         if (t.IsArray) { Describe(t.GetElementType()!, text, seen); return; }
         if (Nullable.GetUnderlyingType(t) is { } inner) { Describe(inner, text, seen); return; }
+        if (Collection(t) is { } args) { foreach (var a in args) Describe(a, text, seen); return; }
         if (!Supported(t)) return; // written only as null; a value of it is refused when written
         text.Append('{');
         foreach (var f in FieldsOf(t)) { text.Append(f.Name).Append(':'); Describe(f.FieldType, text, seen); }
@@ -69,6 +70,7 @@ internal static class StateCodec
         }
         if (t == typeof(string)) { w.Write((string)value!); return; }
         if (t.IsArray) { WriteArray(w, t.GetElementType()!, (Array)value!); return; }
+        if (Collection(t) is { } args) { WriteCollection(w, args, value!); return; }
         if (!Supported(t)) throw new NotSupportedException($"{t} cannot go into a keyframe");
         foreach (var f in FieldsOf(t)) Write(w, f.FieldType, f.GetValue(value));
     }
@@ -81,10 +83,58 @@ internal static class StateCodec
         if (!t.IsValueType && !r.ReadBoolean()) return null;
         if (t == typeof(string)) return r.ReadString();
         if (t.IsArray) return ReadArray(r, t.GetElementType()!);
+        if (Collection(t) is { } args) return ReadCollection(r, t, args);
         if (!Supported(t)) throw new InvalidDataException($"{t} cannot come out of a keyframe");
         object o = RuntimeHelpers.GetUninitializedObject(t);
         foreach (var f in FieldsOf(t)) f.SetValue(o, Read(r, f.FieldType));
         return o;
+    }
+
+    /// <summary>The type arguments of a List, Dictionary or SortedDictionary (written as their items, not their fields), else null.</summary>
+    private static Type[]? Collection(Type t)
+    {
+        if (!t.IsGenericType) return null;
+        var g = t.GetGenericTypeDefinition();
+        return g == typeof(List<>) || g == typeof(Dictionary<,>) || g == typeof(SortedDictionary<,>) ? t.GetGenericArguments() : null;
+    }
+
+    /// <summary>Count, then the items (keys and values) in enumeration order; a dictionary's comparer as a tag: 0 the default, 1 ordinal strings.</summary>
+    private static void WriteCollection(BinaryWriter w, Type[] args, object value)
+    {
+        if (value is System.Collections.IDictionary d)
+        {
+            object comparer = value.GetType().GetProperty("Comparer")!.GetValue(value)!;
+            bool ordinal = ReferenceEquals(comparer, StringComparer.Ordinal);
+            if (!ordinal && comparer != (object?)typeof(Comparer<>).MakeGenericType(args[0]).GetProperty("Default")!.GetValue(null)
+                && comparer != (object?)typeof(EqualityComparer<>).MakeGenericType(args[0]).GetProperty("Default")!.GetValue(null))
+                throw new NotSupportedException($"a {value.GetType()} with comparer {comparer.GetType()} cannot go into a keyframe");
+            w.Write(ordinal ? (byte)1 : (byte)0);
+            w.Write(d.Count);
+            foreach (System.Collections.DictionaryEntry e in d) { Write(w, args[0], e.Key); Write(w, args[1], e.Value); }
+            return;
+        }
+        var list = (System.Collections.IList)value;
+        w.Write(list.Count);
+        foreach (object? item in list) Write(w, args[0], item);
+    }
+
+    private static object ReadCollection(BinaryReader r, Type t, Type[] args)
+    {
+        if (args.Length == 2)
+        {
+            byte comparer = r.ReadByte();
+            if (comparer > 1) throw new InvalidDataException($"unknown comparer tag {comparer}");
+            var d = (System.Collections.IDictionary)(comparer == 1 ? Activator.CreateInstance(t, StringComparer.Ordinal)! : Activator.CreateInstance(t)!);
+            int n = r.ReadInt32();
+            if (n < 0 || n > r.BaseStream.Length - r.BaseStream.Position) throw new InvalidDataException($"implausible count {n}");
+            for (int i = 0; i < n; i++) d.Add(Read(r, args[0])!, Read(r, args[1]));
+            return d;
+        }
+        var list = (System.Collections.IList)Activator.CreateInstance(t)!;
+        int count = r.ReadInt32();
+        if (count < 0 || count > r.BaseStream.Length - r.BaseStream.Position) throw new InvalidDataException($"implausible count {count}");
+        for (int i = 0; i < count; i++) list.Add(Read(r, args[0]));
+        return list;
     }
 
     private static void WriteArray(BinaryWriter w, Type element, Array a)
