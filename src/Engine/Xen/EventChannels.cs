@@ -299,6 +299,14 @@ public sealed class EventChannels : IStateHashable
     public uint[] PendingUnmaskedPorts()
     {
         var list = new List<uint>();
+        PendingUnmaskedPorts(list);
+        return [.. list];
+    }
+
+    /// <summary>Adds the ports pending and unmasked now to <paramref name="list"/>, in port order.</summary>
+    public void PendingUnmaskedPorts(List<uint> list)
+    {
+        ArgumentNullException.ThrowIfNull(list);
         for (int w = 0; w < NrPorts / 32; w++)
         {
             uint bits = _si.PendingWord(w) & ~_si.MaskWord(w);
@@ -309,6 +317,5 @@ public sealed class EventChannels : IStateHashable
                 bits &= bits - 1;
             }
         }
-        return [.. list];
     }
 }
