@@ -37,7 +37,12 @@ public sealed class CompactEventTests
             new ExceptionEvent(8, -3, 0, 0, 0),
             new CheckpointEvent(9, []),
             new CheckpointEvent(9, new byte[300]),
-            new ConsoleOutputEvent(ulong.MaxValue, "x"u8.ToArray()),
+            new HypercallEvent(10, 29, [1], 0) { Vcpu = 3 },
+            new TimeEvent(10, TimeKind.Tsc, 5) { Vcpu = int.MaxValue },
+            new AsyncEvent(10, AsyncKind.TimerExpiry, 3) { Vcpu = -1 },
+            new ExceptionEvent(10, 14, 0, 0, 0) { Vcpu = 31 },
+            new CheckpointEvent(10, new byte[16]) { Vcpu = 2 },
+            new ConsoleOutputEvent(ulong.MaxValue, "x"u8.ToArray()) { Vcpu = 5 },
         ];
         Assert.Equal(events, RoundTrip(events));
     }
@@ -83,10 +88,11 @@ public sealed class CompactEventTests
         foreach (var e in events) encoder.Add(e);
         var payload = encoder.Finish();
         Assert.Equal(events, CompactEventDecoder.Decode(payload));
-        // Per loop after the first, 37 bytes: 4 kinds + 5 icount bytes (the delta 248 takes 2) + 2 numbers
+        // Per loop after the first, 40 bytes: 4 kinds + 5 icount bytes (the delta 248 takes 2) + 2 numbers
         // + 2 shapes + 14 argument bytes (the deadline's +1,000,000 takes 3, the other 11 deltas are 0)
-        // + 2 results + 2 site deltas + 3 async (kind, port, arg) + 3 upcall (vcpu, count, port).
-        Assert.InRange(payload.Length, 37_000, 37_100);
+        // + 2 results + 2 site deltas + 3 async (kind, port, arg) + 3 upcall (vcpu, count, port)
+        // + 3 vCPUs (both hypercalls and the async event).
+        Assert.InRange(payload.Length, 40_000, 40_100);
     }
 
     [Theory]

@@ -38,6 +38,8 @@ internal enum CompactColumn
     Checkpoint,
     /// <summary>Per escaped event: varint length, the event as MessagePack (as in a MessagePack events chunk).</summary>
     Escaped,
+    /// <summary>Per event in the columns other than an upcall (whose column holds its own): zigzag varint of its Vcpu.</summary>
+    Vcpu,
 }
 
 /// <summary>Numbers of the compact encoding.</summary>
@@ -46,7 +48,7 @@ internal static class CompactCodes
     /// <summary>The kind byte of an event stored whole as MessagePack in the <see cref="CompactColumn.Escaped"/> column.</summary>
     public const byte Escaped = 0xFF;
     /// <summary>How many columns this build writes (readers skip columns past the ones they know).</summary>
-    public const int ColumnCount = (int)CompactColumn.Escaped + 1;
+    public const int ColumnCount = (int)CompactColumn.Vcpu + 1;
     /// <summary>Union kinds (TraceEvent.cs).</summary>
     public const byte Hypercall = 0, Upcall = 1, Time = 2, Async = 5, Exception = 6, Checkpoint = 9;
     /// <summary>HypercallShape bits.</summary>

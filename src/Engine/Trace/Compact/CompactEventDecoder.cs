@@ -40,14 +40,16 @@ internal static class CompactEventDecoder
             if (delta > ulong.MaxValue - icount) throw new CompactFormatException($"event {n}: the icount passes 2^64");
             icount += delta;
             byte kind = col[(int)CompactColumn.Kind].Byte();
+            // The vCPU of every event stored in the columns, except an upcall's (in its own column).
+            int v = kind is CompactCodes.Upcall or CompactCodes.Escaped ? 0 : col[(int)CompactColumn.Vcpu].I32();
             events[n] = kind switch
             {
-                CompactCodes.Hypercall => Hypercall(icount, col, history),
+                CompactCodes.Hypercall => Hypercall(icount, col, history, v),
                 CompactCodes.Upcall => Upcall(icount, ref col[(int)CompactColumn.Upcall]),
-                CompactCodes.Time => Time(icount, ref col[(int)CompactColumn.Time], lastTime),
-                CompactCodes.Async => Async(icount, ref col[(int)CompactColumn.Async]),
-                CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception]),
-                CompactCodes.Checkpoint => Checkpoint(icount, ref col[(int)CompactColumn.Checkpoint]),
+                CompactCodes.Time => Time(icount, ref col[(int)CompactColumn.Time], lastTime, v),
+                CompactCodes.Async => Async(icount, ref col[(int)CompactColumn.Async], v),
+                CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception], v),
+                CompactCodes.Checkpoint => Checkpoint(icount, ref col[(int)CompactColumn.Checkpoint], v),
                 CompactCodes.Escaped => Escaped(icount, ref col[(int)CompactColumn.Escaped], n),
                 _ => throw new CompactFormatException($"event {n} has kind {kind}, which a compact chunk does not store"),
             };
@@ -57,7 +59,7 @@ internal static class CompactEventDecoder
         return events;
     }
 
-    private static HypercallEvent Hypercall(ulong icount, ColumnReader[] col, HypercallHistory history)
+    private static HypercallEvent Hypercall(ulong icount, ColumnReader[] col, HypercallHistory history, int vcpu)
     {
         int number = col[(int)CompactColumn.HypercallNumber].I32();
         byte shape = col[(int)CompactColumn.HypercallShape].Byte();
@@ -85,7 +87,7 @@ internal static class CompactEventDecoder
             entries = new MulticallEntry[n];
             for (int i = 0; i < n; i++) entries[i] = new MulticallEntry(mc.I32(), mc.Signed());
         }
-        return new HypercallEvent(icount, number, args, result, entries, default, digest, site);
+        return new HypercallEvent(icount, number, args, result, entries, default, digest, site) { Vcpu = vcpu };
     }
 
     private static UpcallEvent Upcall(ulong icount, ref ColumnReader c)
@@ -96,26 +98,26 @@ internal static class CompactEventDecoder
         return new UpcallEvent(icount, vcpu, ports);
     }
 
-    private static TimeEvent Time(ulong icount, ref ColumnReader c, ulong[] last)
+    private static TimeEvent Time(ulong icount, ref ColumnReader c, ulong[] last, int vcpu)
     {
         byte kind = c.Byte();
         last[kind] += (ulong)c.Signed();
-        return new TimeEvent(icount, (TimeKind)kind, last[kind]);
+        return new TimeEvent(icount, (TimeKind)kind, last[kind]) { Vcpu = vcpu };
     }
 
-    private static AsyncEvent Async(ulong icount, ref ColumnReader c)
+    private static AsyncEvent Async(ulong icount, ref ColumnReader c, int vcpu)
     {
         byte kind = c.Byte();
-        return new AsyncEvent(icount, (AsyncKind)kind, c.U32(), c.Varint());
+        return new AsyncEvent(icount, (AsyncKind)kind, c.U32(), c.Varint()) { Vcpu = vcpu };
     }
 
-    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c) =>
-        new(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32());
+    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu) =>
+        new(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
 
-    private static CheckpointEvent Checkpoint(ulong icount, ref ColumnReader c)
+    private static CheckpointEvent Checkpoint(ulong icount, ref ColumnReader c, int vcpu)
     {
         int n = c.Count(c.Remaining);
-        return new CheckpointEvent(icount, c.Bytes(n).ToArray());
+        return new CheckpointEvent(icount, c.Bytes(n).ToArray()) { Vcpu = vcpu };
     }
 
     private static TraceEvent Escaped(ulong icount, ref ColumnReader c, int n)

@@ -50,6 +50,7 @@ internal sealed class CompactEventEncoder
             case HypercallEvent h when h.Memory.IsEmpty && h.Args.Count <= CompactCodes.ArgCountMask && !h.Multicall.AsSpan().Contains(null!):
                 kind.Byte(CompactCodes.Hypercall);
                 AddHypercall(h);
+                this[CompactColumn.Vcpu].Signed(h.Vcpu);
                 break;
             case UpcallEvent u when u.Vcpu >= 0:
                 kind.Byte(CompactCodes.Upcall);
@@ -64,6 +65,7 @@ internal sealed class CompactEventEncoder
                 time.Byte((byte)t.Kind);
                 time.Signed((long)(t.Value - _lastTime[(int)t.Kind]));
                 _lastTime[(int)t.Kind] = t.Value;
+                this[CompactColumn.Vcpu].Signed(t.Vcpu);
                 break;
             case AsyncEvent a when (uint)a.Kind <= byte.MaxValue:
                 kind.Byte(CompactCodes.Async);
@@ -71,6 +73,7 @@ internal sealed class CompactEventEncoder
                 async.Byte((byte)a.Kind);
                 async.Varint(a.Port);
                 async.Varint(a.Arg);
+                this[CompactColumn.Vcpu].Signed(a.Vcpu);
                 break;
             case ExceptionEvent x when x.Vector >= 0:
                 kind.Byte(CompactCodes.Exception);
@@ -79,12 +82,14 @@ internal sealed class CompactEventEncoder
                 ex.Varint(x.ErrorCode);
                 ex.Varint(x.Cr2);
                 ex.Varint(x.Eip);
+                this[CompactColumn.Vcpu].Signed(x.Vcpu);
                 break;
             case CheckpointEvent c:
                 kind.Byte(CompactCodes.Checkpoint);
                 var cp = this[CompactColumn.Checkpoint];
                 cp.Varint((ulong)c.StateHash.Count);
                 cp.Bytes(c.StateHash.AsSpan());
+                this[CompactColumn.Vcpu].Signed(c.Vcpu);
                 break;
             default:
                 kind.Byte(CompactCodes.Escaped);
