@@ -21,7 +21,6 @@ public sealed partial class Hypervisor
 
     private readonly HypercallOutputCapture _capture = new();
     private readonly List<GuestWriteRecord> _writes = [], _inside = [], _outside = [];
-    private static readonly GuestWriteRecord[] NoWrites = [];
     private bool _capturing;
 
     private void Hypercall()
@@ -52,7 +51,7 @@ public sealed partial class Hypervisor
             foreach (var w in outside) UndeclaredWrite?.Invoke(nr, w);
             output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
         }
-        else if (site != 0) output = new HypercallOutput(site, NoWrites, 0);
+        else if (site != 0) output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
         Observer?.OnHypercall(c.Icount, nr, args, result,
             nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default, output);
     }

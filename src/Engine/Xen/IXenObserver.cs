@@ -50,7 +50,7 @@ public sealed record GuestWriteRecord(uint Address, byte[] Bytes);
 public readonly record struct HypercallOutput(uint Site, IReadOnlyList<GuestWriteRecord> Writes, ulong Digest)
 {
     /// <summary>Nothing known (no observer asked for the capture).</summary>
-    public static HypercallOutput None { get; } = new(0, [], 0);
+    public static HypercallOutput None => new(0, Array.Empty<GuestWriteRecord>(), 0);
 }
 
 /// <summary>Why the domain stopped (SHUTDOWN_* reasons, plus a crash by the model).</summary>
