@@ -189,7 +189,7 @@ public sealed partial class X86Cpu
     /// <summary>
     /// Runs a compiled block, then, while each block ends normally, its remembered successor when
     /// that is compiled too and nothing <see cref="Run"/> checks between blocks applies (a stop
-    /// request, TF, armed instruction breakpoints, a block that does not fit the budget): the
+    /// request, TF, an enabled breakpoint, a block that does not fit the budget): the
     /// blocks of a hot loop follow each other without the run loop's per-block bookkeeping.
     /// <paramref name="b"/> ends as the last block run; the result is as <see cref="ExecBlock"/>'s.
     /// </summary>
@@ -200,7 +200,8 @@ public sealed partial class X86Cpu
             _blocks.Current = b.Id;
             int i = b.Compiled!(this, b.Insns);
             if (i != b.Count) return ExecCompiledEnd(b, i);
-            if (_stopRequested || !b.Chainable || (FlagsReg & Fl.TF) != 0 || InstructionBreakpointsArmed) break;
+            // Any enabled breakpoint (instruction or data, DR7 L0-G3) sends blocks back to Run's one-at-a-time path.
+            if (_stopRequested || !b.Chainable || (FlagsReg & Fl.TF) != 0 || (Dr[7] & 0xFF) != 0) break;
             Block? next = b.Successor(Eip, ChainEpoch);
             if (next?.Compiled == null || (ulong)next.Count > _stopAt - _icount) break;
             b = next;
