@@ -143,7 +143,7 @@ public class GdbTests
     public void AnIndexedTraceSeeksFromItsKeyframesToTheSameRegisters()
     {
         var plain = GdbHarness.Run("events.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
-        var indexed = GdbHarness.Run("v3/events-indexed.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
+        var indexed = GdbHarness.Run("v4/events-indexed.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
         var a = Lines(plain.Gdb, "R ");
         Assert.True(a.Count == 1, plain.Gdb);
         Assert.Equal(a, Lines(indexed.Gdb, "R "));

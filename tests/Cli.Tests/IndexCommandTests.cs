@@ -27,7 +27,7 @@ public class IndexCommandTests
         Assert.Contains("6 keyframes, one every 16384 instructions", r.Stderr);
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(trace)!, ".*indexing*")); // the temporary file was renamed
         var info = Cli.Run("info", trace);
-        Assert.Contains("(format 3, complete)", info.Stdout);
+        Assert.Contains("(format 4, complete)", info.Stdout);
         Assert.Matches(@"keyframes:\s+6 \(instructions 16,384 to 98,304\)", info.Stdout);
         Assert.Equal(0, Cli.Run("replay", trace, "--quiet").Code);
         var debug = Cli.RunWithInput("goto 90000\nwhen\n", "debug", trace);
@@ -77,7 +77,7 @@ public class IndexCommandTests
         var r = Cli.Run("record", Cli.Guest("events-pae"), "-o", trace, "--keyframe-interval", "30000");
         Assert.True(r.Code == 0, r.ToString());
         var info = Cli.Run("info", trace, "--json");
-        Assert.Matches("\"formatVersion\": ?3", info.Stdout);
+        Assert.Matches("\"formatVersion\": ?4", info.Stdout);
         Assert.Matches("\"keyframes\": ?3", info.Stdout);
         Assert.Equal(0, Cli.Run("replay", trace, "--quiet").Code);
         Assert.Matches(new Regex("3 keyframes"), r.Stderr);

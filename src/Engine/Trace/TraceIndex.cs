@@ -16,7 +16,7 @@ public sealed record TraceChunkInfo(
     [property: Key(5)] int EventCount);
 
 /// <summary>
-/// One keyframe chunk as listed by the index (format 3): where it is, its stored and raw payload
+/// One keyframe chunk as listed by the index (format 4): where it is, its stored and raw payload
 /// lengths, the instruction count of the state it holds, the hash of that machine state, and the
 /// layout of the payload (the engine's snapshot layout it was written with; a reader with another
 /// layout cannot use it and seeks by replaying instead).
@@ -44,7 +44,7 @@ internal sealed record TraceIndexPayload(
     [property: Key(1)] TraceSummary Summary);
 
 /// <summary>
-/// The index chunk's payload as format 3 reads it: key 2 lists the keyframe chunks (absent in a
+/// The index chunk's payload as format 4 reads it: key 2 lists the keyframe chunks (absent in a
 /// trace without keyframes, which the writer still writes as <see cref="TraceIndexPayload"/>, byte for byte as before).
 /// </summary>
 [MessagePackObject]

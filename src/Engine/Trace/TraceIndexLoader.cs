@@ -10,7 +10,7 @@ internal sealed record LoadedIndex(
     string? IncompleteReason,
     TraceFormatException? Damage)
 {
-    /// <summary>The keyframe chunks the index lists (format 3; none for an incomplete trace).</summary>
+    /// <summary>The keyframe chunks the index lists (format 4; none for an incomplete trace).</summary>
     public IReadOnlyList<TraceKeyframeInfo> Keyframes { get; init; } = [];
     /// <summary>The offsets of every events and keyframe chunk in file order (each chunk's chain continues the one before).</summary>
     public IReadOnlyList<long>? FileOrder { get; init; }
@@ -49,7 +49,7 @@ internal static class TraceIndexLoader
                 return Fail(out problem, $"the footer at offset {footerOffset} does not point at an index chunk");
             var index = MessagePackSerializer.Deserialize<KeyframedIndexPayload>(raw, TraceMessagePack.Options);
             var keyframes = index?.Keyframes.ToArray() ?? [];
-            if (keyframes.Length > 0 && source.Version < 3)
+            if (keyframes.Length > 0 && source.Version < TraceLayout.KeyframesVersion)
                 return Fail(out problem, $"the index chunk at offset {indexOffset} lists keyframes, which format {source.Version} does not have");
             var order = index?.Summary is null ? null : FileOrder(source, index.Chunks, keyframes, eventsStart, indexOffset);
             if (order is null)
@@ -127,7 +127,7 @@ internal static class TraceIndexLoader
                 var header = source.ReadHeader(offset, chain);
                 if (header.Kind == ChunkKind.Index)
                     return AtIndex(source, offset, header, chunks, reason) with { FileOrder = order };
-                if (header.Kind == ChunkKind.Keyframe && source.Version >= 3)
+                if (header.Kind == ChunkKind.Keyframe && source.Version >= TraceLayout.KeyframesVersion)
                 {
                     // Checked and passed over: without the index a keyframe's state cannot be matched to its position.
                     source.ReadPayload(offset, header);
@@ -136,9 +136,9 @@ internal static class TraceIndexLoader
                     offset = source.End(offset, header);
                     continue;
                 }
-                if (header.Kind != ChunkKind.Events)
+                if (!EventChunkDecoder.HoldsEvents(header.Kind, source.Version))
                     throw ChunkHeader.Damaged(offset, $"unexpected {header.Kind} chunk among the events");
-                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset);
+                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset, header.Kind);
                 var info = EventChunkDecoder.Describe(offset, header, events);
                 if (info.FirstIcount < lastIcount)
                     throw ChunkHeader.Damaged(offset, $"its first event (instruction {info.FirstIcount}) comes before the last event of the chunk before it (instruction {lastIcount})");

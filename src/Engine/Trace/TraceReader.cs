@@ -48,7 +48,7 @@ public sealed class TraceReader : IDisposable
     public string? IncompleteReason => _index.IncompleteReason;
     /// <summary>The event chunks, in file order (for an incomplete trace, those found by scanning).</summary>
     public IReadOnlyList<TraceChunkInfo> Index => _index.Chunks;
-    /// <summary>The keyframe chunks (format 3): whole replay states to seek from; empty for a trace without them or an incomplete one.</summary>
+    /// <summary>The keyframe chunks (format 4): whole replay states to seek from; empty for a trace without them or an incomplete one.</summary>
     public IReadOnlyList<TraceKeyframeInfo> Keyframes => _index.Keyframes;
     /// <summary>How the run ended; null for an incomplete trace.</summary>
     public TraceSummary? Summary => _index.Summary;
@@ -102,8 +102,8 @@ public sealed class TraceReader : IDisposable
             // The chain continues the chunk before this one in the index (the guest image for the first).
             var previousChain = _previousOffset.TryGetValue(chunk.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
             header = _source.ReadHeader(chunk.Offset, previousChain);
-            if (header.Kind != ChunkKind.Events)
-                throw ChunkHeader.Damaged(chunk.Offset, $"expected a {ChunkKind.Events} chunk, found {header.Kind}");
+            if (!EventChunkDecoder.HoldsEvents(header.Kind, FormatVersion))
+                throw ChunkHeader.Damaged(chunk.Offset, $"expected an events chunk, found {header.Kind}");
             if (header.StoredLength != chunk.StoredLength || header.RawLength != chunk.RawLength)
                 throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
             raw = _source.ReadPayload(chunk.Offset, header);
@@ -112,7 +112,7 @@ public sealed class TraceReader : IDisposable
         {
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk runs past the end of the trace", ex);
         }
-        var events = EventChunkDecoder.Decode(raw, chunk.Offset);
+        var events = EventChunkDecoder.Decode(raw, chunk.Offset, header.Kind);
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
         return events;

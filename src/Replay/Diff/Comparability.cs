@@ -39,8 +39,8 @@ public static class Comparability
         (RunOptionKeys.InitDomain, "initial-domain setting", "false"),
     ];
 
-    /// <summary>The format of a trace's events: format 3 only adds keyframe chunks to format 2 (docs/trace-format.md "Versions").</summary>
-    private static int EventFormat(TraceReader t) => t.FormatVersion == 3 ? 2 : t.FormatVersion;
+    /// <summary>The format of a trace's events: format 4 only adds keyframe chunks to format 3 (docs/trace-format.md "Versions").</summary>
+    private static int EventFormat(TraceReader t) => t.FormatVersion == 4 ? 3 : t.FormatVersion;
 
     /// <summary>Throws <see cref="IncomparableTracesException"/> with one clear line when the traces cannot be compared.</summary>
     public static void Check(string pathA, TraceReader a, string pathB, TraceReader b)

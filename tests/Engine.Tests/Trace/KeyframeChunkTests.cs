@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Replayvisor.Engine.Tests.Trace;
 
-/// <summary>Keyframe chunks (format 3, docs/trace-format.md "Keyframe chunks") between and after events chunks.</summary>
+/// <summary>Keyframe chunks (format 4, docs/trace-format.md "Keyframe chunks") between and after events chunks.</summary>
 public sealed class KeyframeChunkTests
 {
     private static readonly byte[] Hash = [.. Enumerable.Range(0, 16).Select(i => (byte)i)];
@@ -30,7 +30,7 @@ public sealed class KeyframeChunkTests
     public void Keyframes_between_events_chunks_are_listed_and_read_back()
     {
         using var reader = TraceSamples.Open(Interleaved(complete: true));
-        Assert.Equal(3, reader.FormatVersion);
+        Assert.Equal(4, reader.FormatVersion);
         Assert.True(reader.Complete);
         Assert.Equal(TraceSamples.Many(40), reader.ReadEvents());
         Assert.Equal(2, reader.Keyframes.Count);
@@ -50,11 +50,11 @@ public sealed class KeyframeChunkTests
     }
 
     [Fact]
-    public void A_trace_without_keyframes_is_written_in_format_2_byte_for_byte_as_before()
+    public void A_trace_without_keyframes_is_written_in_format_3()
     {
         var plain = TraceSamples.Write(TraceSamples.OneOfEach());
         using var reader = TraceSamples.Open(plain);
-        Assert.Equal(2, reader.FormatVersion);
+        Assert.Equal(3, reader.FormatVersion);
         Assert.Empty(reader.Keyframes);
         Assert.Throws<InvalidOperationException>(() =>
             new TraceWriter(new MemoryStream(), TraceSamples.Header(), TraceSamples.Image).AppendKeyframe(1, Hash, "x", [1]));

@@ -45,8 +45,8 @@ public class KeyframeTests
     {
         using var original = GoldenSessions.Open(name);
         using var indexed = Read(Indexed(name, interval));
-        Assert.Equal(2, original.FormatVersion);
-        Assert.Equal(3, indexed.FormatVersion);
+        Assert.Equal(3, original.FormatVersion);
+        Assert.Equal(4, indexed.FormatVersion);
         Assert.True(indexed.Complete);
         Assert.Equal(original.Header, indexed.Header);
         Assert.True(original.GuestImage.Span.SequenceEqual(indexed.GuestImage.Span));
@@ -210,13 +210,13 @@ public class KeyframeTests
     }
 
     [Fact]
-    public void TheGoldenFormatThreeTraceReplaysAndSeeksLikeTheTraceItIndexes()
+    public void TheGoldenFormatFourTraceReplaysAndSeeksLikeTheTraceItIndexes()
     {
-        // traces/v3/events-indexed.rvt is traces/events.rvt indexed (traces/record.sh).
-        byte[] golden = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", "v3", "events-indexed.rvt"));
+        // traces/v4/events-indexed.rvt is traces/events.rvt indexed (traces/record.sh).
+        byte[] golden = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", "v4", "events-indexed.rvt"));
         using (var reader = Read(golden))
         {
-            Assert.Equal(3, reader.FormatVersion);
+            Assert.Equal(4, reader.FormatVersion);
             Assert.Equal([32_768ul, 65_536ul, 98_304ul], reader.Keyframes.Select(k => k.Icount));
             using var plain = GoldenSessions.Open("events.rvt");
             Assert.Equal(plain.ReadEvents(), reader.ReadEvents());
