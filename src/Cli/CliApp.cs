@@ -233,7 +233,7 @@ public static class CliApp
         var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
         cmd.SetAction(p => p.GetValue(trace) is { } t
-            ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --trace has no --json output yet (docs/json-output.md)") : TimeTravelBench.Run(t, p.GetValue(rounds), stdout))
+            ? TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(json), stdout)
             : p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
             : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));
