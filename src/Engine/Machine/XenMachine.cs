@@ -107,7 +107,6 @@ public sealed class XenMachine
     {
         inputs ??= NoInputs.Instance;
         var hv = Hypervisor;
-        var v = hv.Vcpu;
         ulong limit = ulong.MaxValue - Cpu.Icount < maxInstructions ? ulong.MaxValue : Cpu.Icount + maxInstructions;
         // A run that ended at a pure stop (its instruction limit, a poll that injected nothing)
         // resumes as the uninterrupted run would have continued: no timer check, no event delivery,
@@ -119,8 +118,12 @@ public sealed class XenMachine
         {
             if (hv.IsStopped) return ShutdownExit();
             if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
-            if (v.Blocked)
+            if (hv.Smp && Schedule()) { pure = false; continue; }
+            var v = hv.Vcpu;
+            if (!Hypervisor.Runnable(v))
             {
+                if (!v.Up && !hv.Vcpus.Any(x => x.Up))
+                    return new MachineExit(MachineExitKind.Idle, "every vcpu is down", Cpu.Icount);
                 _sleeping = true;
                 pure = false;
                 if (inputs.Poll(this, blocked: true)) continue;
@@ -128,7 +131,7 @@ public sealed class XenMachine
                 if (wake == 0)
                 {
                     hv.Console.Poll();
-                    if (!v.Blocked) continue;
+                    if (Hypervisor.Runnable(v) || (hv.Smp && hv.PickNext() >= 0)) continue;
                     if (inputs.WaitForInput(this)) continue;
                     if (inputs.StopRequested) continue;
                     return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
@@ -154,7 +157,7 @@ public sealed class XenMachine
             {
                 hv.RunTimers();
                 hv.DeliverPendingEvents();
-                if (hv.IsStopped || v.Blocked) continue;
+                if (hv.IsStopped || !Hypervisor.Runnable(v)) continue;
                 ulong deadline = hv.NextDeadlineNs();
                 if (deadline != _armedDeadline)
                 {
@@ -178,6 +181,7 @@ public sealed class XenMachine
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
+            if (hv.Smp) stopAt = Math.Min(stopAt, Math.Max(hv.SliceEnd, Cpu.Icount + 1));
             var r = Cpu.Run(stopAt);
             if (r == StopReason.Unsupported)
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
@@ -190,6 +194,29 @@ public sealed class XenMachine
 
     private bool _resumePure;
     private ulong _resumeTimerAt;
+
+    /// <summary>
+    /// The deterministic scheduler (docs/xen-model.md, "Several vCPUs"): at the end of the running
+    /// vCPU's quantum, or as soon as it cannot run (blocked, polling, down, yielded), the next
+    /// runnable vCPU in round-robin order gets the CPU. Decided only from instruction counts and
+    /// vCPU states, so a replay switches at the same instructions. True when it switched.
+    /// </summary>
+    private bool Schedule()
+    {
+        var hv = Hypervisor;
+        if (Hypervisor.Runnable(hv.Vcpu) && Cpu.Icount < hv.SliceEnd) return false;
+        int next = hv.PickNext();
+        if (next < 0) return false; // nothing can run: the idle path waits for a timer or input
+        if (next == hv.CurrentVcpu)
+        {
+            hv.StartSlice(Cpu.Icount);
+            return false;
+        }
+        _sleeping = false; // the switch is the incoming vCPU's schedule-in
+        hv.SwitchTo(next);
+        hv.StartSlice(Cpu.Icount);
+        return true;
+    }
 
     /// <summary>Remembers whether the next Run may resume without the timer check (see <see cref="Run"/>).</summary>
     private MachineExit Paused(bool pure, ulong timerAt, MachineExit exit)

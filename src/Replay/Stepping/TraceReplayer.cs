@@ -53,7 +53,7 @@ public sealed class TraceReplayer
         _limit = options.MaxInstructions;
         Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
-        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(e));
+        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
         Inputs = new ReplayInputs(queue, _checkpoints, EndIcount, options.ChaosSeed != null, Diverge, () => Machine.Icount, Interrupted)
         {
             LegacyConsoleInput = reader.FormatVersion < 2,
@@ -99,6 +99,7 @@ public sealed class TraceReplayer
 
     private void OnEvent(TraceEvent e)
     {
+        e = VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu);
         if (!Verifier.Observe(e)) Diverge(Verifier.First!.What);
         var c = _constraints;
         if (c == null) return;
