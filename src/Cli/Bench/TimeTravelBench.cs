@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json.Nodes;
 using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
 
@@ -11,13 +12,17 @@ namespace Replayvisor.Cli.Bench;
 /// snapshot, reverse-stepi latency at the end of the trace, goto to spread-out positions from a
 /// fresh session with and without the trace's keyframes, and (with a baseline trace) the peak
 /// RSS of replaying each trace in a process of its own. Times are the process's CPU time (a
-/// shared machine's wall time mostly measures the other load).
+/// shared machine's wall time mostly measures the other load). With --json the same figures are
+/// one document (docs/schemas/bench-trace.schema.json).
 /// </summary>
 public static class TimeTravelBench
 {
-    public static int Run(string path, int steps, string? rssBaseline, TextWriter stdout)
+    public static int Run(string path, int steps, string? rssBaseline, bool json, TextWriter output)
     {
         if (steps < 1) throw new CliException(ExitCodes.Usage, $"--rounds {steps}: must be at least 1");
+        // With --json, stdout carries one document: the text lines are dropped, the figures collected.
+        var stdout = json ? TextWriter.Null : output;
+        int keyframeCount;
         ulong end = 0;
         double plain = 0;
         for (int round = 0; round < 2; round++) // the first round warms up the JIT; the second is measured
@@ -31,7 +36,10 @@ public static class TimeTravelBench
             if (stop.Kind != StopKind.EndOfTrace) throw new CliException(ExitCodes.Diverged, $"{path}: the bench replay stopped early: {stop.Kind}");
         }
         using (var info = TraceFiles.Open(path))
-            stdout.WriteLine($"trace {Path.GetFileName(path)}: {end:N0} instructions, {info.Stats.EventCount:N0} events, {info.Keyframes.Count} keyframes");
+        {
+            keyframeCount = info.Keyframes.Count;
+            stdout.WriteLine($"trace {Path.GetFileName(path)}: {end:N0} instructions, {info.Stats.EventCount:N0} events, {keyframeCount} keyframes");
+        }
         stdout.WriteLine($"replay, no ladder:        {plain * 1000,10:F1} ms  {end / plain / 1e6,7:F1} MIPS");
         using var reader2 = TraceFiles.Open(path);
         var session = new TimeTravelSession(reader2, new TimeTravelOptions { UseKeyframes = false });
@@ -50,21 +58,52 @@ public static class TimeTravelBench
         double first = latencies[0];
         latencies.Sort();
         stdout.WriteLine($"reverse-stepi at the end: median {latencies[latencies.Count / 2]:F2} ms, first {first:F2} ms, max {latencies[^1]:F2} ms over {steps} steps (now at {session.Icount:N0})");
-        Gotos(path, end, useKeyframes: true, stdout);
-        Gotos(path, end, useKeyframes: false, stdout);
+        var withKeyframes = Gotos(path, end, useKeyframes: true, stdout);
+        var withoutKeyframes = Gotos(path, end, useKeyframes: false, stdout);
+        JsonObject? rss = null;
         if (rssBaseline != null)
         {
             long small = PeakRssOfReplay(rssBaseline), big = PeakRssOfReplay(path);
             stdout.WriteLine($"peak RSS replaying, each in its own process: {Path.GetFileName(path)} {big / 1048576.0:F1} MiB, " +
                 $"{Path.GetFileName(rssBaseline)} {small / 1048576.0:F1} MiB: {(double)big / small:F3}x");
+            rss = new JsonObject { ["bytes"] = big, ["baseline"] = Path.GetFileName(rssBaseline), ["baselineBytes"] = small, ["ratio"] = Math.Round((double)big / small, 3) };
         }
+        if (json)
+            output.WriteLine(new JsonObject
+            {
+                ["benchmark"] = "trace",
+                ["trace"] = Path.GetFileName(path),
+                ["instructions"] = end,
+                ["replayNoLadder"] = Timing(plain, end),
+                ["replayWithLadder"] = Timing(laddered, end),
+                ["ladderTimeRatio"] = plain > 0 ? Math.Round(laddered / plain, 3) : null,
+                ["snapshots"] = session.Ladder.Count,
+                ["ladderBytes"] = session.Ladder.BytesUsed,
+                ["memoryMiB"] = session.Replayer.Machine.Domain.Memory.Size / 1048576,
+                ["reverseStepi"] = new JsonObject
+                {
+                    ["steps"] = steps,
+                    ["medianMs"] = Math.Round(latencies[latencies.Count / 2], 3),
+                    ["firstMs"] = Math.Round(first, 3),
+                    ["maxMs"] = Math.Round(latencies[^1], 3),
+                    ["endsAt"] = session.Icount,
+                },
+                ["gotoFromFreshSessionMs"] = new JsonArray(withKeyframes.Select(g => (JsonNode)Math.Round(g, 3)).ToArray()),
+                ["keyframes"] = keyframeCount,
+                ["gotoWithoutKeyframesMs"] = new JsonArray(withoutKeyframes.Select(g => (JsonNode)Math.Round(g, 3)).ToArray()),
+                ["peakRss"] = rss,
+            }.ToJsonString(JsonOutput.Options));
         return ExitCodes.Ok;
     }
 
-    /// <summary>goto to 1/5..4/5 of the trace, each from a fresh session (the trace opened again).</summary>
-    private static void Gotos(string path, ulong end, bool useKeyframes, TextWriter stdout)
+    /// <summary>CPU milliseconds and MIPS; MIPS is null when the time was too short to measure.</summary>
+    private static JsonObject Timing(double seconds, ulong icount) =>
+        new() { ["ms"] = Math.Round(seconds * 1000, 3), ["mips"] = seconds > 0 ? Math.Round(icount / seconds / 1e6, 3) : null };
+
+    /// <summary>goto to 1/5..4/5 of the trace, each from a fresh session (the trace opened again); the CPU milliseconds of each.</summary>
+    private static List<double> Gotos(string path, ulong end, bool useKeyframes, TextWriter stdout)
     {
-        var gotos = new List<string>();
+        var gotos = new List<double>();
         int loaded = 0, keyframes = 0;
         for (int i = 1; i <= 4; i++)
         {
@@ -73,12 +112,13 @@ public static class TimeTravelBench
             var s = new TimeTravelSession(fresh, new TimeTravelOptions { UseKeyframes = useKeyframes });
             var stop = s.Goto(end / 5 * (ulong)i);
             if (stop.Kind != StopKind.Reached) throw new CliException(ExitCodes.Diverged, $"{path}: goto stopped early: {stop.Kind}");
-            gotos.Add($"{sw.Elapsed.TotalMilliseconds:F0}");
+            gotos.Add(sw.Elapsed.TotalMilliseconds);
             loaded += s.KeyframesLoaded;
             keyframes = s.Keyframes.Count;
         }
         string how = useKeyframes ? $"with {keyframes} keyframes ({loaded} restored)" : "without keyframes";
-        stdout.WriteLine($"goto from a fresh session {how}: {string.Join(", ", gotos)} ms to 1/5..4/5 of the trace");
+        stdout.WriteLine($"goto from a fresh session {how}: {string.Join(", ", gotos.Select(g => $"{g:F0}"))} ms to 1/5..4/5 of the trace");
+        return gotos;
     }
 
     /// <summary>`bench --trace T --peak-rss`: replays T to its end and prints this process's peak resident set (Linux VmHWM).</summary>
