@@ -118,7 +118,12 @@ public sealed class XenMachine
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
-            if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
+            StopSites.Top(Cpu.Icount);
+            if (inputs.StopRequested)
+            {
+                StopSites.Redo();
+                return Paused(pure, timerAt, StoppedExit());
+            }
             if (v.Blocked)
             {
                 _sleeping = true;
@@ -130,7 +135,8 @@ public sealed class XenMachine
                     hv.Console.Poll();
                     if (!v.Blocked) continue;
                     if (inputs.WaitForInput(this)) continue;
-                    if (inputs.StopRequested) continue;
+                    StopSites.Second();
+                    if (inputs.StopRequested) return Paused(false, timerAt, StoppedExit());
                     return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
                 }
                 ulong now = hv.NowNs;
@@ -149,7 +155,11 @@ public sealed class XenMachine
                 hv.Wake();
                 continue;
             }
-            if (Cpu.Icount >= limit) return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
+            if (Cpu.Icount >= limit)
+            {
+                StopSites.Redo();
+                return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
+            }
             if (!pure)
             {
                 hv.RunTimers();
@@ -173,12 +183,16 @@ public sealed class XenMachine
                 // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
                 if (injected) continue;
-                if (inputs.StopRequested) { pure = true; continue; } // stopped at a poll that injected nothing
+                StopSites.Second();
+                if (inputs.StopRequested) return Paused(true, timerAt, StoppedExit()); // stopped at a poll that injected nothing
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
+            _runPollAt = pollAt;
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             var r = Cpu.Run(stopAt);
+            pollAt = _runPollAt;
+            _runPollAt = ulong.MaxValue;
             if (r == StopReason.Unsupported)
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
             if (Cpu.Icount == pollAt && Cpu.Icount < timerAt && !hv.IsStopped)
@@ -190,6 +204,25 @@ public sealed class XenMachine
 
     private bool _resumePure;
     private ulong _resumeTimerAt;
+
+    /// <summary>Where the run loop may stop on request; a stopped run's exit names its site (<see cref="MachineExit.StopSite"/>).</summary>
+    public StopSites StopSites { get; } = new();
+
+    private MachineExit StoppedExit() => new(MachineExitKind.Stopped, "stopped on request", Cpu.Icount) { StopSite = StopSites.Current };
+    private ulong _runPollAt = ulong.MaxValue;
+
+    /// <summary>
+    /// Makes the CPU run in progress stop and poll the inputs at <paramref name="icount"/> if that is
+    /// sooner than planned. A host-clock replay takes recorded time values inside the run (rdtsc,
+    /// hypercalls); taking one can uncover console input due before the run's stop count, which
+    /// must enter at the same poll as when it was recorded (docs/record-replay.md "Console input").
+    /// </summary>
+    public void PollNoLaterThan(ulong icount)
+    {
+        if (icount >= _runPollAt) return;
+        _runPollAt = icount;
+        Cpu.StopNoLaterThan(icount);
+    }
 
     /// <summary>Remembers whether the next Run may resume without the timer check (see <see cref="Run"/>).</summary>
     private MachineExit Paused(bool pure, ulong timerAt, MachineExit exit)
@@ -248,6 +281,7 @@ public sealed class XenMachine
         TimerDelay = _timerDelay,
         ResumePure = _resumePure,
         ResumeTimerAt = _resumeTimerAt,
+        StopSites = StopSites.State,
     };
 
     /// <summary>
@@ -269,6 +303,7 @@ public sealed class XenMachine
         _timerDelay = s.TimerDelay;
         _resumePure = s.ResumePure;
         _resumeTimerAt = s.ResumeTimerAt;
+        StopSites.State = s.StopSites;
     }
 
     private MachineExit ShutdownExit()

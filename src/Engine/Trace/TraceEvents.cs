@@ -83,13 +83,18 @@ public sealed record FailsafeEvent(
     [property: Key(1)] uint Eip,
     [property: Key(2)] string Cause) : CheckEvent(Icount);
 
-/// <summary>The end of the run.</summary>
+/// <summary>
+/// The end of the run. <see cref="StopSite"/> (format 3) places a run stopped on request (Ctrl-C,
+/// SIGTERM) exactly: which of the run loop's stop sites at <see cref="TraceEvent.Icount"/> it ended
+/// at (docs/record-replay.md "Stop sites"); 0 in older traces.
+/// </summary>
 [MessagePackObject]
 public sealed record ShutdownEvent(
     ulong Icount,
     [property: Key(1)] ShutdownReason Reason,
     [property: Key(2)] ExitKind Exit,
-    [property: Key(3)] string Detail = "") : CheckEvent(Icount);
+    [property: Key(3)] string Detail = "",
+    [property: Key(4)] int StopSite = 0) : CheckEvent(Icount);
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
 [MessagePackObject]
