@@ -57,15 +57,15 @@ public class DiffTests
         Assert.Null(r.Pinpoint);
     }
 
-    /// <summary>A test-only engine perturbation: flips bits of EDI when the run reaches instruction <paramref name="at"/>.</summary>
+    /// <summary>A test-only engine perturbation: instruction <paramref name="at"/> gets a wrong result, EDI with <paramref name="mask"/> flipped as it retires.</summary>
     private sealed class FlipEdi(IRunInputs inner, ulong at, uint mask) : IRunInputs
     {
         private bool _done;
-        public ulong NextPoll(ulong icount) => _done ? inner.NextPoll(icount) : Math.Min(inner.NextPoll(icount), Math.Max(at, icount));
+        public ulong NextPoll(ulong icount) => _done ? inner.NextPoll(icount) : Math.Min(inner.NextPoll(icount), Math.Max(at + 1, icount));
         public bool Poll(XenMachine machine, bool blocked)
         {
             bool injected = inner.Poll(machine, blocked);
-            if (!_done && machine.Icount == at) { machine.Cpu.Edi ^= mask; _done = true; }
+            if (!_done && machine.Icount == at + 1) { machine.Cpu.Edi ^= mask; _done = true; }
             return injected;
         }
         public bool WaitForInput(XenMachine machine) => inner.WaitForInput(machine);
@@ -93,6 +93,13 @@ public class DiffTests
         Assert.Equal(Mask, edi.A ^ edi.B);
         Assert.Equal(p.A.Eip, p.B.Eip);
         Assert.Contains("<", p.A.Instruction); // disassembled with symbol+offset
-        Assert.True(p.StartIcount > 0 && p.StartIcount <= At, $"re-executed from {p.StartIcount}");
+        Assert.True(p.StartIcount > 0 && p.StartIcount <= At && At < p.EndIcount, $"re-executed from {p.StartIcount} to {p.EndIcount}");
+        // Each run reached the window's start once; after that the passes restored snapshots, so
+        // the search cost about one window per run (the first pass stops at the first differing
+        // probe, later passes cover a 33rd of the one before), not passes times the divergence's count.
+        Assert.Equal(2 * p.StartIcount, p.InstructionsExecuted - p.WindowInstructions);
+        ulong window = p.EndIcount - p.StartIcount;
+        Assert.True(p.Passes > 3, $"{p.Passes} passes");
+        Assert.True(p.WindowInstructions <= 2 * (window + window / 16 + 64), $"{p.WindowInstructions:N0} instructions re-executed in a window of {window:N0}");
     }
 }

@@ -77,6 +77,8 @@ public static class DiffJson
         ["startIcount"] = p.StartIcount,
         ["passes"] = p.Passes,
         ["instructionsExecuted"] = p.InstructionsExecuted,
+        ["endIcount"] = p.EndIcount,
+        ["windowInstructions"] = p.WindowInstructions,
         ["a"] = new JsonObject { ["eip"] = p.A.Eip, ["instruction"] = p.A.Instruction },
         ["b"] = new JsonObject { ["eip"] = p.B.Eip, ["instruction"] = p.B.Instruction },
         ["registers"] = new JsonArray(p.Registers.Select(r => (JsonNode)new JsonObject { ["name"] = r.Name, ["a"] = r.A, ["b"] = r.B }).ToArray()),

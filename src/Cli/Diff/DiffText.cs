@@ -73,7 +73,8 @@ public static class DiffText
 
     private static void Pinpoint(StringBuilder sb, PinpointResult p)
     {
-        sb.AppendLine($"first instruction with a different result: instruction {p.Icount:N0} (re-executed from checkpoint {p.StartIcount:N0}; {p.Passes} passes, {p.InstructionsExecuted:N0} instructions)");
+        sb.AppendLine($"first instruction with a different result: instruction {p.Icount:N0}");
+        sb.AppendLine($"  re-executed from checkpoint {p.StartIcount:N0} to {p.EndIcount:N0}: {p.Passes} passes, {p.WindowInstructions:N0} instructions in the window and {p.InstructionsExecuted - p.WindowInstructions:N0} reaching it (both runs)");
         sb.AppendLine($"  A: {p.A.Instruction}");
         sb.AppendLine($"  B: {p.B.Instruction}");
         if (p.Registers.Count > 0)

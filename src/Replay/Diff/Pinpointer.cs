@@ -1,8 +1,5 @@
 using Replayvisor.Engine.Boot;
-using Replayvisor.Engine.Cpu;
-using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
-using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Replay.Diff;
@@ -12,89 +9,133 @@ public sealed record PinpointOptions
 {
     /// <summary>State hashes taken per run in each narrowing pass.</summary>
     public int ProbesPerPass { get; init; } = 32;
-    /// <summary>Test hook: wraps run A's (or B's) replay inputs, e.g. to inject an engine perturbation into the re-execution.</summary>
+    /// <summary>
+    /// Use only the checkpoints at multiples of this count, as a recording with this checkpoint
+    /// interval would have taken (a multiple of the recordings' own interval): `bench --diff`
+    /// measures the pinpoint cost per interval from one pair of traces this way.
+    /// </summary>
+    public ulong? CheckpointInterval { get; init; }
+    /// <summary>Test hook: wraps run A's (or B's) replay inputs at the start of each pass, e.g. to inject an engine perturbation into the re-execution.</summary>
     public Func<IRunInputs, IRunInputs>? WrapInputsA { get; init; }
     public Func<IRunInputs, IRunInputs>? WrapInputsB { get; init; }
 }
 
 public sealed class PinpointException(string message) : Exception(message);
 
-/// <summary>A register of both runs.</summary>
-public sealed record RegisterDifference(string Name, uint A, uint B);
-
-/// <summary>A range of guest memory that differs: its guest virtual address (0 when unmapped in the kernel's direct map), symbol and bytes.</summary>
-public sealed record MemoryDifference(ulong Physical, uint Virtual, string Symbol, byte[] A, byte[] B);
-
 /// <summary>One run at the last instruction boundary where both states still agree.</summary>
 public sealed record MachineView(uint Eip, string Instruction);
 
 /// <summary>
 /// The first instruction after which the two runs' architectural states differ: executed at
-/// <see cref="Icount"/> (both states equal before it, different after it).
+/// <see cref="Icount"/> (both states equal before it, different after it). The re-execution
+/// started at <see cref="StartIcount"/> (the last checkpoint both recordings agree on) for a
+/// window ending at <see cref="EndIcount"/> (just past the first recorded output that differs);
+/// <see cref="WindowInstructions"/> of the <see cref="InstructionsExecuted"/> (both runs) were
+/// spent inside the window, the rest reaching its start.
 /// </summary>
 public sealed record PinpointResult(
     ulong Icount, MachineView A, MachineView B, IReadOnlyList<RegisterDifference> Registers, IReadOnlyList<MemoryDifference> Memory,
-    ulong StartIcount, int Passes, ulong InstructionsExecuted);
+    ulong StartIcount, int Passes, ulong InstructionsExecuted)
+{
+    public ulong EndIcount { get; init; }
+    public ulong WindowInstructions { get; init; }
+}
 
 /// <summary>
 /// Re-executes two recordings of one guest image to find the first instruction whose result
-/// differs (docs/diff.md "Pinpointing"): starting from the last checkpoint both recordings agree
-/// on, each pass replays both runs with state hashes (XenMachine.StateHash) at evenly spaced
-/// instruction counts of the remaining window, taken at pure input polls so the probes never
-/// change the run; the window shrinks to the first probe that differs until it is one
-/// instruction wide, then both states are compared register by register and byte by byte.
+/// differs (docs/diff.md "Pinpointing"). Both runs go to the last checkpoint the recordings agree
+/// on before their first differing output; from there each pass runs them side by side to evenly
+/// spaced counts of the window, comparing state hashes (XenMachine.StateHash), and snapshots both
+/// at each count where they still agree; the next pass restores the last such snapshot, so every
+/// pass after the first costs a fraction of the one before and the whole search about one window
+/// (at most one checkpoint interval) per run, wherever the window lies in the trace. When the
+/// window is one instruction wide both states are compared register by register and byte by byte.
 /// </summary>
 public static class Pinpointer
 {
-    public static PinpointResult Find(TraceReader a, TraceReader b, ulong divergence, PinpointOptions options)
+    public static PinpointResult Find(DiffSide a, DiffSide b, PinpointOptions options)
     {
-        var eventsA = a.ReadEvents().ToList();
-        var eventsB = b.ReadEvents().ToList();
-        ulong lo = LastCommonCheckpoint(eventsA, eventsB, divergence);
-        ulong end = Math.Min(a.Summary?.FinalIcount ?? ulong.MaxValue, b.Summary?.FinalIcount ?? ulong.MaxValue);
-        ulong hi = Math.Min(divergence + 1, end);
-        ulong executed = 0;
-        int passes = 0;
-        // The window [lo, hi]: states equal at lo, different at hi.
-        if (!Differs(Probe(a, eventsA, [hi], options.WrapInputsA, ref executed), Probe(b, eventsB, [hi], options.WrapInputsB, ref executed), hi))
-        {
-            passes++;
-            if (hi == end || !Differs(Probe(a, eventsA, [end], options.WrapInputsA, ref executed), Probe(b, eventsB, [end], options.WrapInputsB, ref executed), end))
-                throw new PinpointException($"the two runs' machine states agree up to instruction {end}: the difference is not in architectural state");
-            hi = end;
-        }
-        passes++;
+        var rawA = Checkpoints(a.Raw, options.CheckpointInterval);
+        var rawB = Checkpoints(b.Raw, options.CheckpointInterval);
+        ulong last = Math.Min(a.FinalIcount, b.FinalIcount);
+        var observed = TraceDiff.FirstDivergentEvent(rawA.Where(e => e is not InputEvent).ToList(), rawB.Where(e => e is not InputEvent).ToList());
+        ulong end = observed == null ? last : Math.Min(observed.Icount + 1, last);
+        if (end == 0) throw new PinpointException("a run ends before its first instruction: nothing to re-execute");
+        var (ra, rb, lo, spent) = Start(a, b, rawA, rawB, end, options);
+        ulong start = lo, reached = spent + ra.Executed + rb.Executed;
+        ulong hi = end;
+        int passes = 1;
+        var sa = ra.Capture();
+        var sb = rb.Capture();
         while (hi - lo > 1)
         {
-            var probes = Spread(lo, hi, options.ProbesPerPass);
-            var ha = Probe(a, eventsA, probes, options.WrapInputsA, ref executed);
-            var hb = Probe(b, eventsB, probes, options.WrapInputsB, ref executed);
+            ra.Restore(sa);
+            rb.Restore(sb);
             passes++;
-            ulong newLo = lo, newHi = hi;
-            foreach (ulong p in probes)
+            ulong? differs = null;
+            foreach (ulong p in Spread(lo, hi, options.ProbesPerPass))
             {
-                if (Differs(ha, hb, p)) { newHi = p; break; }
-                newLo = p;
+                if (!Same(ra, rb, p)) { differs = p; break; }
+                (lo, sa, sb) = (p, ra.Capture(), rb.Capture());
             }
-            (lo, hi) = (newLo, newHi);
+            if (differs is ulong d) hi = d;
+            else if (hi < last) hi = last; // the states still agree past the first differing output: look up to the end once
+            else throw new PinpointException($"the two runs' machine states agree up to instruction {last}: the difference is not in architectural state");
         }
-        var (viewA, stateA, virtualOf) = Inspect(a, eventsA, lo, options.WrapInputsA, ref executed);
-        var (viewB, stateB, _) = Inspect(b, eventsB, lo, options.WrapInputsB, ref executed);
+        ra.Restore(sa);
+        rb.Restore(sb);
+        var symbols = GuestSymbols.FromImage(a.Reader.GuestImage.Span);
+        var viewA = View(ra, symbols);
+        var viewB = View(rb, symbols);
+        if (!ra.RunTo(lo + 1) | !rb.RunTo(lo + 1))
+            throw new PinpointException($"a re-execution ended before instruction {lo + 1}");
         passes++;
-        var symbols = GuestSymbols.FromImage(a.GuestImage.Span);
-        return new PinpointResult(lo, viewA, viewB, Registers(stateA.Cpu, stateB.Cpu), Memory(stateA.Ram, stateB.Ram, virtualOf, symbols),
-            LastCommonCheckpoint(eventsA, eventsB, divergence), passes, executed);
+        ulong executed = spent + ra.Executed + rb.Executed;
+        return new PinpointResult(lo, viewA, viewB,
+            StateDifference.Registers(ra.Machine.Cpu.Snapshot(), rb.Machine.Cpu.Snapshot()),
+            StateDifference.Memory(ra.Machine.Domain.Memory.SnapshotBytes(), rb.Machine.Domain.Memory.SnapshotBytes(), StateDifference.KernelVirtual(ra.Machine), symbols),
+            start, passes, executed)
+        {
+            EndIcount = end,
+            WindowInstructions = executed - reached,
+        };
     }
 
-    /// <summary>The highest checkpoint at or before the divergence with the same count and hash in both recordings (0 when none).</summary>
-    public static ulong LastCommonCheckpoint(IEnumerable<TraceEvent> a, IEnumerable<TraceEvent> b, ulong before)
+    /// <summary>The highest checkpoint at or before <paramref name="before"/> with the same count and hash in both recordings (0 when none).</summary>
+    public static ulong LastCommonCheckpoint(IEnumerable<TraceEvent> a, IEnumerable<TraceEvent> b, ulong before) =>
+        CommonCheckpoints(a, b, before).DefaultIfEmpty(0UL).Max();
+
+    private static IEnumerable<ulong> CommonCheckpoints(IEnumerable<TraceEvent> a, IEnumerable<TraceEvent> b, ulong before)
     {
-        var hb = b.OfType<CheckpointEvent>().Where(c => c.Icount <= before).ToDictionary(c => c.Icount, c => c.StateHash);
-        ulong best = 0;
-        foreach (var c in a.OfType<CheckpointEvent>())
-            if (c.Icount <= before && hb.TryGetValue(c.Icount, out var h) && h == c.StateHash) best = Math.Max(best, c.Icount);
-        return best;
+        var hb = new Dictionary<ulong, EquatableArray<byte>>();
+        foreach (var c in b.OfType<CheckpointEvent>()) if (c.Icount <= before) hb[c.Icount] = c.StateHash;
+        return a.OfType<CheckpointEvent>().Where(c => c.Icount <= before && hb.TryGetValue(c.Icount, out var h) && h == c.StateHash).Select(c => c.Icount);
     }
+
+    private static List<TraceEvent> Checkpoints(IReadOnlyList<TraceEvent> events, ulong? interval) =>
+        interval is ulong n and > 0 ? events.Where(e => e is not CheckpointEvent c || c.Icount % n == 0).ToList() : [.. events];
+
+    /// <summary>
+    /// Both runs at the latest common checkpoint before <paramref name="end"/> where their
+    /// re-executed states agree too (a checkpoint hashes the state before the inputs at its
+    /// count, a re-execution stops after them), trying earlier ones and finally 0 otherwise.
+    /// </summary>
+    private static (Rerun A, Rerun B, ulong Start, ulong Spent) Start(DiffSide a, DiffSide b, List<TraceEvent> rawA, List<TraceEvent> rawB, ulong end, PinpointOptions options)
+    {
+        ulong spent = 0;
+        foreach (ulong start in CommonCheckpoints(rawA, rawB, end - 1).Where(c => c < end).OrderDescending().Append(0UL))
+        {
+            var ra = new Rerun(a.Reader, a.Raw, options.WrapInputsA);
+            var rb = new Rerun(b.Reader, b.Raw, options.WrapInputsB);
+            if (Same(ra, rb, start)) return (ra, rb, start, spent);
+            spent += ra.Executed + rb.Executed;
+        }
+        throw new PinpointException("the two runs' machine states differ from their first instruction (different command lines?)");
+    }
+
+    /// <summary>Runs both to <paramref name="icount"/> and compares their state hashes; false when either cannot get there.</summary>
+    private static bool Same(Rerun a, Rerun b, ulong icount) =>
+        a.RunTo(icount) & b.RunTo(icount) && a.Machine.StateHash().AsSpan().SequenceEqual(b.Machine.StateHash());
 
     private static List<ulong> Spread(ulong lo, ulong hi, int n)
     {
@@ -109,129 +150,9 @@ public static class Pinpointer
         return [.. list];
     }
 
-    private static bool Differs(Dictionary<ulong, byte[]> a, Dictionary<ulong, byte[]> b, ulong at) =>
-        !a.TryGetValue(at, out var x) || !b.TryGetValue(at, out var y) || !x.AsSpan().SequenceEqual(y);
-
-    private static (XenMachine Machine, IRunInputs Inputs) Build(TraceReader r, List<TraceEvent> events, Func<IRunInputs, IRunInputs>? wrap)
+    private static MachineView View(Rerun r, GuestSymbols symbols)
     {
-        var queue = new InputQueue(events.OfType<InputEvent>());
-        var options = RunOptions.FromHeader(r.Header);
-        XenMachine? m = null;
-        void Diverged(string what) { } // the re-execution follows the recording's inputs; it does not verify it
-        m = new XenMachine(r.GuestImage.ToArray(), options.Machine(options.Clock == ClockKind.Host ? new ReplayingClock(queue, Diverged) : null));
-        var machine = m;
-        var inputs = new ReplayInputs(queue, new Checkpoints(0, _ => { }), ulong.MaxValue, options.ChaosSeed != null, Diverged, () => machine.Icount, false);
-        return (m, wrap?.Invoke(inputs) ?? inputs);
-    }
-
-    /// <summary>Replays a run from its start and takes the state hash at each probe count.</summary>
-    private static Dictionary<ulong, byte[]> Probe(TraceReader r, List<TraceEvent> events, List<ulong> probes, Func<IRunInputs, IRunInputs>? wrap, ref ulong executed)
-    {
-        var hashes = new Dictionary<ulong, byte[]>();
-        var (m, inner) = Build(r, events, wrap);
-        var inputs = new ProbeInputs(inner, probes, machine => hashes[machine.Icount] = machine.StateHash());
-        m.Run(probes[^1] + 1 - m.Icount, inputs);
-        executed += m.Icount;
-        return hashes;
-    }
-
-    private static (MachineView View, (CpuSnapshot Cpu, byte[] Ram) State, Func<ulong, uint> VirtualOf) Inspect(TraceReader r, List<TraceEvent> events, ulong lo, Func<IRunInputs, IRunInputs>? wrap, ref ulong executed)
-    {
-        var (m, inner) = Build(r, events, wrap);
-        var symbols = GuestSymbols.FromImage(r.GuestImage.Span);
-        MachineView? view = null;
-        (CpuSnapshot Cpu, byte[] Ram)? after = null;
-        var inputs = new ProbeInputs(inner, [lo, lo + 1], machine =>
-        {
-            if (machine.Icount == lo)
-                view = new MachineView(machine.Cpu.Eip, DivergenceReport.Disassemble(machine.Cpu, machine.Cpu.Eip, 1, symbols).FirstOrDefault()?.TrimStart('=', '>', ' ') ?? "");
-            else after = (machine.Cpu.Snapshot(), machine.Domain.Memory.SnapshotBytes());
-        });
-        m.Run(lo + 2 - m.Icount, inputs);
-        executed += m.Icount;
-        if (view == null || after == null) throw new PinpointException($"the re-execution of {r.Header.GuestImageName} ended at instruction {m.Icount}, before {lo + 1}");
-        return (view, after.Value, KernelVirtual(m));
-    }
-
-    private static List<RegisterDifference> Registers(CpuSnapshot a, CpuSnapshot b)
-    {
-        var list = new List<RegisterDifference>();
-        string[] gpr = ["eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"];
-        for (int i = 0; i < 8; i++) Add(gpr[i], a.Gpr[i], b.Gpr[i]);
-        Add("eip", a.Eip, b.Eip);
-        Add("eflags", a.Eflags, b.Eflags);
-        for (int i = 0; i < Seg.Count; i++) Add(Seg.Names[i], a.Segs[i].Selector, b.Segs[i].Selector);
-        Add("cr0", a.Cr0, b.Cr0); Add("cr2", a.Cr2, b.Cr2); Add("cr3", a.Cr3, b.Cr3); Add("cr4", a.Cr4, b.Cr4);
-        return list;
-
-        void Add(string name, uint x, uint y)
-        {
-            if (x != y) list.Add(new RegisterDifference(name, x, y));
-        }
-    }
-
-    private const int MaxRanges = 16, MergeGap = 16;
-
-    /// <summary>Machine address → the kernel's direct-map virtual address (VIRT_BASE + pfn, docs/xen-abi.md §7), or 0 for frames the guest does not own.</summary>
-    private static Func<ulong, uint> KernelVirtual(XenMachine m)
-    {
-        var pfnOf = new Dictionary<uint, uint>();
-        for (int pfn = 0; pfn < m.Domain.P2m.Count; pfn++) pfnOf[m.Domain.P2m[pfn]] = (uint)pfn;
-        uint virtBase = m.Domain.Guest.VirtBase, limit = m.Domain.Layout.HypervisorVirtStart;
-        return pa => pfnOf.TryGetValue((uint)(pa >> 12), out uint pfn) && (ulong)virtBase + ((ulong)pfn << 12) < limit
-            ? virtBase + (pfn << 12) + (uint)(pa & 0xFFF) : 0;
-    }
-
-    private static List<MemoryDifference> Memory(byte[] ra, byte[] rb, Func<ulong, uint> virtualOf, GuestSymbols symbols)
-    {
-        var list = new List<MemoryDifference>();
-        int n = Math.Min(ra.Length, rb.Length);
-        int i = 0;
-        while (i < n && list.Count < MaxRanges)
-        {
-            int start = ra.AsSpan(i, n - i).CommonPrefixLength(rb.AsSpan(i, n - i)) + i;
-            if (start >= n) break;
-            int end = start + 1;
-            while (end < n)
-            {
-                if (ra[end] != rb[end]) { end++; continue; }
-                int same = ra.AsSpan(end, Math.Min(MergeGap, n - end)).CommonPrefixLength(rb.AsSpan(end, Math.Min(MergeGap, n - end)));
-                if (same >= MergeGap || end + same >= n) break;
-                end += same;
-            }
-            int len = Math.Min(end - start, 64);
-            list.Add(new MemoryDifference((ulong)start, virtualOf((ulong)start), "", ra.AsSpan(start, len).ToArray(), rb.AsSpan(start, len).ToArray()));
-            i = end;
-        }
-        return list.Select(d => d with { Symbol = d.Virtual != 0 ? symbols.Name(d.Virtual) : "" }).ToList();
-    }
-
-    /// <summary>Polls at each probe count (pure polls: nothing injected), then at the last one ends the run.</summary>
-    private sealed class ProbeInputs(IRunInputs inner, List<ulong> probes, Action<XenMachine> atProbe) : IRunInputs
-    {
-        private int _next;
-        private ulong _done = ulong.MaxValue;
-
-        public ulong NextPoll(ulong icount)
-        {
-            ulong p = _next < probes.Count ? probes[_next] : ulong.MaxValue;
-            return Math.Min(inner.NextPoll(icount), Math.Max(p, icount));
-        }
-
-        public bool Poll(XenMachine machine, bool blocked)
-        {
-            while (_next < probes.Count && probes[_next] < machine.Icount) _next++; // passed while idle: no state there to see
-            if (_next < probes.Count && probes[_next] == machine.Icount && _done != machine.Icount)
-            {
-                _done = machine.Icount;
-                atProbe(machine);
-                _next++;
-            }
-            return inner.Poll(machine, blocked);
-        }
-
-        public bool WaitForInput(XenMachine machine) => inner.WaitForInput(machine);
-        public ulong TimerDelay(ulong icount) => inner.TimerDelay(icount);
-        public bool StopRequested => _next >= probes.Count || inner.StopRequested;
+        var cpu = r.Machine.Cpu;
+        return new MachineView(cpu.Eip, DivergenceReport.Disassemble(cpu, cpu.Eip, 1, symbols).FirstOrDefault()?.TrimStart('=', '>', ' ') ?? "");
     }
 }

@@ -73,7 +73,7 @@ public static class TraceDiff
         string? error = null;
         if (sameImage && !identical && pinpoint)
         {
-            try { where = Pinpointer.Find(a.Reader, b.Reader, firstEvent?.Icount ?? Math.Min(a.FinalIcount, b.FinalIcount), options ?? new()); }
+            try { where = Pinpointer.Find(a, b, options ?? new()); }
             catch (PinpointException e) { error = e.Message; }
         }
         return new TraceDiffResult

@@ -1,0 +1,84 @@
+using Replayvisor.Engine.Inputs;
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Replay.Diff;
+
+/// <summary>
+/// One recording re-executed for <see cref="Pinpointer"/>: the machine rebuilt from the trace's
+/// guest image, fed the recording's inputs at their counts without verifying what it produces
+/// (the point is to see where it parts from the other run), stopped at chosen counts, and
+/// returned to an earlier count by restoring a <see cref="Saved"/> state: the machine's pages
+/// shared copy-on-write (XenMachine.SnapshotSharingPages), the input position and the trace
+/// clock. Stops are run limits, which resume exactly as the uninterrupted run continues
+/// (XenMachine.Run), so stopping does not change the run.
+/// </summary>
+internal sealed class Rerun
+{
+    /// <summary>The re-execution at one instruction boundary.</summary>
+    public sealed record Saved(MachineSnapshot Machine, int Input, (ulong Last, ulong LastIcount)? Clock);
+
+    private readonly InputList _inputs;
+    private readonly ReplayingClock? _clock;
+    private readonly ReplayInputs _replay;
+    private readonly Func<IRunInputs, IRunInputs>? _wrap;
+    private IRunInputs _current;
+
+    /// <param name="wrap">Wraps the replay inputs at the start of every pass (a test's engine perturbation); it sees the run from where the pass starts.</param>
+    public Rerun(TraceReader reader, IReadOnlyList<TraceEvent> events, Func<IRunInputs, IRunInputs>? wrap)
+    {
+        _inputs = new InputList(events.OfType<InputEvent>().ToList());
+        var queue = new InputQueue(_inputs);
+        var options = RunOptions.FromHeader(reader.Header);
+        static void Ignore(string what) { } // a re-execution follows its recording's inputs; it does not verify them
+        if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Ignore);
+        Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock));
+        var machine = Machine;
+        _replay = new ReplayInputs(queue, new Checkpoints(0, _ => { }), ulong.MaxValue, options.ChaosSeed != null, Ignore, () => machine.Icount, false)
+        {
+            LegacyConsoleInput = reader.FormatVersion < 2,
+        };
+        _wrap = wrap;
+        _current = wrap?.Invoke(_replay) ?? _replay;
+    }
+
+    public XenMachine Machine { get; }
+
+    public ulong Icount => Machine.Icount;
+
+    /// <summary>Instructions this re-execution has run, over all passes.</summary>
+    public ulong Executed { get; private set; }
+
+    /// <summary>Runs forward to <paramref name="icount"/>; false when the run ends (or idles for good) before it.</summary>
+    public bool RunTo(ulong icount)
+    {
+        while (Machine.Icount < icount)
+        {
+            ulong before = Machine.Icount;
+            var exit = Machine.Run(icount - before, _current);
+            Executed += Machine.Icount - before;
+            if (exit.Kind != MachineExitKind.InstructionLimit) return Machine.Icount == icount;
+        }
+        return Machine.Icount == icount;
+    }
+
+    public Saved Capture() => new(Machine.SnapshotSharingPages(), _inputs.Next, _clock?.State);
+
+    /// <summary>Returns to <paramref name="s"/> and starts a new pass there.</summary>
+    public void Restore(Saved s)
+    {
+        Machine.Restore(s.Machine);
+        _inputs.Next = s.Input;
+        if (_clock != null && s.Clock is { } clock) _clock.State = clock;
+        _current = _wrap?.Invoke(_replay) ?? _replay;
+    }
+
+    /// <summary>The recorded inputs in file order, with a position that can be set back.</summary>
+    private sealed class InputList(List<InputEvent> events) : IInputStream
+    {
+        public int Next { get; set; }
+        public InputEvent? Peek => Next < events.Count ? events[Next] : null;
+        public void Take() => Next++;
+    }
+}
