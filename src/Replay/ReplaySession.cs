@@ -50,7 +50,7 @@ public sealed class ReplaySession
 
     public ReplayResult Run()
     {
-        var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold);
+        var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold) { DamageEndsReplay = true };
         var m = replayer.Machine;
         Progress = () => (m.Icount, replayer.RecordedEnd);
         replayer.Step(new StepConstraints { ToIcount = _to });

@@ -97,6 +97,13 @@ public sealed class TraceReplayer
     /// <summary>The damage that ends the trace's events, once the replay has met it.</summary>
     public TraceFormatException? Damage => Chunks.Damage;
 
+    /// <summary>
+    /// True: a prefix ended by damage ends the replay like any prefix and <see cref="Damage"/> says
+    /// why (`replay`). False (a debugging session): reaching the end of the events before the
+    /// damage throws it, so the session reports it.
+    /// </summary>
+    public bool DamageEndsReplay { get; init; }
+
     /// <summary>True once a prefix has been used up: the replay ended where the recording's held events end.</summary>
     public bool PrefixEnded => _prefixEnded;
 
@@ -204,6 +211,7 @@ public sealed class TraceReplayer
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
                 if (_interrupt) return new StopInfo(StopKind.Interrupted, Icount);
                 if (Icount >= target) return new StopInfo(StopKind.Reached, Icount);
+                if (Damage is { } damage && !DamageEndsReplay && (_prefixEnded || Icount >= CurrentEnd)) throw damage;
                 if (_prefixEnded)
                 {
                     _exit = new MachineExit(MachineExitKind.Stopped, "the end of the recorded prefix", Icount);
