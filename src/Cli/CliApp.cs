@@ -81,6 +81,7 @@ public static class CliApp
         public readonly Option<bool> Json = new("--json") { Description = "Print those figures as one JSON document on stdout, the guest's console inside it" };
         public readonly Option<string> Xen = new("--xen") { Description = "The Xen the guest sees: 3.1, 4.19 (the compat ABI of 64-bit Xen), or auto (4.19 for PAE kernels, 3.1 for non-PAE)", DefaultValueFactory = _ => "auto" };
         public readonly Option<string> ConsoleView = new("--console") { Description = "Console shown: ring (PV console), hypervisor (console_io), both, or auto (the ring once used, console_io before)", DefaultValueFactory = _ => "auto" };
+        public readonly Option<int> Vcpus = new("--vcpus") { Description = "vCPUs of the domain (1-32), scheduled one at a time by instruction-count quanta", DefaultValueFactory = _ => 1 };
 
         public RunOptions()
         {
@@ -92,7 +93,7 @@ public static class CliApp
         {
             c.Arguments.Add(Kernel);
             c.Options.Add(Memory); c.Options.Add(Cmdline); c.Options.Add(InitDomain); c.Options.Add(MaxInstructions); c.Options.Add(Stats); c.Options.Add(Json);
-            c.Options.Add(Xen); c.Options.Add(ConsoleView);
+            c.Options.Add(Xen); c.Options.Add(ConsoleView); c.Options.Add(Vcpus);
         }
 
         public RunArgs Get(ParseResult p)
@@ -100,7 +101,7 @@ public static class CliApp
             Engine.Xen.XenAbis.TryParse(p.GetValue(Xen), out var abi);
             Engine.Xen.ConsoleViews.TryParse(p.GetValue(ConsoleView), out var view);
             return new(p.GetValue(Kernel)!, p.GetValue(Memory), p.GetValue(Cmdline) ?? "", p.GetValue(InitDomain), p.GetValue(MaxInstructions), p.GetValue(Stats), p.GetValue(Json))
-            { Xen = abi, Console = view };
+            { Xen = abi, Console = view, Vcpus = p.GetValue(Vcpus) };
         }
     }
 

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Cli;
@@ -33,7 +34,11 @@ public static class EventText
 
     private static string Site(GuestSymbols? symbols, HypercallEvent h) => h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}";
 
-    public static string Text(TraceEvent e, GuestSymbols? symbols = null) => e switch
+    /// <summary>One line per event; an event of a vCPU other than 0 ends with " [vcpu N]" (an upcall names its vCPU itself).</summary>
+    public static string Text(TraceEvent e, GuestSymbols? symbols = null) =>
+        e is not UpcallEvent && VcpuStamp.Of(e) is int v and not 0 ? Line(e, symbols) + $" [vcpu {v}]" : Line(e, symbols);
+
+    private static string Line(TraceEvent e, GuestSymbols? symbols) => e switch
     {
         HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}{Site(symbols, h)}{(h.OutputDigest != 0 ? $" out {h.OutputDigest:x16}" : "")}",
         UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]",
@@ -55,6 +60,7 @@ public static class EventText
     public static string Json(TraceEvent e, GuestSymbols? symbols = null)
     {
         var o = new JsonObject { ["icount"] = e.Icount, ["kind"] = Kind(e) };
+        if (e is not UpcallEvent && VcpuStamp.Of(e) is int v and not 0) o["vcpu"] = v;
         switch (e)
         {
             case HypercallEvent h:

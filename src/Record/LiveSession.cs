@@ -47,6 +47,7 @@ public sealed record LiveRequest
         // The profile as resolved for this kernel ("auto" never reaches a trace).
         Xen = Machine.Hypervisor.Abi ?? XenAbis.For(XenGuestInfo.Parse(Kernel).IsPae),
         Console = Machine.Hypervisor.Console,
+        Vcpus = Machine.Hypervisor.VcpuCount,
         HypercallOutputs = HypercallOutputs,
     };
 }
@@ -75,7 +76,9 @@ public sealed class LiveSession : IDisposable
             var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", req.RunOptions.ToHeaderOptions());
             _writer = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
             _writer.Flush(); // header and guest image on disk before the guest runs: a kill from here on leaves a readable trace
-            log = _writer.Append;
+            var writer = _writer;
+            // Every event names the vCPU it belongs to (docs/trace-format.md); the clock is read once before the machine exists.
+            log = e => writer.Append(VcpuStamp.Apply(e, Machine?.Hypervisor.CurrentVcpu ?? 0));
         }
         if (req.Clock == ClockKind.Host) _hostClock = new HostClock { BeforeLongWait = _writer == null ? null : FlushPending };
         IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));

@@ -12,7 +12,7 @@ public static class Recordings
     public sealed record Recorded(byte[] Trace, LiveResult Result, string Console);
 
     public static Recorded Record(string name, bool pae, ClockKind clock = ClockKind.Virtual, int? chaos = null,
-        ulong checkpointInterval = 1_000_000, ulong maxInstructions = 500_000_000, bool killBeforeComplete = false, byte[]? stdin = null)
+        ulong checkpointInterval = 1_000_000, ulong maxInstructions = 500_000_000, bool killBeforeComplete = false, int vcpus = 1, byte[]? stdin = null)
     {
         var trace = new MemoryStream();
         var console = new MemoryStream();
@@ -20,7 +20,7 @@ public static class Recordings
         {
             Kernel = Guests.Image(name, pae),
             ImageName = name + (pae ? "-pae" : "") + ".elf",
-            Machine = new XenMachineOptions { MemoryMiB = 32 },
+            Machine = new XenMachineOptions { MemoryMiB = 32, Hypervisor = new Engine.Xen.HypervisorOptions { VcpuCount = vcpus } },
             MaxInstructions = maxInstructions,
             Clock = clock,
             ChaosSeed = chaos,

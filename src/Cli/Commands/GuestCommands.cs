@@ -14,6 +14,8 @@ public sealed record RunArgs(string Kernel, uint MemoryMiB, string Cmdline, bool
     /// <summary>The Xen profile (--xen); null = chosen by the kernel.</summary>
     public XenAbi? Xen { get; init; }
     public ConsoleView Console { get; init; }
+    /// <summary>vCPUs the domain is built with (--vcpus).</summary>
+    public int Vcpus { get; init; } = 1;
 }
 
 /// <summary>`replayvisor run` and `replayvisor record`: a live guest run, optionally into a trace.</summary>
@@ -29,6 +31,8 @@ public static class GuestCommands
     {
         byte[] kernel = ReadKernel(a.Kernel);
         if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
+        if (a.Vcpus is < 1 or > HypervisorOptions.MaxVcpus)
+            throw new CliException(ExitCodes.Usage, $"--vcpus {a.Vcpus}: must be between 1 and {HypervisorOptions.MaxVcpus}");
         // Ctrl-C and SIGTERM are caught before the trace file exists, so a signal at any moment
         // after start-up closes the trace properly (docs/record-replay.md "Killed and interrupted recorders").
         var stop = new StopRequest();
@@ -61,7 +65,7 @@ public static class GuestCommands
                     Machine = new XenMachineOptions
                     {
                         MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain,
-                        Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console },
+                        Hypervisor = new HypervisorOptions { Abi = a.Xen, Console = a.Console, VcpuCount = a.Vcpus },
                     },
                     MaxInstructions = a.MaxInstructions,
                     Clock = clock,

@@ -107,7 +107,6 @@ public sealed class XenMachine
     {
         inputs ??= NoInputs.Instance;
         var hv = Hypervisor;
-        var v = hv.Vcpu;
         ulong limit = ulong.MaxValue - Cpu.Icount < maxInstructions ? ulong.MaxValue : Cpu.Icount + maxInstructions;
         // A run that ended at a pure stop (its instruction limit, a poll that injected nothing)
         // resumes as the uninterrupted run would have continued: no timer check, no event delivery,
@@ -124,8 +123,12 @@ public sealed class XenMachine
                 StopSites.Redo();
                 return Paused(pure, timerAt, StoppedExit());
             }
-            if (v.Blocked)
+            if (hv.Smp && Schedule()) { pure = false; continue; }
+            var v = hv.Vcpu;
+            if (!Hypervisor.Runnable(v))
             {
+                if (!v.Up && !hv.Vcpus.Any(x => x.Up))
+                    return new MachineExit(MachineExitKind.Idle, "every vcpu is down", Cpu.Icount);
                 _sleeping = true;
                 pure = false;
                 if (inputs.Poll(this, blocked: true)) continue;
@@ -133,7 +136,7 @@ public sealed class XenMachine
                 if (wake == 0)
                 {
                     hv.Console.Poll();
-                    if (!v.Blocked) continue;
+                    if (Hypervisor.Runnable(v) || (hv.Smp && hv.PickNext() >= 0)) continue;
                     if (inputs.WaitForInput(this)) continue;
                     StopSites.Second();
                     if (inputs.StopRequested) return Paused(false, timerAt, StoppedExit());
@@ -164,7 +167,7 @@ public sealed class XenMachine
             {
                 hv.RunTimers();
                 hv.DeliverPendingEvents();
-                if (hv.IsStopped || v.Blocked) continue;
+                if (hv.IsStopped || !Hypervisor.Runnable(v)) continue;
                 ulong deadline = hv.NextDeadlineNs();
                 if (deadline != _armedDeadline)
                 {
@@ -190,6 +193,7 @@ public sealed class XenMachine
             }
             _runPollAt = pollAt;
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
+            if (hv.Smp) stopAt = Math.Min(stopAt, Math.Max(hv.SliceEnd, Cpu.Icount + 1));
             var r = Cpu.Run(stopAt);
             pollAt = _runPollAt;
             _runPollAt = ulong.MaxValue;
@@ -222,6 +226,29 @@ public sealed class XenMachine
         if (icount >= _runPollAt) return;
         _runPollAt = icount;
         Cpu.StopNoLaterThan(icount);
+    }
+
+    /// <summary>
+    /// The deterministic scheduler (docs/xen-model.md, "Several vCPUs"): at the end of the running
+    /// vCPU's quantum, or as soon as it cannot run (blocked, polling, down, yielded), the next
+    /// runnable vCPU in round-robin order gets the CPU. Decided only from instruction counts and
+    /// vCPU states, so a replay switches at the same instructions. True when it switched.
+    /// </summary>
+    private bool Schedule()
+    {
+        var hv = Hypervisor;
+        if (Hypervisor.Runnable(hv.Vcpu) && Cpu.Icount < hv.SliceEnd) return false;
+        int next = hv.PickNext();
+        if (next < 0) return false; // nothing can run: the idle path waits for a timer or input
+        if (next == hv.CurrentVcpu)
+        {
+            hv.StartSlice(Cpu.Icount);
+            return false;
+        }
+        _sleeping = false; // the switch is the incoming vCPU's schedule-in
+        hv.SwitchTo(next);
+        hv.StartSlice(Cpu.Icount);
+        return true;
     }
 
     /// <summary>Remembers whether the next Run may resume without the timer check (see <see cref="Run"/>).</summary>

@@ -36,6 +36,8 @@ public sealed record RunOptions
     public ConsoleView Console { get; init; }
     /// <summary>What hypercall events carry about guest memory written back (docs/hypercall-outputs.md); None in older traces.</summary>
     public HypercallOutputLevel HypercallOutputs { get; init; }
+    /// <summary>vCPUs the domain is built with (docs/xen-model.md, "Several vCPUs").</summary>
+    public int Vcpus { get; init; } = 1;
 
     /// <summary>The machine options of this run, with the given clock (null: the virtual clock).</summary>
     public XenMachineOptions Machine(IGuestClock? clock) => new()
@@ -45,7 +47,7 @@ public sealed record RunOptions
         InitialDomain = InitialDomain,
         EpochSeconds = EpochSeconds,
         Clock = clock,
-        Hypervisor = new HypervisorOptions { Abi = Xen, Console = Console },
+        Hypervisor = new HypervisorOptions { Abi = Xen, Console = Console, VcpuCount = Vcpus },
     };
 
     /// <summary>The header's option map. Every key is written, so a header always says everything.</summary>
@@ -68,12 +70,13 @@ public sealed record RunOptions
         [RunOptionKeys.EpochSeconds] = EpochSeconds.ToString(CultureInfo.InvariantCulture),
         [RunOptionKeys.Xen] = XenAbis.Name(Xen),
         [RunOptionKeys.Console] = ConsoleViews.Name(Console),
+        [RunOptionKeys.Vcpus] = Vcpus.ToString(CultureInfo.InvariantCulture),
     };
 
     /// <summary>
     /// The options a header recorded. A missing key takes the value replay has always assumed
     /// (32 MiB, no checkpoints, no limit, the default epoch, the virtual clock, no chaos, Xen 3.1,
-    /// the automatic console view). An unknown Xen profile is a damaged header.
+    /// the automatic console view, one vCPU). An unknown Xen profile is a damaged header.
     /// </summary>
     public static RunOptions FromHeader(TraceHeader header)
     {
@@ -98,6 +101,7 @@ public sealed record RunOptions
             Xen = XenProfile(header.GetOption(RunOptionKeys.Xen)),
             Console = ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view) ? view : ConsoleView.Auto,
             HypercallOutputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
+            Vcpus = (int)Number(header, RunOptionKeys.Vcpus, 1, 1, HypervisorOptions.MaxVcpus),
         };
     }
 

@@ -27,7 +27,11 @@ public sealed record HypercallEvent(
     [property: Key(4)] EquatableArray<MulticallEntry> Multicall = default,
     [property: Key(5)] EquatableArray<GuestWrite> Memory = default,
     [property: Key(6)] ulong OutputDigest = 0,
-    [property: Key(7)] uint Site = 0) : CheckEvent(Icount);
+    [property: Key(7)] uint Site = 0) : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(8)] public int Vcpu { get; init; }
+}
 
 /// <summary>An event-channel upcall injected into a vCPU with the ports pending at that moment.</summary>
 [MessagePackObject]
@@ -41,7 +45,11 @@ public sealed record UpcallEvent(
 public sealed record TimeEvent(
     ulong Icount,
     [property: Key(1)] TimeKind Kind,
-    [property: Key(2)] ulong Value) : InputEvent(Icount);
+    [property: Key(2)] ulong Value) : InputEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(3)] public int Vcpu { get; init; }
+}
 
 /// <summary>
 /// Console input bytes handed to the guest. <see cref="Site"/> (format 2) says where in the run
@@ -51,13 +59,21 @@ public sealed record TimeEvent(
 public sealed record ConsoleInputEvent(
     ulong Icount,
     [property: Key(1)] EquatableArray<byte> Bytes,
-    [property: Key(2)] ConsoleInputSite Site = ConsoleInputSite.Poll) : InputEvent(Icount);
+    [property: Key(2)] ConsoleInputSite Site = ConsoleInputSite.Poll) : InputEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(3)] public int Vcpu { get; init; }
+}
 
 /// <summary>Console output bytes written by the guest.</summary>
 [MessagePackObject]
 public sealed record ConsoleOutputEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> Bytes) : CheckEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> Bytes) : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(2)] public int Vcpu { get; init; }
+}
 
 /// <summary>An asynchronous input injected at an instruction boundary.</summary>
 [MessagePackObject]
@@ -65,7 +81,11 @@ public sealed record AsyncEvent(
     ulong Icount,
     [property: Key(1)] AsyncKind Kind,
     [property: Key(2)] uint Port,
-    [property: Key(3)] ulong Arg = 0) : InputEvent(Icount);
+    [property: Key(3)] ulong Arg = 0) : InputEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(4)] public int Vcpu { get; init; }
+}
 
 /// <summary>An exception bounced to the guest's trap table handler.</summary>
 [MessagePackObject]
@@ -74,30 +94,48 @@ public sealed record ExceptionEvent(
     [property: Key(1)] int Vector,
     [property: Key(2)] uint ErrorCode,
     [property: Key(3)] uint Cr2,
-    [property: Key(4)] uint Eip) : CheckEvent(Icount);
+    [property: Key(4)] uint Eip) : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(5)] public int Vcpu { get; init; }
+}
 
 /// <summary>A failsafe callback delivery (a guest segment reload failed on return to the guest).</summary>
 [MessagePackObject]
 public sealed record FailsafeEvent(
     ulong Icount,
     [property: Key(1)] uint Eip,
-    [property: Key(2)] string Cause) : CheckEvent(Icount);
+    [property: Key(2)] string Cause) : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(3)] public int Vcpu { get; init; }
+}
 
 /// <summary>
-/// The end of the run. <see cref="StopSite"/> (format 3) places a run stopped on request (Ctrl-C,
-/// SIGTERM) exactly: which of the run loop's stop sites at <see cref="TraceEvent.Icount"/> it ended
-/// at (docs/record-replay.md "Stop sites"); 0 in older traces.
+/// The end of the run. <see cref="StopSite"/> places a run stopped on request (Ctrl-C, SIGTERM)
+/// exactly: which of the run loop's stop sites at <see cref="TraceEvent.Icount"/> it ended at
+/// (docs/record-replay.md "Stop sites").
 /// </summary>
 [MessagePackObject]
 public sealed record ShutdownEvent(
     ulong Icount,
     [property: Key(1)] ShutdownReason Reason,
     [property: Key(2)] ExitKind Exit,
-    [property: Key(3)] string Detail = "",
-    [property: Key(4)] int StopSite = 0) : CheckEvent(Icount);
+    [property: Key(3)] string Detail = "") : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(4)] public int Vcpu { get; init; }
+
+    /// <summary>For a run stopped on request: the stop site at <see cref="TraceEvent.Icount"/> it ended at (absent in older traces = 0).</summary>
+    [Key(5)] public int StopSite { get; init; }
+}
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>
 [MessagePackObject]
 public sealed record CheckpointEvent(
     ulong Icount,
-    [property: Key(1)] EquatableArray<byte> StateHash) : CheckEvent(Icount);
+    [property: Key(1)] EquatableArray<byte> StateHash) : CheckEvent(Icount)
+{
+    /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
+    [Key(2)] public int Vcpu { get; init; }
+}

@@ -84,4 +84,6 @@ public static class RunOptionKeys
     public const string Xen = "xen";
     /// <summary>Which console was shown: "auto", "ring", "hypervisor" or "both"; absent = "auto".</summary>
     public const string Console = "console";
+    /// <summary>vCPUs the domain was built with (`--vcpus`), decimal 1..32; absent = 1.</summary>
+    public const string Vcpus = "vcpus";
 }

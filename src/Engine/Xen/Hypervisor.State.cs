@@ -32,6 +32,10 @@ public sealed record HypervisorSnapshot
     public int StormDeliveries { get; init; }
     /// <summary>The guest has written to its PV console ring (display only: <see cref="ConsoleView.Auto"/>).</summary>
     public bool RingConsoleUsed { get; init; }
+    /// <summary>The running vCPU, the parked contexts of the others (null for the running one and uninitialised ones) and the quantum's end.</summary>
+    public int CurrentVcpu { get; init; }
+    public ParkedVcpu?[] Parked { get; init; } = [];
+    public ulong SliceEnd { get; init; }
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -57,6 +61,9 @@ public sealed partial class Hypervisor : IStateHashable
             StormIcount = _stormIcount,
             StormDeliveries = _stormDeliveries,
             RingConsoleUsed = _ringUsed,
+            CurrentVcpu = _current,
+            Parked = (ParkedVcpu?[])_parked.Clone(),
+            SliceEnd = _sliceEnd,
         };
     }
 
@@ -85,6 +92,10 @@ public sealed partial class Hypervisor : IStateHashable
         _stormIcount = s.StormIcount;
         _stormDeliveries = s.StormDeliveries;
         _ringUsed = s.RingConsoleUsed;
+        if (s.Parked.Length != _parked.Length) throw new ArgumentException("vcpu count differs", nameof(s));
+        _current = s.CurrentVcpu;
+        s.Parked.CopyTo(_parked, 0);
+        _sliceEnd = s.SliceEnd;
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;
@@ -110,6 +121,7 @@ public sealed partial class Hypervisor : IStateHashable
         if (Abi != XenAbi.Xen3_1) { w.Tag("abi"); w.U8((byte)Abi); }
         w.I32(Vcpus.Length);
         foreach (var v in Vcpus) v.WriteState(w);
+        WriteSmpState(w);
         Events.WriteState(w);
         Console.WriteState(w);
         _pit.WriteState(w);

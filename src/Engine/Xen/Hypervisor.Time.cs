@@ -18,57 +18,67 @@ public sealed partial class Hypervisor
         return (mul, (sbyte)shift);
     }
 
-    /// <summary>update_vcpu_system_time: a consistent (tsc, system time) pair under the version protocol.</summary>
+    /// <summary>update_vcpu_system_time: a consistent (tsc, system time) pair under the version protocol, for every initialised vCPU.</summary>
     public void UpdateVcpuTime()
     {
         var (mul, shift) = TimeScale(Clock.TscHz);
         ulong icount = Cpu.Icount;
-        SharedInfo.WriteTime(Vcpu.Id, Clock.Tsc(icount), Clock.SystemTimeNs(icount), mul, shift);
+        ulong tsc = Clock.Tsc(icount), ns = Clock.SystemTimeNs(icount);
+        foreach (var v in Vcpus)
+            if (v.Initialised) SharedInfo.WriteTime(v.Id, tsc, ns, mul, shift);
     }
 
     /// <summary>The earliest system time at which a timer (or the time refresh) needs the machine's attention.</summary>
     public ulong NextDeadlineNs()
     {
-        var v = Vcpu;
         ulong d = _nextTimeRefreshNs;
-        if (v.SingleshotNs != 0) d = Math.Min(d, v.SingleshotNs);
-        if (v.PeriodNs != 0 && !v.Blocked) d = Math.Min(d, v.PeriodicNextNs);
-        if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
+        foreach (var v in Vcpus)
+        {
+            if (!v.Up) continue;
+            if (v.SingleshotNs != 0) d = Math.Min(d, v.SingleshotNs);
+            if (v.PeriodNs != 0 && !v.Blocked) d = Math.Min(d, v.PeriodicNextNs);
+            if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
+        }
         return d;
     }
 
     /// <summary>The earliest deadline that can wake a blocked vcpu (the periodic timer is stopped while blocked), or 0.</summary>
     public ulong NextWakeDeadlineNs()
     {
-        var v = Vcpu;
         ulong d = ulong.MaxValue;
-        if (v.SingleshotNs != 0 && v.VirqPort[VirqTimer] != 0) d = Math.Min(d, v.SingleshotNs);
-        if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
-        if (v.Polling && v.SingleshotNs != 0 && v.VirqPort[VirqTimer] != 0) d = Math.Min(d, v.SingleshotNs);
+        foreach (var v in Vcpus)
+        {
+            if (!v.Up) continue;
+            if (v.SingleshotNs != 0 && v.VirqPort[VirqTimer] != 0) d = Math.Min(d, v.SingleshotNs);
+            if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
+        }
         return d == ulong.MaxValue ? 0 : d;
     }
 
-    /// <summary>Fires every timer whose deadline has passed: VIRQ_TIMER, poll timeouts, the periodic time refresh.</summary>
+    /// <summary>Fires every timer whose deadline has passed: VIRQ_TIMER and poll timeouts of every vCPU that is up, the periodic time refresh.</summary>
     public void RunTimers()
     {
         ulong now = NowNs;
-        var v = Vcpu;
-        if (v.SingleshotNs != 0 && now >= v.SingleshotNs)
+        foreach (var v in Vcpus)
         {
-            v.SingleshotNs = 0;
-            Events.RaiseVirq(v.Id, VirqTimer);
-        }
-        // vcpu_periodic_timer_work: missed periods collapse into one event; the next is a period from now.
-        if (v.PeriodNs != 0 && !v.Blocked && now >= v.PeriodicNextNs)
-        {
-            Events.RaiseVirq(v.Id, VirqTimer);
-            v.PeriodicLastNs = now;
-        }
-        if (v.Polling && v.PollTimeoutNs != 0 && now >= v.PollTimeoutNs)
-        {
-            v.Polling = false;
-            v.Blocked = false;
-            v.PollTimeoutNs = 0;
+            if (!v.Up) continue;
+            if (v.SingleshotNs != 0 && now >= v.SingleshotNs)
+            {
+                v.SingleshotNs = 0;
+                Events.RaiseVirq(v.Id, VirqTimer);
+            }
+            // vcpu_periodic_timer_work: missed periods collapse into one event; the next is a period from now.
+            if (v.PeriodNs != 0 && !v.Blocked && now >= v.PeriodicNextNs)
+            {
+                Events.RaiseVirq(v.Id, VirqTimer);
+                v.PeriodicLastNs = now;
+            }
+            if (v.Polling && v.PollTimeoutNs != 0 && now >= v.PollTimeoutNs)
+            {
+                v.Polling = false;
+                v.Blocked = false;
+                v.PollTimeoutNs = 0;
+            }
         }
         if (now >= _nextTimeRefreshNs)
         {
@@ -77,7 +87,7 @@ public sealed partial class Hypervisor
         }
     }
 
-    /// <summary>The vcpu runs again after block/poll: Xen's schedule-in refreshes time and restarts the periodic timer.</summary>
+    /// <summary>The vcpu runs again after block/poll or a context switch: Xen's schedule-in refreshes time and restarts the periodic timer.</summary>
     public void ScheduleIn()
     {
         UpdateVcpuTime();

@@ -7,7 +7,7 @@ using Replayvisor.Engine.Time;
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>
-/// The software model of Xen 3.1 for one 32-bit PV domain with one vcpu. As the CPU's
+/// The software model of Xen 3.1 (or 4.19's compat ABI) for one 32-bit PV domain with one or more vCPUs. As the CPU's
 /// <see cref="ICpuHost"/> it receives every exception and software interrupt and decides, as Xen
 /// does, between a hypercall (int 0x82), Xen-internal fixups (page faults, privileged-instruction
 /// emulation, forced-emulation cpuid, lazy FPU) and a bounce into the guest's handlers. Every
@@ -38,7 +38,8 @@ public sealed partial class Hypervisor : ICpuHost
         SegmentLoader = new CpuSegmentLoader(cpu, mm);
         mm.VmAssistValid = Xen4 ? Vmasst.ValidCompat : Vmasst.Valid31;
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
-        Vcpus = [new VcpuState { Id = 0 }];
+        Vcpus = CreateVcpus(Options.VcpuCount);
+        _parked = new ParkedVcpu?[Vcpus.Length];
         Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
         Console = new ConsoleBackend(this);
         _table = HypercallTable.Instance;
@@ -46,12 +47,18 @@ public sealed partial class Hypervisor : ICpuHost
         var v0 = domain.Vcpu0;
         Vcpu.KernelSs = v0.KernelSs;
         Vcpu.KernelSp = v0.KernelSp;
-        Vcpu.PeriodNs = Options.PeriodicTimerNs;
+        foreach (var v in Vcpus)
+        {
+            v.PeriodNs = Options.PeriodicTimerNs;
+            if (!Xen4) continue;
+            // vcpu reset of 4.x: DR6 and DR7 start at their architectural values (X86_DR6_DEFAULT, X86_DR7_DEFAULT).
+            v.DebugRegs[6] = Dr6Ones;
+            v.DebugRegs[7] = Dr7Ones;
+        }
         if (Xen4)
         {
-            // vcpu reset of 4.x: DR6 and DR7 start at their architectural values (X86_DR6_DEFAULT, X86_DR7_DEFAULT).
-            Vcpu.DebugRegs[6] = cpu.Dr[6] = Dr6Ones;
-            Vcpu.DebugRegs[7] = cpu.Dr[7] = Dr7Ones;
+            cpu.Dr[6] = Dr6Ones;
+            cpu.Dr[7] = Dr7Ones;
         }
         if (!domain.InitialDomain)
         {
@@ -77,7 +84,8 @@ public sealed partial class Hypervisor : ICpuHost
     public ISegmentLoader SegmentLoader { get; }
     public SharedInfoPage SharedInfo { get; }
     public VcpuState[] Vcpus { get; }
-    public VcpuState Vcpu => Vcpus[0];
+    /// <summary>The running vCPU.</summary>
+    public VcpuState Vcpu => Vcpus[_current];
     public EventChannels Events { get; }
     public ConsoleBackend Console { get; }
     public bool Privileged { get; }

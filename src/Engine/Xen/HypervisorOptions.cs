@@ -17,6 +17,12 @@ public sealed record HypervisorOptions
 
     /// <summary>Which console reaches the sink (display only: both are always observed and recorded).</summary>
     public ConsoleView Console { get; init; } = ConsoleView.Auto;
+
+    /// <summary>vCPUs the domain is built with (d->max_vcpus), 1..<see cref="MaxVcpus"/>; vCPU 0 starts, the others wait for VCPUOP_initialise and up.</summary>
+    public int VcpuCount { get; init; } = 1;
+
+    /// <summary>The vcpu_info slots in shared_info (XEN_LEGACY_MAX_VCPUS on x86): the most vCPUs the model builds.</summary>
+    public const int MaxVcpus = 32;
 }
 
 /// <summary>Counters for the machine's statistics.</summary>

@@ -67,6 +67,8 @@ public sealed class VcpuState : IStateHashable
     /// <summary>Port bound to each VIRQ on this vcpu (0 = none).</summary>
     public readonly uint[] VirqPort = new uint[NrVirqs];
     public bool Up = true;
+    /// <summary>v->is_initialised: vCPU 0 by the domain builder, the others by VCPUOP_initialise.</summary>
+    public bool Initialised = true;
 
     /// <summary>A deep copy (the arrays are copied, nothing is shared).</summary>
     public VcpuState Clone()
@@ -103,6 +105,7 @@ public sealed class VcpuState : IStateHashable
         PeriodNs = s.PeriodNs; PeriodicLastNs = s.PeriodicLastNs;
         s.VirqPort.CopyTo(VirqPort, 0);
         Up = s.Up;
+        Initialised = s.Initialised;
     }
 
     /// <summary>Every field, in declaration order (the whole poll-port array: a stale entry is never read, but it is state).</summary>
@@ -137,6 +140,12 @@ public sealed class VcpuState : IStateHashable
             w.Tag("vcpu-syscall");
             w.U16(Syscall32.Cs); w.U32(Syscall32.Eip); w.Bool(Syscall32MasksEvents);
             w.U16(Sysenter.Cs); w.U32(Sysenter.Eip); w.Bool(SysenterMasksEvents);
+        }
+        // Written only for secondary vCPUs, so one-vCPU states keep their hashes.
+        if (Id != 0 || !Initialised)
+        {
+            w.Tag("vcpu-smp");
+            w.Bool(Initialised);
         }
         if (GuestCr4De || Dr7Emul != 0)
         {

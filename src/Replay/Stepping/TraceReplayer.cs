@@ -57,7 +57,7 @@ public sealed class TraceReplayer
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
         var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;
         Interrupted = stoppedAt != null;
-        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(e));
+        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
         Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
             () => Machine.Icount, stoppedAt, () => Machine.StopSites.Current)
         {
@@ -177,6 +177,7 @@ public sealed class TraceReplayer
 
     private void OnEvent(TraceEvent e)
     {
+        e = VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu);
         if (!Verifier.Observe(e)) Diverge(Verifier.First!.What);
         var c = _constraints;
         if (c == null) return;

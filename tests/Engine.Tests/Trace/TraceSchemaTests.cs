@@ -12,17 +12,17 @@ public sealed class TraceSchemaTests
 {
     public static TheoryData<int, string> Encodings => new()
     {
-        { 0, "9200980A1296010203040506EA90900000" },
-        { 1, "920098140D96CEC000100002000000000092920100921AFF9292CEC0002000C40301020392CEC0003000C40109CF0123456789ABCDEFCEC0104E62" },
+        { 0, "9200990A1296010203040506EA9090000000" },
+        { 1, "920099140D96CEC000100002000000000092920100921AFF9292CEC0002000C40301020392CEC0003000C40109CF0123456789ABCDEFCEC0104E6200" },
         { 2, "9201931E009303071F" },
-        { 3, "9202932800CF0000001CBE991A14" },
-        { 5, "92039332C4036C730A00" },
-        { 6, "9204923CC40D68656C6C6F2C20776F726C640A" },
-        { 8, "920594470200CCFA" },
-        { 9, "920695500E06CEDEADBEEFCEC0100123" },
-        { 10, "9207935ACEC0100200B064732072656C6F6164206661696C6564" },
-        { 11, "92099264C4106465666768696A6B6C6D6E6F70717273" },
-        { 12, "920895CD13880301AC747269706C65206661756C7400" }, // key 4 StopSite = 0
+        { 3, "9202942800CF0000001CBE991A1400" },
+        { 5, "92039432C4036C730A0000" },
+        { 6, "9204933CC40D68656C6C6F2C20776F726C640A00" },
+        { 8, "920595470200CCFA00" },
+        { 9, "920696500E06CEDEADBEEFCEC010012300" },
+        { 10, "9207945ACEC0100200B064732072656C6F6164206661696C656400" },
+        { 11, "92099364C4106465666768696A6B6C6D6E6F7071727300" },
+        { 12, "920896CD13880301AC747269706C65206661756C740000" }, // keys 4 Vcpu and 5 StopSite = 0
     };
 
     [Theory]
@@ -38,14 +38,18 @@ public sealed class TraceSchemaTests
     [Fact]
     public void Readers_skip_unknown_trailing_fields_and_default_missing_ones()
     {
-        var withExtraField = Convert.FromHexString("9202" + "94" + "28" + "00" + "CF0000001CBE991A14" + "05");
+        var withExtraField = Convert.FromHexString("9202" + "95" + "28" + "00" + "CF0000001CBE991A14" + "00" + "05");
         var withoutArg = Convert.FromHexString("9205" + "93" + "46" + "00" + "04");
 
         Assert.Equal(new TimeEvent(40, TimeKind.SystemTimeNs, 123_456_789_012),
             MessagePackSerializer.Deserialize<TraceEvent>(withExtraField, TraceMessagePack.Options));
         Assert.Equal(new AsyncEvent(70, AsyncKind.TimerExpiry, 4, 0),
             MessagePackSerializer.Deserialize<TraceEvent>(withoutArg, TraceMessagePack.Options));
-        // A hypercall event of a trace written before keys 6 (output digest) and 7 (call site) existed.
+        // The vCPU key (docs/trace-format.md): present, it is read; absent, it is vCPU 0.
+        var onVcpu3 = Convert.FromHexString("9204" + "93" + "3C" + "C401" + "41" + "03");
+        Assert.Equal(new ConsoleOutputEvent(60, "A"u8.ToArray()) { Vcpu = 3 },
+            MessagePackSerializer.Deserialize<TraceEvent>(onVcpu3, TraceMessagePack.Options));
+        // A hypercall event of a trace written before keys 6 (output digest), 7 (call site) and 8 (vCPU) existed.
         var beforeOutputs = Convert.FromHexString("9200960A1296010203040506EA9090");
         Assert.Equal(new HypercallEvent(10, 18, [1, 2, 3, 4, 5, 6], -22, OutputDigest: 0, Site: 0),
             MessagePackSerializer.Deserialize<TraceEvent>(beforeOutputs, TraceMessagePack.Options));

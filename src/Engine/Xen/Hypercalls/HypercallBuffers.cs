@@ -61,8 +61,8 @@ internal static class HypercallBuffers
     /// <summary>vcpu_op: get_runstate_info fills a vcpu_runstate_info; register_runstate_memory_area fills the area it names.</summary>
     public static void VcpuOp(Hypervisor hv, in HypercallArgs a, List<GuestRange> into)
     {
-        if (a.A1 == SchedHypercalls.VcpuGetRunstateInfo) Add(into, a.A3, RunstateInfoSize);
-        else if (a.A1 == SchedHypercalls.VcpuRegisterRunstateMemoryArea && hv.Mm.PeekGuest32(a.A3) is { } area) Add(into, area, RunstateInfoSize);
+        if (a.A1 == VcpuHypercalls.GetRunstateInfo) Add(into, a.A3, RunstateInfoSize);
+        else if (a.A1 == VcpuHypercalls.RegisterRunstateMemoryArea && hv.Mm.PeekGuest32(a.A3) is { } area) Add(into, area, RunstateInfoSize);
     }
 
     private const int RunstateInfoSize = 44;

@@ -83,7 +83,7 @@ public sealed class HypercallTable
         Add(21, "vm_assist", A(C, V), M(), MmHypercalls.VmAssist, mm: true);
         Add(22, "update_va_mapping_otherdomain", A(Ad, ArgKind.PteLo, ArgKind.PteHi, ArgKind.Flags, D), M(), MmHypercalls.UpdateVaMappingOtherdomain, mm: true);
         Add(23, "iret", A(), M(R(-1, 4, Varies, "iret frame at ESP")), TrapHypercalls.Iret);
-        Add(24, "vcpu_op", A(C, ArgKind.Vcpu, P), M(RWv(2, "per VCPUOP_ command", HypercallBuffers.VcpuOp)), SchedHypercalls.VcpuOp);
+        Add(24, "vcpu_op", A(C, ArgKind.Vcpu, P), M(RWv(2, "per VCPUOP_ command", HypercallBuffers.VcpuOp)), VcpuHypercalls.VcpuOp);
         Add(26, "mmuext_op", A(P, N, P, D), M(R(0, 12, 1, "mmuext_op[]"), W(2, 4, One, "done")), MmHypercalls.MmuextOp, mm: true);
         Add(27, "acm_op", A(P), M(), NotImplemented);
         Add(28, "nmi_op", A(C, P), M(R(1, 8, One, "xennmi_callback")), TrapHypercalls.NmiOp);

@@ -7,7 +7,7 @@ internal static class SchedHypercalls
 
     public static long SchedOpCompat(Hypervisor hv, in HypercallArgs a) => a.A1 switch
     {
-        Yield => 0,
+        Yield => hv.DoYield(),
         Block => hv.DoBlock(),
         Shutdown => DoShutdown(hv, a.A2),
         _ => -Errno.ENOSYS,
@@ -18,7 +18,7 @@ internal static class SchedHypercalls
         switch (a.A1)
         {
             case Yield:
-                return 0;
+                return hv.DoYield();
             case Block:
                 return hv.DoBlock();
             case Shutdown:
@@ -57,74 +57,5 @@ internal static class SchedHypercalls
     {
         hv.SetSingleshot(HypercallArgs.Pair(a.A1, a.A2));
         return 0;
-    }
-
-    public const uint VcpuInitialise = 0, VcpuUp = 1, VcpuDown = 2, VcpuIsUp = 3, VcpuGetRunstateInfo = 4,
-        VcpuRegisterRunstateMemoryArea = 5, VcpuSetPeriodicTimer = 6, VcpuStopPeriodicTimer = 7,
-        VcpuSetSingleshotTimer = 8, VcpuStopSingleshotTimer = 9, VcpuRegisterVcpuInfo = 10, VcpuSendNmi = 11;
-
-    public static long VcpuOp(Hypervisor hv, in HypercallArgs a)
-    {
-        uint id = a.A2;
-        if (id >= 32) return -Errno.EINVAL;
-        if (id >= hv.Vcpus.Length) return -Errno.ENOENT;
-        var v = hv.Vcpus[id];
-        bool current = id == hv.Vcpu.Id;
-        switch (a.A1)
-        {
-            case VcpuInitialise:
-            {
-                Span<byte> probe = stackalloc byte[1];
-                if (!hv.Guest.TryRead(a.A3, probe) || !hv.Guest.TryRead(a.A3 + 2799, probe)) return -Errno.EFAULT;
-                return -Errno.EEXIST; // the only vcpu is initialised
-            }
-            case VcpuUp:
-                v.Up = true;
-                return 0;
-            case VcpuDown:
-                // Taking the only vcpu down would stop the domain forever; refuse as an unsupported op.
-                return current ? -Errno.EINVAL : 0;
-            case VcpuIsUp:
-                return v.Up ? 1 : 0;
-            case VcpuGetRunstateInfo:
-                return hv.Guest.TryWrite(a.A3, hv.RunstateInfo()) ? 0 : -Errno.EFAULT;
-            case VcpuRegisterRunstateMemoryArea:
-            {
-                if (!hv.Guest.TryRead32(a.A3, out uint area)) return -Errno.EFAULT;
-                if ((ulong)area + 44 > hv.Layout.HypervisorVirtStart) return -Errno.EFAULT;
-                hv.RunstateArea = area;
-                if (current) hv.Guest.TryWrite(area, hv.RunstateInfo());
-                return 0;
-            }
-            case VcpuSetPeriodicTimer:
-            {
-                if (!hv.Guest.TryRead64(a.A3, out ulong period)) return -Errno.EFAULT;
-                if (period < 1_000_000) return -Errno.EINVAL;
-                v.PeriodNs = period;
-                return 0;
-            }
-            case VcpuStopPeriodicTimer:
-                v.PeriodNs = 0;
-                return 0;
-            case VcpuSetSingleshotTimer:
-            {
-                if (!current) return -Errno.EINVAL;
-                Span<byte> s = stackalloc byte[12];
-                if (!hv.Guest.TryRead(a.A3, s)) return -Errno.EFAULT;
-                ulong timeout = BitConverter.ToUInt64(s);
-                uint flags = BitConverter.ToUInt32(s[8..]);
-                if ((flags & 1) != 0 && (long)timeout < (long)hv.NowNs) return -Errno.ETIME;
-                v.SingleshotNs = Math.Max(timeout, 1); // no 100 ms workaround here (set_timer directly)
-                return 0;
-            }
-            case VcpuStopSingleshotTimer:
-                if (!current) return -Errno.EINVAL;
-                v.SingleshotNs = 0;
-                return 0;
-            // VCPUOP_register_vcpu_info (10) and send_nmi (11) arrived in Xen 3.2: 3.1 answers -ENOSYS,
-            // which keeps Linux 2.6.23 on the HYPERVISOR_iret return path (§8.5).
-            default:
-                return -Errno.ENOSYS;
-        }
     }
 }

@@ -1,0 +1,228 @@
+/* smp: several vCPUs (docs/xen-model.md "Several vCPUs"). vCPU 0 checks the
+ * VCPUOP errors Xen gives, brings up every other vCPU with VCPUOP_initialise
+ * and up, and plays ping-pong with each through IPI event channels: vCPU 0
+ * takes its IPIs as upcalls, the secondaries keep events masked and wait in
+ * SCHEDOP_poll. Each secondary then sleeps on its own one-shot timer
+ * (VIRQ_TIMER bound to that vCPU) and takes itself down. Run with --vcpus N
+ * (1 shows only the errors of a one-vCPU domain). */
+#include "guest.h"
+
+const char guest_name[] = "smp";
+
+#define VCPUOP_initialise 0
+#define VCPUOP_up 1
+#define VCPUOP_down 2
+#define VCPUOP_is_up 3
+#define VCPUOP_get_runstate_info 4
+#define VCPUOP_set_periodic_timer 6
+#define VCPUOP_stop_periodic_timer 7
+#define VCPUOP_set_singleshot_timer 8
+#define MAX_CPUS 8
+#define ROUNDS 4
+
+/* struct vcpu_guest_context, x86_32 (docs/xen-abi.md §16): 2800 bytes. */
+struct cpu_user_regs {
+    uint32_t ebx, ecx, edx, esi, edi, ebp, eax;
+    uint16_t error_code, entry_vector;
+    uint32_t eip;
+    uint16_t cs; uint8_t saved_upcall_mask, _pad0;
+    uint32_t eflags, esp;
+    uint16_t ss, _pad1, es, _pad2, ds, _pad3, fs, _pad4, gs, _pad5;
+};
+struct vcpu_guest_context {
+    uint8_t fpu_ctxt[512];
+    uint32_t flags;
+    struct cpu_user_regs user_regs;
+    struct trap_info trap_ctxt[256];
+    uint32_t ldt_base, ldt_ents;
+    uint32_t gdt_frames[16], gdt_ents;
+    uint32_t kernel_ss, kernel_sp;
+    uint32_t ctrlreg[8], debugreg[8];
+    uint32_t event_callback_cs, event_callback_eip;
+    uint32_t failsafe_callback_cs, failsafe_callback_eip;
+    uint32_t vm_assist;
+};
+_Static_assert(sizeof(struct vcpu_guest_context) == 2800, "vcpu_guest_context is 2800 bytes");
+struct vcpu_runstate_info { int state; uint64_t state_entry_time; uint64_t time[4]; } __attribute__((packed));
+struct singleshot { uint64_t timeout_abs_ns; uint32_t flags; } __attribute__((packed));
+
+extern char secondary_start[], secondary_callback[];
+static uint8_t stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
+static struct vcpu_guest_context ctx;
+
+/* Shared between the vCPUs (they run one at a time, so plain volatile words do). */
+static volatile uint32_t to_cpu[MAX_CPUS], ipi_port[MAX_CPUS], timer_port[MAX_CPUS];
+static volatile uint32_t token[MAX_CPUS], reply[MAX_CPUS], pongs[MAX_CPUS];
+static volatile uint64_t deadline[MAX_CPUS], woke_at[MAX_CPUS];
+static volatile long timer_rc[MAX_CPUS], other_timer_rc[MAX_CPUS], runstate_rc[MAX_CPUS];
+static volatile int runstate_state[MAX_CPUS], done[MAX_CPUS], wake_order[MAX_CPUS], woken;
+static volatile int ipis_to_0;
+static uint32_t to_0;
+
+static long vcpu_op(int cmd, int id, void *arg) { return HC3(HC_vcpu_op, cmd, id, arg); }
+
+/* vcpu_info[cpu].time (each vCPU reads its own slot). */
+static uint64_t time_of(int cpu)
+{
+    volatile struct vcpu_time_info *t = &HYPERVISOR_shared_info->vcpu_info[cpu].time;
+    uint32_t ver, lo, hi;
+    uint64_t base, stamp, delta;
+    uint32_t mul; int shift;
+    do {
+        ver = t->version; barrier();
+        base = t->system_time; stamp = t->tsc_timestamp; mul = t->tsc_to_system_mul; shift = t->tsc_shift;
+        asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+        delta = (((uint64_t)hi << 32) | lo) - stamp;
+        barrier();
+    } while ((ver & 1) || ver != t->version);
+    if (shift < 0) delta >>= -shift; else delta <<= shift;
+    return base + (((delta & 0xFFFFFFFFu) * mul) >> 32) + (delta >> 32) * mul;
+}
+
+/* Wait in SCHEDOP_poll until the masked port is pending, then consume it. */
+static void wait_port(uint32_t port)
+{
+    volatile uint32_t *pending = HYPERVISOR_shared_info->evtchn_pending;
+    uint32_t ports[1] = { port };
+    struct sched_poll p = { ports, 1, 0 };
+    while (!test_bit(port, pending)) HYPERVISOR_sched_op(SCHEDOP_poll, &p);
+    __atomic_fetch_and(&pending[port / 32], ~(1u << (port % 32)), __ATOMIC_SEQ_CST);
+}
+
+void secondary_main(int cpu);
+void secondary_main(int cpu)
+{
+    for (int r = 0; r < ROUNDS; r++) {
+        wait_port(ipi_port[cpu]);
+        reply[cpu] = token[cpu] * 3 + (uint32_t)cpu;
+        pongs[cpu]++;
+        evtchn_send(to_0);
+    }
+    struct vcpu_runstate_info rs;
+    runstate_rc[cpu] = vcpu_op(VCPUOP_get_runstate_info, cpu, &rs);
+    runstate_state[cpu] = rs.state;
+    /* Its own one-shot timer, (cpu) ms ahead; another vCPU's may not be set from here. */
+    struct singleshot s = { time_of(cpu) + (uint64_t)cpu * 1000000u, 0 };
+    deadline[cpu] = s.timeout_abs_ns;
+    other_timer_rc[cpu] = vcpu_op(VCPUOP_set_singleshot_timer, 0, &s);
+    timer_rc[cpu] = vcpu_op(VCPUOP_set_singleshot_timer, cpu, &s);
+    wait_port(timer_port[cpu]);
+    woke_at[cpu] = time_of(cpu);
+    wake_order[cpu] = ++woken;
+    done[cpu] = 1;
+    evtchn_send(to_0);
+    vcpu_op(VCPUOP_down, cpu, 0);
+    for (;;) HYPERVISOR_sched_op(SCHEDOP_yield, 0);   /* never reached: down is synchronous for itself */
+}
+
+static void ipi_to_0(unsigned port, struct regs *r) { ipis_to_0++; }
+static struct regs *upcall(struct regs *r) { evtchn_scan(r); return r; }
+
+static void fill_context(int cpu, uint32_t root_mfn)
+{
+    memset(&ctx, 0, sizeof ctx);
+    ctx.user_regs.eip = (uint32_t)secondary_start;
+    ctx.user_regs.esp = (uint32_t)(stacks[cpu] + sizeof stacks[cpu]);
+    ctx.user_regs.esi = (uint32_t)cpu;
+    ctx.user_regs.cs = FLAT_KERNEL_CS;
+    ctx.user_regs.ss = ctx.user_regs.ds = ctx.user_regs.es = FLAT_KERNEL_DS;
+    ctx.user_regs.eflags = 0x202;
+    ctx.kernel_ss = FLAT_KERNEL_DS;
+    ctx.kernel_sp = ctx.user_regs.esp;
+    ctx.ctrlreg[3] = (root_mfn << 12) | (root_mfn >> 20);   /* xen_pfn_to_cr3 */
+    ctx.event_callback_cs = ctx.failsafe_callback_cs = FLAT_KERNEL_CS;
+    ctx.event_callback_eip = ctx.failsafe_callback_eip = (uint32_t)secondary_callback;
+}
+
+static int count_vcpus(void)
+{
+    int n = 0;
+    while (n < 32 && vcpu_op(VCPUOP_is_up, n, 0) >= 0) n++;
+    return n;
+}
+
+static void hostile_ops(int n, uint32_t root_mfn)
+{
+    CHECK_EQ(vcpu_op(VCPUOP_is_up, 0, 0), 1, "vCPU 0 is up");
+    CHECK_EQ(vcpu_op(VCPUOP_is_up, n, 0), -ENOENT, "is_up past the vCPU count gives -ENOENT");
+    CHECK_EQ(vcpu_op(VCPUOP_up, n, 0), -ENOENT, "up past the vCPU count gives -ENOENT");
+    fill_context(0, root_mfn);
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, n, &ctx), -ENOENT, "initialise past the vCPU count gives -ENOENT");
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, 0, &ctx), -EEXIST, "initialise the running vCPU gives -EEXIST");
+    if (n < 2) return;
+    CHECK_EQ(vcpu_op(VCPUOP_is_up, 1, 0), 0, "vCPU 1 starts down");
+    CHECK_EQ(vcpu_op(VCPUOP_up, 1, 0), -EINVAL, "up before initialise gives -EINVAL");
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, 1, (void *)0x1000), -EFAULT, "initialise from an unmapped context gives -EFAULT");
+    fill_context(1, virt_to_mfn(&ctx));
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, 1, &ctx), -EINVAL, "initialise with a data page as CR3 gives -EINVAL");
+    fill_context(1, root_mfn);
+    ctx.gdt_ents = FIRST_RESERVED_GDT_ENTRY + 1;
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, 1, &ctx), -EINVAL, "initialise with too many GDT entries gives -EINVAL");
+    fill_context(1, root_mfn);
+    ctx.ldt_base = 0x1234; ctx.ldt_ents = 1;
+    CHECK_EQ(vcpu_op(VCPUOP_initialise, 1, &ctx), -EINVAL, "initialise with an unaligned LDT gives -EINVAL");
+    CHECK_EQ(vcpu_op(VCPUOP_is_up, 1, 0), 0, "failed initialises leave vCPU 1 down");
+    struct vcpu_runstate_info rs;
+    CHECK_EQ(vcpu_op(VCPUOP_get_runstate_info, 1, &rs), 0, "runstate of a down vCPU");
+    CHECK_EQ(rs.state, 3, "a down vCPU is offline (RUNSTATE_offline)");
+}
+
+void guest_main(void)
+{
+    map_shared_info();
+    traps_init();
+    set_handler(VEC_UPCALL, upcall);
+    uint32_t root_mfn = virt_to_mfn(cur_root);
+    int n = count_vcpus();
+    printf("smp: %d vCPUs\n", n);
+    hostile_ops(n, root_mfn);
+    if (n > MAX_CPUS) n = MAX_CPUS;
+
+    int p = bind_ipi(0);
+    CHECKF(p > 0, "bind_ipi for vCPU 0", "rc %d", p);
+    to_0 = (uint32_t)p;
+    evtchn_set_handler(to_0, ipi_to_0);
+    CHECK_EQ(bind_ipi(n), -ENOENT, "bind_ipi to a vCPU past the count gives -ENOENT");
+    for (int c = 1; c < n; c++) {
+        ipi_port[c] = (uint32_t)bind_ipi(c);
+        timer_port[c] = (uint32_t)bind_virq(VIRQ_TIMER, c);
+        mask_evtchn(ipi_port[c]);
+        mask_evtchn(timer_port[c]);
+        CHECK_EQ(vcpu_op(VCPUOP_stop_periodic_timer, c, 0), 0, "stop another vCPU's periodic timer");
+        fill_context(c, root_mfn);
+        CHECK_EQ(vcpu_op(VCPUOP_initialise, c, &ctx), 0, "VCPUOP_initialise");
+        CHECK_EQ(vcpu_op(VCPUOP_initialise, c, &ctx), -EEXIST, "initialise twice gives -EEXIST");
+        CHECK_EQ(vcpu_op(VCPUOP_up, c, 0), 0, "VCPUOP_up");
+        CHECK_EQ(vcpu_op(VCPUOP_is_up, c, 0), 1, "is_up after up");
+    }
+
+    /* Ping-pong: vCPU 0 sends a token, the secondary answers token*3+cpu and an IPI back. */
+    uint32_t sum = 0;
+    events_enable();
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int c = 1; c < n; c++) {
+            int before = ipis_to_0;
+            token[c] = (uint32_t)(r * 100 + c);
+            evtchn_send(ipi_port[c]);
+            while (pongs[c] != (uint32_t)r + 1 || ipis_to_0 == before) block();
+            CHECK_EQ(reply[c], token[c] * 3 + (uint32_t)c, "IPI round trip");
+            sum += reply[c];
+        }
+    }
+    for (int c = 1; c < n; c++)
+        while (!done[c]) block();
+    events_disable();
+    for (int c = 1; c < n; c++) {
+        CHECK_EQ(runstate_rc[c], 0, "get_runstate_info of itself");
+        CHECK_EQ(runstate_state[c], 0, "a vCPU sees itself running");
+        CHECK_EQ(other_timer_rc[c], -EINVAL, "set_singleshot_timer for another vCPU gives -EINVAL");
+        CHECK_EQ(timer_rc[c], 0, "set_singleshot_timer for itself");
+        CHECKF(woke_at[c] >= deadline[c], "woken by its own VIRQ_TIMER after the deadline",
+               "deadline %llu woke %llu", deadline[c], woke_at[c]);
+        while (vcpu_op(VCPUOP_is_up, c, 0) != 0) HYPERVISOR_sched_op(SCHEDOP_yield, 0);
+        CHECK_EQ(vcpu_op(VCPUOP_is_up, c, 0), 0, "down by itself");
+    }
+    printf("smp: %d IPI round trips, reply sum %u, timers woke in order", ROUNDS * (n - 1), sum);
+    for (int c = 1; c < n; c++) printf(" %d", wake_order[c]);
+    printf("\n");
+}
