@@ -231,9 +231,13 @@ public static class CliApp
         var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
         var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" };
         trace.CompletionSources.Add(FileCompletion.Source(".rvt"));
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace };
+        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
-        cmd.SetAction(p => p.GetValue(trace) is { } t
+        cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
+            ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --diff has no --json output yet (docs/json-output.md)") : DiffBench.Run(da, db, stdout))
+            : p.GetValue(trace) is { } t
             ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --trace has no --json output yet (docs/json-output.md)") : TimeTravelBench.Run(t, p.GetValue(rounds), stdout))
             : p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)

@@ -12,11 +12,18 @@ public static class DiffCommand
         if (context < 0) throw new CliException(ExitCodes.Usage, $"--context {context}: must be 0 or more");
         using var a = TraceFiles.Open(pathA);
         using var b = TraceFiles.Open(pathB);
-        TraceDiffResult result;
+        var result = Compare(pathA, a, pathB, b, context, pinpoint);
+        output.Write(json ? DiffJson.Render(result) : DiffText.Render(result));
+        return result.Identical ? ExitCodes.Ok : ExitCodes.Differ;
+    }
+
+    /// <summary>Checks that the traces can be compared and compares them; incomparable traces become the exit codes of docs/diff.md.</summary>
+    public static TraceDiffResult Compare(string pathA, TraceReader a, string pathB, TraceReader b, int context, bool pinpoint)
+    {
         try
         {
             Comparability.Check(pathA, a, pathB, b);
-            result = TraceDiff.Compare(Side(pathA, a), Side(pathB, b), context, pinpoint);
+            return TraceDiff.Compare(Side(pathA, a), Side(pathB, b), context, pinpoint);
         }
         catch (IncomparableTracesException e)
         {
@@ -28,8 +35,6 @@ public static class DiffCommand
                 _ => ExitCodes.TracesIncomparable,
             }, e.Message);
         }
-        output.Write(json ? DiffJson.Render(result) : DiffText.Render(result));
-        return result.Identical ? ExitCodes.Ok : ExitCodes.Differ;
     }
 
     private static DiffSide Side(string path, TraceReader reader)

@@ -15,6 +15,8 @@ public sealed record PinpointOptions
     /// measures the pinpoint cost per interval from one pair of traces this way.
     /// </summary>
     public ulong? CheckpointInterval { get; init; }
+    /// <summary>Called once both runs stand at the window's start (`bench --diff` times the search from there).</summary>
+    public Action? WindowReached { get; init; }
     /// <summary>Test hook: wraps run A's (or B's) replay inputs at the start of each pass, e.g. to inject an engine perturbation into the re-execution.</summary>
     public Func<IRunInputs, IRunInputs>? WrapInputsA { get; init; }
     public Func<IRunInputs, IRunInputs>? WrapInputsB { get; init; }
@@ -63,27 +65,28 @@ public static class Pinpointer
         if (end == 0) throw new PinpointException("a run ends before its first instruction: nothing to re-execute");
         var (ra, rb, lo, spent) = Start(a, b, rawA, rawB, end, options);
         ulong start = lo, reached = spent + ra.Executed + rb.Executed;
+        options.WindowReached?.Invoke();
         ulong hi = end;
         int passes = 1;
         var sa = ra.Capture();
         var sb = rb.Capture();
+        ulong saved = lo;
         while (hi - lo > 1)
         {
-            ra.Restore(sa);
-            rb.Restore(sb);
+            Return(ra, rb, sa, sb, lo);
             passes++;
             ulong? differs = null;
             foreach (ulong p in Spread(lo, hi, options.ProbesPerPass))
             {
                 if (!Same(ra, rb, p)) { differs = p; break; }
-                (lo, sa, sb) = (p, ra.Capture(), rb.Capture());
+                lo = p;
+                if (p - saved >= CaptureDistance) (saved, sa, sb) = (p, ra.Capture(), rb.Capture());
             }
             if (differs is ulong d) hi = d;
             else if (hi < last) hi = last; // the states still agree past the first differing output: look up to the end once
             else throw new PinpointException($"the two runs' machine states agree up to instruction {last}: the difference is not in architectural state");
         }
-        ra.Restore(sa);
-        rb.Restore(sb);
+        Return(ra, rb, sa, sb, lo);
         var symbols = GuestSymbols.FromImage(a.Reader.GuestImage.Span);
         var viewA = View(ra, symbols);
         var viewB = View(rb, symbols);
@@ -131,6 +134,21 @@ public static class Pinpointer
             spent += ra.Executed + rb.Executed;
         }
         throw new PinpointException("the two runs' machine states differ from their first instruction (different command lines?)");
+    }
+
+    /// <summary>
+    /// A snapshot costs about as much as running a few hundred thousand instructions (it walks
+    /// every frame and copies the model's tables), so agreeing probes closer than this to the last
+    /// snapshot are reached again by running forward from it instead.
+    /// </summary>
+    private const ulong CaptureDistance = 1 << 18;
+
+    /// <summary>Restores both runs to their last snapshots and runs them forward to <paramref name="lo"/>.</summary>
+    private static void Return(Rerun a, Rerun b, Rerun.Saved sa, Rerun.Saved sb, ulong lo)
+    {
+        a.Restore(sa);
+        b.Restore(sb);
+        if (!a.RunTo(lo) | !b.RunTo(lo)) throw new PinpointException($"a re-execution ended before instruction {lo}, where it had been before");
     }
 
     /// <summary>Runs both to <paramref name="icount"/> and compares their state hashes; false when either cannot get there.</summary>
