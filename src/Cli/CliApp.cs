@@ -238,7 +238,7 @@ public static class CliApp
         cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
             ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --diff has no --json output yet (docs/json-output.md)") : DiffBench.Run(da, db, stdout))
             : p.GetValue(trace) is { } t
-            ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --trace has no --json output yet (docs/json-output.md)") : TimeTravelBench.Run(t, p.GetValue(rounds), stdout))
+            ? TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(json), stdout)
             : p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
             : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));

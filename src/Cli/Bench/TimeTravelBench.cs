@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
 
@@ -9,12 +10,15 @@ namespace Replayvisor.Cli.Bench;
 /// compare: replay speed without and with the snapshot ladder, memory per snapshot, reverse-stepi
 /// latency at the end of the trace, and goto to spread-out positions from a fresh session.
 /// Times are the process's CPU time (a shared machine's wall time mostly measures the other load).
+/// With --json the same figures are one document (docs/schemas/bench-trace.schema.json).
 /// </summary>
 public static class TimeTravelBench
 {
-    public static int Run(string path, int steps, TextWriter stdout)
+    public static int Run(string path, int steps, bool json, TextWriter output)
     {
         if (steps < 1) throw new CliException(ExitCodes.Usage, $"--rounds {steps}: must be at least 1");
+        // With --json, stdout carries one document: the text lines are dropped, the figures collected.
+        var stdout = json ? TextWriter.Null : output;
         ulong end = 0;
         double plain = 0;
         for (int round = 0; round < 2; round++) // the first round warms up the JIT; the second is measured
@@ -56,8 +60,34 @@ public static class TimeTravelBench
             gotos.Add(sw.Elapsed.TotalMilliseconds);
         }
         stdout.WriteLine($"goto from a fresh session (no keyframes): {string.Join(", ", gotos.Select(g => $"{g:F0}"))} ms to 1/5..4/5 of the trace");
+        if (json)
+            output.WriteLine(new JsonObject
+            {
+                ["benchmark"] = "trace",
+                ["trace"] = Path.GetFileName(path),
+                ["instructions"] = end,
+                ["replayNoLadder"] = Timing(plain, end),
+                ["replayWithLadder"] = Timing(laddered, end),
+                ["ladderTimeRatio"] = plain > 0 ? Math.Round(laddered / plain, 3) : null,
+                ["snapshots"] = session.Ladder.Count,
+                ["ladderBytes"] = session.Ladder.BytesUsed,
+                ["memoryMiB"] = session.Replayer.Machine.Domain.Memory.Size / 1048576,
+                ["reverseStepi"] = new JsonObject
+                {
+                    ["steps"] = steps,
+                    ["medianMs"] = Math.Round(latencies[latencies.Count / 2], 3),
+                    ["firstMs"] = Math.Round(first, 3),
+                    ["maxMs"] = Math.Round(latencies[^1], 3),
+                    ["endsAt"] = session.Icount,
+                },
+                ["gotoFromFreshSessionMs"] = new JsonArray(gotos.Select(g => (JsonNode)Math.Round(g, 3)).ToArray()),
+            }.ToJsonString(JsonOutput.Options));
         return ExitCodes.Ok;
     }
+
+    /// <summary>CPU milliseconds and MIPS; MIPS is null when the time was too short to measure.</summary>
+    private static JsonObject Timing(double seconds, ulong icount) =>
+        new() { ["ms"] = Math.Round(seconds * 1000, 3), ["mips"] = seconds > 0 ? Math.Round(icount / seconds / 1e6, 3) : null };
 
     /// <summary>A stopwatch over the process's CPU time.</summary>
     private sealed class Cpu
