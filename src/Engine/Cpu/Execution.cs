@@ -145,6 +145,9 @@ public sealed partial class X86Cpu
     /// </summary>
     public void StopAtCurrentCount() => _stopAt = Math.Min(_stopAt, Icount);
 
+    /// <summary>Lowers the current <see cref="Run"/>'s stop count to <paramref name="icount"/> if that is sooner (it reports <see cref="StopReason.InstructionLimit"/> there).</summary>
+    public void StopNoLaterThan(ulong icount) => _stopAt = Math.Min(_stopAt, icount);
+
     /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
     public StopReason Step() => Run(Icount + 1);
 
