@@ -22,7 +22,7 @@ public class TraceMutationFuzzTests(ITestOutputHelper output)
     private const int ChunkHeaderSize = 20;
     private enum Kind : ushort { Header = 1, GuestImage = 2, Events = 3, Index = 4 }
 
-    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("REPLAYVISOR_TRACE_FUZZ_CASES"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : 1500;
+    private static int Cases => int.TryParse(Environment.GetEnvironmentVariable("REPLAYVISOR_TRACE_FUZZ_CASES"), NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : 3000;
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("REPLAYVISOR_FUZZ_SEED"), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int n) ? n : 0;
 
     /// <summary>Small, quick recordings in many chunks: a virtual-clock one and a host-clock one with console input.</summary>
