@@ -61,8 +61,7 @@ internal sealed partial class BlockEmitter
 
     private static readonly FieldInfo FInsns = typeof(Block).GetField(nameof(Block.Insns))!;
 
-    private static readonly MethodInfo MRead = M(nameof(X86Cpu.JitRead)), MReadRmw = M(nameof(X86Cpu.JitReadRmw)), MWrite = M(nameof(X86Cpu.JitWrite)),
-        MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
+    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
         MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
 
@@ -91,6 +90,7 @@ internal sealed partial class BlockEmitter
         _fSize = il.DeclareLocal(typeof(int));
         _status = il.DeclareLocal(typeof(int));
         _pend = il.DeclareLocal(typeof(int));
+        DeclareMemoryContext();
     }
 
     public void Emit()
@@ -112,6 +112,8 @@ internal sealed partial class BlockEmitter
         _loaded = 0;
         for (int r = 0; r < 8; r++) EnsureLoaded(r);
         LoadFlagsFromCpu();
+        LoadMemoryArrays();
+        LoadMemoryContext();
         for (int k = 0; k < _members.Length; k++)
         {
             _k = k;
@@ -376,26 +378,6 @@ internal sealed partial class BlockEmitter
     {
         Ldc((int)eip);
         EmitEndWithEipOnStack();
-    }
-
-    /// <summary>After an access returned its status in _status: 1 leaves through the fault exit, 2 sets _pend.</summary>
-    private void CheckStatus(Label faultExit)
-    {
-        Label stub = _il.DefineLabel(), back = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldloc, _status);
-        _il.Emit(OpCodes.Brtrue, stub);
-        _il.MarkLabel(back);
-        _usesPend = true;
-        _deferred.Add(() =>
-        {
-            _il.MarkLabel(stub);
-            _il.Emit(OpCodes.Ldloc, _status);
-            _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Beq, faultExit);
-            _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Stloc, _pend);
-            _il.Emit(OpCodes.Br, back);
-        });
     }
 
     /// <summary>At the end of an instruction that made a slow access: leave if the access asked the run to end (EIP a constant or a local).</summary>

@@ -391,38 +391,6 @@ internal sealed partial class BlockEmitter
     }
 
     /// <summary>
-    /// Pushes the value read from seg:ea; leaves through the fault exit on a fault. forWrite: the
-    /// read of a read-modify-write (<see cref="X86Cpu.ReadForWrite"/>: a #PF reports a write).
-    /// </summary>
-    private void ReadMem(Ctx c, int seg, LocalBuilder ea, int size, bool forWrite = false)
-    {
-        var v = Temp();
-        _il.Emit(OpCodes.Ldarg_0);
-        Ldc(seg);
-        _il.Emit(OpCodes.Ldloc, ea);
-        Ldc(size);
-        Ldc((int)c.Eip);
-        _il.Emit(OpCodes.Ldloca, v);
-        _il.Emit(OpCodes.Call, forWrite ? MReadRmw : MRead);
-        _il.Emit(OpCodes.Stloc, _status);
-        CheckStatus(c.Fault());
-        _il.Emit(OpCodes.Ldloc, v);
-    }
-
-    private void WriteMem(Ctx c, int seg, LocalBuilder ea, int size, LocalBuilder v)
-    {
-        _il.Emit(OpCodes.Ldarg_0);
-        Ldc(seg);
-        _il.Emit(OpCodes.Ldloc, ea);
-        Ldc(size);
-        _il.Emit(OpCodes.Ldloc, v);
-        Ldc((int)c.Eip);
-        _il.Emit(OpCodes.Call, MWrite);
-        _il.Emit(OpCodes.Stloc, _status);
-        CheckStatus(c.Fault());
-    }
-
-    /// <summary>
     /// An instruction without a translation runs its handler as the block cache would: state in
     /// the CPU, EIP at the next instruction, Icount at this one; afterwards registers are reloaded
     /// lazily and a set exit flag leaves the block at this instruction.
@@ -447,6 +415,7 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldelema, typeof(DecodedInsn));
         _il.Emit(OpCodes.Call, MHandler);
         _loaded = 0;
+        LoadMemoryContext(); // the handler may have loaded a segment or changed CPL or the TLB
         Label exit = _il.DefineLabel();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FExit);

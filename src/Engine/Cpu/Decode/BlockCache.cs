@@ -239,7 +239,7 @@ public sealed class BlockCache : ICodeWriteObserver
 
     private void Invalidate(Block b)
     {
-        if (b.Id == Current) _cpu.EndBlockAfterThisInstruction();
+        if (b.Id == Current || RunsInCurrentRegion(b)) _cpu.EndBlockAfterThisInstruction();
         Retire(b);
         ulong key = Key(b.Eip, b.Phys);
         if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
