@@ -20,6 +20,8 @@ internal sealed partial class BlockEmitter
     private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
     private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
+    // The value a slow read returns (its address is taken, so it is the one local kept in memory).
+    private readonly LocalBuilder _slowValue;
     // The registers the region's translations write (changed at every member's start).
     private readonly int _written;
 
@@ -89,6 +91,7 @@ internal sealed partial class BlockEmitter
         _fOp = il.DeclareLocal(typeof(int));
         _fSize = il.DeclareLocal(typeof(int));
         _status = il.DeclareLocal(typeof(int));
+        _slowValue = il.DeclareLocal(typeof(uint));
         _pend = il.DeclareLocal(typeof(int));
         DeclareMemoryContext();
     }
@@ -129,6 +132,7 @@ internal sealed partial class BlockEmitter
             {
                 ref DecodedInsn d = ref _b.Insns[i];
                 _usesPend = false;
+                ResetTemps();
                 ended = EmitInstruction(i, ref d, i == _b.Count - 1);
             }
             if (!ended) EmitTransfer(_b.EndEip);
@@ -365,7 +369,7 @@ internal sealed partial class BlockEmitter
     /// <summary>The normal end: EIP is on the stack; spill, count the whole member, return.</summary>
     private void EmitEndWithEipOnStack()
     {
-        var t = _il.DeclareLocal(typeof(uint));
+        var t = Temp();
         _il.Emit(OpCodes.Stloc, t);
         StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
         Spill(Snapshot());
@@ -439,7 +443,7 @@ internal sealed partial class BlockEmitter
             RegistersStored |= 1 << r;
             return;
         }
-        var v = _il.DeclareLocal(typeof(uint));
+        var v = Temp();
         _il.Emit(OpCodes.Stloc, v);
         int full = size == 1 && r >= 4 ? r - 4 : r;
         EnsureLoaded(full);
@@ -543,5 +547,23 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stfld, f);
     }
 
-    private LocalBuilder Temp() => _il.DeclareLocal(typeof(uint));
+    // Temporaries live within one instruction (an exit stub runs only from its own instruction), so
+    // each instruction reuses the same locals: a region's method keeps few locals, which the .NET
+    // JIT can all track and keep in registers.
+    private readonly List<LocalBuilder> _temps = new(), _temps64 = new();
+    private int _nextTemp, _nextTemp64;
+
+    private void ResetTemps() => _nextTemp = _nextTemp64 = 0;
+
+    private LocalBuilder Temp()
+    {
+        if (_nextTemp == _temps.Count) _temps.Add(_il.DeclareLocal(typeof(uint)));
+        return _temps[_nextTemp++];
+    }
+
+    private LocalBuilder Temp64()
+    {
+        if (_nextTemp64 == _temps64.Count) _temps64.Add(_il.DeclareLocal(typeof(ulong)));
+        return _temps64[_nextTemp64++];
+    }
 }

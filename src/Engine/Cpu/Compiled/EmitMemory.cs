@@ -124,8 +124,10 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ldloc, ea);
             Ldc(size);
             Ldc((int)eip);
-            _il.Emit(OpCodes.Ldloca, v);
+            _il.Emit(OpCodes.Ldloca, _slowValue);
             _il.Emit(OpCodes.Call, forWrite ? MReadRmwSlow : MReadSlow);
+            _il.Emit(OpCodes.Ldloc, _slowValue);
+            _il.Emit(OpCodes.Stloc, v);
             SlowStatus(fault, join);
         });
         _usesPend = true;
@@ -171,7 +173,7 @@ internal sealed partial class BlockEmitter
     private (LocalBuilder Lin, LocalBuilder E) EmitTlbHit(int seg, LocalBuilder ea, int size, bool write, Label slow)
     {
         var lin = Temp();
-        var e = _il.DeclareLocal(typeof(ulong));
+        var e = Temp64();
         // (long)ea + size <= ReadEnd/WriteEnd
         _il.Emit(OpCodes.Ldloc, ea);
         _il.Emit(OpCodes.Conv_U8);
