@@ -49,7 +49,7 @@ public sealed class TraceReplayer
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
-        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs };
+        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs, UpcallSites = options.UpcallSites };
         _limit = options.MaxInstructions;
         Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
         EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
