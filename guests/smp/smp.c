@@ -17,6 +17,9 @@ const char guest_name[] = "smp";
 #define VCPUOP_set_periodic_timer 6
 #define VCPUOP_stop_periodic_timer 7
 #define VCPUOP_set_singleshot_timer 8
+#define VCPUOP_register_vcpu_info 10
+#define ENXIO 6
+#define EBUSY 16
 #define MAX_CPUS 8
 #define ROUNDS 4
 
@@ -45,6 +48,7 @@ struct vcpu_guest_context {
 _Static_assert(sizeof(struct vcpu_guest_context) == 2800, "vcpu_guest_context is 2800 bytes");
 struct vcpu_runstate_info { int state; uint64_t state_entry_time; uint64_t time[4]; } __attribute__((packed));
 struct singleshot { uint64_t timeout_abs_ns; uint32_t flags; } __attribute__((packed));
+struct register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; } __attribute__((packed));
 
 extern char secondary_start[], secondary_callback[];
 static uint8_t stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
@@ -58,13 +62,16 @@ static volatile long timer_rc[MAX_CPUS], other_timer_rc[MAX_CPUS], runstate_rc[M
 static volatile int runstate_state[MAX_CPUS], done[MAX_CPUS], wake_order[MAX_CPUS], woken;
 static volatile int ipis_to_0;
 static uint32_t to_0;
+/* Where each vCPU's vcpu_info is: its shared_info slot, or (4.19) vCPU 1's moved into this page. */
+static volatile struct vcpu_info *vinfo[MAX_CPUS];
+static uint8_t vinfo_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 
 static long vcpu_op(int cmd, int id, void *arg) { return HC3(HC_vcpu_op, cmd, id, arg); }
 
 /* vcpu_info[cpu].time (each vCPU reads its own slot). */
 static uint64_t time_of(int cpu)
 {
-    volatile struct vcpu_time_info *t = &HYPERVISOR_shared_info->vcpu_info[cpu].time;
+    volatile struct vcpu_time_info *t = &vinfo[cpu]->time;
     uint32_t ver, lo, hi;
     uint64_t base, stamp, delta;
     uint32_t mul; int shift;
@@ -167,6 +174,39 @@ static void hostile_ops(int n, uint32_t root_mfn)
     CHECK_EQ(rs.state, 3, "a down vCPU is offline (RUNSTATE_offline)");
 }
 
+static long register_vcpu_info(int cpu, uint32_t mfn, uint32_t offset)
+{
+    struct register_vcpu_info r = { mfn, offset, 0 };
+    return vcpu_op(VCPUOP_register_vcpu_info, cpu, &r);
+}
+
+/* VCPUOP_register_vcpu_info: 3.1 has none; 4.19 moves vCPU 1's vcpu_info into vinfo_page + 64. */
+static void move_vcpu_info(int n, uint32_t root_mfn)
+{
+    uint32_t mfn = virt_to_mfn(vinfo_page);
+#ifndef CONFIG_PAE
+    CHECK_EQ(register_vcpu_info(0, mfn, 64), -ENOSYS, "register_vcpu_info on Xen 3.1 gives -ENOSYS");
+    (void)n; (void)root_mfn;
+#else
+    if (n < 2) return;
+    CHECK_EQ(register_vcpu_info(1, mfn, 4096), -EINVAL, "register_vcpu_info with an offset past the page gives -EINVAL");
+    CHECK_EQ(register_vcpu_info(1, mfn, 4090), -ENXIO, "register_vcpu_info crossing a page gives -ENXIO");
+    CHECK_EQ(register_vcpu_info(1, mfn, 66), -ENXIO, "register_vcpu_info misaligned gives -ENXIO");
+    CHECK_EQ(register_vcpu_info(1, root_mfn, 0), -EACCES, "register_vcpu_info on a page table gives -EACCES");
+    CHECK_EQ(register_vcpu_info(1, 0x0FFFFFFF, 0), -EINVAL, "register_vcpu_info on a frame not ours gives -EINVAL");
+    uint32_t old_version = HYPERVISOR_shared_info->vcpu_info[1].time.version;
+    CHECK_EQ(register_vcpu_info(1, mfn, 64), 0, "register_vcpu_info for vCPU 1");
+    CHECK_EQ(register_vcpu_info(1, mfn, 128), -EBUSY, "register_vcpu_info twice gives -EBUSY");
+    volatile struct vcpu_info *moved = (volatile struct vcpu_info *)(vinfo_page + 64);
+    CHECK_EQ(moved->evtchn_upcall_mask, 1, "the moved vcpu_info keeps its upcall mask");
+    CHECK_EQ(moved->evtchn_upcall_pending, 1, "the moved vcpu_info has an event pending");
+    CHECK_EQ(moved->evtchn_pending_sel, 0xFFFFFFFFu, "the moved vcpu_info has every selector bit set");
+    CHECKF(moved->time.version > old_version && !(moved->time.version & 1), "the moved vcpu_info has its time written",
+           "old %u new %u", old_version, moved->time.version);
+    vinfo[1] = moved;
+#endif
+}
+
 void guest_main(void)
 {
     map_shared_info();
@@ -177,6 +217,9 @@ void guest_main(void)
     printf("smp: %d vCPUs\n", n);
     hostile_ops(n, root_mfn);
     if (n > MAX_CPUS) n = MAX_CPUS;
+    for (int c = 0; c < MAX_CPUS; c++) vinfo[c] = &HYPERVISOR_shared_info->vcpu_info[c];
+    move_vcpu_info(n, root_mfn);
+    uint32_t slot1_version = HYPERVISOR_shared_info->vcpu_info[1].time.version;
 
     int p = bind_ipi(0);
     CHECKF(p > 0, "bind_ipi for vCPU 0", "rc %d", p);
@@ -222,6 +265,15 @@ void guest_main(void)
         while (vcpu_op(VCPUOP_is_up, c, 0) != 0) HYPERVISOR_sched_op(SCHEDOP_yield, 0);
         CHECK_EQ(vcpu_op(VCPUOP_is_up, c, 0), 0, "down by itself");
     }
+#ifdef CONFIG_PAE
+    if (n >= 2) {
+        CHECK_EQ(HYPERVISOR_shared_info->vcpu_info[1].time.version, slot1_version, "Xen no longer writes vCPU 1's old slot");
+        CHECKF(vinfo[1]->time.system_time >= deadline[1], "vCPU 1's time is written in its moved vcpu_info",
+               "time %llu", vinfo[1]->time.system_time);
+    }
+#else
+    (void)slot1_version;
+#endif
     printf("smp: %d IPI round trips, reply sum %u, timers woke in order", ROUNDS * (n - 1), sum);
     for (int c = 1; c < n; c++) printf(" %d", wake_order[c]);
     printf("\n");

@@ -36,6 +36,8 @@ public sealed record HypervisorSnapshot
     public int CurrentVcpu { get; init; }
     public ParkedVcpu?[] Parked { get; init; } = [];
     public ulong SliceEnd { get; init; }
+    /// <summary>Machine addresses of vcpu_info areas moved by VCPUOP_register_vcpu_info (0 = in shared_info), vCPU order.</summary>
+    public ulong[] VcpuInfoMoved { get; init; } = [];
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -64,6 +66,7 @@ public sealed partial class Hypervisor : IStateHashable
             CurrentVcpu = _current,
             Parked = (ParkedVcpu?[])_parked.Clone(),
             SliceEnd = _sliceEnd,
+            VcpuInfoMoved = SharedInfo.SnapshotMoved(),
         };
     }
 
@@ -96,6 +99,7 @@ public sealed partial class Hypervisor : IStateHashable
         _current = s.CurrentVcpu;
         s.Parked.CopyTo(_parked, 0);
         _sliceEnd = s.SliceEnd;
+        if (s.VcpuInfoMoved.Length > 0) SharedInfo.RestoreMoved(s.VcpuInfoMoved);
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;

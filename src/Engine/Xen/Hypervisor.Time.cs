@@ -19,13 +19,16 @@ public sealed partial class Hypervisor
     }
 
     /// <summary>update_vcpu_system_time: a consistent (tsc, system time) pair under the version protocol, for every initialised vCPU.</summary>
-    public void UpdateVcpuTime()
+    public void UpdateVcpuTime() => UpdateVcpuTime(null);
+
+    /// <summary>As <see cref="UpdateVcpuTime()"/>, or for one vCPU only, initialised or not (force_update_vcpu_system_time).</summary>
+    internal void UpdateVcpuTime(VcpuState? only)
     {
         var (mul, shift) = TimeScale(Clock.TscHz);
         ulong icount = Cpu.Icount;
         ulong tsc = Clock.Tsc(icount), ns = Clock.SystemTimeNs(icount);
         foreach (var v in Vcpus)
-            if (v.Initialised) SharedInfo.WriteTime(v.Id, tsc, ns, mul, shift);
+            if (only == null ? v.Initialised : v == only) SharedInfo.WriteTime(v.Id, tsc, ns, mul, shift);
     }
 
     /// <summary>The earliest system time at which a timer (or the time refresh) needs the machine's attention.</summary>

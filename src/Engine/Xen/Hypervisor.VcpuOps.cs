@@ -118,6 +118,34 @@ public sealed partial class Hypervisor
         return 0;
     }
 
+    /// <summary>
+    /// VCPUOP_register_vcpu_info (4.19; common_vcpu_op + map_guest_area): struct
+    /// vcpu_register_vcpu_info { u64 mfn; u32 offset; u32 rsvd; }. -EFAULT unreadable; -EINVAL when
+    /// mfn:offset is not one address in that frame; -EBUSY once moved; -ENXIO when the 64-byte
+    /// area crosses a page or is not 4-byte aligned; -EINVAL / -EACCES for a frame that is not
+    /// the domain's / cannot be writable. Then the old contents move there, every selector bit
+    /// and upcall_pending are set ("the domain will get a spurious event, but it can cope") and
+    /// the vCPU's time is written again.
+    /// </summary>
+    internal long RegisterVcpuInfo(VcpuState v, uint ptr)
+    {
+        Span<byte> b = stackalloc byte[16];
+        if (!Guest.TryRead(ptr, b)) return -Errno.EFAULT;
+        ulong mfn = BinaryPrimitives.ReadUInt64LittleEndian(b);
+        uint offset = BinaryPrimitives.ReadUInt32LittleEndian(b[8..]);
+        ulong gaddr = unchecked((mfn << 12) + offset);
+        if (gaddr == ulong.MaxValue || gaddr >> 12 != mfn) return -Errno.EINVAL;
+        if (SharedInfo.IsMoved(v.Id)) return -Errno.EBUSY;
+        if (gaddr >> 12 != (gaddr + Boot.SharedInfo.VcpuInfoSize - 1) >> 12 || (gaddr & 3) != 0) return -Errno.ENXIO;
+        long rc = Mm.TakeWritableRef(mfn);
+        if (rc != 0) return rc;
+        SharedInfo.MoveVcpuInfo(v.Id, gaddr);
+        SharedInfo.SetPendingSel(v.Id, ~0u);
+        Events.MarkEventsPending(v.Id);
+        UpdateVcpuTime(v);
+        return 0;
+    }
+
     /// <summary>SCHEDOP_yield: with other vCPUs the running one's quantum ends here.</summary>
     internal long DoYield()
     {

@@ -144,6 +144,12 @@ public sealed partial class Hypervisor
 
     private void WriteSmpState(CanonicalWriter w)
     {
+        // Moved vcpu_info areas: written only once one has moved, so other states keep their hashes.
+        if (Enumerable.Range(0, SharedInfo.MaxVcpuInfoSlots).Any(SharedInfo.IsMoved))
+        {
+            w.Tag("vcpu-info");
+            for (int v = 0; v < SharedInfo.MaxVcpuInfoSlots; v++) w.U64(SharedInfo.IsMoved(v) ? SharedInfo.VcpuInfoAddress(v) : 0);
+        }
         // Written only with several vCPUs (or a state that claims another is running), so one-vCPU hashes are unchanged.
         if (!Smp && _current == 0 && _sliceEnd == 0) return;
         w.Tag("smp");

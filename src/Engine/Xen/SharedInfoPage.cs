@@ -13,7 +13,42 @@ public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)
 
     public uint Mfn => mfn;
 
-    private ulong Vcpu(int v) => _base + (ulong)(v * SharedInfo.VcpuInfoSize);
+    /// <summary>vcpu_info slots in shared_info (XEN_LEGACY_MAX_VCPUS).</summary>
+    public int MaxVcpuInfoSlots => SharedInfo.MaxVirtCpus;
+
+    /// <summary>Machine addresses of vcpu_info areas moved by VCPUOP_register_vcpu_info (0 = the slot in shared_info).</summary>
+    private readonly ulong[] _moved = new ulong[SharedInfo.MaxVirtCpus];
+
+    private ulong Vcpu(int v) => _moved[v] != 0 ? _moved[v] : _base + (ulong)(v * SharedInfo.VcpuInfoSize);
+
+    /// <summary>The machine address of vCPU <paramref name="v"/>'s vcpu_info (moved or in shared_info).</summary>
+    public ulong VcpuInfoAddress(int v) => Vcpu(v);
+
+    /// <summary>vCPU <paramref name="v"/>'s vcpu_info has been moved out of shared_info.</summary>
+    public bool IsMoved(int v) => _moved[v] != 0;
+
+    /// <summary>
+    /// map_guest_area's populate (vcpu_info_populate) for a vcpu_info moved to machine address
+    /// <paramref name="maddr"/>: the old contents are copied there, and from now on Xen reads and
+    /// writes only the new place.
+    /// </summary>
+    public void MoveVcpuInfo(int v, ulong maddr)
+    {
+        Span<byte> info = stackalloc byte[SharedInfo.VcpuInfoSize];
+        ulong from = Vcpu(v);
+        for (int i = 0; i < info.Length; i++) info[i] = memory.Read8(from + (ulong)i);
+        for (int i = 0; i < info.Length; i++) memory.Write8(maddr + (ulong)i, info[i]);
+        _moved[v] = maddr;
+    }
+
+    /// <summary>The moved vcpu_info addresses, vCPU order (plain data for a snapshot).</summary>
+    public ulong[] SnapshotMoved() => (ulong[])_moved.Clone();
+
+    public void RestoreMoved(ulong[] moved)
+    {
+        ArgumentNullException.ThrowIfNull(moved);
+        moved.CopyTo(_moved, 0);
+    }
 
     public byte UpcallPending(int v) => memory.Read8(Vcpu(v) + SharedInfo.VcpuUpcallPending);
     public void SetUpcallPending(int v, byte value) => memory.Write8(Vcpu(v) + SharedInfo.VcpuUpcallPending, value);

@@ -63,6 +63,19 @@ public sealed partial class MemoryManager
     }
 
     /// <summary>
+    /// check_get_page_from_gfn + get_page_type(PGT_writable_page) of map_guest_area: a frame the
+    /// domain does not own -EINVAL, one that cannot be writable (a page table, a GDT page) -EACCES.
+    /// The reference is kept for as long as Xen maps the area (for the vcpu_info: for good).
+    /// </summary>
+    public long TakeWritableRef(ulong mfn)
+    {
+        if (!Frames.GetPage(mfn, FrameOwner.Domain)) return -Errno.EINVAL;
+        if (Frames.GetType((uint)mfn, PageType.Writable)) return 0;
+        Frames.PutPage((uint)mfn);
+        return -Errno.EACCES;
+    }
+
+    /// <summary>
     /// The memory part of arch_set_info_guest for a vCPU being initialised (VCPUOP_initialise): the
     /// LDT (page aligned, ≤ 8192 entries, below the hypervisor), the GDT as set_gdt checks it, and
     /// the base table, which must take a root type. -EINVAL (nothing taken) if any check fails.
