@@ -126,7 +126,7 @@ public sealed partial class X86Cpu
             if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
             // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
             // checks between instructions (TF, armed instruction breakpoints: _oneAtATime) keeps it off.
-            int r = b.Compiled != null && !_oneAtATime && (ulong)b.Count <= _stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
+            int r = b.Compiled != null && !_oneAtATime && (ulong)b.Count <= _stopAt - _icount ? ExecCompiledChain(ref b) : ExecBlock(b, singleStep);
             if (r < 0) return StopReason.Unsupported;
             if (breakpoints && r != 0) FlagsReg &= ~Fl.RF; // RF lasts one instruction
             prev = r != 0 && b.Chainable && !_oneAtATime ? b : null;
@@ -187,13 +187,36 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>
-    /// Runs a compiled block (only when its whole length fits the budget and TF is clear, so a
-    /// stop count is met exactly at a block boundary); the result is as <see cref="ExecBlock"/>'s.
+    /// Runs a compiled block, then, while each block ends normally, its remembered successor when
+    /// that is compiled too and nothing <see cref="Run"/> checks between blocks applies (a stop
+    /// request, TF, an enabled breakpoint, a block that does not fit the budget): the
+    /// blocks of a hot loop follow each other without the run loop's per-block bookkeeping.
+    /// <paramref name="b"/> ends as the last block run; the result is as <see cref="ExecBlock"/>'s.
     /// </summary>
-    private int ExecCompiled(Block b)
+    private int ExecCompiledChain(ref Block b)
     {
-        _blocks.Current = b.Id;
-        int i = b.Compiled!(this, b.Insns);
+        while (true)
+        {
+            _blocks.Current = b.Id;
+            int i = b.Compiled!(this, b.Insns);
+            if (i != b.Count) return ExecCompiledEnd(b, i);
+            // Any enabled breakpoint (instruction or data, DR7 L0-G3) sends blocks back to Run's one-at-a-time path.
+            if (_stopRequested || !b.Chainable || (FlagsReg & Fl.TF) != 0 || (Dr[7] & 0xFF) != 0) break;
+            Block? next = b.Successor(Eip, ChainEpoch);
+            if (next?.Compiled == null || (ulong)next.Count > _stopAt - _icount) break;
+            b = next;
+        }
+        _blocks.Current = 0;
+        return 1;
+    }
+
+    /// <summary>
+    /// The end of a compiled block (run only when its whole length fits the budget and TF is clear,
+    /// so a stop count is met exactly at a block boundary) that returned <paramref name="i"/>: the
+    /// result is as <see cref="ExecBlock"/>'s.
+    /// </summary>
+    private int ExecCompiledEnd(Block b, int i)
+    {
         _blocks.Current = 0;
         if (i == b.Count) return 1;
         if (i < 0) return ExecBlock(b, false);

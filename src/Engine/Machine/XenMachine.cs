@@ -246,7 +246,7 @@ public sealed class XenMachine
     /// </summary>
     public byte[] StateHash()
     {
-        var w = new CanonicalWriter();
+        var w = new CanonicalWriter(_hashScratch);
         Cpu.WriteState(w);
         Domain.Memory.WriteState(w);
         w.Tag("clock");
@@ -255,8 +255,12 @@ public sealed class XenMachine
         Hypervisor.WriteState(w);
         w.Tag("machine");
         w.Bool(_sleeping);
+        _hashScratch = w.Scratch;
         return w.Finish();
     }
+
+    /// <summary>The buffer the last state hash was gathered in (a few hundred KiB, reused: not state).</summary>
+    private byte[]? _hashScratch;
 
     /// <summary>
     /// A deep copy of the whole machine at the current instruction boundary (call it between

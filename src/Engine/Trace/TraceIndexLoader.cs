@@ -94,9 +94,9 @@ internal static class TraceIndexLoader
                 var header = source.ReadHeader(offset, chain);
                 if (header.Kind == ChunkKind.Index)
                     return AtIndex(source, offset, header, chunks, reason);
-                if (header.Kind != ChunkKind.Events)
+                if (!EventChunkDecoder.HoldsEvents(header.Kind, source.Version))
                     throw ChunkHeader.Damaged(offset, $"unexpected {header.Kind} chunk among the events");
-                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset);
+                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset, header.Kind);
                 var info = EventChunkDecoder.Describe(offset, header, events);
                 if (info.FirstIcount < lastIcount)
                     throw ChunkHeader.Damaged(offset, $"its first event (instruction {info.FirstIcount}) comes before the last event of the chunk before it (instruction {lastIcount})");

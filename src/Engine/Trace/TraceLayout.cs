@@ -4,7 +4,10 @@ namespace Replayvisor.Engine.Trace;
 internal static class TraceLayout
 {
     /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions").</summary>
-    public const ushort FormatVersion = 2;
+    public const ushort FormatVersion = 3;
+
+    /// <summary>The first version whose events chunks may be compact (kind <see cref="ChunkKind.CompactEvents"/>).</summary>
+    public const ushort CompactEventsVersion = 3;
 
     /// <summary>The oldest format version this build still reads.</summary>
     public const ushort OldestReadableVersion = 1;
@@ -38,6 +41,8 @@ internal enum ChunkKind : ushort
     Events = 3,
     /// <summary>The index and summary.</summary>
     Index = 4,
+    /// <summary>A batch of events in the compact columnar encoding (format 3; docs/trace-format.md "Compact events chunks").</summary>
+    CompactEvents = 6,
 }
 
 /// <summary>The high 16 bits of a chunk's kind/flags word.</summary>

@@ -100,8 +100,8 @@ public sealed class TraceReader : IDisposable
             // The chain continues the chunk before this one in the index (the guest image for the first).
             var previousChain = _previousOffset.TryGetValue(chunk.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
             header = _source.ReadHeader(chunk.Offset, previousChain);
-            if (header.Kind != ChunkKind.Events)
-                throw ChunkHeader.Damaged(chunk.Offset, $"expected a {ChunkKind.Events} chunk, found {header.Kind}");
+            if (!EventChunkDecoder.HoldsEvents(header.Kind, FormatVersion))
+                throw ChunkHeader.Damaged(chunk.Offset, $"expected an events chunk, found {header.Kind}");
             if (header.StoredLength != chunk.StoredLength || header.RawLength != chunk.RawLength)
                 throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
             raw = _source.ReadPayload(chunk.Offset, header);
@@ -110,7 +110,7 @@ public sealed class TraceReader : IDisposable
         {
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk runs past the end of the trace", ex);
         }
-        var events = EventChunkDecoder.Decode(raw, chunk.Offset);
+        var events = EventChunkDecoder.Decode(raw, chunk.Offset, header.Kind);
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
         return events;

@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using MessagePack;
+using Replayvisor.Engine.Trace.Compact;
 
 namespace Replayvisor.Engine.Trace;
 
@@ -24,7 +24,7 @@ public sealed class TraceWriter : IDisposable
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly TraceWriterOptions _options;
-    private readonly ArrayBufferWriter<byte> _pending = new();
+    private readonly CompactEventEncoder _pending = new();
     private readonly List<TraceChunkInfo> _chunks = [];
     private long _position;
     private uint _chain;
@@ -73,15 +73,13 @@ public sealed class TraceWriter : IDisposable
             throw new ArgumentException(
                 $"Event at icount {traceEvent.Icount} appended after icount {_lastIcount}; events must be in icount order",
                 nameof(traceEvent));
-        var writer = new MessagePackWriter(_pending);
-        MessagePackSerializer.Serialize(ref writer, traceEvent, TraceMessagePack.Options);
-        writer.Flush();
+        _pending.Add(traceEvent);
         if (_pendingCount == 0)
             _firstIcount = traceEvent.Icount;
         _lastIcount = traceEvent.Icount;
         _pendingCount++;
         EventCount++;
-        if (_pendingCount >= _options.MaxChunkEvents || _pending.WrittenCount >= _options.MaxChunkBytes)
+        if (_pendingCount >= _options.MaxChunkEvents || _pending.Length >= _options.MaxChunkBytes)
             WritePendingChunk();
     }
 
@@ -135,15 +133,10 @@ public sealed class TraceWriter : IDisposable
     {
         if (_pendingCount == 0)
             return;
-        var raw = new ArrayBufferWriter<byte>(_pending.WrittenCount + 5);
-        var writer = new MessagePackWriter(raw);
-        writer.WriteArrayHeader(_pendingCount);
-        writer.WriteRaw(_pending.WrittenSpan);
-        writer.Flush();
+        byte[] raw = _pending.Finish();
         var offset = _position;
-        var header = WriteChunk(ChunkKind.Events, raw.WrittenSpan);
-        _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.WrittenCount, _firstIcount, _lastIcount, _pendingCount));
-        _pending.ResetWrittenCount();
+        var header = WriteChunk(ChunkKind.CompactEvents, raw);
+        _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.Length, _firstIcount, _lastIcount, _pendingCount));
         _pendingCount = 0;
     }
 

@@ -315,6 +315,9 @@ public sealed partial class Hypervisor
         ReturnToGuest();
     }
 
+    /// <summary>The ports of the upcall being injected, for the observer (reused: it copies what it keeps).</summary>
+    private readonly List<uint> _upcallPorts = [];
+
     /// <summary>test_all_events: an upcall if evtchn_upcall_mask == 0 and evtchn_upcall_pending != 0 (§9).</summary>
     private void TestAllEvents()
     {
@@ -326,11 +329,13 @@ public sealed partial class Hypervisor
             if (!CreateBounceFrame(Boot.XenLayout.FlatKernelCs, Vcpu.NmiCallbackEip, 0, 0)) return;
         }
         if (SharedInfo.UpcallMask(v) != 0 || SharedInfo.UpcallPending(v) == 0) return;
-        uint[] ports = Observer != null ? Events.PendingUnmaskedPorts() : [];
+        var ports = _upcallPorts;
+        ports.Clear();
+        if (Observer != null) Events.PendingUnmaskedPorts(ports);
         uint interrupted = Observer != null ? InterruptedSite() : 0;
         if (!CreateBounceFrame(Vcpu.Event.Cs, Vcpu.Event.Eip, TbfInterrupt, 0)) return;
         Stats.Upcalls++;
-        Observer?.OnUpcallAt(Cpu.Icount, v, ports, interrupted, Vcpu.Event.Eip);
+        Observer?.OnUpcallAt(Cpu.Icount, v, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports), interrupted, Vcpu.Event.Eip);
     }
 
     /// <summary>

@@ -61,7 +61,7 @@ public sealed class TraceSchemaTests
         var bytes = TraceSamples.Write(TraceSamples.OneOfEach());
 
         Assert.Equal("RVTRACE\0"u8.ToArray(), bytes[..8]);
-        Assert.Equal([2, 0], bytes[8..10]);
+        Assert.Equal([3, 0], bytes[8..10]);
         Assert.Equal([1, 0], bytes[10..12]); // first chunk: kind Header
         Assert.Equal("RVTEND\0\0"u8.ToArray(), bytes[^8..]);
     }
