@@ -19,10 +19,10 @@ public sealed class TraceReader : IDisposable
     private TraceReader(Stream stream, bool leaveOpen, ChunkSource source, TraceHeader header, byte[] image, LoadedIndex index, long imageOffset)
     {
         var previous = imageOffset;
-        foreach (var chunk in index.Chunks)
+        foreach (long offset in index.FileOrder ?? index.Chunks.Select(c => c.Offset).ToList())
         {
-            _previousOffset.TryAdd(chunk.Offset, previous);
-            previous = chunk.Offset;
+            _previousOffset.TryAdd(offset, previous);
+            previous = offset;
         }
         _stream = stream;
         _leaveOpen = leaveOpen;
@@ -48,6 +48,8 @@ public sealed class TraceReader : IDisposable
     public string? IncompleteReason => _index.IncompleteReason;
     /// <summary>The event chunks, in file order (for an incomplete trace, those found by scanning).</summary>
     public IReadOnlyList<TraceChunkInfo> Index => _index.Chunks;
+    /// <summary>The keyframe chunks (format 4): whole replay states to seek from; empty for a trace without them or an incomplete one.</summary>
+    public IReadOnlyList<TraceKeyframeInfo> Keyframes => _index.Keyframes;
     /// <summary>How the run ended; null for an incomplete trace.</summary>
     public TraceSummary? Summary => _index.Summary;
     /// <summary>For an incomplete trace: the damaged chunk that ended the scan, if one did.</summary>
@@ -114,6 +116,29 @@ public sealed class TraceReader : IDisposable
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
         return events;
+    }
+
+    /// <summary>
+    /// The payload of a keyframe chunk of <see cref="Keyframes"/>, checked (chain, CRC-32C, lengths
+    /// against the index entry) and decompressed; a damaged one is <see cref="TraceError.DamagedChunk"/> at its offset.
+    /// </summary>
+    public byte[] ReadKeyframe(TraceKeyframeInfo keyframe)
+    {
+        ArgumentNullException.ThrowIfNull(keyframe);
+        try
+        {
+            var previousChain = _previousOffset.TryGetValue(keyframe.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
+            var header = _source.ReadHeader(keyframe.Offset, previousChain);
+            if (header.Kind != ChunkKind.Keyframe)
+                throw ChunkHeader.Damaged(keyframe.Offset, $"expected a {ChunkKind.Keyframe} chunk, found {header.Kind}");
+            if (header.StoredLength != keyframe.StoredLength || header.RawLength != keyframe.RawLength)
+                throw ChunkHeader.Damaged(keyframe.Offset, "the keyframe does not match its index entry");
+            return _source.ReadPayload(keyframe.Offset, header);
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.Truncated)
+        {
+            throw ChunkHeader.Damaged(keyframe.Offset, "the keyframe runs past the end of the trace", ex);
+        }
     }
 
     /// <summary>Closes the stream unless the reader was opened with leaveOpen.</summary>
