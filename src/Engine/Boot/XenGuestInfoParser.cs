@@ -25,13 +25,13 @@ public static class XenGuestInfoParser
         var p = new XenGuestParams { Source = XenNoteSource.ProgramHeaderNotes };
         foreach (var ph in elf.ProgramHeaders)
             if (ph.Type == Elf.PtNote && ph.Offset != 0)
-                ApplyXenNotes(p, elf.Slice(ph.Offset, ph.FileSize, "PT_NOTE segment"));
+                ApplyXenNotes(p, elf, ph.Offset, ph.FileSize, "PT_NOTE segment");
         if (p.Notes.Count > 0) return p;
 
         p.Source = XenNoteSource.SectionNotes;
         foreach (var sh in elf.SectionHeaders)
             if (sh.Type == Elf.ShtNote)
-                ApplyXenNotes(p, elf.Slice(sh.Offset, sh.Size, $"note section '{BootText.Quote(sh.Name)}'"));
+                ApplyXenNotes(p, elf, sh.Offset, sh.Size, $"note section '{BootText.Quote(sh.Name)}'");
         if (p.Notes.Count > 0) return p;
 
         if (elf.FindSection(LegacySectionName) is { } legacy)
@@ -44,9 +44,10 @@ public static class XenGuestInfoParser
         throw new BootImageException(BootError.NoXenNotes, "no Xen ELF notes or __xen_guest section: not a Xen PV kernel");
     }
 
-    private static void ApplyXenNotes(XenGuestParams p, ReadOnlySpan<byte> blob)
+    private static void ApplyXenNotes(XenGuestParams p, ElfImage elf, uint offset, uint size, string what)
     {
-        foreach (var note in ElfNoteReader.Read(blob))
+        elf.Slice(offset, size, what); // the area itself must lie inside the file
+        foreach (var note in ElfNoteReader.Read(elf.Bytes, (int)offset, (int)size))
             if (note.Name == "Xen")
                 p.Apply(note);
     }

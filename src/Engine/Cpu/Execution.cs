@@ -101,7 +101,9 @@ public sealed partial class X86Cpu
             if (_stopRequested) return StopReason.Stopped;
             if (_icount >= _stopAt) return StopReason.InstructionLimit; // the field: StopAtCurrentCount may lower it
             bool singleStep = (FlagsReg & Fl.TF) != 0;
-            bool breakpoints = InstructionBreakpointsArmed; // Breakpoints.cs: one instruction per block, checked first
+            // Breakpoints.cs: one instruction per block while any breakpoint is enabled; instruction breakpoints checked first.
+            bool breakpoints = (Dr[7] & 0xFF) != 0 && (DataBreakpointsArmed() | InstructionBreakpointsArmed);
+            if (!breakpoints) _dataBreakpointsActive = false;
             if (breakpoints && InstructionBreakpoint())
             {
                 DeliverFault();
@@ -170,6 +172,7 @@ public sealed partial class X86Cpu
                 {
                     Exit = 0;
                     _icount++;
+                    if (DataBreakpointHits != 0) { DataBreakpointTrap(singleStep, d.Insn); return 0; }
                     if (singleStep) { SingleStepTrap(d.Insn); return 0; }
                     return 1;
                 }
@@ -178,6 +181,7 @@ public sealed partial class X86Cpu
             _icount++;
         }
         _blocks.Current = 0;
+        if (DataBreakpointHits != 0 && n > 0) { DataBreakpointTrap(singleStep, insns[n - 1].Insn); return 0; }
         if (singleStep && n > 0) { SingleStepTrap(insns[n - 1].Insn); return 0; }
         return 1;
     }
@@ -225,6 +229,7 @@ public sealed partial class X86Cpu
         }
         if ((ex & CpuExit.Fault) != 0)
         {
+            DataBreakpointHits = 0; // the instruction did not complete: no data breakpoint trap
             Host.Deliver(this, _pending);
             ClearFault();
             return true;
@@ -232,6 +237,7 @@ public sealed partial class X86Cpu
         _icount++;
         if ((ex & CpuExit.Event) != 0)
         {
+            DataBreakpointHits = 0; // an instruction that enters Xen (int, hypercall): Xen's #DB handling is not modelled
             Host.Deliver(this, _pending);
             ClearFault();
         }

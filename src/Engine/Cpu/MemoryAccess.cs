@@ -167,7 +167,9 @@ public sealed partial class X86Cpu
     public ulong Read64(int seg, uint off)
     {
         if (!CheckSegment(seg, off, 8, false, out uint lin)) return 0;
-        return ReadLinear64(lin, Cpl == 3);
+        ulong v = ReadLinear64(lin, Cpl == 3);
+        if (_dataBreakpointsActive && !Faulted) NoteDataAccess(lin, 8, false);
+        return v;
     }
 
     public void Write8(int seg, uint off, byte v)
@@ -233,6 +235,7 @@ public sealed partial class X86Cpu
     {
         if (!CheckSegment(seg, off, 8, true, out uint lin)) return;
         WriteLinear(lin, 8, v, Cpl == 3);
+        if (_dataBreakpointsActive && !Faulted) NoteDataAccess(lin, 8, true);
     }
 
     /// <summary>
@@ -273,13 +276,16 @@ public sealed partial class X86Cpu
     private uint ReadSlow(int seg, uint off, int size)
     {
         if (!CheckSegment(seg, off, size, false, out uint lin)) return 0;
-        return (uint)ReadLinear(lin, size, Cpl == 3);
+        uint v = (uint)ReadLinear(lin, size, Cpl == 3);
+        if (_dataBreakpointsActive && !Faulted) NoteDataAccess(lin, size, false);
+        return v;
     }
 
     private void WriteSlow(int seg, uint off, int size, ulong v)
     {
         if (!CheckSegment(seg, off, size, true, out uint lin)) return;
         WriteLinear(lin, size, v, Cpl == 3);
+        if (_dataBreakpointsActive && !Faulted) NoteDataAccess(lin, size, true);
     }
 
     /// <summary>Reads 1-8 bytes at a linear address; pages are translated before any byte is read.</summary>

@@ -37,6 +37,15 @@ public sealed partial class X86Cpu
     /// <summary>Physical address width reported for PAE reserved-bit checks (P6 family: 36).</summary>
     public const int MaxPhysAddr = 36;
 
+    /// <summary>
+    /// The PAE root table is walked as a long-mode L3 (a 32-bit PV guest under 64-bit Xen, whose
+    /// hardware runs the guest's L3 under Xen's own L4): its entries' bits 1, 2, 5 and 6 are not
+    /// reserved (SDM vol. 3 §4.5, table 4-15). Xen ORs RW and USER into every present entry of a
+    /// 32-bit guest's L3 (adjust_guest_l3e, xen/arch/x86/pv/mm.h), so RW and US there never restrict
+    /// an access: the walk ignores them rather than rewriting the guest's table (docs/xen-model.md).
+    /// </summary>
+    public bool PaeRootIsLongModeL3;
+
     /// <summary>Flushes every TLB entry, global ones included.</summary>
     public void FlushTlb()
     {
@@ -159,8 +168,11 @@ public sealed partial class X86Cpu
             ulong pdpteAddr = (Cr3 & 0xFFFFFFE0u) + ((lin >> 30) << 3);
             ulong pdpte = Memory.Read64(pdpteAddr);
             if ((pdpte & 1) == 0) return PageFault(lin, err);
-            // PDPTE reserved bits: 1-2, 5-8 and above MAXPHYADDR (SDM vol. 3 §4.4.1, table 4-8).
-            if ((pdpte & (0x1E6ul | (rsvdHigh & ~(1ul << 63)) | (1ul << 63))) != 0) return PageFault(lin, err | PfErr.P | PfErr.RSVD);
+            // PDPTE reserved bits: 1-2, 5-8 and above MAXPHYADDR (SDM vol. 3 §4.4.1, table 4-8);
+            // as a long-mode L3 only PS (no 1-GByte pages) and the bits above MAXPHYADDR.
+            ulong pdpteRsvd = PaeRootIsLongModeL3 ? 0x80ul | (rsvdHigh & ~(1ul << 63)) : 0x1E6ul | (rsvdHigh & ~(1ul << 63)) | (1ul << 63);
+            if ((pdpte & pdpteRsvd) != 0) return PageFault(lin, err | PfErr.P | PfErr.RSVD);
+            if (PaeRootIsLongModeL3 && nxe && (pdpte >> 63) != 0) nx = true;
             ulong pdeAddr = (pdpte & 0xFFFFFF000ul) + (((lin >> 21) & 0x1FF) << 3);
             ulong pde = Memory.Read64(pdeAddr);
             if ((pde & 1) == 0) return PageFault(lin, err);
@@ -223,6 +235,7 @@ public sealed partial class X86Cpu
     private void FillTlb(uint lin, ulong frame, ulong perms)
     {
         if ((frame >> PhysicalMemory.PageShift) >= Memory.FrameCount) return; // open bus: always slow path
+        if (_dataBreakpointsActive && IsBreakpointPage(lin)) return; // Breakpoints.cs: every access checked
         _tlb[lin >> 12] = _gen | (frame & FrameMask) | perms;
         ChainEpoch++;
     }

@@ -32,6 +32,12 @@ public sealed record CpuSnapshot
     public required ulong[] Tlb { get; init; }
     public required ulong TlbGeneration { get; init; }
     public required ulong TlbGlobalGeneration { get; init; }
+    /// <summary>Breakpoints.cs: the last instruction loaded SS (the shadow is on), and the data breakpoint hits held across it.</summary>
+    public bool InInterruptShadow { get; init; }
+    public uint DataBreakpointHits { get; init; }
+    /// <summary>Whether data breakpoint pages were kept out of the TLB, and the DR0-3/DR7 they came from.</summary>
+    public bool DataBreakpointsActive { get; init; }
+    public uint[] DataBreakpointKey { get; init; } = new uint[5];
 }
 
 /// <summary>Snapshot, restore and canonical hashing of the CPU.</summary>
@@ -48,6 +54,8 @@ public sealed partial class X86Cpu : IStateHashable
             GdtrBase = GdtrBase, GdtrLimit = GdtrLimit, IdtrBase = IdtrBase, IdtrLimit = IdtrLimit,
             Cpl = Cpl, Icount = Icount, Fpu = fpu,
             Tlb = LiveTlbEntries(), TlbGeneration = _gen, TlbGlobalGeneration = _globalGen,
+            InInterruptShadow = InInterruptShadow, DataBreakpointHits = DataBreakpointHits,
+            DataBreakpointsActive = DataBreakpointState.Active, DataBreakpointKey = DataBreakpointState.Key,
         };
     }
 
@@ -85,6 +93,9 @@ public sealed partial class X86Cpu : IStateHashable
         _globalGen = s.TlbGlobalGeneration;
         RefreshTlbKeys();
         _blocks.Clear();
+        InterruptShadowAt = s.InInterruptShadow ? s.Icount : ulong.MaxValue;
+        DataBreakpointHits = s.DataBreakpointHits;
+        RestoreDataBreakpointState(s.DataBreakpointsActive, s.DataBreakpointKey);
     }
 
     public void WriteState(CanonicalWriter w)
@@ -104,6 +115,8 @@ public sealed partial class X86Cpu : IStateHashable
         w.U16(Fpu.Fcw); w.U16(Fpu.Fsw); w.U16(Fpu.Ftw); w.U16(Fpu.Fop);
         w.U32(Fpu.Fip); w.U32(Fpu.Fdp); w.U16(Fpu.Fcs); w.U16(Fpu.Fds); w.U32(Fpu.Mxcsr);
         w.Bytes(Fpu.St); w.Bytes(Fpu.Xmm);
+        // Written only while they matter, so the hashes of every other state stay as they were.
+        if (InInterruptShadow || DataBreakpointHits != 0) { w.Tag("ss-shadow"); w.Bool(InInterruptShadow); w.U32(DataBreakpointHits); }
     }
 
     private static void WriteSeg(CanonicalWriter w, in SegmentCache s)

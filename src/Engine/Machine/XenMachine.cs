@@ -118,6 +118,15 @@ public sealed class XenMachine
         {
             if (hv.IsStopped) return ShutdownExit();
             if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
+            if (!pure && Cpu.InInterruptShadow && Cpu.Icount < limit)
+            {
+                // MOV SS / POP SS hold interrupts back until the next instruction has run (SDM vol. 3 §6.8.3):
+                // under Xen an upcall (or a switch to another vCPU) comes from an interrupt, so it waits too
+                // (Cpu/Breakpoints.cs).
+                if (Cpu.Run(Cpu.Icount + 1) == StopReason.Unsupported)
+                    return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
+                continue;
+            }
             if (hv.Smp && Schedule()) { pure = false; continue; }
             var v = hv.Vcpu;
             if (!Hypervisor.Runnable(v))

@@ -1,13 +1,14 @@
 using Replayvisor.Engine.Memory;
 using Replayvisor.Engine.State;
+using Replayvisor.Engine.Xen.Xenstore;
 
 namespace Replayvisor.Engine.Xen;
 
 /// <summary>
 /// The backends domain 0 would run for a domU, played by the model: xenconsoled on the PV console
-/// ring (start_info console.domU) and a xenstored that answers every request with XS_ERROR
-/// "ENOSYS" (so a guest probing xenstore gets an answer instead of hanging). Rings are accessed by
-/// machine address (docs/xen-abi.md §4.7). Also holds the console_io read queue (dom0's serial input).
+/// ring (start_info console.domU) and xenstored on the store ring (<see cref="Xenstored"/>; replies
+/// the ring has no room for yet wait here in order). Rings are accessed by machine address
+/// (docs/xen-abi.md §4.7). Also holds the console_io read queue (dom0's serial input).
 /// </summary>
 public sealed class ConsoleBackend : IStateHashable
 {
@@ -16,7 +17,6 @@ public sealed class ConsoleBackend : IStateHashable
     private const int InCons = 0xC00, InProd = 0xC04, OutCons = 0xC08, OutProd = 0xC0C;
     private const int XsReqOff = 0, XsRspOff = 0x400, XsRingSize = 1024;
     private const int XsReqCons = 0x800, XsReqProd = 0x804, XsRspCons = 0x808, XsRspProd = 0x80C;
-    private const uint XsError = 16;
 
     private readonly Hypervisor _hv;
     private readonly PhysicalMemory _mem;
@@ -24,6 +24,8 @@ public sealed class ConsoleBackend : IStateHashable
     private readonly bool _hasRings;
     private readonly Queue<byte> _ringInput = new();
     private readonly Queue<byte> _consoleIoInput = new();
+    private readonly List<byte> _xsIn = []; // request bytes taken off the ring, not yet a whole message
+    private readonly Queue<byte> _xsOut = new(); // reply bytes waiting for room in the ring
 
     internal ConsoleBackend(Hypervisor hv)
     {
@@ -32,6 +34,37 @@ public sealed class ConsoleBackend : IStateHashable
         _hasRings = !hv.Domain.InitialDomain;
         _console = (ulong)hv.Domain.ConsoleMfn << 12;
         _store = (ulong)hv.Domain.StoreMfn << 12;
+        var d = hv.Domain;
+        Xenstore = new Xenstored(hv.Domid,
+        [
+            ("domid", hv.Domid.ToString()),
+            ("name", "replayvisor-guest"),
+            ("memory/static-max", (d.NrPages * 4).ToString()),
+            ("memory/target", (d.NrPages * 4).ToString()),
+            ("cpu/0/availability", "online"),
+            ("console/ring-ref", d.ConsoleMfn.ToString()),
+            ("console/port", Boot.BuiltDomain.ConsoleEvtchn.ToString()),
+            ("console/type", "xenconsoled"),
+            ("store/ring-ref", d.StoreMfn.ToString()),
+            ("store/port", Boot.BuiltDomain.StoreEvtchn.ToString()),
+            ("control", ""),
+            ("data", ""),
+            ("device", ""),
+        ]);
+    }
+
+    /// <summary>The xenstore daemon answering the domain's store ring.</summary>
+    public Xenstored Xenstore { get; }
+
+    /// <summary>The store ring's byte streams held by the daemon: a partly received request, and replies waiting for room (copies).</summary>
+    public (byte[] Partial, byte[] Replies) SnapshotXenstoreStreams() => ([.. _xsIn], [.. _xsOut]);
+
+    public void RestoreXenstoreStreams(ReadOnlySpan<byte> partial, ReadOnlySpan<byte> replies)
+    {
+        _xsIn.Clear();
+        _xsIn.AddRange(partial);
+        _xsOut.Clear();
+        foreach (byte b in replies) _xsOut.Enqueue(b);
     }
 
     /// <summary>Bytes waiting to enter the PV console ring (it was full).</summary>
@@ -60,6 +93,11 @@ public sealed class ConsoleBackend : IStateHashable
         w.Bool(_hasRings);
         w.Bytes(SnapshotRingInput());
         w.Bytes(SnapshotConsoleIoInput());
+        Xenstore.WriteState(w);
+        if (_xsIn.Count == 0 && _xsOut.Count == 0) return; // written only when non-empty: older states keep their hashes
+        w.Tag("xenstore-streams");
+        w.Bytes([.. _xsIn]);
+        w.Bytes([.. _xsOut]);
     }
 
     internal void PushInput(ReadOnlySpan<byte> bytes)
@@ -138,44 +176,52 @@ public sealed class ConsoleBackend : IStateHashable
         _hv.Events.NotifyFromBackend(Boot.BuiltDomain.ConsoleEvtchn);
     }
 
+    /// <summary>
+    /// The store ring is a byte stream each way (public/io/xs_wire.h): takes every byte the guest
+    /// wrote, answers each whole message (a request longer than the ring arrives in pieces), and
+    /// writes as many reply bytes as the ring has room for; the rest waits for the guest's next notify.
+    /// </summary>
     private void AnswerXenstore()
     {
         uint cons = _mem.Read32(_store + XsReqCons), prod = _mem.Read32(_store + XsReqProd);
-        bool answered = false;
-        while (prod - cons >= 16 && prod - cons <= XsRingSize)
+        if (prod - cons <= XsRingSize)
         {
-            uint type = ReadReq(cons), reqId = ReadReq(cons + 4), txId = ReadReq(cons + 8), len = ReadReq(cons + 12);
-            _ = type;
-            if (len > 4096 || prod - cons < 16 + len) break; // wait for the rest of the message
-            cons += 16 + len;
-            byte[] payload = "ENOSYS\0"u8.ToArray();
-            if (!WriteRsp(XsError, reqId, txId, payload)) break;
-            answered = true;
+            for (; cons != prod; cons++) _xsIn.Add(_mem.Read8(_store + XsReqOff + (cons & (XsRingSize - 1))));
+            _mem.Write32(_store + XsReqCons, cons);
         }
-        _mem.Write32(_store + XsReqCons, cons);
-        if (answered) _hv.Events.NotifyFromBackend(Boot.BuiltDomain.StoreEvtchn);
+        while (_xsIn.Count >= XsWire.HeaderSize)
+        {
+            var h = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_xsIn);
+            uint type = U32(h, 0), reqId = U32(h, 4), txId = U32(h, 8), len = U32(h, 12);
+            if (len > XsWire.PayloadMax) len = 0; // xenstored drops such a connection; here the header alone is answered EINVAL
+            if (_xsIn.Count < XsWire.HeaderSize + len) break;
+            byte[] payload = h.Slice(XsWire.HeaderSize, (int)len).ToArray();
+            _xsIn.RemoveRange(0, XsWire.HeaderSize + (int)len);
+            foreach (var m in Xenstore.Handle(new XsMessage(type, reqId, txId, payload))) Serialize(m);
+        }
+        uint rcons = _mem.Read32(_store + XsRspCons), rprod = _mem.Read32(_store + XsRspProd);
+        bool wrote = false;
+        while (_xsOut.Count > 0 && rprod - rcons < XsRingSize)
+        {
+            _mem.Write8(_store + XsRspOff + (rprod & (XsRingSize - 1)), _xsOut.Dequeue());
+            rprod++;
+            wrote = true;
+        }
+        if (!wrote) return;
+        _mem.Write32(_store + XsRspProd, rprod);
+        _hv.Events.NotifyFromBackend(Boot.BuiltDomain.StoreEvtchn);
     }
 
-    private uint ReadReq(uint index)
-    {
-        uint v = 0;
-        for (uint i = 0; i < 4; i++) v |= (uint)_mem.Read8(_store + XsReqOff + ((index + i) & (XsRingSize - 1))) << (int)(8 * i);
-        return v;
-    }
+    private static uint U32(ReadOnlySpan<byte> b, int at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(b[at..]);
 
-    private bool WriteRsp(uint type, uint reqId, uint txId, byte[] payload)
+    private void Serialize(XsMessage m)
     {
-        uint cons = _mem.Read32(_store + XsRspCons), prod = _mem.Read32(_store + XsRspProd);
-        int total = 16 + payload.Length;
-        if (XsRingSize - (prod - cons) < total) return false;
-        Span<byte> msg = stackalloc byte[total];
-        BitConverter.TryWriteBytes(msg, type);
-        BitConverter.TryWriteBytes(msg[4..], reqId);
-        BitConverter.TryWriteBytes(msg[8..], txId);
-        BitConverter.TryWriteBytes(msg[12..], (uint)payload.Length);
-        payload.CopyTo(msg[16..]);
-        for (int i = 0; i < total; i++) _mem.Write8(_store + XsRspOff + ((prod + (uint)i) & (XsRingSize - 1)), msg[i]);
-        _mem.Write32(_store + XsRspProd, prod + (uint)total);
-        return true;
+        Span<byte> h = stackalloc byte[XsWire.HeaderSize];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(h, m.Type);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(h[4..], m.ReqId);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(h[8..], m.TxId);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(h[12..], (uint)m.Payload.Length);
+        foreach (byte b in h) _xsOut.Enqueue(b);
+        foreach (byte b in m.Payload) _xsOut.Enqueue(b);
     }
 }

@@ -32,6 +32,10 @@ public sealed record HypervisorSnapshot
     public int StormDeliveries { get; init; }
     /// <summary>The guest has written to its PV console ring (display only: <see cref="ConsoleView.Auto"/>).</summary>
     public bool RingConsoleUsed { get; init; }
+    /// <summary>xenstored: the tree, watches and transactions, and the store ring's bytes it holds each way.</summary>
+    public Xenstore.XenstoredSnapshot? Xenstore { get; init; }
+    public byte[] XenstorePartialRequest { get; init; } = [];
+    public byte[] XenstoreReplies { get; init; } = [];
     /// <summary>The running vCPU, the parked contexts of the others (null for the running one and uninitialised ones) and the quantum's end.</summary>
     public int CurrentVcpu { get; init; }
     public ParkedVcpu?[] Parked { get; init; } = [];
@@ -63,6 +67,9 @@ public sealed partial class Hypervisor : IStateHashable
             StormIcount = _stormIcount,
             StormDeliveries = _stormDeliveries,
             RingConsoleUsed = _ringUsed,
+            Xenstore = Console.Xenstore.Snapshot(),
+            XenstorePartialRequest = Console.SnapshotXenstoreStreams().Partial,
+            XenstoreReplies = Console.SnapshotXenstoreStreams().Replies,
             CurrentVcpu = _current,
             Parked = (ParkedVcpu?[])_parked.Clone(),
             SliceEnd = _sliceEnd,
@@ -95,6 +102,8 @@ public sealed partial class Hypervisor : IStateHashable
         _stormIcount = s.StormIcount;
         _stormDeliveries = s.StormDeliveries;
         _ringUsed = s.RingConsoleUsed;
+        if (s.Xenstore != null) Console.Xenstore.Restore(s.Xenstore);
+        Console.RestoreXenstoreStreams(s.XenstorePartialRequest, s.XenstoreReplies);
         if (s.Parked.Length != _parked.Length) throw new ArgumentException("vcpu count differs", nameof(s));
         _current = s.CurrentVcpu;
         s.Parked.CopyTo(_parked, 0);

@@ -37,6 +37,7 @@ public sealed partial class Hypervisor : ICpuHost
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
         SegmentLoader = new CpuSegmentLoader(cpu, mm);
         mm.VmAssistValid = Xen4 ? Vmasst.ValidCompat : Vmasst.Valid31;
+        mm.CompatGuest = Xen4;
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
         Vcpus = CreateVcpus(Options.VcpuCount);
         _parked = new ParkedVcpu?[Vcpus.Length];

@@ -3,7 +3,7 @@ using Replayvisor.Engine.Cpu.Decode;
 
 namespace Replayvisor.Engine.Cpu.Handlers;
 
-/// <summary>hlt, flag-bit instructions, cli/sti, ud2/invalid encodings, and the unsupported stop.</summary>
+/// <summary>hlt, flag-bit instructions, cli/sti, the memory fences, ud2/invalid encodings, and the unsupported stop.</summary>
 internal static unsafe class Misc
 {
     public static delegate*<X86Cpu, ref DecodedInsn, void> Select(ref DecodedInsn d)
@@ -19,11 +19,20 @@ internal static unsafe class Misc
             case Mnemonic.Cli: return &Cli;
             case Mnemonic.Sti: return &Sti;
             case Mnemonic.Ud2: case Mnemonic.Ud0: case Mnemonic.Ud1: return &Ud;
+            case Mnemonic.Mfence: case Mnemonic.Lfence: case Mnemonic.Sfence: return &Fence;
             default: return null;
         }
     }
 
     public static void Ud(X86Cpu c, ref DecodedInsn d) => c.RaiseUd();
+
+    /// <summary>
+    /// mfence, lfence, sfence (SDM vol. 2): order loads and stores against each other. The model
+    /// executes one access at a time with no store buffer, so they only retire. They execute
+    /// although CPUID does not show SSE2, as on every processor a 64-bit Xen runs on (GRUB's
+    /// i386-xen image uses mfence as its memory barrier without asking CPUID).
+    /// </summary>
+    private static void Fence(X86Cpu c, ref DecodedInsn d) { }
 
     public static void Unsupported(X86Cpu c, ref DecodedInsn d) => c.StopUnsupported(ref d);
 

@@ -67,7 +67,7 @@ internal static unsafe class SegmentOps
     {
         ushort sel = (ushort)(d.Op1IsMem ? c.Read16(d.MemSeg, c.Ea(ref d)) : c.GetReg(d.R1, 2));
         if (c.Faulted) return;
-        c.LoadSegment(d.Cc, sel);
+        if (c.LoadSegment(d.Cc, sel) && d.Cc == Seg.SS) c.BeginInterruptShadow();
     }
 
     /// <summary>mov r/m, sreg: memory gets 16 bits; a 32-bit register gets the zero-extended selector (P6 and later).</summary>
@@ -102,6 +102,7 @@ internal static unsafe class SegmentOps
         uint esp = s32 ? newSp : (c.Esp & 0xFFFF0000u) | (newSp & 0xFFFF);
         if (!c.LoadSegment(d.Cc, (ushort)v)) return;
         c.Esp = esp;
+        if (d.Cc == Seg.SS) c.BeginInterruptShadow();
     }
 
     /// <summary>lds/les/lfs/lgs/lss r, m16:16 or m16:32: offset first, then the selector (SDM vol. 2 LDS).</summary>

@@ -91,6 +91,7 @@ internal static unsafe class StringOps
             done++;
             c.Gpr[Reg.ECX] = (c.Gpr[Reg.ECX] & ~amask) | ((c.Gpr[Reg.ECX] - 1) & amask);
             if (T.Compares && (d.Rep == 1 ? !c.ZF : c.ZF)) { stopped = true; break; }
+            if (c.DataBreakpointHits != 0) break; // #DB after this iteration (SDM vol. 3 §17.3.1.2)
         }
         c.RetireIterations(done - 1); // the run loop adds the last one
         if (!stopped && (c.Ecx & amask) != 0)

@@ -57,6 +57,16 @@ public sealed partial class MemoryManager : IMmContext
     /// <summary>The initial domain (I/O privilege: FLUSH_CACHE, update_va_mapping_otherdomain, I/O memory mappings).</summary>
     public bool Privileged { get; init; }
 
+    /// <summary>
+    /// The guest is a 32-bit guest of 64-bit Xen (the 4.19 profile): its L3 entries follow
+    /// l3_disallow_mask for is_pv_32bit_domain, and the CPU walks its L3 as a long-mode L3.
+    /// </summary>
+    public bool CompatGuest
+    {
+        get => _cpu.PaeRootIsLongModeL3;
+        set { _fmt.L3Disallow = PagingFormat.L3DisallowFor(value); _cpu.PaeRootIsLongModeL3 = value; }
+    }
+
     /// <summary>The page type system; read-only queries for the rest of the model and for tests.</summary>
     public FrameTable Frames { get; }
 

@@ -6,7 +6,9 @@ namespace Replayvisor.Engine.Xen.Mm;
 /// <summary>
 /// Entry layout and the disallowed-flag masks of one paging mode (docs/xen-abi.md §10.2, Xen 3.1 release build):
 /// L1/L2: PSE/PAT (bit 7) and GLOBAL (bit 8) rejected, PAE bits 44–62 rejected (NX allowed);
-/// PAE L3: must-be-zero mask 0xFFFFF1E6 (Xen's flag word; its bits 12–31 are PTE bits 52–63).
+/// PAE L3: must-be-zero mask 0xFFFFF1E6 (Xen's flag word; its bits 12–31 are PTE bits 52–63);
+/// a compat guest of 64-bit Xen: 0xFFFFF198 (l3_disallow_mask for is_pv_32bit_domain in
+/// xen/arch/x86/mm.c: PWT, PCD, PSE and GLOBAL; RW, USER, ACCESSED and DIRTY are allowed).
 /// </summary>
 internal sealed class PagingFormat
 {
@@ -21,7 +23,7 @@ internal sealed class PagingFormat
         ulong high = Pae ? 0x7FFF_F000_0000_0000ul : 0;
         L1Disallow = Pte.PSE | Pte.G | high;
         L2Disallow = Pte.PSE | Pte.G | high;
-        L3Disallow = 0x1E6ul | 0xFFFF_F000_0000_0000ul;
+        L3Disallow = L3DisallowFor(compatGuest: false);
     }
 
     public PhysicalMemory Mem { get; }
@@ -32,7 +34,9 @@ internal sealed class PagingFormat
     public ulong AddrMask { get; }
     public ulong L1Disallow { get; }
     public ulong L2Disallow { get; }
-    public ulong L3Disallow { get; }
+    public ulong L3Disallow { get; set; }
+
+    public static ulong L3DisallowFor(bool compatGuest) => (compatGuest ? 0x198ul : 0x1E6ul) | 0xFFFF_F000_0000_0000ul;
 
     /// <summary>The root table level: L2 (non-PAE) or L3 (PAE).</summary>
     public PageType RootType => Pae ? PageType.L3 : PageType.L2;

@@ -22,6 +22,8 @@ public class StateFieldsTests
         ["CpuSnapshot.Tlb"] = "a cache (a stale entry is visible to the guest only through memory, which is hashed)",
         ["CpuSnapshot.TlbGeneration"] = "a cache generation",
         ["CpuSnapshot.TlbGlobalGeneration"] = "a cache generation",
+        ["CpuSnapshot.DataBreakpointsActive"] = "which pages are kept out of the TLB (a cache) while data breakpoints are armed",
+        ["CpuSnapshot.DataBreakpointKey"] = "the DR0-3/DR7 those pages came from (DR0-7 themselves are hashed)",
         ["HypervisorSnapshot.RingConsoleUsed"] = "which console the sink shows: display only, never seen by the guest",
         // The fault-storm guard (Hypervisor.Delivery.cs) counts deliveries at one instruction count. It is
         // not in the hash because every recorded checkpoint would change; it only differs between runs
