@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the `replayvisor` command (README "Install"):
 #   ./install.sh                    packs src/Cli as a .NET tool into artifacts/packages and installs
-#                                   it globally from there (~/.dotnet/tools/replayvisor); updates it
-#                                   when it is already installed
+#                                   it globally from there (~/.dotnet/tools/replayvisor), replacing
+#                                   an installed copy
 #   ./install.sh --tool-path DIR    installs the tool into DIR instead (DIR/replayvisor)
 #   ./install.sh --single-file DIR  publishes a self-contained linux-x64 single binary DIR/replayvisor
-#                                   (no .NET runtime needed to run it)
-# Packages come only from artifacts/packages (no network). Every failure is one line on stderr.
+# The tool is self-contained too (its package carries the .NET runtime): running it needs no .NET;
+# building it needs the .NET 10 SDK. Packages come only from artifacts/packages (no network).
+# Every failure is one line on stderr.
 set -euo pipefail
 cd "$(dirname "$0")"
 die() { echo "install.sh: $*" >&2; exit 1; }
@@ -16,20 +17,16 @@ case "${1:-}" in
   "") ;;
   --tool-path) mode=tool-path; dest=${2:-}; [ -n "$dest" ] || die "--tool-path needs a directory" ;;
   --single-file) mode=single-file; dest=${2:-}; [ -n "$dest" ] || die "--single-file needs a directory" ;;
-  -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) die "unknown option '$1' (try ./install.sh --help)" ;;
 esac
 
-# The SDK (to build) and, for the tool, a .NET 10 or newer runtime (to run it).
+# The packages are for Linux on x86-64; building them needs the .NET 10 SDK (or newer).
+[ "$(uname -s) $(uname -m)" = "Linux x86_64" ] ||
+  die "replayvisor is built for Linux on x86-64 (linux-x64); this is $(uname -s) $(uname -m)"
 command -v dotnet >/dev/null || die "the .NET 10 SDK is needed and 'dotnet' is not on the PATH (https://dot.net/download)"
 sdk=$(dotnet --version 2>/dev/null) || die "'dotnet' does not work: run 'dotnet --info' to see why"
 [ "${sdk%%.*}" -ge 10 ] 2>/dev/null || die ".NET SDK $sdk is too old: replayvisor needs the .NET 10 SDK or newer (https://dot.net/download)"
-if [ "$mode" != single-file ]; then
-  runtimes=$(dotnet --list-runtimes 2>/dev/null | sed -n 's/^Microsoft\.NETCore\.App \([0-9]*\)\..*/\1/p')
-  newest=$(echo "$runtimes" | sort -n | tail -1)
-  [ -n "$newest" ] && [ "$newest" -ge 10 ] ||
-    die "no .NET 10 runtime (found: ${newest:-none}): install .NET 10, or use ./install.sh --single-file DIR, which needs none"
-fi
 
 # Where it goes must be writable: say so now, not after the build.
 case "$mode" in
@@ -50,6 +47,7 @@ if [ "$mode" = single-file ]; then
   exit 0
 fi
 
+# Two packages: Replayvisor.linux-x64 (self-contained, ReadyToRun) and Replayvisor, which points to it.
 run dotnet pack src/Cli -c Release -nologo -o artifacts/packages
 version=$(sed -n 's:.*<Version>\(.*\)</Version>.*:\1:p' src/Cli/Replayvisor.Cli.csproj | head -1)
 # Only the local folder as a package source: installing works offline and never picks up another
@@ -61,7 +59,7 @@ where=(--global); [ "$mode" = tool-path ] && where=(--tool-path "$dest")
 # Uninstall first: a rebuilt package keeps its version number, and update would keep the old bits.
 dotnet tool uninstall "${where[@]}" replayvisor >/dev/null 2>&1 || true
 run dotnet tool install "${where[@]}" --configfile "$config" --version "$version" Replayvisor
-echo "installed replayvisor $version in $dest"
+echo "installed replayvisor $version in $dest (self-contained linux-x64: needs no .NET runtime)"
 
 if [ "$mode" = global ]; then
   case ":$PATH:" in

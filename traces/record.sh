@@ -34,3 +34,8 @@ record hello               hello.elf
 record segments            segments-pae.elf
 WANT_EXIT=3 record crash   crash.elf          # the guest fails on purpose and crashes itself
 WANT_EXIT=7 record fpu     fpu.elf            # stops at the first x87 instruction (not implemented)
+
+# Format 4: events.rvt with a keyframe every 32768 instructions (`index` copies its events unchanged).
+mkdir -p traces/v4
+rv index traces/events.rvt --interval 32768 -o traces/v4/events-indexed.rvt 2>/dev/null
+printf '%-22s %8s bytes\n' "v4/events-indexed.rvt" "$(stat -c %s traces/v4/events-indexed.rvt)"

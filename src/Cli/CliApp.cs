@@ -60,6 +60,7 @@ public static class CliApp
         root.Subcommands.Add(RunCmd(stdout, stderr));
         root.Subcommands.Add(RecordCmd(stdout, stderr));
         root.Subcommands.Add(ReplayCmd(stderr));
+        root.Subcommands.Add(IndexCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(DiffCmd(stdout));
@@ -124,11 +125,29 @@ public static class CliApp
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
         var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
-        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data };
+        var keyframes = new Option<ulong>("--keyframe-interval") { Description = "Then add a keyframe every N instructions (as `index` does; 0: none)", HelpName = "N" };
+        var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data, keyframes };
         cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
-        cmd.SetAction(p => GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
-            p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data)));
+        cmd.SetAction(p =>
+        {
+            int code = GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
+                p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data));
+            // Keyframes are made by replaying the finished trace (docs/time-travel.md "Keyframes"); the recording's own exit code stands.
+            if (p.GetValue(keyframes) is > 0 and var n && code != ExitCodes.Interrupted) IndexCommand.Run(p.GetValue(output)!, n, null, stderr);
+            return code;
+        });
+        return cmd;
+    }
+
+    private static Command IndexCmd(TextWriter stderr)
+    {
+        var trace = TraceArg();
+        var interval = new Option<ulong>("--interval") { Description = "Instructions between keyframes", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
+        var output = new Option<string?>("--output", "-o") { Description = "Write the indexed trace here instead of replacing the original", HelpName = "out.rvt" };
+        var cmd = new Command("index", "Add keyframes to a trace so that seeking (debug, gdbserver, goto) starts near its target") { trace, interval, output };
+        cmd.WithExample("replayvisor index sched.rvt --interval 10000000");
+        cmd.SetAction(p => IndexCommand.Run(p.GetValue(trace)!, p.GetValue(interval), p.GetValue(output), stderr));
         return cmd;
     }
 
@@ -165,9 +184,10 @@ public static class CliApp
         var trace = TraceArg();
         var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0: any free port, printed on stderr)", DefaultValueFactory = _ => 0 };
         var memory = SnapshotMemoryOption();
-        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory };
+        var log = new Option<bool>("--log") { Description = "Print every packet gdb sends on stderr" };
+        var cmd = new Command("gdbserver", "Serve a trace to gdb over the remote protocol, with reverse execution") { trace, port, memory, log };
         cmd.WithExample("replayvisor gdbserver sched.rvt --port 1234");
-        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr));
+        cmd.SetAction(p => Gdb.GdbServerCommand.Run(p.GetValue(trace)!, p.GetValue(port), p.GetValue(memory), stderr, p.GetValue(log)));
         return cmd;
     }
 
@@ -231,14 +251,16 @@ public static class CliApp
         var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
         var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" };
         trace.CompletionSources.Add(FileCompletion.Source(".rvt"));
+        var rssBaseline = new Option<string?>("--rss-baseline") { HelpName = "small.rvt", Description = "With --trace: also replay this (shorter) trace and the --trace one each in a process of its own and compare their peak RSS" };
+        var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
         var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
         diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, diff };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, rssBaseline, peakRss, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
         cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
             ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --diff has no --json output yet (docs/json-output.md)") : DiffBench.Run(da, db, stdout))
             : p.GetValue(trace) is { } t
-            ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --trace has no --json output yet (docs/json-output.md)") : TimeTravelBench.Run(t, p.GetValue(rounds), stdout))
+            ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
             : p.GetValue(guest) is { } g
             ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
             : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));

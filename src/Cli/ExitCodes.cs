@@ -30,6 +30,8 @@ public static class ExitCodes
     public const int SameTrace = 22;
     /// <summary>diff: the traces were written by different format versions.</summary>
     public const int FormatVersionsDiffer = 23;
+    /// <summary>index: the trace cannot hold keyframes (format 1, or an incomplete trace).</summary>
+    public const int CannotIndex = 24;
     public const int Interrupted = 130;
     public const int IoError = 74;
     public const int Internal = 70;

@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Replay;
 
@@ -14,19 +15,23 @@ public sealed class ReplayInputs : IRunInputs
     private readonly Checkpoints _checkpoints;
     private readonly ulong _stopAt;
     private readonly Func<ulong> _icount;
-    private readonly bool _stopThere;
+    private readonly ShutdownEvent? _stoppedAt;
+    private readonly Func<int> _site;
 
     /// <param name="checkpoints">The checkpoint schedule (its emit checks against the recording).</param>
-    /// <param name="stopAt">Where the replay ends; with <paramref name="stopThere"/> the run reports Stopped there, as an interrupted recording did.</param>
+    /// <param name="stopAt">A count the machine must stop and poll at (where an interrupted recording stopped); ulong.MaxValue for none.</param>
+    /// <param name="stoppedAt">For a recording stopped by Ctrl-C/SIGTERM: its closing event; the run stops at the same count and stop site (XenMachine.StopSites).</param>
+    /// <param name="site">The machine's current stop site.</param>
     public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong stopAt, bool chaos, Action<string> diverged,
-        Func<ulong> icount, bool stopThere)
+        Func<ulong> icount, ShutdownEvent? stoppedAt, Func<int> site)
     {
         _console = new ConsoleInputReplayer(queue, diverged);
         _chaos = chaos ? new ChaosReplayer(queue, diverged) : null;
         _checkpoints = checkpoints;
         _stopAt = stopAt;
         _icount = icount;
-        _stopThere = stopThere;
+        _stoppedAt = stoppedAt;
+        _site = site;
     }
 
     public bool Diverged { get; set; }
@@ -37,9 +42,15 @@ public sealed class ReplayInputs : IRunInputs
     /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
     public bool Break { get; set; }
 
-    public bool StopRequested => Diverged || Break || (_stopThere && _icount() >= _stopAt);
+    /// <summary>Set once a prefix (a trace that ends early) has been used up: the replay ends.</summary>
+    public bool PrefixEnded { get; set; }
 
-    public ulong NextPoll(ulong icount) => Break ? icount : Math.Min(_stopAt, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+    public bool StopRequested => Diverged || Break || PrefixEnded || AtRecordedStop;
+
+    /// <summary>At or past the stop site where the recording was stopped on request.</summary>
+    private bool AtRecordedStop => _stoppedAt is { } s && (_icount() > s.Icount || (_icount() == s.Icount && _site() >= s.StopSite));
+
+    public ulong NextPoll(ulong icount) => Break ? icount : Math.Min(_stopAt >= icount ? _stopAt : ulong.MaxValue, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
     public bool Poll(XenMachine machine, bool blocked)
     {

@@ -14,7 +14,14 @@ public sealed record ReplayResult(
     long EventsVerified,
     bool TraceComplete,
     ulong RecordedIcount,
-    TraceSummary? Recorded);
+    TraceSummary? Recorded)
+{
+    /// <summary>The damaged chunk (or footer) that ended the trace's events, when damage did; the events before it were replayed.</summary>
+    public TraceFormatException? Damage { get; init; }
+
+    /// <summary>True when the trace holds only a prefix (killed recorder or damage) and the replay verified it.</summary>
+    public bool PrefixOnly { get; init; }
+}
 
 /// <summary>
 /// Replays a whole trace (or up to an instruction count) on a <see cref="TraceReplayer"/> and checks
@@ -43,7 +50,7 @@ public sealed class ReplaySession
 
     public ReplayResult Run()
     {
-        var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold);
+        var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold) { DamageEndsReplay = true };
         var m = replayer.Machine;
         Progress = () => (m.Icount, replayer.RecordedEnd);
         replayer.Step(new StepConstraints { ToIcount = _to });
@@ -51,15 +58,37 @@ public sealed class ReplaySession
         MachineExit exit = replayer.Exit
             ?? new MachineExit(verifier.First != null ? MachineExitKind.Stopped : MachineExitKind.InstructionLimit,
                 verifier.First != null ? "stopped on request" : "stopped after the instruction limit", m.Icount);
-        bool partial = _to.HasValue || !_reader.Complete;
-        if (verifier.First == null && !partial && RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);
+        bool prefix = replayer.IsPrefix;
+        bool reachedTo = _to is ulong to && exit.Icount >= to && !replayer.PrefixEnded;
         if (verifier.First == null)
         {
-            verifier.Finish(exit.Icount, partial ? exit.Icount : ulong.MaxValue);
-            if (!partial && _reader.Summary is { } s && verifier.First == null && (s.FinalIcount != exit.Icount || s.Exit != RunOutcome.ExitOf(exit.Kind)))
-                verifier.Fail(exit.Icount, $"the recording ended at instruction {s.FinalIcount} ({s.Exit}); the replay ended at {exit.Icount} ({exit.Kind})");
+            if (prefix)
+            {
+                // A prefix must be used up: one the replay passed without using every event has diverged.
+                if (!replayer.PrefixEnded && !reachedTo)
+                {
+                    verifier.Finish(exit.Icount, ulong.MaxValue);
+                    if (verifier.First == null && replayer.NextInput is { } input)
+                        verifier.Fail(exit.Icount, "the replay ended before taking this recorded input", input);
+                }
+            }
+            else if (_to.HasValue)
+            {
+                verifier.Finish(exit.Icount, exit.Icount);
+            }
+            else
+            {
+                if (RunOutcome.ClosingEvent(exit) is { } closing) verifier.Observe(closing);
+                verifier.Finish(exit.Icount, ulong.MaxValue);
+                if (verifier.First == null) SummaryCheck.Check(_reader.Summary, m, exit, verifier);
+            }
         }
         string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
-        return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, replayer.RecordedEnd, _reader.Summary);
+        ulong recorded = prefix ? replayer.HeldEnd : replayer.RecordedEnd;
+        return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recorded, _reader.Summary)
+        {
+            Damage = prefix ? replayer.Damage : null,
+            PrefixOnly = prefix && !reachedTo,
+        };
     }
 }

@@ -20,16 +20,22 @@ public sealed class Verifier
     public Divergence? First { get; private set; }
 
     /// <summary>
-    /// For a trace whose recorder was killed: the count of its last recorded event. Events the
-    /// replay produces at or after it may simply not have been flushed, so they end the
-    /// comparison instead of diverging.
+    /// For a trace that ends early (killed recorder, damage): true once every recorded event, checks
+    /// and inputs alike, has been used. An event produced after that lies beyond the recording and
+    /// ends the comparison instead of diverging (docs/record-replay.md "Prefixes").
     /// </summary>
-    public ulong? TruncatedAt { get; init; }
+    public Func<bool>? RecordingUsedUp { get; init; }
 
-    /// <summary>True once a truncated trace's recorded events are used up.</summary>
+    /// <summary>Called after each matched event (the replay checks whether a prefix has been used up).</summary>
+    public Action? OnMatch { get; init; }
+
+    /// <summary>True once an event beyond the end of a prefix was produced.</summary>
     public bool Exhausted { get; private set; }
     public long Matched { get; private set; }
     public TraceEvent? NextExpected => _expected.Peek;
+
+    /// <summary>True when every recorded check event has been matched.</summary>
+    public bool AtEnd => _expected.AtEnd;
 
     /// <summary>Everything a snapshot of a replay needs to put the comparison back where it was.</summary>
     public VerifierState State
@@ -50,7 +56,7 @@ public sealed class Verifier
         if (First != null) return false;
         if (Exhausted) return true;
         var expected = _expected.Peek;
-        if (TruncatedAt is ulong end && actual.Icount >= end && (expected == null || !expected.Equals(actual)))
+        if (expected == null && RecordingUsedUp?.Invoke() == true)
         {
             Exhausted = true;
             return true;
@@ -67,6 +73,7 @@ public sealed class Verifier
         }
         _expected.Take();
         Matched++;
+        OnMatch?.Invoke();
         return true;
     }
 

@@ -73,7 +73,7 @@ public class DiffCommandTests
         Cli.AssertOneLineError(Cli.Run("diff", a, truncated), 12, "truncated");
         Cli.AssertOneLineError(Cli.Run("diff", a, "/no/such.rvt"), 6, "no such file");
         Cli.AssertOneLineError(Cli.Run("diff", Path.Combine(Cli.RepoRoot, "traces", "v1", "sched-chaos.rvt"),
-            Path.Combine(Cli.RepoRoot, "traces", "sched-chaos.rvt")), 23, "different format versions (1 and 2)");
+            Path.Combine(Cli.RepoRoot, "traces", "v2", "sched-chaos.rvt")), 23, "different format versions (1 and 2)");
         Cli.AssertOneLineError(Cli.Run("diff", a, b, "--context", "-1"), 2, "--context");
     }
 }

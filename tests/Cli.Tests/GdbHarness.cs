@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
 
@@ -44,6 +45,50 @@ public static class GdbHarness
         }
         finally
         {
+            if (!server.HasExited) server.Kill(true);
+        }
+    }
+
+    /// <summary>
+    /// As <see cref="Run"/>, interrupting gdb once (SIGINT, as Ctrl-C on its terminal does) when the
+    /// server has received a packet matching <paramref name="resume"/> (gdbserver --log prints each
+    /// packet), i.e. while gdb waits for that run to stop.
+    /// </summary>
+    public static Session RunInterrupted(string trace, Regex resume, params string[] commands)
+    {
+        var (elf, symbols) = GuestOf(trace);
+        var server = Start("dotnet", [Path.Combine(AppContext.BaseDirectory, "replayvisor.dll"), "gdbserver", TracePath(trace), "--port", "0", "--log"]);
+        Process? gdb = null;
+        try
+        {
+            int port = ReadPort(server);
+            var serverLog = new System.Collections.Concurrent.BlockingCollection<string>();
+            var logging = Task.Run(() =>
+            {
+                while (server.StandardError.ReadLine() is { } line) serverLog.Add(line);
+                serverLog.CompleteAdding();
+            });
+            var args = new List<string> { "--batch", "-nx", "-ex", "set pagination off", "-ex", $"file {elf}", "-ex", $"target remote 127.0.0.1:{port}" };
+            foreach (string c in commands) { args.Add("-ex"); args.Add(c); }
+            gdb = Start("gdb", args);
+            var gdbOut = gdb.StandardOutput.ReadToEndAsync();
+            var gdbErr = gdb.StandardError.ReadToEndAsync();
+            var seen = new System.Text.StringBuilder();
+            while (true)
+            {
+                if (!serverLog.TryTake(out string? line, 240_000)) throw new TimeoutException("the server never received the resume packet:\n" + seen);
+                seen.AppendLine(line);
+                if (line.StartsWith("gdbserver: < ", StringComparison.Ordinal) && resume.IsMatch(line["gdbserver: < ".Length..])) break;
+            }
+            Process.Start("kill", ["-INT", gdb.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            if (!gdb.WaitForExit(240_000)) throw new TimeoutException("gdb did not finish:\n" + gdbOut.Result);
+            if (!server.WaitForExit(60_000)) throw new TimeoutException("the gdbserver did not exit after gdb quit");
+            logging.Wait(60_000);
+            return new Session(gdbOut.Result + gdbErr.Result, new Cli.Result(server.ExitCode, server.StandardOutput.ReadToEnd(), string.Join("\n", serverLog)), symbols);
+        }
+        finally
+        {
+            if (gdb is { HasExited: false }) gdb.Kill(true);
             if (!server.HasExited) server.Kill(true);
         }
     }

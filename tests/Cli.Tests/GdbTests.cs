@@ -83,4 +83,76 @@ public class GdbTests
         Assert.Contains("next events:", s.Gdb);
         Assert.Equal(0, s.Server.Code);
     }
+
+    [Fact]
+    public void CtrlCInterruptsAContinueAndTheSessionGoesOn()
+    {
+        // A (hardware) watchpoint on bytes nobody writes makes continue check every instruction:
+        // the 61.6 M instructions of sched-chaos take long enough to be interrupted.
+        var s = GdbHarness.RunInterrupted("sched-chaos.rvt", new Regex("^(vCont;c|c$)"),
+            "watch *(int *)&guest_name", "continue", "monitor when", "stepi", "reverse-stepi", "monitor when");
+        Assert.Contains("Hardware watchpoint 1", s.Gdb);
+        Assert.Contains("Program received signal SIGINT", s.Gdb);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.Equal(when[0], when[1]);
+        ulong at = ulong.Parse(when[0].Split(' ', ',')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(at, 0ul, 61_000_000ul); // stopped where the interrupt came, not at the end (61,560,367)
+        Assert.Equal(0, s.Server.Code);
+    }
+
+    [Fact]
+    public void AfterMonitorGotoTheDocumentedFlushShowsTheNewRegisters()
+    {
+        // docs/gdbserver.md: gdb keeps its register cache across a monitor command, so `monitor goto`
+        // is followed by `maintenance flush register-cache` (the rv-goto command defined there).
+        string script = Cli.TempFile("rv-goto.gdb");
+        File.WriteAllText(script, GdbGotoScript());
+        var s = GdbHarness.Run("events.rvt", $"source {script}", "stepi", Regs, "rv-goto 500", Regs, "stepi", "reverse-stepi", Regs, "rv-goto 1", Regs);
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 4, s.Gdb);
+        Assert.NotEqual(regs[0], regs[1]);
+        Assert.Equal(regs[1], regs[2]);  // what gdb showed after the goto is what stepping back to 500 shows
+        Assert.Equal(regs[0], regs[3]);  // back at instruction 1
+        Assert.Contains("now at instruction 500", s.Gdb);
+    }
+
+    /// <summary>The rv-goto definition as docs/gdbserver.md gives it (the test reads it from the doc, so the doc stays right).</summary>
+    private static string GdbGotoScript()
+    {
+        string doc = File.ReadAllText(Path.Combine(Cli.RepoRoot, "docs", "gdbserver.md"));
+        int start = doc.IndexOf("define rv-goto", StringComparison.Ordinal);
+        Assert.True(start >= 0, "docs/gdbserver.md defines rv-goto");
+        int end = doc.IndexOf("\nend", start, StringComparison.Ordinal);
+        return doc[start..(end + 4)] + "\n";
+    }
+
+    [Fact]
+    public void AWatchpointLongerThanEightBytesStopsAtAWriteInsideIt()
+    {
+        // hits[] holds one int per event-channel port; the timer's port is among the first four.
+        var s = GdbHarness.Run("events.rvt", "watch *(char(*)[16])&hits", "continue", "printf \"EIP %x\\n\", $eip");
+        Assert.Contains("Hardware watchpoint 1: *(char(*)[16])&hits", s.Gdb);
+        Assert.Matches(@"Old value = .*\s+New value = .*\\001", s.Gdb);
+        var eip = Regex.Match(s.Gdb, "EIP ([0-9a-f]+)");
+        Assert.True(eip.Success, s.Gdb);
+        Assert.StartsWith("count", s.Symbols.Name(Convert.ToUInt32(eip.Groups[1].Value, 16)));
+    }
+
+    [Fact]
+    public void AnIndexedTraceSeeksFromItsKeyframesToTheSameRegisters()
+    {
+        var plain = GdbHarness.Run("events.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
+        var indexed = GdbHarness.Run("v4/events-indexed.rvt", "source " + GotoScriptFile(), "rv-goto 90000", Regs);
+        var a = Lines(plain.Gdb, "R ");
+        Assert.True(a.Count == 1, plain.Gdb);
+        Assert.Equal(a, Lines(indexed.Gdb, "R "));
+    }
+
+    private static string GotoScriptFile()
+    {
+        string script = Cli.TempFile("rv-goto.gdb");
+        File.WriteAllText(script, GdbGotoScript());
+        return script;
+    }
 }

@@ -79,6 +79,28 @@ public class JsonOutputTests
     }
 
     [Fact]
+    public void BenchTraceJsonMatchesItsSchema()
+    {
+        string trace = Path.Combine(Cli.RepoRoot, "traces", "hello.rvt");
+        var r = Cli.Run("bench", "--trace", trace, "--rounds", "3", "--json");
+        Assert.True(r.Code == 0, r.ToString());
+        JsonSchemaCheck.AssertValid("bench-trace.schema.json", r.Stdout);
+        var j = JsonDocument.Parse(r.Stdout).RootElement;
+        var info = JsonDocument.Parse(Cli.Run("info", trace, "--json").Stdout).RootElement;
+        ulong end = info.GetProperty("instructions").GetUInt64();
+        Assert.Equal("hello.rvt", j.GetProperty("trace").GetString());
+        Assert.Equal(end, j.GetProperty("instructions").GetUInt64());
+        Assert.Equal(info.GetProperty("options").GetProperty("memory-mib").GetString(), j.GetProperty("memoryMiB").GetInt32().ToString());
+        var back = j.GetProperty("reverseStepi");
+        Assert.Equal(3, back.GetProperty("steps").GetInt32());
+        Assert.Equal(end - 3, back.GetProperty("endsAt").GetUInt64()); // three instructions back from the end
+        // The four gotos are checked by count too: three would not do.
+        var node = System.Text.Json.Nodes.JsonNode.Parse(r.Stdout)!;
+        node["gotoFromFreshSessionMs"]!.AsArray().RemoveAt(0);
+        Assert.Contains("$.gotoFromFreshSessionMs: fewer than 4 items", JsonSchemaCheck.Problems(JsonSchemaCheck.Load("bench-trace.schema.json"), JsonDocument.Parse(node.ToJsonString()).RootElement));
+    }
+
+    [Fact]
     public void TheSchemaCheckRejectsWhatTheSchemaForbids()
     {
         var schema = JsonSchemaCheck.Load("run.schema.json");

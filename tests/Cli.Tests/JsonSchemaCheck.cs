@@ -11,7 +11,7 @@ namespace Replayvisor.Cli.Tests;
 public static class JsonSchemaCheck
 {
     private static readonly HashSet<string> Known =
-        ["$schema", "title", "description", "type", "enum", "required", "properties", "additionalProperties", "items", "minimum", "maximum", "pattern", "anyOf", "$ref", "$defs"];
+        ["$schema", "title", "description", "type", "enum", "required", "properties", "additionalProperties", "items", "minItems", "maxItems", "minimum", "maximum", "pattern", "anyOf", "$ref", "$defs"];
 
     public static JsonElement Load(string name) =>
         JsonDocument.Parse(File.ReadAllText(Path.Combine(Cli.RepoRoot, "docs", "schemas", name))).RootElement;
@@ -73,6 +73,11 @@ public static class JsonSchemaCheck
                     else if (ap.ValueKind == JsonValueKind.Object) Check(root, ap, p.Value, $"{at}.{p.Name}", problems);
                 }
             }
+        }
+        if (v.ValueKind == JsonValueKind.Array)
+        {
+            if (s.TryGetProperty("minItems", out var minItems) && v.GetArrayLength() < minItems.GetInt32()) problems.Add($"{at}: fewer than {minItems} items");
+            if (s.TryGetProperty("maxItems", out var maxItems) && v.GetArrayLength() > maxItems.GetInt32()) problems.Add($"{at}: more than {maxItems} items");
         }
         if (v.ValueKind == JsonValueKind.Array && s.TryGetProperty("items", out var items))
         {

@@ -39,7 +39,9 @@ public class PackageTests
     {
         string dir = Directory.CreateTempSubdirectory("rv-feed-").FullName;
         string packages = Path.Combine(dir, "packages");
-        Dotnet(Cli.RepoRoot, "pack", "src/Cli", "-c", "Release", "--no-build", "-nologo", "-o", packages);
+        // Not --no-build: the tool package is a self-contained linux-x64 publish, whose RID-specific
+        // build the solution build does not make (the portable build output stays as it is).
+        Dotnet(Cli.RepoRoot, "pack", "src/Cli", "-c", "Release", "-nologo", "-o", packages);
         Dotnet(Cli.RepoRoot, "pack", "src/Engine/Trace", "-c", "Release", "--no-build", "-nologo", "-o", packages);
         string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         File.WriteAllText(Path.Combine(dir, "nuget.config"), $"""
@@ -53,20 +55,29 @@ public class PackageTests
         return dir;
     });
 
+    /// <summary>
+    /// The tool installs from the local feed and runs. It carries its own runtime, so it runs with
+    /// no dotnet on the PATH and DOTNET_ROOT naming an empty directory (where the .NET host looks
+    /// first); a framework-dependent tool stops there with the host's "You must install .NET" text.
+    /// </summary>
     [Fact]
-    public void TheToolInstallsIntoAToolPathAndRuns()
+    public void TheToolInstallsIntoAToolPathAndRunsWithoutADotnetRuntime()
     {
         string tools = Path.Combine(Feed.Value, "tools");
         Dotnet(Feed.Value, "tool", "install", "Replayvisor", "--tool-path", tools, "--configfile", Path.Combine(Feed.Value, "nuget.config"));
         string exe = Path.Combine(tools, "replayvisor");
+        string empty = Directory.CreateTempSubdirectory("rv-no-dotnet-").FullName;
+        var noDotnet = new Dictionary<string, string?> { ["PATH"] = empty, ["DOTNET_ROOT"] = empty };
 
-        var (code, version) = Exec(exe, Cli.RepoRoot, null, "--version");
+        var (code, version) = Exec(exe, Cli.RepoRoot, noDotnet, "--version");
         Assert.True(code == 0, version);
         Assert.StartsWith(typeof(CliApp).Assembly.GetName().Version!.ToString(3), version.Trim());
 
-        var (runCode, run) = Exec(exe, Cli.RepoRoot, null, "run", Cli.Guest("hello"));
+        var (runCode, run) = Exec(exe, Cli.RepoRoot, noDotnet, "run", Cli.Guest("hello"));
         Assert.True(runCode == 0, run);
         Assert.Contains("ALL PASS hello", run);
+        string installed = Path.GetDirectoryName(new FileInfo(exe).ResolveLinkTarget(true)?.FullName ?? exe)!;
+        Assert.True(File.Exists(Path.Combine(installed, "libcoreclr.so")), $"no runtime of its own in {installed}");
     }
 
     [Fact]
@@ -119,13 +130,27 @@ public class PackageTests
         Assert.NotEqual(0, code);
         Assert.Equal("install.sh: .NET SDK 8.0.404 is too old: replayvisor needs the .NET 10 SDK or newer (https://dot.net/download)", output.TrimEnd());
 
-        // A PATH without dotnet (install.sh needs only dirname before it looks for dotnet).
+        // A PATH without dotnet (install.sh needs only dirname and uname before it looks for dotnet).
         string bare = Path.GetDirectoryName(Cli.TempFile("x"))!;
-        File.CreateSymbolicLink(Path.Combine(bare, "dirname"), "/usr/bin/dirname");
+        foreach (string tool in new[] { "dirname", "uname" }) File.CreateSymbolicLink(Path.Combine(bare, tool), "/usr/bin/" + tool);
         env["PATH"] = bare;
         var (missing, said) = Exec("/bin/bash", Cli.RepoRoot, env, Path.Combine(Cli.RepoRoot, "install.sh"));
         Assert.NotEqual(0, missing);
         Assert.Single(said.TrimEnd().Split('\n'));
         Assert.Contains("'dotnet' is not on the PATH", said);
+    }
+
+    [Fact]
+    public void InstallingOnAnotherPlatformIsOneLine()
+    {
+        // A `uname` first on the PATH that reports a 64-bit Arm Mac.
+        string bin = Path.GetDirectoryName(Cli.TempFile("x"))!;
+        string fake = Path.Combine(bin, "uname");
+        File.WriteAllText(fake, "#!/bin/sh\ncase \"$1\" in -s) echo Darwin;; -m) echo arm64;; esac\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserExecute);
+        var env = new Dictionary<string, string?> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") };
+        var (code, output) = InstallSh(env);
+        Assert.NotEqual(0, code);
+        Assert.Equal("install.sh: replayvisor is built for Linux on x86-64 (linux-x64); this is Darwin arm64", output.TrimEnd());
     }
 }

@@ -43,7 +43,35 @@ public class GoldenTraceTests
         Assert.Equal(r.Recorded!.FinalIcount, r.Exit.Icount);
         Assert.Equal(ExpectedExit(name), r.Exit.Kind);
         using var reader = TraceReader.Open(new MemoryStream(trace));
+        Assert.Equal(3, reader.FormatVersion); // golden traces hold no keyframes: format 3 (docs/trace-format.md "Versions")
         Assert.Contains(reader.ReadEvents(), e => e is CheckpointEvent);
+    }
+}
+
+/// <summary>
+/// Traces written by format version 2 (MessagePack events chunks; traces/v2 holds the golden
+/// traces as they were before format 3's compact events chunks) stay readable and replay bit-exactly.
+/// </summary>
+public class VersionTwoTraceTests
+{
+    public static IEnumerable<object[]> Traces() =>
+        Directory.GetFiles(Path.Combine(Guests.RepoRoot, "traces", "v2"), "*.rvt").Order(StringComparer.Ordinal).Select(f => new object[] { Path.GetFileName(f) });
+
+    [Fact]
+    public void EveryCurrentGoldenTraceHasAVersionTwoCopy() =>
+        Assert.Equal(GoldenTraceTests.Traces().Select(t => (string)t[0]), Traces().Select(t => (string)t[0]));
+
+    [Theory]
+    [MemberData(nameof(Traces))]
+    public void ReplaysBitExactly(string name)
+    {
+        byte[] trace = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", "v2", name));
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        Assert.Equal(2, reader.FormatVersion);
+        Assert.True(reader.Complete, $"{name} is incomplete");
+        var r = Recordings.Replay(trace);
+        Assert.True(r.Divergence == null, $"{name}: {r.Report}");
+        Assert.Equal(r.Recorded!.FinalIcount, r.Exit.Icount);
     }
 }
 

@@ -57,6 +57,24 @@ public class RecordReplayTests
     [Fact]
     public void ChaosAndHostClockTogether() => AssertBitExact(Recordings.Record("sched", true, ClockKind.Host, chaos: 7), "sched host+chaos");
 
+    /// <summary>
+    /// Under the host clock, time values are taken inside CPU runs; taking one can uncover console
+    /// input due before the run's planned stop, and the replay must still stop and hand it over there.
+    /// </summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(8)]
+    public void ConsoleInputAfterClockReadsInsideARun(int seed)
+    {
+        var rec = Recordings.Record("sched", true, ClockKind.Host, chaos: seed, stdin: "line 1\nline 2\n"u8.ToArray());
+        using var reader = TraceReader.Open(new MemoryStream(rec.Trace));
+        var events = reader.ReadEvents().ToList();
+        int input = events.FindIndex(e => e is ConsoleInputEvent);
+        Assert.True(input > 0, "the sched guest took no console input");
+        Assert.Contains(events.Take(input), e => e is TimeEvent { Kind: TimeKind.SystemTimeNs });
+        AssertBitExact(rec, $"sched host+chaos {seed} with console input");
+    }
+
     [Fact]
     public void ChaosSeedsChangeTheRun()
     {

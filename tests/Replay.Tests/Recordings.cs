@@ -12,7 +12,7 @@ public static class Recordings
     public sealed record Recorded(byte[] Trace, LiveResult Result, string Console);
 
     public static Recorded Record(string name, bool pae, ClockKind clock = ClockKind.Virtual, int? chaos = null,
-        ulong checkpointInterval = 1_000_000, ulong maxInstructions = 500_000_000, bool killBeforeComplete = false, int vcpus = 1)
+        ulong checkpointInterval = 1_000_000, ulong maxInstructions = 500_000_000, bool killBeforeComplete = false, int vcpus = 1, byte[]? stdin = null)
     {
         var trace = new MemoryStream();
         var console = new MemoryStream();
@@ -27,7 +27,7 @@ public static class Recordings
             CheckpointInterval = checkpointInterval,
             Trace = trace,
             ConsoleOutput = console,
-            Stdin = name == "echo" ? new MemoryStream(Guests.EchoInput) : null,
+            Stdin = (stdin ?? (name == "echo" ? Guests.EchoInput : null)) is { } input ? new MemoryStream(input) : null,
             WriterOptions = new TraceWriterOptions { MaxChunkEvents = 64 },
         }))
         {
@@ -43,16 +43,16 @@ public static class Recordings
     }
 
     /// <summary>Rewrites a trace with one event changed (a new, complete, valid trace).</summary>
-    public static byte[] Rewrite(byte[] trace, Func<TraceEvent, TraceEvent?> change)
+    public static byte[] Rewrite(byte[] trace, Func<TraceEvent, TraceEvent?> change, Func<TraceSummary, TraceSummary>? summary = null)
     {
         using var reader = TraceReader.Open(new MemoryStream(trace));
         var output = new MemoryStream();
-        using (var w = new TraceWriter(output, reader.Header, reader.GuestImage.Span, leaveOpen: true))
+        using (var w = new TraceWriter(output, reader.Header, reader.GuestImage.Span, new TraceWriterOptions { MaxChunkEvents = 64 }, leaveOpen: true))
         {
             // Changed events keep the file sorted by instruction count (a stable sort keeps same-count order).
             foreach (var e in reader.ReadEvents().Select(change).OfType<TraceEvent>().OrderBy(e => e.Icount))
                 w.Append(e);
-            w.Complete(reader.Summary!);
+            w.Complete(summary?.Invoke(reader.Summary!) ?? reader.Summary!);
         }
         return output.ToArray();
     }

@@ -82,7 +82,7 @@ public class SmpTests
     [Fact]
     public void OldTracesReadWithEveryEventOnVcpuZero()
     {
-        byte[] trace = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", "events.rvt"));
+        byte[] trace = File.ReadAllBytes(Path.Combine(Guests.RepoRoot, "traces", "v2", "events.rvt") /* recorded before the vcpus option */);
         using var reader = TraceReader.Open(new MemoryStream(trace));
         Assert.Null(reader.Header.GetOption(RunOptionKeys.Vcpus));
         Assert.Equal(1, RunOptions.FromHeader(reader.Header).Vcpus);

@@ -18,7 +18,7 @@ public static class BenchCommand
         var text = json ? TextWriter.Null : output;
         var workloads = new JsonArray();
         text.WriteLine($"paging on, {instructions:N0} instructions per round (interpreter: a tenth), best of {rounds}");
-        text.WriteLine("MIPS by wall-clock time; in brackets by process CPU time (steadier on a shared machine)");
+        text.WriteLine("MIPS by wall-clock time; in brackets by the thread's CPU time (steadier on a shared machine)");
         text.WriteLine($"{"workload",-16} {"compiled",21} {"block cache",21} {"interpreter",21} {"comp/bc",8} {"bc/int",8}");
         Report("integer", IntegerWorkload.Create, instructions, rounds, text, workloads);
         Report("rep movs/stos", ExtraWorkloads.CreateString, instructions, rounds, text, workloads);
@@ -64,19 +64,16 @@ public static class BenchCommand
     private static (double Wall, double Cpu) Measure(Func<CpuTier, X86Cpu> create, CpuTier tier, ulong instructions, int rounds)
     {
         double best = 0, bestCpu = 0;
-        var self = Process.GetCurrentProcess();
         var warm = create(tier);
         warm.Run(Math.Min(instructions, 2_000_000));
         for (int r = 0; r < rounds; r++)
         {
             var cpu = create(tier);
-            self.Refresh();
-            TimeSpan cpu0 = self.TotalProcessorTime;
+            var cpu0 = ThreadCpuTime.Start();
             var sw = Stopwatch.StartNew();
             cpu.Run(instructions);
             sw.Stop();
-            self.Refresh();
-            double cpuSeconds = (self.TotalProcessorTime - cpu0).TotalSeconds;
+            double cpuSeconds = cpu0.Seconds;
             if (cpu.Icount != instructions) throw new InvalidOperationException($"workload stopped early at {cpu.Icount}: {cpu.StopMessage}");
             best = Math.Max(best, instructions / sw.Elapsed.TotalSeconds / 1e6);
             if (cpuSeconds > 0) bestCpu = Math.Max(bestCpu, instructions / cpuSeconds / 1e6);

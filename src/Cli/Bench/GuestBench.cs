@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
@@ -25,33 +24,37 @@ public static class GuestBench
         var output = json ? TextWriter.Null : stdout;
         var options = new XenMachineOptions { MemoryMiB = 32 };
         output.WriteLine($"guest {Path.GetFileName(kernelPath)}, best of {rounds}, checkpoint interval {checkpointInterval:N0}");
-        output.WriteLine("times are process CPU time (steadier than wall time on a shared machine)");
+        output.WriteLine("times are the CPU time of the running thread (steadier than wall time on a shared machine)");
         long hypercalls = 0, compiled = 0, ilBytes = 0;
+        XenMachine? last = null;
+        // A plain run is what `run` does and a recording what `record` does: both are timed from
+        // building the machine to its end, so the record overhead is the trace and nothing else.
         (double Seconds, ulong Icount) PlainRun(CpuTier tier)
         {
-            var m = new XenMachine(kernel, options with { Tier = tier });
-            m.Hypervisor.ConsoleSink = new BufferConsoleSink();
-            var t = CpuTime.Start();
-            var exit = m.Run(ulong.MaxValue);
+            var t = ThreadCpuTime.Start();
+            using var s = new LiveSession(new LiveRequest
+            {
+                Kernel = kernel, ImageName = "bench", Machine = options with { Tier = tier }, ConsoleOutput = Stream.Null,
+            });
+            var r = s.Run();
             double sec = t.Seconds;
-            hypercalls = m.HypercallStats.Values.Sum();
-            compiled = m.Cpu.BlocksCompiled;
-            ilBytes = m.Cpu.CompiledIlBytes;
-            return (sec, exit.Icount);
+            hypercalls = s.Machine.HypercallStats.Values.Sum();
+            compiled = s.Machine.Cpu.BlocksCompiled;
+            ilBytes = s.Machine.Cpu.CompiledIlBytes;
+            last = s.Machine;
+            return (sec, r.Exit.Icount);
         }
         // The block cache first (it warms the .NET JIT for the engine), then one compiled run that
         // compiles every hot block, then compiled runs that find the code in the process-wide cache:
         // the difference of the first compiled run and the best later one is the compile cost.
-        double blockCache = Best(rounds, () => PlainRun(CpuTier.BlockCache), out _);
+        double blockCache = Best(rounds, [() => PlainRun(CpuTier.BlockCache)], out _)[0];
         double cold = PlainRun(CpuTier.Compiled).Seconds;
         long blocksCompiled = compiled, blockIl = ilBytes;
-        double plain = Best(rounds, () => PlainRun(CpuTier.Compiled), out ulong icount);
-        double compileMsPer1000 = blocksCompiled == 0 ? 0 : Math.Max(0, cold - plain) * 1000 / blocksCompiled * 1000;
         byte[] trace = [];
-        double record = Best(rounds, () =>
+        (double Seconds, ulong Icount) Record()
         {
             var ms = new MemoryStream();
-            var t = CpuTime.Start();
+            var t = ThreadCpuTime.Start();
             LiveResult r;
             using (var s = new LiveSession(new LiveRequest
             {
@@ -62,15 +65,21 @@ public static class GuestBench
             double sec = t.Seconds;
             trace = ms.ToArray();
             return (sec, r.Exit.Icount);
-        }, out _);
-        double replay = Best(rounds, () =>
+        }
+        (double Seconds, ulong Icount) Replay()
         {
             using var reader = TraceReader.Open(new MemoryStream(trace));
-            var t = CpuTime.Start();
+            var t = ThreadCpuTime.Start();
             var r = new ReplaySession(reader, null).Run();
             if (r.Divergence != null) throw new InvalidOperationException("bench replay diverged: " + r.Report);
             return (t.Seconds, r.Exit.Icount);
-        }, out _);
+        }
+        // Run, record and replay take turns round by round, so a change in the machine's load or
+        // in the .NET JIT's code during the bench falls on all three alike.
+        double[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), Record, Replay], out ulong icount);
+        double plain = best[0], record = best[1], replay = best[2];
+        double stateHashUs = StateHashCost(last!);
+        double compileMsPer1000 = blocksCompiled == 0 ? 0 : Math.Max(0, cold - plain) * 1000 / blocksCompiled * 1000;
         double nsPerHypercall = plain * 1e9 / Math.Max(1, hypercalls);
         output.WriteLine($"instructions:        {icount:N0}, {hypercalls:N0} hypercalls");
         output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS   {nsPerHypercall,8:F0} ns per hypercall (whole run / hypercalls)");
@@ -78,6 +87,7 @@ public static class GuestBench
         output.WriteLine($"  first compiled run:{cold * 1000,9:F1} ms  {blocksCompiled:N0} blocks compiled, {blockIl:N0} IL bytes: {compileMsPer1000:F1} ms and {(blocksCompiled == 0 ? 0 : blockIl * 1000 / blocksCompiled):N0} IL bytes per 1,000 blocks");
         output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}%");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x");
+        output.WriteLine($"state hash (a checkpoint): {stateHashUs,9:F1} us at the end of the run");
         var virtualSizes = Sizes("virtual-clock trace", trace, icount, output);
         JsonObject hostSizes;
         var host = new MemoryStream();
@@ -106,6 +116,7 @@ public static class GuestBench
                 ["ilBytesPer1000Blocks"] = blocksCompiled == 0 ? 0 : blockIl * 1000 / blocksCompiled,
                 ["hypercalls"] = hypercalls,
                 ["nsPerHypercall"] = Math.Round(nsPerHypercall, 1),
+                ["stateHashUs"] = Math.Round(stateHashUs, 3),
                 ["record"] = Timing(record, icount),
                 ["replay"] = Timing(replay, icount),
                 ["recordOverheadPercent"] = Math.Round((record / plain - 1) * 100, 3),
@@ -116,13 +127,17 @@ public static class GuestBench
         return ExitCodes.Ok;
     }
 
-    /// <summary>Process CPU time since Start (all threads of this process).</summary>
-    private readonly struct CpuTime
+    /// <summary>CPU time of one state hash (what a checkpoint costs) of a machine at the end of its run, best of 20.</summary>
+    private static double StateHashCost(XenMachine machine)
     {
-        private readonly TimeSpan _start;
-        private CpuTime(TimeSpan start) => _start = start;
-        public static CpuTime Start() => new(Process.GetCurrentProcess().TotalProcessorTime);
-        public double Seconds => (Process.GetCurrentProcess().TotalProcessorTime - _start).TotalSeconds;
+        double best = double.MaxValue;
+        for (int i = 0; i < 21; i++)
+        {
+            var t = ThreadCpuTime.Start();
+            machine.StateHash();
+            if (i > 0) best = Math.Min(best, t.Seconds);
+        }
+        return best * 1e6;
     }
 
     private static JsonObject Timing(double seconds, ulong icount) =>
@@ -144,16 +159,19 @@ public static class GuestBench
         return sizes;
     }
 
-    private static double Best(int rounds, Func<(double Seconds, ulong Icount)> run, out ulong icount)
+    /// <summary>The best time of each measurement over <paramref name="rounds"/> rounds, each round running them all in turn (one more round first warms the JIT).</summary>
+    private static double[] Best(int rounds, Func<(double Seconds, ulong Icount)>[] runs, out ulong icount)
     {
-        double best = double.MaxValue;
+        var best = new double[runs.Length];
+        Array.Fill(best, double.MaxValue);
         icount = 0;
         for (int i = 0; i < rounds + 1; i++)
-        {
-            var (t, n) = run();
-            icount = n;
-            if (i > 0) best = Math.Min(best, t); // the first round warms the JIT
-        }
+            for (int k = 0; k < runs.Length; k++)
+            {
+                var (t, n) = runs[k]();
+                if (k == 0) icount = n;
+                if (i > 0) best[k] = Math.Min(best[k], t);
+            }
         return best;
     }
 }

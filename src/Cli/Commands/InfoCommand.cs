@@ -61,6 +61,8 @@ public static class InfoCommand
                 ["compressedBytes"] = stats.CompressedBytes,
                 ["uncompressedBytes"] = stats.UncompressedBytes,
                 ["compressionRatio"] = Math.Round(ratio, 3),
+                ["keyframes"] = reader.Keyframes.Count,
+                ["keyframeBytes"] = reader.Keyframes.Sum(k => (long)k.StoredLength),
             };
             output.WriteLine(o.ToJsonString(JsonOutput.Options));
             return ExitCodes.Ok;
@@ -81,6 +83,8 @@ public static class InfoCommand
             output.WriteLine("hypercalls:");
             foreach (var kv in byHypercall.OrderByDescending(kv => kv.Value)) output.WriteLine($"  {kv.Key,-30}{kv.Value,10:N0}");
         }
+        if (reader.Keyframes.Count > 0)
+            output.WriteLine($"keyframes:    {reader.Keyframes.Count} (instructions {reader.Keyframes[0].Icount:N0} to {reader.Keyframes[^1].Icount:N0}), {reader.Keyframes.Sum(k => (long)k.StoredLength):N0} bytes stored");
         output.WriteLine($"size:         {fileBytes:N0} bytes on disk; events {stats.CompressedBytes:N0} stored / {stats.UncompressedBytes:N0} raw (ratio {ratio:F2})");
         return ExitCodes.Ok;
     }

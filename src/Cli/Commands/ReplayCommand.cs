@@ -34,12 +34,15 @@ public static class ReplayCommand
             stderr.WriteLine(r.Report);
             return ExitCodes.Diverged;
         }
+        string prefix = $"its recorded prefix replayed bit-exactly to instruction {r.RecordedIcount:N0} ({r.EventsVerified:N0} events verified)";
+        // Damage ends the events: the ones before it were verified, and the exit code says the trace is damaged.
+        if (r.Damage != null)
+            throw new CliException(ExitCodes.TraceDamaged, $"{path}: {r.Damage.Message}; {prefix}");
+        // Only a prefix was verified: the exit code says so, not only the message (README's table).
+        if (r.PrefixOnly)
+            throw new CliException(ExitCodes.TracePrefixOnly, $"{path}: the trace is incomplete ({reader.IncompleteReason}); {prefix}");
         if (to.HasValue)
             stderr.WriteLine($"replay: bit-exact up to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
-        else if (!r.TraceComplete)
-            // Only a prefix was verified: the exit code says so, not only the message (README's table).
-            throw new CliException(ExitCodes.TracePrefixOnly,
-                $"{path}: the trace is incomplete ({reader.IncompleteReason}); its recorded prefix replayed bit-exactly to instruction {r.Exit.Icount:N0} ({r.EventsVerified:N0} events verified)");
         else
             stderr.WriteLine($"replay: bit-exact, {r.Exit.Icount:N0} instructions, {r.EventsVerified:N0} events verified, ended as recorded: {GuestCommands.Describe(r.Exit)}");
         return ExitCodes.Ok;

@@ -26,7 +26,8 @@ public static class DebugCommand
         var editor = new LineEditor();
         if (interactive)
         {
-            stdout.WriteLine($"{path}: {reader.Header.GuestImageName}, {reader.Summary?.FinalIcount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) ?? "?"} instructions. 'help' lists the commands.");
+            string keyframes = session.Keyframes.Count > 0 ? $", {session.Keyframes.Count} keyframes" : session.KeyframesIgnored > 0 ? $", {session.KeyframesIgnored} keyframes of another engine build (ignored)" : "";
+            stdout.WriteLine($"{path}: {reader.Header.GuestImageName}, {reader.Summary?.FinalIcount.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) ?? "?"} instructions{keyframes}. 'help' lists the commands.");
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; session.Interrupt(); };
         }
         using (script)
@@ -37,6 +38,7 @@ public static class DebugCommand
                 if (line == null) break;
                 if (!interactive) stdout.WriteLine("(rv) " + line);
                 string? output;
+                session.ClearInterrupt(); // a Ctrl-C at the prompt does not end the next command
                 try { output = debugger.Execute(line); }
                 catch (DebugCommandException e) { output = "error: " + e.Message + "\n"; }
                 catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }

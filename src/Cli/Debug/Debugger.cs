@@ -121,7 +121,7 @@ public sealed class Debugger
             StopKind.Reached => "",
             StopKind.Breakpoint when stop.Breakpoint!.Id == 0 => "",
             StopKind.Breakpoint => $"breakpoint {stop.Breakpoint!.Id} ({_descriptions.GetValueOrDefault(stop.Breakpoint.Id)})",
-            StopKind.Watchpoint => $"watchpoint {stop.Watch!.Watch.Id} ({_descriptions.GetValueOrDefault(stop.Watch.Watch.Id)}): {stop.Watch.Access.ToString().ToLowerInvariant()}, old 0x{stop.Watch.OldValue:x} new 0x{stop.Watch.NewValue:x}",
+            StopKind.Watchpoint => $"watchpoint {stop.Watch!.Watch.Id} ({_descriptions.GetValueOrDefault(stop.Watch.Watch.Id)}): {stop.Watch.Access.ToString().ToLowerInvariant()}, {Values(stop.Watch)}",
             StopKind.Event => "event: " + EventText.Text(stop.Event!).TrimStart(),
             StopKind.EndOfTrace => "the end of the trace" + (stop.Exit is { } e ? $" ({e.Kind}: {e.Detail})" : ""),
             StopKind.BeginningOfTrace => "the beginning of the trace",
@@ -133,6 +133,17 @@ public sealed class Debugger
         var cs = Cpu.Segs[Seg.CS];
         foreach (string l in _disasm.Lines(View, cs.Base + Cpu.Eip, 1, cs.Big, cs.Base + Cpu.Eip)) w.Append(l).Append('\n');
         return w.ToString();
+    }
+
+    /// <summary>Old and new value of up to 8 watched bytes; for longer ranges, the first byte that differs.</summary>
+    private static string Values(WatchHit hit)
+    {
+        if (hit.Watch.Length <= 8) return $"old 0x{hit.OldValue:x} new 0x{hit.NewValue:x}";
+        int n = Math.Min(hit.Old.Length, hit.New.Length);
+        int at = 0;
+        while (at < n && hit.Old[at] == hit.New[at]) at++;
+        if (hit.Old.Length != hit.New.Length) return hit.New.Length == 0 ? "the range became unmapped" : "the range became mapped";
+        return at == n ? "unchanged" : $"first change at +{at}: old 0x{hit.Old[at]:x2} new 0x{hit.New[at]:x2}";
     }
 
     private static ulong Count(string[] args) => args.Length == 0 ? 1 : ParseCount(args[0]);
@@ -175,8 +186,9 @@ public sealed class Debugger
     private string AddWatch(string[] args, WatchKind kind)
     {
         uint a = Location(Arg(args, 0, "watch LOC [LEN]"));
-        int len = args.Length > 1 ? (int)ParseCount(args[1]) : 4;
-        if (len is < 1 or > 8) throw new DebugCommandException("a watchpoint covers 1 to 8 bytes");
+        ulong length = args.Length > 1 ? ParseCount(args[1]) : 4;
+        if (length is < 1 or > Watchpoint.MaxLength) throw new DebugCommandException($"a watchpoint covers 1 to {Watchpoint.MaxLength} bytes");
+        int len = (int)length;
         if (!View.TryRead(a, new byte[len])) throw new DebugCommandException($"0x{a:x8} is not mapped: cannot watch it");
         int id = _nextId++;
         _watchpoints.Add(new Watchpoint(id, a, len, kind));

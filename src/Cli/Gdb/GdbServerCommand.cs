@@ -9,7 +9,7 @@ namespace Replayvisor.Cli.Gdb;
 /// <summary>`replayvisor gdbserver trace.rvt [--port N]`: serve one gdb connection on 127.0.0.1.</summary>
 public static class GdbServerCommand
 {
-    public static int Run(string path, int port, uint snapshotMemoryMiB, TextWriter stderr)
+    public static int Run(string path, int port, uint snapshotMemoryMiB, TextWriter stderr, bool log = false)
     {
         if (port is < 0 or > 65535) throw new CliException(ExitCodes.Usage, $"--port {port}: not a TCP port (0 picks a free one)");
         using var reader = TraceFiles.Open(path);
@@ -26,8 +26,10 @@ public static class GdbServerCommand
         listener.Stop();
         client.NoDelay = true;
         using var conn = new RspConnection(client.GetStream(), session.Interrupt);
+        if (log) conn.OnPacket = packet => { lock (stderr) { stderr.WriteLine("gdbserver: < " + packet); stderr.Flush(); } };
         try { new GdbStub(session, conn).Serve(); }
         catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+        catch (IOException) { } // gdb closed the connection while a reply was on its way
         stderr.WriteLine($"gdbserver: gdb disconnected at instruction {session.Icount}");
         return ExitCodes.Ok;
     }

@@ -33,7 +33,12 @@ public sealed class GdbStub
     {
         while (_conn.Receive() is { } packet)
         {
-            if (packet == "\u0003") continue; // an interrupt that came while nothing ran
+            if (packet == "\u0003")
+            {
+                // Queued behind the run it interrupted (already consumed), or it came while nothing ran: forget it.
+                _session.ClearInterrupt();
+                continue;
+            }
             if (packet is "k") return;
             if (packet.StartsWith("vKill", StringComparison.Ordinal) || packet.StartsWith('D'))
             {
@@ -173,7 +178,7 @@ public sealed class GdbStub
         if (_points.ContainsKey(key)) return "OK";
         if (type >= 2)
         {
-            if (kind is < 1 or > 8) return "E01"; // up to 8 bytes per watchpoint
+            if (kind is < 1 or > Watchpoint.MaxLength) return "E01";
             if (!_session.Replayer.View.TryRead((uint)addr, new byte[kind])) return "E14"; // watched memory must be mapped
         }
         int newId = _nextId++;

@@ -25,7 +25,7 @@ public static class MonitorCommands
                 var stop = s.Goto(n);
                 return stop.Kind == StopKind.EndOfTrace
                     ? $"the trace ends at instruction {s.Icount} (before {n})\n"
-                    : $"now at instruction {s.Icount}\n";
+                    : $"now at instruction {s.Icount} (gdb: 'maintenance flush register-cache' shows its registers; docs/gdbserver.md rv-goto does both)\n";
             case "goto":
                 throw new MonitorException("usage: monitor goto ICOUNT (a decimal instruction count)");
             case "events":

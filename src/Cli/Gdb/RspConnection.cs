@@ -24,6 +24,9 @@ public sealed class RspConnection : IDisposable
         _reader.Start();
     }
 
+    /// <summary>Called with each packet received, on the reader thread (`gdbserver --log`).</summary>
+    public Action<string>? OnPacket { get; set; }
+
     /// <summary>Stop acknowledging packets (after QStartNoAckMode's OK).</summary>
     public bool NoAck { get; set; }
 
@@ -84,11 +87,15 @@ public sealed class RspConnection : IDisposable
                 if (lo < 0) break;
                 bool ok = int.TryParse($"{(char)hi}{(char)lo}", System.Globalization.NumberStyles.HexNumber, null, out int cs) && cs == sum;
                 if (!NoAck) lock (_stream) { _stream.WriteByte((byte)(ok ? '+' : '-')); _stream.Flush(); }
-                if (ok) _packets.Add(packet.ToString());
+                if (!ok) continue;
+                OnPacket?.Invoke(packet.ToString());
+                _packets.Add(packet.ToString());
             }
         }
         catch (IOException) { }
         catch (ObjectDisposedException) { }
+        // gdb went away: end whatever runs now instead of finishing it for nobody.
+        _onInterrupt();
         _packets.Add(null);
     }
 

@@ -123,13 +123,17 @@ public sealed partial class X86Cpu
                 }
                 if (prev != null && b.Cached && !_oneAtATime) prev.Link(b, ChainEpoch);
             }
+            // Host (debugger) breakpoints, Breakpoints.cs: the block runs only up to the first one in it.
+            int cap = _hostBreaks == null ? int.MaxValue : HostBreakCap(b);
+            if (cap == 0) { prev = null; continue; }
             if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
             // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
             // checks between instructions (TF, armed instruction breakpoints: _oneAtATime) keeps it off.
-            int r = b.Compiled != null && !_oneAtATime && (ulong)b.Count <= _stopAt - _icount ? ExecCompiled(b) : ExecBlock(b, singleStep);
+            bool whole = cap >= b.Count;
+            int r = b.Compiled != null && !_oneAtATime && whole && (ulong)b.Count <= _stopAt - _icount ? ExecCompiledChain(ref b) : ExecBlock(b, singleStep, cap);
             if (r < 0) return StopReason.Unsupported;
             if (breakpoints && r != 0) FlagsReg &= ~Fl.RF; // RF lasts one instruction
-            prev = r != 0 && b.Chainable && !_oneAtATime ? b : null;
+            prev = r != 0 && b.Chainable && !_oneAtATime && whole ? b : null;
         }
     }
 
@@ -141,6 +145,9 @@ public sealed partial class X86Cpu
     /// </summary>
     public void StopAtCurrentCount() => _stopAt = Math.Min(_stopAt, Icount);
 
+    /// <summary>Lowers the current <see cref="Run"/>'s stop count to <paramref name="icount"/> if that is sooner (it reports <see cref="StopReason.InstructionLimit"/> there).</summary>
+    public void StopNoLaterThan(ulong icount) => _stopAt = Math.Min(_stopAt, icount);
+
     /// <summary>Executes exactly one instruction (or one rep iteration); used by debuggers and tests.</summary>
     public StopReason Step() => Run(Icount + 1);
 
@@ -151,10 +158,10 @@ public sealed partial class X86Cpu
     internal ulong ChainEpoch;
 
     /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
-    private int ExecBlock(Block b, bool singleStep)
+    private int ExecBlock(Block b, bool singleStep, int cap = int.MaxValue)
     {
         var insns = b.Insns;
-        int n = b.Count;
+        int n = Math.Min(b.Count, cap);
         ulong budget = _stopAt - _icount;
         if ((ulong)n > budget) n = (int)budget;
         if (_oneAtATime) n = Math.Min(n, 1);
@@ -187,13 +194,37 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>
-    /// Runs a compiled block (only when its whole length fits the budget and TF is clear, so a
-    /// stop count is met exactly at a block boundary); the result is as <see cref="ExecBlock"/>'s.
+    /// Runs a compiled block, then, while each block ends normally, its remembered successor when
+    /// that is compiled too and nothing <see cref="Run"/> checks between blocks applies (a stop
+    /// request, TF, an enabled breakpoint, a block that does not fit the budget): the
+    /// blocks of a hot loop follow each other without the run loop's per-block bookkeeping.
+    /// <paramref name="b"/> ends as the last block run; the result is as <see cref="ExecBlock"/>'s.
     /// </summary>
-    private int ExecCompiled(Block b)
+    private int ExecCompiledChain(ref Block b)
     {
-        _blocks.Current = b.Id;
-        int i = b.Compiled!(this, b.Insns);
+        while (true)
+        {
+            _blocks.Current = b.Id;
+            int i = b.Compiled!(this, b.Insns);
+            if (i != b.Count) return ExecCompiledEnd(b, i);
+            // Any enabled breakpoint (instruction or data, DR7 L0-G3) sends blocks back to Run's one-at-a-time path.
+            // Host (debugger) breakpoints too: Run checks each block for them (HostBreakCap).
+            if (_stopRequested || !b.Chainable || (FlagsReg & Fl.TF) != 0 || (Dr[7] & 0xFF) != 0 || _hostBreaks != null) break;
+            Block? next = b.Successor(Eip, ChainEpoch);
+            if (next?.Compiled == null || (ulong)next.Count > _stopAt - _icount) break;
+            b = next;
+        }
+        _blocks.Current = 0;
+        return 1;
+    }
+
+    /// <summary>
+    /// The end of a compiled block (run only when its whole length fits the budget and TF is clear,
+    /// so a stop count is met exactly at a block boundary) that returned <paramref name="i"/>: the
+    /// result is as <see cref="ExecBlock"/>'s.
+    /// </summary>
+    private int ExecCompiledEnd(Block b, int i)
+    {
         _blocks.Current = 0;
         if (i == b.Count) return 1;
         if (i < 0) return ExecBlock(b, false);

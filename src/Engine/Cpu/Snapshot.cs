@@ -43,21 +43,13 @@ public sealed record CpuSnapshot
 /// <summary>Snapshot, restore and canonical hashing of the CPU.</summary>
 public sealed partial class X86Cpu : IStateHashable
 {
-    public CpuSnapshot Snapshot()
+    /// <summary>The registers (<see cref="SaveContext"/>) plus the count, the live TLB entries, the interrupt shadow and data-breakpoint state.</summary>
+    public CpuSnapshot Snapshot() => SaveContext() with
     {
-        var fpu = new FpuState();
-        fpu.CopyFrom(Fpu);
-        return new CpuSnapshot
-        {
-            Gpr = (uint[])Gpr.Clone(), Eip = Eip, Eflags = Eflags, Segs = (SegmentCache[])Segs.Clone(), Ldtr = Ldtr, Tr = Tr,
-            Cr0 = Cr0, Cr2 = Cr2, Cr3 = Cr3, Cr4 = Cr4, Efer = Efer, Dr = (uint[])Dr.Clone(),
-            GdtrBase = GdtrBase, GdtrLimit = GdtrLimit, IdtrBase = IdtrBase, IdtrLimit = IdtrLimit,
-            Cpl = Cpl, Icount = Icount, Fpu = fpu,
-            Tlb = LiveTlbEntries(), TlbGeneration = _gen, TlbGlobalGeneration = _globalGen,
-            InInterruptShadow = InInterruptShadow, DataBreakpointHits = DataBreakpointHits,
-            DataBreakpointsActive = DataBreakpointState.Active, DataBreakpointKey = DataBreakpointState.Key,
-        };
-    }
+        Icount = Icount, Tlb = LiveTlbEntries(), TlbGeneration = _gen, TlbGlobalGeneration = _globalGen,
+        InInterruptShadow = InInterruptShadow, DataBreakpointHits = DataBreakpointHits,
+        DataBreakpointsActive = DataBreakpointState.Active, DataBreakpointKey = DataBreakpointState.Key,
+    };
 
     /// <summary>Entries that can still hit: of the current generation, or global ones not yet flushed.</summary>
     private ulong[] LiveTlbEntries()

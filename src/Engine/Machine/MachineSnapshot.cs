@@ -29,4 +29,6 @@ public sealed record MachineSnapshot
     /// <summary>Whether the run loop stopped at a pure point and resumes without a timer check, and the timer count it resumes with.</summary>
     public bool ResumePure { get; init; }
     public ulong ResumeTimerAt { get; init; }
+    /// <summary>Where the run loop's stop-site numbering stands (<see cref="Machine.StopSites"/>).</summary>
+    public StopSiteState StopSites { get; init; } = new(ulong.MaxValue, 0, false);
 }

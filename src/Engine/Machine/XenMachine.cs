@@ -117,7 +117,12 @@ public sealed class XenMachine
         while (true)
         {
             if (hv.IsStopped) return ShutdownExit();
-            if (inputs.StopRequested) return Paused(pure, timerAt, new MachineExit(MachineExitKind.Stopped, "stopped on request", Cpu.Icount));
+            StopSites.Top(Cpu.Icount);
+            if (inputs.StopRequested)
+            {
+                StopSites.Redo();
+                return Paused(pure, timerAt, StoppedExit());
+            }
             if (!pure && Cpu.InInterruptShadow && Cpu.Icount < limit)
             {
                 // MOV SS / POP SS hold interrupts back until the next instruction has run (SDM vol. 3 §6.8.3):
@@ -142,7 +147,8 @@ public sealed class XenMachine
                     hv.Console.Poll();
                     if (Hypervisor.Runnable(v) || (hv.Smp && hv.PickNext() >= 0)) continue;
                     if (inputs.WaitForInput(this)) continue;
-                    if (inputs.StopRequested) continue;
+                    StopSites.Second();
+                    if (inputs.StopRequested) return Paused(false, timerAt, StoppedExit());
                     return new MachineExit(MachineExitKind.Idle, "the vcpu is blocked and no timer or input can wake it", Cpu.Icount);
                 }
                 ulong now = hv.NowNs;
@@ -161,7 +167,11 @@ public sealed class XenMachine
                 hv.Wake();
                 continue;
             }
-            if (Cpu.Icount >= limit) return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
+            if (Cpu.Icount >= limit)
+            {
+                StopSites.Redo();
+                return Paused(pure, timerAt, new MachineExit(MachineExitKind.InstructionLimit, "stopped after the instruction limit", Cpu.Icount));
+            }
             if (!pure)
             {
                 hv.RunTimers();
@@ -185,13 +195,17 @@ public sealed class XenMachine
                 // by where the CPU run below stops, not by this poll.
                 bool injected = inputs.Poll(this, blocked: false);
                 if (injected) continue;
-                if (inputs.StopRequested) { pure = true; continue; } // stopped at a poll that injected nothing
+                StopSites.Second();
+                if (inputs.StopRequested) return Paused(true, timerAt, StoppedExit()); // stopped at a poll that injected nothing
                 pollAt = inputs.NextPoll(Cpu.Icount);
                 if (pollAt <= Cpu.Icount) pollAt = ulong.MaxValue;
             }
+            _runPollAt = pollAt;
             ulong stopAt = Math.Min(limit, Math.Min(timerAt, pollAt));
             if (hv.Smp) stopAt = Math.Min(stopAt, Math.Max(hv.SliceEnd, Cpu.Icount + 1));
             var r = Cpu.Run(stopAt);
+            pollAt = _runPollAt;
+            _runPollAt = ulong.MaxValue;
             if (r == StopReason.Unsupported)
                 return new MachineExit(MachineExitKind.Unsupported, Cpu.StopMessage ?? "unsupported instruction", Cpu.Icount);
             if (Cpu.Icount == pollAt && Cpu.Icount < timerAt && !hv.IsStopped)
@@ -203,6 +217,25 @@ public sealed class XenMachine
 
     private bool _resumePure;
     private ulong _resumeTimerAt;
+
+    /// <summary>Where the run loop may stop on request; a stopped run's exit names its site (<see cref="MachineExit.StopSite"/>).</summary>
+    public StopSites StopSites { get; } = new();
+
+    private MachineExit StoppedExit() => new(MachineExitKind.Stopped, "stopped on request", Cpu.Icount) { StopSite = StopSites.Current };
+    private ulong _runPollAt = ulong.MaxValue;
+
+    /// <summary>
+    /// Makes the CPU run in progress stop and poll the inputs at <paramref name="icount"/> if that is
+    /// sooner than planned. A host-clock replay takes recorded time values inside the run (rdtsc,
+    /// hypercalls); taking one can uncover console input due before the run's stop count, which
+    /// must enter at the same poll as when it was recorded (docs/record-replay.md "Console input").
+    /// </summary>
+    public void PollNoLaterThan(ulong icount)
+    {
+        if (icount >= _runPollAt) return;
+        _runPollAt = icount;
+        Cpu.StopNoLaterThan(icount);
+    }
 
     /// <summary>
     /// The deterministic scheduler (docs/xen-model.md, "Several vCPUs"): at the end of the running
@@ -246,7 +279,7 @@ public sealed class XenMachine
     /// </summary>
     public byte[] StateHash()
     {
-        var w = new CanonicalWriter();
+        var w = new CanonicalWriter(_hashScratch);
         Cpu.WriteState(w);
         Domain.Memory.WriteState(w);
         w.Tag("clock");
@@ -255,8 +288,12 @@ public sealed class XenMachine
         Hypervisor.WriteState(w);
         w.Tag("machine");
         w.Bool(_sleeping);
+        _hashScratch = w.Scratch;
         return w.Finish();
     }
+
+    /// <summary>The buffer the last state hash was gathered in (a few hundred KiB, reused: not state).</summary>
+    private byte[]? _hashScratch;
 
     /// <summary>
     /// A deep copy of the whole machine at the current instruction boundary (call it between
@@ -284,6 +321,7 @@ public sealed class XenMachine
         TimerDelay = _timerDelay,
         ResumePure = _resumePure,
         ResumeTimerAt = _resumeTimerAt,
+        StopSites = StopSites.State,
     };
 
     /// <summary>
@@ -305,6 +343,7 @@ public sealed class XenMachine
         _timerDelay = s.TimerDelay;
         _resumePure = s.ResumePure;
         _resumeTimerAt = s.ResumeTimerAt;
+        StopSites.State = s.StopSites;
     }
 
     private MachineExit ShutdownExit()

@@ -42,5 +42,8 @@ public enum MachineExitKind
 /// <summary>The result of a run: what happened, a one-line explanation, and the instruction count.</summary>
 public sealed record MachineExit(MachineExitKind Kind, string Detail, ulong Icount)
 {
+    /// <summary>For <see cref="MachineExitKind.Stopped"/>: the stop site at <see cref="Icount"/> where the run ended (<see cref="Machine.StopSites"/>).</summary>
+    public int StopSite { get; init; }
+
     public override string ToString() => $"{Kind} at icount {Icount}: {Detail}";
 }

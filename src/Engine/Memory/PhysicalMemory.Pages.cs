@@ -12,6 +12,23 @@ public sealed class RamPages
 
     internal RamPages(byte[][] frames) => Frames = frames;
 
+    /// <summary>
+    /// Pages built from page-sized arrays (a keyframe read from a trace); a null entry is the
+    /// shared all-zero page. The arrays are kept, not copied: the caller must not change them.
+    /// </summary>
+    public static RamPages FromFrames(byte[]?[] frames)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        var pages = new byte[frames.Length][];
+        for (int f = 0; f < frames.Length; f++)
+        {
+            var page = frames[f] ?? Zero;
+            if (page.Length != PhysicalMemory.PageSize) throw new ArgumentException($"frame {f} is not one page", nameof(frames));
+            pages[f] = page;
+        }
+        return new RamPages(pages);
+    }
+
     internal byte[][] Frames { get; }
 
     public int FrameCount => Frames.Length;

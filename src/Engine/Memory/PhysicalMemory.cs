@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.IO.Hashing;
 using Replayvisor.Engine.State;
 
@@ -34,8 +35,12 @@ public sealed partial class PhysicalMemory : IStateHashable
         _frameHash = new UInt128[FrameCount];
         _hashStale = new byte[FrameCount];
         _pagesStale = new byte[FrameCount];
-        Array.Fill(_dirty, (byte)1);
+        // RAM starts all zero: every frame starts clean with the hash of a zero page, so the first
+        // state hash reads only the frames written since (not all of RAM).
+        Array.Fill(_frameHash, ZeroFrameHash);
     }
+
+    private static readonly UInt128 ZeroFrameHash = XxHash128.HashToUInt128(new byte[PageSize]);
 
     public uint FrameCount { get; }
     public ulong Size => (ulong)FrameCount << PageShift;
@@ -111,6 +116,8 @@ public sealed partial class PhysicalMemory : IStateHashable
     public ReadOnlySpan<byte> FrameBytes(uint frame) => _ram.AsSpan((int)(frame << PageShift), PageSize);
 
     /// <summary>RAM in canonical form: the frame count, then each frame's XxHash128 (cached while the frame is clean).</summary>
+    // Full optimisation from the first call: a recording hashes only at checkpoints, too rarely for tiered JIT to reach this loop.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         w.Tag("ram");
@@ -124,8 +131,10 @@ public sealed partial class PhysicalMemory : IStateHashable
                 _dirty[f] = 0;
                 _hashStale[f] = 0;
             }
-            w.U128(_frameHash[f]);
         }
+        // The cached hashes in frame order, each as 16 little-endian bytes: written in one piece.
+        if (BitConverter.IsLittleEndian) w.Raw(MemoryMarshal.AsBytes(_frameHash.AsSpan()));
+        else foreach (UInt128 h in _frameHash) w.U128(h);
     }
 
     /// <summary>The RAM hash computed from scratch, ignoring the cache (to check the dirty tracking).</summary>

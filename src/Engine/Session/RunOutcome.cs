@@ -15,7 +15,7 @@ public static class RunOutcome
         MachineExitKind.InstructionLimit => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.InstructionLimit, exit.Detail),
         MachineExitKind.Unsupported => new ShutdownEvent(exit.Icount, ShutdownReason.Crash, ExitKind.Stopped, "unsupported: " + exit.Detail),
         MachineExitKind.Idle => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.Stopped, "idle: " + exit.Detail),
-        MachineExitKind.Stopped => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.Stopped, InterruptedDetail),
+        MachineExitKind.Stopped => new ShutdownEvent(exit.Icount, ShutdownReason.PowerOff, ExitKind.Stopped, InterruptedDetail) { StopSite = exit.StopSite },
         _ => null,
     };
 

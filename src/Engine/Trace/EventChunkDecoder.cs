@@ -1,24 +1,43 @@
 using MessagePack;
+using Replayvisor.Engine.Trace.Compact;
 
 namespace Replayvisor.Engine.Trace;
 
-/// <summary>Decodes the MessagePack array of events in an events chunk.</summary>
+/// <summary>Decodes the events of an events chunk: a MessagePack array (kind Events) or the compact columns (kind CompactEvents).</summary>
 internal static class EventChunkDecoder
 {
-    public static TraceEvent[] Decode(byte[] raw, long offset)
+    /// <summary>Whether a chunk of <paramref name="kind"/> holds events in a trace of format <paramref name="version"/>.</summary>
+    public static bool HoldsEvents(ChunkKind kind, int version) =>
+        kind == ChunkKind.Events || (kind == ChunkKind.CompactEvents && version >= TraceLayout.CompactEventsVersion);
+
+    public static TraceEvent[] Decode(byte[] raw, long offset, ChunkKind kind = ChunkKind.Events)
     {
         TraceEvent[]? events;
-        int bytesRead;
-        try
+        if (kind == ChunkKind.CompactEvents)
         {
-            events = MessagePackSerializer.Deserialize<TraceEvent[]>(raw, TraceMessagePack.Options, out bytesRead);
+            try
+            {
+                events = CompactEventDecoder.Decode(raw);
+            }
+            catch (CompactFormatException ex)
+            {
+                throw ChunkHeader.Damaged(offset, $"compact events do not decode: {ex.Message}", ex);
+            }
         }
-        catch (MessagePackSerializationException ex)
+        else
         {
-            throw ChunkHeader.Damaged(offset, $"events do not decode: {ex.InnerException?.Message ?? ex.Message}", ex);
+            int bytesRead;
+            try
+            {
+                events = MessagePackSerializer.Deserialize<TraceEvent[]>(raw, TraceMessagePack.Options, out bytesRead);
+            }
+            catch (MessagePackSerializationException ex)
+            {
+                throw ChunkHeader.Damaged(offset, $"events do not decode: {ex.InnerException?.Message ?? ex.Message}", ex);
+            }
+            if (events is null || bytesRead != raw.Length)
+                throw ChunkHeader.Damaged(offset, "the payload is not exactly one array of events");
         }
-        if (events is null || bytesRead != raw.Length)
-            throw ChunkHeader.Damaged(offset, "the payload is not exactly one array of events");
         for (var i = 0; i < events.Length; i++)
         {
             if (events[i] is null)

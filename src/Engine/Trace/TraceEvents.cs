@@ -111,7 +111,11 @@ public sealed record FailsafeEvent(
     [Key(3)] public int Vcpu { get; init; }
 }
 
-/// <summary>The end of the run.</summary>
+/// <summary>
+/// The end of the run. <see cref="StopSite"/> places a run stopped on request (Ctrl-C, SIGTERM)
+/// exactly: which of the run loop's stop sites at <see cref="TraceEvent.Icount"/> it ended at
+/// (docs/record-replay.md "Stop sites").
+/// </summary>
 [MessagePackObject]
 public sealed record ShutdownEvent(
     ulong Icount,
@@ -121,6 +125,9 @@ public sealed record ShutdownEvent(
 {
     /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
     [Key(4)] public int Vcpu { get; init; }
+
+    /// <summary>For a run stopped on request: the stop site at <see cref="TraceEvent.Icount"/> it ended at (absent in older traces = 0).</summary>
+    [Key(5)] public int StopSite { get; init; }
 }
 
 /// <summary>A periodic checkpoint: the XxHash128 (16 bytes) of the machine state at this count.</summary>

@@ -8,7 +8,13 @@ internal sealed record LoadedIndex(
     IReadOnlyList<TraceChunkInfo> Chunks,
     TraceSummary? Summary,
     string? IncompleteReason,
-    TraceFormatException? Damage);
+    TraceFormatException? Damage)
+{
+    /// <summary>The keyframe chunks the index lists (format 4; none for an incomplete trace).</summary>
+    public IReadOnlyList<TraceKeyframeInfo> Keyframes { get; init; } = [];
+    /// <summary>The offsets of every events and keyframe chunk in file order (each chunk's chain continues the one before).</summary>
+    public IReadOnlyList<long>? FileOrder { get; init; }
+}
 
 /// <summary>
 /// Finds the event chunks: from the footer and index of a completed trace, or, when there is no
@@ -41,12 +47,15 @@ internal static class TraceIndexLoader
             var (header, raw) = source.Read(indexOffset, previousChain: null);
             if (header.Kind != ChunkKind.Index || source.End(indexOffset, header) != footerOffset)
                 return Fail(out problem, $"the footer at offset {footerOffset} does not point at an index chunk");
-            var index = MessagePackSerializer.Deserialize<TraceIndexPayload>(raw, TraceMessagePack.Options);
-            if (index?.Summary is null || !IsConsistent(source, index.Chunks, eventsStart, indexOffset))
+            var index = MessagePackSerializer.Deserialize<KeyframedIndexPayload>(raw, TraceMessagePack.Options);
+            var keyframes = index?.Keyframes.ToArray() ?? [];
+            if (keyframes.Length > 0 && source.Version < TraceLayout.KeyframesVersion)
+                return Fail(out problem, $"the index chunk at offset {indexOffset} lists keyframes, which format {source.Version} does not have");
+            var order = index?.Summary is null ? null : FileOrder(source, index.Chunks, keyframes, eventsStart, indexOffset);
+            if (order is null)
                 return Fail(out problem, $"the index chunk at offset {indexOffset} is inconsistent");
-            var chunks = index.Chunks.ToArray();
-            source.CheckChain(indexOffset, chunks.Length == 0 ? imageChain : source.ChainAt(chunks[^1].Offset));
-            return new LoadedIndex(chunks, index.Summary, null, null);
+            source.CheckChain(indexOffset, order.Count == 0 ? imageChain : source.ChainAt(order[^1]));
+            return new LoadedIndex(index!.Chunks.ToArray(), index.Summary, null, null) { Keyframes = keyframes, FileOrder = order };
         }
         catch (TraceFormatException ex)
         {
@@ -64,25 +73,49 @@ internal static class TraceIndexLoader
         return null;
     }
 
-    /// <summary>Chunks back to back from the end of the guest image to the index, each non-empty, instruction counts never falling.</summary>
-    private static bool IsConsistent(ChunkSource source, EquatableArray<TraceChunkInfo> chunks, long eventsStart, long indexOffset)
+    /// <summary>
+    /// The offsets of the events and keyframe chunks in file order, if they lie back to back from
+    /// the end of the guest image to the index: events chunks non-empty with instruction counts
+    /// never falling, keyframes in instruction-count order. Null when the index is inconsistent.
+    /// </summary>
+    private static List<long>? FileOrder(ChunkSource source, EquatableArray<TraceChunkInfo> chunks, TraceKeyframeInfo[] keyframes, long eventsStart, long indexOffset)
     {
-        var next = eventsStart;
+        var spans = new List<(long Offset, int Stored)>();
         ulong lastIcount = 0;
+        long lastOffset = -1;
         foreach (var chunk in chunks)
         {
-            if (chunk is null || chunk.Offset != next || chunk.StoredLength < 0 || chunk.RawLength < 0 || chunk.EventCount < 1
+            if (chunk is null || chunk.Offset <= lastOffset || chunk.StoredLength < 0 || chunk.RawLength < 0 || chunk.EventCount < 1
                 || chunk.FirstIcount > chunk.LastIcount || chunk.FirstIcount < lastIcount)
-                return false;
-            next = chunk.Offset + source.HeaderSize + chunk.StoredLength;
+                return null;
+            spans.Add((chunk.Offset, chunk.StoredLength));
             lastIcount = chunk.LastIcount;
+            lastOffset = chunk.Offset;
         }
-        return next == indexOffset;
+        ulong lastKeyframe = 0;
+        lastOffset = -1;
+        foreach (var k in keyframes)
+        {
+            if (k is null || k.Offset <= lastOffset || k.StoredLength < 0 || k.RawLength < 0 || k.Icount < lastKeyframe || k.Layout is null) return null;
+            spans.Add((k.Offset, k.StoredLength));
+            lastKeyframe = k.Icount;
+            lastOffset = k.Offset;
+        }
+        // Events chunks keep their order among themselves; a keyframe may sit anywhere between them.
+        spans.Sort((a, b) => a.Offset.CompareTo(b.Offset));
+        var next = eventsStart;
+        foreach (var (offset, stored) in spans)
+        {
+            if (offset != next) return null;
+            next = offset + source.HeaderSize + stored;
+        }
+        return next == indexOffset ? spans.Select(s => s.Offset).ToList() : null;
     }
 
     private static LoadedIndex Scan(ChunkSource source, long eventsStart, uint imageChain, string noFooterReason)
     {
         var chunks = new List<TraceChunkInfo>();
+        var order = new List<long>();
         var offset = eventsStart;
         var reason = noFooterReason;
         var chain = imageChain;
@@ -93,14 +126,24 @@ internal static class TraceIndexLoader
             {
                 var header = source.ReadHeader(offset, chain);
                 if (header.Kind == ChunkKind.Index)
-                    return AtIndex(source, offset, header, chunks, reason);
-                if (header.Kind != ChunkKind.Events)
+                    return AtIndex(source, offset, header, chunks, reason) with { FileOrder = order };
+                if (header.Kind == ChunkKind.Keyframe && source.Version >= TraceLayout.KeyframesVersion)
+                {
+                    // Checked and passed over: without the index a keyframe's state cannot be matched to its position.
+                    source.ReadPayload(offset, header);
+                    order.Add(offset);
+                    chain = header.Chain;
+                    offset = source.End(offset, header);
+                    continue;
+                }
+                if (!EventChunkDecoder.HoldsEvents(header.Kind, source.Version))
                     throw ChunkHeader.Damaged(offset, $"unexpected {header.Kind} chunk among the events");
-                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset);
+                var events = EventChunkDecoder.Decode(source.ReadPayload(offset, header), offset, header.Kind);
                 var info = EventChunkDecoder.Describe(offset, header, events);
                 if (info.FirstIcount < lastIcount)
                     throw ChunkHeader.Damaged(offset, $"its first event (instruction {info.FirstIcount}) comes before the last event of the chunk before it (instruction {lastIcount})");
                 chunks.Add(info);
+                order.Add(offset);
                 chain = header.Chain;
                 lastIcount = info.LastIcount;
                 offset = source.End(offset, header);
@@ -112,10 +155,10 @@ internal static class TraceIndexLoader
             }
             catch (TraceFormatException ex)
             {
-                return new LoadedIndex(chunks, null, reason, ex);
+                return new LoadedIndex(chunks, null, reason, ex) { FileOrder = order };
             }
         }
-        return new LoadedIndex(chunks, null, reason, null);
+        return new LoadedIndex(chunks, null, reason, null) { FileOrder = order };
     }
 
     /// <summary>

@@ -3,8 +3,20 @@ namespace Replayvisor.Engine.Trace;
 /// <summary>The fixed parts of the .rvt layout (docs/trace-format.md).</summary>
 internal static class TraceLayout
 {
-    /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions").</summary>
-    public const ushort FormatVersion = 2;
+    /// <summary>Bumped on every incompatible change to the layout or the event schema (docs/trace-format.md "Versions"): the newest version this build reads and writes.</summary>
+    public const ushort FormatVersion = 4;
+
+    /// <summary>The first version whose events chunks may be compact (kind <see cref="ChunkKind.CompactEvents"/>).</summary>
+    public const ushort CompactEventsVersion = 3;
+
+    /// <summary>The first version that may hold keyframe chunks (kind <see cref="ChunkKind.Keyframe"/>).</summary>
+    public const ushort KeyframesVersion = 4;
+
+    /// <summary>
+    /// What a trace without keyframes is written as: version 4 only adds keyframe chunks, so a
+    /// trace that holds none stays readable by version-3 builds (docs/trace-format.md "Versions").
+    /// </summary>
+    public const ushort BaseFormatVersion = 3;
 
     /// <summary>The oldest format version this build still reads.</summary>
     public const ushort OldestReadableVersion = 1;
@@ -38,6 +50,10 @@ internal enum ChunkKind : ushort
     Events = 3,
     /// <summary>The index and summary.</summary>
     Index = 4,
+    /// <summary>A whole replay state at one instruction count (format 4; docs/trace-format.md "Keyframe chunks").</summary>
+    Keyframe = 5,
+    /// <summary>A batch of events in the compact columnar encoding (format 3; docs/trace-format.md "Compact events chunks").</summary>
+    CompactEvents = 6,
 }
 
 /// <summary>The high 16 bits of a chunk's kind/flags word.</summary>

@@ -19,10 +19,10 @@ public sealed class TraceReader : IDisposable
     private TraceReader(Stream stream, bool leaveOpen, ChunkSource source, TraceHeader header, byte[] image, LoadedIndex index, long imageOffset)
     {
         var previous = imageOffset;
-        foreach (var chunk in index.Chunks)
+        foreach (long offset in index.FileOrder ?? index.Chunks.Select(c => c.Offset).ToList())
         {
-            _previousOffset.TryAdd(chunk.Offset, previous);
-            previous = chunk.Offset;
+            _previousOffset.TryAdd(offset, previous);
+            previous = offset;
         }
         _stream = stream;
         _leaveOpen = leaveOpen;
@@ -48,6 +48,8 @@ public sealed class TraceReader : IDisposable
     public string? IncompleteReason => _index.IncompleteReason;
     /// <summary>The event chunks, in file order (for an incomplete trace, those found by scanning).</summary>
     public IReadOnlyList<TraceChunkInfo> Index => _index.Chunks;
+    /// <summary>The keyframe chunks (format 4): whole replay states to seek from; empty for a trace without them or an incomplete one.</summary>
+    public IReadOnlyList<TraceKeyframeInfo> Keyframes => _index.Keyframes;
     /// <summary>How the run ended; null for an incomplete trace.</summary>
     public TraceSummary? Summary => _index.Summary;
     /// <summary>For an incomplete trace: the damaged chunk that ended the scan, if one did.</summary>
@@ -100,8 +102,8 @@ public sealed class TraceReader : IDisposable
             // The chain continues the chunk before this one in the index (the guest image for the first).
             var previousChain = _previousOffset.TryGetValue(chunk.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
             header = _source.ReadHeader(chunk.Offset, previousChain);
-            if (header.Kind != ChunkKind.Events)
-                throw ChunkHeader.Damaged(chunk.Offset, $"expected a {ChunkKind.Events} chunk, found {header.Kind}");
+            if (!EventChunkDecoder.HoldsEvents(header.Kind, FormatVersion))
+                throw ChunkHeader.Damaged(chunk.Offset, $"expected an events chunk, found {header.Kind}");
             if (header.StoredLength != chunk.StoredLength || header.RawLength != chunk.RawLength)
                 throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
             raw = _source.ReadPayload(chunk.Offset, header);
@@ -110,10 +112,33 @@ public sealed class TraceReader : IDisposable
         {
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk runs past the end of the trace", ex);
         }
-        var events = EventChunkDecoder.Decode(raw, chunk.Offset);
+        var events = EventChunkDecoder.Decode(raw, chunk.Offset, header.Kind);
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
         return events;
+    }
+
+    /// <summary>
+    /// The payload of a keyframe chunk of <see cref="Keyframes"/>, checked (chain, CRC-32C, lengths
+    /// against the index entry) and decompressed; a damaged one is <see cref="TraceError.DamagedChunk"/> at its offset.
+    /// </summary>
+    public byte[] ReadKeyframe(TraceKeyframeInfo keyframe)
+    {
+        ArgumentNullException.ThrowIfNull(keyframe);
+        try
+        {
+            var previousChain = _previousOffset.TryGetValue(keyframe.Offset, out var previous) ? _source.ChainAt(previous) : (uint?)null;
+            var header = _source.ReadHeader(keyframe.Offset, previousChain);
+            if (header.Kind != ChunkKind.Keyframe)
+                throw ChunkHeader.Damaged(keyframe.Offset, $"expected a {ChunkKind.Keyframe} chunk, found {header.Kind}");
+            if (header.StoredLength != keyframe.StoredLength || header.RawLength != keyframe.RawLength)
+                throw ChunkHeader.Damaged(keyframe.Offset, "the keyframe does not match its index entry");
+            return _source.ReadPayload(keyframe.Offset, header);
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.Truncated)
+        {
+            throw ChunkHeader.Damaged(keyframe.Offset, "the keyframe runs past the end of the trace", ex);
+        }
     }
 
     /// <summary>Closes the stream unless the reader was opened with leaveOpen.</summary>

@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using MessagePack;
+using Replayvisor.Engine.Trace.Compact;
 
 namespace Replayvisor.Engine.Trace;
 
@@ -11,6 +11,8 @@ public sealed record TraceWriterOptions
     public int MaxChunkEvents { get; init; } = 4096;
     /// <summary>Close a chunk once its encoded (uncompressed) events reach this many bytes.</summary>
     public int MaxChunkBytes { get; init; } = 256 * 1024;
+    /// <summary>The trace may hold keyframe chunks (<see cref="TraceWriter.AppendKeyframe"/>): it is written in format 4 instead of 3.</summary>
+    public bool Keyframes { get; init; }
 }
 
 /// <summary>
@@ -24,8 +26,9 @@ public sealed class TraceWriter : IDisposable
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly TraceWriterOptions _options;
-    private readonly ArrayBufferWriter<byte> _pending = new();
+    private readonly CompactEventEncoder _pending = new();
     private readonly List<TraceChunkInfo> _chunks = [];
+    private readonly List<TraceKeyframeInfo> _keyframes = [];
     private long _position;
     private uint _chain;
     private int _pendingCount;
@@ -50,13 +53,16 @@ public sealed class TraceWriter : IDisposable
 
         Span<byte> preamble = stackalloc byte[TraceLayout.PreambleSize];
         TraceLayout.Magic.CopyTo(preamble);
-        BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], TraceLayout.FormatVersion);
+        FormatVersion = _options.Keyframes ? TraceLayout.FormatVersion : TraceLayout.BaseFormatVersion;
+        BinaryPrimitives.WriteUInt16LittleEndian(preamble[8..], (ushort)FormatVersion);
         WriteBytes(preamble);
         _chain = Crc32C.Compute(preamble);
         WriteChunk(ChunkKind.Header, MessagePackSerializer.Serialize(header, TraceMessagePack.Options));
         WriteChunk(ChunkKind.GuestImage, guestImage);
     }
 
+    /// <summary>The format version written: 3 when the options allow keyframes, otherwise 2.</summary>
+    public int FormatVersion { get; }
     /// <summary>Events appended so far.</summary>
     public long EventCount { get; private set; }
     /// <summary>Events appended but not yet written as a chunk.</summary>
@@ -69,21 +75,45 @@ public sealed class TraceWriter : IDisposable
     {
         ArgumentNullException.ThrowIfNull(traceEvent);
         ThrowIfClosed();
-        if (EventCount > 0 && traceEvent.Icount < _lastIcount)
-            throw new ArgumentException(
-                $"Event at icount {traceEvent.Icount} appended after icount {_lastIcount}; events must be in icount order",
-                nameof(traceEvent));
-        var writer = new MessagePackWriter(_pending);
-        MessagePackSerializer.Serialize(ref writer, traceEvent, TraceMessagePack.Options);
-        writer.Flush();
-        if (_pendingCount == 0)
-            _firstIcount = traceEvent.Icount;
-        _lastIcount = traceEvent.Icount;
-        _pendingCount++;
-        EventCount++;
-        if (_pendingCount >= _options.MaxChunkEvents || _pending.WrittenCount >= _options.MaxChunkBytes)
+        AppendToPending(traceEvent);
+        if (_pendingCount >= _options.MaxChunkEvents || _pending.Length >= _options.MaxChunkBytes)
             WritePendingChunk();
     }
+
+    /// <summary>
+    /// Writes the pending events as a chunk, then <paramref name="events"/> as one chunk of their
+    /// own however many there are (copying a trace chunk for chunk, as `replayvisor index` does).
+    /// </summary>
+    public void AppendChunk(IReadOnlyList<TraceEvent> events)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        ThrowIfClosed();
+        WritePendingChunk();
+        foreach (var e in events) AppendToPending(e);
+        WritePendingChunk();
+    }
+
+    /// <summary>
+    /// Writes a keyframe chunk (after the pending events): <paramref name="payload"/>, a whole
+    /// replay state at <paramref name="icount"/> in the encoding named by <paramref name="layout"/>,
+    /// and the hash of its machine state. Keyframes must come in icount order; the writer must have
+    /// been created with <see cref="TraceWriterOptions.Keyframes"/>.
+    /// </summary>
+    public void AppendKeyframe(ulong icount, ReadOnlySpan<byte> stateHash, string layout, ReadOnlySpan<byte> payload)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ThrowIfClosed();
+        if (!_options.Keyframes) throw new InvalidOperationException("This trace was started without TraceWriterOptions.Keyframes");
+        if (_keyframes.Count > 0 && icount < _keyframes[^1].Icount)
+            throw new ArgumentException($"Keyframe at icount {icount} appended after icount {_keyframes[^1].Icount}", nameof(icount));
+        WritePendingChunk();
+        var offset = _position;
+        var header = WriteChunk(ChunkKind.Keyframe, payload);
+        _keyframes.Add(new TraceKeyframeInfo(offset, header.StoredLength, payload.Length, icount, stateHash.ToArray(), layout));
+    }
+
+    /// <summary>Keyframe chunks written so far.</summary>
+    public int KeyframeCount => _keyframes.Count;
 
     /// <summary>Writes the pending events as a chunk and flushes the stream.</summary>
     public void Flush()
@@ -100,8 +130,11 @@ public sealed class TraceWriter : IDisposable
         ThrowIfClosed();
         WritePendingChunk();
         var indexOffset = _position;
-        var index = new TraceIndexPayload(_chunks.ToArray(), summary);
-        WriteChunk(ChunkKind.Index, MessagePackSerializer.Serialize(index, TraceMessagePack.Options));
+        // Without keyframes the index is the two-key payload of format 2, byte for byte.
+        var index = _keyframes.Count == 0
+            ? MessagePackSerializer.Serialize(new TraceIndexPayload(_chunks.ToArray(), summary), TraceMessagePack.Options)
+            : MessagePackSerializer.Serialize(new KeyframedIndexPayload(_chunks.ToArray(), summary, _keyframes.ToArray()), TraceMessagePack.Options);
+        WriteChunk(ChunkKind.Index, index);
         Span<byte> footer = stackalloc byte[TraceLayout.FooterSize];
         BinaryPrimitives.WriteInt64LittleEndian(footer, indexOffset);
         TraceLayout.EndMagic.CopyTo(footer[8..]);
@@ -131,19 +164,28 @@ public sealed class TraceWriter : IDisposable
         }
     }
 
+    private void AppendToPending(TraceEvent traceEvent)
+    {
+        if (EventCount > 0 && traceEvent.Icount < _lastIcount)
+            throw new ArgumentException(
+                $"Event at icount {traceEvent.Icount} appended after icount {_lastIcount}; events must be in icount order",
+                nameof(traceEvent));
+        _pending.Add(traceEvent);
+        if (_pendingCount == 0)
+            _firstIcount = traceEvent.Icount;
+        _lastIcount = traceEvent.Icount;
+        _pendingCount++;
+        EventCount++;
+    }
+
     private void WritePendingChunk()
     {
         if (_pendingCount == 0)
             return;
-        var raw = new ArrayBufferWriter<byte>(_pending.WrittenCount + 5);
-        var writer = new MessagePackWriter(raw);
-        writer.WriteArrayHeader(_pendingCount);
-        writer.WriteRaw(_pending.WrittenSpan);
-        writer.Flush();
+        byte[] raw = _pending.Finish();
         var offset = _position;
-        var header = WriteChunk(ChunkKind.Events, raw.WrittenSpan);
-        _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.WrittenCount, _firstIcount, _lastIcount, _pendingCount));
-        _pending.ResetWrittenCount();
+        var header = WriteChunk(ChunkKind.CompactEvents, raw);
+        _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.Length, _firstIcount, _lastIcount, _pendingCount));
         _pendingCount = 0;
     }
 

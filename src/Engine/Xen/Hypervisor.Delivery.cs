@@ -315,6 +315,9 @@ public sealed partial class Hypervisor
         ReturnToGuest();
     }
 
+    /// <summary>The ports of the upcall being injected, for the observer (reused: it copies what it keeps).</summary>
+    private readonly List<uint> _upcallPorts = [];
+
     /// <summary>test_all_events: an upcall if evtchn_upcall_mask == 0 and evtchn_upcall_pending != 0 (§9).</summary>
     private void TestAllEvents()
     {
@@ -326,10 +329,12 @@ public sealed partial class Hypervisor
             if (!CreateBounceFrame(Boot.XenLayout.FlatKernelCs, Vcpu.NmiCallbackEip, 0, 0)) return;
         }
         if (SharedInfo.UpcallMask(v) != 0 || SharedInfo.UpcallPending(v) == 0) return;
-        uint[] ports = Observer != null ? Events.PendingUnmaskedPorts() : [];
+        var ports = _upcallPorts;
+        ports.Clear();
+        if (Observer != null) Events.PendingUnmaskedPorts(ports);
         if (!CreateBounceFrame(Vcpu.Event.Cs, Vcpu.Event.Eip, TbfInterrupt, 0)) return;
         Stats.Upcalls++;
-        Observer?.OnUpcall(Cpu.Icount, v, ports);
+        Observer?.OnUpcall(Cpu.Icount, v, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports));
     }
 
     private void Failsafe(string cause)

@@ -20,6 +20,7 @@ public sealed partial class Hypervisor
     public Action<int, GuestWriteRecord>? UndeclaredWrite { get; set; }
 
     private readonly HypercallOutputCapture _capture = new();
+    private readonly List<GuestWriteRecord> _writes = [], _inside = [], _outside = [];
     private bool _capturing;
 
     private void Hypercall()
@@ -28,7 +29,9 @@ public sealed partial class Hypervisor
         int nr = (int)c.Eax;
         var args = new HypercallArgs(c.Ebx, c.Ecx, c.Edx, c.Esi, c.Edi, c.Ebp);
         _capturing = Observer != null || UndeclaredWrite != null;
-        List<GuestWriteRecord>? writes = _capturing ? [] : null;
+        // The capture lists are reused from call to call: the observer reads them before this returns.
+        List<GuestWriteRecord>? writes = null;
+        if (_capturing) (writes = _writes).Clear();
         uint site = _capturing ? HypercallSite(nr) : 0;
         _capture.Clear();
         Guest.WriteLog = writes;
@@ -41,12 +44,14 @@ public sealed partial class Hypervisor
         var output = HypercallOutput.None;
         if (writes.Count > 0)
         {
-            List<GuestWriteRecord> inside = [], outside = [];
+            List<GuestWriteRecord> inside = _inside, outside = _outside;
+            inside.Clear();
+            outside.Clear();
             _capture.Split(writes, inside, outside);
             foreach (var w in outside) UndeclaredWrite?.Invoke(nr, w);
             output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
         }
-        else if (site != 0) output = new HypercallOutput(site, [], 0);
+        else if (site != 0) output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
         Observer?.OnHypercall(c.Icount, nr, args, result,
             nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default, output);
     }

@@ -44,11 +44,13 @@ public sealed record GuestWriteRecord(uint Address, byte[] Bytes);
 /// guest code address of the call: the caller's return address when the guest called a stub of
 /// the hypercall page, else the address of the <c>int $0x82</c>. <see cref="Writes"/> are the
 /// bytes written inside the buffers the hypercall table declares, <see cref="Digest"/> their hash.
+/// A value (one per hypercall, so recording allocates none); <see cref="Writes"/> is valid only
+/// during the observer's callback (the model reuses the list).
 /// </summary>
-public sealed record HypercallOutput(uint Site, IReadOnlyList<GuestWriteRecord> Writes, ulong Digest)
+public readonly record struct HypercallOutput(uint Site, IReadOnlyList<GuestWriteRecord> Writes, ulong Digest)
 {
     /// <summary>Nothing known (no observer asked for the capture).</summary>
-    public static HypercallOutput None => new(0, [], 0);
+    public static HypercallOutput None => new(0, Array.Empty<GuestWriteRecord>(), 0);
 }
 
 /// <summary>Why the domain stopped (SHUTDOWN_* reasons, plus a crash by the model).</summary>

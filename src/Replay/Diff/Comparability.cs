@@ -39,12 +39,15 @@ public static class Comparability
         (RunOptionKeys.InitDomain, "initial-domain setting", "false"),
     ];
 
+    /// <summary>The format of a trace's events: format 4 only adds keyframe chunks to format 3 (docs/trace-format.md "Versions").</summary>
+    private static int EventFormat(TraceReader t) => t.FormatVersion == 4 ? 3 : t.FormatVersion;
+
     /// <summary>Throws <see cref="IncomparableTracesException"/> with one clear line when the traces cannot be compared.</summary>
     public static void Check(string pathA, TraceReader a, string pathB, TraceReader b)
     {
         if (string.Equals(Path.GetFullPath(pathA), Path.GetFullPath(pathB), StringComparison.Ordinal))
             throw new IncomparableTracesException(IncomparableKind.SameTrace, $"{pathA}: a trace compared with itself (give two recordings)");
-        if (a.FormatVersion != b.FormatVersion)
+        if (EventFormat(a) != EventFormat(b))
             throw new IncomparableTracesException(IncomparableKind.FormatVersions,
                 $"the traces were written by different format versions ({a.FormatVersion} and {b.FormatVersion}): re-record one with the other's engine");
         foreach (var (key, what, fallback) in WorldOptions)

@@ -19,7 +19,11 @@ public sealed record Breakpoint(int Id, ulong Address, AddressKind Kind = Addres
 public enum WatchKind { Write, Read, Access }
 
 /// <summary>Stop after an instruction (or the hypervisor on its behalf) touches [Address, Address+Length) of linear memory.</summary>
-public sealed record Watchpoint(int Id, uint Address, int Length, WatchKind Kind);
+public sealed record Watchpoint(int Id, uint Address, int Length, WatchKind Kind)
+{
+    /// <summary>The longest range one watchpoint covers (its bytes are compared after every instruction).</summary>
+    public const int MaxLength = 1 << 20;
+}
 
 /// <summary>Which recorded events stop a run (an empty filter stops at none).</summary>
 public sealed record EventStop
@@ -57,5 +61,6 @@ public sealed record StepConstraints
     public IReadOnlyList<Watchpoint> Watchpoints { get; init; } = [];
     public EventStop? Events { get; init; }
 
-    public bool NeedsSingleStep => Breakpoints.Count > 0 || Watchpoints.Count > 0;
+    /// <summary>Watchpoints are checked after every instruction; breakpoints alone run at full speed.</summary>
+    public bool NeedsSingleStep => Watchpoints.Count > 0;
 }

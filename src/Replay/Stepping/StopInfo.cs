@@ -22,8 +22,20 @@ public enum StopKind
     Interrupted,
 }
 
-/// <summary>One watchpoint hit: the watch, the address range, and the value before and after (little-endian, up to 8 bytes).</summary>
-public sealed record WatchHit(Watchpoint Watch, WatchKind Access, ulong OldValue, ulong NewValue);
+/// <summary>One watchpoint hit: the watch and the watched bytes before and after (empty while unmapped).</summary>
+public sealed record WatchHit(Watchpoint Watch, WatchKind Access, byte[] Old, byte[] New)
+{
+    /// <summary>The old value as a little-endian number (its first 8 bytes).</summary>
+    public ulong OldValue => LittleEndian(Old);
+    public ulong NewValue => LittleEndian(New);
+
+    private static ulong LittleEndian(byte[] bytes)
+    {
+        ulong v = 0;
+        for (int i = Math.Min(bytes.Length, 8) - 1; i >= 0; i--) v = (v << 8) | bytes[i];
+        return v;
+    }
+}
 
 /// <summary>Where and why a run stopped.</summary>
 public sealed record StopInfo(StopKind Kind, ulong Icount)

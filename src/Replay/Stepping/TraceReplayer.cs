@@ -27,10 +27,14 @@ public sealed class TraceReplayer
     private readonly ulong _limit;
     private readonly WatchTracker _watch;
     private MachineExit? _exit;
+    private bool _prefixEnded;
     private StepConstraints? _constraints;
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
     private readonly Queue<TraceEvent> _eventHits = new();
     private bool _delivered;
+    /// <summary>The breakpoint the CPU stopped at in the current step (full-speed breakpoints, <see cref="OnBreakpoint"/>).</summary>
+    private Breakpoint? _breakHit;
+    private (ulong Icount, uint Pc) _stepStart;
     private volatile bool _interrupt;
 
     /// <param name="tier">The CPU tier to replay with (every tier gives the same result).</param>
@@ -39,11 +43,13 @@ public sealed class TraceReplayer
         Reader = reader;
         Chunks = new ChunkCache(reader);
         RecordedEnd = reader.Summary?.FinalIcount ?? (reader.Index.Count > 0 ? reader.Index[^1].LastIcount : 0);
-        Verifier = new Verifier(Chunks) { TruncatedAt = reader.Complete ? null : RecordedEnd };
-        _inputs = new InputCursor(Chunks);
+        Verifier = new Verifier(Chunks) { RecordingUsedUp = () => UsedUp, OnMatch = CheckPrefixEnd };
+        _inputs = new InputCursor(Chunks) { AfterTake = AfterInputTaken };
         var queue = new InputQueue(_inputs);
         _queue = queue;
         var options = RunOptions.FromHeader(reader.Header);
+        // The replaying clock takes the boot wallclock here and the machine reads the clock as it is
+        // built: an input missing that early is the end of an empty prefix (Diverge), not a crash.
         if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Diverge);
         Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock) with { Tier = tier, CompileThreshold = compileThreshold });
         View = new GuestView(Machine.Cpu);
@@ -51,13 +57,18 @@ public sealed class TraceReplayer
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
         Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs };
         _limit = options.MaxInstructions;
-        Interrupted = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail };
-        EndIcount = !reader.Complete || Interrupted ? RecordedEnd : ulong.MaxValue;
+        // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
+        var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;
+        Interrupted = stoppedAt != null;
         _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
-        Inputs = new ReplayInputs(queue, _checkpoints, EndIcount, options.ChaosSeed != null, Diverge, () => Machine.Icount, Interrupted)
+        Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
+            () => Machine.Icount, stoppedAt, () => Machine.StopSites.Current)
         {
             LegacyConsoleInput = reader.FormatVersion < 2,
+            Diverged = Verifier.First != null,
         };
+        CheckPrefixEnd(); // an empty prefix (or one holding only the boot wallclock) is used up before the first instruction
+        Inputs.PrefixEnded = _prefixEnded;
     }
 
     public TraceReader Reader { get; }
@@ -68,26 +79,101 @@ public sealed class TraceReplayer
     public ReplayInputs Inputs { get; }
     /// <summary>The recording's last instruction count.</summary>
     public ulong RecordedEnd { get; }
-    /// <summary>Where the replay ends: the recorded end for an incomplete or interrupted trace, otherwise when the guest's run ends.</summary>
-    public ulong EndIcount { get; }
     /// <summary>The recording was stopped by Ctrl-C or SIGTERM.</summary>
     public bool Interrupted { get; }
     public ulong Icount => Machine.Icount;
     /// <summary>How the run ended, once it has (the end of the trace).</summary>
     public MachineExit? Exit => _exit;
     public bool AtEnd => _exit != null;
+    /// <summary>Machine runs made by <see cref="Step"/> so far (one per instruction while single-stepping).</summary>
+    public long MachineRuns { get; private set; }
     /// <summary>How many of the trace's events (file order, inputs included) have happened.</summary>
     public long EventIndex => _inputs.Position.Taken + Verifier.Matched;
+
+    /// <summary>The next recorded input not yet taken, if any.</summary>
+    public InputEvent? NextInput => _queue.Peek;
+
+    /// <summary>
+    /// The trace holds only a prefix of its recording: the recorder never completed it, or damage
+    /// (found at open or while streaming) ends its events early (docs/record-replay.md "Prefixes").
+    /// </summary>
+    public bool IsPrefix => !Reader.Complete || Chunks.Damage != null;
+
+    /// <summary>The damage that ends the trace's events, once the replay has met it.</summary>
+    public TraceFormatException? Damage => Chunks.Damage;
+
+    /// <summary>
+    /// True: a prefix ended by damage ends the replay like any prefix and <see cref="Damage"/> says
+    /// why (`replay`). False (a debugging session): reaching the end of the events before the
+    /// damage throws it, so the session reports it.
+    /// </summary>
+    public bool DamageEndsReplay { get; init; }
+
+    /// <summary>True once a prefix has been used up: the replay ended where the recording's held events end.</summary>
+    public bool PrefixEnded => _prefixEnded;
+
+    /// <summary>The count of the last event a prefix holds (events in chunks before any damage).</summary>
+    public ulong HeldEnd
+    {
+        get
+        {
+            int held = Math.Min(Chunks.HeldChunks, Reader.Index.Count);
+            return held > 0 ? Reader.Index[held - 1].LastIcount : 0;
+        }
+    }
+
+    /// <summary>Where a step must end: one past a prefix's last held event (using everything up ends it sooner); a complete trace ends when the guest's run does.</summary>
+    private ulong CurrentEnd => IsPrefix ? HeldEnd + 1 : ulong.MaxValue;
+
+    /// <summary>Every recorded event, checks and inputs alike, has been used, and there are no more (reading on finds the end or damage).</summary>
+    private bool UsedUp => _inputs.Peek == null && Verifier.AtEnd && IsPrefix;
+
+    private void AfterInputTaken()
+    {
+        // A time value taken inside a CPU run can uncover console input due before the run's planned stop.
+        if (_queue?.Peek is ConsoleInputEvent c) Machine?.PollNoLaterThan(c.Icount);
+        CheckPrefixEnd();
+    }
+
+    /// <summary>Ends the replay of a prefix once it is used up: what the guest does or asks for beyond it is not in the recording.</summary>
+    private void CheckPrefixEnd()
+    {
+        if (_prefixEnded || Verifier.First != null || !UsedUp) return;
+        _prefixEnded = true;
+        if (Inputs != null) Inputs.PrefixEnded = true;
+        Machine?.Cpu.RequestStop();
+    }
 
     /// <summary>Ends the current <see cref="Step"/> at the next slice boundary (callable from another thread).</summary>
     public void Interrupt() => _interrupt = true;
 
-    private TraceEvent? LastEvent() => Reader.Index.Count == 0 ? null : Reader.ReadChunk(Reader.Index[^1])[^1];
+    /// <summary>Forgets an interrupt that no step has consumed (one that came while nothing ran).</summary>
+    public void ClearInterrupt() => _interrupt = false;
+
+    /// <summary>The trace's last event; null when there is none or its chunk is damaged (the replay meets the damage in order).</summary>
+    private TraceEvent? LastEvent()
+    {
+        if (Reader.Index.Count == 0) return null;
+        try
+        {
+            return Reader.ReadChunk(Reader.Index[^1])[^1];
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
+        {
+            return null;
+        }
+    }
 
     private void Diverge(string what)
     {
+        // An input asked for once a prefix is used up lies beyond the recording: its end, not a divergence.
+        if (_prefixEnded || UsedUp)
+        {
+            CheckPrefixEnd();
+            return;
+        }
         Verifier.Fail(Machine?.Icount ?? 0, what, _queue?.Peek);
-        Inputs.Diverged = true;
+        if (Inputs != null) Inputs.Diverged = true;
         Machine?.Cpu.RequestStop();
     }
 
@@ -121,21 +207,33 @@ public sealed class TraceReplayer
     {
         ArgumentNullException.ThrowIfNull(c);
         _constraints = c;
-        _interrupt = false;
         try
         {
             ulong target = c.ToIcount ?? ulong.MaxValue;
             bool single = c.NeedsSingleStep;
             long startIndex = EventIndex;
+            // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
+            _stepStart = (Icount, View.Pc);
+            if (!single && c.Breakpoints.Count > 0)
+                Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
+                    c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
             while (true)
             {
                 if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
-                if (_interrupt) return new StopInfo(StopKind.Interrupted, Icount);
+                // An interrupt is consumed by the step it ends, so one that comes just before a step starts is not lost.
+                if (_interrupt) { _interrupt = false; return new StopInfo(StopKind.Interrupted, Icount); }
                 if (Icount >= target) return new StopInfo(StopKind.Reached, Icount);
-                ulong end = Math.Min(_limit, EndIcount);
-                if (Icount >= end && EndIcount != ulong.MaxValue && !Interrupted)
+                if (Damage is { } damage && !DamageEndsReplay && (_prefixEnded || Icount >= CurrentEnd)) throw damage;
+                if (_prefixEnded)
+                {
+                    _exit = new MachineExit(MachineExitKind.Stopped, "the end of the recorded prefix", Icount);
+                    continue;
+                }
+                ulong endIcount = CurrentEnd;
+                ulong end = Math.Min(_limit, endIcount);
+                if (Icount >= end && endIcount != ulong.MaxValue)
                 {
                     _exit = new MachineExit(MachineExitKind.InstructionLimit, "the end of the recorded trace", Icount);
                     continue;
@@ -145,12 +243,14 @@ public sealed class TraceReplayer
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
                 _delivered = false;
+                MachineRuns++;
                 var exit = Machine.Run(n, Inputs);
                 bool broke = Inputs.Break;
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
                 if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
                 if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount);
                 if (single)
@@ -165,14 +265,26 @@ public sealed class TraceReplayer
         finally
         {
             _constraints = null;
+            _breakHit = null;
+            Machine.Cpu.SetHostBreakpoints(null, null, null);
         }
+    }
+
+    /// <summary>The CPU is about to run the instruction at a breakpoint's address: stop if one applies there (not the one the step started on).</summary>
+    private bool OnBreakpoint()
+    {
+        if (_constraints is not { } c || (Icount == _stepStart.Icount && View.Pc == _stepStart.Pc)) return false;
+        if (BreakpointHere(c.Breakpoints) is not { } bp) return false;
+        _breakHit = bp;
+        RequestBreak();
+        return true;
     }
 
     /// <summary>True when a machine run ended the replay (the guest stopped, the recorded limit or end was reached).</summary>
     private bool Ended(MachineExit exit, bool broke) => exit.Kind switch
     {
-        MachineExitKind.InstructionLimit => exit.Icount >= Math.Min(_limit, EndIcount),
-        MachineExitKind.Stopped => !broke && !Inputs.Diverged,
+        MachineExitKind.InstructionLimit => exit.Icount >= Math.Min(_limit, CurrentEnd),
+        MachineExitKind.Stopped => !broke && !Inputs.Diverged && !_prefixEnded,
         _ => true,
     };
 
@@ -207,5 +319,7 @@ public sealed class TraceReplayer
         Inputs.Break = false;
         _eventHits.Clear();
         _exit = s.Exit;
+        _prefixEnded = s.Verifier.First == null && UsedUp;
+        Inputs.PrefixEnded = _prefixEnded;
     }
 }

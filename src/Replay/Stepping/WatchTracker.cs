@@ -12,7 +12,7 @@ public sealed class WatchTracker
     private readonly GuestView _view;
     private readonly InstructionAccesses _accesses;
     private IReadOnlyList<Watchpoint> _watches = [];
-    private ulong[] _before = [];
+    private byte[]?[] _before = [];
     private List<MemoryTouch> _touches = [];
 
     public WatchTracker(X86Cpu cpu, GuestView view)
@@ -25,8 +25,8 @@ public sealed class WatchTracker
     public void Before(IReadOnlyList<Watchpoint> watches)
     {
         _watches = watches;
-        if (_before.Length != watches.Count) _before = new ulong[watches.Count];
-        for (int i = 0; i < watches.Count; i++) _view.TryReadValue(watches[i].Address, watches[i].Length, out _before[i]);
+        if (_before.Length != watches.Count) _before = new byte[]?[watches.Count];
+        for (int i = 0; i < watches.Count; i++) _before[i] = Read(watches[i], _before[i]);
         _touches = watches.Count > 0 ? _accesses.Next() : [];
     }
 
@@ -39,8 +39,8 @@ public sealed class WatchTracker
         for (int i = 0; i < _watches.Count; i++)
         {
             var w = _watches[i];
-            _view.TryReadValue(w.Address, w.Length, out ulong now);
-            bool changed = now != _before[i];
+            var now = Read(w, null);
+            bool changed = now == null || _before[i] == null ? now != _before[i] : !now.AsSpan().SequenceEqual(_before[i]);
             bool read = false, wrote = changed;
             if (retired)
                 foreach (var t in _touches)
@@ -57,8 +57,15 @@ public sealed class WatchTracker
                 WatchKind.Access when read => WatchKind.Read,
                 _ => (WatchKind?)null,
             };
-            if (hit is { } kind) return new WatchHit(w, kind, _before[i], now);
+            if (hit is { } kind) return new WatchHit(w, kind, _before[i]?.ToArray() ?? [], now ?? []);
         }
         return null;
+    }
+
+    /// <summary>The watched bytes (into <paramref name="reuse"/> when it fits), or null while any of them is unmapped.</summary>
+    private byte[]? Read(Watchpoint w, byte[]? reuse)
+    {
+        var bytes = reuse?.Length == w.Length ? reuse : new byte[w.Length];
+        return _view.TryRead(w.Address, bytes) ? bytes : null;
     }
 }

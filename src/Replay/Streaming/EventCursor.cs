@@ -17,6 +17,39 @@ public sealed class ChunkCache
     public TraceReader Reader => _reader;
     public int ChunkCount => _reader.Index.Count;
 
+    /// <summary>
+    /// The first damage met: a damaged chunk of the index (found when a cursor reaches it), or the
+    /// damage that ended the reader's scan (found when a cursor reaches the end). Null while none is known.
+    /// </summary>
+    public TraceFormatException? Damage { get; private set; }
+
+    /// <summary>Chunks before this one are intact; the events end here (the index's length while no damage is known).</summary>
+    public int HeldChunks { get; private set; } = int.MaxValue;
+
+    /// <summary>
+    /// The events of chunk <paramref name="index"/>, or null when the trace's held events end before
+    /// it: it is damaged (the first damaged chunk ends the events; docs/trace-format.md "Reading")
+    /// or past the last chunk.
+    /// </summary>
+    public IReadOnlyList<TraceEvent>? TryGet(int index)
+    {
+        if (index >= Math.Min(HeldChunks, ChunkCount))
+        {
+            if (index >= ChunkCount && _reader.Damage is { } scanDamage && Damage == null) Damage = scanDamage;
+            return null;
+        }
+        try
+        {
+            return Get(index);
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
+        {
+            Damage ??= ex;
+            HeldChunks = Math.Min(HeldChunks, index);
+            return null;
+        }
+    }
+
     /// <summary>The events of chunk <paramref name="index"/>; a damaged chunk throws its TraceFormatException (with the offset) when reached.</summary>
     public IReadOnlyList<TraceEvent> Get(int index)
     {
@@ -78,9 +111,9 @@ public sealed class EventCursor
         get
         {
             if (_peeked != null || _atEnd) return _peeked;
-            while (_chunk < _chunks.ChunkCount)
+            // Damage ends the events (ChunkCache.TryGet): a replay verifies the ones before it.
+            while (_chunks.TryGet(_chunk) is { } events)
             {
-                var events = _chunks.Get(_chunk);
                 while (_event < events.Count)
                 {
                     var e = events[_event];
@@ -90,7 +123,6 @@ public sealed class EventCursor
                 _chunk++;
                 _event = 0;
             }
-            if (_chunks.Reader.Damage is { } damage) throw damage;
             _atEnd = true;
             return null;
         }
@@ -116,6 +148,14 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
     public InputCursor(ChunkCache chunks) => _cursor = new EventCursor(chunks, e => e is InputEvent);
 
     public InputEvent? Peek => (InputEvent?)_cursor.Peek;
-    public void Take() => _cursor.Take();
+
+    public void Take()
+    {
+        _cursor.Take();
+        AfterTake?.Invoke();
+    }
+
+    /// <summary>Called after each input is taken (a replay of a prefix ends once everything recorded is used).</summary>
+    public Action? AfterTake { get; set; }
     public CursorPosition Position { get => _cursor.Position; set => _cursor.Position = value; }
 }

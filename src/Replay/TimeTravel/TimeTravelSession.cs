@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Keyframes;
 using Replayvisor.Replay.Stepping;
 
 namespace Replayvisor.Replay.TimeTravel;
@@ -15,6 +16,8 @@ public sealed record TimeTravelOptions
     public ulong SnapshotInterval { get; init; } = 1 << 23;
     /// <summary>The closest approach snapshot to a seek target: seeks drop snapshots at target-2^k down to this gap, so stepping back again is cheap.</summary>
     public ulong FinestGap { get; init; } = 1 << 12;
+    /// <summary>Seek from the trace's keyframes (false: only from the ladder, as for a trace without them; for comparisons).</summary>
+    public bool UseKeyframes { get; init; } = true;
 }
 
 /// <summary>
@@ -36,8 +39,17 @@ public sealed class TimeTravelSession
         _replayer = new TraceReplayer(reader);
         Ladder = new SnapshotLadder(_options.SnapshotMemoryBytes);
         Symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
+        Keyframes = _options.UseKeyframes ? [.. reader.Keyframes.Where(k => k.Layout == KeyframeCodec.Layout)] : [];
+        KeyframesIgnored = _options.UseKeyframes ? reader.Keyframes.Count - Keyframes.Count : 0;
         TakeSnapshot();
     }
+
+    /// <summary>The trace's keyframes this build can restore (written with its snapshot layout).</summary>
+    public IReadOnlyList<TraceKeyframeInfo> Keyframes { get; }
+    /// <summary>Keyframes written with another snapshot layout (another engine build): seeks replay instead.</summary>
+    public int KeyframesIgnored { get; }
+    /// <summary>Keyframes restored so far.</summary>
+    public int KeyframesLoaded { get; private set; }
 
     public TraceReplayer Replayer => _replayer;
     public SnapshotLadder Ladder { get; }
@@ -48,6 +60,9 @@ public sealed class TimeTravelSession
 
     /// <summary>Ends the current operation at the next slice boundary (from another thread: a gdb interrupt, Ctrl-C).</summary>
     public void Interrupt() => _replayer.Interrupt();
+
+    /// <summary>Forgets an interrupt that came while nothing ran (so it does not end the next command at once).</summary>
+    public void ClearInterrupt() => _replayer.ClearInterrupt();
 
     /// <summary>Captures the current state into the ladder (if none is there yet) and says what it cost in bytes.</summary>
     public long TakeSnapshot()
@@ -84,6 +99,7 @@ public sealed class TimeTravelSession
     /// </summary>
     public StopInfo Goto(ulong target)
     {
+        SeekKeyframe(target);
         if (target < Icount || _replayer.AtEnd || Ladder.AtOrBefore(target) is { } s && s.Icount > Icount)
         {
             var from = Ladder.AtOrBefore(target) ?? throw new InvalidOperationException("the ladder lost its first snapshot");
@@ -97,6 +113,49 @@ public sealed class TimeTravelSession
             TakeSnapshot();
         }
         return Step(new StepConstraints { ToIcount = target });
+    }
+
+    /// <summary>Restores the latest keyframe at or before <paramref name="target"/> if it is closer than the ladder and the current position.</summary>
+    private void SeekKeyframe(ulong target)
+    {
+        TraceKeyframeInfo? best = null;
+        foreach (var k in Keyframes)
+            if (k.Icount <= target) best = k;
+        if (best == null) return;
+        ulong have = Ladder.AtOrBefore(target)?.Icount ?? 0;
+        if (Icount <= target && !_replayer.AtEnd) have = Math.Max(have, Icount);
+        if (best.Icount > have) LoadKeyframe(best);
+    }
+
+    /// <summary>
+    /// Restores a keyframe and checks the machine's state hash against the one recorded with it; a
+    /// keyframe that is damaged, does not decode or restores to another state is
+    /// <see cref="TraceError.DamagedChunk"/> at its offset, never a wrong position.
+    /// </summary>
+    public void LoadKeyframe(TraceKeyframeInfo keyframe)
+    {
+        ArgumentNullException.ThrowIfNull(keyframe);
+        var raw = Reader.ReadKeyframe(keyframe);
+        ReplayState state;
+        try
+        {
+            state = KeyframeCodec.Decode(raw);
+            if (state.Icount != keyframe.Icount) throw new InvalidDataException($"it holds instruction {state.Icount}, its index entry says {keyframe.Icount}");
+            _replayer.Restore(state);
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException)
+        {
+            throw new TraceFormatException(TraceError.DamagedChunk, keyframe.Offset, $"damaged keyframe: {e.Message}", e);
+        }
+        if (!_replayer.Machine.StateHash().AsSpan().SequenceEqual(keyframe.StateHash.AsSpan()))
+        {
+            // Never leave the session in a state that is not the trace's: back to the start.
+            _replayer.Restore(Ladder.AtOrBefore(0)!);
+            throw new TraceFormatException(TraceError.DamagedChunk, keyframe.Offset,
+                $"damaged keyframe: the state it restores (instruction {keyframe.Icount}) does not match its recorded hash");
+        }
+        KeyframesLoaded++;
+        TakeSnapshot();
     }
 
     /// <summary>target - 2^k for every k with 2^k at least the finest gap and the point past <paramref name="from"/>, in order.</summary>
@@ -135,7 +194,7 @@ public sealed class TimeTravelSession
         ulong windowEnd = origin;
         while (true)
         {
-            var start = Ladder.Before(windowEnd);
+            var start = WindowStart(windowEnd);
             if (start == null)
             {
                 Goto(0);
@@ -150,6 +209,33 @@ public sealed class TimeTravelSession
             if (last is { } hit) return Land(start, hit, c);
             windowEnd = start.Icount;
         }
+    }
+
+    /// <summary>
+    /// The snapshot a reverse scan of the window ending at <paramref name="windowEnd"/> starts from:
+    /// the latest one before it, from a keyframe when one is closer than the ladder, and at most one
+    /// snapshot interval back (a longer gap is first run through forward without constraints, which
+    /// drops the regular snapshots in it), so each scanned window is short.
+    /// </summary>
+    private ReplayState? WindowStart(ulong windowEnd)
+    {
+        var start = Ladder.Before(windowEnd);
+        TraceKeyframeInfo? keyframe = null;
+        foreach (var k in Keyframes)
+            if (k.Icount < windowEnd) keyframe = k;
+        if (keyframe != null && (start == null || keyframe.Icount > start.Icount))
+        {
+            LoadKeyframe(keyframe);
+            start = Ladder.Before(windowEnd);
+        }
+        ulong interval = _options.SnapshotInterval;
+        if (start != null && interval != 0 && windowEnd - start.Icount > interval)
+        {
+            _replayer.Restore(start);
+            Step(new StepConstraints { ToIcount = windowEnd - 1 });
+            start = Ladder.Before(windowEnd);
+        }
+        return start;
     }
 
     /// <summary>

@@ -12,13 +12,12 @@ public sealed class FamilyResult
 {
     public string Family = "";
     public int Seed;
-    public int Cases, Passed, Mismatches, NotImplemented, Exceptions;
+    public int Cases, Passed, Mismatches, Exceptions;
     /// <summary>Passed cases whose full state (registers, defined flags, selectors, data area, and for exceptions the vector, error code, EIP and CR2) was compared at ring 3.</summary>
     public int FullState;
     /// <summary>Passed cases also compared with the host at ring 0 (all but the privilege-dependent ones).</summary>
     public int Ring0Compared;
     public readonly List<string> Failures = new();
-    public readonly SortedSet<string> UnsupportedSeen = new();
     /// <summary>Cases that ended in an exception on the host, by vector (trapno).</summary>
     public readonly SortedDictionary<int, int> ExceptionVectors = new();
     /// <summary>One example per exception vector, for the log.</summary>
@@ -26,7 +25,7 @@ public sealed class FamilyResult
 
     public string Summary =>
         $"{Family,-12} seed {Seed,-11} cases {Cases,6}  passed {Passed,6}  mismatches {Mismatches,5}  " +
-        $"not implemented {NotImplemented,5}  full state {FullState,6}  ring 0 too {Ring0Compared,6}  (ended in an exception: {Exceptions}" +
+        $"full state {FullState,6}  ring 0 too {Ring0Compared,6}  (ended in an exception: {Exceptions}" +
         (ExceptionVectors.Count == 0 ? ")" : ": " + string.Join(", ", ExceptionVectors.Select(kv => $"#{kv.Key}x{kv.Value}")) + ")");
 }
 
@@ -35,14 +34,6 @@ public sealed class FamilyResult
 /// </summary>
 public static class DiffHarness
 {
-    /// <summary>
-    /// THE switch for instruction families whose handlers are not on this branch yet: for these
-    /// families only, a case that stops the emulator with <see cref="StopReason.Unsupported"/> is
-    /// counted as "not implemented" instead of failing. Every other family is strict. The merger
-    /// of the family branches empties this array (then every unsupported instruction fails).
-    /// </summary>
-    public static readonly string[] PendingFamilies = [];
-
     /// <summary>Default base seed; REPLAYVISOR_DIFF_SEED overrides it.</summary>
     public const int DefaultSeed = 0x5EED_2024;
 
@@ -72,7 +63,6 @@ public static class DiffHarness
         var cached = new EmulatorRunner(CpuTier.BlockCache, ring: 3);
         var plain = new EmulatorRunner(CpuTier.Interpreter, ring: 3);
         var ring0 = new EmulatorRunner(CpuTier.Compiled, ring: 0);
-        bool pending = Array.IndexOf(PendingFamilies, f.Name) >= 0;
         var res = new FamilyResult { Family = f.Name, Seed = seed, Cases = count };
         // Chunks bound memory (each native outcome carries the 8 KiB data area) for large sweeps.
         for (int first = 0; first < count; first += ChunkSize)
@@ -86,14 +76,14 @@ public static class DiffHarness
                 cases.Add(b.Build(f.Name, first + i));
             }
             Outcome[] native = NativeRunner.Run(cases);
-            for (int i = 0; i < n; i++) Check(res, cases[i], native[i], compiled, cached, plain, ring0, pending);
+            for (int i = 0; i < n; i++) Check(res, cases[i], native[i], compiled, cached, plain, ring0);
         }
         return res;
     }
 
     private const int ChunkSize = 4000;
 
-    private static void Check(FamilyResult res, DiffCase c, Outcome n, EmulatorRunner compiled, EmulatorRunner cached, EmulatorRunner plain, EmulatorRunner ring0, bool pending)
+    private static void Check(FamilyResult res, DiffCase c, Outcome n, EmulatorRunner compiled, EmulatorRunner cached, EmulatorRunner plain, EmulatorRunner ring0)
     {
         Outcome k = compiled.Run(c), e = cached.Run(c), p = plain.Run(c);
         if (n.End == EndKind.Exception)
@@ -106,12 +96,8 @@ public static class DiffHarness
         if (modes != null) { Fail(res, c, n, e, "block cache and plain interpreter differ: " + modes); return; }
         modes = CompareModes(k, e);
         if (modes != null) { Fail(res, c, n, k, "compiled tier and block cache differ: " + modes); return; }
-        if (e.End == EndKind.Unsupported)
-        {
-            if (pending) { res.NotImplemented++; res.UnsupportedSeen.Add(e.Message ?? ""); return; }
-            Fail(res, c, n, e, "unsupported instruction in a strict family: " + e.Message);
-            return;
-        }
+        // Every family's handlers are implemented: an unsupported instruction is a failure.
+        if (e.End == EndKind.Unsupported) { Fail(res, c, n, e, "unsupported instruction: " + e.Message); return; }
         string? diff = CompareNative(c, n, e, ring: 3);
         if (diff != null) { Fail(res, c, n, e, diff); return; }
         if (!c.Ring3Only)

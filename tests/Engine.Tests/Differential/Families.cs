@@ -2,8 +2,7 @@ namespace Replayvisor.Engine.Tests.Differential;
 
 /// <summary>
 /// Every P6 integer instruction family with its generator and CI case count. Adding a family is
-/// adding a line here and a generator in Gen*.cs; a family whose handlers are not on this branch
-/// yet is also listed in <see cref="DiffHarness.PendingFamilies"/>.
+/// adding a line here and a generator in Gen*.cs.
 /// </summary>
 public static class Families
 {

@@ -42,7 +42,7 @@ public sealed class HardeningRegressionTests
     public void An_lz4_chunk_claiming_a_gigabyte_is_refused_without_allocating_it()
     {
         var seed = TraceSeed.All[0];
-        int events = seed.Chunks.FindIndex(c => c.Kind == ChunkKind.Events);
+        int events = seed.Chunks.FindIndex(c => c.HoldsEvents);
         var bytes = seed.WithChunk(events, TraceFuzzTests.RawChunkBytes(ChunkKind.Events, [0x10, 0x41], ChunkFlags.Lz4, TraceLayout.MaxPayload));
 
         long before = GC.GetAllocatedBytesForCurrentThread();
@@ -58,7 +58,7 @@ public sealed class HardeningRegressionTests
     public void An_indexed_chunk_whose_length_runs_past_the_end_is_damaged_not_truncated()
     {
         var seed = TraceSeed.All[0];
-        var chunk = seed.Chunks.First(c => c.Kind == ChunkKind.Events);
+        var chunk = seed.Chunks.First(c => c.HoldsEvents);
         var bytes = Mutate.Put32(seed.Bytes, chunk.Offset + 4, 0x7FFF);
 
         using var reader = TraceSamples.Open(bytes);
@@ -94,7 +94,7 @@ public sealed class HardeningRegressionTests
         // [[7, [5, 1, nil]]]: union key 7 (FailsafeEvent), icount 5, eip 1, cause nil.
         byte[] payload = [0x91, 0x92, 0x07, 0x93, 0x05, 0x01, 0xC0];
         var seed = TraceSeed.All[0];
-        int events = seed.Chunks.FindIndex(c => c.Kind == ChunkKind.Events);
+        int events = seed.Chunks.FindIndex(c => c.HoldsEvents);
 
         using var reader = TraceSamples.Open(seed.WithChunk(events, ChunkCodec.Encode(ChunkKind.Events, payload)));
         var ex = Assert.Throws<TraceFormatException>(() => reader.ReadEvents().ToList());

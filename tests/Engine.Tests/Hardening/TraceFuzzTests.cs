@@ -250,8 +250,11 @@ public sealed class TraceFuzzTests(ITestOutputHelper output)
                 {
                     var c = seed.Chunks[i];
                     if (c.Kind == ChunkKind.GuestImage) continue;
-                    if (c.Kind == ChunkKind.Events && i > 3 && i != seed.Chunks.Count - 2) continue; // first and last events chunks suffice
+                    if (c.HoldsEvents && i > 3 && i != seed.Chunks.Count - 2) continue; // first and last events chunks suffice
                     yield return new($"{seed.Name} chunk{i}({c.Kind}) := {name}", seed.WithChunk(i, ChunkCodec.Encode(c.Kind, payload)));
+                    // Format 3 writes compact events chunks but still reads MessagePack ones: bomb those too.
+                    if (c.Kind == ChunkKind.CompactEvents)
+                        yield return new($"{seed.Name} chunk{i}(Events) := {name}", seed.WithChunk(i, ChunkCodec.Encode(ChunkKind.Events, payload)));
                     if (payload.Length > 0)
                         yield return new($"{seed.Name} chunk{i}({c.Kind}) := {name} (stored raw)", seed.WithChunk(i, RawChunkBytes(c.Kind, payload)));
                 }

@@ -10,6 +10,8 @@ internal sealed record RawChunk(ChunkKind Kind, int Offset, byte[] Bytes)
 {
     public int StoredLength => Bytes.Length - TraceLayout.ChunkHeaderSize;
     public int End => Offset + Bytes.Length;
+    /// <summary>An events chunk of either encoding (MessagePack, or compact in format 3).</summary>
+    public bool HoldsEvents => Kind is ChunkKind.Events or ChunkKind.CompactEvents;
     public byte[] Raw() => ChunkCodec.Decode(ChunkHeader.Parse(Bytes, Offset, previousChain: null), Bytes.AsSpan(TraceLayout.ChunkHeaderSize), Offset);
 }
 
@@ -114,7 +116,7 @@ internal sealed class TraceSeed
                 return Concat(parts);
             }
             var b = i == index ? chunk : c.Bytes;
-            if (c.Kind == ChunkKind.Events)
+            if (c.HoldsEvents)
             {
                 var h = BinaryPrimitives.ReadUInt32LittleEndian(b.AsSpan(8));
                 var was = original?.Chunks[eventIndex] ?? new TraceChunkInfo(0, 0, 0, 0, 0, 1);

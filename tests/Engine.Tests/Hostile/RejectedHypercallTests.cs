@@ -1,7 +1,10 @@
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.State;
+using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Tests.Xen.Mm;
 using Replayvisor.Engine.Xen;
+using Replayvisor.Engine.Xen.Mm;
 using Xunit.Abstractions;
 
 namespace Replayvisor.Engine.Tests.Hostile;
@@ -29,9 +32,10 @@ public class RejectedHypercallTests(ITestOutputHelper output)
     /// change on a refused call, as in Xen: a frame typed and validated on the way and dropped back
     /// to count 0 keeps its new type, e.g. set_gdt's frames before a later one is refused.)
     /// </summary>
-    private static byte[] PageTypes(XenMachine m)
+    private static byte[] PageTypes(XenMachine m) => PageTypes(m.Hypervisor.Mm.Frames);
+
+    private static byte[] PageTypes(FrameTable frames)
     {
-        var frames = m.Hypervisor.Mm.Frames;
         var w = new CanonicalWriter();
         for (uint mfn = 0; mfn < frames.Count; mfn++)
         {
@@ -62,6 +66,67 @@ public class RejectedHypercallTests(ITestOutputHelper output)
         output.WriteLine($"refused single-request hypercalls checked: {checkedCalls}");
         Assert.True(checkedCalls > 0, "no refused single-request hypercall was made: the oracle checked nothing");
     }
+
+    /// <summary>
+    /// set_gdt with three frames where one (the second or the third) cannot be a descriptor page:
+    /// Xen's pv_set_gdt (xen/arch/x86/pv/descriptor-tables.c) takes a page and type reference on
+    /// each frame in turn and, at the first refusal, drops those it took and returns -EINVAL before
+    /// the old GDT is torn down. So the result is -EINVAL, the GDT installed before (one page)
+    /// stays as it was, and no frame's reference or type count moves.
+    /// </summary>
+    [Theory]
+    [InlineData("past the end of RAM", 1), InlineData("past the end of RAM", 2)]
+    [InlineData("Xen's own frame", 1), InlineData("Xen's own frame", 2)]
+    [InlineData("nobody's frame", 1), InlineData("nobody's frame", 2)]
+    [InlineData("mapped writable", 1), InlineData("mapped writable", 2)]
+    [InlineData("a page table", 1), InlineData("a page table", 2)]
+    [InlineData("a refused descriptor", 1), InlineData("a refused descriptor", 2)]
+    public void ASemiValidMultiPageGdtIsRefusedAndInstallsNothing(string bad, int badPage)
+    {
+        foreach (bool pae in new[] { false, true })
+        {
+            var f = new MmFixture(pae);
+            uint old = f.FreeMfn(0);
+            Assert.Equal(0, f.Mm.SetGdt(new(MmuUpdateTests.WriteList(f, old), 16, 0, 0, 0, 0)));
+            uint[] frames = [f.FreeMfn(1), f.FreeMfn(2), f.FreeMfn(3)];
+            frames[badPage] = BadFrame(f, bad);
+            Assert.Equal(FrameOwner.Domain, f.Mm.Frames.OwnerOf(frames[0])); // the first frame is a good one
+
+            byte[] before = PageTypes(f.Mm.Frames);
+            ulong[] view = GdtView(f);
+            long rc = f.Mm.SetGdt(new(MmuUpdateTests.WriteList(f, frames), 3 * 512, 0, 0, 0, 0));
+
+            string what = $"{bad} as frame {badPage} (pae={pae})";
+            Assert.True(rc == -Errno.EINVAL, $"{what}: set_gdt returned {rc}");
+            Assert.True(before.AsSpan().SequenceEqual(PageTypes(f.Mm.Frames)), $"{what}: page reference or type counts changed");
+            Assert.Equal(16u, f.Mm.GdtEntries);
+            Assert.Equal(old, f.Mm.GdtFrame(0));
+            for (int i = 1; i < XenLayout.FirstReservedGdtPage; i++) Assert.Equal(0u, f.Mm.GdtFrame(i));
+            Assert.Equal(view, GdtView(f));
+        }
+    }
+
+    private static uint BadFrame(MmFixture f, string bad)
+    {
+        switch (bad)
+        {
+            case "past the end of RAM": return f.Mm.Frames.Count + 5;
+            case "Xen's own frame": return f.Domain.M2PFirstMfn;
+            case "nobody's frame": Assert.Equal(FrameOwner.Nobody, f.Mm.Frames.OwnerOf(0)); return 0;
+            case "mapped writable": return f.MfnAt(f.SpareVa(0));
+            case "a page table": return f.L1Of(f.SpareVa(0)).L1Mfn;
+            case "a refused descriptor":
+                // A call gate to a selector in Xen's reserved area (SDM vol. 3 §5.8.2; docs/xen-abi.md §11).
+                uint mfn = f.FreeMfn(4);
+                f.Domain.Memory.Write64(((ulong)mfn << 12) + 0x18, (0xE019ul << 16) | (0xEEul << 40));
+                return mfn;
+            default: throw new ArgumentException(bad);
+        }
+    }
+
+    /// <summary>The first descriptors of each guest GDT page as the CPU sees them through GDTR.</summary>
+    private static ulong[] GdtView(MmFixture f) =>
+        Enumerable.Range(0, 3).SelectMany(p => new[] { f.Cpu.ReadSystem(f.Cpu.GdtrBase + (uint)p * 0x1000, 8), f.Cpu.ReadSystem(f.Cpu.GdtrBase + (uint)p * 0x1000 + 0x18, 8) }).ToArray();
 
     /// <summary>Takes the page-type state at each hypercall entry (int 0x82) and compares it after refused ones.</summary>
     private sealed class Watch(XenMachine m) : ICpuHost, IXenObserver

@@ -22,7 +22,7 @@ public sealed class TraceSchemaTests
         { 9, "920696500E06CEDEADBEEFCEC010012300" },
         { 10, "9207945ACEC0100200B064732072656C6F6164206661696C656400" },
         { 11, "92099364C4106465666768696A6B6C6D6E6F7071727300" },
-        { 12, "920895CD13880301AC747269706C65206661756C7400" },
+        { 12, "920896CD13880301AC747269706C65206661756C740000" }, // keys 4 Vcpu and 5 StopSite = 0
     };
 
     [Theory]
@@ -61,7 +61,7 @@ public sealed class TraceSchemaTests
         var bytes = TraceSamples.Write(TraceSamples.OneOfEach());
 
         Assert.Equal("RVTRACE\0"u8.ToArray(), bytes[..8]);
-        Assert.Equal([2, 0], bytes[8..10]);
+        Assert.Equal([3, 0], bytes[8..10]);
         Assert.Equal([1, 0], bytes[10..12]); // first chunk: kind Header
         Assert.Equal("RVTEND\0\0"u8.ToArray(), bytes[^8..]);
     }

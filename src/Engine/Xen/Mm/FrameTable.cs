@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Buffers.Binary;
 using Replayvisor.Engine.State;
 
 namespace Replayvisor.Engine.Xen.Mm;
@@ -175,6 +177,8 @@ public sealed class FrameTable : IStateHashable
     }
 
     /// <summary>Every frame in mfn order: counts, type, owner and the validated/pinned/Xen-private bits.</summary>
+    // Full optimisation from the first call: a recording hashes only at checkpoints, too rarely for tiered JIT to reach this loop.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         ArgumentNullException.ThrowIfNull(w);
@@ -182,11 +186,13 @@ public sealed class FrameTable : IStateHashable
         w.U32(Count);
         foreach (ref readonly FrameInfo f in _frames.AsSpan())
         {
-            w.I32(f.RefCount);
-            w.I32(f.TypeCount);
-            w.U8((byte)f.Type);
-            w.U8((byte)f.Owner);
-            w.U8((byte)((f.Validated ? 1 : 0) | (f.Pinned ? 2 : 0) | (f.XenPrivate ? 4 : 0)));
+            // i32 RefCount, i32 TypeCount, u8 Type, u8 Owner, u8 flags: 11 bytes.
+            var b = w.Fixed(11);
+            BinaryPrimitives.WriteInt32LittleEndian(b, f.RefCount);
+            BinaryPrimitives.WriteInt32LittleEndian(b[4..], f.TypeCount);
+            b[8] = (byte)f.Type;
+            b[9] = (byte)f.Owner;
+            b[10] = (byte)((f.Validated ? 1 : 0) | (f.Pinned ? 2 : 0) | (f.XenPrivate ? 4 : 0));
         }
     }
 

@@ -1,0 +1,60 @@
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Keyframes;
+
+namespace Replayvisor.Cli.Commands;
+
+/// <summary>
+/// `replayvisor index trace.rvt [--interval N] [-o out.rvt]` (docs/time-travel.md "Keyframes"):
+/// writes the trace again with keyframes into a temporary file next to the target, then renames
+/// it over the target, so the original stays whole until the indexed copy is complete.
+/// </summary>
+public static class IndexCommand
+{
+    /// <summary>Instructions between keyframes: 2^25, about a fifth of a second of replay.</summary>
+    public const ulong DefaultInterval = 1 << 25;
+
+    public static int Run(string path, ulong interval, string? output, TextWriter stderr)
+    {
+        if (interval == 0) throw new CliException(ExitCodes.Usage, "--interval 0: keyframes need a positive instruction interval");
+        string target = output ?? path;
+        string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, $".{Path.GetFileName(target)}.indexing-{Environment.ProcessId}");
+        IndexResult result;
+        try
+        {
+            using var reader = TraceFiles.Open(path);
+            using var stream = Create(temp);
+            result = TraceIndexer.Write(reader, stream, interval);
+            stream.Flush(flushToDisk: true);
+        }
+        catch (Exception e)
+        {
+            File.Delete(temp); // whatever went wrong, no half-written file is left behind
+            if (e is not (IndexException or TraceFormatException or IOException or UnauthorizedAccessException or CliException)) throw;
+            throw e switch
+            {
+                IndexException { Diverged: true } => new CliException(ExitCodes.Diverged, $"{path}: cannot index: {e.Message}"),
+                IndexException => new CliException(ExitCodes.CannotIndex, $"{path}: cannot index: {e.Message}"),
+                TraceFormatException f => TraceFiles.FromFormat(path, f),
+                CliException c => c,
+                _ => new CliException(ExitCodes.IoError, $"{target}: cannot write: {e.Message}"),
+            };
+        }
+        try { File.Move(temp, target, overwrite: true); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            File.Delete(temp);
+            throw new CliException(ExitCodes.IoError, $"{target}: cannot replace: {e.Message}");
+        }
+        stderr.WriteLine($"index: {target}: {result.Keyframes} keyframes, one every {interval} instructions ({result.KeyframeBytes / 1024} KiB before compression), to instruction {result.FinalIcount}");
+        return ExitCodes.Ok;
+    }
+
+    private static FileStream Create(string temp)
+    {
+        try { return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException(ExitCodes.IoError, $"{temp}: cannot write: {e.Message}");
+        }
+    }
+}

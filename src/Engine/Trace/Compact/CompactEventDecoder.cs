@@ -1,0 +1,141 @@
+using MessagePack;
+
+namespace Replayvisor.Engine.Trace.Compact;
+
+/// <summary>Decodes the payload of a compact events chunk (docs/trace-format.md "Compact events chunks").</summary>
+internal static class CompactEventDecoder
+{
+    /// <summary>The events of <paramref name="raw"/>; a malformed payload is <see cref="CompactFormatException"/>.</summary>
+    public static TraceEvent[] Decode(byte[] raw)
+    {
+        var head = new ColumnReader(raw, CompactColumn.Kind);
+        // Every event takes at least its kind byte and icount byte: a count past that is damage.
+        int count = head.Count(raw.Length / 2);
+        int columns = head.Count(raw.Length);
+        if (columns < CompactCodes.ColumnCount) throw new CompactFormatException($"{columns} columns, expected {CompactCodes.ColumnCount}");
+        var lengths = new int[columns];
+        long total = 0;
+        for (int i = 0; i < columns; i++)
+        {
+            lengths[i] = head.Count(raw.Length);
+            total += lengths[i];
+        }
+        int start = raw.Length - head.Remaining;
+        if (total != head.Remaining) throw new CompactFormatException($"the columns hold {total} bytes, the payload {head.Remaining}");
+        var col = new ColumnReader[CompactCodes.ColumnCount];
+        int at = start;
+        for (int i = 0; i < columns; i++)
+        {
+            if (i < col.Length) col[i] = new ColumnReader(raw, at, lengths[i], (CompactColumn)i);
+            at += lengths[i];
+        }
+
+        var events = new TraceEvent[count];
+        var history = new HypercallHistory();
+        var lastTime = new ulong[256];
+        ulong icount = 0;
+        for (int n = 0; n < count; n++)
+        {
+            ulong delta = col[(int)CompactColumn.Icount].Varint();
+            if (delta > ulong.MaxValue - icount) throw new CompactFormatException($"event {n}: the icount passes 2^64");
+            icount += delta;
+            byte kind = col[(int)CompactColumn.Kind].Byte();
+            // The vCPU of every event stored in the columns, except an upcall's (in its own column).
+            int v = kind is CompactCodes.Upcall or CompactCodes.Escaped ? 0 : col[(int)CompactColumn.Vcpu].I32();
+            events[n] = kind switch
+            {
+                CompactCodes.Hypercall => Hypercall(icount, col, history, v),
+                CompactCodes.Upcall => Upcall(icount, ref col[(int)CompactColumn.Upcall]),
+                CompactCodes.Time => Time(icount, ref col[(int)CompactColumn.Time], lastTime, v),
+                CompactCodes.Async => Async(icount, ref col[(int)CompactColumn.Async], v),
+                CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception], v),
+                CompactCodes.Checkpoint => Checkpoint(icount, ref col[(int)CompactColumn.Checkpoint], v),
+                CompactCodes.Escaped => Escaped(icount, ref col[(int)CompactColumn.Escaped], n),
+                _ => throw new CompactFormatException($"event {n} has kind {kind}, which a compact chunk does not store"),
+            };
+        }
+        foreach (var c in col)
+            if (!c.AtEnd) throw new CompactFormatException($"column {c.Column} holds bytes past its last event");
+        return events;
+    }
+
+    private static HypercallEvent Hypercall(ulong icount, ColumnReader[] col, HypercallHistory history, int vcpu)
+    {
+        int number = col[(int)CompactColumn.HypercallNumber].I32();
+        byte shape = col[(int)CompactColumn.HypercallShape].Byte();
+        if ((shape & ~(CompactCodes.ArgCountMask | CompactCodes.HasDigest | CompactCodes.HasMulticall)) != 0)
+            throw new CompactFormatException($"hypercall shape {shape:x2} has unknown bits");
+        var previous = history.For(number);
+        var last = previous.Args;
+        var args = new uint[shape & CompactCodes.ArgCountMask];
+        for (int i = 0; i < args.Length; i++)
+            last[i] = args[i] = last[i] + (uint)col[(int)CompactColumn.HypercallArgs].I32();
+        long result = col[(int)CompactColumn.HypercallResult].Signed();
+        ulong digest = 0;
+        if ((shape & CompactCodes.HasDigest) != 0)
+        {
+            digest = col[(int)CompactColumn.HypercallDigest].U64Le();
+            if (digest == 0) throw new CompactFormatException("a hypercall digest of 0 is stored as absent");
+        }
+        uint site = previous.Site += (uint)col[(int)CompactColumn.HypercallSite].I32();
+        MulticallEntry[]? entries = null;
+        if ((shape & CompactCodes.HasMulticall) != 0)
+        {
+            ref var mc = ref col[(int)CompactColumn.Multicall];
+            int n = mc.Count(mc.Remaining / 2);
+            if (n == 0) throw new CompactFormatException("a multicall with no entries is stored as absent");
+            entries = new MulticallEntry[n];
+            for (int i = 0; i < n; i++) entries[i] = new MulticallEntry(mc.I32(), mc.Signed());
+        }
+        return new HypercallEvent(icount, number, args, result, entries, default, digest, site) { Vcpu = vcpu };
+    }
+
+    private static UpcallEvent Upcall(ulong icount, ref ColumnReader c)
+    {
+        int vcpu = (int)c.U32Signed31();
+        var ports = new uint[c.Count(c.Remaining)];
+        for (int i = 0; i < ports.Length; i++) ports[i] = c.U32();
+        return new UpcallEvent(icount, vcpu, ports);
+    }
+
+    private static TimeEvent Time(ulong icount, ref ColumnReader c, ulong[] last, int vcpu)
+    {
+        byte kind = c.Byte();
+        last[kind] += (ulong)c.Signed();
+        return new TimeEvent(icount, (TimeKind)kind, last[kind]) { Vcpu = vcpu };
+    }
+
+    private static AsyncEvent Async(ulong icount, ref ColumnReader c, int vcpu)
+    {
+        byte kind = c.Byte();
+        return new AsyncEvent(icount, (AsyncKind)kind, c.U32(), c.Varint()) { Vcpu = vcpu };
+    }
+
+    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu) =>
+        new(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
+
+    private static CheckpointEvent Checkpoint(ulong icount, ref ColumnReader c, int vcpu)
+    {
+        int n = c.Count(c.Remaining);
+        return new CheckpointEvent(icount, c.Bytes(n).ToArray()) { Vcpu = vcpu };
+    }
+
+    private static TraceEvent Escaped(ulong icount, ref ColumnReader c, int n)
+    {
+        int length = c.Count(c.Remaining);
+        var bytes = c.Bytes(length).ToArray();
+        TraceEvent? e;
+        try
+        {
+            e = MessagePackSerializer.Deserialize<TraceEvent>(bytes, TraceMessagePack.Options, out int read);
+            if (read != bytes.Length) throw new CompactFormatException($"event {n}: bytes after the escaped event");
+        }
+        catch (MessagePackSerializationException ex)
+        {
+            throw new CompactFormatException($"event {n} does not decode: {ex.InnerException?.Message ?? ex.Message}");
+        }
+        if (e is null) throw new CompactFormatException($"event {n} is nil or of an unknown kind");
+        if (e.Icount != icount) throw new CompactFormatException($"event {n}: its icount {e.Icount} is not the column's {icount}");
+        return e;
+    }
+}

@@ -1,0 +1,164 @@
+using System.Buffers;
+using MessagePack;
+
+namespace Replayvisor.Engine.Trace.Compact;
+
+/// <summary>
+/// Builds the payload of one compact events chunk, event by event (docs/trace-format.md
+/// "Compact events chunks"). Differences are taken from earlier events of the same chunk only,
+/// so every chunk decodes on its own. Hypercalls that carry guest-memory bytes (record
+/// --hypercall-data) and the rare kinds (console, failsafe, shutdown) are stored whole as MessagePack.
+/// </summary>
+internal sealed class CompactEventEncoder
+{
+    private readonly ColumnBuffer[] _columns = new ColumnBuffer[CompactCodes.ColumnCount];
+    private readonly HypercallHistory _history = new();
+    private readonly ulong[] _lastTime = new ulong[256];
+    private readonly ArrayBufferWriter<byte> _escape = new();
+    private ulong _lastIcount;
+
+    public CompactEventEncoder()
+    {
+        for (int i = 0; i < _columns.Length; i++) _columns[i] = new ColumnBuffer();
+    }
+
+    /// <summary>Events added since the last <see cref="Finish"/>.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>The size of the columns so far (the payload is a few bytes more).</summary>
+    public int Length
+    {
+        get
+        {
+            int n = 0;
+            foreach (var c in _columns) n += c.Length;
+            return n;
+        }
+    }
+
+    private ColumnBuffer this[CompactColumn c] => _columns[(int)c];
+
+    /// <summary>Adds an event (icounts never fall: the writer checks).</summary>
+    public void Add(TraceEvent e)
+    {
+        this[CompactColumn.Icount].Varint(e.Icount - _lastIcount);
+        _lastIcount = e.Icount;
+        Count++;
+        var kind = this[CompactColumn.Kind];
+        switch (e)
+        {
+            case HypercallEvent h when h.Memory.IsEmpty && h.Args.Count <= CompactCodes.ArgCountMask && !h.Multicall.AsSpan().Contains(null!):
+                kind.Byte(CompactCodes.Hypercall);
+                AddHypercall(h);
+                this[CompactColumn.Vcpu].Signed(h.Vcpu);
+                break;
+            case UpcallEvent u when u.Vcpu >= 0:
+                kind.Byte(CompactCodes.Upcall);
+                var up = this[CompactColumn.Upcall];
+                up.Varint((ulong)u.Vcpu);
+                up.Varint((ulong)u.Ports.Count);
+                foreach (uint p in u.Ports.AsSpan()) up.Varint(p);
+                break;
+            case TimeEvent t when (uint)t.Kind <= byte.MaxValue:
+                kind.Byte(CompactCodes.Time);
+                var time = this[CompactColumn.Time];
+                time.Byte((byte)t.Kind);
+                time.Signed((long)(t.Value - _lastTime[(int)t.Kind]));
+                _lastTime[(int)t.Kind] = t.Value;
+                this[CompactColumn.Vcpu].Signed(t.Vcpu);
+                break;
+            case AsyncEvent a when (uint)a.Kind <= byte.MaxValue:
+                kind.Byte(CompactCodes.Async);
+                var async = this[CompactColumn.Async];
+                async.Byte((byte)a.Kind);
+                async.Varint(a.Port);
+                async.Varint(a.Arg);
+                this[CompactColumn.Vcpu].Signed(a.Vcpu);
+                break;
+            case ExceptionEvent x when x.Vector >= 0:
+                kind.Byte(CompactCodes.Exception);
+                var ex = this[CompactColumn.Exception];
+                ex.Varint((ulong)x.Vector);
+                ex.Varint(x.ErrorCode);
+                ex.Varint(x.Cr2);
+                ex.Varint(x.Eip);
+                this[CompactColumn.Vcpu].Signed(x.Vcpu);
+                break;
+            case CheckpointEvent c:
+                kind.Byte(CompactCodes.Checkpoint);
+                var cp = this[CompactColumn.Checkpoint];
+                cp.Varint((ulong)c.StateHash.Count);
+                cp.Bytes(c.StateHash.AsSpan());
+                this[CompactColumn.Vcpu].Signed(c.Vcpu);
+                break;
+            default:
+                kind.Byte(CompactCodes.Escaped);
+                _escape.ResetWrittenCount();
+                var writer = new MessagePackWriter(_escape);
+                MessagePackSerializer.Serialize(ref writer, e, TraceMessagePack.Options);
+                writer.Flush();
+                var esc = this[CompactColumn.Escaped];
+                esc.Varint((ulong)_escape.WrittenCount);
+                esc.Bytes(_escape.WrittenSpan);
+                break;
+        }
+    }
+
+    private void AddHypercall(HypercallEvent h)
+    {
+        this[CompactColumn.HypercallNumber].Signed(h.Number);
+        var args = h.Args.AsSpan();
+        byte shape = (byte)args.Length;
+        if (h.OutputDigest != 0) shape |= CompactCodes.HasDigest;
+        if (!h.Multicall.IsEmpty) shape |= CompactCodes.HasMulticall;
+        this[CompactColumn.HypercallShape].Byte(shape);
+        var previous = _history.For(h.Number);
+        var last = previous.Args;
+        var argColumn = this[CompactColumn.HypercallArgs];
+        for (int i = 0; i < args.Length; i++)
+        {
+            argColumn.Signed((int)(args[i] - last[i]));
+            last[i] = args[i];
+        }
+        this[CompactColumn.HypercallResult].Signed(h.Result);
+        if (h.OutputDigest != 0) this[CompactColumn.HypercallDigest].U64Le(h.OutputDigest);
+        this[CompactColumn.HypercallSite].Signed((int)(h.Site - previous.Site));
+        previous.Site = h.Site;
+        if (!h.Multicall.IsEmpty)
+        {
+            var mc = this[CompactColumn.Multicall];
+            mc.Varint((ulong)h.Multicall.Count);
+            foreach (var entry in h.Multicall.AsSpan())
+            {
+                mc.Signed(entry.Op);
+                mc.Signed(entry.Result);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The payload: varint event count, varint column count, a varint length per column, then the
+    /// columns back to back. Resets the encoder for the next chunk.
+    /// </summary>
+    public byte[] Finish()
+    {
+        var head = new ColumnBuffer();
+        head.Varint((ulong)Count);
+        head.Varint((ulong)_columns.Length);
+        foreach (var c in _columns) head.Varint((ulong)c.Length);
+        var payload = new byte[head.Length + Length];
+        head.Written.CopyTo(payload);
+        int at = head.Length;
+        foreach (var c in _columns)
+        {
+            c.Written.CopyTo(payload.AsSpan(at));
+            at += c.Length;
+            c.Clear();
+        }
+        Count = 0;
+        _lastIcount = 0;
+        _history.Clear();
+        Array.Clear(_lastTime);
+        return payload;
+    }
+}

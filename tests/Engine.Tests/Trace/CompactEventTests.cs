@@ -1,0 +1,135 @@
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Trace.Compact;
+
+namespace Replayvisor.Engine.Tests.Trace;
+
+/// <summary>The compact columnar events encoding (format 3, docs/trace-format.md "Compact events chunks").</summary>
+public sealed class CompactEventTests
+{
+    private static TraceEvent[] RoundTrip(IEnumerable<TraceEvent> events)
+    {
+        var encoder = new CompactEventEncoder();
+        foreach (var e in events) encoder.Add(e);
+        return CompactEventDecoder.Decode(encoder.Finish());
+    }
+
+    [Fact]
+    public void Edge_values_of_every_field_round_trip()
+    {
+        TraceEvent[] events =
+        [
+            new HypercallEvent(0, 29, [uint.MaxValue, 0, 0x80000000, 1, uint.MaxValue, 7], long.MinValue, OutputDigest: ulong.MaxValue, Site: uint.MaxValue),
+            new HypercallEvent(0, 29, [0, uint.MaxValue, 0x7FFFFFFF, 0, 0, 0], long.MaxValue, Site: 0),
+            new HypercallEvent(1, -5, [], -1),
+            new HypercallEvent(1, int.MaxValue, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], 0),
+            new HypercallEvent(1, int.MinValue, Enumerable.Range(0, 16).Select(i => (uint)i).ToArray(), 0), // 16 args: stored whole
+            new HypercallEvent(2, 13, [1, 2], 0, Multicall: [new MulticallEntry(int.MinValue, long.MinValue), new MulticallEntry(int.MaxValue, long.MaxValue)]),
+            new HypercallEvent(3, 13, [1, 2], 0, Memory: [new GuestWrite(0xFFFFFFFF, new byte[] { 1 })], OutputDigest: 5),
+            new UpcallEvent(4, int.MaxValue, [uint.MaxValue, 0]),
+            new UpcallEvent(4, -1, [1]),
+            new UpcallEvent(5, 0, []),
+            new TimeEvent(6, TimeKind.Tsc, ulong.MaxValue),
+            new TimeEvent(6, TimeKind.Tsc, 0),
+            new TimeEvent(6, (TimeKind)255, 1),
+            new TimeEvent(6, (TimeKind)(-1), 1),
+            new AsyncEvent(7, (AsyncKind)200, uint.MaxValue, ulong.MaxValue),
+            new ExceptionEvent(8, int.MaxValue, uint.MaxValue, uint.MaxValue, uint.MaxValue),
+            new ExceptionEvent(8, -3, 0, 0, 0),
+            new CheckpointEvent(9, []),
+            new CheckpointEvent(9, new byte[300]),
+            new HypercallEvent(10, 29, [1], 0) { Vcpu = 3 },
+            new TimeEvent(10, TimeKind.Tsc, 5) { Vcpu = int.MaxValue },
+            new AsyncEvent(10, AsyncKind.TimerExpiry, 3) { Vcpu = -1 },
+            new ExceptionEvent(10, 14, 0, 0, 0) { Vcpu = 31 },
+            new CheckpointEvent(10, new byte[16]) { Vcpu = 2 },
+            new ConsoleOutputEvent(ulong.MaxValue, "x"u8.ToArray()) { Vcpu = 5 },
+        ];
+        Assert.Equal(events, RoundTrip(events));
+    }
+
+    [Fact]
+    public void Every_sample_kind_and_random_sequences_round_trip()
+    {
+        Assert.Equal(TraceSamples.OneOfEach(), RoundTrip(TraceSamples.OneOfEach()));
+        var rng = new Random(11);
+        var events = new List<TraceEvent>();
+        ulong icount = 0;
+        for (int i = 0; i < 3000; i++)
+        {
+            icount += (ulong)rng.Next(3) * (ulong)rng.Next(1 << rng.Next(31));
+            int nr = rng.Next(4) == 0 ? rng.Next() : rng.Next(40);
+            events.Add(rng.Next(4) switch
+            {
+                0 => new HypercallEvent(icount, nr, Enumerable.Range(0, rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
+                    rng.NextInt64(long.MinValue, long.MaxValue) >> rng.Next(64), OutputDigest: (ulong)rng.Next(2) * (ulong)rng.NextInt64(), Site: (uint)rng.Next()),
+                1 => new TimeEvent(icount, (TimeKind)rng.Next(4), (ulong)rng.NextInt64()),
+                2 => new UpcallEvent(icount, rng.Next(4), Enumerable.Range(0, rng.Next(4)).Select(_ => (uint)rng.Next(1024)).ToArray()),
+                _ => new AsyncEvent(icount, (AsyncKind)rng.Next(3), (uint)rng.Next(64), (ulong)rng.Next()),
+            });
+        }
+        Assert.Equal(events, RoundTrip(events));
+    }
+
+    [Fact]
+    public void A_repeating_timer_loop_costs_about_a_byte_an_event_before_compression()
+    {
+        // set_timer_op(now + 1 ms), SCHEDOP_block, the timer firing, the upcall: the ticker guest's loop.
+        var events = new List<TraceEvent>();
+        for (uint i = 0; i < 1000; i++)
+        {
+            ulong t = 82UL * 4 * i;
+            ulong deadline = 1_000_000UL * (i + 1);
+            events.Add(new HypercallEvent(t, 15, [(uint)deadline, (uint)(deadline >> 32), 0x1000, 0, 0x2000, 0], 0, Site: 0xc0100010));
+            events.Add(new HypercallEvent(t + 80, 29, [1, 0, 0x1000, 0, 0x2000, 0], 0, Site: 0xc0100020));
+            events.Add(new AsyncEvent(t + 80, AsyncKind.TimerExpiry, 3));
+            events.Add(new UpcallEvent(t + 80, 0, [3]));
+        }
+        var encoder = new CompactEventEncoder();
+        foreach (var e in events) encoder.Add(e);
+        var payload = encoder.Finish();
+        Assert.Equal(events, CompactEventDecoder.Decode(payload));
+        // Per loop after the first, 40 bytes: 4 kinds + 5 icount bytes (the delta 248 takes 2) + 2 numbers
+        // + 2 shapes + 14 argument bytes (the deadline's +1,000,000 takes 3, the other 11 deltas are 0)
+        // + 2 results + 2 site deltas + 3 async (kind, port, arg) + 3 upcall (vcpu, count, port)
+        // + 3 vCPUs (both hypercalls and the async event).
+        Assert.InRange(payload.Length, 40_000, 40_100);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { }, "ends early")]
+    [InlineData(new byte[] { 1, 1, 0 }, "columns")]
+    [InlineData(new byte[] { 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02 }, "over 64 bits")]
+    public void Malformed_payloads_are_compact_format_errors(byte[] payload, string why)
+    {
+        var ex = Assert.Throws<CompactFormatException>(() => CompactEventDecoder.Decode(payload));
+        Assert.Contains(why, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_truncation_and_byte_flip_of_a_payload_is_an_error_or_decodes()
+    {
+        var encoder = new CompactEventEncoder();
+        foreach (var e in TraceSamples.OneOfEach()) encoder.Add(e);
+        var payload = encoder.Finish();
+        for (int n = 0; n < payload.Length; n++)
+            Assert.Throws<CompactFormatException>(() => CompactEventDecoder.Decode(payload[..n]));
+        for (int i = 0; i < payload.Length; i++)
+            for (int bit = 0; bit < 8; bit++)
+            {
+                var bad = (byte[])payload.Clone();
+                bad[i] ^= (byte)(1 << bit);
+                try { CompactEventDecoder.Decode(bad); }
+                catch (CompactFormatException) { }
+            }
+    }
+
+    [Fact]
+    public void A_written_trace_uses_compact_chunks_and_format_3()
+    {
+        var bytes = TraceSamples.Write(TraceSamples.Many(100));
+        using var reader = TraceSamples.Open(bytes);
+        Assert.Equal(3, reader.FormatVersion);
+        var header = ChunkHeader.Parse(bytes.AsSpan((int)reader.Index[0].Offset, TraceLayout.ChunkHeaderSize), reader.Index[0].Offset, previousChain: null);
+        Assert.Equal(ChunkKind.CompactEvents, header.Kind);
+    }
+}
