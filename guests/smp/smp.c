@@ -18,6 +18,8 @@ const char guest_name[] = "smp";
 #define VCPUOP_stop_periodic_timer 7
 #define VCPUOP_set_singleshot_timer 8
 #define VCPUOP_register_vcpu_info 10
+#define EVTCHNOP_bind_interdomain 0
+#define EVTCHNOP_bind_vcpu 8
 #define ENXIO 6
 #define EBUSY 16
 #define MAX_CPUS 8
@@ -49,6 +51,8 @@ _Static_assert(sizeof(struct vcpu_guest_context) == 2800, "vcpu_guest_context is
 struct vcpu_runstate_info { int state; uint64_t state_entry_time; uint64_t time[4]; } __attribute__((packed));
 struct singleshot { uint64_t timeout_abs_ns; uint32_t flags; } __attribute__((packed));
 struct register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; } __attribute__((packed));
+struct bind_interdomain { uint16_t remote_dom, pad; uint32_t remote_port, local_port; };
+struct bind_vcpu { uint32_t port, vcpu; };
 
 extern char secondary_start[], secondary_callback[];
 static uint8_t stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
@@ -62,6 +66,9 @@ static volatile long timer_rc[MAX_CPUS], other_timer_rc[MAX_CPUS], runstate_rc[M
 static volatile int runstate_state[MAX_CPUS], done[MAX_CPUS], wake_order[MAX_CPUS], woken;
 static volatile int ipis_to_0;
 static uint32_t to_0;
+/* A loopback interdomain pair: vCPU 0 sends on loop_a; loop_b is moved to vCPU 1 with EVTCHNOP_bind_vcpu. */
+static volatile uint32_t loop_a, loop_b;
+static volatile int loop_seen;
 /* Where each vCPU's vcpu_info is: its shared_info slot, or (4.19) vCPU 1's moved into this page. */
 static volatile struct vcpu_info *vinfo[MAX_CPUS];
 static uint8_t vinfo_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
@@ -104,6 +111,10 @@ void secondary_main(int cpu)
         reply[cpu] = token[cpu] * 3 + (uint32_t)cpu;
         pongs[cpu]++;
         evtchn_send(to_0);
+    }
+    if (cpu == 1) {
+        wait_port(loop_b);
+        loop_seen = 1;
     }
     struct vcpu_runstate_info rs;
     runstate_rc[cpu] = vcpu_op(VCPUOP_get_runstate_info, cpu, &rs);
@@ -239,6 +250,29 @@ void guest_main(void)
         CHECK_EQ(vcpu_op(VCPUOP_is_up, c, 0), 1, "is_up after up");
     }
 
+    /* An interdomain loopback pair whose local end notifies vCPU 1 (EVTCHNOP_bind_vcpu). */
+    if (n >= 2) {
+        struct evtchn_alloc_unbound au = { DOMID_SELF, DOMID_SELF, 0 };
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_alloc_unbound, &au), 0, "alloc_unbound for the loopback");
+        struct bind_interdomain bi = { DOMID_SELF, 0, au.port, 0 };
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_bind_interdomain, &bi), 0, "bind_interdomain to it");
+        loop_a = au.port;
+        loop_b = bi.local_port;
+        mask_evtchn(loop_b);
+        __atomic_fetch_and(&HYPERVISOR_shared_info->evtchn_pending[loop_b / 32], ~(1u << (loop_b % 32)), __ATOMIC_SEQ_CST);
+        struct bind_vcpu bv = { loop_b, (uint32_t)n };
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_bind_vcpu, &bv), -ENOENT, "bind_vcpu to a vCPU past the count gives -ENOENT");
+        bv.port = ipi_port[1];
+        bv.vcpu = 0;
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_bind_vcpu, &bv), -EINVAL, "bind_vcpu of an IPI port gives -EINVAL");
+        bv.port = loop_b;
+        bv.vcpu = 1;
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_bind_vcpu, &bv), 0, "bind_vcpu of an interdomain port to vCPU 1");
+        struct evtchn_status st = { DOMID_SELF, 0, loop_b, 0, 0, { 0 } };
+        CHECK_EQ(HYPERVISOR_event_channel_op(EVTCHNOP_status, &st), 0, "status of the moved port");
+        CHECK_EQ(st.vcpu, 1, "the moved port notifies vCPU 1");
+    }
+
     /* Ping-pong: vCPU 0 sends a token, the secondary answers token*3+cpu and an IPI back. */
     uint32_t sum = 0;
     events_enable();
@@ -252,8 +286,10 @@ void guest_main(void)
             sum += reply[c];
         }
     }
+    if (n >= 2) evtchn_send(loop_a);   /* vCPU 1 waits for it on loop_b after its rounds */
     for (int c = 1; c < n; c++)
         while (!done[c]) block();
+    if (n >= 2) CHECK_EQ(loop_seen, 1, "vCPU 1 woke on its interdomain port");
     events_disable();
     for (int c = 1; c < n; c++) {
         CHECK_EQ(runstate_rc[c], 0, "get_runstate_info of itself");
