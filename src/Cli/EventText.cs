@@ -32,6 +32,9 @@ public static class EventText
     public static string At(GuestSymbols? symbols, uint address) =>
         symbols?.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
 
+    private static string UpcallSites(GuestSymbols? symbols, UpcallEvent u) =>
+        u.Handler == 0 ? "" : $" at 0x{u.Eip:x8}{At(symbols, u.Eip)} to 0x{u.Handler:x8}{At(symbols, u.Handler)}";
+
     private static string Site(GuestSymbols? symbols, HypercallEvent h) => h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}";
 
     /// <summary>One line per event; an event of a vCPU other than 0 ends with " [vcpu N]" (an upcall names its vCPU itself).</summary>
@@ -41,7 +44,7 @@ public static class EventText
     private static string Line(TraceEvent e, GuestSymbols? symbols) => e switch
     {
         HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}{Site(symbols, h)}{(h.OutputDigest != 0 ? $" out {h.OutputDigest:x16}" : "")}",
-        UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]",
+        UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]{UpcallSites(symbols, u)}",
         TimeEvent t => $"{t.Icount,14} time {t.Kind} {t.Value}",
         ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
         ConsoleOutputEvent c => $"{c.Icount,14} console-out {Quote(c.Bytes.AsSpan())}",
@@ -78,7 +81,17 @@ public static class EventText
                     o["multicall"] = new JsonArray(h.Multicall.AsSpan().ToArray()
                         .Select(m => (JsonNode)new JsonObject { ["op"] = m.Op, ["name"] = HypercallNames.Name(m.Op), ["result"] = m.Result }).ToArray());
                 break;
-            case UpcallEvent u: o["vcpu"] = u.Vcpu; o["ports"] = new JsonArray(u.Ports.AsSpan().ToArray().Select(p => (JsonNode)p).ToArray()); break;
+            case UpcallEvent u:
+                o["vcpu"] = u.Vcpu;
+                o["ports"] = new JsonArray(u.Ports.AsSpan().ToArray().Select(p => (JsonNode)p).ToArray());
+                if (u.Handler != 0)
+                {
+                    o["eip"] = u.Eip;
+                    AddSymbol(o, symbols, u.Eip);
+                    o["handler"] = u.Handler;
+                    if (symbols?.Name(u.Handler) is { Length: > 0 } hn) o["handlerSymbol"] = hn;
+                }
+                break;
             case TimeEvent t: o["time"] = t.Kind.ToString(); o["value"] = t.Value; break;
             case ConsoleInputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
             case ConsoleOutputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;

@@ -68,6 +68,9 @@ public class DiffCommandTests
         string mem = Cli.TempFile("variant-a-64.rvt");
         Assert.Equal(0, Cli.Run("record", Cli.Guest("variant-a"), "-o", mem, "--memory", "64").Code);
         Cli.AssertOneLineError(Cli.Run("diff", a, mem), 20, "memory size (MiB) (32 and 64)");
+        string two = Cli.TempFile("variant-a-2vcpus.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("variant-a"), "-o", two, "--vcpus", "2").Code);
+        Cli.AssertOneLineError(Cli.Run("diff", a, two), 20, "number of vCPUs (1 and 2)");
         string truncated = Cli.TempFile("truncated.rvt");
         File.WriteAllBytes(truncated, File.ReadAllBytes(b).AsSpan(0, 12).ToArray());
         Cli.AssertOneLineError(Cli.Run("diff", a, truncated), 12, "truncated");

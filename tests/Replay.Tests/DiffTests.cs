@@ -92,6 +92,7 @@ public class DiffTests
         var edi = Assert.Single(p.Registers, x => x.Name == "edi");
         Assert.Equal(Mask, edi.A ^ edi.B);
         Assert.Equal(p.A.Eip, p.B.Eip);
+        Assert.Contains("cpu", p.StateParts);
         Assert.Contains("<", p.A.Instruction); // disassembled with symbol+offset
         Assert.True(p.StartIcount > 0 && p.StartIcount <= At && At < p.EndIcount, $"re-executed from {p.StartIcount} to {p.EndIcount}");
         // Each run reached the window's start once; after that every pass restored a snapshot taken

@@ -121,7 +121,8 @@ public class HypercallOutputTests
             count(output.Writes.Count);
             inner.OnHypercall(icount, number, args, result, entries, output);
         }
-        public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => inner.OnUpcall(icount, vcpu, ports);
+        public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
+            inner.OnUpcallAt(icount, vcpu, ports, interrupted, handler);
         public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) => inner.OnException(icount, vector, errorCode, cr2, eip);
         public void OnFailsafe(ulong icount, uint eip, string cause) => inner.OnFailsafe(icount, eip, cause);
         public void OnConsoleOutput(ulong icount, ReadOnlySpan<byte> bytes) => inner.OnConsoleOutput(icount, bytes);

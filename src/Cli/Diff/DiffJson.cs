@@ -79,6 +79,7 @@ public static class DiffJson
         ["instructionsExecuted"] = p.InstructionsExecuted,
         ["endIcount"] = p.EndIcount,
         ["windowInstructions"] = p.WindowInstructions,
+        ["stateParts"] = new JsonArray(p.StateParts.Select(s => (JsonNode)s).ToArray()),
         ["a"] = new JsonObject { ["eip"] = p.A.Eip, ["instruction"] = p.A.Instruction },
         ["b"] = new JsonObject { ["eip"] = p.B.Eip, ["instruction"] = p.B.Instruction },
         ["registers"] = new JsonArray(p.Registers.Select(r => (JsonNode)new JsonObject { ["name"] = r.Name, ["a"] = r.A, ["b"] = r.B }).ToArray()),

@@ -26,8 +26,10 @@ public static class DiffText
                 sb.AppendLine(Line(l) + (first ? "    <== first divergence" : ""));
             }
         }
-        if (r.FirstDifference < 0)
+        if (r.FirstDifference < 0 && (r.A.FinalIcount != r.B.FinalIcount || r.A.Exit != r.B.Exit))
             sb.AppendLine($"the aligned events agree; the runs end differently: A at {r.A.FinalIcount:N0} ({r.A.Exit}), B at {r.B.FinalIcount:N0} ({r.B.Exit})");
+        else if (r.FirstDifference < 0)
+            sb.AppendLine("the aligned events agree (in order, not in timing); the recordings differ below");
         else
         {
             var f = r.Lines[r.FirstDifference];
@@ -75,6 +77,7 @@ public static class DiffText
     {
         sb.AppendLine($"first instruction with a different result: instruction {p.Icount:N0}");
         sb.AppendLine($"  re-executed from checkpoint {p.StartIcount:N0} to {p.EndIcount:N0}: {p.Passes} passes, {p.WindowInstructions:N0} instructions in the window and {p.InstructionsExecuted - p.WindowInstructions:N0} reaching it (both runs)");
+        if (p.StateParts.Count > 0) sb.AppendLine($"  state that differs after it: {string.Join(", ", p.StateParts)}");
         sb.AppendLine($"  A: {p.A.Instruction}");
         sb.AppendLine($"  B: {p.B.Instruction}");
         if (p.Registers.Count > 0)

@@ -77,8 +77,9 @@ public static class PerfettoTrace
                         runningSince = u.Icount;
                         blockedAt = null;
                     }
-                    events.Add(Instant("upcall", "upcall", u.Icount, EventsTid,
-                        new JsonObject { ["vcpu"] = u.Vcpu, ["ports"] = string.Join(",", u.Ports.AsSpan().ToArray()) }));
+                    var upcallArgs = new JsonObject { ["vcpu"] = u.Vcpu, ["ports"] = string.Join(",", u.Ports.AsSpan().ToArray()) };
+                    if (u.Handler != 0) { upcallArgs["interrupted"] = symbols.Format(u.Eip); upcallArgs["handler"] = symbols.Format(u.Handler); }
+                    events.Add(Instant("upcall", "upcall", u.Icount, EventsTid, upcallArgs));
                     break;
                 case ExceptionEvent x:
                     events.Add(Instant($"exception {x.Vector}", "exception", x.Icount, EventsTid, new JsonObject

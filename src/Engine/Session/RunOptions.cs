@@ -38,6 +38,8 @@ public sealed record RunOptions
     public HypercallOutputLevel HypercallOutputs { get; init; }
     /// <summary>vCPUs the domain is built with (docs/xen-model.md, "Several vCPUs").</summary>
     public int Vcpus { get; init; } = 1;
+    /// <summary>Upcall events carry the interrupted code and the callback (docs/trace-format.md); false in older traces.</summary>
+    public bool UpcallSites { get; init; }
 
     /// <summary>The machine options of this run, with the given clock (null: the virtual clock).</summary>
     public XenMachineOptions Machine(IGuestClock? clock) => new()
@@ -55,6 +57,7 @@ public sealed record RunOptions
     {
         var options = HeaderOptions();
         if (HypercallOutputOption.Text(HypercallOutputs) is { } outputs) options[RunOptionKeys.HypercallOutputs] = outputs;
+        if (UpcallSites) options[RunOptionKeys.UpcallSites] = "true";
         return options;
     }
 
@@ -102,6 +105,7 @@ public sealed record RunOptions
             Console = ConsoleViews.TryParse(header.GetOption(RunOptionKeys.Console), out ConsoleView view) ? view : ConsoleView.Auto,
             HypercallOutputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
             Vcpus = (int)Number(header, RunOptionKeys.Vcpus, 1, 1, HypervisorOptions.MaxVcpus),
+            UpcallSites = header.GetOption(RunOptionKeys.UpcallSites) == "true",
         };
     }
 

@@ -34,7 +34,13 @@ public sealed class TraceObserver : IXenObserver
             digest ? output.Digest : 0, digest ? output.Site : 0));
     }
 
-    public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => _emit(new UpcallEvent(icount, vcpu, ports.ToArray()));
+    /// <summary>Upcall events carry the interrupted code and the callback (header option upcall-sites).</summary>
+    public bool UpcallSites { get; init; }
+
+    public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => OnUpcallAt(icount, vcpu, ports, 0, 0);
+
+    public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
+        _emit(UpcallSites ? new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler } : new UpcallEvent(icount, vcpu, ports.ToArray()));
 
     public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) =>
         _emit(new ExceptionEvent(icount, vector, errorCode, cr2, eip));

@@ -33,12 +33,22 @@ public sealed record HypercallEvent(
     [Key(8)] public int Vcpu { get; init; }
 }
 
-/// <summary>An event-channel upcall injected into a vCPU with the ports pending at that moment.</summary>
+/// <summary>
+/// An event-channel upcall injected into a vCPU with the ports pending at that moment; with the
+/// upcall-sites header option also the guest code it interrupted and the callback it entered
+/// (0 in older traces).
+/// </summary>
 [MessagePackObject]
 public sealed record UpcallEvent(
     ulong Icount,
     [property: Key(1)] int Vcpu,
-    [property: Key(2)] EquatableArray<uint> Ports) : CheckEvent(Icount);
+    [property: Key(2)] EquatableArray<uint> Ports) : CheckEvent(Icount)
+{
+    /// <summary>The interrupted guest code: the EIP the upcall returns to, or for a vCPU returning from a hypercall-page stub the stub's caller.</summary>
+    [Key(3)] public uint Eip { get; init; }
+    /// <summary>The event callback entered (set_callbacks / CALLBACKOP_register).</summary>
+    [Key(4)] public uint Handler { get; init; }
+}
 
 /// <summary>A guest-visible time value read from the host.</summary>
 [MessagePackObject]

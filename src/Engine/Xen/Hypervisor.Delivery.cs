@@ -351,9 +351,24 @@ public sealed partial class Hypervisor
         var ports = _upcallPorts;
         ports.Clear();
         if (Observer != null) Events.PendingUnmaskedPorts(ports);
+        uint interrupted = Observer != null ? InterruptedSite() : 0;
         if (!CreateBounceFrame(Vcpu.Event.Cs, Vcpu.Event.Eip, TbfInterrupt, 0)) return;
         Stats.Upcalls++;
-        Observer?.OnUpcall(Cpu.Icount, v, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports));
+        Observer?.OnUpcallAt(Cpu.Icount, v, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports), interrupted, Vcpu.Event.Eip);
+    }
+
+    /// <summary>
+    /// The guest code an upcall interrupts: the frame's EIP, or, when the vCPU is returning from a
+    /// hypercall-page stub at ring 1 (docs/xen-abi.md §1), the stub's caller, as the return address on
+    /// the kernel stack read without side effects (like a hypercall's call site).
+    /// </summary>
+    private uint InterruptedSite()
+    {
+        uint eip = _f.Eip;
+        if (!_f.OuterRing && Domain.Guest.HypercallPage is uint page && eip - page < 4096
+            && Mm.PeekGuest32(Cpu.Segs[Seg.SS].Base + _f.Esp) is uint ret)
+            return ret;
+        return eip;
     }
 
     private void Failsafe(string cause)

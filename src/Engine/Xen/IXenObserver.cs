@@ -17,6 +17,12 @@ public interface IXenObserver
     /// <summary>An event-channel upcall was injected; <paramref name="ports"/> are pending and unmasked at that moment.</summary>
     void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) { }
 
+    /// <summary>
+    /// What the model calls for an upcall: <see cref="OnUpcall"/> with the guest code it interrupted
+    /// (Hypervisor.InterruptedSite) and the event callback entered. By default it forwards to <see cref="OnUpcall"/>.
+    /// </summary>
+    void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) => OnUpcall(icount, vcpu, ports);
+
     /// <summary>An exception or software interrupt was bounced to the guest handler.</summary>
     void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) { }
 

@@ -23,7 +23,7 @@ public sealed class IncomparableTracesException(IncomparableKind kind, string me
 
 /// <summary>
 /// Decides whether two traces can be compared (docs/diff.md "Incomparable traces"): the header
-/// options that define the guest's world must agree; options that cannot change a run
+/// options that define the guest's world (memory, clock, Xen profile, privilege, vCPUs) must agree; options that cannot change a run
 /// (checkpoint interval, instruction limit, hypercall data) and ones a user varies on purpose
 /// (command line, chaos seed) may differ.
 /// </summary>
@@ -37,6 +37,7 @@ public static class Comparability
         (RunOptionKeys.EpochSeconds, "boot wallclock (epoch seconds)", ""),
         (RunOptionKeys.Xen, "Xen ABI profile", "3.1"),
         (RunOptionKeys.InitDomain, "initial-domain setting", "false"),
+        (RunOptionKeys.Vcpus, "number of vCPUs", "1"),
     ];
 
     /// <summary>The format of a trace's events: format 4 only adds keyframe chunks to format 3 (docs/trace-format.md "Versions").</summary>

@@ -50,8 +50,11 @@ public static class DiffEvents
                     break;
                 case UpcallEvent u:
                 {
+                    // Attributed to the function it interrupted; the text names the callback it entered (traces with upcall sites).
                     string ports = string.Join(",", u.Ports.AsSpan().ToArray());
-                    list.Add(new DiffEvent(Upcall, $"upcall vcpu{u.Vcpu} [{ports}]", $"upcall vcpu {u.Vcpu} ports [{ports}]", u.Icount, ""));
+                    string to = u.Handler != 0 ? " to " + (symbols.FunctionOf(u.Handler) is { Length: > 0 } h ? h : $"0x{u.Handler:x8}") : "";
+                    list.Add(new DiffEvent(Upcall, $"upcall vcpu{u.Vcpu} [{ports}]", $"upcall vcpu {u.Vcpu} ports [{ports}]{to}", u.Icount,
+                        u.Eip != 0 ? symbols.FunctionOf(u.Eip) : ""));
                     break;
                 }
                 case ExceptionEvent x:

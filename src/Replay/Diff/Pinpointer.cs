@@ -41,6 +41,8 @@ public sealed record PinpointResult(
 {
     public ulong EndIcount { get; init; }
     public ulong WindowInstructions { get; init; }
+    /// <summary>The parts of the machine state that differ after the instruction (StateDifference.Parts).</summary>
+    public IReadOnlyList<string> StateParts { get; init; } = [];
 }
 
 /// <summary>
@@ -101,6 +103,7 @@ public static class Pinpointer
         {
             EndIcount = end,
             WindowInstructions = executed - reached,
+            StateParts = StateDifference.Parts(ra.Machine, rb.Machine),
         };
     }
 

@@ -1,6 +1,7 @@
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.State;
 
 namespace Replayvisor.Replay.Diff;
 
@@ -29,6 +30,34 @@ internal static class StateDifference
         void Add(string name, uint x, uint y)
         {
             if (x != y) list.Add(new RegisterDifference(name, x, y));
+        }
+    }
+
+    /// <summary>
+    /// The parts of the machine state (the sections XenMachine.StateHash covers) whose canonical
+    /// forms differ, so a difference registers and RAM do not show (a timer's deadline, a pending
+    /// event) is still named.
+    /// </summary>
+    public static List<string> Parts(XenMachine a, XenMachine b)
+    {
+        (string Name, Action<XenMachine, CanonicalWriter> Write)[] parts =
+        [
+            ("cpu", (m, w) => m.Cpu.WriteState(w)),
+            ("memory", (m, w) => m.Domain.Memory.WriteState(w)),
+            ("memory manager", (m, w) => m.Mm.WriteState(w)),
+            ("xen vcpu (timers, time, callbacks)", (m, w) => { foreach (var v in m.Hypervisor.Vcpus) v.WriteState(w); }),
+            ("xen event channels", (m, w) => m.Hypervisor.Events.WriteState(w)),
+            ("xen console", (m, w) => m.Hypervisor.Console.WriteState(w)),
+        ];
+        var list = parts.Where(p => !Hash(a, p.Write).AsSpan().SequenceEqual(Hash(b, p.Write))).Select(p => p.Name).ToList();
+        if (list.Count == 0 && !a.StateHash().AsSpan().SequenceEqual(b.StateHash())) list.Add("machine (xen time bookkeeping, PIT, grant frames, shutdown, clock or run loop)");
+        return list;
+
+        static byte[] Hash(XenMachine m, Action<XenMachine, CanonicalWriter> write)
+        {
+            var w = new CanonicalWriter();
+            write(m, w);
+            return w.Finish();
         }
     }
 

@@ -88,13 +88,15 @@ public static class TraceDiff
     }
 
     /// <summary>
-    /// Walks both recordings in step, ignoring checkpoints (their interval is a recording option)
-    /// and hypercall data bytes (the digest stays compared); null when they agree to the end.
+    /// Walks both recordings in step, ignoring checkpoints (their interval is a recording option),
+    /// hypercall data bytes (the digest stays compared) and upcall sites when only one recording
+    /// has them (an older trace); null when they agree to the end.
     /// </summary>
     public static EventDivergence? FirstDivergentEvent(IReadOnlyList<TraceEvent> a, IReadOnlyList<TraceEvent> b)
     {
-        var ea = a.Where(e => e is not CheckpointEvent).Select(Comparable).ToList();
-        var eb = b.Where(e => e is not CheckpointEvent).Select(Comparable).ToList();
+        bool sites = HasUpcallSites(a) == HasUpcallSites(b);
+        var ea = a.Where(e => e is not CheckpointEvent).Select(e => Comparable(e, sites)).ToList();
+        var eb = b.Where(e => e is not CheckpointEvent).Select(e => Comparable(e, sites)).ToList();
         int n = Math.Min(ea.Count, eb.Count);
         EventDivergence? found = null;
         for (int i = 0; i < n && found == null; i++)
@@ -115,7 +117,14 @@ public static class TraceDiff
         return found;
     }
 
-    private static TraceEvent Comparable(TraceEvent e) => e is HypercallEvent { Memory.Count: > 0 } h ? h with { Memory = default } : e;
+    private static TraceEvent Comparable(TraceEvent e, bool sites) => e switch
+    {
+        HypercallEvent { Memory.Count: > 0 } h => h with { Memory = default },
+        UpcallEvent u when !sites => u with { Eip = 0, Handler = 0 },
+        _ => e,
+    };
+
+    private static bool HasUpcallSites(IReadOnlyList<TraceEvent> events) => events.Any(e => e is UpcallEvent { Handler: not 0 });
 
     private static List<DiffCount> Counts(IEnumerable<DiffEvent> a, IEnumerable<DiffEvent> b, Func<DiffEvent, string> by)
     {

@@ -28,6 +28,10 @@ public sealed class CompactEventTests
             new UpcallEvent(4, int.MaxValue, [uint.MaxValue, 0]),
             new UpcallEvent(4, -1, [1]),
             new UpcallEvent(5, 0, []),
+            new UpcallEvent(5, 1, [2]) { Eip = uint.MaxValue, Handler = 0xc0100000 },
+            new UpcallEvent(5, 1, [2]) { Eip = 0, Handler = uint.MaxValue },
+            new UpcallEvent(5, -1, [2]) { Eip = 7, Handler = 9 },
+            new UpcallEvent(5, 0, []) { Eip = 0x80000000 },
             new TimeEvent(6, TimeKind.Tsc, ulong.MaxValue),
             new TimeEvent(6, TimeKind.Tsc, 0),
             new TimeEvent(6, (TimeKind)255, 1),
@@ -63,7 +67,8 @@ public sealed class CompactEventTests
                 0 => new HypercallEvent(icount, nr, Enumerable.Range(0, rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
                     rng.NextInt64(long.MinValue, long.MaxValue) >> rng.Next(64), OutputDigest: (ulong)rng.Next(2) * (ulong)rng.NextInt64(), Site: (uint)rng.Next()),
                 1 => new TimeEvent(icount, (TimeKind)rng.Next(4), (ulong)rng.NextInt64()),
-                2 => new UpcallEvent(icount, rng.Next(4), Enumerable.Range(0, rng.Next(4)).Select(_ => (uint)rng.Next(1024)).ToArray()),
+                2 => new UpcallEvent(icount, rng.Next(4), Enumerable.Range(0, rng.Next(4)).Select(_ => (uint)rng.Next(1024)).ToArray())
+                    { Eip = (uint)rng.NextInt64(1L << 32) >> rng.Next(32), Handler = (uint)rng.Next(3) * 0x40000000 },
                 _ => new AsyncEvent(icount, (AsyncKind)rng.Next(3), (uint)rng.Next(64), (ulong)rng.Next()),
             });
         }
@@ -72,6 +77,20 @@ public sealed class CompactEventTests
 
     [Fact]
     public void A_repeating_timer_loop_costs_about_a_byte_an_event_before_compression()
+    {
+        var events = TickerLoop(sites: false);
+        var encoder = new CompactEventEncoder();
+        foreach (var e in events) encoder.Add(e);
+        var payload = encoder.Finish();
+        Assert.Equal(events, CompactEventDecoder.Decode(payload));
+        // Per loop after the first, 40 bytes: 4 kinds + 5 icount bytes (the delta 248 takes 2) + 2 numbers
+        // + 2 shapes + 14 argument bytes (the deadline's +1,000,000 takes 3, the other 11 deltas are 0)
+        // + 2 results + 2 site deltas + 3 async (kind, port, arg) + 3 upcall (vcpu, count, port)
+        // + 3 vCPUs (both hypercalls and the async event).
+        Assert.InRange(payload.Length, 40_000, 40_100);
+    }
+
+    private static List<TraceEvent> TickerLoop(bool sites)
     {
         // set_timer_op(now + 1 ms), SCHEDOP_block, the timer firing, the upcall: the ticker guest's loop.
         var events = new List<TraceEvent>();
@@ -82,17 +101,65 @@ public sealed class CompactEventTests
             events.Add(new HypercallEvent(t, 15, [(uint)deadline, (uint)(deadline >> 32), 0x1000, 0, 0x2000, 0], 0, Site: 0xc0100010));
             events.Add(new HypercallEvent(t + 80, 29, [1, 0, 0x1000, 0, 0x2000, 0], 0, Site: 0xc0100020));
             events.Add(new AsyncEvent(t + 80, AsyncKind.TimerExpiry, 3));
-            events.Add(new UpcallEvent(t + 80, 0, [3]));
+            events.Add(sites ? new UpcallEvent(t + 80, 0, [3]) { Eip = 0xc0100020, Handler = 0xc0100400 } : new UpcallEvent(t + 80, 0, [3]));
         }
+        return events;
+    }
+
+    private static int ColumnCountOf(byte[] payload)
+    {
+        var head = new ColumnReader(payload, CompactColumn.Kind);
+        head.Varint();
+        return (int)head.Varint();
+    }
+
+    [Fact]
+    public void Upcall_sites_take_a_seventeenth_column_only_when_a_chunk_has_them()
+    {
+        var without = new CompactEventEncoder();
+        foreach (var e in TickerLoop(sites: false)) without.Add(e);
+        var plain = without.Finish();
+        Assert.Equal(CompactCodes.BaseColumnCount, ColumnCountOf(plain));
+        Assert.All(CompactEventDecoder.Decode(plain).OfType<UpcallEvent>(), u => Assert.Equal((0u, 0u), (u.Eip, u.Handler)));
+
+        var events = TickerLoop(sites: true);
+        var with = new CompactEventEncoder();
+        foreach (var e in events) with.Add(e);
+        var payload = with.Finish();
+        Assert.Equal(CompactCodes.ColumnCount, ColumnCountOf(payload));
+        Assert.Equal(events, CompactEventDecoder.Decode(payload));
+        // Two bytes per loop after the first (both differences 0), the first loop's full values and one more column length.
+        Assert.InRange(payload.Length - plain.Length, 2 * 1000, 2 * 1000 + 12);
+
+        // The encoder starts every chunk afresh: the next chunk without sites has 16 columns again.
+        foreach (var e in TickerLoop(sites: false)) with.Add(e);
+        Assert.Equal(plain, with.Finish());
+    }
+
+    [Fact]
+    public void A_reader_skips_columns_past_the_ones_it_knows()
+    {
+        // A later writer's extra column (here an 18th, 3 bytes) is skipped; the events decode as before.
+        var events = TickerLoop(sites: true);
         var encoder = new CompactEventEncoder();
         foreach (var e in events) encoder.Add(e);
         var payload = encoder.Finish();
-        Assert.Equal(events, CompactEventDecoder.Decode(payload));
-        // Per loop after the first, 40 bytes: 4 kinds + 5 icount bytes (the delta 248 takes 2) + 2 numbers
-        // + 2 shapes + 14 argument bytes (the deadline's +1,000,000 takes 3, the other 11 deltas are 0)
-        // + 2 results + 2 site deltas + 3 async (kind, port, arg) + 3 upcall (vcpu, count, port)
-        // + 3 vCPUs (both hypercalls and the async event).
-        Assert.InRange(payload.Length, 40_000, 40_100);
+        var head = new ColumnReader(payload, CompactColumn.Kind);
+        head.Varint();
+        head.Varint();
+        for (int i = 0; i < CompactCodes.ColumnCount; i++) head.Varint();
+        int columnsStart = payload.Length - head.Remaining;
+        var rebuilt = new ColumnBuffer();
+        rebuilt.Varint((ulong)events.Count);
+        rebuilt.Varint((ulong)CompactCodes.ColumnCount + 1);
+        var lengths = new ColumnReader(payload, CompactColumn.Kind);
+        lengths.Varint();
+        lengths.Varint();
+        for (int i = 0; i < CompactCodes.ColumnCount; i++) rebuilt.Varint(lengths.Varint());
+        rebuilt.Varint(3);
+        rebuilt.Bytes(payload.AsSpan(columnsStart));
+        rebuilt.Bytes([1, 2, 3]);
+        Assert.Equal(events, CompactEventDecoder.Decode(rebuilt.Written.ToArray()));
     }
 
     [Theory]

@@ -26,7 +26,7 @@ internal static class TraceSamples
             Multicall: [new MulticallEntry(1, 0), new MulticallEntry(26, -1)],
             Memory: [new GuestWrite(0xc0002000, new byte[] { 1, 2, 3 }), new GuestWrite(0xc0003000, new byte[] { 9 })],
             OutputDigest: 0x0123456789ABCDEF, Site: 0xc0104e62),
-        new UpcallEvent(30, 0, [3, 7, 31]),
+        new UpcallEvent(30, 0, [3, 7, 31]) { Eip = 0xc0104e62, Handler = 0xc0101800 },
         new TimeEvent(40, TimeKind.SystemTimeNs, 123_456_789_012),
         new TimeEvent(40, TimeKind.Tsc, ulong.MaxValue),
         new ConsoleInputEvent(50, "ls\n"u8.ToArray()),

@@ -40,6 +40,12 @@ internal enum CompactColumn
     Escaped,
     /// <summary>Per event in the columns other than an upcall (whose column holds its own): zigzag varint of its Vcpu.</summary>
     Vcpu,
+    /// <summary>
+    /// Per upcall, when any upcall of the chunk has a site (header option upcall-sites), else empty
+    /// and left out: zigzag varint of (Eip − the previous upcall's Eip), then of (Handler − the
+    /// previous upcall's Handler), 32-bit wrapping.
+    /// </summary>
+    UpcallSite,
 }
 
 /// <summary>Numbers of the compact encoding.</summary>
@@ -47,8 +53,13 @@ internal static class CompactCodes
 {
     /// <summary>The kind byte of an event stored whole as MessagePack in the <see cref="CompactColumn.Escaped"/> column.</summary>
     public const byte Escaped = 0xFF;
-    /// <summary>How many columns this build writes (readers skip columns past the ones they know).</summary>
-    public const int ColumnCount = (int)CompactColumn.Vcpu + 1;
+    /// <summary>How many columns this build knows (readers skip columns past the ones they know).</summary>
+    public const int ColumnCount = (int)CompactColumn.UpcallSite + 1;
+    /// <summary>
+    /// The columns every chunk has (format 3 as first written). The writer leaves out the upcall
+    /// sites column when it is empty, so chunks without upcall sites keep their format-3 bytes.
+    /// </summary>
+    public const int BaseColumnCount = (int)CompactColumn.Vcpu + 1;
     /// <summary>Union kinds (TraceEvent.cs).</summary>
     public const byte Hypercall = 0, Upcall = 1, Time = 2, Async = 5, Exception = 6, Checkpoint = 9;
     /// <summary>HypercallShape bits.</summary>

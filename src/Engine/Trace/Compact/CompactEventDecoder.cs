@@ -12,7 +12,7 @@ internal static class CompactEventDecoder
         // Every event takes at least its kind byte and icount byte: a count past that is damage.
         int count = head.Count(raw.Length / 2);
         int columns = head.Count(raw.Length);
-        if (columns < CompactCodes.ColumnCount) throw new CompactFormatException($"{columns} columns, expected {CompactCodes.ColumnCount}");
+        if (columns < CompactCodes.BaseColumnCount) throw new CompactFormatException($"{columns} columns, expected at least {CompactCodes.BaseColumnCount}");
         var lengths = new int[columns];
         long total = 0;
         for (int i = 0; i < columns; i++)
@@ -29,6 +29,9 @@ internal static class CompactEventDecoder
             if (i < col.Length) col[i] = new ColumnReader(raw, at, lengths[i], (CompactColumn)i);
             at += lengths[i];
         }
+        // Columns this chunk leaves out are empty (the upcall sites of a chunk without any).
+        for (int i = columns; i < col.Length; i++) col[i] = new ColumnReader(raw, at, 0, (CompactColumn)i);
+        var upcallSites = new UpcallSites(col[(int)CompactColumn.UpcallSite].Remaining > 0);
 
         var events = new TraceEvent[count];
         var history = new HypercallHistory();
@@ -45,7 +48,7 @@ internal static class CompactEventDecoder
             events[n] = kind switch
             {
                 CompactCodes.Hypercall => Hypercall(icount, col, history, v),
-                CompactCodes.Upcall => Upcall(icount, ref col[(int)CompactColumn.Upcall]),
+                CompactCodes.Upcall => Upcall(icount, ref col[(int)CompactColumn.Upcall], ref col[(int)CompactColumn.UpcallSite], ref upcallSites),
                 CompactCodes.Time => Time(icount, ref col[(int)CompactColumn.Time], lastTime, v),
                 CompactCodes.Async => Async(icount, ref col[(int)CompactColumn.Async], v),
                 CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception], v),
@@ -90,12 +93,24 @@ internal static class CompactEventDecoder
         return new HypercallEvent(icount, number, args, result, entries, default, digest, site) { Vcpu = vcpu };
     }
 
-    private static UpcallEvent Upcall(ulong icount, ref ColumnReader c)
+    /// <summary>Whether the chunk stores upcall sites, and the last upcall's (the base of the next one's differences).</summary>
+    private struct UpcallSites(bool present)
+    {
+        public readonly bool Present = present;
+        public uint Eip, Handler;
+    }
+
+    private static UpcallEvent Upcall(ulong icount, ref ColumnReader c, ref ColumnReader siteColumn, ref UpcallSites sites)
     {
         int vcpu = (int)c.U32Signed31();
         var ports = new uint[c.Count(c.Remaining)];
         for (int i = 0; i < ports.Length; i++) ports[i] = c.U32();
-        return new UpcallEvent(icount, vcpu, ports);
+        if (sites.Present)
+        {
+            sites.Eip += (uint)siteColumn.I32();
+            sites.Handler += (uint)siteColumn.I32();
+        }
+        return new UpcallEvent(icount, vcpu, ports) { Eip = sites.Eip, Handler = sites.Handler };
     }
 
     private static TimeEvent Time(ulong icount, ref ColumnReader c, ulong[] last, int vcpu)

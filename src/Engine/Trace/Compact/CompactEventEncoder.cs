@@ -16,6 +16,8 @@ internal sealed class CompactEventEncoder
     private readonly ulong[] _lastTime = new ulong[256];
     private readonly ArrayBufferWriter<byte> _escape = new();
     private ulong _lastIcount;
+    private uint _lastUpcallEip, _lastUpcallHandler;
+    private bool _anyUpcallSite;
 
     public CompactEventEncoder()
     {
@@ -58,6 +60,7 @@ internal sealed class CompactEventEncoder
                 up.Varint((ulong)u.Vcpu);
                 up.Varint((ulong)u.Ports.Count);
                 foreach (uint p in u.Ports.AsSpan()) up.Varint(p);
+                AddUpcallSite(u);
                 break;
             case TimeEvent t when (uint)t.Kind <= byte.MaxValue:
                 kind.Byte(CompactCodes.Time);
@@ -136,27 +139,46 @@ internal sealed class CompactEventEncoder
         }
     }
 
+    private void AddUpcallSite(UpcallEvent u)
+    {
+        var site = this[CompactColumn.UpcallSite];
+        site.Signed((int)(u.Eip - _lastUpcallEip));
+        site.Signed((int)(u.Handler - _lastUpcallHandler));
+        _lastUpcallEip = u.Eip;
+        _lastUpcallHandler = u.Handler;
+        _anyUpcallSite |= u.Eip != 0 || u.Handler != 0;
+    }
+
     /// <summary>
     /// The payload: varint event count, varint column count, a varint length per column, then the
-    /// columns back to back. Resets the encoder for the next chunk.
+    /// columns back to back (the upcall sites column only when an upcall of the chunk has a site).
+    /// Resets the encoder for the next chunk.
     /// </summary>
     public byte[] Finish()
     {
+        int columns = _anyUpcallSite ? CompactCodes.ColumnCount : CompactCodes.BaseColumnCount;
         var head = new ColumnBuffer();
         head.Varint((ulong)Count);
-        head.Varint((ulong)_columns.Length);
-        foreach (var c in _columns) head.Varint((ulong)c.Length);
-        var payload = new byte[head.Length + Length];
+        head.Varint((ulong)columns);
+        int length = 0;
+        for (int i = 0; i < columns; i++)
+        {
+            head.Varint((ulong)_columns[i].Length);
+            length += _columns[i].Length;
+        }
+        var payload = new byte[head.Length + length];
         head.Written.CopyTo(payload);
         int at = head.Length;
-        foreach (var c in _columns)
+        for (int i = 0; i < columns; i++)
         {
-            c.Written.CopyTo(payload.AsSpan(at));
-            at += c.Length;
-            c.Clear();
+            _columns[i].Written.CopyTo(payload.AsSpan(at));
+            at += _columns[i].Length;
         }
+        foreach (var c in _columns) c.Clear();
         Count = 0;
         _lastIcount = 0;
+        _lastUpcallEip = _lastUpcallHandler = 0;
+        _anyUpcallSite = false;
         _history.Clear();
         Array.Clear(_lastTime);
         return payload;
