@@ -29,12 +29,13 @@ public static class GuestBench
         XenMachine? last = null;
         // A plain run is what `run` does and a recording what `record` does: both are timed from
         // building the machine to its end, so the record overhead is the trace and nothing else.
-        (double Seconds, ulong Icount) PlainRun(CpuTier tier)
+        (double Seconds, ulong Icount) PlainRun(CpuTier tier, bool selectorCache = true)
         {
             var t = ThreadCpuTime.Start();
             using var s = new LiveSession(new LiveRequest
             {
-                Kernel = kernel, ImageName = "bench", Machine = options with { Tier = tier }, ConsoleOutput = Stream.Null,
+                Kernel = kernel, ImageName = "bench", Machine = options with { Tier = tier, SelectorLoadCache = selectorCache },
+                ConsoleOutput = Stream.Null,
             });
             var r = s.Run();
             double sec = t.Seconds;
@@ -76,13 +77,17 @@ public static class GuestBench
         }
         // Run, record and replay take turns round by round, so a change in the machine's load or
         // in the .NET JIT's code during the bench falls on all three alike.
-        double[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), Record, Replay], out ulong icount);
-        double plain = best[0], record = best[1], replay = best[2];
+        // The plain run once more with Xen's selector-load cache off: the hypercall round trip without it (same results).
+        double[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), Record, Replay, () => PlainRun(CpuTier.Compiled, selectorCache: false)],
+            out ulong icount);
+        double plain = best[0], record = best[1], replay = best[2], uncached = best[3];
         double stateHashUs = StateHashCost(last!);
         double compileMsPer1000 = blocksCompiled == 0 ? 0 : Math.Max(0, cold - plain) * 1000 / blocksCompiled * 1000;
         double nsPerHypercall = plain * 1e9 / Math.Max(1, hypercalls);
+        double nsPerHypercallUncached = uncached * 1e9 / Math.Max(1, hypercalls);
         output.WriteLine($"instructions:        {icount:N0}, {hypercalls:N0} hypercalls");
         output.WriteLine($"plain run:           {plain * 1000,9:F1} ms  {icount / plain / 1e6,7:F1} MIPS   {nsPerHypercall,8:F0} ns per hypercall (whole run / hypercalls)");
+        output.WriteLine($"  no selector cache: {uncached * 1000,9:F1} ms  {icount / uncached / 1e6,7:F1} MIPS   {nsPerHypercallUncached,8:F0} ns per hypercall (Xen's return path loads every selector in full)");
         output.WriteLine($"  block-cache tier:  {blockCache * 1000,9:F1} ms  {icount / blockCache / 1e6,7:F1} MIPS   compiled tier speed-up {blockCache / plain,5:F2}x");
         output.WriteLine($"  first compiled run:{cold * 1000,9:F1} ms  {blocksCompiled:N0} blocks compiled, {blockIl:N0} IL bytes: {compileMsPer1000:F1} ms and {(blocksCompiled == 0 ? 0 : blockIl * 1000 / blocksCompiled):N0} IL bytes per 1,000 blocks");
         output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}%");
@@ -116,6 +121,8 @@ public static class GuestBench
                 ["ilBytesPer1000Blocks"] = blocksCompiled == 0 ? 0 : blockIl * 1000 / blocksCompiled,
                 ["hypercalls"] = hypercalls,
                 ["nsPerHypercall"] = Math.Round(nsPerHypercall, 1),
+                ["runWithoutSelectorCache"] = Timing(uncached, icount),
+                ["nsPerHypercallWithoutSelectorCache"] = Math.Round(nsPerHypercallUncached, 1),
                 ["stateHashUs"] = Math.Round(stateHashUs, 3),
                 ["record"] = Timing(record, icount),
                 ["replay"] = Timing(replay, icount),

@@ -118,6 +118,18 @@ public sealed partial class X86Cpu
         return Walk(lin, access, user, out phys);
     }
 
+    /// <summary>
+    /// The translation <see cref="Translate"/> would give a supervisor read of <paramref name="lin"/>
+    /// straight from the TLB, with no walk, fault or TLB change; false when that needs more than a
+    /// current-generation hit (a miss, or a global entry that a walk-free lookup would refresh).
+    /// </summary>
+    internal bool TlbSupervisorRead(uint lin, out ulong phys)
+    {
+        ulong e = _tlb[lin >> 12];
+        phys = (e & FrameMask) | (lin & 0xFFF);
+        return (e & GenMask) == _gen && (e & TlbRS) != 0;
+    }
+
     /// <summary>Walks the page tables, updates A/D bits, fills the TLB or raises #PF.</summary>
     private bool Walk(uint lin, Access access, bool user, out ulong phys)
     {

@@ -33,6 +33,7 @@ public sealed class XenMachine
         Mm = new MemoryManager(Cpu, Domain, Guest) { Privileged = Domain.InitialDomain };
         Hypervisor = new Hypervisor(Cpu, Domain, Mm, Guest, Clock, Options.Hypervisor);
         Cpu.Host = Hypervisor;
+        if (Hypervisor.SegmentLoader is CpuSegmentLoader loader) loader.Caching = Options.SelectorLoadCache;
         Mm.Boot();
         SetInitialRegisters();
         Hypervisor.Start();

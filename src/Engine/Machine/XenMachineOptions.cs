@@ -20,6 +20,8 @@ public sealed record XenMachineOptions
     public CpuTier Tier { get; init; } = CpuTier.Compiled;
     /// <summary>Compiled tier: block executions before a block is compiled (no effect on results or traces).</summary>
     public int CompileThreshold { get; init; } = 50;
+    /// <summary>Xen's return path remembers its selector loads (<see cref="CpuSegmentLoader"/>; no effect on results or traces: off only to measure it).</summary>
+    public bool SelectorLoadCache { get; init; } = true;
 }
 
 /// <summary>Why <see cref="XenMachine.Run"/> returned.</summary>

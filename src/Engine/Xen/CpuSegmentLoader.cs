@@ -9,14 +9,37 @@ namespace Replayvisor.Engine.Xen;
 /// descriptor goes to the MemoryManager first (lazy LDT mapping, docs/xen-abi.md §11) and the load is
 /// retried once it is mapped. Nothing is committed to the segment registers, and the CPU's EIP,
 /// CPL and fault state are left as they were.
+/// Successful loads are remembered (<see cref="SelectorLoadCache"/>): a load whose descriptor, table
+/// and translation are unchanged returns the remembered result without the checks.
 /// </summary>
 public sealed class CpuSegmentLoader(X86Cpu cpu, MemoryManager mm) : ISegmentLoader
 {
+    private readonly SelectorLoadCache _cache = new(cpu);
+
+    /// <summary>Use the cache of earlier loads (on by default; it never changes a result, only the time a load takes).</summary>
+    public bool Caching { get; set; } = true;
+
+    /// <summary>Loads answered by the cache (for tests).</summary>
+    internal long Hits { get; private set; }
+
     public bool TryLoad(int seg, ushort selector, int cpl, out SegmentCache cache, out CpuEvent fault)
     {
+        fault = default;
+        byte rules = SelectorLoadCache.RulesOf(seg);
+        // A fault left pending would make the full load fail (X86Cpu.FetchDescriptor): only the full load gives that result.
+        if (Caching && !cpu.Faulted)
+        {
+            // A null data selector loads as an unusable segment without reading any table (X86Cpu.CheckDataSegment).
+            if (rules == 0 && (selector & 0xFFFC) == 0) { cache = SegmentCache.Null(selector); return true; }
+            if (_cache.TryGet(rules, selector, cpl, out cache)) { Hits++; return true; }
+        }
         for (int attempt = 0; ; attempt++)
         {
-            if (TryOnce(seg, selector, cpl, out cache, out fault)) return true;
+            if (TryOnce(seg, selector, cpl, out cache, out fault))
+            {
+                if (Caching) _cache.Add(rules, selector, cpl, cache);
+                return true;
+            }
             if (fault.Vector != Vectors.PF || attempt > 0) return false;
             if (!mm.HandlePageFault(fault.Cr2, fault.ErrorCode, cpl).Handled) return false;
         }
