@@ -58,9 +58,13 @@ public static class DiffEvents
                     break;
                 }
                 case ExceptionEvent x:
+                {
+                    // Attributed to the function it happened in; the text names the trap handler it was delivered to (traces with exception handlers).
+                    string to = x.Handler != 0 ? " to " + (symbols.FunctionOf(x.Handler) is { Length: > 0 } h ? h : $"0x{x.Handler:x8}") : "";
                     list.Add(new DiffEvent(Exception, $"exception {x.Vector} {x.ErrorCode:x}",
-                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}", x.Icount, symbols.FunctionOf(x.Eip)));
+                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}{to}", x.Icount, symbols.FunctionOf(x.Eip)));
                     break;
+                }
                 case FailsafeEvent f:
                     list.Add(new DiffEvent(Failsafe, $"failsafe {f.Cause}", $"failsafe {f.Cause} eip 0x{f.Eip:x8}", f.Icount, symbols.FunctionOf(f.Eip)));
                     break;
