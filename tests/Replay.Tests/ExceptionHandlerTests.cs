@@ -4,7 +4,11 @@ using Replayvisor.Replay.Diff;
 
 namespace Replayvisor.Replay.Tests;
 
-/// <summary>Exception events name the trap handler they were delivered to (docs/trace-format.md, exception-handlers).</summary>
+/// <summary>
+/// Exception events name the trap handler they were delivered to (docs/trace-format.md,
+/// exception-handlers), and the diff attributes the iret that returns from them to the code that
+/// jumped to the iret stub rather than to the hypercall page.
+/// </summary>
 public class ExceptionHandlerTests
 {
     private static readonly Lazy<byte[]> Traps = new(() => Recordings.Record("traps", true).Trace);
@@ -41,5 +45,18 @@ public class ExceptionHandlerTests
         var r = Recordings.Replay(bad);
         Assert.NotNull(r.Divergence);
         Assert.Equal(target!.Icount, r.Divergence!.Icount);
+    }
+
+    [Fact]
+    public void TheDiffAttributesIretToTheFunctionThatJumpsToItsStub()
+    {
+        // guests/lib/entry.S: trap_return ends with `jmp hypercall_page + 23 * 32`; nothing else jumps there.
+        Assert.Equal("trap_return", Engine.Boot.IretJumpers.Of(Guests.Image("traps", true), GuestSymbols.FromImage(Guests.Image("traps", true))));
+        var side = new DiffSide("traps.rvt", TraceReader.Open(new MemoryStream(Traps.Value)));
+        var irets = side.Events.Where(e => e.Hypercall == "iret").ToList();
+        Assert.True(irets.Count > 10, $"{irets.Count} irets");
+        Assert.All(irets, e => Assert.Equal("trap_return", e.Function));
+        // Other hypercalls keep their callers.
+        Assert.DoesNotContain(side.Events, e => e.Kind == DiffEvents.Hypercall && e.Function == "hypercall_page");
     }
 }

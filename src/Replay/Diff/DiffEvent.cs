@@ -23,7 +23,8 @@ public static class DiffEvents
 {
     public const string Hypercall = "hypercall", Upcall = "upcall", Exception = "exception", Failsafe = "failsafe", Console = "console", Shutdown = "shutdown";
 
-    public static List<DiffEvent> From(IEnumerable<TraceEvent> events, GuestSymbols symbols)
+    /// <param name="iretJumpers">The function(s) that jump to the iret stub (<see cref="IretJumpers"/>): an iret issued from the stub is attributed to them.</param>
+    public static List<DiffEvent> From(IEnumerable<TraceEvent> events, GuestSymbols symbols, string iretJumpers = "")
     {
         var list = new List<DiffEvent>();
         var line = new StringBuilder();
@@ -37,6 +38,7 @@ public static class DiffEvents
                 case HypercallEvent h:
                 {
                     string fn = symbols.FunctionOf(h.Site);
+                    if (h.Number == HypercallPage.IretHypercall && fn == "hypercall_page" && iretJumpers.Length > 0) fn = iretJumpers;
                     // Console output is reported before the hypercall that wrote it: attribute it to that call's function.
                     foreach (var (icount, bytes) in pendingConsole) AddConsole(icount, bytes, fn);
                     pendingConsole.Clear();
