@@ -113,6 +113,21 @@ void guest_main(void)
     CHECK_EQ((uint32_t)getdr(6) & 0xF, 1u, "DR6.B0 for the I/O breakpoint");
     PROBE(-1, "inb $0x81, %%al", : : : "eax");
     CHECK_EQ(last_trap.count, 0, "another port: no #DB");
+    /* LEN 4 at 0x84 in DR1 (check_guest_io_breakpoint takes the address as it is): ports 0x84-0x87. */
+    setdr(1, 0x84); setdr(6, 0);
+    CHECK_EQ(setdr(7, 4 | (0xEu << 20)), 0, "a 4-byte I/O breakpoint in DR1");
+    PROBE(1, "inb $0x87, %%al", : : : "eax");
+    expect_trap("in from the last port of a 4-byte I/O breakpoint: #DB", 1, 0, probe_end);
+    CHECK_EQ((uint32_t)getdr(6) & 0xF, 2u, "DR6.B1 for it");
+    PROBE(-1, "inb $0x88, %%al", : : : "eax");
+    CHECK_EQ(last_trap.count, 0, "the port after it: no #DB");
+    setdr(6, 0);
+    PROBE(1, "movw $0x83, %%dx\n\toutw %%ax, %%dx", : : : "edx");
+    expect_trap("a 2-byte out through DX overlapping its first port: #DB", 1, 0, probe_end);
+    CHECK_EQ((uint32_t)getdr(6) & 0xF, 2u, "DR6.B1 for the out");
     setdr(7, 0);
+    setdr(6, 0);
+    PROBE(-1, "inb $0x84, %%al", : : : "eax");
+    CHECK_EQ(last_trap.count, 0, "DR7 cleared: no #DB");
     all_pass();
 }

@@ -253,12 +253,12 @@ public static class CliApp
         trace.CompletionSources.Add(FileCompletion.Source(".rvt"));
         var rssBaseline = new Option<string?>("--rss-baseline") { HelpName = "small.rvt", Description = "With --trace: also replay this (shorter) trace and the --trace one each in a process of its own and compare their peak RSS" };
         var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
-        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
         diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
         var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, rssBaseline, peakRss, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
         cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
-            ? (p.GetValue(json) ? throw new CliException(ExitCodes.Usage, "bench --diff has no --json output yet (docs/json-output.md)") : DiffBench.Run(da, db, stdout))
+            ? DiffBench.Run(da, db, p.GetValue(json), stdout)
             : p.GetValue(trace) is { } t
             ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
             : p.GetValue(guest) is { } g

@@ -6,42 +6,54 @@ using Replayvisor.Replay.Diff;
 namespace Replayvisor.Cli.Bench;
 
 /// <summary>
-/// `replayvisor bench --diff A.rvt B.rvt`: the figures of docs/diff.md in one process run, so they
-/// compare. The event-level diff (open both traces, read, align, first differing event) twice,
-/// cold and warm; then, for two recordings of one image, the pinpoint at the recordings' own
-/// checkpoint interval and at 10 and 100 times it (using only the checkpoints such a recording
-/// would have taken), with the instructions re-executed to reach the window and inside it.
-/// Times are the process's CPU time (a shared machine's wall time mostly measures the other load).
+/// `replayvisor bench --diff A.rvt B.rvt [--json]`: the figures of docs/diff.md in one process
+/// run, so they compare. The event-level diff (open both traces, read, align, first differing
+/// event) twice, cold and warm; then, for two recordings of one image, the pinpoint at the
+/// recordings' own checkpoint interval and at 10 and 100 times it (using only the checkpoints
+/// such a recording would have taken), with the instructions re-executed to reach the window and
+/// inside it; when the traces hold keyframes, each row is measured starting from them and from
+/// instruction 0. Times are the process's CPU time (a shared machine's wall time mostly measures
+/// the other load). <see cref="DiffBenchReport"/> prints the result as text or JSON.
 /// </summary>
 public static class DiffBench
 {
-    public static int Run(string pathA, string pathB, TextWriter stdout)
+    public static int Run(string pathA, string pathB, bool json, TextWriter stdout)
     {
-        TraceDiffResult? result = null;
-        var times = new List<(double Cpu, double Wall)>();
+        var result = Measure(pathA, pathB);
+        stdout.Write(json ? DiffBenchReport.Json(result) : DiffBenchReport.Text(result));
+        return ExitCodes.Ok;
+    }
+
+    public static DiffBenchResult Measure(string pathA, string pathB)
+    {
+        TraceDiffResult? diff = null;
+        var times = new List<DiffBenchTime>();
         for (int round = 0; round < 2; round++) // the first round includes the JIT's work
         {
             var cpu = CpuTime.StartNew();
             var wall = Stopwatch.StartNew();
             using var a = TraceFiles.Open(pathA);
             using var b = TraceFiles.Open(pathB);
-            result = DiffCommand.Compare(pathA, a, pathB, b, context: 3, pinpoint: false);
-            times.Add((cpu.Seconds, wall.Elapsed.TotalSeconds));
+            diff = DiffCommand.Compare(pathA, a, pathB, b, context: 3, pinpoint: false);
+            times.Add(new DiffBenchTime(cpu.Seconds * 1000, wall.Elapsed.TotalMilliseconds));
         }
-        var r = result!;
-        stdout.WriteLine($"traces {Path.GetFileName(pathA)} / {Path.GetFileName(pathB)}: {r.A.FinalIcount:N0} / {r.B.FinalIcount:N0} instructions, {r.A.Raw.Count:N0} / {r.B.Raw.Count:N0} events, {(r.SameImage ? "one guest image" : "two guest images")}");
-        string first = r.FirstEvent is { } f ? $"first differing recorded event at {f.Icount:N0}" : r.FirstDifference >= 0 ? "the aligned events differ" : "identical";
-        stdout.WriteLine($"event diff: {times[0].Cpu * 1000:F0} ms CPU ({times[0].Wall * 1000:F0} ms wall) cold, {times[1].Cpu * 1000:F0} ms CPU ({times[1].Wall * 1000:F0} ms wall) warm; {first}");
-        stdout.WriteLine($"  warm CPU time / the issue's 1 s target: {times[1].Cpu:F3}");
-        if (!r.SameImage || r.Identical)
+        var r = diff!;
+        var result = new DiffBenchResult
         {
-            stdout.WriteLine(r.Identical ? "pinpoint: nothing to pinpoint, the runs are identical" : "pinpoint: only for two recordings of one guest image");
-            return ExitCodes.Ok;
-        }
-        return Pinpoints(pathA, pathB, stdout);
+            TraceA = Path.GetFileName(pathA), TraceB = Path.GetFileName(pathB),
+            InstructionsA = r.A.FinalIcount, InstructionsB = r.B.FinalIcount,
+            EventsA = r.A.Raw.Count, EventsB = r.B.Raw.Count,
+            KeyframesA = r.A.Reader.Keyframes.Count, KeyframesB = r.B.Reader.Keyframes.Count,
+            SameImage = r.SameImage, Identical = r.Identical,
+            FirstEventIcount = r.FirstEvent?.Icount,
+            Cold = times[0], Warm = times[1],
+        };
+        if (!r.SameImage || r.Identical)
+            return result with { PinpointNote = r.Identical ? "nothing to pinpoint, the runs are identical" : "only for two recordings of one guest image" };
+        return Pinpoints(pathA, pathB, result);
     }
 
-    private static int Pinpoints(string pathA, string pathB, TextWriter stdout)
+    private static DiffBenchResult Pinpoints(string pathA, string pathB, DiffBenchResult result)
     {
         using var a = TraceFiles.Open(pathA);
         using var b = TraceFiles.Open(pathB);
@@ -50,29 +62,32 @@ public static class DiffBench
         ulong ia = RunOptions.FromHeader(a.Header).CheckpointInterval, ib = RunOptions.FromHeader(b.Header).CheckpointInterval;
         ulong baseInterval = Math.Max(ia, ib);
         if (ia == 0 || ib == 0 || baseInterval % Math.Min(ia, ib) != 0)
-        {
-            stdout.WriteLine($"pinpoint: the recordings' checkpoint intervals ({ia:N0}, {ib:N0}) give no common checkpoints to compare intervals with");
-            return ExitCodes.Ok;
-        }
-        stdout.WriteLine("pinpoint per checkpoint interval (both runs; 'reach' replays to the window's start, 'search' runs inside it):");
-        stdout.WriteLine($"{"interval",12} {"window start",14} {"width",12} {"passes",6} {"search instr",14} {"/width",7} {"reach instr",14} {"search ms",10} {"reach ms",10} {"instruction",14}");
+            return result with { PinpointNote = $"the recordings' checkpoint intervals ({ia:N0}, {ib:N0}) give no common checkpoints to compare intervals with" };
+        bool keyframes = result.KeyframesA + result.KeyframesB > 0;
         // Warm-up (the compiled tier's JIT would otherwise count against the first row), not shown.
         try { Pinpointer.Find(sideA, sideB, new PinpointOptions { CheckpointInterval = baseInterval }); }
         catch (PinpointException) { }
-        double? firstSearch = null;
+        var rows = new List<DiffBenchRow>();
         for (ulong interval = baseInterval; interval <= Math.Min(sideA.FinalIcount, sideB.FinalIcount) && interval <= baseInterval * 100; interval *= 10)
+            foreach (bool useKeyframes in keyframes ? new[] { true, false } : new[] { false })
+                rows.Add(Row(sideA, sideB, interval, useKeyframes));
+        return result with { Pinpoints = rows };
+    }
+
+    private static DiffBenchRow Row(DiffSide a, DiffSide b, ulong interval, bool useKeyframes)
+    {
+        var cpu = CpuTime.StartNew();
+        double reached = 0;
+        try
         {
-            var cpu = CpuTime.StartNew();
-            double reached = 0;
-            PinpointResult p;
-            try { p = Pinpointer.Find(sideA, sideB, new PinpointOptions { CheckpointInterval = interval, WindowReached = () => reached = cpu.Seconds }); }
-            catch (PinpointException e) { stdout.WriteLine($"{interval,12:N0}  {e.Message}"); continue; }
+            var p = Pinpointer.Find(a, b, new PinpointOptions { CheckpointInterval = interval, UseKeyframes = useKeyframes, WindowReached = () => reached = cpu.Seconds });
             double search = cpu.Seconds - reached;
-            ulong width = p.EndIcount - p.StartIcount;
-            firstSearch ??= search;
-            stdout.WriteLine($"{interval,12:N0} {p.StartIcount,14:N0} {width,12:N0} {p.Passes,6} {p.WindowInstructions,14:N0} {(double)p.WindowInstructions / width,7:F2} {p.InstructionsExecuted - p.WindowInstructions,14:N0} {search * 1000,10:F1} {reached * 1000,10:F1} {p.Icount,14:N0}  (search {search / firstSearch.Value:F1}x the first row's)");
+            return new DiffBenchRow(interval, useKeyframes, p, search * 1000, reached * 1000, null);
         }
-        return ExitCodes.Ok;
+        catch (PinpointException e)
+        {
+            return new DiffBenchRow(interval, useKeyframes, null, 0, 0, e.Message);
+        }
     }
 
     /// <summary>A stopwatch over the process's CPU time.</summary>
@@ -82,4 +97,32 @@ public static class DiffBench
         public static CpuTime StartNew() => new();
         public double Seconds => (Process.GetCurrentProcess().TotalProcessorTime - _start).TotalSeconds;
     }
+}
+
+/// <summary>CPU and wall milliseconds of one event diff.</summary>
+public sealed record DiffBenchTime(double CpuMs, double WallMs);
+
+/// <summary>One pinpoint of `bench --diff`: at a checkpoint interval, from keyframes or from 0; <see cref="Error"/> when it found nothing.</summary>
+public sealed record DiffBenchRow(ulong Interval, bool Keyframes, PinpointResult? Pinpoint, double SearchMs, double ReachMs, string? Error);
+
+/// <summary>What `bench --diff` measured.</summary>
+public sealed record DiffBenchResult
+{
+    public required string TraceA { get; init; }
+    public required string TraceB { get; init; }
+    public ulong InstructionsA { get; init; }
+    public ulong InstructionsB { get; init; }
+    public int EventsA { get; init; }
+    public int EventsB { get; init; }
+    public int KeyframesA { get; init; }
+    public int KeyframesB { get; init; }
+    public bool SameImage { get; init; }
+    public bool Identical { get; init; }
+    /// <summary>Same image: the count of the first recorded event that differs.</summary>
+    public ulong? FirstEventIcount { get; init; }
+    public required DiffBenchTime Cold { get; init; }
+    public required DiffBenchTime Warm { get; init; }
+    /// <summary>Why there are no pinpoint rows, when there are none.</summary>
+    public string? PinpointNote { get; init; }
+    public IReadOnlyList<DiffBenchRow> Pinpoints { get; init; } = [];
 }

@@ -79,6 +79,8 @@ public static class DiffJson
         ["instructionsExecuted"] = p.InstructionsExecuted,
         ["endIcount"] = p.EndIcount,
         ["windowInstructions"] = p.WindowInstructions,
+        ["reachInstructions"] = p.ReachInstructions,
+        ["reachedFrom"] = new JsonObject { ["a"] = p.ReachedFromA, ["b"] = p.ReachedFromB },
         ["stateParts"] = new JsonArray(p.StateParts.Select(s => (JsonNode)s).ToArray()),
         ["a"] = new JsonObject { ["eip"] = p.A.Eip, ["instruction"] = p.A.Instruction },
         ["b"] = new JsonObject { ["eip"] = p.B.Eip, ["instruction"] = p.B.Instruction },

@@ -73,10 +73,14 @@ public static class DiffText
         return $"{l.Op} {where(l.A)} {where(l.B)}  {fn}{fnB,-0}: {e.Text}{detail}";
     }
 
+    /// <summary>", from keyframes 900 / 900" when a run reached the window from a keyframe rather than from instruction 0.</summary>
+    private static string ReachedFrom(PinpointResult p) =>
+        p.ReachedFromA == 0 && p.ReachedFromB == 0 ? "" : $", from keyframes {p.ReachedFromA:N0} / {p.ReachedFromB:N0}";
+
     private static void Pinpoint(StringBuilder sb, PinpointResult p)
     {
         sb.AppendLine($"first instruction with a different result: instruction {p.Icount:N0}");
-        sb.AppendLine($"  re-executed from checkpoint {p.StartIcount:N0} to {p.EndIcount:N0}: {p.Passes} passes, {p.WindowInstructions:N0} instructions in the window and {p.InstructionsExecuted - p.WindowInstructions:N0} reaching it (both runs)");
+        sb.AppendLine($"  re-executed from checkpoint {p.StartIcount:N0} to {p.EndIcount:N0}: {p.Passes} passes, {p.WindowInstructions:N0} instructions in the window and {p.ReachInstructions:N0} reaching it (both runs{ReachedFrom(p)})");
         if (p.StateParts.Count > 0) sb.AppendLine($"  state that differs after it: {string.Join(", ", p.StateParts)}");
         sb.AppendLine($"  A: {p.A.Instruction}");
         sb.AppendLine($"  B: {p.B.Instruction}");

@@ -63,10 +63,10 @@ public sealed partial class X86Cpu
     /// <summary>Compiled tier: a cached block is compiled after it ran this many times under the block cache (0: before its first run).</summary>
     public int CompileThreshold { get; set; } = 50;
 
-    /// <summary>Compiled tier: blocks compiled so far and the IL bytes emitted for them.</summary>
+    /// <summary>Compiled tier: blocks compiled so far (each time a region includes them) and the IL bytes emitted for them.</summary>
     public long BlocksCompiled { get; private set; }
     public long CompiledIlBytes { get; private set; }
-    /// <summary>Compiled tier: blocks that took code another block with the same bytes had compiled (in any machine of this process).</summary>
+    /// <summary>Compiled tier: blocks whose region took code another region with the same bytes had compiled (in any machine of this process).</summary>
     public long CompiledCodeReused { get; private set; }
 
     public BlockCache Blocks => _blocks;
@@ -194,18 +194,30 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>
-    /// Runs a compiled block, then, while each block ends normally, its remembered successor when
-    /// that is compiled too and nothing <see cref="Run"/> checks between blocks applies (a stop
-    /// request, TF, an enabled breakpoint, a block that does not fit the budget): the
-    /// blocks of a hot loop follow each other without the run loop's per-block bookkeeping.
+    /// Runs a compiled region (which may run several of its blocks, docs/compiled-tier.md), then,
+    /// while each run ends normally, the region headed by the remembered successor of the block it
+    /// ended in, when that is compiled too and nothing <see cref="Run"/> checks between blocks
+    /// applies (a stop request, TF, an enabled breakpoint, a block that does not fit the budget):
+    /// the blocks of a hot loop follow each other without the run loop's per-block bookkeeping.
     /// <paramref name="b"/> ends as the last block run; the result is as <see cref="ExecBlock"/>'s.
     /// </summary>
     private int ExecCompiledChain(ref Block b)
     {
         while (true)
         {
+            // While a region runs, a store into any of its blocks ends it (BlockCache.Invalidate).
             _blocks.Current = b.Id;
-            int i = b.Compiled!(this, b.Insns);
+            var region = b.Compiled!;
+            // Branches inside the region skip the same checks as the chaining below: allowed only when none applies.
+            ulong epoch = _hostBreaks == null && (Dr[7] & 0xFF) == 0 && (FlagsReg & Fl.TF) == 0 ? ChainEpoch : ulong.MaxValue;
+            int r = region.Code(this, region.Members, epoch);
+            if (r < 0)
+            {
+                _blocks.Current = 0;
+                return ExecBlock(b, false);
+            }
+            b = region.Members[r >> 16];
+            int i = r & 0xFFFF;
             if (i != b.Count) return ExecCompiledEnd(b, i);
             // Any enabled breakpoint (instruction or data, DR7 L0-G3) sends blocks back to Run's one-at-a-time path.
             // Host (debugger) breakpoints too: Run checks each block for them (HostBreakCap).
@@ -226,8 +238,6 @@ public sealed partial class X86Cpu
     private int ExecCompiledEnd(Block b, int i)
     {
         _blocks.Current = 0;
-        if (i == b.Count) return 1;
-        if (i < 0) return ExecBlock(b, false);
         // Instruction i set an exit flag; instructions before it are counted.
         if (Exit == CpuExit.Branch)
         {
@@ -240,10 +250,10 @@ public sealed partial class X86Cpu
 
     private void Compile(Block b)
     {
-        int il = Compiled.BlockCompiler.Compile(b, Memory);
-        if (il == 0) { CompiledCodeReused++; return; }
+        var (il, blocks) = Compiled.BlockCompiler.Compile(b, _blocks, Memory);
+        if (il == 0) { CompiledCodeReused += blocks; return; }
         CompiledIlBytes += il;
-        BlocksCompiled++;
+        BlocksCompiled += blocks;
     }
 
     /// <summary>Run one instruction per block: TF or an enabled instruction breakpoint (set by <see cref="Run"/>).</summary>

@@ -27,8 +27,8 @@ public sealed partial class X86Cpu
 {
     private const ulong TlbRS = 1, TlbWS = 2, TlbRU = 4, TlbWU = 8, TlbXS = 0x10, TlbXU = 0x20, TlbGlobal = 0x40;
     private const int GenShift = 40;
-    private const ulong GenMask = ~((1ul << GenShift) - 1);
-    private const ulong FrameMask = ((1ul << GenShift) - 1) & ~0xFFFul;
+    internal const ulong GenMask = ~((1ul << GenShift) - 1);
+    internal const ulong FrameMask = ((1ul << GenShift) - 1) & ~0xFFFul;
 
     private readonly ulong[] _tlb = new ulong[1 << 20];
     private ulong _gen;

@@ -247,6 +247,7 @@ public sealed class XenMachine
     private bool Schedule()
     {
         var hv = Hypervisor;
+        hv.SyncRunstates(); // a vCPU woken by console input since the last hypercall or timer run
         if (Hypervisor.Runnable(hv.Vcpu) && Cpu.Icount < hv.SliceEnd) return false;
         int next = hv.PickNext();
         if (next < 0) return false; // nothing can run: the idle path waits for a timer or input

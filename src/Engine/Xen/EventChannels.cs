@@ -70,14 +70,33 @@ public sealed class EventChannels : IStateHashable
         _ch[port] = new Channel { State = PortState.Interdomain, RemoteDom = BackendDomid, RemotePort = backendPort };
     }
 
+    /// <summary>
+    /// 4.x pollers (evtchn_check_pollers, common/event_channel.c): a vCPU polling one port wakes only
+    /// when that port becomes pending, one polling several (or none) on any port; its poll_mask bit
+    /// survives a wake by vcpu_kick. 3.1 wakes every poller on any port and clears its polling flag
+    /// on every wake (docs/xen-model.md "SCHEDOP_poll").
+    /// </summary>
+    public bool PerPortPollers { get; init; }
+
     /// <summary>evtchn_set_pending (§9): the two-level bitmap, then upcall_pending and a kick; wakes pollers.</summary>
     public void SetPending(int vcpu, uint port)
     {
         if (_si.TestAndSetPending(port)) return;
         if (!_si.TestMasked(port) && !_si.TestAndSetSel(vcpu, (int)(port >> 5)))
             MarkEventsPending(vcpu);
+        if (!PerPortPollers)
+        {
+            foreach (var v in _vcpus)
+                if (v.Polling) { v.Polling = false; v.Blocked = false; Kick?.Invoke(v.Id); }
+            return;
+        }
         foreach (var v in _vcpus)
-            if (v.Polling) { v.Polling = false; v.Blocked = false; Kick?.Invoke(v.Id); }
+        {
+            if (!v.Polling || (v.PollEvtchn > 0 && v.PollEvtchn != port)) continue;
+            v.Polling = false;
+            v.PollEvtchn = 0;
+            Unblock(v);
+        }
     }
 
     /// <summary>vcpu_mark_events_pending: upcall_pending 0→1 kicks (unblocks) the vcpu.</summary>
@@ -85,9 +104,22 @@ public sealed class EventChannels : IStateHashable
     {
         if (_si.UpcallPending(vcpu) != 0) return;
         _si.SetUpcallPending(vcpu, 1);
+        if (PerPortPollers)
+        {
+            Unblock(_vcpus[vcpu]);
+            return;
+        }
         _vcpus[vcpu].Blocked = false;
         _vcpus[vcpu].Polling = false;
         Kick?.Invoke(vcpu);
+    }
+
+    /// <summary>vcpu_kick / vcpu_unblock: a blocked (or polling) vCPU becomes runnable; its poll_mask bit stays.</summary>
+    public void Unblock(VcpuState v)
+    {
+        if (!v.Blocked) return;
+        v.Blocked = false;
+        Kick?.Invoke(v.Id);
     }
 
     /// <summary>A notification from the backend on its end of <paramref name="port"/>.</summary>

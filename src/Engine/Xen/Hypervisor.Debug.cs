@@ -12,9 +12,11 @@ public sealed partial class Hypervisor
 {
     private const uint Dr6Ones = 0xFFFF0FF0, Dr6Zeros = 0x00001000, Dr7Keep = 0xFFFF27FF, Dr7Ones = 0x00000400, Dr7Gd = 1u << 13;
 
-    internal long SetDebugReg(int reg, uint value)
+    internal long SetDebugReg(int reg, uint value) => SetDebugReg(Vcpu, reg, value, Cpu.Dr);
+
+    /// <summary>set_debugreg(v, reg, value): <paramref name="dr"/> is the CPU's DR0-7 of that vCPU (live or parked).</summary>
+    private long SetDebugReg(VcpuState v, int reg, uint value, uint[] dr)
     {
-        var v = Vcpu;
         if (Xen4 && reg is 4 or 5)
         {
             if (v.GuestCr4De) return -Errno.ENODEV;
@@ -51,7 +53,7 @@ public sealed partial class Hypervisor
                 return Xen4 ? -Errno.ENODEV : -Errno.EINVAL;
         }
         v.DebugRegs[reg] = value;
-        Cpu.Dr[reg] = value;
+        dr[reg] = value;
         return 0;
     }
 

@@ -11,6 +11,8 @@ public sealed partial class Hypervisor
 {
     private const byte VectorHypercall = 0x82;
     private const uint TbfException = 1, TbfErrorCode = 2, TbfInterrupt = 8, TbfFailsafe = 0x10;
+    /// <summary>TRAP_nmi: on 4.x the NMI handler is this trap table entry.</summary>
+    internal const int NmiVector = 2;
 
     private GuestFrame _f;
 
@@ -310,7 +312,8 @@ public sealed partial class Hypervisor
     {
         if (IsStopped || Vcpu.Blocked) return;
         int v = Vcpu.Id;
-        if (SharedInfo.UpcallMask(v) != 0 || SharedInfo.UpcallPending(v) == 0) return;
+        bool nmi = Xen4 && Vcpu.NmiPending && !Vcpu.NmiMasked;
+        if (!nmi && (SharedInfo.UpcallMask(v) != 0 || SharedInfo.UpcallPending(v) == 0)) return;
         Capture();
         ReturnToGuest();
     }
@@ -322,7 +325,23 @@ public sealed partial class Hypervisor
     private void TestAllEvents()
     {
         int v = Vcpu.Id;
-        if (Vcpu.NmiPending && !Vcpu.NmiMasked && Vcpu.NmiCallbackEip != 0)
+        if (Xen4)
+        {
+            // compat_process_nmi (x86_64/compat/entry.S): pending and not masked → cleared; through
+            // trap_ctxt[2] (set_guest_nmi_trapbounce), lost when that has no code selector; the
+            // NMI stays masked until HYPERVISOR_iret (async_exception_cleanup).
+            if (Vcpu.NmiPending && !Vcpu.NmiMasked)
+            {
+                Vcpu.NmiPending = false;
+                var t = Vcpu.Traps[NmiVector];
+                if (t.Cs != 0)
+                {
+                    Vcpu.NmiMasked = true;
+                    if (!CreateBounceFrame(t.Cs, t.Address, t.MasksEvents ? TbfInterrupt : 0, 0)) return;
+                }
+            }
+        }
+        else if (Vcpu.NmiPending && !Vcpu.NmiMasked && Vcpu.NmiCallbackEip != 0)
         {
             Vcpu.NmiPending = false;
             Vcpu.NmiMasked = true;

@@ -38,6 +38,7 @@ public sealed partial class Hypervisor
         MulticallResults.Clear();
         long result = Call(nr, args);
         if (TakeContinuation() is { } k) { ApplyContinuation(k); result = k.Nr; }
+        SyncRunstates();
         Guest.WriteLog = null;
         c.Eax = (uint)result;
         if (writes == null) return;

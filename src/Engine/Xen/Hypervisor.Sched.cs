@@ -29,6 +29,7 @@ public sealed partial class Hypervisor
         if (nrPorts > 128) return -Errno.EINVAL;
         if ((ulong)portsPtr + (ulong)nrPorts * 4 > Layout.HypervisorVirtStart) return -Errno.EFAULT;
         Console.Poll();
+        if (Xen4) return DoPoll4(portsPtr, nrPorts, timeout);
         for (uint i = 0; i < nrPorts; i++)
         {
             if (!Guest.TryRead32(portsPtr + i * 4, out uint port)) return -Errno.EFAULT;
@@ -42,6 +43,43 @@ public sealed partial class Hypervisor
         Vcpu.PollTimeoutNs = timeout;
         Cpu.RequestStop();
         return 0;
+    }
+
+    /// <summary>
+    /// do_poll of 4.x (common/sched/core.c): blocked and in poll_mask with poll_evtchn -1 first; an
+    /// event already deliverable (local_events_need_delivery), an unreadable port (-EFAULT), a port
+    /// past the domain's (-EINVAL) or a pending port end the poll at once. One port sets poll_evtchn
+    /// to it; a non-zero timeout arms the poll timer (absolute system time; a past one fires at once).
+    /// </summary>
+    private long DoPoll4(uint portsPtr, uint nrPorts, ulong timeout)
+    {
+        var v = Vcpu;
+        v.Blocked = true;
+        v.Polling = true;
+        v.PollEvtchn = -1;
+        uint port = 0;
+        if (SharedInfo.UpcallPending(v.Id) != 0 && SharedInfo.UpcallMask(v.Id) == 0) return EndPoll(v, 0);
+        for (uint i = 0; i < nrPorts; i++)
+        {
+            if (!Guest.TryRead32(portsPtr + i * 4, out port)) return EndPoll(v, -Errno.EFAULT);
+            if (port >= EventChannels.NrPorts) return EndPoll(v, -Errno.EINVAL);
+            v.PollPorts[i] = port; // the 3.1 bookkeeping, kept so states hash as before
+            if (SharedInfo.TestPending(port)) return EndPoll(v, 0);
+        }
+        v.PollCount = (int)nrPorts;
+        if (nrPorts == 1) v.PollEvtchn = (int)port;
+        if (timeout != 0) v.PollTimeoutNs = timeout;
+        Cpu.RequestStop();
+        return 0;
+    }
+
+    /// <summary>do_poll's "out": not polling, not blocked.</summary>
+    private static long EndPoll(VcpuState v, long rc)
+    {
+        v.PollEvtchn = 0;
+        v.Polling = false;
+        v.Blocked = false;
+        return rc;
     }
 
     /// <summary>The machine idled the blocked vcpu for <paramref name="ns"/> of system time.</summary>
@@ -63,7 +101,8 @@ public sealed partial class Hypervisor
     public void Wake()
     {
         _runstateEntryNs = NowNs;
-        if (RunstateArea != 0) Guest.TryWrite(RunstateArea, RunstateInfo());
+        SyncRunstates();
+        if (RunstateArea != 0) Guest.TryWrite(RunstateArea, Smp ? _runstates[_current].Encode(null) : RunstateInfo());
         ScheduleIn();
     }
 }

@@ -42,6 +42,8 @@ public sealed record HypervisorSnapshot
     public ulong SliceEnd { get; init; }
     /// <summary>Machine addresses of vcpu_info areas moved by VCPUOP_register_vcpu_info (0 = in shared_info), vCPU order.</summary>
     public ulong[] VcpuInfoMoved { get; init; } = [];
+    /// <summary>Each vCPU's runstate (several vCPUs only; empty with one).</summary>
+    public Runstate[] Runstates { get; init; } = [];
 }
 
 public sealed partial class Hypervisor : IStateHashable
@@ -74,6 +76,7 @@ public sealed partial class Hypervisor : IStateHashable
             Parked = (ParkedVcpu?[])_parked.Clone(),
             SliceEnd = _sliceEnd,
             VcpuInfoMoved = SharedInfo.SnapshotMoved(),
+            Runstates = (Runstate[])_runstates.Clone(),
         };
     }
 
@@ -109,6 +112,8 @@ public sealed partial class Hypervisor : IStateHashable
         s.Parked.CopyTo(_parked, 0);
         _sliceEnd = s.SliceEnd;
         if (s.VcpuInfoMoved.Length > 0) SharedInfo.RestoreMoved(s.VcpuInfoMoved);
+        if (s.Runstates.Length != _runstates.Length) throw new ArgumentException("vcpu count differs", nameof(s));
+        s.Runstates.CopyTo(_runstates, 0);
         InMulticall = false;
         MulticallResults.Clear();
         _ioDone = false;

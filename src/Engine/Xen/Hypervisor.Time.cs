@@ -40,7 +40,7 @@ public sealed partial class Hypervisor
             if (!v.Up) continue;
             if (v.SingleshotNs != 0) d = Math.Min(d, v.SingleshotNs);
             if (v.PeriodNs != 0 && !v.Blocked) d = Math.Min(d, v.PeriodicNextNs);
-            if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
+            if ((v.Polling || Xen4) && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
         }
         return d;
     }
@@ -53,7 +53,7 @@ public sealed partial class Hypervisor
         {
             if (!v.Up) continue;
             if (v.SingleshotNs != 0 && v.VirqPort[VirqTimer] != 0) d = Math.Min(d, v.SingleshotNs);
-            if (v.Polling && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
+            if ((v.Polling || Xen4) && v.PollTimeoutNs != 0) d = Math.Min(d, v.PollTimeoutNs);
         }
         return d == ulong.MaxValue ? 0 : d;
     }
@@ -76,7 +76,18 @@ public sealed partial class Hypervisor
                 Events.RaiseVirq(v.Id, VirqTimer);
                 v.PeriodicLastNs = now;
             }
-            if (v.Polling && v.PollTimeoutNs != 0 && now >= v.PollTimeoutNs)
+            if (Xen4 && v.PollTimeoutNs != 0 && now >= v.PollTimeoutNs)
+            {
+                // poll_timer_fn: the timer stays armed after another wake; it unblocks only a vCPU still in poll_mask.
+                v.PollTimeoutNs = 0;
+                if (v.Polling)
+                {
+                    v.Polling = false;
+                    v.PollEvtchn = 0; // read only while in poll_mask: cleared with it
+                    Events.Unblock(v);
+                }
+            }
+            else if (v.Polling && v.PollTimeoutNs != 0 && now >= v.PollTimeoutNs)
             {
                 v.Polling = false;
                 v.Blocked = false;
@@ -88,6 +99,7 @@ public sealed partial class Hypervisor
             UpdateVcpuTime();
             _nextTimeRefreshNs = now + Options.TimeRefreshNs;
         }
+        SyncRunstates();
     }
 
     /// <summary>The vcpu runs again after block/poll or a context switch: Xen's schedule-in refreshes time and restarts the periodic timer.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
+using Replayvisor.Engine.Cpu.Handlers;
 
 namespace Replayvisor.Engine.Xen;
 
@@ -14,16 +15,21 @@ public sealed partial class Hypervisor
     public const int VcpuGuestContextSize = 2800;
 
     // Offsets in vcpu_guest_context (xen/include/public/arch-x86/xen.h, xen-x86_32.h).
-    private const int CtxFlags = 512, CtxUserRegs = 516, CtxTraps = 584, CtxLdtBase = 2632, CtxLdtEnts = 2636,
+    private const int CtxFpu = 0, CtxFlags = 512, CtxUserRegs = 516, CtxTraps = 584, CtxLdtBase = 2632, CtxLdtEnts = 2636,
         CtxGdtFrames = 2640, CtxGdtEnts = 2704, CtxKernelSs = 2708, CtxKernelSp = 2712, CtxCtrlReg = 2716,
         CtxDebugReg = 2748, CtxEventCs = 2780, CtxEventEip = 2784, CtxFailsafeCs = 2788, CtxFailsafeEip = 2792;
-    private const uint VgcfFailsafeDisablesEvents = 1u << 3;
+    private const uint VgcfI387Valid = 1u << 0, VgcfFailsafeDisablesEvents = 1u << 3, VgcfOnline = 1u << 5;
 
     /// <summary>
     /// VCPUOP_initialise: copy the context (-EFAULT), refuse an initialised vCPU (-EEXIST), then
-    /// arch_set_info_guest: selectors of ring 0 become ring 1 (fixup_guest_code/stack_selector),
-    /// EFLAGS gets IF and bit 1 with IOPL cleared, the LDT, GDT and base table are checked and
-    /// referenced (-EINVAL). The vCPU stays down until VCPUOP_up.
+    /// arch_set_info_guest (docs/xen-model.md "VCPUOP_initialise"): selectors of ring 0 become ring 1
+    /// (fixup_guest_code/stack_selector), EFLAGS gets IF and bit 1 with IOPL made virtual, the LDT,
+    /// GDT and base table are checked and referenced (-EINVAL); the FPU from the FXSAVE image when
+    /// VGCF_i387_valid, else reset; CR0.TS and (4.19) CR4.DE from ctrlreg; the debug registers
+    /// through set_debugreg's checks, a refused value staying at its reset value; the callbacks and
+    /// VGCF_failsafe_disables_events. vm_assist is taken only for vCPU 0, which is never
+    /// initialised here. The vCPU stays down until VCPUOP_up, except that on 4.19 VGCF_online
+    /// clears its down flag without waking it (<see cref="VcpuState.NotWoken"/>).
     /// </summary>
     internal long InitialiseVcpu(VcpuState v, uint ptr)
     {
@@ -40,6 +46,7 @@ public sealed partial class Hypervisor
             FixupSelector(U16(CtxKernelSs)), U32(CtxKernelSp), out var mm);
         if (rc != 0) return rc;
 
+        uint flags = U32(CtxFlags);
         for (int i = 0; i < 256; i++)
         {
             int o = CtxTraps + i * 8;
@@ -47,15 +54,16 @@ public sealed partial class Hypervisor
         }
         v.Event = new Callback { Cs = FixupSelector(U16(CtxEventCs)), Eip = U32(CtxEventEip) };
         v.Failsafe = new Callback { Cs = FixupSelector(U16(CtxFailsafeCs)), Eip = U32(CtxFailsafeEip) };
-        v.FailsafeMasksEvents = (U32(CtxFlags) & VgcfFailsafeDisablesEvents) != 0;
+        v.FailsafeMasksEvents = (flags & VgcfFailsafeDisablesEvents) != 0;
         v.KernelSs = mm!.KernelSs;
         v.KernelSp = mm.KernelSp;
         v.VirtualTs = (U32(CtxCtrlReg) & Cr0Bits.TS) != 0;
-        for (int i = 0; i < 4; i++) v.DebugRegs[i] = U32(CtxDebugReg + i * 4);
+        // pv_fixup_guest_cr4: of ctrlreg[4] the guest controls DE (TSD, FSGSBASE, OSXSAVE are not modelled).
+        if (Xen4) v.GuestCr4De = (U32(CtxCtrlReg + 4 * 4) & Cr4Bits.DE) != 0;
 
         int r = CtxUserRegs;
         uint eflags = U32(r + 40);
-        if (Xen4) v.Iopl = (int)((eflags >> Fl.IoplShift) & 3); // 4.x keeps the guest's IOPL virtual (arch.pv.iopl)
+        v.Iopl = (int)((eflags >> Fl.IoplShift) & 3); // "IOPL privileges are virtualised" (arch.iopl / arch.pv.iopl)
         eflags = (eflags & ~(Fl.IOPL | Fl.VM | Fl.RF)) | Fl.IF | Fl.Fixed1;
         ushort cs = FixupSelector(U16(r + 36));
         var segs = new SegmentCache[Seg.Count];
@@ -65,10 +73,7 @@ public sealed partial class Hypervisor
         segs[Seg.DS] = SegmentCache.Null(U16(r + 56));
         segs[Seg.FS] = SegmentCache.Null(U16(r + 60));
         segs[Seg.GS] = SegmentCache.Null(U16(r + 64));
-        var dr = new uint[8];
-        for (int i = 0; i < 4; i++) dr[i] = v.DebugRegs[i];
-        dr[6] = v.DebugRegs[6];
-        dr[7] = v.DebugRegs[7];
+        var dr = LoadContextDebugRegs(v, c.AsSpan(CtxDebugReg, 32));
         var here = Cpu.SaveContext();
         var cpu = here with
         {
@@ -83,11 +88,55 @@ public sealed partial class Hypervisor
             Cr3 = mm.BaseMfn << 12,
             Dr = dr,
             Cpl = cs & 3,
-            Fpu = new FpuState(),
+            Fpu = (flags & VgcfI387Valid) != 0 ? ContextFpu(c.AsSpan(CtxFpu, 512)) : new FpuState(),
         };
         _parked[v.Id] = new ParkedVcpu { Cpu = cpu, Mm = mm, FreshSelectors = true, BlockedNs = 0, RunstateEntryNs = NowNs, RunstateArea = 0 };
         v.Initialised = true;
+        if (Xen4 && (flags & VgcfOnline) != 0)
+        {
+            v.Up = true;
+            v.NotWoken = true;
+        }
         return 0;
+    }
+
+    /// <summary>
+    /// The debug registers of a context: reset (3.1: all 0; 4.19: DR6/DR7 at their defaults and
+    /// dr7_emul clear), then set_debugreg for DR0-7 (3.1) or DR0-3, DR6, DR7 (4.19) with its checks,
+    /// its error ignored ("(void)set_debugreg" / the unchecked calls of arch_set_info_guest).
+    /// </summary>
+    private uint[] LoadContextDebugRegs(VcpuState v, ReadOnlySpan<byte> values)
+    {
+        var dr = new uint[8];
+        Array.Clear(v.DebugRegs);
+        v.Dr7Emul = 0;
+        if (Xen4)
+        {
+            v.DebugRegs[6] = dr[6] = Dr6Ones;
+            v.DebugRegs[7] = dr[7] = Dr7Ones;
+        }
+        for (int i = 0; i < 8; i++)
+        {
+            if (Xen4 && i is 4 or 5) continue;
+            SetDebugReg(v, i, BinaryPrimitives.ReadUInt32LittleEndian(values[(i * 4)..]), dr);
+        }
+        return dr;
+    }
+
+    /// <summary>
+    /// vcpu_setup_fpu with the context's 512-byte FXSAVE image, as the first restore loads it. An
+    /// image whose MXCSR sets a reserved bit makes that restore fault, and Xen's fixup differs: 3.1's
+    /// FXRSTOR fixup zeroes the image and retries; 4.19's XRSTOR fixup (xstate.c, stage 1) resets
+    /// the x87 and SSE state to their init values and keeps MXCSR ANDed with the mask.
+    /// </summary>
+    private FpuState ContextFpu(ReadOnlySpan<byte> image)
+    {
+        var f = new FpuState();
+        uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
+        if ((mxcsr & ~FpuControl.MxcsrMask) == 0) FpuControl.LoadFxImage(f, image, xmm: true);
+        else if (Xen4) f.Mxcsr = mxcsr & FpuControl.MxcsrMask;
+        else FpuControl.LoadFxImage(f, new byte[512], xmm: true);
+        return f;
     }
 
     /// <summary>fixup_guest_code_selector / fixup_guest_stack_selector: a ring-0 selector becomes ring 1.</summary>
@@ -97,7 +146,9 @@ public sealed partial class Hypervisor
     internal long BringUp(VcpuState v)
     {
         if (!v.Initialised) return -Errno.EINVAL;
+        if (v.Up) return 0; // test_and_clear_bit(_VPF_down) found it clear: no vcpu_wake
         v.Up = true;
+        v.NotWoken = false;
         return 0;
     }
 
@@ -146,6 +197,20 @@ public sealed partial class Hypervisor
         return 0;
     }
 
+    /// <summary>
+    /// VCPUOP_send_nmi (4.19 common_vcpu_op): a non-null argument is -EINVAL; otherwise the vCPU's
+    /// nmi_pending is set and, if it was clear, the vCPU is kicked (vcpu_kick: a blocked or polling
+    /// vCPU becomes runnable). The NMI is taken on its next return to the guest (Hypervisor.Delivery.cs).
+    /// </summary>
+    internal long SendNmi(VcpuState v, uint arg)
+    {
+        if (arg != 0) return -Errno.EINVAL;
+        if (v.NmiPending) return 0;
+        v.NmiPending = true;
+        Events.Unblock(v);
+        return 0;
+    }
+
     /// <summary>SCHEDOP_yield: with other vCPUs the running one's quantum ends here.</summary>
     internal long DoYield()
     {
@@ -153,17 +218,15 @@ public sealed partial class Hypervisor
         return 0;
     }
 
-    /// <summary>vcpu_runstate_info (44 bytes) of any vCPU: the running one as <see cref="RunstateInfo()"/>; another is runnable (1), blocked (2) or offline (3) since its last switch.</summary>
+    /// <summary>
+    /// VCPUOP_get_runstate_info (vcpu_runstate_get): with several vCPUs, the vCPU's runstate with its
+    /// current state's time counted up to now; with one, <see cref="RunstateInfo()"/>.
+    /// </summary>
     internal byte[] RunstateInfo(VcpuState v)
     {
-        if (v == Vcpu) return RunstateInfo();
-        var b = new byte[44];
-        int state = !v.Up ? 3 : v.Blocked ? 2 : 1;
-        var p = _parked[v.Id];
-        BitConverter.TryWriteBytes(b.AsSpan(0), state);
-        BitConverter.TryWriteBytes(b.AsSpan(4), p?.RunstateEntryNs ?? 0);
-        BitConverter.TryWriteBytes(b.AsSpan(28), p?.BlockedNs ?? 0);
-        return b;
+        if (!Smp) return RunstateInfo();
+        SyncRunstates();
+        return _runstates[v.Id].Encode(NowNs);
     }
 
     /// <summary>
@@ -176,11 +239,12 @@ public sealed partial class Hypervisor
         if (v == Vcpu)
         {
             RunstateArea = area;
-            Guest.TryWrite(area, RunstateInfo());
+            Guest.TryWrite(area, Smp ? _runstates[v.Id].Encode(null) : RunstateInfo());
             return 0;
         }
         if (_parked[v.Id] is not { } p) return -Errno.EINVAL;
         _parked[v.Id] = p with { RunstateArea = area };
+        Guest.TryWrite(area, RunstateInfo(v)); // another vCPU's area gets vcpu_runstate_get's view at once
         return 0;
     }
 }

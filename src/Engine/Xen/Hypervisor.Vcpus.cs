@@ -51,8 +51,8 @@ public sealed partial class Hypervisor
     /// <summary>The instruction count at which the running vCPU's quantum ends (SMP only; 0 before the first).</summary>
     public ulong SliceEnd => _sliceEnd;
 
-    /// <summary>Runnable: brought up and not blocked (Xen: no pause flag, not blocked).</summary>
-    public static bool Runnable(VcpuState v) => v.Up && !v.Blocked;
+    /// <summary>Runnable: brought up, woken into the scheduler and not blocked (Xen: no pause flag, on a run queue).</summary>
+    public static bool Runnable(VcpuState v) => v.Up && !v.Blocked && !v.NotWoken;
 
     private static VcpuState[] CreateVcpus(int count)
     {
@@ -98,6 +98,7 @@ public sealed partial class Hypervisor
     public void SwitchTo(int next)
     {
         if (next == _current) return;
+        SyncRunstates();
         _parked[_current] = new ParkedVcpu
         {
             Cpu = Cpu.SaveContext(), Mm = Mm.ParkContext(), FreshSelectors = false,
@@ -111,6 +112,7 @@ public sealed partial class Hypervisor
         _blockedNs = p.BlockedNs;
         _runstateEntryNs = p.RunstateEntryNs;
         RunstateArea = p.RunstateArea;
+        SyncRunstates();
         if (p.FreshSelectors && !LoadInitialSegments(p.Cpu.Segs)) return;
         Wake();
     }
@@ -160,5 +162,6 @@ public sealed partial class Hypervisor
             w.Bool(p != null);
             p?.WriteState(w);
         }
+        WriteRunstates(w);
     }
 }

@@ -41,7 +41,8 @@ public sealed partial class Hypervisor : ICpuHost
         SharedInfo = new SharedInfoPage(domain.Memory, domain.SharedInfoMfn);
         Vcpus = CreateVcpus(Options.VcpuCount);
         _parked = new ParkedVcpu?[Vcpus.Length];
-        Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified);
+        _runstates = Vcpus.Length > 1 ? CreateRunstates(Vcpus.Length) : [];
+        Events = new EventChannels(SharedInfo, Vcpus, Domid, Privileged, OnBackendNotified) { PerPortPollers = Xen4 };
         Console = new ConsoleBackend(this);
         _table = HypercallTable.Instance;
 

@@ -56,6 +56,13 @@ public sealed class VcpuState : IStateHashable
     public readonly uint[] PollPorts = new uint[128];
     public int PollCount;
     public ulong PollTimeoutNs;
+    /// <summary>
+    /// 4.19: VCPUOP_initialise with VGCF_online cleared the down flag but nothing called vcpu_wake,
+    /// so the scheduler never runs the vCPU until VCPUOP_down and up (docs/xen-model.md).
+    /// </summary>
+    public bool NotWoken;
+    /// <summary>4.x poll_evtchn: the one port polled, -1 for several (or none), 0 when not polling.</summary>
+    public int PollEvtchn;
 
     /// <summary>The one-shot timer deadline (set_timer_op / VCPUOP_set_singleshot_timer), 0 = none.</summary>
     public ulong SingleshotNs;
@@ -101,6 +108,8 @@ public sealed class VcpuState : IStateHashable
         s.PollPorts.CopyTo(PollPorts, 0);
         PollCount = s.PollCount;
         PollTimeoutNs = s.PollTimeoutNs;
+        PollEvtchn = s.PollEvtchn;
+        NotWoken = s.NotWoken;
         SingleshotNs = s.SingleshotNs;
         PeriodNs = s.PeriodNs; PeriodicLastNs = s.PeriodicLastNs;
         s.VirqPort.CopyTo(VirqPort, 0);
@@ -142,10 +151,16 @@ public sealed class VcpuState : IStateHashable
             w.U16(Sysenter.Cs); w.U32(Sysenter.Eip); w.Bool(SysenterMasksEvents);
         }
         // Written only for secondary vCPUs, so one-vCPU states keep their hashes.
-        if (Id != 0 || !Initialised)
+        if (Id != 0 || !Initialised || NotWoken)
         {
             w.Tag("vcpu-smp");
             w.Bool(Initialised);
+            w.Bool(NotWoken);
+        }
+        if (PollEvtchn != 0)
+        {
+            w.Tag("vcpu-poll");
+            w.I32(PollEvtchn);
         }
         if (GuestCr4De || Dr7Emul != 0)
         {

@@ -15,6 +15,12 @@ public sealed record PinpointOptions
     /// measures the pinpoint cost per interval from one pair of traces this way.
     /// </summary>
     public ulong? CheckpointInterval { get; init; }
+    /// <summary>
+    /// Start each run from the trace's last keyframe at or before the window's start (`replayvisor
+    /// index`, `record --keyframe-interval`) instead of from instruction 0; off, both replay from 0
+    /// (`bench --diff` compares the two).
+    /// </summary>
+    public bool UseKeyframes { get; init; } = true;
     /// <summary>Called once both runs stand at the window's start (`bench --diff` times the search from there).</summary>
     public Action? WindowReached { get; init; }
     /// <summary>Test hook: wraps run A's (or B's) replay inputs at the start of each pass, e.g. to inject an engine perturbation into the re-execution.</summary>
@@ -33,7 +39,8 @@ public sealed record MachineView(uint Eip, string Instruction);
 /// started at <see cref="StartIcount"/> (the last checkpoint both recordings agree on) for a
 /// window ending at <see cref="EndIcount"/> (just past the first recorded output that differs);
 /// <see cref="WindowInstructions"/> of the <see cref="InstructionsExecuted"/> (both runs) were
-/// spent inside the window, the rest reaching its start.
+/// spent inside the window, the rest (<see cref="ReachInstructions"/>) reaching its start, each
+/// run from <see cref="ReachedFromA"/> / <see cref="ReachedFromB"/> (a keyframe's count, or 0).
 /// </summary>
 public sealed record PinpointResult(
     ulong Icount, MachineView A, MachineView B, IReadOnlyList<RegisterDifference> Registers, IReadOnlyList<MemoryDifference> Memory,
@@ -41,6 +48,11 @@ public sealed record PinpointResult(
 {
     public ulong EndIcount { get; init; }
     public ulong WindowInstructions { get; init; }
+    /// <summary>Instructions both runs spent reaching the window's start (InstructionsExecuted − WindowInstructions).</summary>
+    public ulong ReachInstructions => InstructionsExecuted - WindowInstructions;
+    /// <summary>The count run A (B) was started from to reach the window: the keyframe it was restored from, or 0.</summary>
+    public ulong ReachedFromA { get; init; }
+    public ulong ReachedFromB { get; init; }
     /// <summary>The parts of the machine state that differ after the instruction (StateDifference.Parts).</summary>
     public IReadOnlyList<string> StateParts { get; init; } = [];
 }
@@ -104,6 +116,8 @@ public static class Pinpointer
             EndIcount = end,
             WindowInstructions = executed - reached,
             StateParts = StateDifference.Parts(ra.Machine, rb.Machine),
+            ReachedFromA = ra.StartedFrom,
+            ReachedFromB = rb.StartedFrom,
         };
     }
 
@@ -124,19 +138,30 @@ public static class Pinpointer
     /// <summary>
     /// Both runs at the latest common checkpoint before <paramref name="end"/> where their
     /// re-executed states agree too (a checkpoint hashes the state before the inputs at its
-    /// count, a re-execution stops after them), trying earlier ones and finally 0 otherwise.
+    /// count, a re-execution stops after them), trying earlier ones and finally 0 otherwise. Each
+    /// run starts from its trace's last usable keyframe at or before that checkpoint when it has one.
     /// </summary>
     private static (Rerun A, Rerun B, ulong Start, ulong Spent) Start(DiffSide a, DiffSide b, List<TraceEvent> rawA, List<TraceEvent> rawB, ulong end, PinpointOptions options)
     {
         ulong spent = 0;
         foreach (ulong start in CommonCheckpoints(rawA, rawB, end - 1).Where(c => c < end).OrderDescending().Append(0UL))
         {
-            var ra = new Rerun(a.Reader, a.Raw, options.WrapInputsA);
-            var rb = new Rerun(b.Reader, b.Raw, options.WrapInputsB);
+            var ra = StartRun(a, start, options.WrapInputsA, options.UseKeyframes);
+            var rb = StartRun(b, start, options.WrapInputsB, options.UseKeyframes);
             if (Same(ra, rb, start)) return (ra, rb, start, spent);
             spent += ra.Executed + rb.Executed;
         }
         throw new PinpointException("the two runs' machine states differ from their first instruction (different command lines?)");
+    }
+
+    /// <summary>A re-execution of <paramref name="side"/> standing at its last keyframe at or before <paramref name="start"/> that restores (at 0 without one).</summary>
+    private static Rerun StartRun(DiffSide side, ulong start, Func<IRunInputs, IRunInputs>? wrap, bool useKeyframes)
+    {
+        var run = new Rerun(side.Reader, side.Raw, wrap);
+        if (useKeyframes)
+            foreach (var k in side.Reader.Keyframes.Where(k => k.Icount > 0 && k.Icount <= start).OrderByDescending(k => k.Icount))
+                if (run.TryStartFrom(k)) break;
+        return run;
     }
 
     /// <summary>

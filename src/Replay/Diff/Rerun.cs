@@ -2,6 +2,7 @@ using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Keyframes;
 
 namespace Replayvisor.Replay.Diff;
 
@@ -19,6 +20,7 @@ internal sealed class Rerun
     /// <summary>The re-execution at one instruction boundary.</summary>
     public sealed record Saved(MachineSnapshot Machine, int Input, (ulong Last, ulong LastIcount)? Clock);
 
+    private readonly TraceReader _reader;
     private readonly InputList _inputs;
     private readonly ReplayingClock? _clock;
     private readonly ReplayInputs _replay;
@@ -28,6 +30,7 @@ internal sealed class Rerun
     /// <param name="wrap">Wraps the replay inputs at the start of every pass (a test's engine perturbation); it sees the run from where the pass starts.</param>
     public Rerun(TraceReader reader, IReadOnlyList<TraceEvent> events, Func<IRunInputs, IRunInputs>? wrap)
     {
+        _reader = reader;
         _inputs = new InputList(events.OfType<InputEvent>().ToList());
         var queue = new InputQueue(_inputs);
         var options = RunOptions.FromHeader(reader.Header);
@@ -49,6 +52,39 @@ internal sealed class Rerun
 
     /// <summary>Instructions this re-execution has run, over all passes.</summary>
     public ulong Executed { get; private set; }
+
+    /// <summary>The count it started from: a keyframe's (<see cref="TryStartFrom"/>), else 0.</summary>
+    public ulong StartedFrom { get; private set; }
+
+    /// <summary>
+    /// Starts from a keyframe of the trace (docs/trace-format.md "Keyframe chunk payload"): its
+    /// machine state, input position and trace clock, as a replay stood there. A keyframe is a
+    /// stop at a run limit like <see cref="RunTo"/>'s, so the run continues from it exactly as
+    /// the one from instruction 0. False, and nothing changed, when it was written with another
+    /// snapshot layout, does not decode, or restores to another state than its recorded hash.
+    /// </summary>
+    public bool TryStartFrom(TraceKeyframeInfo keyframe)
+    {
+        if (keyframe.Layout != KeyframeCodec.Layout || Machine.Icount != 0) return false;
+        var initial = Capture();
+        try
+        {
+            var state = KeyframeCodec.Decode(_reader.ReadKeyframe(keyframe));
+            if (state.Icount != keyframe.Icount || state.Exit != null || state.Inputs.Taken > _inputs.Count) return false;
+            Restore(new Saved(state.Machine, (int)state.Inputs.Taken, state.Clock));
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or TraceFormatException)
+        {
+            return false;
+        }
+        if (!Machine.StateHash().AsSpan().SequenceEqual(keyframe.StateHash.AsSpan()))
+        {
+            Restore(initial);
+            return false;
+        }
+        StartedFrom = keyframe.Icount;
+        return true;
+    }
 
     /// <summary>Runs forward to <paramref name="icount"/>; false when the run ends (or idles for good) before it.</summary>
     public bool RunTo(ulong icount)
@@ -74,10 +110,11 @@ internal sealed class Rerun
         _current = _wrap?.Invoke(_replay) ?? _replay;
     }
 
-    /// <summary>The recorded inputs in file order, with a position that can be set back.</summary>
+    /// <summary>The recorded inputs in file order (a keyframe's input cursor counts them the same way), with a position that can be set back.</summary>
     private sealed class InputList(List<InputEvent> events) : IInputStream
     {
         public int Next { get; set; }
+        public int Count => events.Count;
         public InputEvent? Peek => Next < events.Count ? events[Next] : null;
         public void Take() => Next++;
     }

@@ -1,60 +1,94 @@
 using System.Collections.Concurrent;
 using System.Reflection.Emit;
+using System.Text;
 using Replayvisor.Engine.Cpu.Decode;
 using Replayvisor.Engine.Memory;
 
 namespace Replayvisor.Engine.Cpu.Compiled;
 
 /// <summary>
-/// A compiled block. Returns <see cref="Block.Count"/> when every instruction retired (registers,
-/// flags, EIP and <see cref="X86Cpu.Icount"/> are stored back); i &lt; Count when instruction i
-/// ended the block with <see cref="X86Cpu.Exit"/> set: a fault (instructions 0..i-1 retired, i
-/// did not) or an exit after i completed (the run loop counts it, as for the block cache); -1
-/// when an entry assumption (a 32-bit stack segment) does not hold and nothing ran.
+/// A compiled region (<see cref="CompiledRegion"/>). Returns <see cref="CompiledRegion.Result"/>(k, i):
+/// member k's <see cref="Block.Count"/> when the run ended after member k retired every
+/// instruction (registers, flags, EIP and <see cref="X86Cpu.Icount"/> are stored back); i &lt;
+/// Count when member k's instruction i ended it with <see cref="X86Cpu.Exit"/> set: a fault
+/// (instructions 0..i-1 retired, i did not) or an exit after i completed (the run loop counts it,
+/// as for the block cache); -1 when an entry assumption (a 32-bit stack segment) does not hold and
+/// nothing ran. Branches between members are taken only while <paramref name="chainEpoch"/> is the
+/// CPU's <see cref="X86Cpu.ChainEpoch"/> (the caller passes ulong.MaxValue to forbid them) and the
+/// next member fits the instruction budget.
 /// </summary>
-internal delegate int CompiledCode(X86Cpu cpu, DecodedInsn[] insns);
+internal delegate int CompiledCode(X86Cpu cpu, Block[] members, ulong chainEpoch);
 
 /// <summary>
-/// The compiled tier: translates a hot block's decoded instructions to IL (a DynamicMethod)
-/// that the .NET JIT turns into machine code. Guest registers live in IL locals inside the
-/// block, flags stay lazy as operands in locals and reach the CPU only at exits, and loads and
-/// stores take an inlined TLB-hit path. Instructions it does not translate run their
-/// interpreter handler from inside the compiled block. See docs/compiled-tier.md.
+/// The compiled tier: translates a hot block, with the blocks of its page it branches to, to IL (a
+/// DynamicMethod) that the .NET JIT turns into machine code. Guest registers live in IL locals
+/// across the region, flags stay lazy as operands in locals and reach the CPU only at exits, and
+/// loads and stores take an inlined TLB-hit path. Instructions it does not translate run their
+/// interpreter handler from inside the compiled code. See docs/compiled-tier.md.
 /// </summary>
 public static class BlockCompiler
 {
-    // Compiled code is a function of the block's bytes, address and code size only (every
+    // Compiled code is a function of its blocks' bytes, addresses and code size only (every
     // constant it holds comes from decoding them), so machines in one process share it: a
     // replay after a recording, a restored snapshot or a second run skips the compile.
     private static readonly ConcurrentDictionary<string, (CompiledCode Code, int IlBytes)> Shared = new();
     private const int MaxShared = 1 << 16;
 
     /// <summary>
-    /// Gives a cached block compiled code (<see cref="Block.Compiled"/>), from the process-wide
-    /// cache or by compiling it. Returns the IL bytes emitted, 0 when the code was reused.
+    /// Gives a cached block the compiled code of the region it heads (<see cref="Block.Compiled"/>),
+    /// from the process-wide cache or by compiling it. Returns the IL bytes emitted (0 when the
+    /// code was reused) and the number of blocks in the region.
     /// </summary>
-    public static int Compile(Block b, PhysicalMemory memory)
+    public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory)
     {
-        int length = (int)(b.EndEip - b.Eip);
-        Span<byte> bytes = stackalloc byte[length];
-        memory.ReadBytes(b.Phys, bytes);
-        string key = $"{b.Eip:x8}{(b.Code32 ? 'd' : 'w')}{Convert.ToHexString(bytes)}";
+        Block[] members = CompiledRegion.Form(head, cache);
+        foreach (var m in members)
+        {
+            m.InRegions ??= new List<Block>(1);
+            if (!m.InRegions.Contains(head)) m.InRegions.Add(head);
+        }
+        string key = Key(members, memory);
         if (Shared.TryGetValue(key, out var hit))
         {
-            b.Compiled = hit.Code;
-            return 0;
+            head.Compiled = new CompiledRegion(hit.Code, members);
+            return (0, members.Length);
         }
-        var code = Emit(b, out int ilBytes);
-        b.Compiled = code;
+        var code = Emit(members, out int ilBytes);
+        head.Compiled = new CompiledRegion(code, members);
         if (Shared.Count < MaxShared) Shared.TryAdd(key, (code, ilBytes));
-        return ilBytes;
+        return (ilBytes, members.Length);
     }
 
-    private static CompiledCode Emit(Block b, out int ilBytes)
+    private static string Key(Block[] members, PhysicalMemory memory)
     {
-        var dm = new DynamicMethod($"block_{b.Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(DecodedInsn[])], typeof(X86Cpu), skipVisibility: true);
+        var sb = new StringBuilder(members[0].Code32 ? "d" : "w");
+        Span<byte> bytes = stackalloc byte[0x1000];
+        foreach (var b in members)
+        {
+            int length = (int)(b.EndEip - b.Eip);
+            memory.ReadBytes(b.Phys, bytes[..length]);
+            sb.Append(b.Eip.ToString("x8")).Append(':').Append(Convert.ToHexString(bytes[..length])).Append(';');
+        }
+        return sb.ToString();
+    }
+
+    private static CompiledCode Emit(Block[] members, out int ilBytes)
+    {
+        // The registers the region's translations write are stored at its exits; should the
+        // emitter find one more, it emits again storing all of them.
+        int written = BlockEmitter.WrittenRegisters(members);
+        var code = TryEmit(members, written, out ilBytes, out int seen);
+        if ((seen & ~written) == 0) return code;
+        return TryEmit(members, 0xFF, out ilBytes, out _);
+    }
+
+    private static CompiledCode TryEmit(Block[] members, int written, out int ilBytes, out int seen)
+    {
+        var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong)], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
-        new BlockEmitter(il, b).Emit();
+        var e = new BlockEmitter(il, members, written);
+        e.Emit();
+        seen = e.RegistersStored;
         ilBytes = il.ILOffset;
         return (CompiledCode)dm.CreateDelegate(typeof(CompiledCode));
     }

@@ -5,37 +5,65 @@ using Replayvisor.Engine.Cpu.Decode;
 namespace Replayvisor.Engine.Cpu.Compiled;
 
 /// <summary>
-/// Emits one block: the state the compiler tracks between instructions (which guest registers
-/// are in locals and which of those changed, where the flags are, how far Icount is stored),
-/// and the exits. Every exit is emitted out of line after the straight-line body, with the
-/// state as it was at its branch, so the common path carries no spill code.
+/// Emits one region (<see cref="CompiledRegion"/>): the state the compiler tracks between
+/// instructions (which guest registers are in locals and which of those changed, where the flags
+/// are, how far Icount is stored), the branches between members, and the exits. Every member
+/// starts in one state: all registers in locals (those the region writes counted as changed), the
+/// flags' operands and operation in locals. Exits are emitted out of line after the
+/// straight-line body, with the state as it was at their branch, so the common path carries no
+/// spill code.
 /// </summary>
 internal sealed partial class BlockEmitter
 {
     private readonly ILGenerator _il;
-    private readonly Block _b;
+    private readonly Block[] _members;
+    private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
-    private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _status, _pend;
+    private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
+    // The value a slow read returns (its address is taken, so it is the one local kept in memory).
+    private readonly LocalBuilder _slowValue;
+    // The registers the region's translations write (changed at every member's start).
+    private readonly int _written;
 
+    // The member being emitted.
+    private Block _b = null!;
+    private int _k;
     // Registers whose locals hold the guest value, and those changed since the last store to Gpr.
     private int _loaded, _dirty;
-    // Flags: in the CPU's lazy fields, or (_flagsLocal) the operands of _fop/_fsize in locals.
-    private bool _flagsLocal;
+    private FlagState _flags;
     private CcOp _fop;
     private int _fsize;
     // Icount holds the count at the start of instruction _synced.
     private int _synced;
     private bool _usesPend;
+    // A handler ran in this member: what it may have changed (TF, DR7, SS, a stop) is checked by the run loop, so the member ends there.
+    private bool _handlerRan;
+
+    /// <summary>Where the arithmetic flags are.</summary>
+    private enum FlagState
+    {
+        /// <summary>In the CPU's lazy fields (<see cref="X86Cpu.CcKind"/>...).</summary>
+        Cpu,
+        /// <summary>Operands in _fRes/_fA/_fB/_fCarry, operation and size known at compile time (_fop, _fsize).</summary>
+        Local,
+        /// <summary>Operands in locals, operation and size in the locals _fOp/_fSize (at a member's start).</summary>
+        Dynamic,
+    }
+
+    /// <summary>Registers the emitted code stored into a local (checked against the written set by the compiler).</summary>
+    public int RegistersStored { get; private set; }
 
     private readonly List<Action> _deferred = new();
 
     private static readonly FieldInfo FEip = F(nameof(X86Cpu.Eip)), FInsnEip = F(nameof(X86Cpu.InsnEip)),
         FExit = F(nameof(X86Cpu.Exit)), FIcount = F("_icount"), FCcKind = F(nameof(X86Cpu.CcKind)),
         FCcSize = F(nameof(X86Cpu.CcSize)), FCcRes = F(nameof(X86Cpu.CcRes)), FCcA = F(nameof(X86Cpu.CcA)),
-        FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry)), FStopAt = F("_stopAt");
+        FCcB = F(nameof(X86Cpu.CcB)), FCcCarry = F(nameof(X86Cpu.CcCarry)), FStopAt = F("_stopAt"),
+        FChainEpoch = F(nameof(X86Cpu.ChainEpoch));
 
-    private static readonly MethodInfo MRead = M(nameof(X86Cpu.JitRead)), MReadRmw = M(nameof(X86Cpu.JitReadRmw)), MWrite = M(nameof(X86Cpu.JitWrite)),
-        MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
+    private static readonly FieldInfo FInsns = typeof(Block).GetField(nameof(Block.Insns))!;
+
+    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
         MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
 
@@ -47,23 +75,31 @@ internal sealed partial class BlockEmitter
         typeof(X86Cpu).GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
         ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
-    public BlockEmitter(ILGenerator il, Block b)
+    public BlockEmitter(ILGenerator il, Block[] members, int written)
     {
         _il = il;
-        _b = b;
+        _members = members;
+        _written = written;
+        _starts = new Label[members.Length];
+        for (int k = 0; k < members.Length; k++) _starts[k] = il.DefineLabel();
         for (int r = 0; r < 8; r++) _reg[r] = il.DeclareLocal(typeof(uint));
         _gpr = il.DeclareLocal(typeof(uint).MakeByRefType());
         _fRes = il.DeclareLocal(typeof(uint));
         _fA = il.DeclareLocal(typeof(uint));
         _fB = il.DeclareLocal(typeof(uint));
         _fCarry = il.DeclareLocal(typeof(uint));
+        _fOp = il.DeclareLocal(typeof(int));
+        _fSize = il.DeclareLocal(typeof(int));
         _status = il.DeclareLocal(typeof(int));
+        _slowValue = il.DeclareLocal(typeof(uint));
         _pend = il.DeclareLocal(typeof(int));
+        DeclareMemoryContext();
     }
 
     public void Emit()
     {
-        if (NeedsStack32())
+        // Entry: SS.B cannot change inside the region without a handler, and a member that ran one ends the run.
+        if (_members.Any(NeedsStack32))
         {
             Label ok = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_0);
@@ -76,73 +112,191 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
-        if (IsSelfLoop())
+        _loaded = 0;
+        for (int r = 0; r < 8; r++) EnsureLoaded(r);
+        LoadFlagsFromCpu();
+        LoadMemoryArrays();
+        LoadMemoryContext();
+        for (int k = 0; k < _members.Length; k++)
         {
-            // The loop head's state: every register in its local (and stored back at any exit), flags in the CPU.
-            for (int r = 0; r < 8; r++) EnsureLoaded(r);
-            _dirty = 0xFF;
-            _loopHead = _il.DefineLabel();
-            _il.MarkLabel(_loopHead.Value);
+            _k = k;
+            _b = _members[k];
+            _il.MarkLabel(_starts[k]);
+            _loaded = 0xFF;
+            _dirty = _written;
+            _flags = FlagState.Dynamic;
+            _synced = 0;
+            _handlerRan = false;
+            bool ended = false;
+            for (int i = 0; i < _b.Count; i++)
+            {
+                ref DecodedInsn d = ref _b.Insns[i];
+                _usesPend = false;
+                ResetTemps();
+                ended = EmitInstruction(i, ref d, i == _b.Count - 1);
+            }
+            if (!ended) EmitTransfer(_b.EndEip);
         }
-        bool ended = false;
-        for (int i = 0; i < _b.Count; i++)
-        {
-            ref DecodedInsn d = ref _b.Insns[i];
-            _usesPend = false;
-            ended = EmitInstruction(i, ref d, i == _b.Count - 1);
-        }
-        if (!ended) EmitEnd(_b.EndEip);
         foreach (var a in _deferred) a();
     }
 
-    // ---- loops ----
+    /// <summary>The result code of member _k at instruction i.</summary>
+    private int Result(int i) => CompiledRegion.Result(_k, i);
 
-    private Label? _loopHead;
+    // ---- between members ----
 
-    /// <summary>The block ends with a near jmp/jcc back to its own first instruction (a tight loop).</summary>
-    private bool IsSelfLoop()
+    /// <summary>Where a member may continue inside its region: direct branch targets, fall-through, and a call's return address.</summary>
+    public static List<uint> StaticSuccessors(Block b)
     {
-        ref DecodedInsn last = ref _b.Insns[_b.Count - 1];
-        var f = Classify(ref last, true);
-        if (f is not (Form.Jmp or Form.Jcc)) return false;
-        uint t = last.Size == 2 ? last.Imm & 0xFFFF : last.Imm;
-        return t == _b.Eip;
+        var list = new List<uint>(2);
+        if (!b.Chainable || !b.Code32) return list;
+        for (int i = 0; i < b.Count; i++)
+            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler) return list;
+        ref DecodedInsn last = ref b.Insns[b.Count - 1];
+        switch (Classify(ref last, true))
+        {
+            case Form.Jmp: list.Add(Target(ref last)); break;
+            case Form.Jcc: list.Add(Target(ref last)); list.Add(last.NextEip); break;
+            case Form.Call: list.Add(last.Imm); list.Add(last.NextEip); break;
+            case Form.CallIndirect: list.Add(last.NextEip); break;
+            case Form.Ret: case Form.JmpIndirect: break;
+            default: list.Add(b.EndEip); break;
+        }
+        return list;
+    }
+
+    private static uint Target(ref DecodedInsn d) => d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
+
+    /// <summary>The registers the translated instructions of the members may write (see <see cref="StoreReg"/>).</summary>
+    public static int WrittenRegisters(Block[] members)
+    {
+        int w = 0;
+        foreach (var b in members)
+            for (int i = 0; i < b.Count; i++)
+            {
+                ref DecodedInsn d = ref b.Insns[i];
+                Form f = Classify(ref d, i == b.Count - 1);
+                if (f == Form.Handler) continue;
+                w |= RegBit(d.R0, d.Size) | RegBit(d.R1, d.Size);
+                if (IsStackForm(f)) w |= 1 << Reg.ESP;
+            }
+        return w;
+    }
+
+    private static int RegBit(byte r, int size) => r >= 8 ? 0 : 1 << (size == 1 && r >= 4 ? r - 4 : r);
+
+    /// <summary>
+    /// The member ends and control goes to target: to the member starting there, if any, while the
+    /// chain epoch is unchanged and it fits the budget; otherwise out with EIP = target.
+    /// </summary>
+    private void EmitTransfer(uint target)
+    {
+        int m = Array.FindIndex(_members, b => b.Eip == target);
+        if (m < 0 || _handlerRan)
+        {
+            EmitEnd(target);
+            return;
+        }
+        EmitBranchToMember(m, target);
+    }
+
+    /// <summary>A return (or indirect call's return) to the address in t: to a member starting there (a call's return address), else out.</summary>
+    private void EmitDynamicTransfer(LocalBuilder t)
+    {
+        if (!_handlerRan)
+            for (int m = 0; m < _members.Length; m++)
+            {
+                if (!IsReturnSite(_members[m].Eip)) continue;
+                Label other = _il.DefineLabel();
+                _il.Emit(OpCodes.Ldloc, t);
+                Ldc((int)_members[m].Eip);
+                _il.Emit(OpCodes.Bne_Un, other);
+                EmitBranchToMember(m, _members[m].Eip);
+                _il.MarkLabel(other);
+            }
+        _il.Emit(OpCodes.Ldloc, t);
+        EmitEndWithEipOnStack();
+    }
+
+    private bool IsReturnSite(uint eip)
+    {
+        foreach (var b in _members)
+        {
+            var f = Classify(ref b.Insns[b.Count - 1], true);
+            if (f is Form.Call or Form.CallIndirect && b.Insns[b.Count - 1].NextEip == eip) return true;
+        }
+        return false;
     }
 
     /// <summary>
-    /// The taken branch back to the block's start: count the iteration and, while the whole block
-    /// still fits the budget (so a stop count stays exact), run it again without leaving the
-    /// compiled code; otherwise end with EIP at the start. The loop head expects all registers in
-    /// locals and the flags in the CPU, so the back edge reloads registers a handler call dropped
-    /// and stores the lazy flags.
+    /// Counts the member, then branches to member m's start (all registers in locals, flags in
+    /// the dynamic locals) when the chain epoch (TLB, and so the page's translation) is unchanged
+    /// and member m fits the budget; otherwise leaves with EIP = target. Changes no tracked state.
     /// </summary>
-    private void EmitBackEdge()
+    private void EmitBranchToMember(int m, uint target)
     {
         for (int r = 0; r < 8; r++) EnsureLoaded(r);
-        var s = Snapshot();
-        Spill(s with { Dirty = 0 });
         SyncIcount(_synced, _b.Count);
-        // if (_icount + Count <= _stopAt) goto head (a host may lower _stopAt below _icount: StopAtCurrentCount)
+        var s = Snapshot() with { Synced = _b.Count };
+        Label exit = _il.DefineLabel();
+        int code = Result(_b.Count);
+        _deferred.Add(() =>
+        {
+            _il.MarkLabel(exit);
+            Spill(s);
+            StoreField(FEip, () => Ldc((int)target));
+            Ldc(code);
+            _il.Emit(OpCodes.Ret);
+        });
+        _il.Emit(OpCodes.Ldarg_2);
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, FChainEpoch);
+        _il.Emit(OpCodes.Bne_Un, exit);
+        // _icount + Count <= _stopAt (a host may lower _stopAt below _icount: StopAtCurrentCount)
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FIcount);
-        Ldc(_b.Count);
+        Ldc(_members[m].Count);
         _il.Emit(OpCodes.Conv_I8);
         _il.Emit(OpCodes.Add);
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FStopAt);
-        _il.Emit(OpCodes.Ble_Un, _loopHead!.Value);
-        // Registers still need storing; flags and Icount are stored.
-        Spill(new State(0xFF, false, CcOp.None, 0, _b.Count));
-        StoreField(FEip, () => Ldc((int)_b.Eip));
-        Ldc(_b.Count);
-        _il.Emit(OpCodes.Ret);
+        _il.Emit(OpCodes.Bgt_Un, exit);
+        switch (_flags)
+        {
+            case FlagState.Local:
+                Ldc((int)_fop); _il.Emit(OpCodes.Stloc, _fOp);
+                Ldc(_fsize); _il.Emit(OpCodes.Stloc, _fSize);
+                break;
+            case FlagState.Cpu:
+                LoadFlagsFromCpu();
+                break;
+        }
+        _il.Emit(OpCodes.Br, _starts[m]);
+    }
+
+    /// <summary>The CPU's lazy flag fields into the flag locals (the dynamic state).</summary>
+    private void LoadFlagsFromCpu()
+    {
+        LoadField(FCcKind, _fOp);
+        LoadField(FCcSize, _fSize);
+        LoadField(FCcRes, _fRes);
+        LoadField(FCcA, _fA);
+        LoadField(FCcB, _fB);
+        LoadField(FCcCarry, _fCarry);
+    }
+
+    private void LoadField(FieldInfo f, LocalBuilder to)
+    {
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, f);
+        _il.Emit(OpCodes.Stloc, to);
     }
 
     // ---- state snapshots and exits ----
 
-    private readonly record struct State(int Dirty, bool FlagsLocal, CcOp Op, int Size, int Synced);
+    private readonly record struct State(int Dirty, FlagState Flags, CcOp Op, int Size, int Synced);
 
-    private State Snapshot() => new(_dirty, _flagsLocal, _fop, _fsize, _synced);
+    private State Snapshot() => new(_dirty, _flags, _fop, _fsize, _synced);
 
     /// <summary>Stores what a state holds in locals into the CPU (registers, lazy flags).</summary>
     private void Spill(State s)
@@ -154,14 +308,30 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ldloc, _reg[r]);
             _il.Emit(OpCodes.Stind_I4);
         }
-        if (s.FlagsLocal)
+        SpillFlags(s);
+    }
+
+    private void SpillFlags(State s)
+    {
+        switch (s.Flags)
         {
-            StoreField(FCcKind, () => Ldc((int)s.Op));
-            StoreField(FCcSize, () => Ldc(s.Size));
-            StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
-            StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
-            StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
-            if (s.Op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+            case FlagState.Local:
+                StoreField(FCcKind, () => Ldc((int)s.Op));
+                StoreField(FCcSize, () => Ldc(s.Size));
+                StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
+                StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
+                StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
+                if (s.Op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+                break;
+            case FlagState.Dynamic:
+                // CcCarry too: it is read only for the operations that set it, so an older value stored with another operation is never read.
+                StoreField(FCcKind, () => _il.Emit(OpCodes.Ldloc, _fOp));
+                StoreField(FCcSize, () => _il.Emit(OpCodes.Ldloc, _fSize));
+                StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
+                StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
+                StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
+                StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+                break;
         }
     }
 
@@ -178,31 +348,33 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stfld, FIcount);
     }
 
-    /// <summary>A label that leaves the block at instruction i in state s: spill, count the earlier instructions, store EIP if given, return i.</summary>
-    private Label ExitAt(int i, State s, uint? eip)
+    /// <summary>A label that leaves at instruction i in state s: spill, count the earlier instructions, store EIP if given (a constant or a local), return.</summary>
+    private Label ExitAt(int i, State s, uint? eip, LocalBuilder? eipLocal = null)
     {
         Label l = _il.DefineLabel();
+        int code = Result(i);
         _deferred.Add(() =>
         {
             _il.MarkLabel(l);
             Spill(s);
             if (eip is uint e) StoreField(FEip, () => Ldc((int)e));
+            if (eipLocal != null) StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, eipLocal));
             SyncIcount(s.Synced, i);
-            Ldc(i);
+            Ldc(code);
             _il.Emit(OpCodes.Ret);
         });
         return l;
     }
 
-    /// <summary>The normal end: EIP is on the stack; spill, count the whole block, return Count.</summary>
+    /// <summary>The normal end: EIP is on the stack; spill, count the whole member, return.</summary>
     private void EmitEndWithEipOnStack()
     {
-        var t = _il.DeclareLocal(typeof(uint));
+        var t = Temp();
         _il.Emit(OpCodes.Stloc, t);
         StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
         Spill(Snapshot());
         SyncIcount(_synced, _b.Count);
-        Ldc(_b.Count);
+        Ldc(Result(_b.Count));
         _il.Emit(OpCodes.Ret);
     }
 
@@ -212,32 +384,12 @@ internal sealed partial class BlockEmitter
         EmitEndWithEipOnStack();
     }
 
-    /// <summary>After an access returned its status in _status: 1 leaves through the fault exit, 2 sets _pend.</summary>
-    private void CheckStatus(Label faultExit)
-    {
-        Label stub = _il.DefineLabel(), back = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldloc, _status);
-        _il.Emit(OpCodes.Brtrue, stub);
-        _il.MarkLabel(back);
-        _usesPend = true;
-        _deferred.Add(() =>
-        {
-            _il.MarkLabel(stub);
-            _il.Emit(OpCodes.Ldloc, _status);
-            _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Beq, faultExit);
-            _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Stloc, _pend);
-            _il.Emit(OpCodes.Br, back);
-        });
-    }
-
-    /// <summary>At the end of an instruction that made a slow access: leave if the access asked the block to end.</summary>
-    private void CheckPend(int i, uint? eip)
+    /// <summary>At the end of an instruction that made a slow access: leave if the access asked the run to end (EIP a constant or a local).</summary>
+    private void CheckPend(int i, uint? eip, LocalBuilder? eipLocal = null)
     {
         if (!_usesPend) return;
         _il.Emit(OpCodes.Ldloc, _pend);
-        _il.Emit(OpCodes.Brtrue, ExitAt(i, Snapshot(), eip));
+        _il.Emit(OpCodes.Brtrue, ExitAt(i, Snapshot(), eip, eipLocal));
     }
 
     // ---- registers ----
@@ -288,9 +440,10 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Stloc, _reg[r]);
             _loaded |= 1 << r;
             _dirty |= 1 << r;
+            RegistersStored |= 1 << r;
             return;
         }
-        var v = _il.DeclareLocal(typeof(uint));
+        var v = Temp();
         _il.Emit(OpCodes.Stloc, v);
         int full = size == 1 && r >= 4 ? r - 4 : r;
         EnsureLoaded(full);
@@ -305,6 +458,7 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Or);
         _il.Emit(OpCodes.Stloc, _reg[full]);
         _dirty |= 1 << full;
+        RegistersStored |= 1 << full;
     }
 
     // ---- flags ----
@@ -323,15 +477,24 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ldloc, carry);
             _il.Emit(OpCodes.Stloc, _fCarry);
         }
-        _flagsLocal = true;
+        _flags = FlagState.Local;
         _fop = op;
         _fsize = size;
+    }
+
+    /// <summary>Flags read at a member's start (operation not known at compile time) are read from the CPU's fields.</summary>
+    private void SpillDynamicFlags()
+    {
+        if (_flags != FlagState.Dynamic) return;
+        SpillFlags(Snapshot());
+        _flags = FlagState.Cpu;
     }
 
     /// <summary>Pushes CF as 0 or 1.</summary>
     private void LoadCarry()
     {
-        if (_flagsLocal)
+        SpillDynamicFlags();
+        if (_flags == FlagState.Local)
         {
             Ldc((int)_fop);
             Ldc(_fsize);
@@ -348,7 +511,8 @@ internal sealed partial class BlockEmitter
     /// <summary>Pushes condition cc (0 or 1).</summary>
     private void LoadCondition(int cc)
     {
-        if (_flagsLocal)
+        SpillDynamicFlags();
+        if (_flags == FlagState.Local)
         {
             Ldc(cc);
             Ldc((int)_fop);
@@ -383,5 +547,23 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stfld, f);
     }
 
-    private LocalBuilder Temp() => _il.DeclareLocal(typeof(uint));
+    // Temporaries live within one instruction (an exit stub runs only from its own instruction), so
+    // each instruction reuses the same locals: a region's method keeps few locals, which the .NET
+    // JIT can all track and keep in registers.
+    private readonly List<LocalBuilder> _temps = new(), _temps64 = new();
+    private int _nextTemp, _nextTemp64;
+
+    private void ResetTemps() => _nextTemp = _nextTemp64 = 0;
+
+    private LocalBuilder Temp()
+    {
+        if (_nextTemp == _temps.Count) _temps.Add(_il.DeclareLocal(typeof(uint)));
+        return _temps[_nextTemp++];
+    }
+
+    private LocalBuilder Temp64()
+    {
+        if (_nextTemp64 == _temps64.Count) _temps64.Add(_il.DeclareLocal(typeof(ulong)));
+        return _temps64[_nextTemp64++];
+    }
 }

@@ -5,72 +5,16 @@ using Replayvisor.Engine.Cpu.Decode;
 namespace Replayvisor.Engine.Cpu;
 
 /// <summary>
-/// What compiled blocks call: memory accesses whose TLB-hit path the .NET JIT inlines into the
-/// compiled block (the slow path stays a call), and the lazy-flag evaluations, which fold to a
-/// few instructions because the compiler passes the operation and size as constants.
-/// Accesses return a status: 0 done; 1 faulted (nothing changed, the fault is pending as in
-/// <see cref="RaiseFault"/>); 2 done, but the running block must end after this instruction
+/// What compiled regions call: the memory context they keep in locals and the slow path of
+/// their accesses (the TLB-hit path is emitted inline, Compiled/EmitMemory.cs, with the checks of
+/// <see cref="RmwRef"/>), and the lazy-flag evaluations, which fold to a few instructions because
+/// the compiler passes the operation and size as constants. Slow accesses return a status: 0
+/// done; 1 faulted (nothing changed, the fault is pending as in <see cref="RaiseFault"/>); 2 done, but the running block must end after this instruction
 /// (the slow path wrote bytes of a decoded block, see <see cref="BlockCache.OnCodeWritten"/>).
 /// </summary>
 public sealed partial class X86Cpu
 {
     internal const int AccessOk = 0, AccessFaulted = 1, AccessExitAfter = 2;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int JitRead(X86Cpu c, int seg, uint off, int size, uint eip, out uint v)
-    {
-        ref SegmentCache s = ref c.SegAt(seg);
-        if ((long)off + size <= s.ReadEnd)
-        {
-            uint lin = s.Base + off;
-            ulong e = c.TlbAt(lin);
-            if ((e & (GenMask | c._tlbR)) == c._tlbR && (lin & 0xFFF) <= 0x1000u - (uint)size)
-            {
-                v = LoadRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size);
-                return AccessOk;
-            }
-        }
-        return c.JitReadSlow(seg, off, size, eip, out v);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int JitWrite(X86Cpu c, int seg, uint off, int size, uint v, uint eip)
-    {
-        ref SegmentCache s = ref c.SegAt(seg);
-        if ((long)off + size <= s.WriteEnd)
-        {
-            uint lin = s.Base + off;
-            ulong e = c.TlbAt(lin);
-            if ((e & (GenMask | c._tlbW)) == c._tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && c.NoCode(e, lin, size))
-            {
-                c.MarkDirty(e & FrameMask);
-                StoreRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size, v);
-                return AccessOk;
-            }
-        }
-        return c.JitWriteSlow(seg, off, size, v, eip);
-    }
-
-    /// <summary>
-    /// The read of a read-modify-write: the fast path needs write permission (as <see cref="RmwRef"/>);
-    /// the slow path is <see cref="ReadForWrite"/>, which checks the write first, so a #PF reports a write.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static int JitReadRmw(X86Cpu c, int seg, uint off, int size, uint eip, out uint v)
-    {
-        ref SegmentCache s = ref c.SegAt(seg);
-        if ((long)off + size <= s.WriteEnd)
-        {
-            uint lin = s.Base + off;
-            ulong e = c.TlbAt(lin);
-            if ((e & (GenMask | c._tlbW)) == c._tlbW && (lin & 0xFFF) <= 0x1000u - (uint)size && c.NoCode(e, lin, size))
-            {
-                v = LoadRef(ref c.RamAt((e & FrameMask) | (lin & 0xFFF)), size);
-                return AccessOk;
-            }
-        }
-        return c.JitReadRmwSlow(seg, off, size, eip, out v);
-    }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private int JitReadRmwSlow(int seg, uint off, int size, uint eip, out uint v)
@@ -95,6 +39,18 @@ public sealed partial class X86Cpu
         WriteSlow(seg, off, size, v);
         return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
     }
+
+    // The memory context compiled regions keep in locals (Compiled/EmitMemory.cs).
+    internal static ref byte JitRam(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._ram);
+    internal static ref ulong JitTlb(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._tlb);
+    internal static ref ulong JitCodeLines(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._codeLines);
+    internal static ref byte JitDirty(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._dirty);
+    internal static uint JitSegBase(X86Cpu c, int seg) => c.SegAt(seg).Base;
+    internal static long JitSegReadEnd(X86Cpu c, int seg) => c.SegAt(seg).ReadEnd;
+    internal static long JitSegWriteEnd(X86Cpu c, int seg) => c.SegAt(seg).WriteEnd;
+    internal static int JitReadSlowPath(X86Cpu c, int seg, uint off, int size, uint eip, out uint v) => c.JitReadSlow(seg, off, size, eip, out v);
+    internal static int JitReadRmwSlowPath(X86Cpu c, int seg, uint off, int size, uint eip, out uint v) => c.JitReadRmwSlow(seg, off, size, eip, out v);
+    internal static int JitWriteSlowPath(X86Cpu c, int seg, uint off, int size, uint v, uint eip) => c.JitWriteSlow(seg, off, size, v, eip);
 
     /// <summary>Runs an instruction's handler from a compiled block (the instructions the compiler does not translate).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

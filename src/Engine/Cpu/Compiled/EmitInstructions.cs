@@ -21,10 +21,10 @@ internal sealed partial class BlockEmitter
 
     private static bool IsStackForm(Form f) => f is Form.Push or Form.Pop or Form.Call or Form.Ret or Form.CallIndirect;
 
-    private bool NeedsStack32()
+    private static bool NeedsStack32(Block b)
     {
-        for (int i = 0; i < _b.Count; i++)
-            if (IsStackForm(Classify(ref _b.Insns[i], i == _b.Count - 1))) return true;
+        for (int i = 0; i < b.Count; i++)
+            if (IsStackForm(Classify(ref b.Insns[i], i == b.Count - 1))) return true;
         return false;
     }
 
@@ -164,25 +164,21 @@ internal sealed partial class BlockEmitter
             }
             case Form.Jmp:
             {
-                uint t = s == 2 ? d.Imm & 0xFFFF : d.Imm;
+                uint t = Target(ref d);
                 CheckLimit(ctx, () => Ldc((int)t));
-                if (_loopHead != null) { EmitBackEdge(); return true; }
-                Ldc((int)t);
-                EmitEndWithEipOnStack();
+                EmitTransfer(t);
                 return true;
             }
             case Form.Jcc:
             {
-                uint t = s == 2 ? d.Imm & 0xFFFF : d.Imm;
+                uint t = Target(ref d);
                 Label taken = _il.DefineLabel();
                 LoadCondition(d.Cc);
                 _il.Emit(OpCodes.Brtrue, taken);
-                EmitEnd(d.NextEip);
+                EmitTransfer(d.NextEip);
                 _il.MarkLabel(taken);
                 CheckLimit(ctx, () => Ldc((int)t));
-                if (_loopHead != null) { EmitBackEdge(); return true; }
-                Ldc((int)t);
-                EmitEndWithEipOnStack();
+                EmitTransfer(t);
                 return true;
             }
             case Form.Call:
@@ -190,6 +186,7 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 Ldc((int)d.Imm); _il.Emit(OpCodes.Stloc, t);
                 EmitCall(ctx, t);
+                EmitTransfer(d.Imm);
                 return true;
             }
             case Form.CallIndirect:
@@ -197,6 +194,8 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 EmitCall(ctx, t);
+                _il.Emit(OpCodes.Ldloc, t);
+                EmitEndWithEipOnStack();
                 return true;
             }
             case Form.JmpIndirect:
@@ -204,8 +203,7 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
-                StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
-                CheckPend(i, null);
+                CheckPend(i, null, t);
                 _il.Emit(OpCodes.Ldloc, t);
                 EmitEndWithEipOnStack();
                 return true;
@@ -217,10 +215,8 @@ internal sealed partial class BlockEmitter
                 ReadMem(ctx, Seg.SS, sp, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
                 _il.Emit(OpCodes.Ldloc, sp); Ldc(4); _il.Emit(OpCodes.Add); StoreReg(Reg.ESP, 4);
-                StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
-                CheckPend(i, null);
-                _il.Emit(OpCodes.Ldloc, t);
-                EmitEndWithEipOnStack();
+                CheckPend(i, null, t);
+                EmitDynamicTransfer(t);
                 return true;
             }
         }
@@ -333,7 +329,7 @@ internal sealed partial class BlockEmitter
         else if (f == Form.Neg) SetFlags(CcOp.Sub, s, r, null, a, null);
     }
 
-    /// <summary>Near call to the target in t: limit check, push the return address, jump (Handlers/Branch.cs CallTo).</summary>
+    /// <summary>Near call to the target in t: limit check, push the return address (Handlers/Branch.cs CallTo); the caller emits the jump.</summary>
     private void EmitCall(Ctx c, LocalBuilder t)
     {
         CheckLimit(c, () => _il.Emit(OpCodes.Ldloc, t));
@@ -342,10 +338,7 @@ internal sealed partial class BlockEmitter
         Ldc((int)c.NextEip); _il.Emit(OpCodes.Stloc, ret);
         WriteMem(c, Seg.SS, sp, 4, ret);
         _il.Emit(OpCodes.Ldloc, sp); StoreReg(Reg.ESP, 4);
-        StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
-        CheckPend(c.I, null);
-        _il.Emit(OpCodes.Ldloc, t);
-        EmitEndWithEipOnStack();
+        CheckPend(c.I, null, t);
     }
 
     /// <summary>Operand 0 (register or memory) at size bytes.</summary>
@@ -398,38 +391,6 @@ internal sealed partial class BlockEmitter
     }
 
     /// <summary>
-    /// Pushes the value read from seg:ea; leaves through the fault exit on a fault. forWrite: the
-    /// read of a read-modify-write (<see cref="X86Cpu.ReadForWrite"/>: a #PF reports a write).
-    /// </summary>
-    private void ReadMem(Ctx c, int seg, LocalBuilder ea, int size, bool forWrite = false)
-    {
-        var v = Temp();
-        _il.Emit(OpCodes.Ldarg_0);
-        Ldc(seg);
-        _il.Emit(OpCodes.Ldloc, ea);
-        Ldc(size);
-        Ldc((int)c.Eip);
-        _il.Emit(OpCodes.Ldloca, v);
-        _il.Emit(OpCodes.Call, forWrite ? MReadRmw : MRead);
-        _il.Emit(OpCodes.Stloc, _status);
-        CheckStatus(c.Fault());
-        _il.Emit(OpCodes.Ldloc, v);
-    }
-
-    private void WriteMem(Ctx c, int seg, LocalBuilder ea, int size, LocalBuilder v)
-    {
-        _il.Emit(OpCodes.Ldarg_0);
-        Ldc(seg);
-        _il.Emit(OpCodes.Ldloc, ea);
-        Ldc(size);
-        _il.Emit(OpCodes.Ldloc, v);
-        Ldc((int)c.Eip);
-        _il.Emit(OpCodes.Call, MWrite);
-        _il.Emit(OpCodes.Stloc, _status);
-        CheckStatus(c.Fault());
-    }
-
-    /// <summary>
     /// An instruction without a translation runs its handler as the block cache would: state in
     /// the CPU, EIP at the next instruction, Icount at this one; afterwards registers are reloaded
     /// lazily and a set exit flag leaves the block at this instruction.
@@ -438,7 +399,8 @@ internal sealed partial class BlockEmitter
     {
         Spill(Snapshot());
         _dirty = 0;
-        _flagsLocal = false;
+        _flags = FlagState.Cpu;
+        _handlerRan = true;
         uint eip = d.Eip, next = d.NextEip;
         StoreField(FEip, () => Ldc((int)next));
         StoreField(FInsnEip, () => Ldc((int)eip));
@@ -446,18 +408,23 @@ internal sealed partial class BlockEmitter
         _synced = i;
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldarg_1);
+        Ldc(_k);
+        _il.Emit(OpCodes.Ldelem_Ref);
+        _il.Emit(OpCodes.Ldfld, FInsns);
         Ldc(i);
         _il.Emit(OpCodes.Ldelema, typeof(DecodedInsn));
         _il.Emit(OpCodes.Call, MHandler);
         _loaded = 0;
+        LoadMemoryContext(); // the handler may have loaded a segment or changed CPL or the TLB
         Label exit = _il.DefineLabel();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FExit);
         _il.Emit(OpCodes.Brtrue, exit);
+        int code = Result(i);
         _deferred.Add(() =>
         {
             _il.MarkLabel(exit);
-            Ldc(i);
+            Ldc(code);
             _il.Emit(OpCodes.Ret);
         });
     }

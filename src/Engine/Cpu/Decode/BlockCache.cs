@@ -24,8 +24,13 @@ public sealed class Block
     public bool Chainable;
     /// <summary>Executions so far by the block-cache tier (counts up to the compile threshold).</summary>
     internal int Hits;
-    /// <summary>The block's compiled code (compiled tier), once it ran <see cref="X86Cpu.CompileThreshold"/> times.</summary>
-    internal Compiled.CompiledCode? Compiled;
+    /// <summary>
+    /// The compiled code of the region this block heads (compiled tier), once it ran
+    /// <see cref="X86Cpu.CompileThreshold"/> times; dropped when any block of the region is invalidated.
+    /// </summary>
+    internal Compiled.CompiledRegion? Compiled;
+    /// <summary>Heads of the compiled regions whose code includes this block (docs/compiled-tier.md, "Regions").</summary>
+    internal List<Block>? InRegions;
 
     // Two remembered successors (e.g. the taken and fall-through sides of a jcc), each valid
     // while the CPU's chain epoch (bumped on every TLB change) is the one it was linked under.
@@ -198,7 +203,7 @@ public sealed class BlockCache : ICodeWriteObserver
     private void Insert(Block b)
     {
         ulong key = Key(b.Eip, b.Phys);
-        if (_map.TryGetValue(key, out var old)) old.Valid = false;
+        if (_map.TryGetValue(key, out var old)) Retire(old);
         _map[key] = b;
         _front[FrontIndex(b.Eip, b.Phys)] = b;
         uint frame = (uint)(b.Phys >> PhysicalMemory.PageShift);
@@ -234,10 +239,35 @@ public sealed class BlockCache : ICodeWriteObserver
 
     private void Invalidate(Block b)
     {
-        b.Valid = false;
+        if (b.Id == Current || RunsInCurrentRegion(b)) _cpu.EndBlockAfterThisInstruction();
+        Retire(b);
         ulong key = Key(b.Eip, b.Phys);
         if (_map.TryGetValue(key, out var cur) && ReferenceEquals(cur, b)) _map.Remove(key);
-        if (b.Id == Current) _cpu.EndBlockAfterThisInstruction();
+    }
+
+    /// <summary>
+    /// While a compiled region runs, <see cref="Current"/> is its head's id: a store into any of
+    /// its blocks ends it after the storing instruction (the region may be about to run that block).
+    /// </summary>
+    private bool RunsInCurrentRegion(Block b)
+    {
+        if (b.InRegions == null || Current == 0) return false;
+        foreach (var head in b.InRegions)
+            if (head.Id == Current) return true;
+        return false;
+    }
+
+    /// <summary>A block leaves the cache: it is never run again, nor is any compiled region that includes it.</summary>
+    private static void Retire(Block b)
+    {
+        b.Valid = false;
+        if (b.InRegions == null) return;
+        foreach (var head in b.InRegions)
+        {
+            head.Compiled = null;
+            head.Hits = 0; // compiled again (from the blocks then cached) once hot again
+        }
+        b.InRegions = null;
     }
 
     /// <summary>Drops every block (snapshot restore).</summary>

@@ -254,9 +254,14 @@ internal static unsafe class FpuControl
         bool xmm = (c.Cr4 & Cr4Bits.OSFXSR) != 0;
         Span<byte> b = stackalloc byte[288];
         if (!Load(c, d.MemSeg, ea, xmm ? b : b.Slice(0, 160), AddrMask(ref d))) return;
+        if ((Get32(b, 24) & ~MxcsrMask) != 0) { c.RaiseGp(0); return; }
+        LoadFxImage(c.Fpu, b, xmm);
+    }
+
+    /// <summary>What fxrstor loads from a checked image (bytes 0-159, and the XMM registers at 160-287 when <paramref name="xmm"/>).</summary>
+    public static void LoadFxImage(FpuState f, ReadOnlySpan<byte> b, bool xmm)
+    {
         uint mxcsr = Get32(b, 24);
-        if ((mxcsr & ~MxcsrMask) != 0) { c.RaiseGp(0); return; }
-        var f = c.Fpu;
         f.Fcw = NormalizeCw((uint)(b[0] | (b[1] << 8)));
         f.Fsw = (ushort)(b[2] | (b[3] << 8));
         f.Fop = (ushort)((b[6] | (b[7] << 8)) & 0x7FF);

@@ -59,22 +59,35 @@ internal static class TrapHypercalls
 
     public static long Iret(Hypervisor hv, in HypercallArgs a) => hv.DoIret();
 
-    /// <summary>XENNMI_register_callback (0) / unregister (1). No NMI source exists for a domU, so none is ever raised.</summary>
+    /// <summary>
+    /// XENNMI_register_callback (0) / unregister (1). 3.1 keeps a handler address (no NMI source exists
+    /// for a domU there). 4.19 (pv/callback.c compat_nmi_op): register_guest_nmi_callback /
+    /// unregister_guest_nmi_callback on trap_ctxt[2], where VCPUOP_send_nmi's NMIs are delivered.
+    /// </summary>
     public static long NmiOp(Hypervisor hv, in HypercallArgs a)
     {
         switch (a.A1)
         {
             case 0:
                 if (!hv.Guest.TryRead32(a.A2, out uint handler)) return -Errno.EFAULT;
-                hv.Vcpu.NmiCallbackEip = handler;
+                if (hv.Xen4) RegisterNmiCallback(hv.Vcpu, handler);
+                else hv.Vcpu.NmiCallbackEip = handler;
                 return 0;
             case 1:
-                hv.Vcpu.NmiCallbackEip = 0;
+                if (hv.Xen4) hv.Vcpu.Traps[Hypervisor.NmiVector] = default;
+                else hv.Vcpu.NmiCallbackEip = 0;
                 return 0;
             default:
                 return -Errno.ENOSYS;
         }
     }
+
+    /// <summary>
+    /// register_guest_nmi_callback (pv/callback.c): trap_ctxt[2] = { FLAT_COMPAT_KERNEL_CS, address,
+    /// flags 0 with TI_SET_IF }, so the NMI frame masks events.
+    /// </summary>
+    private static void RegisterNmiCallback(VcpuState v, uint address) =>
+        v.Traps[Hypervisor.NmiVector] = new TrapInfo { Flags = 4, Cs = Boot.XenLayout.FlatKernelCs, Address = address };
 
     /// <summary>
     /// callback_op (3.1: x86_32/traps.c; 4.19: pv/callback.c compat_callback_op). 4.19 adds the compat
@@ -96,6 +109,7 @@ internal static class TrapHypercalls
                 {
                     case CallbackEvent: v.Event = cb; return 0;
                     case CallbackFailsafe: v.Failsafe = cb; v.FailsafeMasksEvents = mask; return 0;
+                    case CallbackNmi when hv.Xen4: RegisterNmiCallback(v, cb.Eip); return 0;
                     case CallbackNmi: v.NmiCallbackEip = cb.Eip; return 0;
                     case CallbackSysenter when hv.Xen4: v.Sysenter = cb; v.SysenterMasksEvents = mask; return 0;
                     case CallbackSyscall32 when hv.Xen4: v.Syscall32 = cb; v.Syscall32MasksEvents = mask; return 0;
@@ -111,6 +125,7 @@ internal static class TrapHypercalls
                 {
                     case CallbackEvent: case CallbackFailsafe: return -Errno.EINVAL;
                     case CallbackSysenter or CallbackSyscall32 when hv.Xen4: return -Errno.EINVAL;
+                    case CallbackNmi when hv.Xen4: v.Traps[Hypervisor.NmiVector] = default; return 0;
                     case CallbackNmi: v.NmiCallbackEip = 0; return 0;
                     default: return -Errno.ENOSYS;
                 }

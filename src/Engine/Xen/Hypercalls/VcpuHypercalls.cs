@@ -58,10 +58,12 @@ internal static class VcpuHypercalls
                 if (!current) return -Errno.EINVAL;
                 v.SingleshotNs = 0;
                 return 0;
-            // VCPUOP_register_vcpu_info (10) arrived in Xen 3.2: 3.1 answers -ENOSYS, which keeps
-            // Linux 2.6.23 on the HYPERVISOR_iret return path (§8.5). send_nmi (11) is not modelled.
+            // VCPUOP_register_vcpu_info (10) and send_nmi (11) arrived after Xen 3.1: 3.1 answers -ENOSYS,
+            // which keeps Linux 2.6.23 on the HYPERVISOR_iret return path (§8.5).
             case RegisterVcpuInfo when hv.Xen4:
                 return hv.RegisterVcpuInfo(v, a.A3);
+            case SendNmi when hv.Xen4:
+                return hv.SendNmi(v, a.A3);
             default:
                 return -Errno.ENOSYS;
         }

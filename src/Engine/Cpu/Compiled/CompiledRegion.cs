@@ -1,0 +1,47 @@
+using Replayvisor.Engine.Cpu.Decode;
+
+namespace Replayvisor.Engine.Cpu.Compiled;
+
+/// <summary>
+/// A hot block's compiled code and the cached blocks it was compiled from: <see cref="Members"/>[0]
+/// is the head (the block the run loop enters), the others are blocks of the same page that the
+/// code can branch to without returning to the run loop (docs/compiled-tier.md, "Regions").
+/// </summary>
+internal sealed class CompiledRegion(CompiledCode code, Block[] members)
+{
+    public readonly CompiledCode Code = code;
+    public readonly Block[] Members = members;
+
+    /// <summary>The result of <see cref="Code"/>: which member ended the run and at which of its instructions.</summary>
+    public static int Result(int member, int insn) => member << 16 | insn;
+
+    public const int MaxBlocks = 12, MaxInsns = 96;
+
+    /// <summary>
+    /// The head and the cached blocks reachable from it by direct branches, fall-through and
+    /// returns to a call's next instruction, all in the head's page (whose translation the run
+    /// loop checked when it entered the head), at most <see cref="MaxBlocks"/> blocks and
+    /// <see cref="MaxInsns"/> instructions. Only blocks already cached are taken: forming a region
+    /// decodes nothing.
+    /// </summary>
+    public static Block[] Form(Block head, BlockCache cache)
+    {
+        var list = new List<Block> { head };
+        int insns = head.Count;
+        ulong pageOffset = head.Phys & 0xFFF, page = head.Phys - pageOffset;
+        for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
+        {
+            foreach (uint s in BlockEmitter.StaticSuccessors(list[i]))
+            {
+                if (list.Count == MaxBlocks) break;
+                long off = (long)pageOffset + ((long)s - head.Eip); // the page offset of s (linear and physical agree on it)
+                if (off < 0 || off >= 0x1000 || list.Exists(b => b.Eip == s)) continue;
+                Block? b = cache.Lookup(s, page + (ulong)off, head.Code32);
+                if (b == null || insns + b.Count > MaxInsns) continue;
+                list.Add(b);
+                insns += b.Count;
+            }
+        }
+        return list.ToArray();
+    }
+}

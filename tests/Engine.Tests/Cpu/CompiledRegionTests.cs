@@ -1,0 +1,161 @@
+using Iced.Intel;
+using Replayvisor.Engine.Cpu;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace Replayvisor.Engine.Tests.Cpu;
+
+/// <summary>
+/// Compiled regions (a hot block compiled with the blocks of its page it branches to, one method,
+/// docs/compiled-tier.md "Regions") end exactly where the block cache would: faults in a later
+/// block, stores into a later block, stop counts anywhere in the region.
+/// </summary>
+public class CompiledRegionTests
+{
+    private static TestMachine Machine(CpuTier tier, int threshold, Action<Assembler> code)
+    {
+        var m = new TestMachine(blockCache: tier).Load(code);
+        m.Cpu.CompileThreshold = threshold;
+        return m;
+    }
+
+    private static string State(TestMachine m) =>
+        $"icount {m.Cpu.Icount} eip {m.Cpu.Eip:x8} eflags {m.Cpu.Eflags:x8} regs {string.Join(",", m.Cpu.Gpr.Select(r => r.ToString("x8")))} " +
+        $"events {string.Join(",", m.Host.Events.Select(e => $"{e.Vector}@{e.InstructionEip:x8}"))} " +
+        $"code {Convert.ToHexString(Enumerable.Range(0, 0x100).Select(i => m.Memory.Read8(TestMachine.CodeBase + (ulong)i)).ToArray())}";
+
+    /// <summary>The members of the region headed by the cached block at eip (none if it heads no compiled region).</summary>
+    private static uint[] RegionAt(TestMachine m, uint eip) =>
+        m.Cpu.Blocks.Lookup(eip, eip, true)?.Compiled?.Members.Select(b => b.Eip).ToArray() ?? [];
+
+    private static uint Address(Action<Assembler> prefix) => TestMachine.CodeBase + (uint)TestMachine.Assemble(prefix).Length;
+
+    // top: add eax, ecx; test ecx, 1; jnz odd          (block A)
+    //      inc ebx; jmp join                           (block B, the even path)
+    // odd: dec edx                                     (block C, falls into join)
+    // join: mov edi, [esi+ecx*4]; inc ecx; jmp top     (block D: #GP once esi+ecx*4 passes DS's 64 KiB limit)
+    private static void FaultLoop(Assembler a)
+    {
+        var top = a.CreateLabel(); var odd = a.CreateLabel(); var join = a.CreateLabel();
+        a.mov(esi, 0xFF00);
+        a.xor(ecx, ecx);
+        a.Label(ref top);
+        a.add(eax, ecx);
+        a.test(ecx, 1);
+        a.jnz(odd);
+        a.inc(ebx);
+        a.jmp(join);
+        a.Label(ref odd);
+        a.dec(edx);
+        a.Label(ref join);
+        a.mov(edi, __dword_ptr[esi + ecx * 4]);
+        a.inc(ecx);
+        a.jmp(top);
+    }
+
+    private static TestMachine FaultMachine(CpuTier tier, int threshold)
+    {
+        var m = Machine(tier, threshold, FaultLoop);
+        m.Cpu.Segs[Seg.DS] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
+        return m;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void AFaultInTheThirdBlockOfARegionRetiresExactlyTheInstructionsBeforeIt(int threshold)
+    {
+        var m = FaultMachine(CpuTier.Compiled, threshold);
+        Assert.Equal(StopReason.Stopped, m.Run());
+        uint top = Address(a => { a.mov(esi, 0xFF00); a.xor(ecx, ecx); });
+        Assert.True(RegionAt(m, top).Length >= 3, $"the loop head heads a region of {RegionAt(m, top).Length} blocks");
+        // The load faults at ecx = 64 (0xFF00 + 64 * 4 = 0x10000), on the even path: head, then B, then D.
+        var e = Assert.Single(m.Host.Events);
+        Assert.Equal(Vectors.GP, e.Vector);
+        Assert.Equal(64u, m.Cpu.Ecx);
+        ulong perIteration = 3 + 2 + 3; // A, B or C, D (C's dec replaces B's inc; jmp)
+        ulong expected = 2 + 64 * perIteration - 32 /* odd iterations skip B's jmp */ + 3 /* A */ + 2 /* B */;
+        Assert.Equal(expected, m.Cpu.Icount);
+        Assert.Equal(e.InstructionEip, m.Cpu.Eip);
+        var reference = FaultMachine(CpuTier.Interpreter, 0);
+        reference.Run();
+        Assert.Equal(State(reference), State(m));
+    }
+
+    // A loop whose head region comes to include the block that patches another member's immediate
+    // (add ebx, imm32 at work): the stores land while that region runs, by a translated mov or by a
+    // handler (stosd).
+    private static readonly uint Work = Address(a => { var l = a.CreateLabel(); a.mov(ecx, 60); a.dec(ecx); a.jz(l); a.test(ecx, 7); a.jz(l); a.Label(ref l); a.nop(); }) - 1;
+
+    private static Action<Assembler> PatchLoop(bool byHandler) => a =>
+    {
+        var top = a.CreateLabel(); var work = a.CreateLabel(); var patch = a.CreateLabel(); var done = a.CreateLabel();
+        a.mov(ecx, 60);
+        a.Label(ref top);
+        a.dec(ecx);
+        a.jz(done);
+        a.test(ecx, 7);
+        a.jz(patch);
+        a.Label(ref work); // at Work: every branch before it is short
+        a.add(ebx, 0x11111111);
+        a.jmp(top);
+        a.Label(ref patch);
+        if (byHandler)
+        {
+            a.mov(edi, Work + 2);
+            a.mov(eax, ecx);
+            a.stosd();
+        }
+        else
+        {
+            a.mov(edi, Work);
+            a.mov(__dword_ptr[edi + 2], ecx);
+        }
+        a.jmp(work);
+        a.Label(ref done);
+    };
+
+    [Theory]
+    [InlineData(false, 1)]
+    [InlineData(false, 2)]
+    [InlineData(true, 1)]
+    [InlineData(true, 2)]
+    public void AStoreIntoALaterBlockOfTheRunningRegionIsSeenByItsNextRun(bool byHandler, int threshold)
+    {
+        var m = Machine(CpuTier.Compiled, threshold, PatchLoop(byHandler));
+        Assert.Equal(StopReason.Stopped, m.Run());
+        var reference = Machine(CpuTier.Interpreter, 0, PatchLoop(byHandler));
+        reference.Run();
+        Assert.Equal(State(reference), State(m));
+        // Each patch wrote ecx (56, 48, ... 8) as the immediate, added from then on.
+        uint ebx = 0x11111111u * 3; // ecx 59..57, before the first patch
+        for (uint c = 56; c >= 1; c--) ebx += (c + 7) / 8 * 8;
+        Assert.Equal(ebx, m.Cpu.Ebx);
+        // By the end the loop head's region is head, test/jz, work and patch: the later patches ran inside it.
+        uint top = Address(a => a.mov(ecx, 60));
+        Assert.Equal(4, RegionAt(m, top).Length);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public void StopsAtEveryCountInsideARegionAsTheInterpreterDoes(int threshold)
+    {
+        foreach (var (code, limitDs) in new[] { (FaultLoop, true), (PatchLoop(false), false), (PatchLoop(true), false) })
+        {
+            var compiled = Machine(CpuTier.Compiled, threshold, code);
+            var reference = Machine(CpuTier.Interpreter, 0, code);
+            if (limitDs)
+                foreach (var x in new[] { compiled, reference }) x.Cpu.Segs[Seg.DS] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
+            var rng = new Random(threshold);
+            for (int step = 0; step < 300; step++)
+            {
+                ulong n = (ulong)rng.Next(1, 23);
+                var rc = compiled.Run(n);
+                var rr = reference.Run(n);
+                Assert.Equal(rr, rc);
+                Assert.Equal(State(reference), State(compiled));
+                if (rr != StopReason.InstructionLimit) break;
+            }
+        }
+    }
+}
