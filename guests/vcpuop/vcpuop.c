@@ -20,6 +20,7 @@ const char guest_name[] = "vcpuop";
 #define VCPUOP_down 2
 #define VCPUOP_is_up 3
 #define VCPUOP_get_runstate_info 4
+#define VCPUOP_register_runstate_memory_area 5
 #define VCPUOP_send_nmi 11
 #define GNTTABOP_set_version 8
 #define GNTTABOP_get_version 10
@@ -78,7 +79,7 @@ static volatile uint32_t ctx_dr[4], ctx_cr4, ctx_eflags;
 static volatile uint16_t ctx_fcw[MAX_CPUS];
 static volatile uint32_t ctx_mxcsr[MAX_CPUS];
 static volatile uint8_t ctx_tag[MAX_CPUS];
-static volatile struct vcpu_runstate_info self_rs;
+static volatile struct vcpu_runstate_info self_rs, area1;
 static volatile uint64_t self_rs_from, self_rs_to;
 static uint8_t fxarea[MAX_CPUS][512] __attribute__((aligned(16)));
 
@@ -236,7 +237,9 @@ void secondary_main(int cpu)
         done[2] = 1;
         vcpu_op(VCPUOP_down, 2, 0);
     }
-    /* vCPU 1: what VCPUOP_initialise gave it. */
+    /* vCPU 1: a runstate area of its own, then what VCPUOP_initialise gave it. */
+    uint32_t area = (uint32_t)&area1;
+    vcpu_op(VCPUOP_register_runstate_memory_area, 1, &area);
     uint32_t fl;
     asm volatile("pushfl; popl %0" : "=r"(fl));
     ctx_eflags = fl;
@@ -256,8 +259,8 @@ void secondary_main(int cpu)
     /* Step 2: two ports; woken by a third. */
     step = 2;
     poll_rc[1] = poll(two, 2, 0);
-    /* Step 3: a timeout 2 ms ahead and nothing sent. */
-    poll_deadline = time_of(1) + 2000000;
+    /* Step 3: a timeout 200 us ahead and nothing sent. */
+    poll_deadline = time_of(1) + 200000;
     step = 3;
     poll_rc[2] = poll(one, 1, poll_deadline);
     poll_woke = time_of(1);
@@ -352,6 +355,9 @@ static void polls(void)
     CHECK(rs.time[3] > 0, "vCPU 1 has offline time from before VCPUOP_up");
     CHECKF(runstate_sum(&rs) >= t0 && runstate_sum(&rs) <= t1, "its times add up to the system time",
            "sum %llu between %llu and %llu", runstate_sum(&rs), t0, t1);
+    CHECK_EQ(area1.state, RS_BLOCKED, "its runstate area was written when it was descheduled");
+    CHECK_EQ(area1.state_entry_time, rs.state_entry_time, "with the entry time get_runstate_info gives");
+    CHECK_EQ(runstate_sum(&area1), area1.state_entry_time, "the area's raw times add up to its entry time");
     evtchn_send(q1);
     rs = runstate(1);
 #ifdef CONFIG_PAE

@@ -38,8 +38,8 @@ public sealed partial class Hypervisor
         MulticallResults.Clear();
         long result = Call(nr, args);
         if (TakeContinuation() is { } k) { ApplyContinuation(k); result = k.Nr; }
-        SyncRunstates();
         Guest.WriteLog = null;
+        SyncRunstates(); // after the call's own writes: a runstate area written here is the scheduler's, not the call's
         c.Eax = (uint)result;
         if (writes == null) return;
         var output = HypercallOutput.None;

@@ -68,18 +68,44 @@ public sealed partial class Hypervisor
         };
     }
 
-    /// <summary>Applies the runstate changes since the last call (several vCPUs only; reads the clock only if one changed).</summary>
+    /// <summary>
+    /// Applies the runstate changes since the last call (several vCPUs only; reads the clock only if
+    /// one changed). The running vCPU leaving running (to idle) has its runstate area written, as
+    /// context_switch's _update_runstate_area(prev) does.
+    /// </summary>
     internal void SyncRunstates()
     {
         if (!Smp) return;
         ulong? now = null;
         for (int i = 0; i < Vcpus.Length; i++)
         {
-            int to = TargetState(Vcpus[i], _runstates[i].State);
-            if (to == _runstates[i].State) continue;
+            int from = _runstates[i].State, to = TargetState(Vcpus[i], from);
+            if (to == from) continue;
             now ??= NowNs;
             _runstates[i] = _runstates[i].ChangeTo(to, now.Value);
+            if (i == _current && from == Runstate.StateRunning) WriteRunstateArea();
         }
+    }
+
+    /// <summary>
+    /// context_switch's start: the running vCPU is descheduled (sched_switch_units: blocked, else
+    /// runnable, else offline) and its runstate area written while its address space is loaded.
+    /// </summary>
+    private void DescheduleRunstate()
+    {
+        if (!Smp) return;
+        SyncRunstates();
+        var v = Vcpu;
+        if (_runstates[v.Id].State != Runstate.StateRunning) return;
+        int to = v.Blocked ? Runstate.StateBlocked : Runnable(v) ? Runstate.StateRunnable : Runstate.StateOffline;
+        _runstates[v.Id] = _runstates[v.Id].ChangeTo(to, NowNs);
+        WriteRunstateArea();
+    }
+
+    /// <summary>update_runstate_area of the running vCPU: its raw runstate, if it registered an area.</summary>
+    private void WriteRunstateArea()
+    {
+        if (RunstateArea != 0) Guest.TryWrite(RunstateArea, _runstates[_current].Encode(null));
     }
 
     private void WriteRunstates(CanonicalWriter w)

@@ -98,7 +98,7 @@ public sealed partial class Hypervisor
     public void SwitchTo(int next)
     {
         if (next == _current) return;
-        SyncRunstates();
+        DescheduleRunstate();
         _parked[_current] = new ParkedVcpu
         {
             Cpu = Cpu.SaveContext(), Mm = Mm.ParkContext(), FreshSelectors = false,

@@ -46,6 +46,8 @@ internal static class CompactEventDecoder
         // Columns this chunk leaves out are empty (the upcall sites of a chunk without any).
         for (int i = columns; i < col.Length; i++) col[i] = new ColumnReader(raw, at, 0, (CompactColumn)i);
         var upcallSites = new UpcallSites(col[(int)CompactColumn.UpcallSite].Remaining > 0);
+        bool handlers = col[(int)CompactColumn.ExceptionHandler].Remaining > 0;
+        uint lastHandler = 0;
 
         // Every argument and port takes at least a byte of its column: their count is at most the columns' length.
         var events = new ChunkEvents(count, col[(int)CompactColumn.HypercallArgs].Remaining + col[(int)CompactColumn.Upcall].Remaining, countOnly);
@@ -66,7 +68,9 @@ internal static class CompactEventDecoder
                 case CompactCodes.Upcall: Upcall(events, n, icount, ref col[(int)CompactColumn.Upcall], ref col[(int)CompactColumn.UpcallSite], ref upcallSites); break;
                 case CompactCodes.Time: events.SetObject(n, Time(icount, ref col[(int)CompactColumn.Time], lastTime, v)); break;
                 case CompactCodes.Async: events.SetObject(n, Async(icount, ref col[(int)CompactColumn.Async], v)); break;
-                case CompactCodes.Exception: events.SetObject(n, Exception(icount, ref col[(int)CompactColumn.Exception], v)); break;
+                case CompactCodes.Exception:
+                    events.SetObject(n, Exception(icount, ref col[(int)CompactColumn.Exception], v, handlers, ref col[(int)CompactColumn.ExceptionHandler], ref lastHandler));
+                    break;
                 case CompactCodes.Checkpoint: events.SetObject(n, Checkpoint(icount, ref col[(int)CompactColumn.Checkpoint], v)); break;
                 case CompactCodes.Escaped: events.SetObject(n, Escaped(icount, ref col[(int)CompactColumn.Escaped], n)); break;
                 default: throw new CompactFormatException($"event {n} has kind {kind}, which a compact chunk does not store");
@@ -150,8 +154,12 @@ internal static class CompactEventDecoder
         return new AsyncEvent(icount, (AsyncKind)kind, c.U32(), c.Varint()) { Vcpu = vcpu };
     }
 
-    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu) =>
-        new(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
+    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu, bool handlers, ref ColumnReader handlerColumn, ref uint lastHandler)
+    {
+        var x = new ExceptionEvent(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
+        if (handlers) lastHandler += (uint)handlerColumn.I32();
+        return x with { Handler = lastHandler };
+    }
 
     private static CheckpointEvent Checkpoint(ulong icount, ref ColumnReader c, int vcpu)
     {
