@@ -15,19 +15,23 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
     /// <summary>The result of <see cref="Code"/>: which member ended the run and at which of its instructions.</summary>
     public static int Result(int member, int insn) => member << 16 | insn;
 
-    public const int MaxBlocks = 12, MaxInsns = 96;
+    public const int MaxBlocks = 12, MaxInsns = 96, ColdDivisor = 4;
 
     /// <summary>
     /// The head and the cached blocks reachable from it by direct branches, fall-through and
     /// returns to a call's next instruction, all in the head's page (whose translation the run
     /// loop checked when it entered the head), at most <see cref="MaxBlocks"/> blocks and
     /// <see cref="MaxInsns"/> instructions. Only blocks already cached are taken: forming a region
-    /// decodes nothing.
+    /// decodes nothing. A successor joins only when the run loop entered it at least
+    /// 1/<see cref="ColdDivisor"/> as often as the head (<see cref="Block.Hits"/>, counted until a
+    /// block is compiled): rarely-run successors (error paths, a loop's exit) stay out, so a block
+    /// is not compiled again into every region that could reach it (docs/compiled-tier.md,
+    /// "Regions"). Control that reaches one leaves the region, as for any block outside it.
     /// </summary>
     public static Block[] Form(Block head, BlockCache cache)
     {
         var list = new List<Block> { head };
-        int insns = head.Count;
+        int insns = head.Count, minHits = head.Hits / ColdDivisor;
         ulong pageOffset = head.Phys & 0xFFF, page = head.Phys - pageOffset;
         for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
         {
@@ -37,7 +41,7 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
                 long off = (long)pageOffset + ((long)s - head.Eip); // the page offset of s (linear and physical agree on it)
                 if (off < 0 || off >= 0x1000 || list.Exists(b => b.Eip == s)) continue;
                 Block? b = cache.Lookup(s, page + (ulong)off, head.Code32);
-                if (b == null || insns + b.Count > MaxInsns) continue;
+                if (b == null || b.Hits < minHits || insns + b.Count > MaxInsns) continue;
                 list.Add(b);
                 insns += b.Count;
             }
