@@ -49,7 +49,7 @@ public static class EventText
         ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
         ConsoleOutputEvent c => $"{c.Icount,14} console-out {Quote(c.Bytes.AsSpan())}",
         AsyncEvent a => $"{a.Icount,14} async {a.Kind} port {a.Port} arg {a.Arg}",
-        ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}{At(symbols, x.Eip)}",
+        ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}{At(symbols, x.Eip)}{(x.Handler != 0 ? $" to 0x{x.Handler:x8}{At(symbols, x.Handler)}" : "")}",
         FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8}{At(symbols, f.Eip)} {f.Cause}",
         ShutdownEvent s => $"{s.Icount,14} shutdown {s.Reason} {s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
         CheckpointEvent c => $"{c.Icount,14} checkpoint {Convert.ToHexStringLower(c.StateHash.AsSpan())}",
@@ -96,7 +96,14 @@ public static class EventText
             case ConsoleInputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
             case ConsoleOutputEvent c: o["text"] = Encoding.Latin1.GetString(c.Bytes.AsSpan()); break;
             case AsyncEvent a: o["async"] = a.Kind.ToString(); o["port"] = a.Port; o["arg"] = a.Arg; break;
-            case ExceptionEvent x: o["vector"] = x.Vector; o["error"] = x.ErrorCode; o["cr2"] = x.Cr2; o["eip"] = x.Eip; AddSymbol(o, symbols, x.Eip); break;
+            case ExceptionEvent x:
+                o["vector"] = x.Vector; o["error"] = x.ErrorCode; o["cr2"] = x.Cr2; o["eip"] = x.Eip; AddSymbol(o, symbols, x.Eip);
+                if (x.Handler != 0)
+                {
+                    o["handler"] = x.Handler;
+                    if (symbols?.Name(x.Handler) is { Length: > 0 } xn) o["handlerSymbol"] = xn;
+                }
+                break;
             case FailsafeEvent f: o["eip"] = f.Eip; AddSymbol(o, symbols, f.Eip); o["cause"] = f.Cause; break;
             case ShutdownEvent s: o["reason"] = s.Reason.ToString(); o["exit"] = s.Exit.ToString(); o["detail"] = s.Detail; break;
             case CheckpointEvent c: o["hash"] = Convert.ToHexStringLower(c.StateHash.AsSpan()); break;

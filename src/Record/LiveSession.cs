@@ -50,6 +50,7 @@ public sealed record LiveRequest
         Vcpus = Machine.Hypervisor.VcpuCount,
         HypercallOutputs = HypercallOutputs,
         UpcallSites = true,
+        ExceptionHandlers = true,
     };
 }
 
@@ -85,7 +86,7 @@ public sealed class LiveSession : IDisposable
         IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
         Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs, UpcallSites = true };
+        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true };
         var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
         _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
         {

@@ -124,6 +124,8 @@ public class HypercallOutputTests
         public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
             inner.OnUpcallAt(icount, vcpu, ports, interrupted, handler);
         public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) => inner.OnException(icount, vector, errorCode, cr2, eip);
+        public void OnExceptionAt(ulong icount, int vector, uint errorCode, uint cr2, uint eip, uint handler) =>
+            inner.OnExceptionAt(icount, vector, errorCode, cr2, eip, handler);
         public void OnFailsafe(ulong icount, uint eip, string cause) => inner.OnFailsafe(icount, eip, cause);
         public void OnConsoleOutput(ulong icount, ReadOnlySpan<byte> bytes) => inner.OnConsoleOutput(icount, bytes);
         public void OnConsoleInput(ulong icount, ReadOnlySpan<byte> bytes) => inner.OnConsoleInput(icount, bytes);

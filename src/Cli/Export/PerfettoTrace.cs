@@ -82,11 +82,13 @@ public static class PerfettoTrace
                     events.Add(Instant("upcall", "upcall", u.Icount, EventsTid, upcallArgs));
                     break;
                 case ExceptionEvent x:
-                    events.Add(Instant($"exception {x.Vector}", "exception", x.Icount, EventsTid, new JsonObject
+                    var exceptionArgs = new JsonObject
                     {
                         ["vector"] = x.Vector, ["error"] = x.ErrorCode, ["cr2"] = "0x" + x.Cr2.ToString("x8", CultureInfo.InvariantCulture),
                         ["eip"] = symbols.Format(x.Eip),
-                    }));
+                    };
+                    if (x.Handler != 0) exceptionArgs["handler"] = symbols.Format(x.Handler);
+                    events.Add(Instant($"exception {x.Vector}", "exception", x.Icount, EventsTid, exceptionArgs));
                     break;
                 case FailsafeEvent f:
                     events.Add(Instant("failsafe", "exception", f.Icount, EventsTid, new JsonObject { ["cause"] = f.Cause, ["eip"] = symbols.Format(f.Eip) }));

@@ -40,6 +40,8 @@ public sealed record RunOptions
     public int Vcpus { get; init; } = 1;
     /// <summary>Upcall events carry the interrupted code and the callback (docs/trace-format.md); false in older traces.</summary>
     public bool UpcallSites { get; init; }
+    /// <summary>Exception events carry the handler they were delivered to (docs/trace-format.md); false in older traces.</summary>
+    public bool ExceptionHandlers { get; init; }
 
     /// <summary>The machine options of this run, with the given clock (null: the virtual clock).</summary>
     public XenMachineOptions Machine(IGuestClock? clock) => new()
@@ -58,6 +60,7 @@ public sealed record RunOptions
         var options = HeaderOptions();
         if (HypercallOutputOption.Text(HypercallOutputs) is { } outputs) options[RunOptionKeys.HypercallOutputs] = outputs;
         if (UpcallSites) options[RunOptionKeys.UpcallSites] = "true";
+        if (ExceptionHandlers) options[RunOptionKeys.ExceptionHandlers] = "true";
         return options;
     }
 
@@ -106,6 +109,7 @@ public sealed record RunOptions
             HypercallOutputs = HypercallOutputOption.Parse(header.GetOption(RunOptionKeys.HypercallOutputs)),
             Vcpus = (int)Number(header, RunOptionKeys.Vcpus, 1, 1, HypervisorOptions.MaxVcpus),
             UpcallSites = header.GetOption(RunOptionKeys.UpcallSites) == "true",
+            ExceptionHandlers = header.GetOption(RunOptionKeys.ExceptionHandlers) == "true",
         };
     }
 

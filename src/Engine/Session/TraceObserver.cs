@@ -42,8 +42,13 @@ public sealed class TraceObserver : IXenObserver
     public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
         _emit(UpcallSites ? new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler } : new UpcallEvent(icount, vcpu, ports.ToArray()));
 
-    public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) =>
-        _emit(new ExceptionEvent(icount, vector, errorCode, cr2, eip));
+    /// <summary>Exception events carry the handler they were delivered to (header option exception-handlers).</summary>
+    public bool ExceptionHandlers { get; init; }
+
+    public void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) => OnExceptionAt(icount, vector, errorCode, cr2, eip, 0);
+
+    public void OnExceptionAt(ulong icount, int vector, uint errorCode, uint cr2, uint eip, uint handler) =>
+        _emit(new ExceptionEvent(icount, vector, errorCode, cr2, eip) { Handler = ExceptionHandlers ? handler : 0 });
 
     public void OnFailsafe(ulong icount, uint eip, string cause) => _emit(new FailsafeEvent(icount, eip, cause));
 

@@ -108,6 +108,8 @@ public sealed record ExceptionEvent(
 {
     /// <summary>The vCPU it belongs to (absent in older traces = 0; docs/trace-format.md).</summary>
     [Key(5)] public int Vcpu { get; init; }
+    /// <summary>The guest handler the exception was delivered to (its trap-table entry; header option exception-handlers, else 0).</summary>
+    [Key(6)] public uint Handler { get; init; }
 }
 
 /// <summary>A failsafe callback delivery (a guest segment reload failed on return to the guest).</summary>

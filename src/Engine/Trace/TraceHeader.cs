@@ -80,6 +80,8 @@ public static class RunOptionKeys
     public const string HypercallOutputs = "hypercall-outputs";
     /// <summary>"true": upcall events carry the interrupted code address and the callback entered; absent (older traces) = they do not.</summary>
     public const string UpcallSites = "upcall-sites";
+    /// <summary>"true": exception events carry the handler they were delivered to (key 6).</summary>
+    public const string ExceptionHandlers = "exception-handlers";
     /// <summary>Wallclock seconds at system time 0 under the virtual clock.</summary>
     public const string EpochSeconds = "epoch-seconds";
     /// <summary>The Xen ABI profile, "3.1" or "4.19" (docs/xen-model.md); absent = "3.1" (traces written before the option).</summary>

@@ -185,7 +185,7 @@ public sealed partial class Hypervisor
         uint flags = TbfException | (hasError ? TbfErrorCode : 0) | (ti.MasksEvents ? TbfInterrupt : 0);
         uint eipBefore = _f.Eip;
         if (!CreateBounceFrame(ti.Cs, ti.Address, flags, err)) return;
-        Observer?.OnException(Cpu.Icount, vector, err, cr2, eipBefore);
+        Observer?.OnExceptionAt(Cpu.Icount, vector, err, cr2, eipBefore, ti.Address);
     }
 
     /// <summary>The hardware path of Xen's int 0x80 trap gate: ring change via TSS ss1:esp1, no mask byte.</summary>
@@ -200,7 +200,7 @@ public sealed partial class Hypervisor
             if (!PushGuest(ref ssc, ref esp, _f.Ss) || !PushGuest(ref ssc, ref esp, _f.Esp)) return;
         }
         if (!PushGuest(ref ssc, ref esp, _f.Eflags) || !PushGuest(ref ssc, ref esp, _f.Cs) || !PushGuest(ref ssc, ref esp, _f.Eip)) return;
-        Observer?.OnException(Cpu.Icount, 0x80, 0, 0, _f.Eip);
+        Observer?.OnExceptionAt(Cpu.Icount, 0x80, 0, 0, _f.Eip, ti.Address);
         _f.Eflags &= ~(Fl.VM | Fl.RF | Fl.NT | Fl.TF);
         _f.Ss = ss;
         _f.Esp = esp;

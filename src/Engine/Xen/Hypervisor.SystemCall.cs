@@ -71,6 +71,6 @@ public sealed partial class Hypervisor
         uint eip = _f.Eip;
         if (!CreateBounceFrame(gp.Cs, gp.Address, TbfException | TbfErrorCode | (gp.MasksEvents ? TbfInterrupt : 0), 0)) return;
         Stats.ExceptionsByVector[Vectors.GP]++;
-        Observer?.OnException(Cpu.Icount, Vectors.GP, 0, 0, eip);
+        Observer?.OnExceptionAt(Cpu.Icount, Vectors.GP, 0, 0, eip, gp.Address);
     }
 }

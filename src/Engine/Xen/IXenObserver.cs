@@ -26,6 +26,9 @@ public interface IXenObserver
     /// <summary>An exception or software interrupt was bounced to the guest handler.</summary>
     void OnException(ulong icount, int vector, uint errorCode, uint cr2, uint eip) { }
 
+    /// <summary>What the model calls for an exception: <see cref="OnException"/> with the handler it was delivered to (its trap-table entry). By default it forwards to <see cref="OnException"/>.</summary>
+    void OnExceptionAt(ulong icount, int vector, uint errorCode, uint cr2, uint eip, uint handler) => OnException(icount, vector, errorCode, cr2, eip);
+
     /// <summary>The failsafe callback was entered (a segment reload or the final iret faulted).</summary>
     void OnFailsafe(ulong icount, uint eip, string cause) { }
 

@@ -23,7 +23,8 @@ public static class DiffEvents
 {
     public const string Hypercall = "hypercall", Upcall = "upcall", Exception = "exception", Failsafe = "failsafe", Console = "console", Shutdown = "shutdown";
 
-    public static List<DiffEvent> From(IEnumerable<TraceEvent> events, GuestSymbols symbols)
+    /// <param name="iretJumpers">The function(s) that jump to the iret stub (<see cref="IretJumpers"/>): an iret issued from the stub is attributed to them.</param>
+    public static List<DiffEvent> From(IEnumerable<TraceEvent> events, GuestSymbols symbols, string iretJumpers = "")
     {
         var list = new List<DiffEvent>();
         var line = new StringBuilder();
@@ -37,6 +38,7 @@ public static class DiffEvents
                 case HypercallEvent h:
                 {
                     string fn = symbols.FunctionOf(h.Site);
+                    if (h.Number == HypercallPage.IretHypercall && fn == "hypercall_page" && iretJumpers.Length > 0) fn = iretJumpers;
                     // Console output is reported before the hypercall that wrote it: attribute it to that call's function.
                     foreach (var (icount, bytes) in pendingConsole) AddConsole(icount, bytes, fn);
                     pendingConsole.Clear();
@@ -58,9 +60,13 @@ public static class DiffEvents
                     break;
                 }
                 case ExceptionEvent x:
+                {
+                    // Attributed to the function it happened in; the text names the trap handler it was delivered to (traces with exception handlers).
+                    string to = x.Handler != 0 ? " to " + (symbols.FunctionOf(x.Handler) is { Length: > 0 } h ? h : $"0x{x.Handler:x8}") : "";
                     list.Add(new DiffEvent(Exception, $"exception {x.Vector} {x.ErrorCode:x}",
-                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}", x.Icount, symbols.FunctionOf(x.Eip)));
+                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}{to}", x.Icount, symbols.FunctionOf(x.Eip)));
                     break;
+                }
                 case FailsafeEvent f:
                     list.Add(new DiffEvent(Failsafe, $"failsafe {f.Cause}", $"failsafe {f.Cause} eip 0x{f.Eip:x8}", f.Icount, symbols.FunctionOf(f.Eip)));
                     break;

@@ -12,7 +12,8 @@ public sealed class DiffSide
         Reader = reader;
         Raw = reader.ReadEvents().ToList();
         Symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
-        Events = DiffEvents.From(Raw, Symbols);
+        IretJumpers = Engine.Boot.IretJumpers.Of(reader.GuestImage.Span, Symbols);
+        Events = DiffEvents.From(Raw, Symbols, IretJumpers);
         FinalIcount = reader.Summary?.FinalIcount ?? (Raw.Count > 0 ? Raw[^1].Icount : 0);
         Exit = reader.Summary is { } s ? s.Exit.ToString() : "incomplete";
     }
@@ -21,6 +22,8 @@ public sealed class DiffSide
     public TraceReader Reader { get; }
     public IReadOnlyList<TraceEvent> Raw { get; }
     public GuestSymbols Symbols { get; }
+    /// <summary>The function(s) that jump to the iret stub: iret events are attributed to them.</summary>
+    public string IretJumpers { get; }
     public IReadOnlyList<DiffEvent> Events { get; }
     public ulong FinalIcount { get; }
     public string Exit { get; }

@@ -55,7 +55,7 @@ public sealed class TraceReplayer
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
-        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs, UpcallSites = options.UpcallSites };
+        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs, UpcallSites = options.UpcallSites, ExceptionHandlers = options.ExceptionHandlers };
         _limit = options.MaxInstructions;
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
         var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;

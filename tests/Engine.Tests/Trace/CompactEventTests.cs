@@ -39,6 +39,9 @@ public sealed class CompactEventTests
             new AsyncEvent(7, (AsyncKind)200, uint.MaxValue, ulong.MaxValue),
             new ExceptionEvent(8, int.MaxValue, uint.MaxValue, uint.MaxValue, uint.MaxValue),
             new ExceptionEvent(8, -3, 0, 0, 0),
+            new ExceptionEvent(8, 14, 2, 0x1000, 0xc0100000) { Handler = 0xc0103b30 },
+            new ExceptionEvent(8, 14, 2, 0x1000, 0xc0100000) { Handler = 0 },
+            new ExceptionEvent(8, 13, 0, 0, 0xc0100000) { Handler = uint.MaxValue, Vcpu = 1 },
             new CheckpointEvent(9, []),
             new CheckpointEvent(9, new byte[300]),
             new HypercallEvent(10, 29, [1], 0) { Vcpu = 3 },
@@ -126,7 +129,7 @@ public sealed class CompactEventTests
         var with = new CompactEventEncoder();
         foreach (var e in events) with.Add(e);
         var payload = with.Finish();
-        Assert.Equal(CompactCodes.ColumnCount, ColumnCountOf(payload));
+        Assert.Equal((int)CompactColumn.UpcallSite + 1, ColumnCountOf(payload));
         Assert.Equal(events, CompactEventDecoder.Decode(payload));
         // Two bytes per loop after the first (both differences 0), the first loop's full values and one more column length.
         Assert.InRange(payload.Length - plain.Length, 2 * 1000, 2 * 1000 + 12);
@@ -137,17 +140,35 @@ public sealed class CompactEventTests
     }
 
     [Fact]
+    public void Exception_handlers_take_an_eighteenth_column_and_leave_older_chunks_alone()
+    {
+        TraceEvent[] plain = [new ExceptionEvent(1, 14, 2, 0x1000, 0xc0100000), new UpcallEvent(2, 0, [3])];
+        var encoder = new CompactEventEncoder();
+        foreach (var e in plain) encoder.Add(e);
+        Assert.Equal(CompactCodes.BaseColumnCount, ColumnCountOf(encoder.Finish()));
+
+        // Handlers without upcall sites: column 16 is written too, with zero sites, and decodes to none.
+        TraceEvent[] handlers = [new ExceptionEvent(1, 14, 2, 0x1000, 0xc0100000) { Handler = 0xc0103b30 }, new UpcallEvent(2, 0, [3]),
+            new ExceptionEvent(3, 6, 0, 0, 0xc0100010) { Handler = 0xc0103ab0 }];
+        foreach (var e in handlers) encoder.Add(e);
+        var payload = encoder.Finish();
+        Assert.Equal(CompactCodes.ColumnCount, ColumnCountOf(payload));
+        Assert.Equal(handlers, CompactEventDecoder.Decode(payload));
+    }
+
+    [Fact]
     public void A_reader_skips_columns_past_the_ones_it_knows()
     {
-        // A later writer's extra column (here an 18th, 3 bytes) is skipped; the events decode as before.
+        // A later writer's extra column (3 bytes, after every column this build knows) is skipped; the events decode as before.
         var events = TickerLoop(sites: true);
         var encoder = new CompactEventEncoder();
         foreach (var e in events) encoder.Add(e);
         var payload = encoder.Finish();
+        int columns = ColumnCountOf(payload);
         var head = new ColumnReader(payload, CompactColumn.Kind);
         head.Varint();
         head.Varint();
-        for (int i = 0; i < CompactCodes.ColumnCount; i++) head.Varint();
+        for (int i = 0; i < columns; i++) head.Varint();
         int columnsStart = payload.Length - head.Remaining;
         var rebuilt = new ColumnBuffer();
         rebuilt.Varint((ulong)events.Count);
@@ -155,7 +176,8 @@ public sealed class CompactEventTests
         var lengths = new ColumnReader(payload, CompactColumn.Kind);
         lengths.Varint();
         lengths.Varint();
-        for (int i = 0; i < CompactCodes.ColumnCount; i++) rebuilt.Varint(lengths.Varint());
+        for (int i = 0; i < columns; i++) rebuilt.Varint(lengths.Varint());
+        for (int i = columns; i < CompactCodes.ColumnCount; i++) rebuilt.Varint(0); // the columns this chunk left out, empty
         rebuilt.Varint(3);
         rebuilt.Bytes(payload.AsSpan(columnsStart));
         rebuilt.Bytes([1, 2, 3]);

@@ -33,7 +33,7 @@ internal static class TraceSamples
         new ConsoleOutputEvent(60, "hello, world\n"u8.ToArray()),
         new AsyncEvent(70, AsyncKind.TimerExpiry, 4),
         new AsyncEvent(71, AsyncKind.ChaosDelay, 0, 250),
-        new ExceptionEvent(80, 14, 0x6, 0xdeadbeef, 0xc0100123),
+        new ExceptionEvent(80, 14, 0x6, 0xdeadbeef, 0xc0100123) { Handler = 0xc0103b30 },
         new FailsafeEvent(90, 0xc0100200, "ds reload failed"),
         new CheckpointEvent(100, Enumerable.Range(100, 16).Select(i => (byte)i).ToArray()),
         new ShutdownEvent(5000, ShutdownReason.Crash, ExitKind.DomainCrashed, "triple fault"),

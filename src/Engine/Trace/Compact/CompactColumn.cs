@@ -46,6 +46,12 @@ internal enum CompactColumn
     /// previous upcall's Handler), 32-bit wrapping.
     /// </summary>
     UpcallSite,
+    /// <summary>
+    /// Per exception stored in the columns, when any of the chunk's has a handler (header option
+    /// exception-handlers), else empty and left out: zigzag varint of (Handler − the previous
+    /// exception's Handler), 32-bit wrapping.
+    /// </summary>
+    ExceptionHandler,
 }
 
 /// <summary>Numbers of the compact encoding.</summary>
@@ -54,10 +60,11 @@ internal static class CompactCodes
     /// <summary>The kind byte of an event stored whole as MessagePack in the <see cref="CompactColumn.Escaped"/> column.</summary>
     public const byte Escaped = 0xFF;
     /// <summary>How many columns this build knows (readers skip columns past the ones they know).</summary>
-    public const int ColumnCount = (int)CompactColumn.UpcallSite + 1;
+    public const int ColumnCount = (int)CompactColumn.ExceptionHandler + 1;
     /// <summary>
-    /// The columns every chunk has (format 3 as first written). The writer leaves out the upcall
-    /// sites column when it is empty, so chunks without upcall sites keep their format-3 bytes.
+    /// The columns every chunk has (format 3 as first written). The writer leaves out the columns
+    /// after them that are empty at the end (upcall sites, exception handlers), so chunks without
+    /// those keep their format-3 bytes.
     /// </summary>
     public const int BaseColumnCount = (int)CompactColumn.Vcpu + 1;
     /// <summary>Union kinds (TraceEvent.cs).</summary>

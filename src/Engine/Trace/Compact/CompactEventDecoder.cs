@@ -32,6 +32,8 @@ internal static class CompactEventDecoder
         // Columns this chunk leaves out are empty (the upcall sites of a chunk without any).
         for (int i = columns; i < col.Length; i++) col[i] = new ColumnReader(raw, at, 0, (CompactColumn)i);
         var upcallSites = new UpcallSites(col[(int)CompactColumn.UpcallSite].Remaining > 0);
+        bool handlers = col[(int)CompactColumn.ExceptionHandler].Remaining > 0;
+        uint lastHandler = 0;
 
         var events = new TraceEvent[count];
         var history = new HypercallHistory();
@@ -51,7 +53,7 @@ internal static class CompactEventDecoder
                 CompactCodes.Upcall => Upcall(icount, ref col[(int)CompactColumn.Upcall], ref col[(int)CompactColumn.UpcallSite], ref upcallSites),
                 CompactCodes.Time => Time(icount, ref col[(int)CompactColumn.Time], lastTime, v),
                 CompactCodes.Async => Async(icount, ref col[(int)CompactColumn.Async], v),
-                CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception], v),
+                CompactCodes.Exception => Exception(icount, ref col[(int)CompactColumn.Exception], v, handlers, ref col[(int)CompactColumn.ExceptionHandler], ref lastHandler),
                 CompactCodes.Checkpoint => Checkpoint(icount, ref col[(int)CompactColumn.Checkpoint], v),
                 CompactCodes.Escaped => Escaped(icount, ref col[(int)CompactColumn.Escaped], n),
                 _ => throw new CompactFormatException($"event {n} has kind {kind}, which a compact chunk does not store"),
@@ -126,8 +128,12 @@ internal static class CompactEventDecoder
         return new AsyncEvent(icount, (AsyncKind)kind, c.U32(), c.Varint()) { Vcpu = vcpu };
     }
 
-    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu) =>
-        new(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
+    private static ExceptionEvent Exception(ulong icount, ref ColumnReader c, int vcpu, bool handlers, ref ColumnReader handlerColumn, ref uint lastHandler)
+    {
+        var x = new ExceptionEvent(icount, (int)c.U32Signed31(), c.U32(), c.U32(), c.U32()) { Vcpu = vcpu };
+        if (handlers) lastHandler += (uint)handlerColumn.I32();
+        return x with { Handler = lastHandler };
+    }
 
     private static CheckpointEvent Checkpoint(ulong icount, ref ColumnReader c, int vcpu)
     {

@@ -16,8 +16,8 @@ internal sealed class CompactEventEncoder
     private readonly ulong[] _lastTime = new ulong[256];
     private readonly ArrayBufferWriter<byte> _escape = new();
     private ulong _lastIcount;
-    private uint _lastUpcallEip, _lastUpcallHandler;
-    private bool _anyUpcallSite;
+    private uint _lastUpcallEip, _lastUpcallHandler, _lastExceptionHandler;
+    private bool _anyUpcallSite, _anyExceptionHandler;
 
     public CompactEventEncoder()
     {
@@ -86,6 +86,9 @@ internal sealed class CompactEventEncoder
                 ex.Varint(x.Cr2);
                 ex.Varint(x.Eip);
                 this[CompactColumn.Vcpu].Signed(x.Vcpu);
+                this[CompactColumn.ExceptionHandler].Signed((int)(x.Handler - _lastExceptionHandler));
+                _lastExceptionHandler = x.Handler;
+                _anyExceptionHandler |= x.Handler != 0;
                 break;
             case CheckpointEvent c:
                 kind.Byte(CompactCodes.Checkpoint);
@@ -151,12 +154,15 @@ internal sealed class CompactEventEncoder
 
     /// <summary>
     /// The payload: varint event count, varint column count, a varint length per column, then the
-    /// columns back to back (the upcall sites column only when an upcall of the chunk has a site).
+    /// columns back to back (the upcall sites and exception handler columns only up to the last
+    /// one that an event of the chunk needs; one left out or empty means none).
     /// Resets the encoder for the next chunk.
     /// </summary>
     public byte[] Finish()
     {
-        int columns = _anyUpcallSite ? CompactCodes.ColumnCount : CompactCodes.BaseColumnCount;
+        int columns = _anyExceptionHandler ? (int)CompactColumn.ExceptionHandler + 1
+            : _anyUpcallSite ? (int)CompactColumn.UpcallSite + 1
+            : CompactCodes.BaseColumnCount;
         var head = new ColumnBuffer();
         head.Varint((ulong)Count);
         head.Varint((ulong)columns);
@@ -177,8 +183,8 @@ internal sealed class CompactEventEncoder
         foreach (var c in _columns) c.Clear();
         Count = 0;
         _lastIcount = 0;
-        _lastUpcallEip = _lastUpcallHandler = 0;
-        _anyUpcallSite = false;
+        _lastUpcallEip = _lastUpcallHandler = _lastExceptionHandler = 0;
+        _anyUpcallSite = _anyExceptionHandler = false;
         _history.Clear();
         Array.Clear(_lastTime);
         return payload;
