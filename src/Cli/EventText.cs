@@ -35,15 +35,24 @@ public static class EventText
     private static string UpcallSites(GuestSymbols? symbols, UpcallEvent u) =>
         u.Handler == 0 ? "" : $" at 0x{u.Eip:x8}{At(symbols, u.Eip)} to 0x{u.Handler:x8}{At(symbols, u.Handler)}";
 
-    private static string Site(GuestSymbols? symbols, HypercallEvent h) => h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}";
+    private static string Site(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
+        h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}{(JumpedTo(symbols, h, iretJumpers) ? $" (jumped to from {iretJumpers})" : "")}";
 
-    /// <summary>One line per event; an event of a vCPU other than 0 ends with " [vcpu N]" (an upcall names its vCPU itself).</summary>
-    public static string Text(TraceEvent e, GuestSymbols? symbols = null) =>
-        e is not UpcallEvent && VcpuStamp.Of(e) is int v and not 0 ? Line(e, symbols) + $" [vcpu {v}]" : Line(e, symbols);
+    /// <summary>An iret issued from its stub in the hypercall page, and the functions that jump there are known (IretJumpers).</summary>
+    private static bool JumpedTo(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
+        iretJumpers.Length > 0 && h.Number == Engine.Boot.HypercallPage.IretHypercall && symbols?.FunctionOf(h.Site) == "hypercall_page";
 
-    private static string Line(TraceEvent e, GuestSymbols? symbols) => e switch
+    /// <summary>
+    /// One line per event; an event of a vCPU other than 0 ends with " [vcpu N]" (an upcall names
+    /// its vCPU itself). <paramref name="iretJumpers"/>: the functions that jump to the iret stub
+    /// (IretJumpers), named after an iret's site.
+    /// </summary>
+    public static string Text(TraceEvent e, GuestSymbols? symbols = null, string iretJumpers = "") =>
+        e is not UpcallEvent && VcpuStamp.Of(e) is int v and not 0 ? Line(e, symbols, iretJumpers) + $" [vcpu {v}]" : Line(e, symbols, iretJumpers);
+
+    private static string Line(TraceEvent e, GuestSymbols? symbols, string iretJumpers) => e switch
     {
-        HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}{Site(symbols, h)}{(h.OutputDigest != 0 ? $" out {h.OutputDigest:x16}" : "")}",
+        HypercallEvent h => $"{h.Icount,14} hypercall {HypercallNames.Describe(h)}{Site(symbols, h, iretJumpers)}{(h.OutputDigest != 0 ? $" out {h.OutputDigest:x16}" : "")}",
         UpcallEvent u => $"{u.Icount,14} upcall vcpu {u.Vcpu} ports [{string.Join(", ", u.Ports.AsSpan().ToArray())}]{UpcallSites(symbols, u)}",
         TimeEvent t => $"{t.Icount,14} time {t.Kind} {t.Value}",
         ConsoleInputEvent c => $"{c.Icount,14} console-in {Quote(c.Bytes.AsSpan())}",
@@ -60,7 +69,7 @@ public static class EventText
     public static readonly JsonSerializerOptions JsonOptions =
         new() { WriteIndented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static string Json(TraceEvent e, GuestSymbols? symbols = null)
+    public static string Json(TraceEvent e, GuestSymbols? symbols = null, string iretJumpers = "")
     {
         var o = new JsonObject { ["icount"] = e.Icount, ["kind"] = Kind(e) };
         if (e is not UpcallEvent && VcpuStamp.Of(e) is int v and not 0) o["vcpu"] = v;
@@ -73,6 +82,7 @@ public static class EventText
                 o["args"] = new JsonArray(h.Args.AsSpan().ToArray().Select(a => (JsonNode)a).ToArray());
                 o["result"] = h.Result;
                 if (h.Site != 0) { o["site"] = h.Site; AddSymbol(o, symbols, h.Site); }
+                if (JumpedTo(symbols, h, iretJumpers)) o["jumpedFrom"] = iretJumpers;
                 if (h.OutputDigest != 0) o["outputDigest"] = h.OutputDigest.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
                 if (h.Memory.Count > 0)
                     o["memory"] = new JsonArray(h.Memory.AsSpan().ToArray()

@@ -86,6 +86,24 @@ public class TraceCommandTests
     }
 
     [Fact]
+    public void DumpNamesTheFunctionThatJumpsToTheIretStub()
+    {
+        // guests/lib/entry.S: trap_return jumps to hypercall_page + 23 * 32 (iret is never called).
+        string trace = Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt");
+        var r = Cli.Run("dump", trace, "--kind", "hypercall");
+        Assert.True(r.Code == 0, r.ToString());
+        var irets = r.Stdout.Split('\n').Where(l => l.Contains(" hypercall iret(", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(irets);
+        Assert.All(irets, l => Assert.EndsWith("<hypercall_page+0x2e6> (jumped to from trap_return)", l));
+        Assert.DoesNotContain(r.Stdout.Split('\n'), l => !l.Contains("iret(", StringComparison.Ordinal) && l.Contains("jumped to", StringComparison.Ordinal));
+        var j = Cli.Run("dump", trace, "--kind", "hypercall", "--json");
+        var jsonIrets = j.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("name").GetString() == "iret").ToList();
+        Assert.NotEmpty(jsonIrets);
+        Assert.All(jsonIrets, e => Assert.Equal("trap_return", e.GetProperty("jumpedFrom").GetString()));
+    }
+
+    [Fact]
     public void ATamperedTraceDivergesWithAReport()
     {
         // Flip the result of the first hypercall event in the decoded stream by re-encoding the trace.

@@ -12,6 +12,7 @@ public static class DumpCommand
                 throw new CliException(ExitCodes.Usage, $"unknown event kind '{k}' (kinds: {string.Join(", ", EventText.Kinds)})");
         using var reader = TraceFiles.Open(path);
         var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
+        string iretJumpers = Engine.Boot.IretJumpers.Of(reader.GuestImage.Span, symbols);
         try
         {
             foreach (var e in reader.ReadEvents())
@@ -19,7 +20,7 @@ public static class DumpCommand
                 if (e.Icount < from) continue;
                 if (e.Icount > to) break;
                 if (kinds.Length > 0 && !kinds.Contains(EventText.Kind(e))) continue;
-                output.WriteLine(json ? EventText.Json(e, symbols) : EventText.Text(e, symbols));
+                output.WriteLine(json ? EventText.Json(e, symbols, iretJumpers) : EventText.Text(e, symbols, iretJumpers));
             }
         }
         catch (TraceFormatException e)

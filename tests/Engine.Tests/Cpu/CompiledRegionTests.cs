@@ -81,6 +81,59 @@ public class CompiledRegionTests
         Assert.Equal(State(reference), State(m));
     }
 
+    // top:  call fn                                       (block A)
+    // back: mov ebp, esi; leave; mov esp, 0x8000; add esi, 0x10; jmp top   (block C, the return address:
+    //       leave reads SS:[esi], which passes SS's 64 KiB limit at esi = 0x10000)
+    // fn:   push ebp; mov ebp, esp; push ebx; add ebx, esi; pop ebx; leave; ret   (block B)
+    private static void LeaveLoop(Assembler a)
+    {
+        var top = a.CreateLabel(); var fn = a.CreateLabel();
+        a.mov(esp, 0x8000);
+        a.mov(esi, 0xFE00);
+        a.Label(ref top);
+        a.call(fn);
+        a.mov(ebp, esi);
+        a.leave();
+        a.mov(esp, 0x8000);
+        a.add(esi, 0x10);
+        a.jmp(top);
+        a.Label(ref fn);
+        a.push(ebp);
+        a.mov(ebp, esp);
+        a.push(ebx);
+        a.add(ebx, esi);
+        a.pop(ebx);
+        a.leave();
+        a.ret();
+    }
+
+    private static TestMachine LeaveMachine(CpuTier tier, int threshold)
+    {
+        var m = Machine(tier, threshold, LeaveLoop);
+        m.Cpu.Segs[Seg.SS] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
+        return m;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void ALeaveThatFaultsAfterARetInsideTheRegionRetiresExactly(int threshold)
+    {
+        var m = LeaveMachine(CpuTier.Compiled, threshold);
+        Assert.Equal(StopReason.Stopped, m.Run());
+        // The loop runs in one region (headed by whichever of its blocks got hot first), the ret branching inside it.
+        uint top = Address(a => { a.mov(esp, 0x8000); a.mov(esi, 0xFE00); });
+        uint back = Address(a => { var l = a.CreateLabel(); a.mov(esp, 0x8000); a.mov(esi, 0xFE00); a.call(l); a.Label(ref l); a.nop(); }) - 1;
+        Assert.Equal(3, Math.Max(RegionAt(m, top).Length, RegionAt(m, back).Length));
+        var e = Assert.Single(m.Host.Events);
+        Assert.Equal(Vectors.SS, e.Vector);
+        Assert.Equal(0x10000u, m.Cpu.Esi);
+        Assert.Equal(2 + 32 * (1 + 7 + 5) + 1 + 7 + 1ul, m.Cpu.Icount); // 32 whole iterations, then call, fn, mov ebp
+        var reference = LeaveMachine(CpuTier.Interpreter, 0);
+        reference.Run();
+        Assert.Equal(State(reference), State(m));
+    }
+
     // A loop whose head region comes to include the block that patches another member's immediate
     // (add ebx, imm32 at work): the stores land while that region runs, by a translated mov or by a
     // handler (stosd).
@@ -140,12 +193,12 @@ public class CompiledRegionTests
     [InlineData(4)]
     public void StopsAtEveryCountInsideARegionAsTheInterpreterDoes(int threshold)
     {
-        foreach (var (code, limitDs) in new[] { (FaultLoop, true), (PatchLoop(false), false), (PatchLoop(true), false) })
+        foreach (var (code, limited) in new[] { (FaultLoop, Seg.DS), (LeaveLoop, Seg.SS), (PatchLoop(false), -1), (PatchLoop(true), -1) })
         {
             var compiled = Machine(CpuTier.Compiled, threshold, code);
             var reference = Machine(CpuTier.Interpreter, 0, code);
-            if (limitDs)
-                foreach (var x in new[] { compiled, reference }) x.Cpu.Segs[Seg.DS] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
+            if (limited >= 0)
+                foreach (var x in new[] { compiled, reference }) x.Cpu.Segs[limited] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
             var rng = new Random(threshold);
             for (int step = 0; step < 300; step++)
             {

@@ -16,10 +16,10 @@ internal sealed partial class BlockEmitter
     private enum Form
     {
         Handler, Nop, Mov, MovExtend, Lea, Alu, IncDec, Neg, Not, Xchg, Setcc, Cmovcc,
-        Push, Pop, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect,
+        Push, Pop, Leave, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect,
     }
 
-    private static bool IsStackForm(Form f) => f is Form.Push or Form.Pop or Form.Call or Form.Ret or Form.CallIndirect;
+    private static bool IsStackForm(Form f) => f is Form.Push or Form.Pop or Form.Leave or Form.Call or Form.Ret or Form.CallIndirect;
 
     private static bool NeedsStack32(Block b)
     {
@@ -51,6 +51,7 @@ internal sealed partial class BlockEmitter
                 return n == 1 && d.Size == 4 && insn.Op0Kind != OpKind.Memory ? Form.Push : Form.Handler;
             case Mnemonic.Pop:
                 return n == 1 && d.Size == 4 && insn.Op0Kind == OpKind.Register ? Form.Pop : Form.Handler;
+            case Mnemonic.Leave: return d.Size == 4 ? Form.Leave : Form.Handler;
             case Mnemonic.Jmp:
                 if (!last) return Form.Handler;
                 if (insn.Op0Kind is OpKind.NearBranch32 or OpKind.NearBranch16) return Form.Jmp;
@@ -160,6 +161,16 @@ internal sealed partial class BlockEmitter
                 ReadMem(ctx, Seg.SS, sp, 4); _il.Emit(OpCodes.Stloc, v);
                 _il.Emit(OpCodes.Ldloc, sp); Ldc(4); _il.Emit(OpCodes.Add); StoreReg(Reg.ESP, 4);
                 _il.Emit(OpCodes.Ldloc, v); StoreReg(d.R0, 4); // pop esp keeps the popped value
+                break;
+            }
+            case Form.Leave:
+            {
+                // mov esp, ebp; pop ebp (32-bit stack: the region's entry checked SS.B; Handlers/StackFrame.cs Leave)
+                var bp = Temp(); var v = Temp();
+                LoadReg(Reg.EBP, 4); _il.Emit(OpCodes.Stloc, bp);
+                ReadMem(ctx, Seg.SS, bp, 4); _il.Emit(OpCodes.Stloc, v);
+                _il.Emit(OpCodes.Ldloc, bp); Ldc(4); _il.Emit(OpCodes.Add); StoreReg(Reg.ESP, 4);
+                _il.Emit(OpCodes.Ldloc, v); StoreReg(Reg.EBP, 4);
                 break;
             }
             case Form.Jmp:
