@@ -86,7 +86,11 @@ public sealed class LiveSession : IDisposable
         IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
         Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
         Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null) Machine.Hypervisor.Observer = new TraceObserver(log) { Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true };
+        if (log != null)
+            Machine.Hypervisor.Observer = new TraceObserver(log)
+            {
+                Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true, Plain = new PlainWriter(this),
+            };
         var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
         _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
         {
@@ -96,6 +100,23 @@ public sealed class LiveSession : IDisposable
     }
 
     public XenMachine Machine { get; }
+
+    /// <summary>Hypercalls and upcalls go into the trace without event objects (the same bytes as the events).</summary>
+    private sealed class PlainWriter(LiveSession s) : IPlainEvents
+    {
+        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+        {
+            s._writer!.AppendHypercall(icount, number, args, result, digest, site, s.Machine.Hypervisor.CurrentVcpu);
+            return true;
+        }
+
+        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+        {
+            if (vcpu < 0) return false; // never from the model; the event path stores one whole
+            s._writer!.AppendUpcall(icount, vcpu, ports, eip, handler);
+            return true;
+        }
+    }
 
     /// <summary>
     /// Makes the recording durable: recorded events reach the file at least once per
@@ -107,7 +128,8 @@ public sealed class LiveSession : IDisposable
     private void FlushNowAndThen()
     {
         ulong bucket = Machine.Icount / FlushEveryInstructions;
-        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput && _sinceFlush.Elapsed < _req.FlushInterval) return;
+        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput
+            && Environment.TickCount64 - _flushedAtMs < (long)_req.FlushInterval.TotalMilliseconds) return;
         Flush();
         _flushedBucket = bucket;
         _flushedInput = _inputs.InjectedBytes;
@@ -122,13 +144,17 @@ public sealed class LiveSession : IDisposable
     private void Flush()
     {
         _writer!.Flush();
-        _sinceFlush.Restart();
+        _flushedAtMs = Environment.TickCount64;
     }
 
     public const ulong FlushEveryInstructions = 50_000_000;
     private ulong _flushedBucket;
     private long _flushedInput;
-    private readonly Stopwatch _sinceFlush = Stopwatch.StartNew();
+    /// <summary>
+    /// When the last flush was (Environment.TickCount64, milliseconds): this is asked at every poll,
+    /// every time the guest blocks, and the millisecond tick costs a fraction of a Stopwatch read.
+    /// </summary>
+    private long _flushedAtMs = Environment.TickCount64;
 
     /// <summary>Ends the run at the next instruction boundary (safe to call from a signal handler).</summary>
     public void Stop() => _inputs.RequestStop();

@@ -15,7 +15,7 @@ public sealed class Verifier
     private readonly EventCursor _expected;
 
     /// <summary>Compares against the trace's <see cref="CheckEvent"/>s, read chunk by chunk.</summary>
-    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, e => e is CheckEvent);
+    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, inputs: false);
 
     public Divergence? First { get; private set; }
 
@@ -71,10 +71,38 @@ public sealed class Verifier
             First = new Divergence(Math.Min(expected.Icount, actual.Icount), "the replay produced a different event", expected, actual);
             return false;
         }
+        TakeMatched();
+        return true;
+    }
+
+    /// <summary>
+    /// The fast path of <see cref="Observe"/> for a hypercall with no multicall entries and no
+    /// guest-memory bytes (<see cref="ChunkEvents.HypercallEquals"/>): true when it matched the next
+    /// recorded event, which is then taken as <see cref="Observe"/> would. False when that is not
+    /// known without the event objects: nothing changed, and the caller observes the event.
+    /// </summary>
+    public bool TryMatchHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+    {
+        if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
+            || events is not ChunkEvents c || !c.HypercallEquals(i, icount, vcpu, number, args, result, digest, site)) return false;
+        TakeMatched();
+        return true;
+    }
+
+    /// <summary>As <see cref="TryMatchHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
+    public bool TryMatchUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
+            || events is not ChunkEvents c || !c.UpcallEquals(i, icount, vcpu, ports, eip, handler)) return false;
+        TakeMatched();
+        return true;
+    }
+
+    private void TakeMatched()
+    {
         _expected.Take();
         Matched++;
         OnMatch?.Invoke();
-        return true;
     }
 
     /// <summary>

@@ -17,9 +17,18 @@ public sealed class TraceObserver : IXenObserver
     /// <summary>What hypercall events carry: chosen by the recorder, read back from the header by the replayer.</summary>
     public HypercallOutputLevel Outputs { get; init; }
 
+    /// <summary>Takes plain hypercalls and upcalls before an event object is built (the replay's verifier, the recorder's writer); null: every event is built.</summary>
+    public IPlainEvents? Plain { get; init; }
+
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
         HypercallOutput output)
     {
+        bool digest = Outputs != HypercallOutputLevel.None;
+        if (Plain != null && entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
+        {
+            ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
+            if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
+        }
         MulticallEntry[]? mc = null;
         if (!entries.IsEmpty)
         {
@@ -29,7 +38,6 @@ public sealed class TraceObserver : IXenObserver
         GuestWrite[]? mem = null;
         if (Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0)
             mem = output.Writes.Select(w => new GuestWrite(w.Address, w.Bytes)).ToArray();
-        bool digest = Outputs != HypercallOutputLevel.None;
         _emit(new HypercallEvent(icount, number, new[] { args.A1, args.A2, args.A3, args.A4, args.A5, args.A6 }, result, mc, mem,
             digest ? output.Digest : 0, digest ? output.Site : 0));
     }
@@ -39,8 +47,12 @@ public sealed class TraceObserver : IXenObserver
 
     public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => OnUpcallAt(icount, vcpu, ports, 0, 0);
 
-    public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
-        _emit(UpcallSites ? new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler } : new UpcallEvent(icount, vcpu, ports.ToArray()));
+    public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
+    {
+        if (!UpcallSites) interrupted = handler = 0;
+        if (Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
+        _emit(new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler });
+    }
 
     /// <summary>Exception events carry the handler they were delivered to (header option exception-handlers).</summary>
     public bool ExceptionHandlers { get; init; }

@@ -10,34 +10,45 @@ internal static class EventChunkDecoder
     public static bool HoldsEvents(ChunkKind kind, int version) =>
         kind == ChunkKind.Events || (kind == ChunkKind.CompactEvents && version >= TraceLayout.CompactEventsVersion);
 
-    public static TraceEvent[] Decode(byte[] raw, long offset, ChunkKind kind = ChunkKind.Events)
+    /// <summary>
+    /// The events of an events chunk: a <see cref="ChunkEvents"/> for compact events (hypercalls
+    /// and upcalls left in columns), an array for a MessagePack chunk. Damage is <see cref="TraceFormatException"/>.
+    /// </summary>
+    /// <param name="raw">The payload.</param>
+    /// <param name="offset">The chunk's offset, for errors.</param>
+    /// <param name="kind">The chunk's kind.</param>
+    /// <param name="countOnly">A compact chunk is checked in full but keeps only its inputs and instruction counts (ChunkEvents.InputCount).</param>
+    public static IReadOnlyList<TraceEvent> Decode(byte[] raw, long offset, ChunkKind kind = ChunkKind.Events, bool countOnly = false)
     {
-        TraceEvent[]? events;
         if (kind == ChunkKind.CompactEvents)
         {
+            ChunkEvents columns;
             try
             {
-                events = CompactEventDecoder.Decode(raw);
+                columns = CompactEventDecoder.DecodeColumns(raw, countOnly);
             }
             catch (CompactFormatException ex)
             {
                 throw ChunkHeader.Damaged(offset, $"compact events do not decode: {ex.Message}", ex);
             }
+            // Icounts never fall (unsigned differences), and the events left in columns have no nil fields.
+            foreach (var (index, e) in columns.DecodedObjects())
+                if (!IsWellFormed(e))
+                    throw ChunkHeader.Damaged(offset, $"event {index} has a nil field");
+            return columns;
         }
-        else
+        TraceEvent[]? events;
+        int bytesRead;
+        try
         {
-            int bytesRead;
-            try
-            {
-                events = MessagePackSerializer.Deserialize<TraceEvent[]>(raw, TraceMessagePack.Options, out bytesRead);
-            }
-            catch (MessagePackSerializationException ex)
-            {
-                throw ChunkHeader.Damaged(offset, $"events do not decode: {ex.InnerException?.Message ?? ex.Message}", ex);
-            }
-            if (events is null || bytesRead != raw.Length)
-                throw ChunkHeader.Damaged(offset, "the payload is not exactly one array of events");
+            events = MessagePackSerializer.Deserialize<TraceEvent[]>(raw, TraceMessagePack.Options, out bytesRead);
         }
+        catch (MessagePackSerializationException ex)
+        {
+            throw ChunkHeader.Damaged(offset, $"events do not decode: {ex.InnerException?.Message ?? ex.Message}", ex);
+        }
+        if (events is null || bytesRead != raw.Length)
+            throw ChunkHeader.Damaged(offset, "the payload is not exactly one array of events");
         for (var i = 0; i < events.Length; i++)
         {
             if (events[i] is null)
@@ -67,10 +78,11 @@ internal static class EventChunkDecoder
         return true;
     }
 
-    public static TraceChunkInfo Describe(long offset, in ChunkHeader header, TraceEvent[] events)
+    public static TraceChunkInfo Describe(long offset, in ChunkHeader header, IReadOnlyList<TraceEvent> events)
     {
-        if (events.Length == 0)
+        if (events.Count == 0)
             throw ChunkHeader.Damaged(offset, "an events chunk with no events");
-        return new(offset, header.StoredLength, header.RawLength, events[0].Icount, events[^1].Icount, events.Length);
+        var (first, last) = events is ChunkEvents c ? (c.IcountAt(0), c.IcountAt(c.Count - 1)) : (events[0].Icount, events[^1].Icount);
+        return new(offset, header.StoredLength, header.RawLength, first, last, events.Count);
     }
 }

@@ -89,8 +89,26 @@ public sealed class TraceReader : IDisposable
             throw Damage;
     }
 
-    /// <summary>The events of one chunk of <see cref="Index"/>, for seeking.</summary>
-    public IReadOnlyList<TraceEvent> ReadChunk(TraceChunkInfo chunk)
+    /// <summary>The events of one chunk of <see cref="Index"/>, for seeking (a <see cref="ChunkEvents"/> for a compact chunk).</summary>
+    public IReadOnlyList<TraceEvent> ReadChunk(TraceChunkInfo chunk) => ReadChunk(chunk, countOnly: false);
+
+    /// <summary>
+    /// How many of the events of one chunk of <see cref="Index"/> are <see cref="InputEvent"/>s. The
+    /// chunk is checked exactly as <see cref="ReadChunk(TraceChunkInfo)"/> checks it (the same
+    /// damage is found), but a compact chunk's hypercalls, upcalls and other columns are not kept:
+    /// a replay looking for its next input passes chunks without any for less.
+    /// </summary>
+    public int ReadChunkInputCount(TraceChunkInfo chunk)
+    {
+        var events = ReadChunk(chunk, countOnly: true);
+        if (events is ChunkEvents c) return c.InputCount;
+        int n = 0;
+        foreach (var e in events)
+            if (e is InputEvent) n++;
+        return n;
+    }
+
+    private IReadOnlyList<TraceEvent> ReadChunk(TraceChunkInfo chunk, bool countOnly)
     {
         ArgumentNullException.ThrowIfNull(chunk);
         // A chunk whose header disagrees with its index entry is damaged, even when the length it
@@ -112,7 +130,7 @@ public sealed class TraceReader : IDisposable
         {
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk runs past the end of the trace", ex);
         }
-        var events = EventChunkDecoder.Decode(raw, chunk.Offset, header.Kind);
+        var events = EventChunkDecoder.Decode(raw, chunk.Offset, header.Kind, countOnly);
         if (EventChunkDecoder.Describe(chunk.Offset, header, events) != chunk)
             throw ChunkHeader.Damaged(chunk.Offset, "the chunk does not match its index entry");
         return events;

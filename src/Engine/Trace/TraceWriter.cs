@@ -76,8 +76,39 @@ public sealed class TraceWriter : IDisposable
         ArgumentNullException.ThrowIfNull(traceEvent);
         ThrowIfClosed();
         AppendToPending(traceEvent);
+        CloseChunkIfFull();
+    }
+
+    private void CloseChunkIfFull()
+    {
         if (_pendingCount >= _options.MaxChunkEvents || _pending.Length >= _options.MaxChunkBytes)
             WritePendingChunk();
+    }
+
+    /// <summary>
+    /// Adds <c>new HypercallEvent(icount, number, args, result, default, default, outputDigest, site) { Vcpu = vcpu }</c>
+    /// without the event object (the recorder's most frequent event): the trace's bytes are the
+    /// same as with <see cref="Append"/> of that event. At most 15 arguments.
+    /// </summary>
+    public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong outputDigest, uint site, int vcpu)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
+        ThrowIfClosed();
+        CheckOrder(icount);
+        _pending.AddHypercall(icount, number, args, result, outputDigest, site, vcpu);
+        Counted(icount);
+        CloseChunkIfFull();
+    }
+
+    /// <summary>Adds <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip, Handler = handler }</c> without the event object (as <see cref="AppendHypercall"/>).</summary>
+    public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
+        ThrowIfClosed();
+        CheckOrder(icount);
+        _pending.AddUpcall(icount, vcpu, ports, eip, handler);
+        Counted(icount);
+        CloseChunkIfFull();
     }
 
     /// <summary>
@@ -166,14 +197,25 @@ public sealed class TraceWriter : IDisposable
 
     private void AppendToPending(TraceEvent traceEvent)
     {
-        if (EventCount > 0 && traceEvent.Icount < _lastIcount)
-            throw new ArgumentException(
-                $"Event at icount {traceEvent.Icount} appended after icount {_lastIcount}; events must be in icount order",
-                nameof(traceEvent));
+        CheckOrder(traceEvent.Icount);
         _pending.Add(traceEvent);
+        Counted(traceEvent.Icount);
+    }
+
+    private void CheckOrder(ulong icount)
+    {
+        if (EventCount > 0 && icount < _lastIcount)
+            throw new ArgumentException(
+                $"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order",
+                "traceEvent");
+    }
+
+    /// <summary>Counts the event just added at <paramref name="icount"/>.</summary>
+    private void Counted(ulong icount)
+    {
         if (_pendingCount == 0)
-            _firstIcount = traceEvent.Icount;
-        _lastIcount = traceEvent.Icount;
+            _firstIcount = icount;
+        _lastIcount = icount;
         _pendingCount++;
         EventCount++;
     }

@@ -55,7 +55,10 @@ public sealed class TraceReplayer
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
-        Machine.Hypervisor.Observer = new TraceObserver(OnEvent) { Outputs = options.HypercallOutputs, UpcallSites = options.UpcallSites, ExceptionHandlers = options.ExceptionHandlers };
+        Machine.Hypervisor.Observer = new TraceObserver(OnEvent)
+        {
+            Outputs = options.HypercallOutputs, Plain = new PlainMatch(this), UpcallSites = options.UpcallSites, ExceptionHandlers = options.ExceptionHandlers,
+        };
         _limit = options.MaxInstructions;
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
         var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;
@@ -200,6 +203,22 @@ public sealed class TraceReplayer
             _delivered = true;
             RequestBreak();
         }
+    }
+
+    /// <summary>
+    /// Produced hypercalls and upcalls compared with the recording's columns before any event
+    /// object is built (Verifier.TryMatchHypercall): only while no step stops at events or
+    /// single-steps, which look at every event (<see cref="OnEvent"/>).
+    /// </summary>
+    private sealed class PlainMatch(TraceReplayer r) : IPlainEvents
+    {
+        private bool Allowed => r._constraints is not { } c || (c.Events == null && !c.NeedsSingleStep);
+
+        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
+            Allowed && r.Verifier.TryMatchHypercall(icount, r.Machine.Hypervisor.CurrentVcpu, number, args, result, digest, site);
+
+        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
+            Allowed && r.Verifier.TryMatchUpcall(icount, vcpu, ports, eip, handler);
     }
 
     /// <summary>Runs forward until one of <paramref name="c"/>'s conditions holds or the trace ends, and says which.</summary>

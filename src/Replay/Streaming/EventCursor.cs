@@ -50,6 +50,37 @@ public sealed class ChunkCache
         }
     }
 
+    /// <summary>
+    /// How many inputs chunk <paramref name="index"/> holds, remembered once known (a decoded chunk
+    /// tells it; otherwise the chunk is checked without keeping its events, TraceReader.ReadChunkInputCount);
+    /// null where <see cref="TryGet"/> gives null, with the same damage recorded.
+    /// </summary>
+    public int? InputsIn(int index)
+    {
+        if (index >= Math.Min(HeldChunks, ChunkCount))
+        {
+            TryGet(index); // null here: records the damage that ended the scan, as for a cursor reaching the end
+            return null;
+        }
+        _inputCounts ??= Enumerable.Repeat(-1, ChunkCount).ToArray();
+        if (_inputCounts[index] >= 0) return _inputCounts[index];
+        foreach (var (i, events) in _recent)
+            if (i == index && events is ChunkEvents c) return _inputCounts[index] = c.InputCount;
+        try
+        {
+            return _inputCounts[index] = _reader.ReadChunkInputCount(_reader.Index[index]);
+        }
+        catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
+        {
+            Damage ??= ex;
+            HeldChunks = Math.Min(HeldChunks, index);
+            return null;
+        }
+    }
+
+    /// <summary>Per chunk, its input count once known (-1 before).</summary>
+    private int[]? _inputCounts;
+
     /// <summary>The events of chunk <paramref name="index"/>; a damaged chunk throws its TraceFormatException (with the offset) when reached.</summary>
     public IReadOnlyList<TraceEvent> Get(int index)
     {
@@ -71,22 +102,31 @@ public sealed class ChunkCache
 public readonly record struct CursorPosition(int Chunk, int Event, long Taken);
 
 /// <summary>
-/// A forward cursor over the events of a trace that pass a filter, in file order. Its position
-/// is plain data, so a snapshot of a replay can carry it and a restore can put it back.
+/// A forward cursor over either the inputs or the checks of a trace (every event is one or the
+/// other), in file order. It tells them apart without building events (<see cref="ChunkEvents.IsInput"/>),
+/// so a replay can compare produced values with the recording's columns (<see cref="PeekAt"/>). Its
+/// position is plain data, so a snapshot of a replay can carry it and a restore can put it back.
 /// </summary>
 public sealed class EventCursor
 {
     private readonly ChunkCache _chunks;
-    private readonly Func<TraceEvent, bool> _filter;
+    private readonly bool _inputs;
     private int _chunk;
     private int _event;
-    private TraceEvent? _peeked;
+    /// <summary>The chunk holding the selected event at (_chunk, _event), once found; null when not looked for since the last move.</summary>
+    private IReadOnlyList<TraceEvent>? _at;
+    /// <summary>
+    /// Chunk _chunk's events once read, so taking event after event does not ask the cache each time.
+    /// Safe to keep: a cursor reads chunks in order, so one it has read lies before any damage found since.
+    /// </summary>
+    private IReadOnlyList<TraceEvent>? _current;
     private bool _atEnd;
 
-    public EventCursor(ChunkCache chunks, Func<TraceEvent, bool> filter)
+    /// <param name="inputs">True: the <see cref="InputEvent"/>s; false: the <see cref="CheckEvent"/>s.</param>
+    public EventCursor(ChunkCache chunks, bool inputs)
     {
         _chunks = chunks;
-        _filter = filter;
+        _inputs = inputs;
     }
 
     /// <summary>Selected events taken so far.</summary>
@@ -100,41 +140,66 @@ public sealed class EventCursor
             _chunk = value.Chunk;
             _event = value.Event;
             Taken = value.Taken;
-            _peeked = null;
+            _at = null;
+            _current = null;
             _atEnd = false;
         }
     }
 
     /// <summary>The next selected event, or null at the end of the trace.</summary>
-    public TraceEvent? Peek
+    public TraceEvent? Peek => PeekAt(out var events, out int index) ? events[index] : null;
+
+    /// <summary>Where the next selected event is (its chunk's events and its index there, without building it); false at the end of the trace.</summary>
+    public bool PeekAt(out IReadOnlyList<TraceEvent> events, out int index)
     {
-        get
+        index = _event;
+        if (_at != null)
         {
-            if (_peeked != null || _atEnd) return _peeked;
-            // Damage ends the events (ChunkCache.TryGet): a replay verifies the ones before it.
-            while (_chunks.TryGet(_chunk) is { } events)
-            {
-                while (_event < events.Count)
-                {
-                    var e = events[_event];
-                    if (_filter(e)) return _peeked = e;
-                    _event++;
-                }
-                _chunk++;
-                _event = 0;
-            }
-            _atEnd = true;
-            return null;
+            events = _at;
+            return true;
         }
+        events = [];
+        if (_atEnd) return false;
+        // Damage ends the events (ChunkCache.TryGet): a replay verifies the ones before it.
+        while (true)
+        {
+            // A cursor over inputs passes a chunk without any unread (ChunkCache.InputsIn: checked, not kept).
+            if (_inputs && _current == null && _event == 0)
+            {
+                int? inputs = _chunks.InputsIn(_chunk);
+                if (inputs == null) break;
+                if (inputs == 0)
+                {
+                    _chunk++;
+                    continue;
+                }
+            }
+            if ((_current ??= _chunks.TryGet(_chunk)) is not { } chunk) break;
+            for (; _event < chunk.Count; _event++)
+                if (Selected(chunk, _event))
+                {
+                    index = _event;
+                    events = _at = chunk;
+                    return true;
+                }
+            _chunk++;
+            _event = 0;
+            _current = null;
+        }
+        _atEnd = true;
+        return false;
     }
 
-    public bool AtEnd => Peek == null;
+    private bool Selected(IReadOnlyList<TraceEvent> chunk, int i) =>
+        (chunk is ChunkEvents c ? c.IsInput(i) : chunk[i] is InputEvent) == _inputs;
+
+    public bool AtEnd => !PeekAt(out _, out _);
 
     /// <summary>Moves past the event <see cref="Peek"/> returned.</summary>
     public void Take()
     {
-        if (Peek == null) return;
-        _peeked = null;
+        if (!PeekAt(out _, out _)) return;
+        _at = null;
         _event++;
         Taken++;
     }
@@ -145,7 +210,7 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
 {
     private readonly EventCursor _cursor;
 
-    public InputCursor(ChunkCache chunks) => _cursor = new EventCursor(chunks, e => e is InputEvent);
+    public InputCursor(ChunkCache chunks) => _cursor = new EventCursor(chunks, inputs: true);
 
     public InputEvent? Peek => (InputEvent?)_cursor.Peek;
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace Replayvisor.Engine.Trace.Compact;
 
@@ -12,6 +13,7 @@ internal sealed class ColumnBuffer
     public ReadOnlySpan<byte> Written => _bytes.WrittenSpan;
     public void Clear() => _bytes.ResetWrittenCount();
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Byte(byte v)
     {
         _bytes.GetSpan(1)[0] = v;
@@ -27,6 +29,7 @@ internal sealed class ColumnBuffer
     }
 
     /// <summary>Unsigned LEB128: 7 bits a byte, low first, high bit set on every byte but the last.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Varint(ulong v)
     {
         var span = _bytes.GetSpan(10);
@@ -41,5 +44,6 @@ internal sealed class ColumnBuffer
     }
 
     /// <summary>Zigzag (0, −1, 1, −2, … as 0, 1, 2, 3, …) then varint, so small negative numbers stay short.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Signed(long v) => Varint((ulong)((v << 1) ^ (v >> 63)));
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 
 namespace Replayvisor.Engine.Trace.Compact;
 
@@ -20,6 +21,7 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
 
     private readonly CompactFormatException Short() => new($"column {column} ends early");
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte Byte()
     {
         if (_at >= _end) throw Short();
@@ -36,6 +38,7 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
 
     public ulong U64Le() => BinaryPrimitives.ReadUInt64LittleEndian(Bytes(8));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Varint()
     {
         // The common case: one byte.
@@ -50,6 +53,7 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long Signed()
     {
         ulong z = Varint();
@@ -57,6 +61,7 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
     }
 
     /// <summary>A varint that must fit an int32 range [0, max].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Count(int max)
     {
         ulong v = Varint();
@@ -64,6 +69,7 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
         return (int)v;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint U32()
     {
         ulong v = Varint();
@@ -72,8 +78,10 @@ internal struct ColumnReader(byte[] buffer, int start, int length, CompactColumn
     }
 
     /// <summary>A varint in [0, int.MaxValue] (a vcpu or vector number).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint U32Signed31() => (uint)Count(int.MaxValue);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int I32()
     {
         long v = Signed();

@@ -40,28 +40,56 @@ internal sealed class CompactEventEncoder
 
     private ColumnBuffer this[CompactColumn c] => _columns[(int)c];
 
+    /// <summary>
+    /// Adds <c>new HypercallEvent(icount, number, args, result, default, default, digest, site) { Vcpu = vcpu }</c>
+    /// (at most 15 arguments) without the event object: the same bytes as <see cref="Add"/> of that event.
+    /// </summary>
+    public void AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    {
+        AddIcount(icount);
+        this[CompactColumn.Kind].Byte(CompactCodes.Hypercall);
+        AddHypercall(number, args, result, [], digest, site);
+        this[CompactColumn.Vcpu].Signed(vcpu);
+    }
+
+    /// <summary>Adds <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip, Handler = handler }</c> (vcpu ≥ 0) without the event object.</summary>
+    public void AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        AddIcount(icount);
+        this[CompactColumn.Kind].Byte(CompactCodes.Upcall);
+        var up = this[CompactColumn.Upcall];
+        up.Varint((ulong)vcpu);
+        up.Varint((ulong)ports.Length);
+        foreach (uint p in ports) up.Varint(p);
+        AddUpcallSite(eip, handler);
+    }
+
+    private void AddIcount(ulong icount)
+    {
+        this[CompactColumn.Icount].Varint(icount - _lastIcount);
+        _lastIcount = icount;
+        Count++;
+    }
+
     /// <summary>Adds an event (icounts never fall: the writer checks).</summary>
     public void Add(TraceEvent e)
     {
-        this[CompactColumn.Icount].Varint(e.Icount - _lastIcount);
-        _lastIcount = e.Icount;
-        Count++;
-        var kind = this[CompactColumn.Kind];
         switch (e)
         {
             case HypercallEvent h when h.Memory.IsEmpty && h.Args.Count <= CompactCodes.ArgCountMask && !h.Multicall.AsSpan().Contains(null!):
-                kind.Byte(CompactCodes.Hypercall);
-                AddHypercall(h);
+                AddIcount(e.Icount);
+                this[CompactColumn.Kind].Byte(CompactCodes.Hypercall);
+                AddHypercall(h.Number, h.Args.AsSpan(), h.Result, h.Multicall.AsSpan(), h.OutputDigest, h.Site);
                 this[CompactColumn.Vcpu].Signed(h.Vcpu);
-                break;
+                return;
             case UpcallEvent u when u.Vcpu >= 0:
-                kind.Byte(CompactCodes.Upcall);
-                var up = this[CompactColumn.Upcall];
-                up.Varint((ulong)u.Vcpu);
-                up.Varint((ulong)u.Ports.Count);
-                foreach (uint p in u.Ports.AsSpan()) up.Varint(p);
-                AddUpcallSite(u);
-                break;
+                AddUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler);
+                return;
+        }
+        AddIcount(e.Icount);
+        var kind = this[CompactColumn.Kind];
+        switch (e)
+        {
             case TimeEvent t when (uint)t.Kind <= byte.MaxValue:
                 kind.Byte(CompactCodes.Time);
                 var time = this[CompactColumn.Time];
@@ -110,15 +138,14 @@ internal sealed class CompactEventEncoder
         }
     }
 
-    private void AddHypercall(HypercallEvent h)
+    private void AddHypercall(int number, ReadOnlySpan<uint> args, long result, ReadOnlySpan<MulticallEntry> multicall, ulong digest, uint site)
     {
-        this[CompactColumn.HypercallNumber].Signed(h.Number);
-        var args = h.Args.AsSpan();
+        this[CompactColumn.HypercallNumber].Signed(number);
         byte shape = (byte)args.Length;
-        if (h.OutputDigest != 0) shape |= CompactCodes.HasDigest;
-        if (!h.Multicall.IsEmpty) shape |= CompactCodes.HasMulticall;
+        if (digest != 0) shape |= CompactCodes.HasDigest;
+        if (!multicall.IsEmpty) shape |= CompactCodes.HasMulticall;
         this[CompactColumn.HypercallShape].Byte(shape);
-        var previous = _history.For(h.Number);
+        var previous = _history.For(number);
         var last = previous.Args;
         var argColumn = this[CompactColumn.HypercallArgs];
         for (int i = 0; i < args.Length; i++)
@@ -126,15 +153,15 @@ internal sealed class CompactEventEncoder
             argColumn.Signed((int)(args[i] - last[i]));
             last[i] = args[i];
         }
-        this[CompactColumn.HypercallResult].Signed(h.Result);
-        if (h.OutputDigest != 0) this[CompactColumn.HypercallDigest].U64Le(h.OutputDigest);
-        this[CompactColumn.HypercallSite].Signed((int)(h.Site - previous.Site));
-        previous.Site = h.Site;
-        if (!h.Multicall.IsEmpty)
+        this[CompactColumn.HypercallResult].Signed(result);
+        if (digest != 0) this[CompactColumn.HypercallDigest].U64Le(digest);
+        this[CompactColumn.HypercallSite].Signed((int)(site - previous.Site));
+        previous.Site = site;
+        if (!multicall.IsEmpty)
         {
             var mc = this[CompactColumn.Multicall];
-            mc.Varint((ulong)h.Multicall.Count);
-            foreach (var entry in h.Multicall.AsSpan())
+            mc.Varint((ulong)multicall.Length);
+            foreach (var entry in multicall)
             {
                 mc.Signed(entry.Op);
                 mc.Signed(entry.Result);
@@ -142,14 +169,14 @@ internal sealed class CompactEventEncoder
         }
     }
 
-    private void AddUpcallSite(UpcallEvent u)
+    private void AddUpcallSite(uint eip, uint handler)
     {
         var site = this[CompactColumn.UpcallSite];
-        site.Signed((int)(u.Eip - _lastUpcallEip));
-        site.Signed((int)(u.Handler - _lastUpcallHandler));
-        _lastUpcallEip = u.Eip;
-        _lastUpcallHandler = u.Handler;
-        _anyUpcallSite |= u.Eip != 0 || u.Handler != 0;
+        site.Signed((int)(eip - _lastUpcallEip));
+        site.Signed((int)(handler - _lastUpcallHandler));
+        _lastUpcallEip = eip;
+        _lastUpcallHandler = handler;
+        _anyUpcallSite |= eip != 0 || handler != 0;
     }
 
     /// <summary>
