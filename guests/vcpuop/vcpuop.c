@@ -82,6 +82,17 @@ static volatile uint8_t ctx_tag[MAX_CPUS];
 static volatile struct vcpu_runstate_info self_rs, area1;
 static volatile uint64_t self_rs_from, self_rs_to;
 static uint8_t fxarea[MAX_CPUS][512] __attribute__((aligned(16)));
+static volatile int failsafes;
+static volatile uint32_t failsafe_es, failsafe_eip;
+
+/* vCPU 2's first return to the guest: its ES does not load, so Xen bounces to the failsafe callback. */
+static struct regs *failsafe(struct regs *r)
+{
+    failsafes++;
+    failsafe_es = failsafe_segs[1];
+    failsafe_eip = r->eip;
+    return r;
+}
 
 /* vcpu_info[cpu].time (each vCPU reads its own slot). */
 static uint64_t time_of(int cpu)
@@ -405,6 +416,9 @@ static void vcpu2(uint32_t root_mfn)
     fill_context(2, root_mfn);
     ctx.flags = VGCF_I387_VALID | VGCF_ONLINE;
     fpu_image(0x027F, 0x00, 0x00011F80);   /* MXCSR bit 16 is reserved: the restore faults */
+    ctx.user_regs.es = 0x0AB9;               /* GDT entry 343 is past gdt_ents: the selector load faults */
+    ctx.failsafe_callback_eip = (uint32_t)failsafe_callback;
+    set_handler(VEC_FAILSAFE, failsafe);
     CHECK_EQ(vcpu_op(VCPUOP_initialise, 2, &ctx), 0, "VCPUOP_initialise vCPU 2");
 #ifdef CONFIG_PAE
     CHECK_EQ(vcpu_op(VCPUOP_is_up, 2, 0), 1, "VGCF_online clears the down flag (4.19)");
@@ -418,6 +432,9 @@ static void vcpu2(uint32_t root_mfn)
 #endif
     CHECK_EQ(vcpu_op(VCPUOP_up, 2, 0), 0, "VCPUOP_up wakes it");
     while (!done[2]) HYPERVISOR_sched_op(SCHEDOP_yield, 0);
+    CHECK_EQ(failsafes, 1, "a context selector that does not load: one failsafe callback on the first return");
+    CHECK_EQ(failsafe_es, 0x0AB9, "its frame holds the context's ES");
+    CHECK_EQ(failsafe_eip, (uint32_t)secondary_start, "and the context's EIP");
 #ifdef CONFIG_PAE
     CHECK_EQ(ctx_fcw[2], 0x037F, "a faulting image: XRSTOR's fixup resets the x87 state (4.19)");
     CHECK_EQ(ctx_mxcsr[2], 0x1F80, "and keeps MXCSR ANDed with its mask");

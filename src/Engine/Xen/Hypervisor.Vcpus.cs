@@ -113,32 +113,25 @@ public sealed partial class Hypervisor
         _runstateEntryNs = p.RunstateEntryNs;
         RunstateArea = p.RunstateArea;
         SyncRunstates();
-        if (p.FreshSelectors && !LoadInitialSegments(p.Cpu.Segs)) return;
+        if (p.FreshSelectors)
+        {
+            EnterFirstTime();
+            if (IsStopped) return;
+        }
         Wake();
     }
 
     /// <summary>
-    /// The first run of an initialised vCPU: its selectors are loaded through its own GDT. A code
-    /// or stack selector that does not load crashes the domain (as a failed iret to the guest
-    /// would); a data selector that does not load is left null.
+    /// The first run of an initialised vCPU: Xen returns to it with the context's selectors, which
+    /// load through the vCPU's own GDT — DS/ES/FS/GS at ring 0, then CS and SS by the iret
+    /// (load_segments, compat_restore_all_guest). One that does not load bounces to the failsafe
+    /// callback with the context's selectors in the frame (load_segments' failsafe frame, the
+    /// iret fault's fixup), exactly as on any other return to the guest (<see cref="ReturnToGuest"/>).
     /// </summary>
-    private bool LoadInitialSegments(SegmentCache[] selectors)
+    private void EnterFirstTime()
     {
-        int cpl = selectors[Seg.CS].Selector & 3;
-        for (int seg = 0; seg < Seg.Count; seg++)
-        {
-            ushort sel = selectors[seg].Selector;
-            bool code = seg == Seg.CS, stack = seg == Seg.SS;
-            if (SegmentLoader.TryLoad(seg, sel, code ? 0 : cpl, out var cache, out _)) { Cpu.Segs[seg] = cache; continue; }
-            if (code || stack)
-            {
-                CrashDomain($"vCPU {_current}: the initial {Seg.Names[seg]} selector {sel:x4} does not load");
-                return false;
-            }
-            Cpu.Segs[seg] = SegmentCache.Null(0);
-        }
-        Cpu.Cpl = cpl;
-        return true;
+        Capture();
+        ReturnToGuest();
     }
 
     /// <summary>The parked context of a vCPU that is not running (null for the running one or one never initialised).</summary>
