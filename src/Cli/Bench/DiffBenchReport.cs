@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Replayvisor.Cli.Diff;
 
 namespace Replayvisor.Cli.Bench;
 
@@ -34,6 +35,9 @@ public static class DiffBenchReport
             string from = row.Keyframes ? $"from keyframes {p.ReachedFromA:N0} / {p.ReachedFromB:N0}" : "from 0";
             sb.AppendLine($"{row.Interval,12:N0} {p.StartIcount,14:N0} {width,12:N0} {p.Passes,6} {p.WindowInstructions,14:N0} {(double)p.WindowInstructions / width,7:F2} {p.ReachInstructions,14:N0} {row.SearchMs,10:F1} {row.ReachMs,10:F1} {p.Icount,14:N0}  ({from}; search {row.SearchMs / firstSearch.Value:F1}x the first row's)");
         }
+        foreach (string note in r.Pinpoints.Where(row => row.Keyframes && row.Pinpoint != null)
+                     .SelectMany(row => KeyframeNotes.Lines(row.Pinpoint!, r.TraceA, r.TraceB)).Distinct())
+            sb.AppendLine(note);
         return sb.ToString();
     }
 
@@ -76,6 +80,7 @@ public static class DiffBenchReport
         o["searchInstructions"] = p.WindowInstructions;
         o["reachInstructions"] = p.ReachInstructions;
         o["reachedFrom"] = new JsonObject { ["a"] = p.ReachedFromA, ["b"] = p.ReachedFromB };
+        o["keyframesRefused"] = new JsonObject { ["a"] = p.KeyframesRefusedA, ["b"] = p.KeyframesRefusedB };
         o["searchMs"] = Math.Round(row.SearchMs, 3);
         o["reachMs"] = Math.Round(row.ReachMs, 3);
         o["instruction"] = p.Icount;

@@ -81,6 +81,7 @@ public static class DiffJson
         ["windowInstructions"] = p.WindowInstructions,
         ["reachInstructions"] = p.ReachInstructions,
         ["reachedFrom"] = new JsonObject { ["a"] = p.ReachedFromA, ["b"] = p.ReachedFromB },
+        ["keyframesRefused"] = new JsonObject { ["a"] = p.KeyframesRefusedA, ["b"] = p.KeyframesRefusedB },
         ["stateParts"] = new JsonArray(p.StateParts.Select(s => (JsonNode)s).ToArray()),
         ["a"] = new JsonObject { ["eip"] = p.A.Eip, ["instruction"] = p.A.Instruction },
         ["b"] = new JsonObject { ["eip"] = p.B.Eip, ["instruction"] = p.B.Instruction },

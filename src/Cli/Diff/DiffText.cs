@@ -55,7 +55,11 @@ public static class DiffText
                 foreach (var l in h.Lines) sb.AppendLine($"{l.Op}{(l.A ?? l.B)!.Text["console ".Length..]}");
             }
         }
-        if (r.Pinpoint is { } p) Pinpoint(sb, p);
+        if (r.Pinpoint is { } p)
+        {
+            Pinpoint(sb, p);
+            foreach (string note in KeyframeNotes.Lines(p, r.A.Path, r.B.Path)) sb.AppendLine(note);
+        }
         else if (r.PinpointError != null) sb.AppendLine($"pinpoint: {r.PinpointError}");
         return sb.ToString();
     }

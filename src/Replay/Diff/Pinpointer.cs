@@ -53,6 +53,14 @@ public sealed record PinpointResult(
     /// <summary>The count run A (B) was started from to reach the window: the keyframe it was restored from, or 0.</summary>
     public ulong ReachedFromA { get; init; }
     public ulong ReachedFromB { get; init; }
+    /// <summary>
+    /// Why run A's (B's) last keyframe at or before the window's start could not be used, e.g.
+    /// "were written by a different snapshot layout" (an index made by another engine build); null
+    /// when it was used or the trace has none there. The run then started from an earlier keyframe
+    /// or from 0 (<see cref="ReachedFromA"/>), which costs time but not correctness.
+    /// </summary>
+    public string? KeyframesRefusedA { get; init; }
+    public string? KeyframesRefusedB { get; init; }
     /// <summary>The parts of the machine state that differ after the instruction (StateDifference.Parts).</summary>
     public IReadOnlyList<string> StateParts { get; init; } = [];
 }
@@ -118,6 +126,8 @@ public static class Pinpointer
             StateParts = StateDifference.Parts(ra.Machine, rb.Machine),
             ReachedFromA = ra.StartedFrom,
             ReachedFromB = rb.StartedFrom,
+            KeyframesRefusedA = ra.KeyframesRefused,
+            KeyframesRefusedB = rb.KeyframesRefused,
         };
     }
 
@@ -160,7 +170,10 @@ public static class Pinpointer
         var run = new Rerun(side.Reader, side.Raw, wrap);
         if (useKeyframes)
             foreach (var k in side.Reader.Keyframes.Where(k => k.Icount > 0 && k.Icount <= start).OrderByDescending(k => k.Icount))
-                if (run.TryStartFrom(k)) break;
+            {
+                if (run.TryStartFrom(k, out string? refused)) break;
+                run.KeyframesRefused ??= refused;
+            }
         return run;
     }
 

@@ -61,30 +61,46 @@ internal sealed class Rerun
     /// machine state, input position and trace clock, as a replay stood there. A keyframe is a
     /// stop at a run limit like <see cref="RunTo"/>'s, so the run continues from it exactly as
     /// the one from instruction 0. False, and nothing changed, when it was written with another
-    /// snapshot layout, does not decode, or restores to another state than its recorded hash.
+    /// snapshot layout, does not decode, or restores to another state than its recorded hash;
+    /// <paramref name="refused"/> then says which, as "keyframes of a.rvt ..." continues.
     /// </summary>
-    public bool TryStartFrom(TraceKeyframeInfo keyframe)
+    public bool TryStartFrom(TraceKeyframeInfo keyframe, out string? refused)
     {
-        if (keyframe.Layout != KeyframeCodec.Layout || Machine.Icount != 0) return false;
+        refused = null;
+        if (Machine.Icount != 0) return false;
+        if (keyframe.Layout != KeyframeCodec.Layout)
+        {
+            refused = "were written by a different snapshot layout";
+            return false;
+        }
         var initial = Capture();
         try
         {
             var state = KeyframeCodec.Decode(_reader.ReadKeyframe(keyframe));
-            if (state.Icount != keyframe.Icount || state.Exit != null || state.Inputs.Taken > _inputs.Count) return false;
+            if (state.Icount != keyframe.Icount || state.Exit != null || state.Inputs.Taken > _inputs.Count)
+            {
+                refused = "do not fit this trace (count, exit or input position)";
+                return false;
+            }
             Restore(new Saved(state.Machine, (int)state.Inputs.Taken, state.Clock));
         }
         catch (Exception e) when (e is InvalidDataException or ArgumentException or TraceFormatException)
         {
+            refused = "do not decode";
             return false;
         }
         if (!Machine.StateHash().AsSpan().SequenceEqual(keyframe.StateHash.AsSpan()))
         {
             Restore(initial);
+            refused = "restore to another state than the one they recorded";
             return false;
         }
         StartedFrom = keyframe.Icount;
         return true;
     }
+
+    /// <summary>Why the last keyframe at or before the window's start could not be used (null when it was, or when there was none).</summary>
+    public string? KeyframesRefused { get; set; }
 
     /// <summary>Runs forward to <paramref name="icount"/>; false when the run ends (or idles for good) before it.</summary>
     public bool RunTo(ulong icount)
