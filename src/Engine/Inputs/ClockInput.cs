@@ -83,6 +83,18 @@ public sealed class RecordingClock : IGuestClock
 
     public ulong Tsc(ulong icount) => Read(icount, TimeKind.Tsc);
 
+    /// <summary>
+    /// One host read logged as both values (two events, as the two separate reads were), so the pair
+    /// published in vcpu_time_info is consistent: with two reads the system time ran ahead of the TSC
+    /// stamp by the host's delay between them, and a guest's pvclock time could pass Xen's NOW().
+    /// </summary>
+    public (ulong Tsc, ulong Ns) TscAndSystemTime(ulong icount)
+    {
+        ulong ns = Read(icount, TimeKind.Tsc);
+        _log(new TimeEvent(icount, TimeKind.SystemTimeNs, ns));
+        return (ns, ns);
+    }
+
     public ulong IcountAt(ulong icount, ulong systemNs) => HostTimePolicy.IcountAt(icount, _lastIcount, _last, systemNs);
 
     /// <summary>Waits in real time until the deadline (ulong.MaxValue: until woken). Nothing is logged: the next read is.</summary>

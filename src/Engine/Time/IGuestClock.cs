@@ -17,6 +17,12 @@ public interface IGuestClock
     /// <summary>The TSC at the given retired-instruction count.</summary>
     ulong Tsc(ulong icount);
 
+    /// <summary>
+    /// The TSC and system time of one instant, for vcpu_time_info (Xen's update_vcpu_system_time
+    /// publishes a tsc_timestamp and the system time of that same moment). The TSC is read first.
+    /// </summary>
+    (ulong Tsc, ulong Ns) TscAndSystemTime(ulong icount) => (Tsc(icount), SystemTimeNs(icount));
+
     /// <summary>The vCPU idles (SCHEDOP_block/poll) at <paramref name="icount"/> until system time reaches <paramref name="untilNs"/>.</summary>
     void Idle(ulong icount, ulong untilNs);
 

@@ -26,7 +26,7 @@ public sealed partial class Hypervisor
     {
         var (mul, shift) = TimeScale(Clock.TscHz);
         ulong icount = Cpu.Icount;
-        ulong tsc = Clock.Tsc(icount), ns = Clock.SystemTimeNs(icount);
+        var (tsc, ns) = Clock.TscAndSystemTime(icount);
         foreach (var v in Vcpus)
             if (only == null ? v.Initialised : v == only) SharedInfo.WriteTime(v.Id, tsc, ns, mul, shift);
     }
