@@ -177,6 +177,32 @@ struct evtchn_status {
 #define CALLBACKTYPE_syscall32 7  /* compat guests of 64-bit Xen */
 struct callback_unregister { uint16_t type, _unused; };
 
+/* VCPUOP_initialise's struct vcpu_guest_context, x86_32 (docs/xen-abi.md §16): 2800 bytes;
+ * VCPUOP_get_runstate_info's struct vcpu_runstate_info (44 bytes). */
+struct cpu_user_regs {
+    uint32_t ebx, ecx, edx, esi, edi, ebp, eax;
+    uint16_t error_code, entry_vector;
+    uint32_t eip;
+    uint16_t cs; uint8_t saved_upcall_mask, _pad0;
+    uint32_t eflags, esp;
+    uint16_t ss, _pad1, es, _pad2, ds, _pad3, fs, _pad4, gs, _pad5;
+};
+struct vcpu_guest_context {
+    uint8_t fpu_ctxt[512];
+    uint32_t flags;
+    struct cpu_user_regs user_regs;
+    struct trap_info trap_ctxt[256];
+    uint32_t ldt_base, ldt_ents;
+    uint32_t gdt_frames[16], gdt_ents;
+    uint32_t kernel_ss, kernel_sp;
+    uint32_t ctrlreg[8], debugreg[8];
+    uint32_t event_callback_cs, event_callback_eip;
+    uint32_t failsafe_callback_cs, failsafe_callback_eip;
+    uint32_t vm_assist;
+};
+_Static_assert(sizeof(struct vcpu_guest_context) == 2800, "vcpu_guest_context is 2800 bytes");
+struct vcpu_runstate_info { int state; uint64_t state_entry_time; uint64_t time[4]; } __attribute__((packed));
+
 /* §4.7 console ring */
 struct xencons_interface {
     char in[1024];
