@@ -6,6 +6,7 @@
  * (VIRQ_TIMER bound to that vCPU) and takes itself down. Run with --vcpus N
  * (1 shows only the errors of a one-vCPU domain). */
 #include "guest.h"
+#include "secondary.h"
 
 const char guest_name[] = "smp";
 
@@ -30,7 +31,6 @@ struct register_vcpu_info { uint64_t mfn; uint32_t offset, rsvd; } __attribute__
 struct bind_interdomain { uint16_t remote_dom, pad; uint32_t remote_port, local_port; };
 struct bind_vcpu { uint32_t port, vcpu; };
 
-extern char secondary_start[], secondary_callback[];
 static uint8_t stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
 static struct vcpu_guest_context ctx;
 
@@ -114,18 +114,7 @@ static struct regs *upcall(struct regs *r) { evtchn_scan(r); return r; }
 
 static void fill_context(int cpu, uint32_t root_mfn)
 {
-    memset(&ctx, 0, sizeof ctx);
-    ctx.user_regs.eip = (uint32_t)secondary_start;
-    ctx.user_regs.esp = (uint32_t)(stacks[cpu] + sizeof stacks[cpu]);
-    ctx.user_regs.esi = (uint32_t)cpu;
-    ctx.user_regs.cs = FLAT_KERNEL_CS;
-    ctx.user_regs.ss = ctx.user_regs.ds = ctx.user_regs.es = FLAT_KERNEL_DS;
-    ctx.user_regs.eflags = 0x202;
-    ctx.kernel_ss = FLAT_KERNEL_DS;
-    ctx.kernel_sp = ctx.user_regs.esp;
-    ctx.ctrlreg[3] = (root_mfn << 12) | (root_mfn >> 20);   /* xen_pfn_to_cr3 */
-    ctx.event_callback_cs = ctx.failsafe_callback_cs = FLAT_KERNEL_CS;
-    ctx.event_callback_eip = ctx.failsafe_callback_eip = (uint32_t)secondary_callback;
+    fill_secondary_context(&ctx, cpu, (uint32_t)(stacks[cpu] + sizeof stacks[cpu]), root_mfn);
 }
 
 static int count_vcpus(void)

@@ -8,6 +8,7 @@
  * of a vCPU that is not running. Non-PAE builds run as Xen 3.1, PAE builds as
  * Xen 4.19 (docs/xen-model.md "ABI profile"); run with --vcpus 1, 2 or 3. */
 #include "guest.h"
+#include "secondary.h"
 
 const char guest_name[] = "vcpuop";
 
@@ -38,7 +39,6 @@ const char guest_name[] = "vcpuop";
 
 struct gnttab_get_version { uint16_t dom, pad; uint32_t version; };
 
-extern char secondary_start[], secondary_callback[];
 static uint8_t stacks[MAX_CPUS][8192] __attribute__((aligned(16)));
 static struct vcpu_guest_context ctx;
 
@@ -267,18 +267,7 @@ void secondary_main(int cpu)
 
 static void fill_context(int cpu, uint32_t root_mfn)
 {
-    memset(&ctx, 0, sizeof ctx);
-    ctx.user_regs.eip = (uint32_t)secondary_start;
-    ctx.user_regs.esp = (uint32_t)(stacks[cpu] + sizeof stacks[cpu]);
-    ctx.user_regs.esi = (uint32_t)cpu;
-    ctx.user_regs.cs = FLAT_KERNEL_CS;
-    ctx.user_regs.ss = ctx.user_regs.ds = ctx.user_regs.es = FLAT_KERNEL_DS;
-    ctx.user_regs.eflags = 0x202;
-    ctx.kernel_ss = FLAT_KERNEL_DS;
-    ctx.kernel_sp = ctx.user_regs.esp;
-    ctx.ctrlreg[3] = (root_mfn << 12) | (root_mfn >> 20);   /* xen_pfn_to_cr3 */
-    ctx.event_callback_cs = ctx.failsafe_callback_cs = FLAT_KERNEL_CS;
-    ctx.event_callback_eip = ctx.failsafe_callback_eip = (uint32_t)secondary_callback;
+    fill_secondary_context(&ctx, cpu, (uint32_t)(stacks[cpu] + sizeof stacks[cpu]), root_mfn);
     ctx.trap_ctxt[2] = (struct trap_info){ 2, 4, FLAT_KERNEL_CS, (uint32_t)trap_stub(2) };
 }
 
