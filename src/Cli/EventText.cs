@@ -39,7 +39,7 @@ public static class EventText
         h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}{(JumpedTo(symbols, h, iretJumpers) ? $" (jumped to from {iretJumpers})" : "")}";
 
     /// <summary>An iret issued from its stub in the hypercall page, and the functions that jump there are known (IretJumpers).</summary>
-    private static bool JumpedTo(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
+    public static bool JumpedTo(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
         iretJumpers.Length > 0 && h.Number == Engine.Boot.HypercallPage.IretHypercall && symbols?.FunctionOf(h.Site) == "hypercall_page";
 
     /// <summary>
