@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen.Hypercalls;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Export;
 

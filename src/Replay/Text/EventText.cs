@@ -5,9 +5,9 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
-namespace Replayvisor.Cli;
+namespace Replayvisor.Replay.Text;
 
-/// <summary>One-line text and JSON forms of trace events, for `dump`.</summary>
+/// <summary>One-line text and JSON forms of trace events: `dump`, `debug`, diff and divergence reports.</summary>
 public static class EventText
 {
     public static string Kind(TraceEvent e) => e switch
