@@ -4,6 +4,7 @@ using Replayvisor.Cli.Commands;
 using Replayvisor.Cli.Completion;
 using Replayvisor.Cli.Help;
 using Replayvisor.Engine.Session;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli;
 

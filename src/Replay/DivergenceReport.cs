@@ -1,23 +1,27 @@
+using System.Reflection;
 using System.Text;
 using Iced.Intel;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Replay;
 
 /// <summary>The human-readable account of the first divergence: where, what, registers and code.</summary>
 public static class DivergenceReport
 {
-    public static string Format(Divergence d, XenMachine m, GuestSymbols? symbols = null)
+    /// <param name="iretJumpers">The functions that jump to the iret stub (<see cref="IretJumpers"/>), named after an iret's site.</param>
+    public static string Format(Divergence d, XenMachine m, GuestSymbols? symbols = null, string iretJumpers = "")
     {
         symbols ??= GuestSymbols.Empty;
         var sb = new StringBuilder();
         var c = m.Cpu;
         sb.AppendLine($"divergence at instruction {d.Icount:N0} ({d.Icount}): {d.What}");
-        sb.AppendLine($"  expected: {Describe(d.Expected)}");
-        sb.AppendLine($"  actual:   {Describe(d.Actual)}");
+        sb.AppendLine($"  expected: {Describe(d.Expected, symbols, iretJumpers)}");
+        sb.AppendLine($"  actual:   {Describe(d.Actual, symbols, iretJumpers)}");
+        if (Differences(d.Expected, d.Actual) is { Length: > 0 } differs) sb.AppendLine($"  differs in: {differs}");
         if (d.Expected is InputEvent input && d.Actual == null)
             sb.AppendLine($"  input recorded at instruction {input.Icount}; the replay reached it at instruction {d.Icount}");
         sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8}{At(symbols, c.Eip)} (cpl {c.Cpl})");
@@ -30,7 +34,32 @@ public static class DivergenceReport
         return sb.ToString().TrimEnd();
     }
 
-    private static string Describe(TraceEvent? e) => e == null ? "(nothing)" : e.ToString();
+    private static string Describe(TraceEvent? e, GuestSymbols symbols, string iretJumpers) =>
+        e == null ? "(nothing)" : EventText.Text(e, symbols, iretJumpers).TrimStart();
+
+    /// <summary>
+    /// "Result (expected 1, actual 0)" for each field in which two events of one kind differ; ""
+    /// when either is missing or they are of different kinds (the two lines above say it all).
+    /// </summary>
+    public static string Differences(TraceEvent? expected, TraceEvent? actual)
+    {
+        if (expected == null || actual == null || expected.GetType() != actual.GetType()) return "";
+        var parts = new List<string>();
+        foreach (var p in expected.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (p.GetIndexParameters().Length > 0 || p.Name == "EqualityContract") continue;
+            object? a = p.GetValue(expected), b = p.GetValue(actual);
+            if (!Equals(a, b)) parts.Add($"{p.Name} (expected {Value(a)}, actual {Value(b)})");
+        }
+        return string.Join("; ", parts);
+    }
+
+    private static string Value(object? v) => v switch
+    {
+        null => "none",
+        uint u => u > 0xFFFF ? $"0x{u:x8}" : u.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => v.ToString() ?? "",
+    };
 
     private static string At(GuestSymbols symbols, uint address) => symbols.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
 

@@ -83,12 +83,18 @@ public sealed class ReplaySession
                 if (verifier.First == null) SummaryCheck.Check(_reader.Summary, m, exit, verifier);
             }
         }
-        string? report = verifier.First is { } d ? DivergenceReport.Format(d, m, Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span)) : null;
+        string? report = verifier.First is { } d ? Report(d, m) : null;
         ulong recorded = prefix ? replayer.HeldEnd : replayer.RecordedEnd;
         return new ReplayResult(exit, verifier.First, report, verifier.Matched, _reader.Complete, recorded, _reader.Summary)
         {
             Damage = prefix ? replayer.Damage : null,
             PrefixOnly = prefix && !reachedTo,
         };
+    }
+
+    private string Report(Divergence d, XenMachine m)
+    {
+        var symbols = Engine.Boot.GuestSymbols.FromImage(_reader.GuestImage.Span);
+        return DivergenceReport.Format(d, m, symbols, Engine.Boot.IretJumpers.Of(_reader.GuestImage.Span, symbols));
     }
 }

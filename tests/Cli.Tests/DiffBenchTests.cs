@@ -49,6 +49,7 @@ public class DiffBenchTests
         Assert.True(r.Code == 0, r.ToString());
         JsonSchemaCheck.AssertValid("bench-diff.schema.json", r.Stdout);
         var j = JsonDocument.Parse(r.Stdout).RootElement;
+        Assert.Equal(a, j.GetProperty("a").GetProperty("trace").GetString()); // the path as given, so a suggested `replayvisor index` works from here
         Assert.Equal(11_000_000UL, j.GetProperty("a").GetProperty("instructions").GetUInt64());
         Assert.Equal(3, j.GetProperty("a").GetProperty("keyframes").GetInt32()); // at 3M, 6M, 9M
         Assert.True(j.GetProperty("sameImage").GetBoolean());

@@ -73,6 +73,25 @@ public class ExportCommandTests
     }
 
     [Fact]
+    public void AnIretNamesTheFunctionThatJumpsToItsStub()
+    {
+        // guests/lib/entry.S: trap_return jumps to hypercall_page + 23 * 32, so every iret's site is the stub.
+        var events = Export(Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt")).GetProperty("traceEvents").EnumerateArray()
+            .Where(e => e.TryGetProperty("cat", out var cat) && cat.GetString() == "hypercall").ToList();
+        var irets = events.Where(e => e.GetProperty("name").GetString() == "iret").ToList();
+        Assert.NotEmpty(irets);
+        Assert.All(irets, e =>
+        {
+            Assert.Contains("<hypercall_page+0x2e", e.GetProperty("args").GetProperty("from").GetString());
+            Assert.Equal("trap_return", e.GetProperty("args").GetProperty("jumped_from").GetString());
+        });
+        // Called hypercalls keep their call site only.
+        var others = events.Where(e => e.GetProperty("name").GetString() != "iret").ToList();
+        Assert.NotEmpty(others);
+        Assert.All(others, e => Assert.False(e.GetProperty("args").TryGetProperty("jumped_from", out _)));
+    }
+
+    [Fact]
     public void BadExportRequestsGetALine()
     {
         Cli.AssertOneLineError(Cli.Run("export", Path.Combine(Cli.RepoRoot, "traces", "multicall.rvt"), "--format", "svg", "-o", Cli.TempFile("x.json")), 2, "perfetto");

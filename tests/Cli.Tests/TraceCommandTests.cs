@@ -120,6 +120,25 @@ public class TraceCommandTests
     }
 
     [Fact]
+    public void ADivergenceReportSaysWhichFieldDifferedAndNamesTheEventsAsDumpDoes()
+    {
+        // traps-pae.rvt: the first iret's result (0 or 1, docs/xen-abi.md) is one higher in the tampered trace.
+        byte[] bad = TraceEdit.ChangeFirstHypercallResult(File.ReadAllBytes(Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt")), 23);
+        string f = Cli.TempFile("tampered-iret.rvt");
+        File.WriteAllBytes(f, bad);
+        var r = Cli.Run("replay", f);
+        Assert.True(r.Code == 10, r.ToString());
+        var lines = r.Stderr.Split('\n');
+        string expected = Assert.Single(lines, l => l.StartsWith("  expected: ", StringComparison.Ordinal));
+        string actual = Assert.Single(lines, l => l.StartsWith("  actual: ", StringComparison.Ordinal));
+        // dump's line: the call decoded, its site with the symbol, and the function that jumps to the iret stub.
+        Assert.Matches(@"^  expected: \d+ hypercall iret\(\) = (\d+) from 0x[0-9a-f]{8} <hypercall_page\+0x2e6> \(jumped to from trap_return\)$", expected);
+        uint recorded = uint.Parse(System.Text.RegularExpressions.Regex.Match(expected, @"= (\d+) from").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Contains($"iret() = {recorded - 1} from", actual, StringComparison.Ordinal);
+        Assert.Contains($"  differs in: Result (expected {recorded}, actual {recorded - 1})", lines);
+    }
+
+    [Fact]
     public void BadTraceFilesEachGetTheirOwnExitCode()
     {
         Cli.AssertOneLineError(Cli.Run("replay", "/no/such.rvt"), 6, "no such file");

@@ -4,7 +4,8 @@ namespace Replayvisor.Cli.Tests;
 
 public static class TraceEdit
 {
-    public static byte[] ChangeFirstHypercallResult(byte[] trace)
+    /// <summary>The trace with the result of its first hypercall <paramref name="number"/> (console_io unless told) one higher.</summary>
+    public static byte[] ChangeFirstHypercallResult(byte[] trace, int number = 18)
     {
         using var reader = TraceReader.Open(new MemoryStream(trace));
         var output = new MemoryStream();
@@ -13,12 +14,12 @@ public static class TraceEdit
         {
             foreach (var e in reader.ReadEvents())
             {
-                if (!done && e is HypercallEvent h && h.Number == 29 - 11) { w.Append(h with { Result = h.Result + 1 }); done = true; continue; }
+                if (!done && e is HypercallEvent h && h.Number == number) { w.Append(h with { Result = h.Result + 1 }); done = true; continue; }
                 w.Append(e);
             }
             w.Complete(reader.Summary!);
         }
-        if (!done) throw new InvalidOperationException("no console_io hypercall in the trace");
+        if (!done) throw new InvalidOperationException($"no hypercall {number} in the trace");
         return output.ToArray();
     }
 

@@ -40,7 +40,7 @@ public static class DiffBench
         var r = diff!;
         var result = new DiffBenchResult
         {
-            TraceA = Path.GetFileName(pathA), TraceB = Path.GetFileName(pathB),
+            TraceA = pathA, TraceB = pathB, // as given: the keyframe notes suggest commands on these paths
             InstructionsA = r.A.FinalIcount, InstructionsB = r.B.FinalIcount,
             EventsA = r.A.Raw.Count, EventsB = r.B.Raw.Count,
             KeyframesA = r.A.Reader.Keyframes.Count, KeyframesB = r.B.Reader.Keyframes.Count,

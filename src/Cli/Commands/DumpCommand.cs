@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Commands;
 

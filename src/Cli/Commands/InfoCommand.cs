@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Commands;
 

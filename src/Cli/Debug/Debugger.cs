@@ -6,6 +6,7 @@ using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen.Hypercalls;
 using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Debug;
 

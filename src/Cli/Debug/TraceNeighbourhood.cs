@@ -1,5 +1,6 @@
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.TimeTravel;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Debug;
 

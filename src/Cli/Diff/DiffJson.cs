@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Replayvisor.Replay.Diff;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Diff;
 

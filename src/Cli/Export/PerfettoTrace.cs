@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen.Hypercalls;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Export;
 
@@ -24,6 +25,8 @@ public static class PerfettoTrace
     public static string Render(TraceReader reader)
     {
         var symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
+        // An iret is jumped to (never called): its site is the stub, so name who jumps there as `dump` does.
+        string iretJumpers = IretJumpers.Of(reader.GuestImage.Span, symbols);
         var events = new JsonArray
         {
             Meta("process_name", 0, $"{reader.Header.GuestImageName} ({reader.Header.GuestKind})"),
@@ -52,6 +55,7 @@ public static class PerfettoTrace
                         ["result"] = h.Result,
                     };
                     if (h.Site != 0) args["from"] = symbols.Format(h.Site);
+                    if (EventText.JumpedTo(symbols, h, iretJumpers)) args["jumped_from"] = iretJumpers;
                     if (h.OutputDigest != 0) args["output_digest"] = h.OutputDigest.ToString("x16", CultureInfo.InvariantCulture);
                     // A hypercall retires as one instruction: its slice is 1 instruction wide, a multicall's
                     // one per entry, each entry a slice nested inside it.

@@ -1,6 +1,6 @@
 using Replayvisor.Engine.Trace;
 
-namespace Replayvisor.Cli;
+namespace Replayvisor.Replay.Text;
 
 /// <summary>Hypercall names for display (docs/xen-abi.md §1.1).</summary>
 public static class HypercallNames

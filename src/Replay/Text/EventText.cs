@@ -5,9 +5,9 @@ using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
-namespace Replayvisor.Cli;
+namespace Replayvisor.Replay.Text;
 
-/// <summary>One-line text and JSON forms of trace events, for `dump`.</summary>
+/// <summary>One-line text and JSON forms of trace events: `dump`, `debug`, diff and divergence reports.</summary>
 public static class EventText
 {
     public static string Kind(TraceEvent e) => e switch
@@ -39,7 +39,7 @@ public static class EventText
         h.Site == 0 ? "" : $" from 0x{h.Site:x8}{At(symbols, h.Site)}{(JumpedTo(symbols, h, iretJumpers) ? $" (jumped to from {iretJumpers})" : "")}";
 
     /// <summary>An iret issued from its stub in the hypercall page, and the functions that jump there are known (IretJumpers).</summary>
-    private static bool JumpedTo(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
+    public static bool JumpedTo(GuestSymbols? symbols, HypercallEvent h, string iretJumpers) =>
         iretJumpers.Length > 0 && h.Number == Engine.Boot.HypercallPage.IretHypercall && symbols?.FunctionOf(h.Site) == "hypercall_page";
 
     /// <summary>
