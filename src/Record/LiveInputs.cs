@@ -12,9 +12,6 @@ namespace Replayvisor.Record;
 /// </summary>
 public sealed class LiveInputs : IRunInputs, IDisposable
 {
-    /// <summary>How often (in instructions) a running guest stops to look for input.</summary>
-    public const ulong PollSlice = 100_000;
-
     private readonly ConcurrentQueue<byte[]> _input = new();
     private readonly SemaphoreSlim _arrived = new(0);
     private readonly ConsoleInputRecorder _console;
@@ -76,7 +73,8 @@ public sealed class LiveInputs : IRunInputs, IDisposable
         _hostClock?.Wake();
     }
 
-    public ulong NextPoll(ulong icount) => Math.Min(icount + PollSlice, _checkpoints.NextPoll(icount));
+    /// <summary>A running guest stops to look for input every <see cref="PollPeriod.Instructions"/> instructions.</summary>
+    public ulong NextPoll(ulong icount) => Math.Min(PollPeriod.After(icount), _checkpoints.NextPoll(icount));
 
     public bool Poll(XenMachine machine, bool blocked)
     {

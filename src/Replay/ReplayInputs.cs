@@ -45,12 +45,26 @@ public sealed class ReplayInputs : IRunInputs
     /// <summary>Set once a prefix (a trace that ends early) has been used up: the replay ends.</summary>
     public bool PrefixEnded { get; set; }
 
-    public bool StopRequested => Diverged || Break || PrefixEnded || AtRecordedStop;
+    /// <summary>
+    /// The replayer's slice end (<see cref="Stepping.TraceReplayer.SliceLength"/>): the run stops at the
+    /// first stop at or after it that the recording made too (a poll, a timer: XenMachine.Run checks
+    /// <see cref="StopRequested"/> at the top of its loop, after every CPU run), never in between,
+    /// so slicing adds no stop of its own. ulong.MaxValue: none.
+    /// </summary>
+    public ulong SliceEnd { get; set; } = ulong.MaxValue;
+
+    public bool StopRequested => Diverged || Break || PrefixEnded || AtRecordedStop || _icount() >= SliceEnd;
 
     /// <summary>At or past the stop site where the recording was stopped on request.</summary>
     private bool AtRecordedStop => _stoppedAt is { } s && (_icount() > s.Icount || (_icount() == s.Icount && _site() >= s.StopSite));
 
-    public ulong NextPoll(ulong icount) => Break ? icount : Math.Min(_stopAt >= icount ? _stopAt : ulong.MaxValue, Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+    /// <summary>
+    /// Besides the recorded inputs' counts, the same periodic polls as the recording
+    /// (<see cref="PollPeriod"/>): they inject nothing, but give the CPU the recording's slices and
+    /// so its compiled regions.
+    /// </summary>
+    public ulong NextPoll(ulong icount) => Break ? icount
+        : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue), Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
     public bool Poll(XenMachine machine, bool blocked)
     {

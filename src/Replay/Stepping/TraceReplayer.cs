@@ -17,7 +17,12 @@ namespace Replayvisor.Replay.Stepping;
 /// </summary>
 public sealed class TraceReplayer
 {
-    /// <summary>The longest uninterrupted machine run; an interrupt request is seen between runs.</summary>
+    /// <summary>
+    /// The longest uninterrupted machine run, give or take: an interrupt request is seen between
+    /// runs. A run ends at the first stop the recording also made past this many instructions
+    /// (<see cref="ReplayInputs.SliceEnd"/>): a stop of the replay's own would start the CPU at
+    /// another block than the recording did, and so form other compiled regions (Engine/Inputs/PollPeriod.cs).
+    /// </summary>
     public const ulong SliceLength = 1 << 22;
 
     private readonly InputCursor _inputs;
@@ -258,13 +263,16 @@ public sealed class TraceReplayer
                     continue;
                 }
                 ulong room = Math.Min(target, end) - Math.Min(Icount, Math.Min(target, end));
-                ulong n = single ? Math.Min(1, room) : Math.Min(room, SliceLength);
+                ulong n = single ? Math.Min(1, room) : room;
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
                 _delivered = false;
                 MachineRuns++;
+                Inputs.SliceEnd = single ? ulong.MaxValue : Icount + Math.Min(SliceLength, ulong.MaxValue - Icount);
                 var exit = Machine.Run(n, Inputs);
-                bool broke = Inputs.Break;
+                Inputs.SliceEnd = ulong.MaxValue;
+                // Stopped with no other reason to stop left: the slice ended (a pause, like a break).
+                bool broke = Inputs.Break || (exit.Kind == MachineExitKind.Stopped && !Inputs.StopRequested);
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
