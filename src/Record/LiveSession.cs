@@ -32,6 +32,11 @@ public sealed record LiveRequest
     public TraceWriterOptions? WriterOptions { get; init; }
     /// <summary>The longest wall time recorded events wait in memory before they are written (docs/record-replay.md).</summary>
     public TimeSpan FlushInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The trace is encoded, compressed and written on a thread of its own (<see cref="TraceWriterThread"/>);
+    /// false: on the recording thread. The trace's bytes are the same either way.
+    /// </summary>
+    public bool WriterThread { get; init; } = true;
 
     /// <summary>What the trace header records about this run.</summary>
     public RunOptions RunOptions => new()
@@ -65,7 +70,7 @@ public sealed record LiveResult(MachineExit Exit, TimeSpan Elapsed, HypervisorSt
 public sealed class LiveSession : IDisposable
 {
     private readonly LiveRequest _req;
-    private readonly TraceWriter? _writer;
+    private readonly ITraceSink? _writer;
     private readonly LiveInputs _inputs;
     private readonly HostClock? _hostClock;
 
@@ -76,27 +81,37 @@ public sealed class LiveSession : IDisposable
         if (req.Trace != null)
         {
             var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", req.RunOptions.ToHeaderOptions());
-            _writer = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
-            _writer.Flush(); // header and guest image on disk before the guest runs: a kill from here on leaves a readable trace
-            var writer = _writer;
+            var traceWriter = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
+            traceWriter.Flush(); // header and guest image on disk before the guest runs: a kill from here on leaves a readable trace
+            var writer = _writer = req.WriterThread ? new TraceWriterThread(traceWriter) : new DirectTraceSink(traceWriter);
             // Every event names the vCPU it belongs to (docs/trace-format.md); the clock is read once before the machine exists.
             log = e => writer.Append(VcpuStamp.Apply(e, Machine?.Hypervisor.CurrentVcpu ?? 0));
         }
-        if (req.Clock == ClockKind.Host) _hostClock = new HostClock { BeforeLongWait = _writer == null ? null : FlushPending };
-        IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
-        Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
-        Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
-        if (log != null)
-            Machine.Hypervisor.Observer = new TraceObserver(log)
-            {
-                Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true, Plain = new PlainWriter(this),
-            };
-        var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
-        _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
+        try
         {
-            Periodic = _writer == null ? null : FlushNowAndThen,
-            BeforeWait = _writer == null ? null : FlushPending,
-        };
+            if (req.Clock == ClockKind.Host) _hostClock = new HostClock { BeforeLongWait = _writer == null ? null : FlushPending };
+            IGuestClock? clock = _hostClock == null ? null : new RecordingClock(_hostClock, log ?? (_ => { }));
+            Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
+            Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
+            if (log != null)
+                Machine.Hypervisor.Observer = new TraceObserver(log)
+                {
+                    Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true, Plain = new PlainWriter(this),
+                };
+            var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
+            _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
+            {
+                Periodic = _writer == null ? null : FlushNowAndThen,
+                BeforeWait = _writer == null ? null : FlushPending,
+            };
+        }
+        catch
+        {
+            // A kernel the machine refuses: end the writer thread (what was written stays readable).
+            _writer?.Dispose();
+            _hostClock?.Dispose();
+            throw;
+        }
     }
 
     public XenMachine Machine { get; }

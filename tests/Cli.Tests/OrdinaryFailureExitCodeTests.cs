@@ -74,6 +74,19 @@ public class OrdinaryFailureExitCodeTests
     public void RecordingToAFullDeviceIsAnIoError() =>
         Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", "/dev/full"), 74, "/dev/full: cannot write");
 
+    /// <summary>
+    /// The trace goes to a pipe whose reader leaves after 100,000 bytes: the header and guest image
+    /// get through (written before the trace writer thread starts), a later chunk, written on the
+    /// writer thread, fails (EPIPE). The recorder reports that error as its one line, exit 74.
+    /// </summary>
+    [Fact]
+    public void AWriteErrorOnTheTraceWriterThreadIsAnIoError()
+    {
+        string fifo = Cli.TempFile("trace.fifo");
+        var r = Shell($"mkfifo '{fifo}' && {{ head -c 100000 '{fifo}' > /dev/null & }} && dotnet \"$RV\" record '{Cli.Guest("ticker-pae")}' --clock host -o '{fifo}' > /dev/null");
+        Cli.AssertOneLineError(r, 74, $"{fifo}: cannot write");
+    }
+
     [Fact]
     public void AConsoleThatCannotBeWrittenIsAnIoError() =>
         Cli.AssertOneLineError(Shell($"dotnet \"$RV\" run '{Cli.Guest("hello")}' > /dev/full"), 74, "standard output: cannot write");

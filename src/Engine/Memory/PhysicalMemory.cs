@@ -59,7 +59,8 @@ public sealed partial class PhysicalMemory : IStateHashable
     public uint Read32(ulong pa) => pa + 4 <= (ulong)_ram.Length
         ? BinaryPrimitives.ReadUInt32LittleEndian(_ram.AsSpan((int)pa)) : Read16(pa) | ((uint)Read16(pa + 2) << 16);
 
-    public ulong Read64(ulong pa) => Read32(pa) | ((ulong)Read32(pa + 4) << 32);
+    public ulong Read64(ulong pa) => pa <= (ulong)_ram.Length - 8
+        ? BinaryPrimitives.ReadUInt64LittleEndian(_ram.AsSpan((int)pa)) : Read32(pa) | ((ulong)Read32(pa + 4) << 32);
 
     public void Write8(ulong pa, byte v)
     {

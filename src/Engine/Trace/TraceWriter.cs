@@ -19,6 +19,8 @@ public sealed record TraceWriterOptions
 /// Writes a .rvt trace to a stream: preamble, header and guest image at construction, event
 /// chunks as events are appended, index and footer at <see cref="Complete"/>. Disposing without
 /// completing writes the pending chunk and leaves a trace readable up to it (Complete = false).
+/// Once a write to the stream has failed, nothing more is written (the error is thrown once;
+/// later calls throw InvalidOperationException, and Dispose only closes the stream).
 /// The same header, image and events always produce the same bytes.
 /// </summary>
 public sealed class TraceWriter : IDisposable
@@ -33,7 +35,7 @@ public sealed class TraceWriter : IDisposable
     private uint _chain;
     private int _pendingCount;
     private ulong _firstIcount, _lastIcount;
-    private bool _completed, _disposed;
+    private bool _completed, _disposed, _broken;
 
     /// <summary>Starts a trace on <paramref name="stream"/>: writes the preamble, the header and the guest image.</summary>
     public TraceWriter(Stream stream, TraceHeader header, ReadOnlySpan<byte> guestImage,
@@ -151,7 +153,7 @@ public sealed class TraceWriter : IDisposable
     {
         ThrowIfClosed();
         WritePendingChunk();
-        _stream.Flush();
+        FlushStream();
     }
 
     /// <summary>Writes the pending chunk, the index (with <paramref name="summary"/>) and the footer.</summary>
@@ -170,7 +172,7 @@ public sealed class TraceWriter : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(footer, indexOffset);
         TraceLayout.EndMagic.CopyTo(footer[8..]);
         WriteBytes(footer);
-        _stream.Flush();
+        FlushStream();
         _completed = true;
     }
 
@@ -181,7 +183,8 @@ public sealed class TraceWriter : IDisposable
             return;
         try
         {
-            if (!_completed)
+            // After a failed write nothing more is written: the stream ends with whole chunks.
+            if (!_completed && !_broken)
             {
                 WritePendingChunk();
                 _stream.Flush();
@@ -242,8 +245,15 @@ public sealed class TraceWriter : IDisposable
 
     private void WriteBytes(ReadOnlySpan<byte> bytes)
     {
-        _stream.Write(bytes);
+        try { _stream.Write(bytes); }
+        catch { _broken = true; throw; }
         _position += bytes.Length;
+    }
+
+    private void FlushStream()
+    {
+        try { _stream.Flush(); }
+        catch { _broken = true; throw; }
     }
 
     private void ThrowIfClosed()
@@ -251,5 +261,7 @@ public sealed class TraceWriter : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (_completed)
             throw new InvalidOperationException("The trace is already complete");
+        if (_broken)
+            throw new InvalidOperationException("An earlier write to the trace stream failed");
     }
 }

@@ -336,18 +336,5 @@ public sealed class EventChannels : IStateHashable
     }
 
     /// <summary>Adds the ports pending and unmasked now to <paramref name="list"/>, in port order.</summary>
-    public void PendingUnmaskedPorts(List<uint> list)
-    {
-        ArgumentNullException.ThrowIfNull(list);
-        for (int w = 0; w < NrPorts / 32; w++)
-        {
-            uint bits = _si.PendingWord(w) & ~_si.MaskWord(w);
-            while (bits != 0)
-            {
-                int b = System.Numerics.BitOperations.TrailingZeroCount(bits);
-                list.Add((uint)(w * 32 + b));
-                bits &= bits - 1;
-            }
-        }
-    }
+    public void PendingUnmaskedPorts(List<uint> list) => _si.PendingUnmasked(list, NrPorts);
 }

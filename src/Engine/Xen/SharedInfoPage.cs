@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Memory;
 
@@ -67,6 +68,29 @@ public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)
     public void ClearPending(uint port) => TestAndChange(SharedInfo.EvtchnPending, port, false);
     public uint PendingWord(int w) => memory.Read32(_base + SharedInfo.EvtchnPending + (ulong)(w * 4));
     public uint MaskWord(int w) => memory.Read32(_base + SharedInfo.EvtchnMask + (ulong)(w * 4));
+
+    /// <summary>
+    /// Adds the ports below <paramref name="ports"/> (a multiple of 64) whose evtchn_pending bit is
+    /// set and evtchn_mask bit clear to <paramref name="into"/>, in port order: the same ports as
+    /// testing <see cref="PendingWord"/> and <see cref="MaskWord"/> word by word, read 64 bits at a
+    /// time straight from the frame (the recorder asks at every upcall).
+    /// </summary>
+    public void PendingUnmasked(List<uint> into, int ports)
+    {
+        ArgumentNullException.ThrowIfNull(into);
+        var page = memory.FrameBytes(mfn);
+        var pending = page.Slice(SharedInfo.EvtchnPending, ports / 8);
+        var mask = page.Slice(SharedInfo.EvtchnMask, ports / 8);
+        for (int at = 0; at < pending.Length; at += 8)
+        {
+            ulong bits = BinaryPrimitives.ReadUInt64LittleEndian(pending[at..]) & ~BinaryPrimitives.ReadUInt64LittleEndian(mask[at..]);
+            while (bits != 0)
+            {
+                into.Add((uint)(at * 8 + System.Numerics.BitOperations.TrailingZeroCount(bits)));
+                bits &= bits - 1;
+            }
+        }
+    }
 
     /// <summary>Sets bit <paramref name="bit"/> of evtchn_pending_sel; returns its old value.</summary>
     public bool TestAndSetSel(int v, int bit)

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Replayvisor.Engine.Xen.Mm;
 
 /// <summary>Where the L1 entry mapping a VA lives under the current page tables.</summary>
@@ -10,6 +12,7 @@ internal readonly record struct L1Slot(uint L1Mfn, int Index, ulong Entry);
 internal static class GuestPageWalk
 {
     /// <summary>Finds the L1 entry for va; false if an upper level is not present or is a superpage.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool FindL1(PagingFormat fmt, uint rootMfn, uint va, out L1Slot slot)
     {
         slot = default;
@@ -33,6 +36,7 @@ internal static class GuestPageWalk
     }
 
     /// <summary>Supervisor read translation (presence only), for fetching the faulting instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TranslateRead(PagingFormat fmt, uint rootMfn, uint va, out ulong pa)
     {
         pa = 0;

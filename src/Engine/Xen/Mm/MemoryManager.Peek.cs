@@ -21,9 +21,14 @@ public sealed partial class MemoryManager
         return true;
     }
 
-    /// <summary>A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped.</summary>
+    /// <summary>
+    /// A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped. Within one page
+    /// (the recorder's call-site reads, at every hypercall and upcall) one walk and one read.
+    /// </summary>
     public uint? PeekGuest32(uint va)
     {
+        if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _layout.HypervisorVirtStart)
+            return GuestPageWalk.TranslateRead(_fmt, _baseMfn, va, out ulong pa) ? _domain.Memory.Read32(pa) : null;
         Span<byte> b = stackalloc byte[4];
         return PeekGuest(va, b) ? BitConverter.ToUInt32(b) : null;
     }

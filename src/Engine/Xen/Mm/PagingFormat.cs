@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Memory;
 
@@ -42,10 +43,13 @@ internal sealed class PagingFormat
     public PageType RootType => Pae ? PageType.L3 : PageType.L2;
 
     public static ulong Mfn(ulong entry, ulong addrMask) => (entry & addrMask) >> 12;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Mfn(ulong entry) => (entry & AddrMask) >> 12;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong EntryAddress(uint tableMfn, int index) => ((ulong)tableMfn << 12) + (ulong)(index * EntrySize);
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Read(uint tableMfn, int index) =>
         Pae ? Mem.Read64(EntryAddress(tableMfn, index)) : Mem.Read32(EntryAddress(tableMfn, index));
 
@@ -56,7 +60,9 @@ internal sealed class PagingFormat
     }
 
     /// <summary>Index of a VA in its L2 (non-PAE: the only L2; PAE: the L2 under L3 slot va&gt;&gt;30).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int L2Index(uint va) => Pae ? (int)((va >> 21) & 511) : (int)(va >> 22);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int L1Index(uint va) => Pae ? (int)((va >> 12) & 511) : (int)((va >> 12) & 1023);
 
     /// <summary>l?e_has_changed: frame or the given flags differ.</summary>

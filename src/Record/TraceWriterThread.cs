@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using System.Runtime.ExceptionServices;
+using Replayvisor.Engine.Trace;
+
+namespace Replayvisor.Record;
+
+/// <summary>
+/// Runs a <see cref="TraceWriter"/> on a thread of its own, so the recording thread only copies
+/// each event's values into a batch (docs/record-replay.md "The trace writer thread"). The writer
+/// thread makes exactly the calls the recording thread would have made, in the same order, with
+/// flushes at the same points, so the trace's bytes are those of a writer on the recording thread.
+/// <list type="bullet">
+/// <item>A bounded pipeline: at most <see cref="MaxBatches"/> batches exist; when all are
+/// queued the recording thread waits for the writer (memory stays bounded however far it falls behind).</item>
+/// <item><see cref="Flush"/> and <see cref="Complete"/> return once the writer has written
+/// everything before them and flushed the stream: a flush still means the bytes reached the stream.</item>
+/// <item>An error on the writer thread (a full disk) is rethrown, as the same exception, on the
+/// recording thread at its next append, flush, complete or dispose; nothing is written after it.</item>
+/// <item><see cref="Dispose"/> without <see cref="Complete"/> writes every event appended so far
+/// (the trace stays readable up to them, as <see cref="TraceWriter.Dispose"/> leaves it).</item>
+/// </list>
+/// Append, Flush, Complete and Dispose are called from one thread (the recording thread).
+/// </summary>
+public sealed class TraceWriterThread : ITraceSink
+{
+    /// <summary>Batches in existence at most: one being filled, the others queued or being written.</summary>
+    public const int MaxBatches = 4;
+
+    private readonly TraceWriter _writer;
+    private readonly Thread _thread;
+    private readonly BlockingCollection<EventBatch> _queued = new();
+    private readonly BlockingCollection<EventBatch> _free = new();
+    private readonly SemaphoreSlim _ended = new(0);
+    private EventBatch _current = new();
+    private int _batches = 1;
+    private volatile ExceptionDispatchInfo? _failure;
+    private bool _failureReported, _completed, _disposed;
+    private ulong _lastIcount;
+
+    /// <summary>Takes over <paramref name="writer"/> (its header already written): from now on only the writer thread uses it, until <see cref="Dispose"/>.</summary>
+    public TraceWriterThread(TraceWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        _writer = writer;
+        EventCount = writer.EventCount;
+        _thread = new Thread(WriteLoop) { IsBackground = true, Name = "trace writer" };
+        _thread.Start();
+    }
+
+    /// <summary>Events appended so far.</summary>
+    public long EventCount { get; private set; }
+
+    /// <summary>Events appended since the last <see cref="Flush"/> (not yet known to be in the stream).</summary>
+    public int PendingEvents { get; private set; }
+
+    /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
+    public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
+        Check(icount);
+        _current.AddHypercall(icount, number, args, result, digest, site, vcpu);
+        Added();
+    }
+
+    /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
+    public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
+        Check(icount);
+        _current.AddUpcall(icount, vcpu, ports, eip, handler);
+        Added();
+    }
+
+    /// <inheritdoc cref="TraceWriter.Append"/>
+    public void Append(TraceEvent traceEvent)
+    {
+        ArgumentNullException.ThrowIfNull(traceEvent);
+        Check(traceEvent.Icount);
+        _current.Add(traceEvent);
+        Added();
+    }
+
+    /// <summary>Writes every event appended so far as a chunk and flushes the stream; returns when that is done.</summary>
+    public void Flush()
+    {
+        ThrowIfClosed();
+        HandOver(BatchEnd.Flush, null);
+        PendingEvents = 0;
+    }
+
+    /// <summary>Writes the pending events, the index (with <paramref name="summary"/>) and the footer; returns when that is done.</summary>
+    public void Complete(TraceSummary summary)
+    {
+        ArgumentNullException.ThrowIfNull(summary);
+        ThrowIfClosed();
+        HandOver(BatchEnd.Complete, summary);
+        PendingEvents = 0;
+        _completed = true;
+    }
+
+    /// <summary>Writes every event appended so far (unless completed), ends the writer thread and disposes the writer.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _current.End = BatchEnd.Stop;
+        _queued.Add(_current);
+        _thread.Join();
+        var failure = _failure;
+        if (failure == null)
+            _writer.Dispose();
+        else
+        {
+            // The stream failed already: the first error is the one reported.
+            try { _writer.Dispose(); } catch (Exception e) when (e is not OutOfMemoryException) { }
+            if (!_failureReported)
+            {
+                _failureReported = true;
+                failure.Throw();
+            }
+        }
+    }
+
+    private void Check(ulong icount)
+    {
+        ThrowIfClosed();
+        if (EventCount > 0 && icount < _lastIcount)
+            throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
+        _lastIcount = icount;
+    }
+
+    private void Added()
+    {
+        EventCount++;
+        PendingEvents++;
+        if (_current.IsFull) HandOver(BatchEnd.None, null);
+    }
+
+    /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it.</summary>
+    private void HandOver(BatchEnd end, TraceSummary? summary)
+    {
+        _current.End = end;
+        _current.Summary = summary;
+        _queued.Add(_current);
+        if (end != BatchEnd.None) _ended.Wait();
+        _current = NextFree();
+        ThrowIfFailed();
+    }
+
+    private EventBatch NextFree()
+    {
+        if (_free.TryTake(out var batch)) return batch;
+        if (_batches < MaxBatches)
+        {
+            _batches++;
+            return new EventBatch();
+        }
+        return _free.Take();
+    }
+
+    private void WriteLoop()
+    {
+        foreach (var batch in _queued.GetConsumingEnumerable())
+        {
+            var end = batch.End;
+            if (_failure == null)
+            {
+                try
+                {
+                    batch.WriteTo(_writer);
+                    if (end == BatchEnd.Flush) _writer.Flush();
+                    else if (end == BatchEnd.Complete) _writer.Complete(batch.Summary!);
+                }
+                catch (Exception e)
+                {
+                    _failure = ExceptionDispatchInfo.Capture(e);
+                }
+            }
+            batch.Clear();
+            if (end == BatchEnd.Stop) return;
+            _free.Add(batch);
+            if (end != BatchEnd.None) _ended.Release();
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is { } failure && !_failureReported)
+        {
+            _failureReported = true;
+            failure.Throw();
+        }
+    }
+
+    private void ThrowIfClosed()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_completed) throw new InvalidOperationException("The trace is already complete");
+        ThrowIfFailed();
+        if (_failure != null) throw new InvalidOperationException("The trace writer failed earlier (the error was reported then)");
+    }
+}

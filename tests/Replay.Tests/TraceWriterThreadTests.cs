@@ -1,0 +1,209 @@
+using Replayvisor.Engine.Machine;
+using Replayvisor.Engine.Session;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
+using Replayvisor.Record;
+
+namespace Replayvisor.Replay.Tests;
+
+/// <summary>
+/// The trace writer thread (<see cref="TraceWriterThread"/>, docs/record-replay.md "The trace writer
+/// thread"): the bytes are those of the writer on the recording thread, a flush means the bytes are
+/// in the stream, and an error on the writer thread reaches the recording thread as the same exception.
+/// </summary>
+public sealed class TraceWriterThreadTests
+{
+    private static readonly byte[] Image = [1, 2, 3];
+    private static TraceHeader Header => TraceHeader.Create("test", "image", Image, "xen-pv-x86_32");
+
+    /// <summary>Hypercalls, upcalls (some with many ports), and whole events of other kinds, in icount order; every so often a flush.</summary>
+    private static List<TraceEvent?> RandomCalls(int seed, int count)
+    {
+        var rng = new Random(seed);
+        var calls = new List<TraceEvent?>();
+        ulong icount = 0;
+        for (int i = 0; i < count; i++)
+        {
+            icount += (ulong)rng.Next(3) * (ulong)rng.Next(1 << rng.Next(20));
+            calls.Add(rng.Next(8) switch
+            {
+                0 or 1 or 2 => new HypercallEvent(icount, rng.Next(40), Enumerable.Range(0, rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
+                    rng.Next(-40, 3), OutputDigest: (ulong)rng.Next(2) * (ulong)rng.NextInt64(), Site: (uint)rng.Next()) { Vcpu = rng.Next(2) },
+                3 or 4 => new UpcallEvent(icount, rng.Next(2), Enumerable.Range(0, rng.Next(20) == 0 ? rng.Next(300) : rng.Next(3)).Select(_ => (uint)rng.Next(1024)).ToArray())
+                    { Eip = (uint)rng.Next(), Handler = 0xC0001000 },
+                5 => new TimeEvent(icount, TimeKind.SystemTimeNs, (ulong)rng.NextInt64()),
+                6 => new ExceptionEvent(icount, 14, 2, (uint)rng.Next(), (uint)rng.Next()),
+                _ => rng.Next(50) == 0 ? null : new AsyncEvent(icount, AsyncKind.ChaosDelay, 0, (ulong)rng.Next(100)),
+            });
+        }
+        return calls;
+    }
+
+    private static readonly TraceSummary Summary = new(1, ExitKind.GuestShutdown, ShutdownReason.PowerOff);
+
+    /// <summary>Hypercalls and upcalls go in as plain values, the rest as objects; null is a flush.</summary>
+    private static void Play(List<TraceEvent?> calls, Action<TraceEvent> append,
+        Action<HypercallEvent> hypercall, Action<UpcallEvent> upcall, Action flush)
+    {
+        foreach (var c in calls)
+        {
+            switch (c)
+            {
+                case null: flush(); break;
+                case HypercallEvent h: hypercall(h); break;
+                case UpcallEvent u: upcall(u); break;
+                default: append(c); break;
+            }
+        }
+    }
+
+    private static byte[] OnTheRecordingThread(List<TraceEvent?> calls, TraceWriterOptions options)
+    {
+        var ms = new MemoryStream();
+        using (var w = new TraceWriter(ms, Header, Image, options, leaveOpen: true))
+        {
+            Play(calls, w.Append, h => w.AppendHypercall(h.Icount, h.Number, h.Args.AsSpan(), h.Result, h.OutputDigest, h.Site, h.Vcpu),
+                u => w.AppendUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler), w.Flush);
+            w.Complete(Summary);
+        }
+        return ms.ToArray();
+    }
+
+    private static byte[] OnTheWriterThread(List<TraceEvent?> calls, TraceWriterOptions options)
+    {
+        var ms = new MemoryStream();
+        using (var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, options, leaveOpen: true)))
+        {
+            Play(calls, w.Append, h => w.AppendHypercall(h.Icount, h.Number, h.Args.AsSpan(), h.Result, h.OutputDigest, h.Site, h.Vcpu),
+                u => w.AppendUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler), w.Flush);
+            Assert.Equal(calls.Count(c => c != null), w.EventCount);
+            w.Complete(Summary);
+        }
+        return ms.ToArray();
+    }
+
+    [Theory]
+    [InlineData(1, 50, 64)]
+    [InlineData(2, 30_000, 500)]
+    [InlineData(3, 30_000, 4096)]
+    public void WritesTheBytesOfTheWriterOnTheRecordingThread(int seed, int count, int chunkEvents)
+    {
+        // 30,000 events are several batches: the recording thread waits for free batches on the way.
+        var calls = RandomCalls(seed, count);
+        var options = new TraceWriterOptions { MaxChunkEvents = chunkEvents };
+        byte[] expected = OnTheRecordingThread(calls, options);
+        Assert.Equal(expected, OnTheWriterThread(calls, options));
+        using var reader = TraceReader.Open(new MemoryStream(expected));
+        Assert.Equal(calls.Count(c => c != null), reader.ReadEvents().Count());
+    }
+
+    [Fact]
+    public void AFlushMeansEveryEventAppendedIsInTheStream()
+    {
+        var calls = RandomCalls(4, 9_500).Where(c => c != null).Take(9_000).ToList();
+        var ms = new MemoryStream();
+        using var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, leaveOpen: true));
+        int appended = 0;
+        foreach (int upTo in new[] { 1, 10, 5_000, 9_000 })
+        {
+            int flushed = appended;
+            for (; appended < upTo; appended++) w.Append(calls[appended]!);
+            Assert.Equal(upTo - flushed, w.PendingEvents);
+            w.Flush();
+            Assert.Equal(0, w.PendingEvents);
+            // What the stream holds now is a readable trace (incomplete, no index) with exactly those events.
+            using var reader = TraceReader.Open(new MemoryStream(ms.ToArray()));
+            Assert.Null(reader.Summary);
+            Assert.Equal(calls.Take(upTo), reader.ReadEvents());
+        }
+    }
+
+    [Fact]
+    public void DisposingWithoutCompletingWritesEveryEventAppended()
+    {
+        var calls = RandomCalls(5, 10_000).Where(c => c != null).ToList();
+        var ms = new MemoryStream();
+        using (var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, leaveOpen: true)))
+            foreach (var e in calls) w.Append(e!);
+        using var reader = TraceReader.Open(new MemoryStream(ms.ToArray()));
+        Assert.Equal(calls, reader.ReadEvents());
+    }
+
+    /// <summary>A stream that fails every write that would make it hold more than <see cref="Limit"/> bytes (a full disk).</summary>
+    private sealed class FullDisk : MemoryStream
+    {
+        public readonly IOException Error = new("No space left on device");
+        public long Limit { get; set; } = long.MaxValue;
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            if (Length + count > Limit) throw Error;
+            base.Write(buffer, offset, count);
+        }
+        public override void Write(ReadOnlySpan<byte> buffer) => Write(buffer.ToArray(), 0, buffer.Length);
+    }
+
+    [Fact]
+    public void AWriteErrorOnTheWriterThreadIsThrownOnTheRecordingThread()
+    {
+        var calls = RandomCalls(6, 40_000).Where(c => c != null).ToList();
+        var stream = new FullDisk();
+        var w = new TraceWriterThread(new TraceWriter(stream, Header, Image, new TraceWriterOptions { MaxChunkEvents = 256 }, leaveOpen: true));
+        stream.Limit = stream.Length + 20_000;
+        // The error comes back at an append (when the batch changes hands) or at the latest at the flush.
+        var thrown = Assert.Throws<IOException>(() =>
+        {
+            foreach (var e in calls) w.Append(e!);
+            w.Flush();
+        });
+        Assert.Same(stream.Error, thrown);
+        // Reported once: the writer refuses more work, and disposing does not throw it again.
+        Assert.Throws<InvalidOperationException>(() => w.Append(calls[^1]!));
+        w.Dispose();
+        // Nothing after the error: the stream holds whole chunks only, readable up to the failed one.
+        using var reader = TraceReader.Open(new MemoryStream(stream.ToArray()));
+        var events = reader.ReadEvents().ToList();
+        Assert.Equal(calls.Take(events.Count), events);
+        Assert.True(events.Count < calls.Count);
+    }
+
+    [Fact]
+    public void AWriteErrorInTheLastEventsIsThrownByDispose()
+    {
+        var stream = new FullDisk();
+        var w = new TraceWriterThread(new TraceWriter(stream, Header, Image, leaveOpen: true));
+        stream.Limit = stream.Length;
+        w.Append(new TimeEvent(5, TimeKind.SystemTimeNs, 1));
+        // Nothing has failed yet (the event waits in a batch); writing it at Dispose fails.
+        Assert.Same(stream.Error, Assert.Throws<IOException>(w.Dispose));
+    }
+
+    [Fact]
+    public void EventsOutOfOrderAreRefusedAtOnce()
+    {
+        using var w = new TraceWriterThread(new TraceWriter(new MemoryStream(), Header, Image));
+        w.AppendHypercall(10, 29, [1, 2], 0, 0, 0, 0);
+        Assert.Throws<ArgumentException>(() => w.AppendUpcall(9, 0, [3], 0, 0));
+    }
+
+    /// <summary>A whole recording: the trace is the same with the writer thread and without it.</summary>
+    [Theory]
+    [InlineData("ticker", true, null)]
+    [InlineData("sched", false, 3)]
+    [InlineData("events", true, null)]
+    public void ARecordingWritesTheSameBytesWithOrWithoutTheWriterThread(string guest, bool pae, int? chaos)
+    {
+        byte[] Record(bool writerThread)
+        {
+            var trace = new MemoryStream();
+            using var s = new LiveSession(new LiveRequest
+            {
+                Kernel = Guests.Image(guest, pae), ImageName = guest, Machine = new XenMachineOptions { MemoryMiB = 32 },
+                ChaosSeed = chaos, CheckpointInterval = 1_000_000, Trace = trace, ConsoleOutput = Stream.Null,
+                WriterOptions = new TraceWriterOptions { MaxChunkEvents = 300 }, WriterThread = writerThread,
+            });
+            Assert.Equal(MachineExitKind.PoweredOff, s.Run().Exit.Kind);
+            return trace.ToArray();
+        }
+        Assert.Equal(Record(writerThread: false), Record(writerThread: true));
+    }
+}
