@@ -44,3 +44,29 @@ public class ReplaySlicesTests
         Assert.True(replay.MachineRuns > 1, "the replay ran in one piece: its slices were not tested");
     }
 }
+
+/// <summary>
+/// The input cursor looks ahead for the next input before the checks reach a chunk (a trace without
+/// inputs is looked through at once); the chunks it decodes are kept for the checks (ChunkCache.InputsIn),
+/// so a replay reads each chunk once.
+/// </summary>
+public class ChunkReadsTests
+{
+    [Fact]
+    public void AReplayWithoutInputsReadsEachChunkOnce()
+    {
+        var trace = new MemoryStream();
+        using (var s = new LiveSession(new LiveRequest
+        {
+            Kernel = Guests.Image("ticker", pae: true), ImageName = "ticker-pae.elf", Machine = new XenMachineOptions { MemoryMiB = 32 },
+            Trace = trace, ConsoleOutput = Stream.Null, // virtual clock: no inputs; chunks of the default size
+        }))
+            Assert.Equal(MachineExitKind.PoweredOff, s.Run().Exit.Kind);
+        using var reader = TraceReader.Open(new MemoryStream(trace.ToArray()));
+        Assert.InRange(reader.Index.Count, 3, Streaming.ChunkCache.AheadCapacity);
+        var replay = new TraceReplayer(reader);
+        Assert.Equal(StopKind.EndOfTrace, replay.Step(new StepConstraints()).Kind);
+        Assert.Null(replay.Verifier.First);
+        Assert.Equal(reader.Index.Count, replay.Chunks.ChunksRead);
+    }
+}

@@ -52,8 +52,9 @@ public sealed class ChunkCache
 
     /// <summary>
     /// How many inputs chunk <paramref name="index"/> holds, remembered once known (a decoded chunk
-    /// tells it; otherwise the chunk is checked without keeping its events, TraceReader.ReadChunkInputCount);
-    /// null where <see cref="TryGet"/> gives null, with the same damage recorded.
+    /// tells it; otherwise the chunk is read and checked: decoded and kept for <see cref="Get"/>
+    /// while fewer than <see cref="AheadCapacity"/> are, else checked without keeping its events,
+    /// TraceReader.ReadChunkInputCount); null where <see cref="TryGet"/> gives null, with the same damage recorded.
     /// </summary>
     public int? InputsIn(int index)
     {
@@ -68,7 +69,11 @@ public sealed class ChunkCache
             if (i == index && events is ChunkEvents c) return _inputCounts[index] = c.InputCount;
         try
         {
-            return _inputCounts[index] = _reader.ReadChunkInputCount(_reader.Index[index]);
+            ChunksRead++;
+            if (_ahead.Count >= AheadCapacity) return _inputCounts[index] = _reader.ReadChunkInputCount(_reader.Index[index]);
+            var events = _reader.ReadChunk(_reader.Index[index]);
+            _ahead[index] = events;
+            return _inputCounts[index] = events is ChunkEvents c ? c.InputCount : events.Count(e => e is InputEvent);
         }
         catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
         {
@@ -78,8 +83,21 @@ public sealed class ChunkCache
         }
     }
 
+    /// <summary>Event chunks read from the trace so far (decompressed, checked and decoded), counting each time one is.</summary>
+    public long ChunksRead { get; private set; }
+
     /// <summary>Per chunk, its input count once known (-1 before).</summary>
     private int[]? _inputCounts;
+
+    /// <summary>
+    /// Chunks decoded by <see cref="InputsIn"/> and not yet asked for by <see cref="Get"/>. The input
+    /// cursor's look-ahead reads chunks before the checks cursor does (a trace without inputs, all of
+    /// them at its first look); keeping the first <see cref="AheadCapacity"/> decodes them once, not twice.
+    /// </summary>
+    private readonly Dictionary<int, IReadOnlyList<TraceEvent>> _ahead = [];
+
+    /// <summary>At most this many chunks decoded ahead (a compact chunk holds up to 4,096 events: a few MiB in all).</summary>
+    public const int AheadCapacity = 32;
 
     /// <summary>The events of chunk <paramref name="index"/>; a damaged chunk throws its TraceFormatException (with the offset) when reached.</summary>
     public IReadOnlyList<TraceEvent> Get(int index)
@@ -91,7 +109,11 @@ public sealed class ChunkCache
                 if (i != 0) { _recent.RemoveAt(i); _recent.Insert(0, hit); }
                 return hit.Events;
             }
-        var events = _reader.ReadChunk(_reader.Index[index]);
+        if (!_ahead.Remove(index, out var events))
+        {
+            ChunksRead++;
+            events = _reader.ReadChunk(_reader.Index[index]);
+        }
         if (_recent.Count == Capacity) _recent.RemoveAt(Capacity - 1);
         _recent.Insert(0, (index, events));
         return events;
