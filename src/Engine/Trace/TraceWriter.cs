@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using MessagePack;
 using Replayvisor.Engine.Trace.Compact;
 
@@ -81,6 +82,7 @@ public sealed class TraceWriter : IDisposable
         CloseChunkIfFull();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CloseChunkIfFull()
     {
         if (_pendingCount >= _options.MaxChunkEvents || _pending.Length >= _options.MaxChunkBytes)
@@ -92,6 +94,7 @@ public sealed class TraceWriter : IDisposable
     /// without the event object (the recorder's most frequent event): the trace's bytes are the
     /// same as with <see cref="Append"/> of that event. At most 15 arguments.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong outputDigest, uint site, int vcpu)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
@@ -103,6 +106,7 @@ public sealed class TraceWriter : IDisposable
     }
 
     /// <summary>Adds <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip, Handler = handler }</c> without the event object (as <see cref="AppendHypercall"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(vcpu);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using MessagePack;
 
 namespace Replayvisor.Engine.Trace.Compact;
@@ -30,6 +31,7 @@ internal sealed class CompactEventEncoder
     /// <summary>The size of the columns so far (the payload is a few bytes more).</summary>
     public int Length
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         get
         {
             int n = 0;
@@ -38,12 +40,17 @@ internal sealed class CompactEventEncoder
         }
     }
 
-    private ColumnBuffer this[CompactColumn c] => _columns[(int)c];
+    private ColumnBuffer this[CompactColumn c]
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _columns[(int)c];
+    }
 
     /// <summary>
     /// Adds <c>new HypercallEvent(icount, number, args, result, default, default, digest, site) { Vcpu = vcpu }</c>
     /// (at most 15 arguments) without the event object: the same bytes as <see cref="Add"/> of that event.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
     {
         AddIcount(icount);
@@ -53,6 +60,7 @@ internal sealed class CompactEventEncoder
     }
 
     /// <summary>Adds <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip, Handler = handler }</c> (vcpu ≥ 0) without the event object.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         AddIcount(icount);
@@ -138,6 +146,7 @@ internal sealed class CompactEventEncoder
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddHypercall(int number, ReadOnlySpan<uint> args, long result, ReadOnlySpan<MulticallEntry> multicall, ulong digest, uint site)
     {
         this[CompactColumn.HypercallNumber].Signed(number);
@@ -169,6 +178,7 @@ internal sealed class CompactEventEncoder
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void AddUpcallSite(uint eip, uint handler)
     {
         var site = this[CompactColumn.UpcallSite];

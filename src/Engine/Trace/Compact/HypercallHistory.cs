@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Replayvisor.Engine.Trace.Compact;
 
 /// <summary>
@@ -16,6 +18,7 @@ internal sealed class HypercallHistory
     private readonly Entry?[] _small = new Entry?[64];
     private readonly Dictionary<int, Entry> _other = [];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public Entry For(int number)
     {
         if ((uint)number < (uint)_small.Length) return _small[number] ??= new Entry();
