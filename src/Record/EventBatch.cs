@@ -14,6 +14,15 @@ internal sealed class EventBatch
 
     private enum Kind : byte { Whole, Hypercall, Upcall }
 
+    /// <summary>Up to six hypercall arguments kept in the event itself (a hypercall has six registers' worth: docs/xen-abi.md §1).</summary>
+    [System.Runtime.CompilerServices.InlineArray(InlineArgs)]
+    private struct Args
+    {
+        private uint _first;
+    }
+
+    private const int InlineArgs = 6;
+
     private struct Raw
     {
         public ulong Icount;
@@ -21,8 +30,11 @@ internal sealed class EventBatch
         public ulong Digest;
         public uint Site, Handler;
         public int Number, Vcpu;
-        public int ValueStart, ValueCount;
+        /// <summary>Where the values (an upcall's ports, or more than six arguments) start in the batch's value array.</summary>
+        public int ValueStart;
+        public int ValueCount;
         public Kind Kind;
+        public Args Args;
         public TraceEvent? Whole;
     }
 
@@ -48,8 +60,12 @@ internal sealed class EventBatch
         e.Digest = digest;
         e.Site = site;
         e.Vcpu = vcpu;
-        e.ValueStart = Values(args);
         e.ValueCount = args.Length;
+        if (args.Length <= InlineArgs)
+        {
+            for (int i = 0; i < args.Length; i++) e.Args[i] = args[i]; // a loop: cheaper than a memmove call for six values
+        }
+        else e.ValueStart = Values(args);
     }
 
     public void AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
@@ -75,7 +91,8 @@ internal sealed class EventBatch
     {
         int at = _valueCount;
         if (at + values.Length > _values.Length) Array.Resize(ref _values, Math.Max(_values.Length * 2, at + values.Length));
-        values.CopyTo(_values.AsSpan(at));
+        var into = _values;
+        for (int i = 0; i < values.Length; i++) into[at + i] = values[i]; // usually one or two: cheaper than a memmove call
         _valueCount = at + values.Length;
         return at;
     }
@@ -86,11 +103,13 @@ internal sealed class EventBatch
         for (int i = 0; i < Count; i++)
         {
             ref Raw e = ref _events[i];
-            var values = _values.AsSpan(e.ValueStart, e.ValueCount);
             switch (e.Kind)
             {
-                case Kind.Hypercall: writer.AppendHypercall(e.Icount, e.Number, values, e.Result, e.Digest, e.Site, e.Vcpu); break;
-                case Kind.Upcall: writer.AppendUpcall(e.Icount, e.Vcpu, values, e.Site, e.Handler); break;
+                case Kind.Hypercall:
+                    ReadOnlySpan<uint> args = e.ValueCount <= InlineArgs ? ((ReadOnlySpan<uint>)e.Args)[..e.ValueCount] : _values.AsSpan(e.ValueStart, e.ValueCount);
+                    writer.AppendHypercall(e.Icount, e.Number, args, e.Result, e.Digest, e.Site, e.Vcpu);
+                    break;
+                case Kind.Upcall: writer.AppendUpcall(e.Icount, e.Vcpu, _values.AsSpan(e.ValueStart, e.ValueCount), e.Site, e.Handler); break;
                 default: writer.Append(e.Whole!); break;
             }
         }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using Replayvisor.Engine.Trace;
 
@@ -28,12 +27,17 @@ public sealed class TraceWriterThread : ITraceSink
 
     private readonly TraceWriter _writer;
     private readonly Thread _thread;
-    private readonly BlockingCollection<EventBatch> _queued = new();
-    private readonly BlockingCollection<EventBatch> _free = new();
-    private readonly SemaphoreSlim _ended = new(0);
+    // Guarded by _lock; the threads wait with Monitor.Wait, which blocks without spinning (the
+    // writer idles between batches: spinning would cost a core's time on a busy machine).
+    private readonly object _lock = new();
+    private readonly Queue<EventBatch> _queued = new(MaxBatches);
+    private readonly Stack<EventBatch> _free = new(MaxBatches);
+    private int _endsAsked, _endsDone;
     private EventBatch _current = new();
     private int _batches = 1;
     private volatile ExceptionDispatchInfo? _failure;
+    /// <summary>Anything that makes an append take the slow path: closed, completed or failed (checked once per event).</summary>
+    private volatile bool _stopped;
     private bool _failureReported, _completed, _disposed;
     private ulong _lastIcount;
 
@@ -96,6 +100,7 @@ public sealed class TraceWriterThread : ITraceSink
         HandOver(BatchEnd.Complete, summary);
         PendingEvents = 0;
         _completed = true;
+        _stopped = true;
     }
 
     /// <summary>Writes every event appended so far (unless completed), ends the writer thread and disposes the writer.</summary>
@@ -103,8 +108,8 @@ public sealed class TraceWriterThread : ITraceSink
     {
         if (_disposed) return;
         _disposed = true;
-        _current.End = BatchEnd.Stop;
-        _queued.Add(_current);
+        _stopped = true;
+        Queue(_current, BatchEnd.Stop, null);
         _thread.Join();
         var failure = _failure;
         if (failure == null)
@@ -123,8 +128,8 @@ public sealed class TraceWriterThread : ITraceSink
 
     private void Check(ulong icount)
     {
-        ThrowIfClosed();
-        if (EventCount > 0 && icount < _lastIcount)
+        if (_stopped) ThrowIfClosed();
+        if (icount < _lastIcount)
             throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
         _lastIcount = icount;
     }
@@ -139,29 +144,51 @@ public sealed class TraceWriterThread : ITraceSink
     /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it.</summary>
     private void HandOver(BatchEnd end, TraceSummary? summary)
     {
-        _current.End = end;
-        _current.Summary = summary;
-        _queued.Add(_current);
-        if (end != BatchEnd.None) _ended.Wait();
-        _current = NextFree();
+        int asked = Queue(_current, end, summary);
+        EventBatch? next = null;
+        lock (_lock)
+        {
+            while (end != BatchEnd.None && _endsDone < asked) Monitor.Wait(_lock);
+            // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
+            if (_free.Count > 0 || _batches == MaxBatches)
+            {
+                while (_free.Count == 0) Monitor.Wait(_lock);
+                next = _free.Pop();
+            }
+        }
+        if (next == null)
+        {
+            _batches++;
+            next = new EventBatch();
+        }
+        _current = next;
         ThrowIfFailed();
     }
 
-    private EventBatch NextFree()
+    /// <summary>Queues <paramref name="batch"/> for the writer; returns the number of flush/complete requests so far.</summary>
+    private int Queue(EventBatch batch, BatchEnd end, TraceSummary? summary)
     {
-        if (_free.TryTake(out var batch)) return batch;
-        if (_batches < MaxBatches)
+        batch.End = end;
+        batch.Summary = summary;
+        lock (_lock)
         {
-            _batches++;
-            return new EventBatch();
+            _queued.Enqueue(batch);
+            if (end != BatchEnd.None) _endsAsked++;
+            Monitor.PulseAll(_lock);
+            return _endsAsked;
         }
-        return _free.Take();
     }
 
     private void WriteLoop()
     {
-        foreach (var batch in _queued.GetConsumingEnumerable())
+        while (true)
         {
+            EventBatch batch;
+            lock (_lock)
+            {
+                while (_queued.Count == 0) Monitor.Wait(_lock);
+                batch = _queued.Dequeue();
+            }
             var end = batch.End;
             if (_failure == null)
             {
@@ -174,12 +201,17 @@ public sealed class TraceWriterThread : ITraceSink
                 catch (Exception e)
                 {
                     _failure = ExceptionDispatchInfo.Capture(e);
+                    _stopped = true;
                 }
             }
             batch.Clear();
             if (end == BatchEnd.Stop) return;
-            _free.Add(batch);
-            if (end != BatchEnd.None) _ended.Release();
+            lock (_lock)
+            {
+                _free.Push(batch);
+                if (end != BatchEnd.None) _endsDone++;
+                Monitor.PulseAll(_lock);
+            }
         }
     }
 
