@@ -15,16 +15,22 @@ internal sealed class ChunkSource(Stream stream, long origin)
 
     public int HeaderSize => TraceLayout.ChunkHeaderSizeOf(Version);
 
-    /// <summary>Reads <paramref name="count"/> bytes at <paramref name="offset"/>, or null if the trace ends first.</summary>
+    /// <summary>
+    /// Reads <paramref name="count"/> bytes at <paramref name="offset"/>, or null if the trace ends first.
+    /// Safe to call from several threads (one read at a time: a replay decodes chunks ahead on other threads).
+    /// </summary>
     public byte[]? TryReadBytes(long offset, int count)
     {
         if (offset < 0 || offset > Length - count)
             return null;
         var bytes = new byte[count];
-        stream.Position = origin + offset;
         try
         {
-            stream.ReadExactly(bytes);
+            lock (stream)
+            {
+                stream.Position = origin + offset;
+                stream.ReadExactly(bytes);
+            }
         }
         catch (EndOfStreamException ex)
         {

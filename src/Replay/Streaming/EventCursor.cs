@@ -12,7 +12,11 @@ public sealed class ChunkCache
     private readonly TraceReader _reader;
     private readonly List<(int Index, IReadOnlyList<TraceEvent> Events)> _recent = new(Capacity);
 
-    public ChunkCache(TraceReader reader) => _reader = reader;
+    public ChunkCache(TraceReader reader)
+    {
+        _reader = reader;
+        ReadAhead(0); // the first chunks are read while the replay builds its machine
+    }
 
     public TraceReader Reader => _reader;
     public int ChunkCount => _reader.Index.Count;
@@ -69,9 +73,12 @@ public sealed class ChunkCache
             if (i == index && events is ChunkEvents c) return _inputCounts[index] = c.InputCount;
         try
         {
-            ChunksRead++;
-            if (_ahead.Count >= AheadCapacity) return _inputCounts[index] = _reader.ReadChunkInputCount(_reader.Index[index]);
-            var events = _reader.ReadChunk(_reader.Index[index]);
+            if (_ahead.Count >= AheadCapacity)
+            {
+                ChunksRead++;
+                return _inputCounts[index] = _reader.ReadChunkInputCount(_reader.Index[index]);
+            }
+            var events = Read(index);
             _ahead[index] = events;
             return _inputCounts[index] = events is ChunkEvents c ? c.InputCount : events.Count(e => e is InputEvent);
         }
@@ -85,6 +92,49 @@ public sealed class ChunkCache
 
     /// <summary>Event chunks read from the trace so far (decompressed, checked and decoded), counting each time one is.</summary>
     public long ChunksRead { get; private set; }
+
+    /// <summary>
+    /// Chunks being read on the thread pool for <see cref="Read"/>: the next <see cref="ReadAheadDepth"/>
+    /// after the last one read. Reading a chunk is the same work on any thread (TraceReader.ReadChunk:
+    /// the file read is locked, the rest is pure), and its result, the events or the damage found, is
+    /// taken only where the replay would have read it: damage is reported at the same point as ever.
+    /// </summary>
+    private readonly Dictionary<int, Task<IReadOnlyList<TraceEvent>>> _reading = [];
+
+    /// <summary>How many chunks past the last one read are read ahead.</summary>
+    public const int ReadAheadDepth = 4;
+
+    /// <summary>Chunk <paramref name="index"/>'s events (read ahead, or now), and the next few set reading.</summary>
+    private IReadOnlyList<TraceEvent> Read(int index)
+    {
+        ChunksRead++;
+        IReadOnlyList<TraceEvent> events;
+        try
+        {
+            // GetResult rethrows the read's own exception (a damaged chunk's TraceFormatException, with its offset).
+            events = _reading.Remove(index, out var task) ? task.GetAwaiter().GetResult() : _reader.ReadChunk(_reader.Index[index]);
+        }
+        finally
+        {
+            ReadAhead(index + 1);
+        }
+        return events;
+    }
+
+    /// <summary>Starts reading chunks <paramref name="from"/> .. + <see cref="ReadAheadDepth"/> that are not read or being read; forgets reads outside that window (a seek).</summary>
+    private void ReadAhead(int from)
+    {
+        int to = Math.Min(from + ReadAheadDepth, Math.Min(HeldChunks, ChunkCount));
+        if (_reading.Count > 0)
+            foreach (int stale in _reading.Keys.Where(k => k < from || k >= to).ToList())
+                _reading.Remove(stale);
+        for (int i = from; i < to; i++)
+        {
+            if (_reading.ContainsKey(i) || _ahead.ContainsKey(i) || _recent.Exists(r => r.Index == i)) continue;
+            var chunk = _reader.Index[i];
+            _reading[i] = Task.Run(() => _reader.ReadChunk(chunk));
+        }
+    }
 
     /// <summary>Per chunk, its input count once known (-1 before).</summary>
     private int[]? _inputCounts;
@@ -109,11 +159,7 @@ public sealed class ChunkCache
                 if (i != 0) { _recent.RemoveAt(i); _recent.Insert(0, hit); }
                 return hit.Events;
             }
-        if (!_ahead.Remove(index, out var events))
-        {
-            ChunksRead++;
-            events = _reader.ReadChunk(_reader.Index[index]);
-        }
+        if (!_ahead.Remove(index, out var events)) events = Read(index);
         if (_recent.Count == Capacity) _recent.RemoveAt(Capacity - 1);
         _recent.Insert(0, (index, events));
         return events;
