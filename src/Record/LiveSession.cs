@@ -142,11 +142,11 @@ public sealed class LiveSession : IDisposable
     /// </summary>
     private void FlushNowAndThen()
     {
-        ulong bucket = Machine.Icount / FlushEveryInstructions;
-        if (bucket == _flushedBucket && _inputs.InjectedBytes == _flushedInput
+        ulong icount = Machine.Icount;
+        if (icount < _nextFlushIcount && _inputs.InjectedBytes == _flushedInput
             && Environment.TickCount64 - _flushedAtMs < (long)_req.FlushInterval.TotalMilliseconds) return;
         Flush();
-        _flushedBucket = bucket;
+        _nextFlushIcount = (icount / FlushEveryInstructions + 1) * FlushEveryInstructions;
         _flushedInput = _inputs.InjectedBytes;
     }
 
@@ -163,7 +163,8 @@ public sealed class LiveSession : IDisposable
     }
 
     public const ulong FlushEveryInstructions = 50_000_000;
-    private ulong _flushedBucket;
+    /// <summary>The next multiple of <see cref="FlushEveryInstructions"/> after the last flush (compared at every poll instead of dividing).</summary>
+    private ulong _nextFlushIcount = FlushEveryInstructions;
     private long _flushedInput;
     /// <summary>
     /// When the last flush was (Environment.TickCount64, milliseconds): this is asked at every poll,
