@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.ExceptionServices;
 using Replayvisor.Engine.Trace;
 
@@ -27,11 +28,12 @@ public sealed class TraceWriterThread : ITraceSink
 
     private readonly TraceWriter _writer;
     private readonly Thread _thread;
-    // Guarded by _lock; the threads wait with Monitor.Wait, which blocks without spinning (the
-    // writer idles between batches: spinning would cost a core's time on a busy machine).
-    private readonly object _lock = new();
-    private readonly Queue<EventBatch> _queued = new(MaxBatches);
-    private readonly Stack<EventBatch> _free = new(MaxBatches);
+    // One producer (the recording thread), one consumer (the writer): lock-free queues, and events
+    // that block at once when there is nothing to take. No lock is held across a thread switch and
+    // nothing spins, so a preempted thread never makes the other burn a core on a busy machine.
+    private readonly ConcurrentQueue<EventBatch> _queued = new();
+    private readonly ConcurrentQueue<EventBatch> _free = new();
+    private readonly AutoResetEvent _batchQueued = new(false), _batchFreed = new(false), _endDone = new(false);
     private int _endsAsked, _endsDone;
     private EventBatch _current = new();
     private int _batches = 1;
@@ -111,6 +113,9 @@ public sealed class TraceWriterThread : ITraceSink
         _stopped = true;
         Queue(_current, BatchEnd.Stop, null);
         _thread.Join();
+        _batchQueued.Dispose();
+        _batchFreed.Dispose();
+        _endDone.Dispose();
         var failure = _failure;
         if (failure == null)
             _writer.Dispose();
@@ -145,23 +150,16 @@ public sealed class TraceWriterThread : ITraceSink
     private void HandOver(BatchEnd end, TraceSummary? summary)
     {
         int asked = Queue(_current, end, summary);
-        EventBatch? next = null;
-        lock (_lock)
-        {
-            while (end != BatchEnd.None && _endsDone < asked) Monitor.Wait(_lock);
-            // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
-            if (_free.Count > 0 || _batches == MaxBatches)
-            {
-                while (_free.Count == 0) Monitor.Wait(_lock);
-                next = _free.Pop();
-            }
-        }
-        if (next == null)
+        while (end != BatchEnd.None && Volatile.Read(ref _endsDone) < asked) _endDone.WaitOne();
+        // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
+        EventBatch? next;
+        if (!_free.TryDequeue(out next) && _batches < MaxBatches)
         {
             _batches++;
             next = new EventBatch();
         }
-        _current = next;
+        while (next == null && !_free.TryDequeue(out next)) _batchFreed.WaitOne();
+        _current = next!;
         ThrowIfFailed();
     }
 
@@ -170,24 +168,20 @@ public sealed class TraceWriterThread : ITraceSink
     {
         batch.End = end;
         batch.Summary = summary;
-        lock (_lock)
-        {
-            _queued.Enqueue(batch);
-            if (end != BatchEnd.None) _endsAsked++;
-            Monitor.PulseAll(_lock);
-            return _endsAsked;
-        }
+        if (end != BatchEnd.None) _endsAsked++;
+        _queued.Enqueue(batch);
+        _batchQueued.Set();
+        return _endsAsked;
     }
 
     private void WriteLoop()
     {
         while (true)
         {
-            EventBatch batch;
-            lock (_lock)
+            if (!_queued.TryDequeue(out var batch))
             {
-                while (_queued.Count == 0) Monitor.Wait(_lock);
-                batch = _queued.Dequeue();
+                _batchQueued.WaitOne();
+                continue;
             }
             var end = batch.End;
             if (_failure == null)
@@ -206,11 +200,12 @@ public sealed class TraceWriterThread : ITraceSink
             }
             batch.Clear();
             if (end == BatchEnd.Stop) return;
-            lock (_lock)
+            _free.Enqueue(batch);
+            _batchFreed.Set();
+            if (end != BatchEnd.None)
             {
-                _free.Push(batch);
-                if (end != BatchEnd.None) _endsDone++;
-                Monitor.PulseAll(_lock);
+                Interlocked.Increment(ref _endsDone);
+                _endDone.Set();
             }
         }
     }
