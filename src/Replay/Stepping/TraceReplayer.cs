@@ -34,6 +34,8 @@ public sealed class TraceReplayer
     private MachineExit? _exit;
     private bool _prefixEnded;
     private StepConstraints? _constraints;
+    /// <summary>No step, or one that neither stops at events nor single-steps: events may be matched as plain values (<see cref="PlainMatch"/>).</summary>
+    private bool _plainAllowed = true;
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
     private readonly Queue<TraceEvent> _eventHits = new();
     private bool _delivered;
@@ -217,7 +219,7 @@ public sealed class TraceReplayer
     /// </summary>
     private sealed class PlainMatch(TraceReplayer r) : IPlainEvents
     {
-        private bool Allowed => r._constraints is not { } c || (c.Events == null && !c.NeedsSingleStep);
+        private bool Allowed => r._plainAllowed;
 
         public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
             Allowed && r.Verifier.TryMatchHypercall(icount, r.Machine.Hypervisor.CurrentVcpu, number, args, result, digest, site);
@@ -231,6 +233,7 @@ public sealed class TraceReplayer
     {
         ArgumentNullException.ThrowIfNull(c);
         _constraints = c;
+        _plainAllowed = c.Events == null && !c.NeedsSingleStep;
         try
         {
             ulong target = c.ToIcount ?? ulong.MaxValue;
@@ -292,6 +295,7 @@ public sealed class TraceReplayer
         finally
         {
             _constraints = null;
+            _plainAllowed = true;
             _breakHit = null;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
         }

@@ -226,7 +226,7 @@ public sealed class EventCursor
             events = _at;
             return true;
         }
-        events = [];
+        events = null!; // read only when true is returned
         if (_atEnd) return false;
         // Damage ends the events (ChunkCache.TryGet): a replay verifies the ones before it.
         while (true)
@@ -243,13 +243,12 @@ public sealed class EventCursor
                 }
             }
             if ((_current ??= _chunks.TryGet(_chunk)) is not { } chunk) break;
-            for (; _event < chunk.Count; _event++)
-                if (Selected(chunk, _event))
-                {
-                    index = _event;
-                    events = _at = chunk;
-                    return true;
-                }
+            if (chunk is ChunkEvents columns ? Find(columns) : Find(chunk))
+            {
+                index = _event;
+                events = _at = chunk;
+                return true;
+            }
             _chunk++;
             _event = 0;
             _current = null;
@@ -258,8 +257,20 @@ public sealed class EventCursor
         return false;
     }
 
-    private bool Selected(IReadOnlyList<TraceEvent> chunk, int i) =>
-        (chunk is ChunkEvents c ? c.IsInput(i) : chunk[i] is InputEvent) == _inputs;
+    /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
+    private bool Find(ChunkEvents chunk)
+    {
+        for (; _event < chunk.Count; _event++)
+            if (chunk.IsInput(_event) == _inputs) return true;
+        return false;
+    }
+
+    private bool Find(IReadOnlyList<TraceEvent> chunk)
+    {
+        for (; _event < chunk.Count; _event++)
+            if (chunk[_event] is InputEvent == _inputs) return true;
+        return false;
+    }
 
     public bool AtEnd => !PeekAt(out _, out _);
 
