@@ -194,9 +194,6 @@ public static class GuestBench
         for (int i = 0; i < rounds + 1; i++)
             for (int k = 0; k < runs.Length; k++)
             {
-                // No collection left over from the run before (a background GC would be charged to this run's all-threads time).
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
                 var (t, n) = runs[k]();
                 if (k == 0) icount = n;
                 if (i > 0) best[k] = best[k].Min(t);
