@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
@@ -53,19 +54,29 @@ public sealed class ReplayInputs : IRunInputs
     /// </summary>
     public ulong SliceEnd { get; set; } = ulong.MaxValue;
 
-    public bool StopRequested => Diverged || Break || PrefixEnded || AtRecordedStop || _icount() >= SliceEnd;
+    public bool StopRequested
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        get => Diverged || Break || PrefixEnded || AtRecordedStop || _icount() >= SliceEnd;
+    }
 
     /// <summary>At or past the stop site where the recording was stopped on request.</summary>
-    private bool AtRecordedStop => _stoppedAt is { } s && (_icount() > s.Icount || (_icount() == s.Icount && _site() >= s.StopSite));
+    private bool AtRecordedStop
+    {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        get => _stoppedAt is { } s && (_icount() > s.Icount || (_icount() == s.Icount && _site() >= s.StopSite));
+    }
 
     /// <summary>
     /// Besides the recorded inputs' counts, the same periodic polls as the recording
     /// (<see cref="PollPeriod"/>): they inject nothing, but give the CPU the recording's slices and
     /// so its compiled regions.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ulong NextPoll(ulong icount) => Break ? icount
         : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue), Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool Poll(XenMachine machine, bool blocked)
     {
         _checkpoints.Poll(machine);
@@ -74,5 +85,6 @@ public sealed class ReplayInputs : IRunInputs
 
     public bool WaitForInput(XenMachine machine) => _console.WaitForInput(machine);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ulong TimerDelay(ulong icount) => _chaos?.TimerDelay(icount) ?? 0;
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Streaming;
 
@@ -81,6 +82,7 @@ public sealed class Verifier
     /// recorded event, which is then taken as <see cref="Observe"/> would. False when that is not
     /// known without the event objects: nothing changed, and the caller observes the event.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
     {
         if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
@@ -90,6 +92,7 @@ public sealed class Verifier
     }
 
     /// <summary>As <see cref="TryMatchHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
@@ -98,6 +101,7 @@ public sealed class Verifier
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void TakeMatched()
     {
         _expected.Take();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 
@@ -20,6 +21,7 @@ public sealed class TraceObserver : IXenObserver
     /// <summary>Takes plain hypercalls and upcalls before an event object is built (the replay's verifier, the recorder's writer); null: every event is built.</summary>
     public IPlainEvents? Plain { get; init; }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
         HypercallOutput output)
     {
@@ -47,6 +49,7 @@ public sealed class TraceObserver : IXenObserver
 
     public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => OnUpcallAt(icount, vcpu, ports, 0, 0);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
     {
         if (!UpcallSites) interrupted = handler = 0;

@@ -72,6 +72,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// default, default, digest, site) { Vcpu = vcpu }</c>, compared without building either.
     /// False otherwise (compare the event objects to know more).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool HypercallEquals(int index, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
         _slot[index] == HypercallSlot && _icount[index] == icount && _vcpu[index] == vcpu && _number[index] == number
         && _result[index] == result && _digest[index] == digest && _site[index] == site && Values(index).SequenceEqual(args);
@@ -80,6 +81,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// True when event <paramref name="index"/> equals <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip,
     /// Handler = handler }</c>, compared without building either; false otherwise.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool UpcallEquals(int index, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
         _slot[index] == UpcallSlot && _icount[index] == icount && _vcpu[index] == vcpu && _site[index] == eip
         && (uint)_number[index] == handler && Values(index).SequenceEqual(ports);

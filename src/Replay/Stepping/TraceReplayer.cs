@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
@@ -146,6 +147,7 @@ public sealed class TraceReplayer
     }
 
     /// <summary>Ends the replay of a prefix once it is used up: what the guest does or asks for beyond it is not in the recording.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckPrefixEnd()
     {
         if (_prefixEnded || Verifier.First != null || !UsedUp) return;
@@ -221,9 +223,11 @@ public sealed class TraceReplayer
     {
         private bool Allowed => r._plainAllowed;
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
             Allowed && r.Verifier.TryMatchHypercall(icount, r.Machine.Hypervisor.CurrentVcpu, number, args, result, digest, site);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
             Allowed && r.Verifier.TryMatchUpcall(icount, vcpu, ports, eip, handler);
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Replay.Streaming;
@@ -218,6 +219,7 @@ public sealed class EventCursor
     public TraceEvent? Peek => PeekAt(out var events, out int index) ? events[index] : null;
 
     /// <summary>Where the next selected event is (its chunk's events and its index there, without building it); false at the end of the trace.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool PeekAt(out IReadOnlyList<TraceEvent> events, out int index)
     {
         index = _event;
@@ -258,6 +260,7 @@ public sealed class EventCursor
     }
 
     /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool Find(ChunkEvents chunk)
     {
         for (; _event < chunk.Count; _event++)
@@ -275,6 +278,7 @@ public sealed class EventCursor
     public bool AtEnd => !PeekAt(out _, out _);
 
     /// <summary>Moves past the event <see cref="Peek"/> returned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Take()
     {
         if (!PeekAt(out _, out _)) return;
