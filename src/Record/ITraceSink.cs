@@ -15,6 +15,8 @@ internal interface ITraceSink : IDisposable
     void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu);
     void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler);
     void Flush();
+    /// <summary>As <see cref="Flush"/>, but need not wait for the bytes to reach the stream (the periodic flushes).</summary>
+    void RequestFlush();
     void Complete(TraceSummary summary);
 }
 
@@ -28,6 +30,7 @@ internal sealed class DirectTraceSink(TraceWriter writer) : ITraceSink
         writer.AppendHypercall(icount, number, args, result, digest, site, vcpu);
     public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) => writer.AppendUpcall(icount, vcpu, ports, eip, handler);
     public void Flush() => writer.Flush();
+    public void RequestFlush() => writer.Flush();
     public void Complete(TraceSummary summary) => writer.Complete(summary);
     public void Dispose() => writer.Dispose();
 }

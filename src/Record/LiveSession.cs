@@ -145,7 +145,9 @@ public sealed class LiveSession : IDisposable
         ulong icount = Machine.Icount;
         if (icount < _nextFlushIcount && _inputs.InjectedBytes == _flushedInput
             && Environment.TickCount64 - _flushedAtMs < (long)_req.FlushInterval.TotalMilliseconds) return;
-        Flush();
+        // Asked, not waited for: the writer thread writes it while the guest runs on (a flush before a host wait is waited for).
+        _writer!.RequestFlush();
+        _flushedAtMs = Environment.TickCount64;
         _nextFlushIcount = (icount / FlushEveryInstructions + 1) * FlushEveryInstructions;
         _flushedInput = _inputs.InjectedBytes;
     }

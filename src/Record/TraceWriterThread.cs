@@ -94,6 +94,18 @@ public sealed class TraceWriterThread : ITraceSink
         PendingEvents = 0;
     }
 
+    /// <summary>
+    /// Has the writer write every event appended so far as a chunk and flush the stream, without
+    /// waiting for it (the recorder's periodic flushes: the guest runs on meanwhile). The events stay
+    /// counted in <see cref="PendingEvents"/>, since they are not known to be in the stream yet; a
+    /// later <see cref="Flush"/> waits for this one too. The bytes are those of <see cref="Flush"/>.
+    /// </summary>
+    public void RequestFlush()
+    {
+        ThrowIfClosed();
+        HandOver(BatchEnd.Flush, null, wait: false);
+    }
+
     /// <summary>Writes the pending events, the index (with <paramref name="summary"/>) and the footer; returns when that is done.</summary>
     public void Complete(TraceSummary summary)
     {
@@ -146,11 +158,12 @@ public sealed class TraceWriterThread : ITraceSink
         if (_current.IsFull) HandOver(BatchEnd.None, null);
     }
 
-    /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it.</summary>
-    private void HandOver(BatchEnd end, TraceSummary? summary)
+    /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it (unless told not to).</summary>
+    private void HandOver(BatchEnd end, TraceSummary? summary, bool wait = true)
     {
         int asked = Queue(_current, end, summary);
-        while (end != BatchEnd.None && Volatile.Read(ref _endsDone) < asked) _endDone.WaitOne();
+        // Requests are done in order, so a wait for the latest also covers any earlier unwaited one.
+        while (wait && end != BatchEnd.None && Volatile.Read(ref _endsDone) < asked) _endDone.WaitOne();
         // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
         EventBatch? next;
         if (!_free.TryDequeue(out next) && _batches < MaxBatches)

@@ -74,8 +74,14 @@ public sealed class TraceWriterThreadTests
         var ms = new MemoryStream();
         using (var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, options, leaveOpen: true)))
         {
+            // Every other flush is only requested (the recorder's periodic flushes): the same bytes.
+            int flushes = 0;
             Play(calls, w.Append, h => w.AppendHypercall(h.Icount, h.Number, h.Args.AsSpan(), h.Result, h.OutputDigest, h.Site, h.Vcpu),
-                u => w.AppendUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler), w.Flush);
+                u => w.AppendUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler), () =>
+                {
+                    if (flushes++ % 2 == 0) w.RequestFlush();
+                    else w.Flush();
+                });
             Assert.Equal(calls.Count(c => c != null), w.EventCount);
             w.Complete(Summary);
         }
@@ -116,6 +122,24 @@ public sealed class TraceWriterThreadTests
             Assert.Null(reader.Summary);
             Assert.Equal(calls.Take(upTo), reader.ReadEvents());
         }
+    }
+
+    [Fact]
+    public void ARequestedFlushIsWrittenWithoutAWaitAndAFlushAfterItWaitsForBoth()
+    {
+        var calls = RandomCalls(5, 6_000).Where(c => c != null).Take(5_000).ToList();
+        var ms = new MemoryStream();
+        using var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, new TraceWriterOptions { MaxChunkEvents = 100_000 }, leaveOpen: true));
+        for (int i = 0; i < 3_000; i++) w.Append(calls[i]!);
+        w.RequestFlush();
+        Assert.Equal(3_000, w.PendingEvents); // not known to be in the stream yet
+        for (int i = 3_000; i < 5_000; i++) w.Append(calls[i]!);
+        w.Flush();
+        Assert.Equal(0, w.PendingEvents);
+        // Two chunks: the requested flush cut one at 3,000 events (the chunk limit would not have).
+        using var reader = TraceReader.Open(new MemoryStream(ms.ToArray()));
+        Assert.Equal(2, reader.Index.Count);
+        Assert.Equal(calls, reader.ReadEvents());
     }
 
     [Fact]
