@@ -15,24 +15,22 @@ public sealed class ReplayInputs : IRunInputs
     private readonly ChaosReplayer? _chaos;
     private readonly Checkpoints _checkpoints;
     private readonly ulong _stopAt;
-    private readonly Func<ulong> _icount;
+    private readonly XenMachine _machine;
     private readonly ShutdownEvent? _stoppedAt;
-    private readonly Func<int> _site;
 
     /// <param name="checkpoints">The checkpoint schedule (its emit checks against the recording).</param>
     /// <param name="stopAt">A count the machine must stop and poll at (where an interrupted recording stopped); ulong.MaxValue for none.</param>
     /// <param name="stoppedAt">For a recording stopped by Ctrl-C/SIGTERM: its closing event; the run stops at the same count and stop site (XenMachine.StopSites).</param>
-    /// <param name="site">The machine's current stop site.</param>
+    /// <param name="machine">The machine replaying (its count and stop site; read directly at every stop, no delegate).</param>
     public ReplayInputs(InputQueue queue, Checkpoints checkpoints, ulong stopAt, bool chaos, Action<string> diverged,
-        Func<ulong> icount, ShutdownEvent? stoppedAt, Func<int> site)
+        XenMachine machine, ShutdownEvent? stoppedAt)
     {
         _console = new ConsoleInputReplayer(queue, diverged);
         _chaos = chaos ? new ChaosReplayer(queue, diverged) : null;
         _checkpoints = checkpoints;
         _stopAt = stopAt;
-        _icount = icount;
+        _machine = machine;
         _stoppedAt = stoppedAt;
-        _site = site;
     }
 
     public bool Diverged { get; set; }
@@ -57,14 +55,14 @@ public sealed class ReplayInputs : IRunInputs
     public bool StopRequested
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        get => Diverged || Break || PrefixEnded || AtRecordedStop || _icount() >= SliceEnd;
+        get => Diverged || Break || PrefixEnded || AtRecordedStop || _machine.Icount >= SliceEnd;
     }
 
     /// <summary>At or past the stop site where the recording was stopped on request.</summary>
     private bool AtRecordedStop
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        get => _stoppedAt is { } s && (_icount() > s.Icount || (_icount() == s.Icount && _site() >= s.StopSite));
+        get => _stoppedAt is { } s && (_machine.Icount > s.Icount || (_machine.Icount == s.Icount && _machine.StopSites.Current >= s.StopSite));
     }
 
     /// <summary>

@@ -85,9 +85,9 @@ public sealed class Verifier
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
     {
-        if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
-            || events is not ChunkEvents c || !c.HypercallEquals(i, icount, vcpu, number, args, result, digest, site)) return false;
-        TakeMatched();
+        if (First != null || Exhausted || !_expected.TryTakeHypercall(icount, vcpu, number, args, result, digest, site)) return false;
+        Matched++;
+        OnMatch?.Invoke();
         return true;
     }
 
@@ -95,19 +95,21 @@ public sealed class Verifier
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
-        if (First != null || Exhausted || !_expected.PeekAt(out var events, out int i)
-            || events is not ChunkEvents c || !c.UpcallEquals(i, icount, vcpu, ports, eip, handler)) return false;
-        TakeMatched();
+        if (First != null || Exhausted || !_expected.TryTakeUpcall(icount, vcpu, ports, eip, handler)) return false;
+        Matched++;
+        OnMatch?.Invoke();
         return true;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void TakeMatched()
     {
         _expected.Take();
         Matched++;
         OnMatch?.Invoke();
     }
+
+    /// <summary>The next recorded check event was found in a chunk already held (<see cref="EventCursor.NextHeld"/>): <see cref="AtEnd"/> is false, known without reading.</summary>
+    public bool NextHeld => _expected.NextHeld;
 
     /// <summary>
     /// Records a divergence found outside event comparison (inputs, clock reads). For an input

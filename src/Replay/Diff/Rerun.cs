@@ -38,7 +38,7 @@ internal sealed class Rerun
         if (options.Clock == ClockKind.Host) _clock = new ReplayingClock(queue, Ignore);
         Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock));
         var machine = Machine;
-        _replay = new ReplayInputs(queue, new Checkpoints(0, _ => { }), ulong.MaxValue, options.ChaosSeed != null, Ignore, () => machine.Icount, null, () => machine.StopSites.Current)
+        _replay = new ReplayInputs(queue, new Checkpoints(0, _ => { }), ulong.MaxValue, options.ChaosSeed != null, Ignore, machine, null)
         {
             LegacyConsoleInput = reader.FormatVersion < 2,
         };

@@ -73,7 +73,7 @@ public sealed class TraceReplayer
         Interrupted = stoppedAt != null;
         _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
         Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
-            () => Machine.Icount, stoppedAt, () => Machine.StopSites.Current)
+            Machine, stoppedAt)
         {
             LegacyConsoleInput = reader.FormatVersion < 2,
             Diverged = Verifier.First != null,
@@ -150,7 +150,11 @@ public sealed class TraceReplayer
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckPrefixEnd()
     {
-        if (_prefixEnded || Verifier.First != null || !UsedUp) return;
+        if (_prefixEnded || Verifier.First != null) return;
+        // The common case after a match, decided without reading: a next recorded check is known, so
+        // not everything is used up (UsedUp would read nothing either: both cursors know their next event).
+        if (Verifier.NextHeld && _inputs.NextKnown) return;
+        if (!UsedUp) return;
         _prefixEnded = true;
         if (Inputs != null) Inputs.PrefixEnded = true;
         Machine?.Cpu.RequestStop();

@@ -261,12 +261,7 @@ public sealed class EventCursor
 
     /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private bool Find(ChunkEvents chunk)
-    {
-        for (; _event < chunk.Count; _event++)
-            if (chunk.IsInput(_event) == _inputs) return true;
-        return false;
-    }
+    private bool Find(ChunkEvents chunk) => (_event = chunk.NextOfKind(_event, _inputs)) < chunk.Count;
 
     private bool Find(IReadOnlyList<TraceEvent> chunk)
     {
@@ -277,14 +272,59 @@ public sealed class EventCursor
 
     public bool AtEnd => !PeekAt(out _, out _);
 
+    /// <summary>
+    /// True when the next selected event is known without reading anything: found in a chunk
+    /// already held, or the end already met. Asking <see cref="Peek"/> or <see cref="AtEnd"/> then
+    /// reads no chunk and finds no damage.
+    /// </summary>
+    public bool NextKnown => _at != null || _atEnd;
+
+    /// <summary>True when the next selected event was found in a chunk already held (so the cursor is not at the end), without reading.</summary>
+    public bool NextHeld => _at != null;
+
     /// <summary>Moves past the event <see cref="Peek"/> returned.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Take()
     {
         if (!PeekAt(out _, out _)) return;
-        _at = null;
+        Advance();
+    }
+
+    /// <summary>
+    /// Takes the next selected event if it is the hypercall with these values (<see cref="ChunkEvents.HypercallEquals"/>:
+    /// every field compared in place, no event built); false, with nothing changed, when it is not or
+    /// the chunk is not held as columns (compare the event objects then).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryTakeHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+    {
+        if ((_at ?? (PeekAt(out _, out _) ? _at : null)) is not ChunkEvents c
+            || !c.HypercallEquals(_event, icount, vcpu, number, args, result, digest, site)) return false;
+        Advance();
+        return true;
+    }
+
+    /// <summary>As <see cref="TryTakeHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryTakeUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        if ((_at ?? (PeekAt(out _, out _) ? _at : null)) is not ChunkEvents c
+            || !c.UpcallEquals(_event, icount, vcpu, ports, eip, handler)) return false;
+        Advance();
+        return true;
+    }
+
+    /// <summary>
+    /// Moves past the event at (_chunk, _event), which was found, and on to the next selected one of
+    /// the same chunk, if any (no chunk is read: the next chunk is read when it is asked for, as before).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Advance()
+    {
+        var chunk = _at!;
         _event++;
         Taken++;
+        if (!(chunk is ChunkEvents columns ? Find(columns) : Find(chunk))) _at = null;
     }
 }
 
@@ -296,6 +336,9 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
     public InputCursor(ChunkCache chunks) => _cursor = new EventCursor(chunks, inputs: true);
 
     public InputEvent? Peek => (InputEvent?)_cursor.Peek;
+
+    /// <summary>The next input (or the end) is known without reading a chunk (<see cref="EventCursor.NextKnown"/>).</summary>
+    public bool NextKnown => _cursor.NextKnown;
 
     public void Take()
     {
