@@ -95,6 +95,43 @@ public class HypercallOutputTests
         if (name is "events" or "sched" or "multicall") Assert.True(captured > 0, $"{name} wrote no hypercall outputs");
     }
 
+    /// <summary>
+    /// A call whose table row declares no written buffer skips the write log when recording; the
+    /// UndeclaredWrite hook turns the full capture back on for every call. The traces must be the
+    /// same bytes either way (digests, sites and, with --hypercall-data, the bytes themselves).
+    /// </summary>
+    [Theory]
+    [InlineData("ticker", true, HypercallOutputLevel.Digest)]
+    [InlineData("events", false, HypercallOutputLevel.Digest)]
+    [InlineData("events", true, HypercallOutputLevel.Data)]
+    [InlineData("multicall", true, HypercallOutputLevel.Data)]
+    [InlineData("sched", false, HypercallOutputLevel.Digest)]
+    [InlineData("vcpuop", true, HypercallOutputLevel.Data)]
+    [InlineData("smp", true, HypercallOutputLevel.Digest)]
+    public void CallsThatDeclareNoOutputAreRecordedAsByTheFullCapture(string name, bool pae, HypercallOutputLevel outputs)
+    {
+        byte[] Record(bool fullCapture)
+        {
+            var trace = new MemoryStream();
+            using (var s = new LiveSession(new LiveRequest
+            {
+                Kernel = Guests.Image(name, pae), ImageName = name + ".elf", Machine = new XenMachineOptions { MemoryMiB = 32 },
+                MaxInstructions = 500_000_000, CheckpointInterval = 1_000_000, Trace = trace, ConsoleOutput = new MemoryStream(),
+                HypercallOutputs = outputs, FlushInterval = TimeSpan.FromDays(1), // chunks cut by wall time would differ between the two
+            }))
+            {
+                if (fullCapture) s.Machine.Hypervisor.UndeclaredWrite = (_, _) => { };
+                s.Run();
+            }
+            return trace.ToArray();
+        }
+        byte[] fast = Record(fullCapture: false);
+        Assert.Equal(Record(fullCapture: true), fast);
+        var calls = Hypercalls(fast);
+        Assert.Contains(calls, h => HypercallTable.Instance[h.Number] is { DeclaresWrites: false } && h.Site != 0);
+        if (name is "events" or "multicall" or "sched") Assert.Contains(calls, h => h.OutputDigest != 0);
+    }
+
     [Fact]
     public void TracesRecordedBeforeHypercallOutputsStillReplay()
     {

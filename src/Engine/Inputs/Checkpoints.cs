@@ -29,7 +29,8 @@ public sealed class Checkpoints
     public ulong NextPoll(ulong icount)
     {
         if (_interval == 0) return ulong.MaxValue;
-        return IsDue(icount) ? icount : (icount / _interval + 1) * _interval;
+        ulong multiple = MultipleAtOrAfter(icount);
+        return multiple == icount && _last != icount ? icount : multiple + (multiple == icount ? _interval : 0);
     }
 
     /// <summary>Takes the checkpoint due at the machine's count, once.</summary>
@@ -41,5 +42,24 @@ public sealed class Checkpoints
         _emit(new CheckpointEvent(icount, machine.StateHash()));
     }
 
-    private bool IsDue(ulong icount) => _interval != 0 && icount % _interval == 0 && _last != icount;
+    private bool IsDue(ulong icount) => _interval != 0 && MultipleAtOrAfter(icount) == icount && _last != icount;
+
+    /// <summary>The last value of <see cref="MultipleAtOrAfter"/>: the run loop asks at every stop, mostly between the same two multiples.</summary>
+    private ulong _multiple;
+
+    /// <summary>
+    /// The smallest multiple of the interval that is ≥ <paramref name="icount"/> (wrapping past
+    /// ulong.MaxValue as the division did). Divides only when icount has left the interval below
+    /// the last answer (a replay that seeks backwards may ask for an earlier count).
+    /// </summary>
+    private ulong MultipleAtOrAfter(ulong icount)
+    {
+        ulong m = _multiple;
+        if (icount <= m && m - icount < _interval) return m;
+        m = icount / _interval * _interval;
+        if (m == icount) return _multiple = m;
+        m += _interval;
+        if (m > icount) _multiple = m; // not kept when it wrapped: the next ask divides again
+        return m;
+    }
 }

@@ -28,11 +28,15 @@ public sealed partial class Hypervisor
         var c = Cpu;
         int nr = (int)c.Eax;
         var args = new HypercallArgs(c.Ebx, c.Ecx, c.Edx, c.Esi, c.Edi, c.Ebp);
-        _capturing = Observer != null || UndeclaredWrite != null;
+        bool observed = Observer != null;
+        // A call whose table row declares no written buffer (set_timer_op, sched_op, iret: most calls
+        // of a timer-driven guest) has nothing inside a declared buffer, so its output is its site and
+        // digest 0 without logging its writes; only the UndeclaredWrite hook wants them.
+        _capturing = UndeclaredWrite != null || observed && _table[nr] is { DeclaresWrites: true };
         // The capture lists are reused from call to call: the observer reads them before this returns.
         List<GuestWriteRecord>? writes = null;
         if (_capturing) (writes = _writes).Clear();
-        uint site = _capturing ? HypercallSite(nr) : 0;
+        uint site = observed ? HypercallSite(nr) : 0;
         _capture.Clear();
         Guest.WriteLog = writes;
         MulticallResults.Clear();
@@ -41,9 +45,9 @@ public sealed partial class Hypervisor
         Guest.WriteLog = null;
         SyncRunstates(); // after the call's own writes: a runstate area written here is the scheduler's, not the call's
         c.Eax = (uint)result;
-        if (writes == null) return;
+        if (!observed && writes == null) return;
         var output = HypercallOutput.None;
-        if (writes.Count > 0)
+        if (writes?.Count > 0)
         {
             List<GuestWriteRecord> inside = _inside, outside = _outside;
             inside.Clear();

@@ -32,6 +32,9 @@ public sealed record HypercallSpec(int Number, string Name, ArgKind[] Args, Gues
 {
     /// <summary>Handled by the page-type/MMU model (Xen/Mm/MemoryManager).</summary>
     public bool MemoryManager { get; init; }
+
+    /// <summary>Some buffer of the row is written: only such a call can write inside a declared buffer (<see cref="HypercallOutputCapture"/>).</summary>
+    public bool DeclaresWrites { get; } = Memory.Any(b => b.Written);
 }
 
 /// <summary>

@@ -21,14 +21,22 @@ public sealed partial class MemoryManager
         return true;
     }
 
+    /// <summary>The page the last <see cref="PeekGuest32"/> walked, validated by its entries (never stale: <see cref="WalkMemo"/>).</summary>
+    private WalkMemo _peekMemo;
+
     /// <summary>
     /// A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped. Within one page
-    /// (the recorder's call-site reads, at every hypercall and upcall) one walk and one read.
+    /// (the recorder's call-site reads, at every hypercall and upcall) one walk and one read; a
+    /// second read of the page the last one walked re-reads that walk's entries instead of walking
+    /// (<see cref="WalkMemo"/>: the same answer as the walk, by construction).
     /// </summary>
     public uint? PeekGuest32(uint va)
     {
         if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _layout.HypervisorVirtStart)
-            return GuestPageWalk.TranslateRead(_fmt, _baseMfn, va, out ulong pa) ? _domain.Memory.Read32(pa) : null;
+        {
+            if (_peekMemo.Holds(_fmt, _baseMfn, va)) return _domain.Memory.Read32(_peekMemo.FrameBase | (va & 0xFFF));
+            return _peekMemo.Walk(_fmt, _baseMfn, va, out ulong pa) ? _domain.Memory.Read32(pa) : null;
+        }
         Span<byte> b = stackalloc byte[4];
         return PeekGuest(va, b) ? BitConverter.ToUInt32(b) : null;
     }
