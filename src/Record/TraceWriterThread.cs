@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using Replayvisor.Engine.Trace;
 
@@ -24,7 +25,7 @@ namespace Replayvisor.Record;
 public sealed class TraceWriterThread : ITraceSink
 {
     /// <summary>Batches in existence at most: one being filled, the others queued or being written.</summary>
-    public const int MaxBatches = 4;
+    public const int MaxBatches = 8;
 
     private readonly TraceWriter _writer;
     private readonly Thread _thread;
@@ -60,6 +61,7 @@ public sealed class TraceWriterThread : ITraceSink
     public int PendingEvents { get; private set; }
 
     /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // the recording thread's per-event path (LiveSession.BatchWriter)
     public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
@@ -69,6 +71,7 @@ public sealed class TraceWriterThread : ITraceSink
     }
 
     /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(vcpu);

@@ -281,7 +281,11 @@ public sealed class XenMachine
     /// </summary>
     public byte[] StateHash()
     {
-        var w = new CanonicalWriter(_hashScratch);
+        // The encoding is gathered in a pooled buffer of the size the last hash needed: a few hundred
+        // KiB that each new machine would otherwise allocate afresh (growing it by doubling) and
+        // fault in page by page, for the two hashes of a short recording.
+        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent(_hashBytes > 0 ? _hashBytes : (int)Domain.Memory.FrameCount * 32 + 64 * 1024);
+        var w = new CanonicalWriter(rented);
         Cpu.WriteState(w);
         Domain.Memory.WriteState(w);
         w.Tag("clock");
@@ -290,12 +294,14 @@ public sealed class XenMachine
         Hypervisor.WriteState(w);
         w.Tag("machine");
         w.Bool(_sleeping);
-        _hashScratch = w.Scratch;
-        return w.Finish();
+        byte[] hash = w.Finish();
+        _hashBytes = Math.Max(_hashBytes, w.Length);
+        if (w.Scratch == rented) System.Buffers.ArrayPool<byte>.Shared.Return(rented); // a grown buffer is not the pool's: dropped
+        return hash;
     }
 
-    /// <summary>The buffer the last state hash was gathered in (a few hundred KiB, reused: not state).</summary>
-    private byte[]? _hashScratch;
+    /// <summary>The most bytes a canonical encoding of this machine took so far (0 before its first hash; a size hint, not state).</summary>
+    private int _hashBytes;
 
     /// <summary>
     /// A deep copy of the whole machine at the current instruction boundary (call it between

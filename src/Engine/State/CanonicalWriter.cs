@@ -23,6 +23,9 @@ public sealed class CanonicalWriter
     /// <summary>The buffer the encoding was gathered in, to pass to the next writer.</summary>
     public byte[] Scratch => _buf;
 
+    /// <summary>Bytes of encoding gathered so far.</summary>
+    public int Length => _used;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Span<byte> Take(int n)
     {

@@ -76,6 +76,7 @@ public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)
     /// testing <see cref="PendingWord"/> and <see cref="MaskWord"/> word by word, read 256 bits at a
     /// time straight from the frame (the recorder asks at every upcall).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // at every recorded upcall (a plain run never scans)
     public void PendingUnmasked(List<uint> into, int ports)
     {
         ArgumentNullException.ThrowIfNull(into);

@@ -52,3 +52,28 @@ public class CanonicalWriterTests
     public void FixedRefusesLongRecords() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => new CanonicalWriter().Fixed(257));
 }
+
+/// <summary>The machine's state hash gathers its encoding in a pooled buffer: what the pool's buffers held before must not matter.</summary>
+public class PooledStateHashTests
+{
+    [Theory, InlineData(false), InlineData(true)]
+    public void TheHashIsTheSameWhateverThePooledBufferHeld(bool pae)
+    {
+        byte[] image = Replayvisor.Engine.Tests.Boot.TestElf.Linux(pae).Build();
+        var options = new Replayvisor.Engine.Machine.XenMachineOptions { MemoryMiB = 8 };
+        var machine = new Replayvisor.Engine.Machine.XenMachine(image, options);
+        byte[] first = machine.StateHash();
+        for (int round = 0; round < 3; round++)
+        {
+            // Every buffer size the hash may rent, returned full of junk (the pool hands buffers back as they were left).
+            for (int size = 1 << 12; size <= 1 << 22; size <<= 1)
+            {
+                byte[] junk = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+                junk.AsSpan().Fill((byte)(0xA5 + round));
+                System.Buffers.ArrayPool<byte>.Shared.Return(junk);
+            }
+            Assert.Equal(first, machine.StateHash());
+            Assert.Equal(first, new Replayvisor.Engine.Machine.XenMachine(image, options).StateHash());
+        }
+    }
+}

@@ -30,6 +30,8 @@ public sealed partial class MemoryManager
     /// second read of the page the last one walked re-reads that walk's entries instead of walking
     /// (<see cref="WalkMemo"/>: the same answer as the walk, by construction).
     /// </summary>
+    // Optimised at once: a recording reads here at every hypercall and upcall, and a plain run never does (tiered JIT would get to it late).
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public uint? PeekGuest32(uint va)
     {
         if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _layout.HypervisorVirtStart)
