@@ -55,13 +55,13 @@ public sealed class ReplayInputs : IRunInputs
     public bool StopRequested
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        get => Diverged || Break || PrefixEnded || AtRecordedStop || _machine.Icount >= SliceEnd;
+        get => Diverged || Break || PrefixEnded || _machine.Icount >= SliceEnd || AtRecordedStop;
     }
 
     /// <summary>At or past the stop site where the recording was stopped on request.</summary>
     private bool AtRecordedStop
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => _stoppedAt is { } s && (_machine.Icount > s.Icount || (_machine.Icount == s.Icount && _machine.StopSites.Current >= s.StopSite));
     }
 
@@ -72,13 +72,27 @@ public sealed class ReplayInputs : IRunInputs
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ulong NextPoll(ulong icount) => Break ? icount
-        : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue), Math.Min(_console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+        : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue),
+            Math.Min(InputsUsedUp ? ulong.MaxValue : _console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool Poll(XenMachine machine, bool blocked)
     {
         _checkpoints.Poll(machine);
-        return _console.Poll(machine);
+        return !InputsUsedUp && _console.Poll(machine);
+    }
+
+    /// <summary>
+    /// The input cursor behind the queue, when the queue reads one (a replayer's; null otherwise).
+    /// Once it knows it has no inputs left, no console input can be due: <see cref="NextPoll"/> and
+    /// <see cref="Poll"/> skip asking the queue at every stop (what it would answer: none).
+    /// </summary>
+    public Streaming.InputCursor? Cursor { get; init; }
+
+    private bool InputsUsedUp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Cursor is { KnownAtEnd: true };
     }
 
     public bool WaitForInput(XenMachine machine) => _console.WaitForInput(machine);

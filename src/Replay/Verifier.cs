@@ -82,22 +82,39 @@ public sealed class Verifier
     /// recorded event, which is then taken as <see cref="Observe"/> would. False when that is not
     /// known without the event objects: nothing changed, and the caller observes the event.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
     {
-        if (First != null || Exhausted || !_expected.TryTakeHypercall(icount, vcpu, number, args, result, digest, site)) return false;
-        Matched++;
+        if (!TakeIfHypercall(icount, vcpu, number, args, result, digest, site)) return false;
         OnMatch?.Invoke();
         return true;
     }
 
     /// <summary>As <see cref="TryMatchHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool TryMatchUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        if (!TakeIfUpcall(icount, vcpu, ports, eip, handler)) return false;
+        OnMatch?.Invoke();
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="TryMatchHypercall"/> without <see cref="OnMatch"/>: for the replayer's own plain
+    /// match, which runs its after-match check itself (inlined into it, no delegate per event).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TakeIfHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+    {
+        if (First != null || Exhausted || !_expected.TryTakeHypercall(icount, vcpu, number, args, result, digest, site)) return false;
+        Matched++;
+        return true;
+    }
+
+    /// <summary>As <see cref="TakeIfHypercall"/>, for an upcall.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool TakeIfUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         if (First != null || Exhausted || !_expected.TryTakeUpcall(icount, vcpu, ports, eip, handler)) return false;
         Matched++;
-        OnMatch?.Invoke();
         return true;
     }
 

@@ -70,7 +70,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// The first event at or after <paramref name="from"/> that is an <see cref="InputEvent"/>
     /// (<paramref name="inputs"/>) or is not one; <see cref="Count"/> when there is none. Nothing is built.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int NextOfKind(int from, bool inputs)
     {
         var rows = _rows;
@@ -89,7 +89,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// default, default, digest, site) { Vcpu = vcpu }</c>, compared without building either.
     /// False otherwise (compare the event objects to know more).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool HypercallEquals(int index, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
     {
         ref readonly Row r = ref _rows[index];
@@ -101,7 +101,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// True when event <paramref name="index"/> equals <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip,
     /// Handler = handler }</c>, compared without building either; false otherwise.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool UpcallEquals(int index, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         ref readonly Row r = ref _rows[index];

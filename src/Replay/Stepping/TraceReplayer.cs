@@ -75,6 +75,7 @@ public sealed class TraceReplayer
         Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
             Machine, stoppedAt)
         {
+            Cursor = _inputs,
             LegacyConsoleInput = reader.FormatVersion < 2,
             Diverged = Verifier.First != null,
         };
@@ -150,14 +151,22 @@ public sealed class TraceReplayer
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CheckPrefixEnd()
     {
-        if (_prefixEnded || Verifier.First != null) return;
-        // The common case after a match, decided without reading: a next recorded check is known, so
-        // not everything is used up (UsedUp would read nothing either: both cursors know their next event).
-        if (Verifier.NextHeld && _inputs.NextKnown) return;
-        if (!UsedUp) return;
+        if (NothingToCheck) return;
+        if (_prefixEnded || Verifier.First != null || !UsedUp) return;
         _prefixEnded = true;
         if (Inputs != null) Inputs.PrefixEnded = true;
         Machine?.Cpu.RequestStop();
+    }
+
+    /// <summary>
+    /// The common case after a match, decided without reading: the next recorded check is held, so
+    /// not everything is used up, and <see cref="UsedUp"/> would read nothing either (the input cursor
+    /// knows its next input or its end).
+    /// </summary>
+    private bool NothingToCheck
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Verifier.NextHeld && _inputs.NextKnown;
     }
 
     /// <summary>Ends the current <see cref="Step"/> at the next slice boundary (callable from another thread).</summary>
@@ -225,15 +234,26 @@ public sealed class TraceReplayer
     /// </summary>
     private sealed class PlainMatch(TraceReplayer r) : IPlainEvents
     {
-        private bool Allowed => r._plainAllowed;
+        private readonly Verifier _verifier = r.Verifier;
+        private readonly Engine.Xen.Hypervisor _hv = r.Machine.Hypervisor;
+
+        // The verifier's match and the after-match check inlined here (what Verifier.TryMatchHypercall
+        // and its OnMatch do, without a delegate call per event).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+        {
+            if (!r._plainAllowed || !_verifier.TakeIfHypercall(icount, _hv.CurrentVcpu, number, args, result, digest, site)) return false;
+            if (!r.NothingToCheck) r.CheckPrefixEnd();
+            return true;
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
-            Allowed && r.Verifier.TryMatchHypercall(icount, r.Machine.Hypervisor.CurrentVcpu, number, args, result, digest, site);
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
-            Allowed && r.Verifier.TryMatchUpcall(icount, vcpu, ports, eip, handler);
+        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+        {
+            if (!r._plainAllowed || !_verifier.TakeIfUpcall(icount, vcpu, ports, eip, handler)) return false;
+            if (!r.NothingToCheck) r.CheckPrefixEnd();
+            return true;
+        }
     }
 
     /// <summary>Runs forward until one of <paramref name="c"/>'s conditions holds or the trace ends, and says which.</summary>

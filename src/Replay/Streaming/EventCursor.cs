@@ -260,7 +260,7 @@ public sealed class EventCursor
     }
 
     /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool Find(ChunkEvents chunk) => (_event = chunk.NextOfKind(_event, _inputs)) < chunk.Count;
 
     private bool Find(IReadOnlyList<TraceEvent> chunk)
@@ -278,6 +278,9 @@ public sealed class EventCursor
     /// reads no chunk and finds no damage.
     /// </summary>
     public bool NextKnown => _at != null || _atEnd;
+
+    /// <summary>True when the cursor already met the end of its events (no chunk is read to know it; a new position forgets it).</summary>
+    public bool KnownAtEnd => _atEnd;
 
     /// <summary>True when the next selected event was found in a chunk already held (so the cursor is not at the end), without reading.</summary>
     public bool NextHeld => _at != null;
@@ -339,6 +342,9 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
 
     /// <summary>The next input (or the end) is known without reading a chunk (<see cref="EventCursor.NextKnown"/>).</summary>
     public bool NextKnown => _cursor.NextKnown;
+
+    /// <summary>Every input has been taken, and that is known without reading (<see cref="EventCursor.KnownAtEnd"/>).</summary>
+    public bool KnownAtEnd => _cursor.KnownAtEnd;
 
     public void Take()
     {
