@@ -146,13 +146,17 @@ public sealed class TraceWriterThread : ITraceSink
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Check(ulong icount)
     {
         if (_stopped) ThrowIfClosed();
-        if (icount < _lastIcount)
-            throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
+        if (icount < _lastIcount) ThrowOutOfOrder(icount);
         _lastIcount = icount;
     }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowOutOfOrder(ulong icount) =>
+        throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
 
     private void Added()
     {
@@ -162,6 +166,11 @@ public sealed class TraceWriterThread : ITraceSink
     }
 
     /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it (unless told not to).</summary>
+    /// <remarks>
+    /// Never inlined: inlined into the per-event append (as full optimisation did), its event
+    /// signalling, a P/Invoke, made every append set up a P/Invoke frame (a thread-local lookup).
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void HandOver(BatchEnd end, TraceSummary? summary, bool wait = true)
     {
         int asked = Queue(_current, end, summary);
