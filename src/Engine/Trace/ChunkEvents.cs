@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Replayvisor.Engine.Trace;
 
@@ -76,8 +77,36 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         var rows = _rows;
         for (int i = from; (uint)i < (uint)rows.Length; i++)
             // Hypercall and upcall rows are checks; an object row is an input or a check by its type.
-            if ((rows[i].Slot == ObjectSlot && _objects![i] is InputEvent) == inputs) return i;
+            if ((rows[i].Slot == ObjectSlot && _objects![i] is InputEvent) == inputs)
+            {
+                PrefetchAfter(i);
+                return i;
+            }
         return Count;
+    }
+
+    /// <summary>
+    /// Asks the CPU to start loading what a replay reads next after finding event <paramref name="index"/>:
+    /// that event's values and the next row (a hint: nothing is read or changed). A replay compares
+    /// one row per produced event, hundreds of nanoseconds of guest work apart, in a chunk another
+    /// thread decoded; without the hint the next row and each value list were cache misses met at the
+    /// comparison (perf: the hottest loads of the replay's match).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void PrefetchAfter(int index)
+    {
+        if (!Sse.IsSupported) return;
+        var rows = _rows;
+        ref Row r = ref rows[index];
+        if ((uint)r.ValueStart < (uint)_values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref _values[r.ValueStart]));
+        if ((uint)r.ValueEnd < (uint)_values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref _values[r.ValueEnd]));
+        if ((uint)(index + 1) < (uint)rows.Length)
+        {
+            // A row is 48 bytes: its first and last bytes can lie in two cache lines.
+            ref Row next = ref rows[index + 1];
+            Sse.Prefetch0(Unsafe.AsPointer(ref next));
+            Sse.Prefetch0(Unsafe.AsPointer(ref next.Slot));
+        }
     }
 
     /// <summary>Event <paramref name="index"/>, built on first use.</summary>
