@@ -22,6 +22,8 @@ public sealed partial class Hypervisor
     public void Deliver(X86Cpu cpu, in CpuEvent ev)
     {
         CpuEvent e = ev; // ev aliases the CPU's pending event, which a nested translation may overwrite
+        // A recorder reads the call site on the stack (HypercallSite): start loading its lines now.
+        if (Observer != null) Mm.PrefetchPeek32(cpu.Segs[Seg.SS].Base + cpu.Esp);
         if (IsStopped) { cpu.RequestStop(); return; }
         if (FaultStorm(cpu)) return;
         ulong deadline = NextDeadlineNs();

@@ -64,6 +64,24 @@ internal struct WalkMemo
     private uint _root, _page;
     private bool _valid;
 
+    /// <summary>
+    /// Asks the host CPU to start loading the cache lines <see cref="Holds"/> would read for the
+    /// remembered page (its entries, and the word at <paramref name="va"/> if it is on that page),
+    /// so a read made shortly after finds them. A prefetch reads nothing into the model and cannot
+    /// fault: no value anywhere depends on it.
+    /// </summary>
+    public readonly unsafe void Prefetch(byte[] ram, uint va)
+    {
+        if (!_valid || !System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+        ref byte at = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(ram);
+        ulong length = (ulong)ram.Length;
+        if (_l1At < length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref at, (nint)_l1At)));
+        if (_l2At < length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref at, (nint)_l2At)));
+        if (_l3At < length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref at, (nint)_l3At)));
+        ulong word = FrameBase | (va & 0xFFF);
+        if (va >> 12 == _page && word < length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref at, (nint)word)));
+    }
+
     /// <summary>The frame's physical address, valid when <see cref="Holds"/> said so.</summary>
     public ulong FrameBase { get; private set; }
 

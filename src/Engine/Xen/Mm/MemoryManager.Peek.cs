@@ -24,6 +24,9 @@ public sealed partial class MemoryManager
     /// <summary>The page the last <see cref="PeekGuest32"/> walked, validated by its entries (never stale: <see cref="WalkMemo"/>).</summary>
     private WalkMemo _peekMemo;
 
+    /// <summary>Starts loading what a <see cref="PeekGuest32"/> of <paramref name="va"/> soon after will read (a host-cache hint: no effect on any value).</summary>
+    public void PrefetchPeek32(uint va) => _peekMemo.Prefetch(_domain.Memory.Ram, va);
+
     /// <summary>
     /// A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped. Within one page
     /// (the recorder's call-site reads, at every hypercall and upcall) one walk and one read; a

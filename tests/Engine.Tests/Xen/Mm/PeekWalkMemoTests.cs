@@ -112,8 +112,9 @@ public class PeekWalkMemoTests
                 case 1: // the L2 entry: back, not present, or a superpage
                     WriteEntry(f, l2e, rng.Next(3) switch { 0 => l2Original & ~P, 1 => l2Original | 0x80, _ => l2Original });
                     break;
-                default: // reads, in both pages, at the last word too
+                default: // reads, in both pages, at the last word too (some announced by a prefetch, which changes nothing)
                     uint va = pages[rng.Next(pages.Length)] + (uint)rng.Next(1024) * 4;
+                    if (rng.Next(2) == 0) f.Mm.PrefetchPeek32(rng.Next(8) == 0 ? (uint)rng.NextInt64(1L << 32) : va);
                     Assert.Equal(Walk(f, va), f.Mm.PeekGuest32(va));
                     break;
             }
