@@ -102,10 +102,11 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         if ((uint)r.ValueEnd < (uint)_values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref _values[r.ValueEnd]));
         if ((uint)(index + 1) < (uint)rows.Length)
         {
-            // A row is 48 bytes: its first and last bytes can lie in two cache lines.
-            ref Row next = ref rows[index + 1];
-            Sse.Prefetch0(Unsafe.AsPointer(ref next));
-            Sse.Prefetch0(Unsafe.AsPointer(ref next.Slot));
+            // A row can straddle two cache lines: its first and last bytes. (Pointer arithmetic, not
+            // `ref next.Slot`: a field access made the JIT load the row to check it, the very miss.)
+            byte* next = (byte*)Unsafe.AsPointer(ref rows[index + 1]);
+            Sse.Prefetch0(next);
+            Sse.Prefetch0(next + sizeof(Row) - 1);
         }
     }
 
