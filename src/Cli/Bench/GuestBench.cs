@@ -48,7 +48,7 @@ public static class GuestBench
         // The block cache first (it warms the .NET JIT for the engine), then one compiled run that
         // compiles every hot block, then compiled runs that find the code in the process-wide cache:
         // the difference of the first compiled run and the best later one is the compile cost.
-        double blockCache = Best(rounds, [() => PlainRun(CpuTier.BlockCache)], out _)[0].Thread;
+        double blockCache = Best(rounds, [() => PlainRun(CpuTier.BlockCache)], out _, out _)[0].Thread;
         double cold = PlainRun(CpuTier.Compiled).Times.Thread;
         long blocksCompiled = compiled, blockIl = ilBytes;
         byte[] trace = [];
@@ -81,7 +81,7 @@ public static class GuestBench
         // The plain run once more with Xen's selector-load cache off: the hypercall round trip without it (same results).
         // The recording once more with the trace written on the recording thread: what the writer thread takes off it.
         RunTimes[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), () => Record(writerThread: true), Replay,
-            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount);
+            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount, out double[] median);
         double plain = best[0].Thread, record = best[1].Thread, replay = best[2].Thread, uncached = best[3].Thread, recordInline = best[4].Thread;
         double overheadAll = (best[1].AllThreads / best[0].AllThreads - 1) * 100, overheadWall = (best[1].Wall / best[0].Wall - 1) * 100;
         double stateHashUs = StateHashCost(last!);
@@ -100,6 +100,7 @@ public static class GuestBench
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x (CPU time of the replaying and recording threads)");
         output.WriteLine($"  all threads' CPU:  {best[2].AllThreads * 1000,9:F1} ms  record {best[1].AllThreads * 1000,7:F1} ms   replay/record speed {best[1].AllThreads / best[2].AllThreads,5:F2}x");
         output.WriteLine($"  wall time:         {best[2].Wall * 1000,9:F1} ms  record {best[1].Wall * 1000,7:F1} ms   replay/record speed {best[1].Wall / best[2].Wall,5:F2}x");
+        output.WriteLine($"  median of rounds:  {median[2] * 1000,9:F1} ms  record {median[1] * 1000,7:F1} ms   replay/record speed {median[1] / median[2],5:F2}x (thread CPU; the lines above take each run type's best round)");
         output.WriteLine($"state hash (a checkpoint): {stateHashUs,9:F1} us at the end of the run");
         var virtualSizes = Sizes("virtual-clock trace", trace, icount, output);
         JsonObject hostSizes;
@@ -148,6 +149,9 @@ public static class GuestBench
                 ["replayWall"] = Timing(best[2].Wall, icount),
                 ["replayToRecordSpeedAllThreadsCpu"] = Math.Round(best[1].AllThreads / best[2].AllThreads, 3),
                 ["replayToRecordSpeedWall"] = Math.Round(best[1].Wall / best[2].Wall, 3),
+                ["replayMedian"] = Timing(median[2], icount),
+                ["recordMedian"] = Timing(median[1], icount),
+                ["replayToRecordSpeedMedian"] = Math.Round(median[1] / median[2], 3),
                 ["virtualClockTrace"] = virtualSizes,
                 ["hostClockTrace"] = hostSizes,
             }.ToJsonString(JsonOutput.Options));
@@ -195,19 +199,35 @@ public static class GuestBench
     /// </summary>
     public const int WarmupRounds = 4;
 
-    /// <summary>The best times of each measurement over <paramref name="rounds"/> rounds, each round running them all in turn, after <see cref="WarmupRounds"/> rounds that are not counted.</summary>
-    private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount)
+    /// <summary>
+    /// The best times of each measurement over <paramref name="rounds"/> rounds, each round running them
+    /// all in turn, after <see cref="WarmupRounds"/> rounds that are not counted; <paramref name="median"/>:
+    /// each measurement's median thread CPU time over the same rounds.
+    /// </summary>
+    private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median)
     {
         var best = new RunTimes[runs.Length];
         Array.Fill(best, RunTimes.Max);
+        var thread = new List<double>[runs.Length];
+        for (int k = 0; k < runs.Length; k++) thread[k] = [];
         icount = 0;
         for (int i = 0; i < rounds + WarmupRounds; i++)
             for (int k = 0; k < runs.Length; k++)
             {
                 var (t, n) = runs[k]();
                 if (k == 0) icount = n;
-                if (i >= WarmupRounds) best[k] = best[k].Min(t);
+                if (i < WarmupRounds) continue;
+                best[k] = best[k].Min(t);
+                thread[k].Add(t.Thread);
             }
+        median = thread.Select(Median).ToArray();
         return best;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 }
