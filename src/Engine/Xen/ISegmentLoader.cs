@@ -20,7 +20,7 @@ public interface ISegmentLoader
     bool TryLoad(int seg, ushort selector, int cpl, out SegmentCache cache, out CpuEvent fault);
 
     /// <summary>The segment registers of a return's loads, in restore_all_guest's order (xen/arch/x86/x86_32/entry.S): DS, ES, FS, GS, then the iret's CS and SS.</summary>
-    static readonly int[] ReturnSegments = [Seg.DS, Seg.ES, Seg.FS, Seg.GS, Seg.CS, Seg.SS];
+    static ReadOnlySpan<int> ReturnSegments => [Seg.DS, Seg.ES, Seg.FS, Seg.GS, Seg.CS, Seg.SS];
 
     /// <summary>
     /// The six loads of a return to the guest, in <see cref="ReturnSegments"/> order: DS, ES, FS, GS as
