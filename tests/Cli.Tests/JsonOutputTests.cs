@@ -69,11 +69,15 @@ public class JsonOutputTests
     [Fact]
     public void BenchGuestJsonMatchesItsSchema()
     {
-        var r = Cli.Run("bench", "--guest", Cli.Guest("hello"), "--rounds", "1", "--json");
+        var r = Cli.Run("bench", "--guest", Cli.Guest("hello"), "--rounds", "3", "--json");
         Assert.True(r.Code == 0, r.ToString());
         JsonSchemaCheck.AssertValid("bench-guest.schema.json", r.Stdout);
         var j = JsonDocument.Parse(r.Stdout).RootElement;
         Assert.Equal("hello.elf", j.GetProperty("guest").GetString());
+        // The paired figure is the median of the per-round ratios, one per measured round.
+        var byRound = j.GetProperty("replayToRecordSpeedByRound").EnumerateArray().Select(e => e.GetDouble()).Order().ToArray();
+        Assert.Equal(3, byRound.Length);
+        Assert.Equal(byRound[1], j.GetProperty("replayToRecordSpeedPaired").GetDouble(), 3);
         var run = JsonDocument.Parse(Cli.Run("run", Cli.Guest("hello"), "--json").Stdout).RootElement;
         Assert.Equal(run.GetProperty("instructions").GetUInt64(), j.GetProperty("instructions").GetUInt64());
     }

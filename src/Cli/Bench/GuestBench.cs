@@ -81,7 +81,11 @@ public static class GuestBench
         // The plain run once more with Xen's selector-load cache off: the hypercall round trip without it (same results).
         // The recording once more with the trace written on the recording thread: what the writer thread takes off it.
         RunTimes[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), () => Record(writerThread: true), Replay,
-            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount, out double[] median);
+            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount, out double[] median,
+            out var perRound);
+        // Round by round: the recording over the plain run just before it, the recording over the replay just after it.
+        List<double> overheadByRound = PerRound(perRound[1], perRound[0]), speedByRound = PerRound(perRound[1], perRound[2]);
+        double overheadPaired = (Median(overheadByRound) - 1) * 100, speedPaired = Median(speedByRound);
         double plain = best[0].Thread, record = best[1].Thread, replay = best[2].Thread, uncached = best[3].Thread, recordInline = best[4].Thread;
         double overheadAll = (best[1].AllThreads / best[0].AllThreads - 1) * 100, overheadWall = (best[1].Wall / best[0].Wall - 1) * 100;
         double stateHashUs = StateHashCost(last!);
@@ -96,11 +100,13 @@ public static class GuestBench
         output.WriteLine($"record:              {record * 1000,9:F1} ms  {icount / record / 1e6,7:F1} MIPS   overhead vs run {(record / plain - 1) * 100,6:F1}% (CPU time of the recording thread)");
         output.WriteLine($"  all threads' CPU:  {best[1].AllThreads * 1000,9:F1} ms  run {best[0].AllThreads * 1000,7:F1} ms      overhead vs run {overheadAll,6:F1}% (every thread of the process: trace writer, JIT, GC)");
         output.WriteLine($"  wall time:         {best[1].Wall * 1000,9:F1} ms  run {best[0].Wall * 1000,7:F1} ms      overhead vs run {overheadWall,6:F1}%");
+        output.WriteLine($"  paired by round:   overhead vs run {overheadPaired,6:F1}% median of the rounds' record/run ratios (rounds {(overheadByRound.Min() - 1) * 100:F1} to {(overheadByRound.Max() - 1) * 100:F1}%)");
         output.WriteLine($"  no writer thread:  {recordInline * 1000,9:F1} ms  {icount / recordInline / 1e6,7:F1} MIPS   overhead vs run {(recordInline / plain - 1) * 100,6:F1}% (trace encoded and written on the recording thread; all threads {best[4].AllThreads * 1000:F1} ms)");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x (CPU time of the replaying and recording threads)");
         output.WriteLine($"  all threads' CPU:  {best[2].AllThreads * 1000,9:F1} ms  record {best[1].AllThreads * 1000,7:F1} ms   replay/record speed {best[1].AllThreads / best[2].AllThreads,5:F2}x");
         output.WriteLine($"  wall time:         {best[2].Wall * 1000,9:F1} ms  record {best[1].Wall * 1000,7:F1} ms   replay/record speed {best[1].Wall / best[2].Wall,5:F2}x");
         output.WriteLine($"  median of rounds:  {median[2] * 1000,9:F1} ms  record {median[1] * 1000,7:F1} ms   replay/record speed {median[1] / median[2],5:F2}x (thread CPU; the lines above take each run type's best round)");
+        output.WriteLine($"  paired by round:   replay/record speed {speedPaired,5:F2}x median of the rounds' record/replay ratios (rounds {speedByRound.Min():F2}x to {speedByRound.Max():F2}x; {speedByRound.Count(r => r >= 1)} of {speedByRound.Count} at 1.00x or more)");
         output.WriteLine($"state hash (a checkpoint): {stateHashUs,9:F1} us at the end of the run");
         var virtualSizes = Sizes("virtual-clock trace", trace, icount, output);
         JsonObject hostSizes;
@@ -152,6 +158,9 @@ public static class GuestBench
                 ["replayMedian"] = Timing(median[2], icount),
                 ["recordMedian"] = Timing(median[1], icount),
                 ["replayToRecordSpeedMedian"] = Math.Round(median[1] / median[2], 3),
+                ["recordOverheadPercentPaired"] = Math.Round(overheadPaired, 3),
+                ["replayToRecordSpeedPaired"] = Math.Round(speedPaired, 3),
+                ["replayToRecordSpeedByRound"] = new JsonArray(speedByRound.Select(r => (JsonNode)Math.Round(r, 3)).ToArray()),
                 ["virtualClockTrace"] = virtualSizes,
                 ["hostClockTrace"] = hostSizes,
             }.ToJsonString(JsonOutput.Options));
@@ -204,11 +213,16 @@ public static class GuestBench
     /// all in turn, after <see cref="WarmupRounds"/> rounds that are not counted; <paramref name="median"/>:
     /// each measurement's median thread CPU time over the same rounds.
     /// </summary>
-    private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median)
+    private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median) =>
+        Best(rounds, runs, out icount, out median, out _);
+
+    /// <param name="thread">Each measurement's thread CPU time in every measured round, in round order.</param>
+    private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median,
+        out List<double>[] thread)
     {
         var best = new RunTimes[runs.Length];
         Array.Fill(best, RunTimes.Max);
-        var thread = new List<double>[runs.Length];
+        thread = new List<double>[runs.Length];
         for (int k = 0; k < runs.Length; k++) thread[k] = [];
         icount = 0;
         for (int i = 0; i < rounds + WarmupRounds; i++)
@@ -220,11 +234,19 @@ public static class GuestBench
                 best[k] = best[k].Min(t);
                 thread[k].Add(t.Thread);
             }
-        median = thread.Select(Median).ToArray();
+        median = thread.Select(t => Median(t)).ToArray();
         return best;
     }
 
-    private static double Median(List<double> values)
+    /// <summary>
+    /// <paramref name="numerator"/>[i] / <paramref name="denominator"/>[i] for every round i: two run
+    /// types timed seconds apart in the same round, so a change in the machine's speed between rounds
+    /// falls on both and cancels in the ratio (docs/record-replay.md "Measuring").
+    /// </summary>
+    private static List<double> PerRound(List<double> numerator, List<double> denominator) =>
+        numerator.Zip(denominator, (n, d) => n / d).ToList();
+
+    private static double Median(IReadOnlyList<double> values)
     {
         var sorted = values.Order().ToList();
         int mid = sorted.Count / 2;
