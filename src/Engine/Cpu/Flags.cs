@@ -8,6 +8,14 @@ public enum CcOp : byte
 {
     /// <summary>The arithmetic flags are in <see cref="X86Cpu.FlagsReg"/>.</summary>
     None, Add, Adc, Sub, Sbb, Logic, Inc, Dec,
+    /// <summary>
+    /// shl/sal, shr, sar by a masked count of 1-31 (set by compiled code): CcA the operand before,
+    /// CcB the count, CcRes the result; the flags are those Handlers/Shift.cs computes, its choices
+    /// for the undefined ones included (AF 0; OF by the count-1 formula; CF 0 past the width for shl).
+    /// </summary>
+    Shl, Shr, Sar,
+    /// <summary>imul with two or three operands (set by compiled code): CcRes the result, CcCarry 1 when it overflowed (CF = OF); SF ZF PF of the result, AF 0 (Handlers/MulDiv.cs).</summary>
+    Mul,
 }
 
 public sealed partial class X86Cpu
@@ -92,6 +100,27 @@ public sealed partial class X86Cpu
                 f |= carry & Fl.CF;
                 if (r == sign - 1) f |= Fl.OF;
                 f |= (a ^ 1 ^ r) & Fl.AF;
+                break;
+            case CcOp.Shl:
+            {
+                // CF: the last bit shifted out, bit (width - count) of the operand; 0 once the count passes the width.
+                bool cf = (((ulong)a << (int)b >> (size * 8)) & 1) != 0;
+                if (cf) f |= Fl.CF;
+                if (((r & sign) != 0) != cf) f |= Fl.OF;
+                break;
+            }
+            case CcOp.Shr:
+                f |= (a >> ((int)b - 1)) & Fl.CF;
+                if ((a & sign) != 0) f |= Fl.OF;
+                break;
+            case CcOp.Sar:
+            {
+                int sh = 32 - size * 8;
+                f |= (uint)(((int)(a << sh) >> sh) >> ((int)b - 1)) & Fl.CF;
+                break;
+            }
+            case CcOp.Mul:
+                if ((carry & 1) != 0) f |= Fl.CF | Fl.OF;
                 break;
         }
         return f;

@@ -381,6 +381,9 @@ public sealed partial class Hypervisor
         _f.Ds = _f.Es = _f.Fs = _f.Gs = 0;
     }
 
+    /// <summary>The six loads of the return in progress (scratch; no state).</summary>
+    private readonly SegmentCache[] _returnLoads = new SegmentCache[ISegmentLoader.ReturnSegments.Length];
+
     /// <summary>restore_all_guest: DS/ES/FS/GS loads at ring 0, then the iret to the frame's ring; commit on success.</summary>
     private bool TryRestore(out string cause)
     {
@@ -388,27 +391,20 @@ public sealed partial class Hypervisor
         if (_f.Vm86) { CrashDomain("return to VM86 mode: VM86 is not supported by this model"); return false; }
         int rpl = _f.Rpl;
         if (rpl == 0) { CrashDomain($"return to a ring-0 code selector {_f.Cs:x4}"); return false; }
-        Span<int> segs = [Seg.DS, Seg.ES, Seg.FS, Seg.GS];
-        Span<ushort> sels = [_f.Ds, _f.Es, _f.Fs, _f.Gs];
-        Span<SegmentCache> loaded = stackalloc SegmentCache[4];
-        for (int i = 0; i < 4; i++)
+        // ISegmentLoader.ReturnSegments order: DS, ES, FS, GS, CS, SS.
+        ReadOnlySpan<ushort> sels = [_f.Ds, _f.Es, _f.Fs, _f.Gs, _f.Cs, _f.Ss];
+        int failed = SegmentLoader.TryLoadReturn(sels, _returnLoads, out ReadOnlySpan<SegmentCache> loaded, out var f);
+        if (failed >= 0)
         {
-            if (!SegmentLoader.TryLoad(segs[i], sels[i], 0, out loaded[i], out var f))
+            cause = failed switch
             {
-                cause = $"loading {Seg.Names[segs[i]]} = {sels[i]:x4} faulted (vector {f.Vector}, error {f.ErrorCode:x})";
-                return false;
-            }
-        }
-        if (!SegmentLoader.TryLoad(Seg.CS, _f.Cs, 0, out SegmentCache cs, out var fc))
-        {
-            cause = $"iret to cs {_f.Cs:x4} faulted (vector {fc.Vector}, error {fc.ErrorCode:x})";
+                < 4 => $"loading {Seg.Names[ISegmentLoader.ReturnSegments[failed]]} = {sels[failed]:x4} faulted (vector {f.Vector}, error {f.ErrorCode:x})",
+                4 => $"iret to cs {_f.Cs:x4} faulted (vector {f.Vector}, error {f.ErrorCode:x})",
+                _ => $"iret to ss {_f.Ss:x4} faulted (vector {f.Vector}, error {f.ErrorCode:x})",
+            };
             return false;
         }
-        if (!SegmentLoader.TryLoad(Seg.SS, _f.Ss, rpl, out SegmentCache ss, out var fs))
-        {
-            cause = $"iret to ss {_f.Ss:x4} faulted (vector {fs.Vector}, error {fs.ErrorCode:x})";
-            return false;
-        }
+        ref readonly SegmentCache cs = ref loaded[4];
         if (_f.Eip > cs.Limit)
         {
             cause = $"iret to eip {_f.Eip:x8} beyond the cs limit {cs.Limit:x8}";
@@ -418,13 +414,13 @@ public sealed partial class Hypervisor
         var c = Cpu;
         c.ClearFault();
         c.Segs[Seg.CS] = cs;
-        c.Segs[Seg.SS] = ss;
+        c.Segs[Seg.SS] = loaded[5];
         for (int i = 0; i < 4; i++)
         {
             var s = loaded[i];
             // iret to an outer ring nulls data segments the new CPL may not use (SDM vol. 2 IRET).
             if (s.Usable && (!s.IsCode || !s.Conforming) && s.Dpl < rpl) s = SegmentCache.Null(0);
-            c.Segs[segs[i]] = s;
+            c.Segs[ISegmentLoader.ReturnSegments[i]] = s;
         }
         c.Eip = _f.Eip;
         c.Esp = _f.Esp;

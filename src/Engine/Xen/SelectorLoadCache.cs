@@ -52,6 +52,23 @@ internal sealed class SelectorLoadCache(X86Cpu cpu)
             && TableUnchanged(in e) && ReadDescriptor(e.TableBase + (uint)(sel & 0xFFF8), out ulong desc) && desc == e.Descriptor;
     }
 
+    /// <summary>
+    /// True when <see cref="TryGet"/> would answer this load with <paramref name="result"/> now; then
+    /// also the descriptor's linear address and 8 bytes, which with the table register are all that answer depends on.
+    /// </summary>
+    public bool Answers(byte rules, ushort sel, int cpl, in SegmentCache result, out uint lin, out ulong desc)
+    {
+        ref Entry e = ref _entries[Slot(sel, rules, cpl)];
+        lin = e.TableBase + (uint)(sel & 0xFFF8);
+        desc = e.Descriptor;
+        return TryGet(rules, sel, cpl, out SegmentCache answer) && Same(answer, result);
+    }
+
+    /// <summary>Field-by-field equality of two segment caches.</summary>
+    public static bool Same(in SegmentCache a, in SegmentCache b) =>
+        a.Selector == b.Selector && a.Base == b.Base && a.Limit == b.Limit && a.Attr == b.Attr && a.Usable == b.Usable
+        && a.ReadEnd == b.ReadEnd && a.WriteEnd == b.WriteEnd;
+
     /// <summary>Remembers a successful full load of a non-null selector, when a later hit could be checked (see the class comment).</summary>
     public void Add(byte rules, ushort sel, int cpl, in SegmentCache result)
     {
@@ -80,7 +97,7 @@ internal sealed class SelectorLoadCache(X86Cpu cpu)
     }
 
     /// <summary>The descriptor at <paramref name="lin"/> through a TLB hit, as the full load's supervisor read would get it (within one page).</summary>
-    private bool ReadDescriptor(uint lin, out ulong desc)
+    internal bool ReadDescriptor(uint lin, out ulong desc)
     {
         desc = 0;
         if ((lin & 0xFFF) > 0xFF8 || !cpu.TlbSupervisorRead(lin, out ulong pa)) return false;

@@ -322,7 +322,7 @@ internal sealed partial class BlockEmitter
                 StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
                 StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
                 StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
-                if (s.Op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+                if (s.Op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec or CcOp.Mul) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
                 break;
             case FlagState.Dynamic:
                 // CcCarry too: it is read only for the operations that set it, so an older value stored with another operation is never read.

@@ -16,7 +16,7 @@ internal sealed partial class BlockEmitter
     private enum Form
     {
         Handler, Nop, Mov, MovExtend, Lea, Alu, IncDec, Neg, Not, Xchg, Setcc, Cmovcc,
-        Push, Pop, Leave, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect,
+        Push, Pop, Leave, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect, Shift, Imul,
     }
 
     private static bool IsStackForm(Form f) => f is Form.Push or Form.Pop or Form.Leave or Form.Call or Form.Ret or Form.CallIndirect;
@@ -62,6 +62,12 @@ internal sealed partial class BlockEmitter
                 return insn.Op0Kind is OpKind.Register or OpKind.Memory && !IsFar(insn) ? Form.CallIndirect : Form.Handler;
             case Mnemonic.Ret:
                 return last && d.Size == 4 && n == 0 ? Form.Ret : Form.Handler;
+            case Mnemonic.Shl: case Mnemonic.Sal: case Mnemonic.Shr: case Mnemonic.Sar:
+                // By CL only on a register: a count of 0 reads memory without asking for write access (Handlers/Shift.cs).
+                if (n != 2) return Form.Handler;
+                return IsCountInCl(ref d) ? d.Op0IsMem ? Form.Handler : Form.Shift : (d.Imm & 0x1F) != 0 ? Form.Shift : Form.Handler;
+            case Mnemonic.Imul:
+                return n is 2 or 3 && d.Size is 2 or 4 ? Form.Imul : Form.Handler;
         }
         if (insn.IsJccShortOrNear) return last ? Form.Jcc : Form.Handler;
         if (insn.Mnemonic is >= Mnemonic.Seta and <= Mnemonic.Setp || insn.Mnemonic == Mnemonic.Sets) return Form.Setcc;
@@ -111,6 +117,8 @@ internal sealed partial class BlockEmitter
                 StoreReg(d.R0, s);
                 break;
             case Form.Alu: EmitAlu(ctx, ref d); break;
+            case Form.Shift: EmitShift(ctx, ref d); break;
+            case Form.Imul: EmitImul(ctx, ref d); break;
             case Form.IncDec: case Form.Neg: case Form.Not: EmitUnary(ctx, ref d, f); break;
             case Form.Xchg:
             {
