@@ -113,6 +113,16 @@ public sealed class LiveInputs : IRunInputs, IDisposable
 
     public ulong TimerDelay(ulong icount) => _chaos?.TimerDelay(icount) ?? 0;
 
+    /// <summary>These inputs as a struct type argument of XenMachine.Run&lt;TInputs&gt;: the run loop is compiled for them, the stop checks inlined.</summary>
+    public readonly struct Direct(LiveInputs inputs) : IRunInputs
+    {
+        public ulong NextPoll(ulong icount) => inputs.NextPoll(icount);
+        public bool Poll(XenMachine machine, bool blocked) => inputs.Poll(machine, blocked);
+        public bool WaitForInput(XenMachine machine) => inputs.WaitForInput(machine);
+        public ulong TimerDelay(ulong icount) => inputs.TimerDelay(icount);
+        public bool StopRequested => inputs.StopRequested;
+    }
+
     /// <summary>Stops offering input; the stdin thread is a background thread and ends with the process.</summary>
     public void Dispose() => _stop = true;
 

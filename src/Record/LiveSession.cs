@@ -221,7 +221,7 @@ public sealed class LiveSession : IDisposable
     public LiveResult Run()
     {
         var sw = Stopwatch.StartNew();
-        MachineExit exit = Machine.Run(_req.MaxInstructions, _req.WrapInputs?.Invoke(_inputs) ?? _inputs);
+        MachineExit exit = _req.WrapInputs is { } wrap ? Machine.Run(_req.MaxInstructions, wrap(_inputs)) : Machine.Run(_req.MaxInstructions, new LiveInputs.Direct(_inputs));
         sw.Stop();
         if (_writer != null)
         {

@@ -54,7 +54,7 @@ public sealed class ReplayInputs : IRunInputs
 
     public bool StopRequested
     {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get => Diverged || Break || PrefixEnded || _machine.Icount >= SliceEnd || AtRecordedStop;
     }
 
@@ -70,12 +70,12 @@ public sealed class ReplayInputs : IRunInputs
     /// (<see cref="PollPeriod"/>): they inject nothing, but give the CPU the recording's slices and
     /// so its compiled regions.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong NextPoll(ulong icount) => Break ? icount
         : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue),
             Math.Min(InputsUsedUp ? ulong.MaxValue : _console.NextPoll(icount), _checkpoints.NextPoll(icount)));
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Poll(XenMachine machine, bool blocked)
     {
         _checkpoints.Poll(machine);
@@ -97,6 +97,19 @@ public sealed class ReplayInputs : IRunInputs
 
     public bool WaitForInput(XenMachine machine) => _console.WaitForInput(machine);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong TimerDelay(ulong icount) => _chaos?.TimerDelay(icount) ?? 0;
+
+    /// <summary>
+    /// These inputs as a struct type argument of XenMachine.Run&lt;TInputs&gt;: the replay's run loop
+    /// is compiled for them, with the stop checks inlined into it (not calls through IRunInputs).
+    /// </summary>
+    public readonly struct Direct(ReplayInputs inputs) : IRunInputs
+    {
+        public ulong NextPoll(ulong icount) => inputs.NextPoll(icount);
+        public bool Poll(XenMachine machine, bool blocked) => inputs.Poll(machine, blocked);
+        public bool WaitForInput(XenMachine machine) => inputs.WaitForInput(machine);
+        public ulong TimerDelay(ulong icount) => inputs.TimerDelay(icount);
+        public bool StopRequested => inputs.StopRequested;
+    }
 }

@@ -13,5 +13,6 @@ public static class PollPeriod
     public const ulong Instructions = 100_000;
 
     /// <summary>The next periodic poll after <paramref name="icount"/> (saturating).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public static ulong After(ulong icount) => ulong.MaxValue - icount < Instructions ? ulong.MaxValue : icount + Instructions;
 }

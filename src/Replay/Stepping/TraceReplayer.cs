@@ -300,7 +300,7 @@ public sealed class TraceReplayer
                 _delivered = false;
                 MachineRuns++;
                 Inputs.SliceEnd = single ? ulong.MaxValue : Icount + Math.Min(SliceLength, ulong.MaxValue - Icount);
-                var exit = Machine.Run(n, Inputs);
+                var exit = Machine.Run(n, new ReplayInputs.Direct(Inputs));
                 Inputs.SliceEnd = ulong.MaxValue;
                 // Stopped with no other reason to stop left: the slice ended (a pause, like a break).
                 bool broke = Inputs.Break || (exit.Kind == MachineExitKind.Stopped && !Inputs.StopRequested);
