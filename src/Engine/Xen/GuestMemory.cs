@@ -65,6 +65,12 @@ public sealed class GuestMemory
 
     public bool TryRead32(uint va, out uint v)
     {
+        // Within one page of RAM (nearly always): one translation and one read, as TryRead would do them.
+        if ((va & 0xFFF) <= 0xFFC && InGuestRange(va, 4))
+        {
+            if (!_cpu.Translate(va, Access.Read, false, out ulong pa)) { _cpu.ClearFault(); v = 0; return false; }
+            if (_cpu.Memory.Contains(pa, 4)) { v = _cpu.Memory.Read32(pa); return true; }
+        }
         Span<byte> b = stackalloc byte[4];
         bool ok = TryRead(va, b);
         v = ok ? BitConverter.ToUInt32(b) : 0;

@@ -273,6 +273,12 @@ public sealed partial class Hypervisor
 
     private bool WriteLinear32(uint lin, uint value)
     {
+        // Within one page of RAM (nearly always): one translation and one write, as the loop below would do them.
+        if ((lin & 0xFFF) <= 0xFFC)
+        {
+            if (!Cpu.Translate(lin, Access.Write, false, out ulong at)) { Cpu.ClearFault(); return false; }
+            if (Cpu.Memory.Contains(at, 4)) { Cpu.Memory.Write32(at, value); return true; }
+        }
         Span<byte> b = stackalloc byte[4];
         BitConverter.TryWriteBytes(b, value);
         for (int i = 0; i < 4;)
@@ -413,14 +419,17 @@ public sealed partial class Hypervisor
         // Commit (the iret itself). Xen keeps the guest's real IF = 1 and IOPL = 0.
         var c = Cpu;
         c.ClearFault();
-        c.Segs[Seg.CS] = cs;
-        c.Segs[Seg.SS] = loaded[5];
+        var segs = c.Segs;
+        segs[Seg.CS] = cs;
+        segs[Seg.SS] = loaded[5];
         for (int i = 0; i < 4; i++)
         {
-            var s = loaded[i];
+            // Read in place and copied once (a copy through the stack costs a store-forwarding stall per segment).
+            ref readonly SegmentCache s = ref loaded[i];
+            ref SegmentCache into = ref segs[ISegmentLoader.ReturnSegments[i]];
             // iret to an outer ring nulls data segments the new CPL may not use (SDM vol. 2 IRET).
-            if (s.Usable && (!s.IsCode || !s.Conforming) && s.Dpl < rpl) s = SegmentCache.Null(0);
-            c.Segs[ISegmentLoader.ReturnSegments[i]] = s;
+            if (s.Usable && (!s.IsCode || !s.Conforming) && s.Dpl < rpl) into = SegmentCache.Null(0);
+            else into = s;
         }
         c.Eip = _f.Eip;
         c.Esp = _f.Esp;

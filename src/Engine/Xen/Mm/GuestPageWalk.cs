@@ -72,10 +72,14 @@ internal struct WalkMemo
     public readonly bool Holds(PagingFormat fmt, uint rootMfn, uint va)
     {
         if (!_valid || rootMfn != _root || va >> 12 != _page) return false;
-        var mem = fmt.Mem;
-        if (!fmt.Pae) return mem.Read32(_l2At) == _l2e && mem.Read32(_l1At) == _l1e;
-        return mem.Read64(_l3At) == _l3e && mem.Read64(_l2At) == _l2e && mem.Read64(_l1At) == _l1e;
+        // The entries' addresses are those of a walk that read them, so they lie in RAM: read it directly.
+        var ram = fmt.Mem.Ram;
+        if (!fmt.Pae) return Entry32(ram, _l2At) == _l2e && Entry32(ram, _l1At) == _l1e;
+        return Entry64(ram, _l3At) == _l3e && Entry64(ram, _l2At) == _l2e && Entry64(ram, _l1At) == _l1e;
     }
+
+    private static ulong Entry64(byte[] ram, ulong at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(ram.AsSpan((int)at, 8));
+    private static uint Entry32(byte[] ram, ulong at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(ram.AsSpan((int)at, 4));
 
     /// <summary>
     /// <see cref="GuestPageWalk.TranslateRead"/> (the same reads and checks, in the same order),
