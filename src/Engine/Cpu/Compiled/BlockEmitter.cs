@@ -151,7 +151,7 @@ internal sealed partial class BlockEmitter
         var list = new List<uint>(2);
         if (!b.Chainable || !b.Code32) return list;
         for (int i = 0; i < b.Count; i++)
-            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler) return list;
+            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !PureHandlers.KeepsLinking(ref b.Insns[i])) return list;
         ref DecodedInsn last = ref b.Insns[b.Count - 1];
         switch (Classify(ref last, true))
         {
@@ -236,6 +236,9 @@ internal sealed partial class BlockEmitter
     /// </summary>
     private void EmitBranchToMember(int m, uint target)
     {
+        // Registers a pure handler left in the CPU are loaded on this path only (a jcc's other path or a
+        // ret's next compare loads them again): _loaded is restored below.
+        int loaded = _loaded;
         for (int r = 0; r < 8; r++) EnsureLoaded(r);
         SyncIcount(_synced, _b.Count);
         var s = Snapshot() with { Synced = _b.Count };
@@ -273,6 +276,7 @@ internal sealed partial class BlockEmitter
                 break;
         }
         _il.Emit(OpCodes.Br, _starts[m]);
+        _loaded = loaded;
     }
 
     /// <summary>The CPU's lazy flag fields into the flag locals (the dynamic state).</summary>

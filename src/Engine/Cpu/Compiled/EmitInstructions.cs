@@ -412,14 +412,15 @@ internal sealed partial class BlockEmitter
     /// <summary>
     /// An instruction without a translation runs its handler as the block cache would: state in
     /// the CPU, EIP at the next instruction, Icount at this one; afterwards registers are reloaded
-    /// lazily and a set exit flag leaves the block at this instruction.
+    /// lazily and a set exit flag leaves the block at this instruction. Unless the handler is one of
+    /// <see cref="PureHandlers"/>, the member then ends without branching to another member.
     /// </summary>
     private void EmitHandlerCall(int i, ref DecodedInsn d)
     {
         Spill(Snapshot());
         _dirty = 0;
         _flags = FlagState.Cpu;
-        _handlerRan = true;
+        _handlerRan |= !PureHandlers.KeepsLinking(ref d);
         uint eip = d.Eip, next = d.NextEip;
         StoreField(FEip, () => Ldc((int)next));
         StoreField(FInsnEip, () => Ldc((int)eip));
