@@ -71,29 +71,38 @@ public sealed class ReplayInputs : IRunInputs
     /// so its compiled regions.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ulong NextPoll(ulong icount) => Break ? icount
-        : Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue),
-            Math.Min(InputsUsedUp ? ulong.MaxValue : _console.NextPoll(icount), _checkpoints.NextPoll(icount)));
+    public ulong NextPoll(ulong icount)
+    {
+        if (Break) return icount;
+        ulong next = Math.Min(Math.Min(PollPeriod.After(icount), _stopAt >= icount ? _stopAt : ulong.MaxValue), _checkpoints.NextPoll(icount));
+        // Console input due before that stop needs it sooner; none can be when no input at all lies before it.
+        return NoInputBefore(next) ? next : Math.Min(next, _console.NextPoll(icount));
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Poll(XenMachine machine, bool blocked)
     {
         _checkpoints.Poll(machine);
-        return !InputsUsedUp && _console.Poll(machine);
+        ulong icount = machine.Icount;
+        return !NoInputBefore(icount == ulong.MaxValue ? icount : icount + 1) && _console.Poll(machine);
     }
 
     /// <summary>
+    /// True when no recorded input lies before <paramref name="icount"/>, known without reading on (the
+    /// cursor has met the end of its inputs) or without waiting for a chunk being read (InputCursor.NoInputBefore):
+    /// the console replayer would find none due, and asking it would look through the chunks ahead now.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool NoInputBefore(ulong icount) => Cursor is { } c && (c.KnownAtEnd || c.NoInputBefore(icount));
+
+    /// <summary>
     /// The input cursor behind the queue, when the queue reads one (a replayer's; null otherwise).
-    /// Once it knows it has no inputs left, no console input can be due: <see cref="NextPoll"/> and
-    /// <see cref="Poll"/> skip asking the queue at every stop (what it would answer: none).
+    /// While it knows that no input lies before the next stop (it has none left, or the chunks it has
+    /// not looked through yet all start later), no console input can be due: <see cref="NextPoll"/> and
+    /// <see cref="Poll"/> skip asking the queue (what it would answer: none due), so the replay does not
+    /// wait for chunks still being read on the thread pool before it runs.
     /// </summary>
     public Streaming.InputCursor? Cursor { get; init; }
-
-    private bool InputsUsedUp
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => Cursor is { KnownAtEnd: true };
-    }
 
     public bool WaitForInput(XenMachine machine) => _console.WaitForInput(machine);
 

@@ -54,6 +54,9 @@ public sealed class ReplaySession
         var m = replayer.Machine;
         Progress = () => (m.Icount, replayer.RecordedEnd);
         replayer.Step(new StepConstraints { ToIcount = _to });
+        // The input cursor looks on to the next input (or the end), as the replay's first look once did before
+        // the first instruction: damage in a trace without inputs is reported even by a replay that stopped short of it.
+        _ = replayer.NextInput;
         var verifier = replayer.Verifier;
         MachineExit exit = replayer.Exit
             ?? new MachineExit(verifier.First != null ? MachineExitKind.Stopped : MachineExitKind.InstructionLimit,

@@ -47,13 +47,13 @@ public class ReplaySlicesTests
 
 /// <summary>
 /// The input cursor looks ahead for the next input before the checks reach a chunk (a trace without
-/// inputs is looked through at once); the chunks it decodes are kept for the checks (ChunkCache.InputsIn),
-/// so a replay reads each chunk once.
+/// inputs is looked through while the guest runs, as far as the chunks read on the thread pool allow at
+/// each stop); the chunks it decodes are kept for the checks (ChunkCache.InputsIn), so a replay reads each
+/// chunk once.
 /// </summary>
 public class ChunkReadsTests
 {
-    [Fact]
-    public void AReplayWithoutInputsReadsEachChunkOnce()
+    private static readonly Lazy<byte[]> Ticker = new(() =>
     {
         var trace = new MemoryStream();
         using (var s = new LiveSession(new LiveRequest
@@ -62,11 +62,52 @@ public class ChunkReadsTests
             Trace = trace, ConsoleOutput = Stream.Null, // virtual clock: no inputs; chunks of the default size
         }))
             Assert.Equal(MachineExitKind.PoweredOff, s.Run().Exit.Kind);
-        using var reader = TraceReader.Open(new MemoryStream(trace.ToArray()));
+        return trace.ToArray();
+    });
+
+    [Fact]
+    public void AReplayWithoutInputsReadsEachChunkOnce()
+    {
+        using var reader = TraceReader.Open(new MemoryStream(Ticker.Value));
         Assert.InRange(reader.Index.Count, 3, Streaming.ChunkCache.AheadCapacity);
         var replay = new TraceReplayer(reader);
         Assert.Equal(StopKind.EndOfTrace, replay.Step(new StepConstraints()).Kind);
         Assert.Null(replay.Verifier.First);
         Assert.Equal(reader.Index.Count, replay.Chunks.ChunksRead);
+        Assert.True(replay.Inputs.Cursor!.KnownAtEnd);
+    }
+
+    [Fact]
+    public void AReplayWithoutInputsStartsBeforeItsChunksAreLookedThrough()
+    {
+        using var reader = TraceReader.Open(new MemoryStream(Ticker.Value));
+        var replay = new TraceReplayer(reader);
+        // Built and ready to run with only the first chunk read (its checks): no wait for the look through every chunk.
+        Assert.Equal(1, replay.Chunks.ChunksRead);
+        Assert.False(replay.Inputs.Cursor!.KnownAtEnd);
+        Assert.Equal(StopKind.EndOfTrace, replay.Step(new StepConstraints()).Kind);
+        Assert.Null(replay.Verifier.First);
+        Assert.Equal(reader.Index.Count, replay.Chunks.ChunksRead);
+    }
+
+    [Fact]
+    public void DamageInATraceWithoutInputsIsReportedByAReplayThatStopsShortOfIt()
+    {
+        byte[] damaged = (byte[])Ticker.Value.Clone();
+        ulong to;
+        long offset;
+        using (var intact = TraceReader.Open(new MemoryStream(Ticker.Value)))
+        {
+            offset = intact.Index[^1].Offset;
+            to = intact.Index[0].LastIcount;
+        }
+        damaged[offset + 20] ^= 0xFF;
+        using var reader = TraceReader.Open(new MemoryStream(damaged));
+        var r = new ReplaySession(reader, null, to).Run();
+        // The replay stopped in the first chunk; the input cursor still looks on to the end and meets the damage.
+        Assert.Null(r.Divergence);
+        Assert.True(r.Exit.Icount >= to && r.Exit.Icount < reader.Index[1].LastIcount);
+        Assert.Equal(TraceError.DamagedChunk, r.Damage!.Error);
+        Assert.Equal(offset, r.Damage.Offset);
     }
 }

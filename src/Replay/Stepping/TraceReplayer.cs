@@ -137,8 +137,12 @@ public sealed class TraceReplayer
     /// <summary>Where a step must end: one past a prefix's last held event (using everything up ends it sooner); a complete trace ends when the guest's run does.</summary>
     private ulong CurrentEnd => IsPrefix ? HeldEnd + 1 : ulong.MaxValue;
 
-    /// <summary>Every recorded event, checks and inputs alike, has been used, and there are no more (reading on finds the end or damage).</summary>
-    private bool UsedUp => _inputs.Peek == null && Verifier.AtEnd && IsPrefix;
+    /// <summary>
+    /// Every recorded event, checks and inputs alike, has been used, and there are no more (reading on
+    /// finds the end or damage). The checks are asked first: while the next one is held, nothing is read
+    /// (the input cursor looks through a trace without inputs while the guest runs, ReplayInputs.NextPoll).
+    /// </summary>
+    private bool UsedUp => !Verifier.NextHeld && Verifier.AtEnd && _inputs.Peek == null && IsPrefix;
 
     private void AfterInputTaken()
     {
@@ -160,13 +164,12 @@ public sealed class TraceReplayer
 
     /// <summary>
     /// The common case after a match, decided without reading: the next recorded check is held, so
-    /// not everything is used up, and <see cref="UsedUp"/> would read nothing either (the input cursor
-    /// knows its next input or its end).
+    /// not everything is used up, and <see cref="UsedUp"/> would read nothing either.
     /// </summary>
     private bool NothingToCheck
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => Verifier.NextHeld && _inputs.NextKnown;
+        get => Verifier.NextHeld;
     }
 
     /// <summary>Ends the current <see cref="Step"/> at the next slice boundary (callable from another thread).</summary>

@@ -91,6 +91,25 @@ public sealed class ChunkCache
         }
     }
 
+    /// <summary>
+    /// True when <see cref="InputsIn"/> would answer for chunk <paramref name="index"/> without waiting
+    /// for a read or reading on the calling thread: its count is known, it is held decoded, its read on
+    /// the thread pool has finished, or it lies past the held events. Otherwise false, and the chunk is
+    /// set reading if it is not (so a later ask finds it ready). Reads, checks and damage are as ever:
+    /// the answer only says whether asking now would wait.
+    /// </summary>
+    public bool InputsReady(int index)
+    {
+        if (index >= Math.Min(HeldChunks, ChunkCount) || (_inputCounts != null && _inputCounts[index] >= 0) || _ahead.ContainsKey(index)) return true;
+        foreach (var (i, events) in _recent)
+            if (i == index && events is ChunkEvents) return true;
+        if (_ahead.Count >= AheadCapacity) return false; // InputsIn would check it on the calling thread
+        if (_reading.TryGetValue(index, out var task)) return task.IsCompleted;
+        var chunk = _reader.Index[index];
+        _reading[index] = Task.Run(() => _reader.ReadChunk(chunk));
+        return false;
+    }
+
     /// <summary>Event chunks read from the trace so far (decompressed, checked and decoded), counting each time one is.</summary>
     public long ChunksRead { get; private set; }
 
@@ -222,20 +241,27 @@ public sealed class EventCursor
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool PeekAt(out IReadOnlyList<TraceEvent> events, out int index)
     {
+        if (_at == null && !_atEnd) LookOn(wait: true);
         index = _event;
-        if (_at != null)
-        {
-            events = _at;
-            return true;
-        }
-        events = null!; // read only when true is returned
-        if (_atEnd) return false;
+        events = _at!; // read only when true is returned
+        return _at != null;
+    }
+
+    /// <summary>
+    /// Moves on to the next selected event (sets _at) or the end (_atEnd). With <paramref name="wait"/>
+    /// false, a cursor over inputs stops instead at the first chunk whose input count is not known
+    /// without waiting for its read (<see cref="ChunkCache.InputsReady"/>) and returns false, having
+    /// passed only chunks without inputs, as a waiting look would have.
+    /// </summary>
+    private bool LookOn(bool wait)
+    {
         // Damage ends the events (ChunkCache.TryGet): a replay verifies the ones before it.
         while (true)
         {
             // A cursor over inputs passes a chunk without any unread (ChunkCache.InputsIn: checked, not kept).
             if (_inputs && _current == null && _event == 0)
             {
+                if (!wait && !_chunks.InputsReady(_chunk)) return false;
                 int? inputs = _chunks.InputsIn(_chunk);
                 if (inputs == null) break;
                 if (inputs == 0)
@@ -247,8 +273,7 @@ public sealed class EventCursor
             if ((_current ??= _chunks.TryGet(_chunk)) is not { } chunk) break;
             if (chunk is ChunkEvents columns ? Find(columns) : Find(chunk))
             {
-                index = _event;
-                events = _at = chunk;
+                _at = chunk;
                 return true;
             }
             _chunk++;
@@ -256,7 +281,24 @@ public sealed class EventCursor
             _current = null;
         }
         _atEnd = true;
-        return false;
+        return true;
+    }
+
+    /// <summary>
+    /// For a cursor over inputs: true when no selected event lies at an instruction count below
+    /// <paramref name="icount"/>, told without waiting for a chunk being read. The cursor looks on as
+    /// far as it can without waiting (<see cref="LookOn"/>); stopped at a chunk still being read, it
+    /// answers from that chunk's index entry: every held event of it and of the chunks after it is at
+    /// or after its first count (TraceReader.ReadChunk finds a chunk that disagrees with its index
+    /// entry damaged, and damage ends the events). False only means "not known without waiting".
+    /// </summary>
+    public bool NoneBefore(ulong icount)
+    {
+        if (_at == null && !_atEnd && !LookOn(wait: false))
+            return _chunks.Reader.Index[_chunk].FirstIcount >= icount;
+        if (_atEnd) return true;
+        var at = _at!;
+        return (at is ChunkEvents c ? c.IcountAt(_event) : at[_event].Icount) >= icount;
     }
 
     /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
@@ -345,6 +387,13 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
 
     /// <summary>Every input has been taken, and that is known without reading (<see cref="EventCursor.KnownAtEnd"/>).</summary>
     public bool KnownAtEnd => _cursor.KnownAtEnd;
+
+    /// <summary>
+    /// True when no input lies before instruction <paramref name="icount"/>, known without waiting for a
+    /// chunk being read (<see cref="EventCursor.NoneBefore"/>): a replay asks this at every stop before it
+    /// asks <see cref="Peek"/>, so a trace without inputs is looked through while the guest runs.
+    /// </summary>
+    public bool NoInputBefore(ulong icount) => _cursor.NoneBefore(icount);
 
     public void Take()
     {
