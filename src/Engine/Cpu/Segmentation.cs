@@ -112,6 +112,15 @@ public sealed partial class X86Cpu
     /// <summary>Loads DS/ES/FS/GS (or SS when seg is SS) with all checks; false (state unchanged) on a fault.</summary>
     public bool LoadSegment(int seg, ushort sel)
     {
+        // A load the cache can answer is answered with the full load's result (SelectorLoadCache); a
+        // null data selector reads no table. A pending fault would make the full load fail: never then.
+        byte rules = SelectorLoadCache.RulesOf(seg);
+        var loads = SegmentLoads;
+        if (loads != null && !Faulted && (sel & 0xFFFC) != 0 && loads.TryGet(rules, sel, Cpl, out SegmentCache known))
+        {
+            Segs[seg] = known;
+            return true;
+        }
         SegmentCache s; uint addr; ulong desc;
         bool ok = seg == Seg.SS
             ? CheckStackSegment(sel, Cpl, Vectors.GP, 0, out s, out addr, out desc)
@@ -119,8 +128,12 @@ public sealed partial class X86Cpu
         if (!ok) return false;
         if ((sel & 0xFFFC) != 0 && !MarkAccessed(addr, desc)) return false;
         Segs[seg] = s;
+        if (loads != null && (sel & 0xFFFC) != 0) loads.Add(rules, sel, Cpl, s);
         return true;
     }
+
+    /// <summary>Earlier segment loads that <see cref="LoadSegment"/> may answer from (null: every load in full); shared with Xen's return path.</summary>
+    internal SelectorLoadCache? SegmentLoads { get; set; }
 
     /// <summary>
     /// After a return to an outer privilege level: DS, ES, FS and GS holding data or non-conforming code

@@ -26,10 +26,18 @@ public sealed class CpuSegmentLoader : ISegmentLoader
         _mm = mm;
         _cache = new SelectorLoadCache(cpu);
         _return = new ReturnLoadMemo(cpu, _cache);
+        cpu.SegmentLoads = _cache;
     }
 
-    /// <summary>Use the cache of earlier loads (on by default; it never changes a result, only the time a load takes).</summary>
-    public bool Caching { get; set; } = true;
+    /// <summary>
+    /// Use the cache of earlier loads, here and in the CPU's own segment loads (on by default; it never
+    /// changes a result, only the time a load takes).
+    /// </summary>
+    public bool Caching
+    {
+        get => _cpu.SegmentLoads != null;
+        set => _cpu.SegmentLoads = value ? _cache : null;
+    }
 
     /// <summary>Loads answered by the cache (for tests).</summary>
     internal long Hits { get; private set; }

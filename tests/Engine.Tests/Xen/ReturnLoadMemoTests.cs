@@ -16,10 +16,10 @@ namespace Replayvisor.Engine.Tests.Xen;
 /// </summary>
 public class ReturnLoadMemoTests
 {
-    private const int FirstEntry = 20, Entries = 4;
+    internal const int FirstEntry = 20, Entries = 4;
 
     /// <summary>Descriptors an entry is rewritten with: ring-1 and ring-3 data and code, conforming code, not present, accessed or not.</summary>
-    private static ulong Descriptor(Random r)
+    internal static ulong Descriptor(Random r)
     {
         uint dpl = (uint)r.Next(4) switch { 0 or 1 => 1u, 2 => 3u, _ => 0u };
         uint type = (uint)r.Next(5) switch
@@ -39,7 +39,7 @@ public class ReturnLoadMemoTests
     }
 
     /// <summary>A selector for load <paramref name="i"/> (DS, ES, FS, GS, CS, SS): one of the test's entries half the time, else Xen's flat ring-1 ones (or null data).</summary>
-    private static ushort Selector(Random r, int i)
+    internal static ushort Selector(Random r, int i)
     {
         if (r.Next(2) == 0) return (ushort)((FirstEntry + r.Next(Entries)) * 8 | (r.Next(3) == 0 ? 3 : 1));
         return i switch
@@ -50,18 +50,65 @@ public class ReturnLoadMemoTests
         };
     }
 
-    private static XenMachine NewMachine(bool caching, uint[] frames)
+    internal static XenMachine NewMachine(bool caching, uint[] frames)
     {
         var m = new XenTestGuest().Main(a => a.nop()).Machine(true, new XenMachineOptions { MemoryMiB = 8, SelectorLoadCache = caching });
         for (int i = 0; i < frames.Length; i++) frames[i] = TickerGuest.FreeMfn(m, i + 1);
         return m;
     }
 
-    private static void SetGdt(XenMachine m, uint frame, uint entries)
+    internal static void SetGdt(XenMachine m, uint frame, uint entries)
     {
         uint list = Scratch + 0x100;
         Write32(m, list, frame);
         Assert.Equal(0, m.Hypervisor.Call(2, new HypercallArgs(list, entries, 0, 0, 0, 0)));
+    }
+
+    /// <summary>Sometimes the same random change to both machines: a GDT entry's bytes, set_gdt, the GDTR limit alone, a TLB flush.</summary>
+    internal static void Mutate(Random r, XenMachine on, XenMachine off, uint[] framesOn)
+    {
+        int change = r.Next(40);
+        if (change < 3)
+        {
+            uint frame = framesOn[r.Next(2)];
+            ulong at = ((ulong)frame << 12) + (ulong)(FirstEntry + r.Next(Entries)) * 8;
+            ulong desc = Descriptor(r);
+            on.Cpu.Memory.Write64(at, desc);
+            off.Cpu.Memory.Write64(at, desc);
+        }
+        else if (change == 3)
+        {
+            uint frame = framesOn[r.Next(2)], entries = r.Next(2) == 0 ? 512u : (uint)(FirstEntry + r.Next(Entries + 1));
+            SetGdt(on, frame, entries);
+            SetGdt(off, frame, entries);
+        }
+        else if (change == 4)
+        {
+            // The table register alone, with no TLB flush (as a restored context could leave it).
+            uint limit = r.Next(2) == 0 ? 0xFFFFu : (uint)(FirstEntry + r.Next(Entries + 1)) * 8 - 1;
+            on.Cpu.GdtrLimit = off.Cpu.GdtrLimit = limit;
+        }
+        else if (change == 5)
+        {
+            on.Cpu.FlushTlb();
+            off.Cpu.FlushTlb();
+        }
+    }
+
+    /// <summary>Two identical machines, one loading through the caches and one in full, with the test's GDT entries cleared and the first frame as GDT.</summary>
+    internal static (XenMachine On, XenMachine Off, uint[] Frames) Pair()
+    {
+        uint[] framesOn = new uint[2], framesOff = new uint[2];
+        var on = NewMachine(true, framesOn);
+        var off = NewMachine(false, framesOff);
+        Assert.Equal(framesOff, framesOn);
+        foreach (var m in new[] { on, off })
+        {
+            foreach (uint f in framesOn)
+                for (int e = 0; e < Entries; e++) m.Cpu.Memory.Write64(((ulong)f << 12) + (ulong)(FirstEntry + e) * 8, 0);
+            SetGdt(m, framesOn[0], 512);
+        }
+        return (on, off, framesOn);
     }
 
     [Theory]
@@ -70,49 +117,15 @@ public class ReturnLoadMemoTests
     [InlineData(3)]
     public void ReturnsAnsweredAtOnceEqualTheFullLoads(int seed)
     {
-        uint[] framesOn = new uint[2], framesOff = new uint[2];
-        var on = NewMachine(true, framesOn);
-        var off = NewMachine(false, framesOff);
-        Assert.Equal(framesOff, framesOn);
+        var (on, off, framesOn) = Pair();
         var r = new Random(seed);
-        foreach (var m in new[] { on, off })
-        {
-            foreach (uint f in framesOn)
-                for (int e = 0; e < Entries; e++) m.Cpu.Memory.Write64(((ulong)f << 12) + (ulong)(FirstEntry + e) * 8, 0);
-            SetGdt(m, framesOn[0], 512);
-        }
         ushort[] selectors = new ushort[6];
         var scratchOn = new SegmentCache[6];
         var scratchOff = new SegmentCache[6];
         int answered = 0, loaded = 0;
         for (int step = 0; step < 20_000; step++)
         {
-            int change = r.Next(40);
-            if (change < 3)
-            {
-                uint frame = framesOn[r.Next(2)];
-                ulong at = ((ulong)frame << 12) + (ulong)(FirstEntry + r.Next(Entries)) * 8;
-                ulong desc = Descriptor(r);
-                on.Cpu.Memory.Write64(at, desc);
-                off.Cpu.Memory.Write64(at, desc);
-            }
-            else if (change == 3)
-            {
-                uint frame = framesOn[r.Next(2)], entries = r.Next(2) == 0 ? 512u : (uint)(FirstEntry + r.Next(Entries + 1));
-                SetGdt(on, frame, entries);
-                SetGdt(off, frame, entries);
-            }
-            else if (change == 4)
-            {
-                // The table register alone, with no TLB flush (as a restored context could leave it).
-                uint limit = r.Next(2) == 0 ? 0xFFFFu : (uint)(FirstEntry + r.Next(Entries + 1)) * 8 - 1;
-                on.Cpu.GdtrLimit = off.Cpu.GdtrLimit = limit;
-            }
-            else if (change == 5)
-            {
-                on.Cpu.FlushTlb();
-                off.Cpu.FlushTlb();
-            }
+            Mutate(r, on, off, framesOn);
             // Mostly the same selectors as the last return (what the memo is for), sometimes new ones.
             if (step == 0 || r.Next(4) == 0)
                 for (int i = 0; i < 6; i++) selectors[i] = Selector(r, i);

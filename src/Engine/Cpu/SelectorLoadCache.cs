@@ -1,12 +1,11 @@
-using Replayvisor.Engine.Cpu;
-
-namespace Replayvisor.Engine.Xen;
+namespace Replayvisor.Engine.Cpu;
 
 /// <summary>
-/// The results of earlier successful selector loads of Xen's return path (<see cref="CpuSegmentLoader"/>),
-/// so the six loads of every return to the guest (DS, ES, FS, GS, then CS and SS for the iret) do not
-/// repeat the descriptor checks while nothing they read has changed (docs/xen-model.md "Selector
-/// loads on the return path").
+/// The results of earlier successful selector loads, so loads that repeat (the six of every return to
+/// the guest on Xen's return path, Xen.CpuSegmentLoader; a guest's own mov/pop to DS, ES, FS, GS, SS,
+/// X86Cpu.LoadSegment) do not repeat the descriptor checks while nothing they read has changed
+/// (docs/xen-model.md "Selector loads on the return path"). One instance serves both: an entry is the
+/// same load whoever makes it.
 /// <para>
 /// An entry is keyed by the rule set (data, stack, code), the selector and the privilege, and a hit is
 /// checked against the machine as it is now, against everything the full load would read: the table
@@ -48,9 +47,14 @@ internal sealed class SelectorLoadCache(X86Cpu cpu)
     {
         ref Entry e = ref _entries[Slot(sel, rules, cpl)];
         result = e.Result;
-        return e.Valid && e.Selector == sel && e.Rules == rules && e.Cpl == cpl
+        bool hit = e.Valid && e.Selector == sel && e.Rules == rules && e.Cpl == cpl
             && TableUnchanged(in e) && ReadDescriptor(e.TableBase + (uint)(sel & 0xFFF8), out ulong desc) && desc == e.Descriptor;
+        if (hit) Hits++;
+        return hit;
     }
+
+    /// <summary>Loads answered (for tests).</summary>
+    internal long Hits { get; private set; }
 
     /// <summary>
     /// True when <see cref="TryGet"/> would answer this load with <paramref name="result"/> now; then
