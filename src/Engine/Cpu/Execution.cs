@@ -210,7 +210,7 @@ public sealed partial class X86Cpu
             var region = b.Compiled!;
             // Branches inside the region skip the same checks as the chaining below: allowed only when none applies.
             ulong epoch = _hostBreaks == null && (Dr[7] & 0xFF) == 0 && (FlagsReg & Fl.TF) == 0 ? ChainEpoch : ulong.MaxValue;
-            int r = region.Code(this, region.Members, epoch);
+            int r = region.Code(region.Members, epoch);
             if (r < 0)
             {
                 _blocks.Current = 0;
@@ -250,7 +250,7 @@ public sealed partial class X86Cpu
 
     private void Compile(Block b)
     {
-        var (il, blocks) = Compiled.BlockCompiler.Compile(b, _blocks, Memory);
+        var (il, blocks) = Compiled.BlockCompiler.Compile(b, _blocks, Memory, this);
         if (il == 0) { CompiledCodeReused += blocks; return; }
         CompiledIlBytes += il;
         BlocksCompiled += blocks;

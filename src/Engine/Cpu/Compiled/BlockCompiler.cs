@@ -15,9 +15,11 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 /// as for the block cache); -1 when an entry assumption (a 32-bit stack segment) does not hold and
 /// nothing ran. Branches between members are taken only while <paramref name="chainEpoch"/> is the
 /// CPU's <see cref="X86Cpu.ChainEpoch"/> (the caller passes ulong.MaxValue to forbid them) and the
-/// next member fits the instruction budget.
+/// next member fits the instruction budget. The delegate is bound to its CPU (the DynamicMethod's
+/// first parameter): a call through a delegate closed over its first argument passes the arguments
+/// as they are, where an open static one goes through a shuffle thunk on every region entry.
 /// </summary>
-internal delegate int CompiledCode(X86Cpu cpu, Block[] members, ulong chainEpoch);
+internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
 
 /// <summary>
 /// The compiled tier: translates a hot block, with the blocks of its page it branches to, to IL (a
@@ -31,7 +33,7 @@ public static class BlockCompiler
     // Compiled code is a function of its blocks' bytes, addresses and code size only (every
     // constant it holds comes from decoding them), so machines in one process share it: a
     // replay after a recording, a restored snapshot or a second run skips the compile.
-    private static readonly ConcurrentDictionary<string, (CompiledCode Code, int IlBytes)> Shared = new();
+    private static readonly ConcurrentDictionary<string, (DynamicMethod Method, int IlBytes)> Shared = new();
     private const int MaxShared = 1 << 16;
 
     /// <summary>
@@ -39,7 +41,7 @@ public static class BlockCompiler
     /// from the process-wide cache or by compiling it. Returns the IL bytes emitted (0 when the
     /// code was reused) and the number of blocks in the region.
     /// </summary>
-    public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory)
+    public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory, X86Cpu cpu)
     {
         Block[] members = CompiledRegion.Form(head, cache);
         foreach (var m in members)
@@ -50,12 +52,12 @@ public static class BlockCompiler
         string key = Key(members, memory);
         if (Shared.TryGetValue(key, out var hit))
         {
-            head.Compiled = new CompiledRegion(hit.Code, members);
+            head.Compiled = new CompiledRegion(Bind(hit.Method, cpu), members);
             return (0, members.Length);
         }
-        var code = Emit(members, out int ilBytes);
-        head.Compiled = new CompiledRegion(code, members);
-        if (Shared.Count < MaxShared) Shared.TryAdd(key, (code, ilBytes));
+        var method = Emit(members, out int ilBytes);
+        head.Compiled = new CompiledRegion(Bind(method, cpu), members);
+        if (Shared.Count < MaxShared) Shared.TryAdd(key, (method, ilBytes));
         return (ilBytes, members.Length);
     }
 
@@ -72,7 +74,9 @@ public static class BlockCompiler
         return sb.ToString();
     }
 
-    private static CompiledCode Emit(Block[] members, out int ilBytes)
+    private static CompiledCode Bind(DynamicMethod method, X86Cpu cpu) => (CompiledCode)method.CreateDelegate(typeof(CompiledCode), cpu);
+
+    private static DynamicMethod Emit(Block[] members, out int ilBytes)
     {
         // The registers the region's translations write are stored at its exits; should the
         // emitter find one more, it emits again storing all of them.
@@ -82,7 +86,7 @@ public static class BlockCompiler
         return TryEmit(members, 0xFF, out ilBytes, out _);
     }
 
-    private static CompiledCode TryEmit(Block[] members, int written, out int ilBytes, out int seen)
+    private static DynamicMethod TryEmit(Block[] members, int written, out int ilBytes, out int seen)
     {
         var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong)], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
@@ -90,6 +94,6 @@ public static class BlockCompiler
         e.Emit();
         seen = e.RegistersStored;
         ilBytes = il.ILOffset;
-        return (CompiledCode)dm.CreateDelegate(typeof(CompiledCode));
+        return dm;
     }
 }
