@@ -151,7 +151,7 @@ internal sealed partial class BlockEmitter
         var list = new List<uint>(2);
         if (!b.Chainable || !b.Code32) return list;
         for (int i = 0; i < b.Count; i++)
-            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !PureHandlers.KeepsLinking(ref b.Insns[i])) return list;
+            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !LinkingHandlers.KeepsLinking(ref b.Insns[i])) return list;
         ref DecodedInsn last = ref b.Insns[b.Count - 1];
         switch (Classify(ref last, true))
         {

@@ -413,14 +413,14 @@ internal sealed partial class BlockEmitter
     /// An instruction without a translation runs its handler as the block cache would: state in
     /// the CPU, EIP at the next instruction, Icount at this one; afterwards registers are reloaded
     /// lazily and a set exit flag leaves the block at this instruction. Unless the handler is one of
-    /// <see cref="PureHandlers"/>, the member then ends without branching to another member.
+    /// <see cref="LinkingHandlers"/>, the member then ends without branching to another member.
     /// </summary>
     private void EmitHandlerCall(int i, ref DecodedInsn d)
     {
         Spill(Snapshot());
         _dirty = 0;
         _flags = FlagState.Cpu;
-        _handlerRan |= !PureHandlers.KeepsLinking(ref d);
+        _handlerRan |= !LinkingHandlers.KeepsLinking(ref d);
         uint eip = d.Eip, next = d.NextEip;
         StoreField(FEip, () => Ldc((int)next));
         StoreField(FInsnEip, () => Ldc((int)eip));
