@@ -294,11 +294,31 @@ public sealed class EventCursor
     /// </summary>
     public bool NoneBefore(ulong icount)
     {
-        if (_at == null && !_atEnd && !LookOn(wait: false))
-            return _chunks.Reader.Index[_chunk].FirstIcount >= icount;
+        if (_at == null && !_atEnd)
+        {
+            // At the start of a chunk not looked at yet whose first count is not reached: no look needed
+            // (it comes when a stop lies past that count, when the checks are about to read the chunk too).
+            if (_current == null && _event == 0 && PendingFirstIcount() >= icount) return true;
+            if (!LookOn(wait: false)) return PendingFirstIcount() >= icount;
+        }
         if (_atEnd) return true;
         var at = _at!;
         return (at is ChunkEvents c ? c.IcountAt(_event) : at[_event].Icount) >= icount;
+    }
+
+    /// <summary>The chunk <see cref="NoneBefore"/> last stood at and its first count (asked at every stop: the index is not looked up each time).</summary>
+    private int _pendingChunk = -1;
+    private ulong _pendingFirst;
+
+    /// <summary>The first instruction count of chunk _chunk from its index entry; 0 when it is not a held chunk (so the cursor looks on and meets the end or damage).</summary>
+    private ulong PendingFirstIcount()
+    {
+        if (_pendingChunk != _chunk)
+        {
+            _pendingChunk = _chunk;
+            _pendingFirst = _chunk < Math.Min(_chunks.HeldChunks, _chunks.ChunkCount) ? _chunks.Reader.Index[_chunk].FirstIcount : 0;
+        }
+        return _pendingFirst;
     }
 
     /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
