@@ -14,7 +14,7 @@ public enum CcOp : byte
     /// for the undefined ones included (AF 0; OF by the count-1 formula; CF 0 past the width for shl).
     /// </summary>
     Shl, Shr, Sar,
-    /// <summary>imul with two or three operands (set by compiled code): CcRes the result, CcCarry 1 when it overflowed (CF = OF); SF ZF PF of the result, AF 0 (Handlers/MulDiv.cs).</summary>
+    /// <summary>imul with two or three operands, 32-bit mul and imul with one (set by compiled code): CcRes the result (its low half), CcCarry 1 when it overflowed (CF = OF); SF ZF PF of CcRes, AF 0 (Handlers/MulDiv.cs).</summary>
     Mul,
 }
 

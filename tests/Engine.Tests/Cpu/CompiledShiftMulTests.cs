@@ -4,7 +4,7 @@ using static Iced.Intel.AssemblerRegisters;
 namespace Replayvisor.Engine.Tests.Cpu;
 
 /// <summary>
-/// Shifts and imul translated by the compiled tier (lazy flags CcOp.Shl/Shr/Sar/Mul) give the
+/// Shifts, imul and one-operand mul translated by the compiled tier (lazy flags CcOp.Shl/Shr/Sar/Mul) give the
 /// interpreter's registers, memory, flags and counts at every stop, including a shift by CL = 0
 /// that must leave the flags of the instruction before it (SDM vol. 2 SAL/SAR/SHL/SHR: a count of
 /// 0 affects no flag).
@@ -46,6 +46,17 @@ public class CompiledShiftMulTests
             a.setl(__byte_ptr[esi + edi + 0x3400]);
             a.shr(dh, 1);
             a.setg(__byte_ptr[esi + edi + 0x3800]);
+            a.mul(ebx);                                // EDX:EAX, unsigned
+            a.seto(__byte_ptr[esi + edi + 0x3C00]);
+            a.imul(__dword_ptr[esi + edi * 4]);        // EDX:EAX, signed, from memory
+            a.setc(__byte_ptr[esi + edi + 0x4800]);
+            a.sets(__byte_ptr[esi + edi + 0x4C00]);
+            a.mov(ecx, edi);
+            a.and(ecx, 3);
+            a.imul(ecx);                               // small factors: no overflow
+            a.setno(__byte_ptr[esi + edi + 0x4A00]);
+            a.mul(__dword_ptr[esi + edi * 4 + 4]);
+            a.adc(ebx, edx);
             a.imul(cx, dx, -3);
             a.jo(skip);
             a.sal(bl, cl);

@@ -179,6 +179,7 @@ internal sealed partial class BlockEmitter
                 if (f == Form.Handler) continue;
                 w |= RegBit(d.R0, d.Size) | RegBit(d.R1, d.Size);
                 if (IsStackForm(f)) w |= 1 << Reg.ESP;
+                if (f == Form.Mul1) w |= 1 << Reg.EAX | 1 << Reg.EDX;
                 if (f == Form.Leave) w |= 1 << Reg.EBP;
             }
         return w;

@@ -16,7 +16,7 @@ internal sealed partial class BlockEmitter
     private enum Form
     {
         Handler, Nop, Mov, MovExtend, Lea, Alu, IncDec, Neg, Not, Xchg, Setcc, Cmovcc,
-        Push, Pop, Leave, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect, Shift, Imul,
+        Push, Pop, Leave, Jmp, Jcc, Call, Ret, JmpIndirect, CallIndirect, Shift, Imul, Mul1,
     }
 
     private static bool IsStackForm(Form f) => f is Form.Push or Form.Pop or Form.Leave or Form.Call or Form.Ret or Form.CallIndirect;
@@ -67,7 +67,10 @@ internal sealed partial class BlockEmitter
                 if (n != 2) return Form.Handler;
                 return IsCountInCl(ref d) ? d.Op0IsMem ? Form.Handler : Form.Shift : (d.Imm & 0x1F) != 0 ? Form.Shift : Form.Handler;
             case Mnemonic.Imul:
+                if (n == 1) return d.Size == 4 ? Form.Mul1 : Form.Handler;
                 return n is 2 or 3 && d.Size is 2 or 4 ? Form.Imul : Form.Handler;
+            case Mnemonic.Mul:
+                return n == 1 && d.Size == 4 ? Form.Mul1 : Form.Handler;
         }
         if (insn.IsJccShortOrNear) return last ? Form.Jcc : Form.Handler;
         if (insn.Mnemonic is >= Mnemonic.Seta and <= Mnemonic.Setp || insn.Mnemonic == Mnemonic.Sets) return Form.Setcc;
@@ -119,6 +122,7 @@ internal sealed partial class BlockEmitter
             case Form.Alu: EmitAlu(ctx, ref d); break;
             case Form.Shift: EmitShift(ctx, ref d); break;
             case Form.Imul: EmitImul(ctx, ref d); break;
+            case Form.Mul1: EmitMul1(ctx, ref d); break;
             case Form.IncDec: case Form.Neg: case Form.Not: EmitUnary(ctx, ref d, f); break;
             case Form.Xchg:
             {

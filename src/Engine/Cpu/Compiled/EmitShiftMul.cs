@@ -6,7 +6,7 @@ using Replayvisor.Engine.Cpu.Decode;
 namespace Replayvisor.Engine.Cpu.Compiled;
 
 /// <summary>
-/// shl/sal/shr/sar and two- and three-operand imul in IL, with their flags kept lazily
+/// shl/sal/shr/sar, two- and three-operand imul and 32-bit one-operand mul/imul in IL, with their flags kept lazily
 /// (<see cref="CcOp.Shl"/>, <see cref="CcOp.Mul"/>...): the results and flags of
 /// Handlers/Shift.cs and Handlers/MulDiv.cs (SDM vol. 2 SAL/SAR/SHL/SHR, IMUL).
 /// </summary>
@@ -132,5 +132,35 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldloc, r);
         StoreReg(d.R0, s);
         SetFlags(CcOp.Mul, s, r, null, null, ovf);
+    }
+
+    /// <summary>mul r/m32 and imul r/m32: EDX:EAX = EAX * source (unsigned, signed); CF = OF = the high half is needed (Handlers/MulDiv.cs).</summary>
+    private void EmitMul1(Ctx c, ref DecodedInsn d)
+    {
+        bool signed = d.Insn.Mnemonic == Mnemonic.Imul;
+        var src = Temp(); var lo = Temp(); var ovf = Temp();
+        var p = Temp64();
+        if (d.Op0IsMem) ReadMem(c, d.MemSeg, Ea(ref d), 4); else LoadReg(d.R0, 4);
+        _il.Emit(OpCodes.Stloc, src);
+        LoadReg(Reg.EAX, 4);
+        _il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+        _il.Emit(OpCodes.Ldloc, src);
+        _il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
+        _il.Emit(OpCodes.Mul);
+        _il.Emit(OpCodes.Stloc, p);
+        _il.Emit(OpCodes.Ldloc, p); _il.Emit(OpCodes.Conv_U4); _il.Emit(OpCodes.Stloc, lo);
+        // overflow: mul, a non-zero high half; imul, a product other than its low half sign-extended
+        _il.Emit(OpCodes.Ldloc, p);
+        if (signed) { _il.Emit(OpCodes.Ldloc, lo); _il.Emit(OpCodes.Conv_I8); }
+        else { Ldc(32); _il.Emit(OpCodes.Shr_Un); _il.Emit(OpCodes.Ldc_I4_0); _il.Emit(OpCodes.Conv_U8); }
+        _il.Emit(OpCodes.Ceq);
+        Ldc(0);
+        _il.Emit(OpCodes.Ceq);
+        _il.Emit(OpCodes.Stloc, ovf);
+        _il.Emit(OpCodes.Ldloc, lo);
+        StoreReg(Reg.EAX, 4);
+        _il.Emit(OpCodes.Ldloc, p); Ldc(32); _il.Emit(OpCodes.Shr_Un); _il.Emit(OpCodes.Conv_U4);
+        StoreReg(Reg.EDX, 4);
+        SetFlags(CcOp.Mul, 4, lo, null, null, ovf);
     }
 }
