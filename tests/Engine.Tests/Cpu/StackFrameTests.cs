@@ -135,4 +135,24 @@ public class StackFrameTests
         var m = Exec(CpuTier.BlockCache, a => { a.db(0x66, 0x68, 0xC1, 0x08); a.popf(); }, c => c.Eflags = Fl.AC | Fl.RF | 2);
         Assert.Equal(Fl.AC | Fl.RF | OF | SF | ZF | CF | 2, m.Cpu.Eflags);
     }
+    /// <summary>
+    /// pusha on an expand-down stack whose limit admits the frame's upper slots but not its lower
+    /// ones: #SS(0) before anything is written (the first slots' probes pass, a later one fails;
+    /// SDM vol. 3 §5.3 expand-down limits, vol. 2 PUSHA), ESP unchanged.
+    /// </summary>
+    [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
+    public void PushaOnAnExpandDownStackFaultsOnItsLowerSlots(CpuTier bc)
+    {
+        var m = Exec(bc, a => a.pushad(), c =>
+        {
+            // Expand-down, writable, accessed, present, 32-bit: valid offsets are (Top - 20, 0xFFFFFFFF].
+            var ss = new SegmentCache { Selector = 0x10, Base = 0, Limit = Top - 20, Attr = 0x80 | 0x10 | 0x7 | 0x400, Usable = true };
+            ss.Refresh();
+            c.Segs[Seg.SS] = ss;
+            c.Eax = 0x11111111;
+        });
+        Faulted(m, Vectors.SS, TestMachine.CodeBase, 0);
+        Assert.Equal(Top, m.Cpu.Esp);
+        Assert.Equal(0u, m.Memory.Read32(Top - 4)); // not even the first (EAX) slot was written
+    }
 }

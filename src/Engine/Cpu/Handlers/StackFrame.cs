@@ -81,13 +81,31 @@ internal static unsafe class StackFrame
         int os = d.Size;
         uint mask = StackMask(c);
         uint sp = c.StackPointer;
-        for (int k = 1; k <= 8; k++)
-            if (!c.ProbeWrite(Seg.SS, (sp - (uint)(k * os)) & mask, os)) return;
+        if (!ProbePushaFrame(c, sp, os, mask)) return;
         uint origEsp = c.Esp;
         for (int r = 0; r < 8; r++)
             c.Write(Seg.SS, (sp - (uint)((r + 1) * os)) & mask, os, r == Reg.ESP ? origEsp : c.Gpr[r]);
         if (c.Faulted) return;
         SetSp(c, (sp - (uint)(8 * os)) & mask);
+    }
+
+    /// <summary>
+    /// Probes pusha's eight slots for writing, highest first (the order of the pushes), raising the
+    /// first fault. When the slots are contiguous (no wrap) and on one linear page, the first slot's
+    /// probe and one segment check of the whole frame raise exactly what eight probes raise: the
+    /// frame is within the segment's limits iff every slot is (the same #SS(0) for any slot), and
+    /// every slot translates through the page the first probe translated.
+    /// </summary>
+    private static bool ProbePushaFrame(X86Cpu c, uint sp, int os, uint mask)
+    {
+        uint size = (uint)(8 * os);
+        uint first = (sp - (uint)os) & mask;
+        uint @base = c.Segs[Seg.SS].Base, lowLin = @base + (sp - size), highLin = @base + sp - 1;
+        if (sp >= size && lowLin <= highLin && (lowLin >> 12) == (highLin >> 12))
+            return c.ProbeWrite(Seg.SS, first, os) && c.CheckSegment(Seg.SS, sp - size, (int)size, true, out _);
+        for (int k = 1; k <= 8; k++)
+            if (!c.ProbeWrite(Seg.SS, (sp - (uint)(k * os)) & mask, os)) return false;
+        return true;
     }
 
     /// <summary>popa: the stored ESP value is skipped (SDM vol. 2 POPA).</summary>
