@@ -292,7 +292,12 @@ public sealed class EventCursor
     /// or after its first count (TraceReader.ReadChunk finds a chunk that disagrees with its index
     /// entry damaged, and damage ends the events). False only means "not known without waiting".
     /// </summary>
-    public bool NoneBefore(ulong icount)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool NoneBefore(ulong icount) =>
+        // The common case at a stop, inlined: still before the first count of the chunk it stands at the start of.
+        (_at == null && !_atEnd && _current == null && _event == 0 && _pendingChunk == _chunk && _pendingFirst >= icount) || LooksOnNoneBefore(icount);
+
+    private bool LooksOnNoneBefore(ulong icount)
     {
         if (_at == null && !_atEnd)
         {
@@ -413,6 +418,7 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
     /// chunk being read (<see cref="EventCursor.NoneBefore"/>): a replay asks this at every stop before it
     /// asks <see cref="Peek"/>, so a trace without inputs is looked through while the guest runs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool NoInputBefore(ulong icount) => _cursor.NoneBefore(icount);
 
     public void Take()
