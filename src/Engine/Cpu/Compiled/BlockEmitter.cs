@@ -266,6 +266,14 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FStopAt);
         _il.Emit(OpCodes.Bgt_Un, exit);
+        FlagsToDynamic();
+        _il.Emit(OpCodes.Br, _starts[m]);
+        _loaded = loaded;
+    }
+
+    /// <summary>Puts the flags as they are now into the dynamic locals (operation and size in _fOp/_fSize); changes no tracked state.</summary>
+    private void FlagsToDynamic()
+    {
         switch (_flags)
         {
             case FlagState.Local:
@@ -276,8 +284,6 @@ internal sealed partial class BlockEmitter
                 LoadFlagsFromCpu();
                 break;
         }
-        _il.Emit(OpCodes.Br, _starts[m]);
-        _loaded = loaded;
     }
 
     /// <summary>The CPU's lazy flag fields into the flag locals (the dynamic state).</summary>

@@ -68,21 +68,6 @@ internal sealed partial class BlockEmitter
         _flags = FlagState.Dynamic;
     }
 
-    /// <summary>Puts the flags as they are now into the dynamic locals (operation and size in _fOp/_fSize).</summary>
-    private void FlagsToDynamic()
-    {
-        switch (_flags)
-        {
-            case FlagState.Local:
-                Ldc((int)_fop); _il.Emit(OpCodes.Stloc, _fOp);
-                Ldc(_fsize); _il.Emit(OpCodes.Stloc, _fSize);
-                break;
-            case FlagState.Cpu:
-                LoadFlagsFromCpu();
-                break;
-        }
-    }
-
     /// <summary>imul r, r/m and imul r, r/m, imm (16 and 32 bits): the low half of the signed product; CF = OF = it did not fit.</summary>
     private void EmitImul(Ctx c, ref DecodedInsn d)
     {
