@@ -81,14 +81,17 @@ internal sealed partial class BlockEmitter
     private static bool IsFar(in Instruction insn) =>
         insn.Op0Kind == OpKind.Memory && insn.MemorySize is MemorySize.SegPtr16 or MemorySize.SegPtr32;
 
-    /// <summary>Every register operand is a general-purpose register (segment, control and debug moves take their handlers).</summary>
-    private static bool OperandsAreGeneral(in Instruction insn)
+    /// <summary>
+    /// Every register operand is a general-purpose register (segment, control and debug moves take
+    /// their handlers), or with <paramref name="segments"/> a general-purpose or segment register.
+    /// </summary>
+    internal static bool OperandsAreGeneral(in Instruction insn, bool segments = false)
     {
         for (int i = 0; i < insn.OpCount; i++)
         {
             if (insn.GetOpKind(i) != OpKind.Register) continue;
             Register r = insn.GetOpRegister(i);
-            if (!(r.IsGPR8() || r.IsGPR16() || r.IsGPR32())) return false;
+            if (!(r.IsGPR8() || r.IsGPR16() || r.IsGPR32() || segments && r.IsSegmentRegister())) return false;
         }
         return true;
     }

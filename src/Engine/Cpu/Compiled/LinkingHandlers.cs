@@ -17,7 +17,8 @@ internal static class LinkingHandlers
     public static bool KeepsLinking(ref DecodedInsn d)
     {
         var insn = d.Insn;
-        if (insn.IsInvalid) return false;
+        // No control, debug, x87, MMX or XMM register (Iced names the SSE movsd/cmpsd as the string ones).
+        if (insn.IsInvalid || !BlockEmitter.OperandsAreGeneral(insn, segments: true)) return false;
         switch (insn.Mnemonic)
         {
             case Mnemonic.Mul: case Mnemonic.Imul: case Mnemonic.Div: case Mnemonic.Idiv:
@@ -46,11 +47,8 @@ internal static class LinkingHandlers
             // Segment registers: read any; load DS, ES, FS or GS only (an SS load holds off traps and events for one instruction).
             case Mnemonic.Push:
                 return true;
-            case Mnemonic.Pop:
+            case Mnemonic.Pop: case Mnemonic.Mov:
                 return insn.Op0Kind != OpKind.Register || !insn.Op0Register.IsSegmentRegister() || IsDataSegment(insn.Op0Register);
-            case Mnemonic.Mov:
-                return insn.Op0Kind != OpKind.Register || !insn.Op0Register.IsSegmentRegister() || IsDataSegment(insn.Op0Register)
-                    ? !MovesSystemRegister(insn) : false;
             case Mnemonic.Lds: case Mnemonic.Les: case Mnemonic.Lfs: case Mnemonic.Lgs:
                 return true;
             default:
@@ -59,13 +57,4 @@ internal static class LinkingHandlers
     }
 
     private static bool IsDataSegment(Register r) => r is Register.DS or Register.ES or Register.FS or Register.GS;
-
-    /// <summary>mov to or from a control, debug or test register.</summary>
-    private static bool MovesSystemRegister(in Instruction insn)
-    {
-        for (int i = 0; i < insn.OpCount; i++)
-            if (insn.GetOpKind(i) == OpKind.Register && (insn.GetOpRegister(i).IsCR() || insn.GetOpRegister(i).IsDR() || insn.GetOpRegister(i).IsTR()))
-                return true;
-        return false;
-    }
 }
