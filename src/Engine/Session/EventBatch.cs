@@ -32,7 +32,7 @@ public sealed class EventBatch
     private const int InlineValues = 6;
 
     /// <summary>
-    /// One event in one cache line: what a hypercall needs in place; an upcall keeps its handler and
+    /// One event in 64 bytes (a cache line's size): what a hypercall needs in place; an upcall keeps its handler and
     /// the start of any out-of-line ports where a hypercall's result goes and their number where its
     /// digest goes; a hypercall with more than six arguments keeps where they start in its first inline value.
     /// </summary>
