@@ -22,7 +22,7 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
 
 /// <summary>
-/// The compiled tier: translates a hot block, with the blocks of its page it branches to, to IL (a
+/// The compiled tier: translates a hot block, with the blocks it branches to, to IL (a
 /// DynamicMethod) that the .NET JIT turns into machine code. Guest registers live in IL locals
 /// across the region, flags stay lazy as operands in locals and reach the CPU only at exits, and
 /// loads and stores take an inlined TLB-hit path. Instructions it does not translate run their
@@ -30,8 +30,9 @@ internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
 /// </summary>
 public static class BlockCompiler
 {
-    // Compiled code is a function of its blocks' bytes, addresses and code size only (every
-    // constant it holds comes from decoding them), so machines in one process share it: a
+    // Compiled code is a function of its blocks' bytes, addresses and code size, and of the head's
+    // page offset (which members lie in other pages; their frames are read from the members
+    // array at run time), so machines in one process share it: a
     // replay after a recording, a restored snapshot or a second run skips the compile.
     private static readonly ConcurrentDictionary<string, (DynamicMethod Method, int IlBytes)> Shared = new();
     private const int MaxShared = 1 << 16;
@@ -43,7 +44,7 @@ public static class BlockCompiler
     /// </summary>
     public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory, X86Cpu cpu)
     {
-        Block[] members = CompiledRegion.Form(head, cache);
+        Block[] members = CompiledRegion.Form(head, cache, cpu);
         foreach (var m in members)
         {
             m.InRegions ??= new List<Block>(1);
@@ -63,7 +64,7 @@ public static class BlockCompiler
 
     private static string Key(Block[] members, PhysicalMemory memory)
     {
-        var sb = new StringBuilder(members[0].Code32 ? "d" : "w");
+        var sb = new StringBuilder(members[0].Code32 ? "d" : "w").Append((members[0].Phys & 0xFFF).ToString("x3")).Append('/');
         Span<byte> bytes = stackalloc byte[0x1000];
         foreach (var b in members)
         {

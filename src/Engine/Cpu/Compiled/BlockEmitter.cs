@@ -65,7 +65,10 @@ internal sealed partial class BlockEmitter
 
     private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
-        MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
+        MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp)),
+        MCodeMapped = M(nameof(X86Cpu.JitCodeMapped));
+
+    private static readonly FieldInfo FPhys = typeof(Block).GetField(nameof(Block.Phys))!;
 
     private static FieldInfo F(string name) =>
         typeof(X86Cpu).GetField(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance)
@@ -109,6 +112,7 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ret);
             _il.MarkLabel(ok);
         }
+        ForbidBranchesPastCsLimit();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
@@ -138,6 +142,26 @@ internal sealed partial class BlockEmitter
             if (!ended) EmitTransfer(_b.EndEip);
         }
         foreach (var a in _deferred) a();
+    }
+
+    /// <summary>
+    /// The run loop enters a cached block only when all of it lies within the CS limit (FetchBlock);
+    /// the head passed that check. CS cannot change while the region runs (a handler that changes
+    /// it ends the member), so when the limit does not cover every member now, no branch between
+    /// members is taken (chainEpoch := ulong.MaxValue) and each member is entered by the run loop.
+    /// </summary>
+    private void ForbidBranchesPastCsLimit()
+    {
+        uint last = _members.Skip(1).Select(b => b.EndEip - 1).DefaultIfEmpty(0u).Max();
+        if (last == 0) return;
+        Label ok = _il.DefineLabel();
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Call, MCsLimit);
+        Ldc((int)last);
+        _il.Emit(OpCodes.Bge_Un, ok);
+        _il.Emit(OpCodes.Ldc_I8, -1L);
+        _il.Emit(OpCodes.Starg_S, (byte)2);
+        _il.MarkLabel(ok);
     }
 
     /// <summary>The result code of member _k at instruction i.</summary>
@@ -232,8 +256,9 @@ internal sealed partial class BlockEmitter
 
     /// <summary>
     /// Counts the member, then branches to member m's start (all registers in locals, flags in
-    /// the dynamic locals) when the chain epoch (TLB, and so the page's translation) is unchanged
-    /// and member m fits the budget; otherwise leaves with EIP = target. Changes no tracked state.
+    /// the dynamic locals) when the chain epoch (TLB, and so the head page's translation) is
+    /// unchanged, member m fits the budget and, for a member of another page, the TLB maps its page
+    /// to its frame; otherwise leaves with EIP = target. Changes no tracked state.
     /// </summary>
     private void EmitBranchToMember(int m, uint target)
     {
@@ -266,6 +291,19 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FStopAt);
         _il.Emit(OpCodes.Bgt_Un, exit);
+        if (CompiledRegion.IsOtherPage(_members[0], _members[m].Eip))
+        {
+            // Another page: only the head's translation was checked at entry, so the TLB must map
+            // this one to the member's frame now, as the run loop's fetch would find it.
+            _il.Emit(OpCodes.Ldarg_0);
+            Ldc((int)_members[m].Eip);
+            _il.Emit(OpCodes.Ldarg_1);
+            Ldc(m);
+            _il.Emit(OpCodes.Ldelem_Ref);
+            _il.Emit(OpCodes.Ldfld, FPhys);
+            _il.Emit(OpCodes.Call, MCodeMapped);
+            _il.Emit(OpCodes.Brfalse, exit);
+        }
         FlagsToDynamic();
         _il.Emit(OpCodes.Br, _starts[m]);
         _loaded = loaded;
