@@ -17,6 +17,8 @@ internal sealed partial class BlockEmitter
 {
     private readonly ILGenerator _il;
     private readonly Block[] _members;
+    // Per member: the members its indirect transfer compares its target with (besides return sites).
+    private readonly int[][] _dynamicTargets;
     private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
     private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
@@ -78,10 +80,11 @@ internal sealed partial class BlockEmitter
         typeof(X86Cpu).GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
         ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
-    public BlockEmitter(ILGenerator il, Block[] members, int written)
+    public BlockEmitter(ILGenerator il, Block[] members, int[][] dynamicTargets, int written)
     {
         _il = il;
         _members = members;
+        _dynamicTargets = dynamicTargets;
         _written = written;
         _starts = new Label[members.Length];
         for (int k = 0; k < members.Length; k++) _starts[k] = il.DefineLabel();
@@ -173,9 +176,7 @@ internal sealed partial class BlockEmitter
     public static List<uint> StaticSuccessors(Block b)
     {
         var list = new List<uint>(2);
-        if (!b.Chainable || !b.Code32) return list;
-        for (int i = 0; i < b.Count; i++)
-            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !LinkingHandlers.KeepsLinking(ref b.Insns[i])) return list;
+        if (!Links(b)) return list;
         ref DecodedInsn last = ref b.Insns[b.Count - 1];
         switch (Classify(ref last, true))
         {
@@ -187,6 +188,30 @@ internal sealed partial class BlockEmitter
             default: list.Add(b.EndEip); break;
         }
         return list;
+    }
+
+    /// <summary>
+    /// Where a member ending in an indirect transfer (ret, jmp or call through a register or memory)
+    /// went when the run loop last followed it (<see cref="Block.LinkedEips"/>): the members its
+    /// code compares the target with (<see cref="EmitDynamicTransfer"/>). Any member is a correct
+    /// destination for a target equal to its address (the branch checks what the run loop's fetch
+    /// would), so these only decide which compares are worth emitting.
+    /// </summary>
+    public static List<uint> DynamicSuccessors(Block b)
+    {
+        var list = new List<uint>(2);
+        if (!Links(b)) return list;
+        if (Classify(ref b.Insns[b.Count - 1], true) is Form.Ret or Form.JmpIndirect or Form.CallIndirect) b.LinkedEips(list);
+        return list;
+    }
+
+    /// <summary>A member may continue inside its region: it ends in a near transfer or falls through, and runs no handler that ends the member.</summary>
+    private static bool Links(Block b)
+    {
+        if (!b.Chainable || !b.Code32) return false;
+        for (int i = 0; i < b.Count; i++)
+            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !LinkingHandlers.KeepsLinking(ref b.Insns[i])) return false;
+        return true;
     }
 
     private static uint Target(ref DecodedInsn d) => d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
@@ -226,13 +251,17 @@ internal sealed partial class BlockEmitter
         EmitBranchToMember(m, target);
     }
 
-    /// <summary>A return (or indirect call's return) to the address in t: to a member starting there (a call's return address), else out.</summary>
+    /// <summary>
+    /// An indirect transfer (ret, jmp or call through a register or memory) to the address in t: to
+    /// a member starting there that is a call's return address or where this member went before
+    /// (<see cref="DynamicSuccessors"/>), else out.
+    /// </summary>
     private void EmitDynamicTransfer(LocalBuilder t)
     {
         if (!_handlerRan)
             for (int m = 0; m < _members.Length; m++)
             {
-                if (!IsReturnSite(_members[m].Eip)) continue;
+                if (!IsReturnSite(_members[m].Eip) && Array.IndexOf(_dynamicTargets[_k], m) < 0) continue;
                 Label other = _il.DefineLabel();
                 _il.Emit(OpCodes.Ldloc, t);
                 Ldc((int)_members[m].Eip);

@@ -18,8 +18,9 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
     public const int MaxBlocks = 12, MaxInsns = 96, ColdDivisor = 4;
 
     /// <summary>
-    /// The head and the cached blocks reachable from it by direct branches, fall-through and
-    /// returns to a call's next instruction, at most <see cref="MaxBlocks"/> blocks and
+    /// The head and the cached blocks reachable from it by direct branches, fall-through, returns
+    /// to a call's next instruction and the last destinations of its indirect transfers
+    /// (<see cref="BlockEmitter.DynamicSuccessors"/>), at most <see cref="MaxBlocks"/> blocks and
     /// <see cref="MaxInsns"/> instructions. A block of the head's page is taken as the run loop
     /// would find it there (the run loop checked the page's translation when it entered the head);
     /// a block of another page as the TLB maps that page for execution now
@@ -39,7 +40,7 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
         ulong page = head.Phys & ~0xFFFul;
         for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
         {
-            foreach (uint s in BlockEmitter.StaticSuccessors(list[i]))
+            foreach (uint s in BlockEmitter.StaticSuccessors(list[i]).Concat(BlockEmitter.DynamicSuccessors(list[i])))
             {
                 if (list.Count == MaxBlocks) break;
                 if (list.Exists(b => b.Eip == s)) continue;
@@ -60,6 +61,10 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
     /// page offsets agree, and a head block is found only under CS bases with the same offset).
     /// </summary>
     private static long PageOffset(Block head, uint eip) => (long)(head.Phys & 0xFFF) + ((long)eip - head.Eip);
+
+    /// <summary>Per member: the indices of the members its indirect transfer goes to first (<see cref="BlockEmitter.DynamicSuccessors"/>).</summary>
+    public static int[][] DynamicTargets(Block[] members) =>
+        members.Select(b => BlockEmitter.DynamicSuccessors(b).Select(e => Array.FindIndex(members, x => x.Eip == e)).Where(m => m >= 0).ToArray()).ToArray();
 
     /// <summary>Whether eip lies outside the head's linear page: a branch there checks the TLB.</summary>
     public static bool IsOtherPage(Block head, uint eip) => PageOffset(head, eip) is < 0 or >= 0x1000;
