@@ -53,7 +53,8 @@ public class CompiledCrossPageTests
         a.@int(0x31);
     }
 
-    // top: call FnB; add edi, ebx; dec ecx; jnz top; int 0x31
+    // top: call FnB; add edi, ebx; mov eax, cr0; dec ecx; jnz top; int 0x31
+    // (reading CR0 runs a handler that ends its member, so the run loop enters top's region every iteration)
     private static void DirectLoop(Assembler a)
     {
         var top = a.CreateLabel();
@@ -62,10 +63,13 @@ public class CompiledCrossPageTests
         a.Label(ref top);
         a.call(FnB);
         a.add(edi, ebx);
+        a.mov(eax, cr0);
         a.dec(ecx);
         a.jnz(top);
         a.@int(0x31);
     }
+
+    private static readonly uint TopOfDirectLoop = PM.CodeBase + (uint)TestMachine.Assemble(a => { a.xor(edi, edi); a.mov(ecx, 60); }).Length;
 
     /// <summary>Whether some compiled region of the machine has a member outside its head's page.</summary>
     private static bool HasCrossPageMember(PM m)
@@ -125,7 +129,8 @@ public class CompiledCrossPageTests
         PM Run(CpuTier tier, int t)
         {
             var m = Paged(tier, t, DirectLoop);
-            Assert.Equal(StopReason.InstructionLimit, m.Run(2 + 6 * 25)); // 25 iterations
+            Assert.Equal(StopReason.InstructionLimit, m.Run(2 + 7 * 25)); // 25 iterations
+            if (tier == CpuTier.Compiled) Assert.True(m.Cpu.Blocks.Lookup(TopOfDirectLoop, TopOfDirectLoop, true)?.Compiled?.Members.Any(b => b.Eip == FnB), "the loop's region has the called page's block");
             m.Memory.Write32(Pt + (FnB >> 12) * 4, OtherFrame | 7);
             m.Cpu.InvalidatePage(FnB);
             m.Run();
