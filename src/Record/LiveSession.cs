@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
@@ -98,7 +97,8 @@ public sealed class LiveSession : IDisposable
                 Machine.Hypervisor.Observer = new TraceObserver(log)
                 {
                     Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true,
-                    Plain = _writer is TraceWriterThread thread ? new BatchWriter(thread, Machine.Hypervisor) : new PlainWriter(this),
+                    Batches = (_writer as TraceWriterThread)?.Batcher,
+                    Plain = _writer is TraceWriterThread ? null : new PlainWriter(this),
                 };
             var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
             _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
@@ -118,31 +118,7 @@ public sealed class LiveSession : IDisposable
 
     public XenMachine Machine { get; }
 
-    /// <summary>
-    /// Hypercalls and upcalls go into the writer thread's batch without event objects (the same
-    /// bytes as the events): the recording thread's per-event path, called directly (no interface
-    /// call in between) and optimised from the first call, since a recording is mostly over before
-    /// tiered JIT would get to it (like the replay's per-event path).
-    /// </summary>
-    private sealed class BatchWriter(TraceWriterThread writer, Hypervisor hv) : IPlainEvents
-    {
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-        {
-            writer.AppendHypercall(icount, number, args, result, digest, site, hv.CurrentVcpu);
-            return true;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-        {
-            if (vcpu < 0) return false; // never from the model; the event path stores one whole
-            writer.AppendUpcall(icount, vcpu, ports, eip, handler);
-            return true;
-        }
-    }
-
-    /// <summary>As <see cref="BatchWriter"/>, for a trace written on the recording thread.</summary>
+    /// <summary>Hypercalls and upcalls without event objects, for a trace written on the recording thread (with the writer thread they go to its <see cref="TraceWriterThread.Batcher"/>).</summary>
     private sealed class PlainWriter(LiveSession s) : IPlainEvents
     {
         public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Record;
@@ -36,65 +37,52 @@ public sealed class TraceWriterThread : ITraceSink
     private readonly ConcurrentQueue<EventBatch> _free = new();
     private readonly AutoResetEvent _batchQueued = new(false), _batchFreed = new(false), _endDone = new(false);
     private int _endsAsked, _endsDone;
-    private EventBatch _current = new();
     private int _batches = 1;
     private volatile ExceptionDispatchInfo? _failure;
-    /// <summary>Anything that makes an append take the slow path: closed, completed or failed (checked once per event).</summary>
-    private volatile bool _stopped;
     private bool _failureReported, _completed, _disposed;
-    private ulong _lastIcount;
+    /// <summary><see cref="EventCount"/> at the last <see cref="Flush"/>.</summary>
+    private long _flushedCount;
 
     /// <summary>Takes over <paramref name="writer"/> (its header already written): from now on only the writer thread uses it, until <see cref="Dispose"/>.</summary>
     public TraceWriterThread(TraceWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
         _writer = writer;
-        EventCount = writer.EventCount;
+        Batcher = new EventBatcher(new Consumer(this), new EventBatch(), writer.EventCount);
+        _flushedCount = writer.EventCount;
         _thread = new Thread(WriteLoop) { IsBackground = true, Name = "trace writer" };
         _thread.Start();
     }
 
+    /// <summary>
+    /// Where the recording thread appends: what the Append methods call, and what the recorder's
+    /// <see cref="TraceObserver.Batches"/> calls directly (the per-event path without an interface call).
+    /// </summary>
+    public EventBatcher Batcher { get; }
+
     /// <summary>Events appended so far.</summary>
-    public long EventCount { get; private set; }
+    public long EventCount => Batcher.EventCount;
 
     /// <summary>Events appended since the last <see cref="Flush"/> (not yet known to be in the stream).</summary>
-    public int PendingEvents { get; private set; }
+    public int PendingEvents => (int)(Batcher.EventCount - _flushedCount);
 
     /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // the recording thread's per-event path (LiveSession.BatchWriter)
-    public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
-    {
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
-        Check(icount);
-        _current.AddHypercall(icount, number, args, result, digest, site, vcpu);
-        Added();
-    }
+    public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu) =>
+        Batcher.Hypercall(icount, number, args, result, digest, site, vcpu);
 
     /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
-        Check(icount);
-        _current.AddUpcall(icount, vcpu, ports, eip, handler);
-        Added();
-    }
+    public void AppendUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
+        Batcher.Upcall(icount, vcpu, ports, eip, handler);
 
     /// <inheritdoc cref="TraceWriter.Append"/>
-    public void Append(TraceEvent traceEvent)
-    {
-        ArgumentNullException.ThrowIfNull(traceEvent);
-        Check(traceEvent.Icount);
-        _current.Add(traceEvent);
-        Added();
-    }
+    public void Append(TraceEvent traceEvent) => Batcher.Append(traceEvent);
 
     /// <summary>Writes every event appended so far as a chunk and flushes the stream; returns when that is done.</summary>
     public void Flush()
     {
         ThrowIfClosed();
         HandOver(BatchEnd.Flush, null);
-        PendingEvents = 0;
+        _flushedCount = Batcher.EventCount;
     }
 
     /// <summary>
@@ -115,9 +103,9 @@ public sealed class TraceWriterThread : ITraceSink
         ArgumentNullException.ThrowIfNull(summary);
         ThrowIfClosed();
         HandOver(BatchEnd.Complete, summary);
-        PendingEvents = 0;
+        _flushedCount = Batcher.EventCount;
         _completed = true;
-        _stopped = true;
+        Batcher.Refuse();
     }
 
     /// <summary>Writes every event appended so far (unless completed), ends the writer thread and disposes the writer.</summary>
@@ -125,8 +113,8 @@ public sealed class TraceWriterThread : ITraceSink
     {
         if (_disposed) return;
         _disposed = true;
-        _stopped = true;
-        Queue(_current, BatchEnd.Stop, null);
+        Batcher.Refuse();
+        Queue(Batcher.Take(), BatchEnd.Stop, null);
         _thread.Join();
         _batchQueued.Dispose();
         _batchFreed.Dispose();
@@ -146,23 +134,11 @@ public sealed class TraceWriterThread : ITraceSink
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Check(ulong icount)
+    /// <summary>The batcher's side of the hand-over (kept off the public surface).</summary>
+    private sealed class Consumer(TraceWriterThread t) : IEventBatchConsumer
     {
-        if (_stopped) ThrowIfClosed();
-        if (icount < _lastIcount) ThrowOutOfOrder(icount);
-        _lastIcount = icount;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private void ThrowOutOfOrder(ulong icount) =>
-        throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
-
-    private void Added()
-    {
-        EventCount++;
-        PendingEvents++;
-        if (_current.IsFull) HandOver(BatchEnd.None, null);
+        public void BatchFull() => t.HandOver(BatchEnd.None, null);
+        public void ThrowRefusal() => t.ThrowIfClosed();
     }
 
     /// <summary>Queues the batch being filled; for a flush or completion waits until the writer has done it (unless told not to).</summary>
@@ -173,7 +149,7 @@ public sealed class TraceWriterThread : ITraceSink
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void HandOver(BatchEnd end, TraceSummary? summary, bool wait = true)
     {
-        int asked = Queue(_current, end, summary);
+        int asked = Queue(Batcher.Take(), end, summary);
         // Requests are done in order, so a wait for the latest also covers any earlier unwaited one.
         while (wait && end != BatchEnd.None && Volatile.Read(ref _endsDone) < asked) _endDone.WaitOne();
         // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
@@ -184,7 +160,7 @@ public sealed class TraceWriterThread : ITraceSink
             next = new EventBatch();
         }
         while (next == null && !_free.TryDequeue(out next)) _batchFreed.WaitOne();
-        _current = next!;
+        Batcher.Continue(next!);
         ThrowIfFailed();
     }
 
@@ -220,7 +196,7 @@ public sealed class TraceWriterThread : ITraceSink
                 catch (Exception e)
                 {
                     _failure = ExceptionDispatchInfo.Capture(e);
-                    _stopped = true;
+                    Batcher.Refuse();
                 }
             }
             batch.Clear();

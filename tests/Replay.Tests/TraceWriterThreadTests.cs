@@ -75,8 +75,15 @@ public sealed class TraceWriterThreadTests
         using (var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, options, leaveOpen: true)))
         {
             // Every other flush is only requested (the recorder's periodic flushes): the same bytes.
+            // A call with six arguments goes in as the Xen model's do, as the six registers (TraceObserver.Batches).
             int flushes = 0;
-            Play(calls, w.Append, h => w.AppendHypercall(h.Icount, h.Number, h.Args.AsSpan(), h.Result, h.OutputDigest, h.Site, h.Vcpu),
+            Play(calls, w.Append, h =>
+                {
+                    if (h.Args.AsSpan().Length == 6)
+                        w.Batcher.Hypercall(h.Icount, h.Number, new HypercallArgs(h.Args[0], h.Args[1], h.Args[2], h.Args[3], h.Args[4], h.Args[5]),
+                            h.Result, h.OutputDigest, h.Site, h.Vcpu);
+                    else w.AppendHypercall(h.Icount, h.Number, h.Args.AsSpan(), h.Result, h.OutputDigest, h.Site, h.Vcpu);
+                },
                 u => w.AppendUpcall(u.Icount, u.Vcpu, u.Ports.AsSpan(), u.Eip, u.Handler), () =>
                 {
                     if (flushes++ % 2 == 0) w.RequestFlush();
@@ -214,14 +221,16 @@ public sealed class TraceWriterThreadTests
     [InlineData("ticker", true, null)]
     [InlineData("sched", false, 3)]
     [InlineData("events", true, null)]
-    public void ARecordingWritesTheSameBytesWithOrWithoutTheWriterThread(string guest, bool pae, int? chaos)
+    [InlineData("smp", true, null, 4)]
+    public void ARecordingWritesTheSameBytesWithOrWithoutTheWriterThread(string guest, bool pae, int? chaos, int vcpus = 1)
     {
         byte[] Record(bool writerThread)
         {
             var trace = new MemoryStream();
             using var s = new LiveSession(new LiveRequest
             {
-                Kernel = Guests.Image(guest, pae), ImageName = guest, Machine = new XenMachineOptions { MemoryMiB = 32 },
+                Kernel = Guests.Image(guest, pae), ImageName = guest,
+                Machine = new XenMachineOptions { MemoryMiB = 32, Hypervisor = new HypervisorOptions { VcpuCount = vcpus } },
                 ChaosSeed = chaos, CheckpointInterval = 1_000_000, Trace = trace, ConsoleOutput = Stream.Null,
                 WriterOptions = new TraceWriterOptions { MaxChunkEvents = 300 }, WriterThread = writerThread,
                 // Flushes by wall time would cut chunks wherever a loaded machine happens to be (docs/record-replay.md "Durability").

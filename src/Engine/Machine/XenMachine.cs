@@ -302,10 +302,10 @@ public sealed class XenMachine
     /// </summary>
     public byte[] StateHash()
     {
-        // The encoding is gathered in a pooled buffer of the size the last hash needed: a few hundred
-        // KiB that each new machine would otherwise allocate afresh (growing it by doubling) and
-        // fault in page by page, for the two hashes of a short recording.
-        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent(_hashBytes > 0 ? _hashBytes : (int)Domain.Memory.FrameCount * 32 + 64 * 1024);
+        // The encoding's small fields are gathered in a pooled buffer of the size the last hash needed
+        // (tens of KiB; the per-frame runs are hashed in place), which each new machine would otherwise
+        // allocate afresh, growing it by doubling, for the two hashes of a short recording.
+        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent(_hashBytes > 0 ? _hashBytes : 64 * 1024);
         var w = new CanonicalWriter(rented);
         Cpu.WriteState(w);
         Domain.Memory.WriteState(w);
@@ -316,12 +316,12 @@ public sealed class XenMachine
         w.Tag("machine");
         w.Bool(_sleeping);
         byte[] hash = w.Finish();
-        _hashBytes = Math.Max(_hashBytes, w.Length);
+        _hashBytes = Math.Max(_hashBytes, w.Peak);
         if (w.Scratch == rented) System.Buffers.ArrayPool<byte>.Shared.Return(rented); // a grown buffer is not the pool's: dropped
         return hash;
     }
 
-    /// <summary>The most bytes a canonical encoding of this machine took so far (0 before its first hash; a size hint, not state).</summary>
+    /// <summary>The most bytes a canonical encoding of this machine gathered in its buffer so far (0 before its first hash; a size hint, not state).</summary>
     private int _hashBytes;
 
     /// <summary>

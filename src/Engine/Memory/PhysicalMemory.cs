@@ -123,19 +123,29 @@ public sealed partial class PhysicalMemory : IStateHashable
     {
         w.Tag("ram");
         w.U32(FrameCount);
-        for (int f = 0; f < _frameHash.Length; f++)
-        {
-            if (_dirty[f] != 0 || _hashStale[f] != 0)
-            {
-                _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
-                if (_dirty[f] != 0) _pagesStale[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
-                _dirty[f] = 0;
-                _hashStale[f] = 0;
-            }
-        }
-        // The cached hashes in frame order, each as 16 little-endian bytes: written in one piece.
-        if (BitConverter.IsLittleEndian) w.Raw(MemoryMarshal.AsBytes(_frameHash.AsSpan()));
+        // The marked frames found a vector at a time (most of RAM is clean between two checkpoints).
+        RehashMarked(_dirty);
+        RehashMarked(_hashStale);
+        // The cached hashes in frame order, each as 16 little-endian bytes: hashed where they lie.
+        if (BitConverter.IsLittleEndian) w.RawInPlace(MemoryMarshal.AsBytes(_frameHash.AsSpan()));
         else foreach (UInt128 h in _frameHash) w.U128(h);
+    }
+
+    /// <summary>Recomputes the cached hash of every frame marked in <paramref name="marks"/> (clearing both marks).</summary>
+    private void RehashMarked(byte[] marks)
+    {
+        int f = 0;
+        while (true)
+        {
+            int next = marks.AsSpan(f).IndexOfAnyExcept((byte)0);
+            if (next < 0) return;
+            f += next;
+            _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize));
+            if (_dirty[f] != 0) _pagesStale[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
+            _dirty[f] = 0;
+            _hashStale[f] = 0;
+            f++;
+        }
     }
 
     /// <summary>The RAM hash computed from scratch, ignoring the cache (to check the dirty tracking).</summary>

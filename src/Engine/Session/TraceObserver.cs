@@ -21,15 +21,38 @@ public sealed class TraceObserver : IXenObserver
     /// <summary>Takes plain hypercalls and upcalls before an event object is built (the replay's verifier, the recorder's writer); null: every event is built.</summary>
     public IPlainEvents? Plain { get; init; }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// The recorder's batches (the trace writer thread's <see cref="EventBatcher"/>): plain hypercalls
+    /// and upcalls the model reports with their vCPU go there directly, as <see cref="Plain"/> would
+    /// take them; null: through <see cref="Plain"/>, or as event objects.
+    /// </summary>
+    public EventBatcher? Batches { get; init; }
+
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
-        HypercallOutput output)
+        HypercallOutput output) => OnHypercall(icount, number, in args, result, entries, in output, -1);
+
+    /// <summary>
+    /// <see cref="IXenObserver.OnHypercall"/> as the Xen model calls it (directly, this class being
+    /// sealed), with the running vCPU: with <see cref="Batches"/> a plain hypercall is appended there;
+    /// <paramref name="vcpu"/> -1 (unknown): never (the event is stamped where it is emitted).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
+        in HypercallOutput output, int vcpu)
     {
         bool digest = Outputs != HypercallOutputLevel.None;
-        if (Plain != null && entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
+        if (entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
         {
-            ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
-            if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
+            if (Batches != null && vcpu >= 0)
+            {
+                Batches.Hypercall(icount, number, in args, result, digest ? output.Digest : 0, digest ? output.Site : 0, vcpu);
+                return;
+            }
+            if (Plain != null)
+            {
+                ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
+                if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
+            }
         }
         MulticallEntry[]? mc = null;
         if (!entries.IsEmpty)
@@ -53,6 +76,11 @@ public sealed class TraceObserver : IXenObserver
     public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
     {
         if (!UpcallSites) interrupted = handler = 0;
+        if (Batches != null && vcpu >= 0)
+        {
+            Batches.Upcall(icount, vcpu, ports, interrupted, handler);
+            return;
+        }
         if (Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
         _emit(new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler });
     }

@@ -7,15 +7,21 @@ namespace Replayvisor.Engine.State;
 /// <summary>
 /// The canonical encoding of machine state for hashing: fixed field order, little-endian,
 /// fixed widths, no padding; the same state gives the same bytes on every machine and run
-/// (docs/architecture.md, determinism contract 5). The whole encoding (a few hundred KiB) is
-/// gathered in one buffer and hashed with XxHash128 in one call at <see cref="Finish"/>: the
-/// one-shot hash is about twice as fast as appending to a streaming one, and gives the same
-/// value (hashing is done at every checkpoint, so it must be cheap).
+/// (docs/architecture.md, determinism contract 5). The small fields are gathered in one buffer
+/// and hashed with XxHash128 in one call at <see cref="Finish"/>: the one-shot hash is about twice
+/// as fast as appending each field to a streaming one, and gives the same value (hashing is done at
+/// every checkpoint, so it must be cheap). Large runs kept elsewhere (the cached per-frame hashes,
+/// the frame table's encoding) are hashed where they lie by <see cref="RawInPlace"/>: the
+/// buffer so far and the run go to a streaming XxHash128, which gives the hash of the same bytes
+/// gathered in one piece (XXH3's streaming and one-shot forms agree), without copying the run.
 /// </summary>
 public sealed class CanonicalWriter
 {
     private byte[] _buf;
-    private int _used;
+    private int _used, _peak;
+    /// <summary>The encoding before the buffer's bytes, once a run was hashed in place; null until then.</summary>
+    private XxHash128? _stream;
+    private long _streamed;
 
     /// <param name="scratch">A buffer to gather the encoding in (reused across hashes; it grows as needed, see <see cref="Scratch"/>).</param>
     public CanonicalWriter(byte[]? scratch = null) => _buf = scratch ?? new byte[16 * 1024];
@@ -23,8 +29,11 @@ public sealed class CanonicalWriter
     /// <summary>The buffer the encoding was gathered in, to pass to the next writer.</summary>
     public byte[] Scratch => _buf;
 
-    /// <summary>Bytes of encoding gathered so far.</summary>
-    public int Length => _used;
+    /// <summary>Bytes of encoding so far (gathered in the buffer or hashed in place).</summary>
+    public long Length => _streamed + _used;
+
+    /// <summary>The most bytes the buffer held at once (what a buffer for the next encoding of the same state needs).</summary>
+    public int Peak => Math.Max(_peak, _used);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Span<byte> Take(int n)
@@ -68,6 +77,28 @@ public sealed class CanonicalWriter
     /// <summary>Bytes with no length prefix (fixed-size fields such as digests).</summary>
     public void Raw(ReadOnlySpan<byte> v) => v.CopyTo(Take(v.Length));
 
+    /// <summary>Runs at least this long are hashed in place by <see cref="RawInPlace"/>; shorter ones are copied.</summary>
+    public const int InPlaceMin = 4096;
+
+    /// <summary>
+    /// As <see cref="Raw"/> (the same hash), for a large run that stays where it is: the bytes are
+    /// hashed now, not copied, so <paramref name="v"/> may change as soon as this returns.
+    /// </summary>
+    public void RawInPlace(ReadOnlySpan<byte> v)
+    {
+        if (v.Length < InPlaceMin)
+        {
+            Raw(v);
+            return;
+        }
+        _stream ??= new XxHash128();
+        _stream.Append(_buf.AsSpan(0, _used));
+        _peak = Peak;
+        _streamed += _used + v.Length;
+        _used = 0;
+        _stream.Append(v);
+    }
+
     /// <summary>A length-prefixed byte run.</summary>
     public void Bytes(ReadOnlySpan<byte> v)
     {
@@ -78,7 +109,12 @@ public sealed class CanonicalWriter
     /// <summary>A section tag, so reordered sections cannot collide.</summary>
     public void Tag(string name) { foreach (char c in name) U8((byte)c); U8(0); }
 
-    public byte[] Finish() => XxHash128.Hash(_buf.AsSpan(0, _used));
+    public byte[] Finish()
+    {
+        if (_stream == null) return XxHash128.Hash(_buf.AsSpan(0, _used));
+        _stream.Append(_buf.AsSpan(0, _used));
+        return _stream.GetCurrentHash();
+    }
 }
 
 /// <summary>Anything whose state belongs in the machine hash.</summary>

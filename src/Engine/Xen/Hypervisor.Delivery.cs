@@ -360,7 +360,9 @@ public sealed partial class Hypervisor
         uint interrupted = Observer != null ? InterruptedSite() : 0;
         if (!CreateBounceFrame(Vcpu.Event.Cs, Vcpu.Event.Eip, TbfInterrupt, 0)) return;
         Stats.Upcalls++;
-        Observer?.OnUpcallAt(Cpu.Icount, v, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports), interrupted, Vcpu.Event.Eip);
+        var observed = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports);
+        if (_trace != null) _trace.OnUpcallAt(Cpu.Icount, v, observed, interrupted, Vcpu.Event.Eip);
+        else Observer?.OnUpcallAt(Cpu.Icount, v, observed, interrupted, Vcpu.Event.Eip);
     }
 
     /// <summary>

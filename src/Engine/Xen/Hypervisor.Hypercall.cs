@@ -57,8 +57,9 @@ public sealed partial class Hypervisor
             output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
         }
         else if (site != 0) output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
-        Observer?.OnHypercall(c.Icount, nr, args, result,
-            nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default, output);
+        var entries = nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default;
+        if (_trace != null) _trace.OnHypercall(c.Icount, nr, in args, result, entries, in output, _current);
+        else Observer?.OnHypercall(c.Icount, nr, args, result, entries, output);
     }
 
     /// <summary>

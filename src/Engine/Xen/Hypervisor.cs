@@ -95,7 +95,19 @@ public sealed partial class Hypervisor : ICpuHost
     public HypervisorStats Stats { get; } = new();
 
     /// <summary>Observes hypercalls, deliveries, console traffic and shutdown; null by default.</summary>
-    public IXenObserver? Observer { get; set; }
+    public IXenObserver? Observer
+    {
+        get => _observer;
+        set
+        {
+            _observer = value;
+            _trace = value as Session.TraceObserver;
+        }
+    }
+
+    private IXenObserver? _observer;
+    /// <summary><see cref="Observer"/> when it is the recorder's or the replay's (a sealed class): hypercalls and upcalls call it directly, with the vCPU.</summary>
+    private Session.TraceObserver? _trace;
 
     /// <summary>Where guest console output goes (console_io writes and the PV console ring).</summary>
     public IConsoleSink? ConsoleSink { get; set; }

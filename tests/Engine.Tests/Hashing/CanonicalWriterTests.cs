@@ -41,6 +41,43 @@ public class CanonicalWriterTests
         Assert.True(w.Scratch.Length >= expected.Count);
     }
 
+    [Fact]
+    public void RunsHashedInPlaceGiveTheHashOfTheSameBytesCopied()
+    {
+        var rng = new Random(11);
+        byte[] big = new byte[40_000], other = new byte[CanonicalWriter.InPlaceMin], small = new byte[CanonicalWriter.InPlaceMin - 1];
+        rng.NextBytes(big); rng.NextBytes(other); rng.NextBytes(small);
+        var copied = new CanonicalWriter(new byte[64]);
+        var inPlace = new CanonicalWriter(new byte[64]);
+        foreach (var w in new[] { copied, inPlace })
+        {
+            w.Tag("head");
+            w.U32(7);
+        }
+        copied.Raw(big); inPlace.RawInPlace(big);
+        copied.Raw(big); inPlace.RawInPlace(big); // two runs in a row, nothing gathered between them
+        copied.U64(0x0102030405060708); inPlace.U64(0x0102030405060708);
+        copied.Raw(small); inPlace.RawInPlace(small); // too short: copied
+        copied.Raw(other); inPlace.RawInPlace(other);
+        copied.Tag("tail"); inPlace.Tag("tail");
+        Assert.Equal(copied.Length, inPlace.Length);
+        byte[] expected = copied.Finish();
+        Assert.Equal(expected, XxHash128.Hash(copied.Scratch.AsSpan(0, (int)copied.Length)));
+        Assert.Equal(expected, inPlace.Finish());
+        // The buffer held only what was not hashed in place.
+        Assert.Equal(8 + small.Length, inPlace.Peak); // the most gathered between two runs
+    }
+
+    [Fact]
+    public void AWriterWithoutRunsInPlaceHashesItsBuffer()
+    {
+        var w = new CanonicalWriter();
+        w.Tag("x");
+        w.Raw(new byte[100]);
+        Assert.Equal(XxHash128.Hash([(byte)'x', 0, .. new byte[100]]), w.Finish());
+        Assert.Equal(102, w.Peak);
+    }
+
     private static byte[] Le(uint v)
     {
         var b = new byte[4];

@@ -35,8 +35,29 @@ public sealed class FrameTable : IStateHashable
 {
     private readonly FrameInfo[] _frames;
     private IPageTypeHooks? _hooks;
+    /// <summary>
+    /// The canonical encoding of every entry (<see cref="EntryBytes"/> each, mfn order), kept for the
+    /// state hash, and a mark per entry changed since it was last encoded. Every change to an entry
+    /// takes it through <see cref="Changing"/>, which marks it, so a clean entry's encoding is that
+    /// of the entry (the default entry encodes as zeros: a new table starts encoded and clean).
+    /// </summary>
+    private readonly byte[] _encoded, _changed;
 
-    internal FrameTable(uint frameCount) => _frames = new FrameInfo[frameCount];
+    internal FrameTable(uint frameCount)
+    {
+        _frames = new FrameInfo[frameCount];
+        _encoded = new byte[checked((int)frameCount * EntryBytes)];
+        _changed = new byte[frameCount];
+    }
+
+    /// <summary>The entry of <paramref name="mfn"/> to change: marked for the next state hash.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref FrameInfo Changing(ulong mfn)
+    {
+        ref FrameInfo f = ref _frames[mfn];
+        _changed[mfn] = 1;
+        return ref f;
+    }
 
     internal IPageTypeHooks Hooks { set => _hooks = value; }
 
@@ -54,7 +75,7 @@ public sealed class FrameTable : IStateHashable
     /// <summary>Assigns a frame to an owner with its allocation reference (Xen's PGC_allocated), so it never drops to 0.</summary>
     internal void Assign(uint mfn, FrameOwner owner)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         f = default;
         f.Owner = owner;
         f.RefCount = 1;
@@ -64,7 +85,7 @@ public sealed class FrameTable : IStateHashable
     internal bool GetPage(ulong mfn, FrameOwner who)
     {
         if (!IsValid(mfn) || who is FrameOwner.Nobody or FrameOwner.Xen) return false;
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.Owner != who || f.RefCount == int.MaxValue) return false;
         f.RefCount++;
         return true;
@@ -72,7 +93,7 @@ public sealed class FrameTable : IStateHashable
 
     internal void PutPage(uint mfn)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.RefCount > 0) f.RefCount--;
     }
 
@@ -80,13 +101,13 @@ public sealed class FrameTable : IStateHashable
     internal bool GetType(uint mfn, PageType type, bool xenPrivate = false)
     {
         if (!IsValid(mfn) || type == PageType.None) return false;
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.TypeCount == 0)
         {
             if (f.Type != type || f.XenPrivate != xenPrivate)
             {
                 if (f.Type != PageType.None) _hooks?.TypeChanged(f.Type, type);
-                f = ref _frames[mfn];
+                f = ref Changing(mfn);
                 f.Type = type;
                 f.XenPrivate = xenPrivate;
                 f.Validated = type == PageType.Writable;
@@ -97,7 +118,7 @@ public sealed class FrameTable : IStateHashable
         f.TypeCount++;
         if (f.Validated) return true;
         bool ok = _hooks?.Validate(mfn, type, xenPrivate) ?? false;
-        f = ref _frames[mfn];
+        f = ref Changing(mfn);
         if (!ok)
         {
             // Xen: "no one else can get a reference. We hold the only ref." → type_info = 0.
@@ -114,7 +135,7 @@ public sealed class FrameTable : IStateHashable
     /// <summary>put_page_type: drops a type ref; a page table whose count reaches 0 is devalidated.</summary>
     internal void PutType(uint mfn)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.TypeCount == 0) return;
         if (--f.TypeCount == 0 && f.Validated && IsTableType(f.Type))
         {
@@ -141,7 +162,7 @@ public sealed class FrameTable : IStateHashable
     /// <summary>get_linear_pagetable: one more type ref on an already validated table of exactly this level.</summary>
     internal bool GetLinearRef(uint mfn, PageType level)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.Type != level || !f.Validated || f.TypeCount == 0 || f.TypeCount == int.MaxValue) return false;
         f.TypeCount++;
         return true;
@@ -150,7 +171,7 @@ public sealed class FrameTable : IStateHashable
     /// <summary>Sets the pinned bit; false if it was already set.</summary>
     internal bool TrySetPinned(uint mfn)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (f.Pinned) return false;
         f.Pinned = true;
         return true;
@@ -159,7 +180,7 @@ public sealed class FrameTable : IStateHashable
     /// <summary>Clears the pinned bit; false if it was not set.</summary>
     internal bool TryClearPinned(uint mfn)
     {
-        ref FrameInfo f = ref _frames[mfn];
+        ref FrameInfo f = ref Changing(mfn);
         if (!f.Pinned) return false;
         f.Pinned = false;
         return true;
@@ -174,7 +195,11 @@ public sealed class FrameTable : IStateHashable
         ArgumentNullException.ThrowIfNull(frames);
         if (frames.Length != _frames.Length) throw new ArgumentException($"expected {_frames.Length} frames", nameof(frames));
         frames.CopyTo(_frames, 0);
+        Array.Fill(_changed, (byte)1);
     }
+
+    /// <summary>Bytes of one entry's canonical encoding: i32 RefCount, i32 TypeCount, u8 Type, u8 Owner, u8 flags.</summary>
+    private const int EntryBytes = 11;
 
     /// <summary>Every frame in mfn order: counts, type, owner and the validated/pinned/Xen-private bits.</summary>
     // Full optimisation from the first call: a recording hashes only at checkpoints, too rarely for tiered JIT to reach this loop.
@@ -184,16 +209,40 @@ public sealed class FrameTable : IStateHashable
         ArgumentNullException.ThrowIfNull(w);
         w.Tag("frames");
         w.U32(Count);
-        foreach (ref readonly FrameInfo f in _frames.AsSpan())
+        // Only the entries changed since the last hash are encoded again (found a vector at a time).
+        int mfn = 0;
+        while (true)
         {
-            // i32 RefCount, i32 TypeCount, u8 Type, u8 Owner, u8 flags: 11 bytes.
-            var b = w.Fixed(11);
-            BinaryPrimitives.WriteInt32LittleEndian(b, f.RefCount);
-            BinaryPrimitives.WriteInt32LittleEndian(b[4..], f.TypeCount);
-            b[8] = (byte)f.Type;
-            b[9] = (byte)f.Owner;
-            b[10] = (byte)((f.Validated ? 1 : 0) | (f.Pinned ? 2 : 0) | (f.XenPrivate ? 4 : 0));
+            int next = _changed.AsSpan(mfn).IndexOfAnyExcept((byte)0);
+            if (next < 0) break;
+            mfn += next;
+            Encode(_frames[mfn], _encoded.AsSpan(mfn * EntryBytes, EntryBytes));
+            _changed[mfn] = 0;
+            mfn++;
         }
+        w.RawInPlace(_encoded);
+    }
+
+    private static void Encode(in FrameInfo f, Span<byte> b)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(b, f.RefCount);
+        BinaryPrimitives.WriteInt32LittleEndian(b[4..], f.TypeCount);
+        b[8] = (byte)f.Type;
+        b[9] = (byte)f.Owner;
+        b[10] = (byte)((f.Validated ? 1 : 0) | (f.Pinned ? 2 : 0) | (f.XenPrivate ? 4 : 0));
+    }
+
+    /// <summary>Entries whose kept encoding differs from their entry's although they are not marked changed: a change that bypassed <see cref="Changing"/> (for tests).</summary>
+    internal List<uint> StaleCleanEntries()
+    {
+        var stale = new List<uint>();
+        Span<byte> fresh = stackalloc byte[EntryBytes];
+        for (uint mfn = 0; mfn < Count; mfn++)
+        {
+            Encode(_frames[mfn], fresh);
+            if (_changed[mfn] == 0 && !fresh.SequenceEqual(_encoded.AsSpan((int)mfn * EntryBytes, EntryBytes))) stale.Add(mfn);
+        }
+        return stale;
     }
 
     public static bool IsTableType(PageType t) => t is PageType.L1 or PageType.L2 or PageType.L3 or PageType.L4;

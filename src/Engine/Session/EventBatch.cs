@@ -1,15 +1,16 @@
 using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
 
-namespace Replayvisor.Record;
+namespace Replayvisor.Engine.Session;
 
 /// <summary>
 /// Recorded events as plain values, in recording order, on their way from the recording thread to
-/// the trace writer thread (<see cref="TraceWriterThread"/>): a hypercall or an upcall is copied
-/// into preallocated arrays (no object per event), any other event is kept as its object. Refilled
-/// after the writer has written it.
+/// the trace writer thread (Replayvisor.Record.TraceWriterThread, filled through an
+/// <see cref="EventBatcher"/>): a hypercall or an upcall is copied into preallocated arrays (no
+/// object per event), any other event is kept as its object. Refilled after the writer has written it.
 /// </summary>
-internal sealed class EventBatch
+public sealed class EventBatch
 {
     /// <summary>
     /// Events per batch: 1,024 entries of 80 bytes stay under the large-object threshold (85,000
@@ -44,21 +45,53 @@ internal sealed class EventBatch
     }
 
     // No references in an entry: the GC never scans the entries, and they need no zeroing.
-    private readonly Raw[] _events = GC.AllocateUninitializedArray<Raw>(Capacity);
+    private readonly Raw[] _events;
     /// <summary>The other events, in order (an entry of kind Whole holds its index in <see cref="Raw.ValueStart"/>).</summary>
     private readonly List<TraceEvent> _whole = [];
-    private uint[] _values = GC.AllocateUninitializedArray<uint>(Capacity * 4);
+    private uint[] _values;
     private int _valueCount;
 
+    public EventBatch() : this(Capacity) { }
+
+    private EventBatch(int capacity)
+    {
+        _events = GC.AllocateUninitializedArray<Raw>(capacity);
+        _values = GC.AllocateUninitializedArray<uint>(capacity * 4);
+    }
+
+    /// <summary>A batch that holds nothing (every add throws): what <see cref="EventBatcher"/> fills between a hand-over and the next batch.</summary>
+    internal static EventBatch None { get; } = new(0);
+
     public int Count { get; private set; }
-    public bool IsFull => Count == Capacity;
+    public bool IsFull => Count == _events.Length;
 
     /// <summary>What the writer does after the batch's events (set by the recording thread before handing it over).</summary>
     public BatchEnd End { get; set; }
     /// <summary>The summary written for <see cref="BatchEnd.Complete"/>.</summary>
     public TraceSummary? Summary { get; set; }
 
-    /// <remarks>Optimised at once, as the rest of the recording thread's per-event path (LiveSession.BatchWriter).</remarks>
+    /// <summary>
+    /// A hypercall whose arguments are the six argument registers: the same entry as
+    /// <see cref="AddHypercall(ulong, int, ReadOnlySpan{uint}, long, ulong, uint, int)"/> with those six
+    /// values, copied as one block (the Xen model's hypercalls, through <see cref="EventBatcher"/>).
+    /// </summary>
+    /// <remarks>Optimised at once, as the rest of the recording thread's per-event path.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void AddHypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
+    {
+        ref Raw e = ref _events[Count++];
+        e.Kind = Kind.Hypercall;
+        e.Icount = icount;
+        e.Number = number;
+        e.Result = result;
+        e.Digest = digest;
+        e.Site = site;
+        e.Vcpu = vcpu;
+        e.ValueCount = InlineArgs;
+        Unsafe.As<Args, HypercallArgs>(ref e.Args) = args;
+    }
+
+    /// <remarks>Optimised at once, as the rest of the recording thread's per-event path.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
     {
@@ -145,7 +178,7 @@ internal sealed class EventBatch
 }
 
 /// <summary>What the writer thread does after a batch's events.</summary>
-internal enum BatchEnd
+public enum BatchEnd
 {
     None,
     /// <summary>Writes the pending events as a chunk and flushes the stream (TraceWriter.Flush).</summary>

@@ -1,0 +1,124 @@
+using System.Runtime.CompilerServices;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen;
+
+namespace Replayvisor.Engine.Session;
+
+/// <summary>
+/// The recording thread's per-event path into the trace writer thread (docs/record-replay.md "The
+/// trace writer thread"): appends events in icount order to the <see cref="EventBatch"/> being
+/// filled and, when it is full, has the consumer (Replayvisor.Record.TraceWriterThread) take it and
+/// give the next one. The Xen model's hypercalls and upcalls come here straight from
+/// <see cref="TraceObserver"/> (<see cref="TraceObserver.Batches"/>): no interface call, no event
+/// object, the six argument registers copied as one block.
+/// </summary>
+public sealed class EventBatcher
+{
+    private readonly IEventBatchConsumer _consumer;
+    private EventBatch _current;
+    private ulong _lastIcount;
+    /// <summary>Events in the batches handed over so far.</summary>
+    private long _handedOver;
+    /// <summary>Set by the consumer when it takes no more events (closed, completed or failed): checked once per event.</summary>
+    private volatile bool _refusing;
+
+    /// <param name="eventsBefore">Events the trace already holds (counted in <see cref="EventCount"/>).</param>
+    public EventBatcher(IEventBatchConsumer consumer, EventBatch first, long eventsBefore)
+    {
+        ArgumentNullException.ThrowIfNull(consumer);
+        ArgumentNullException.ThrowIfNull(first);
+        _consumer = consumer;
+        _current = first;
+        _handedOver = eventsBefore;
+    }
+
+    /// <summary>Events appended so far (and any the trace held before).</summary>
+    public long EventCount => _handedOver + _current.Count;
+
+    /// <summary>From now on every append asks the consumer why (<see cref="IEventBatchConsumer.ThrowRefusal"/>).</summary>
+    public void Refuse() => _refusing = true;
+
+    /// <summary>
+    /// Takes the batch being filled (its events count as handed over) for the consumer to queue;
+    /// until <see cref="Continue"/> gives the next one, an append throws.
+    /// </summary>
+    public EventBatch Take()
+    {
+        var taken = _current;
+        _handedOver += taken.Count;
+        _current = EventBatch.None;
+        return taken;
+    }
+
+    /// <summary>Goes on filling <paramref name="next"/> (empty) after <see cref="Take"/>.</summary>
+    public void Continue(EventBatch next)
+    {
+        ArgumentNullException.ThrowIfNull(next);
+        if (next.Count != 0) throw new ArgumentException("The next batch must be empty", nameof(next));
+        _current = next;
+    }
+
+    /// <summary>A hypercall whose arguments are the six argument registers (<see cref="TraceWriter.AppendHypercall"/> with them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Hypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
+    {
+        Check(icount);
+        var batch = _current;
+        batch.AddHypercall(icount, number, in args, result, digest, site, vcpu);
+        if (batch.IsFull) _consumer.BatchFull();
+    }
+
+    /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
+        Check(icount);
+        var batch = _current;
+        batch.AddHypercall(icount, number, args, result, digest, site, vcpu);
+        if (batch.IsFull) _consumer.BatchFull();
+    }
+
+    /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
+        Check(icount);
+        var batch = _current;
+        batch.AddUpcall(icount, vcpu, ports, eip, handler);
+        if (batch.IsFull) _consumer.BatchFull();
+    }
+
+    /// <inheritdoc cref="TraceWriter.Append"/>
+    public void Append(TraceEvent traceEvent)
+    {
+        ArgumentNullException.ThrowIfNull(traceEvent);
+        Check(traceEvent.Icount);
+        var batch = _current;
+        batch.Add(traceEvent);
+        if (batch.IsFull) _consumer.BatchFull();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Check(ulong icount)
+    {
+        if (_refusing) _consumer.ThrowRefusal();
+        if (icount < _lastIcount) ThrowOutOfOrder(icount);
+        _lastIcount = icount;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowOutOfOrder(ulong icount) =>
+        throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
+}
+
+/// <summary>What takes the batches an <see cref="EventBatcher"/> fills (the trace writer thread).</summary>
+public interface IEventBatchConsumer
+{
+    /// <summary>The batch being filled is full: take it (<see cref="EventBatcher.Take"/>) and give the next (<see cref="EventBatcher.Continue"/>).</summary>
+    void BatchFull();
+
+    /// <summary>Throws why no more events are taken (called by an append after <see cref="EventBatcher.Refuse"/>).</summary>
+    void ThrowRefusal();
+}
