@@ -10,6 +10,8 @@ namespace Replayvisor.Record;
 internal interface ITraceSink : IDisposable
 {
     long EventCount { get; }
+    /// <summary>Returns once the trace's header and guest image are in the stream (before the guest runs).</summary>
+    void WaitOpened();
     int PendingEvents { get; }
     void Append(TraceEvent traceEvent);
     void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu);
@@ -24,6 +26,7 @@ internal interface ITraceSink : IDisposable
 internal sealed class DirectTraceSink(TraceWriter writer) : ITraceSink
 {
     public long EventCount => writer.EventCount;
+    public void WaitOpened() { } // the writer wrote and flushed them when it was built
     public int PendingEvents => writer.PendingEvents;
     public void Append(TraceEvent traceEvent) => writer.Append(traceEvent);
     public void AppendHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu) =>

@@ -81,9 +81,14 @@ public sealed class LiveSession : IDisposable
         if (req.Trace != null)
         {
             var header = TraceHeader.Create(req.EngineBuild, req.ImageName, req.Kernel, "xen-pv-x86_32", req.RunOptions.ToHeaderOptions());
-            var traceWriter = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
-            traceWriter.Flush(); // header and guest image on disk before the guest runs: a kill from here on leaves a readable trace
-            var writer = _writer = req.WriterThread ? new TraceWriterThread(traceWriter) : new DirectTraceSink(traceWriter);
+            TraceWriter Open()
+            {
+                var traceWriter = new TraceWriter(req.Trace, header, req.Kernel, req.WriterOptions, leaveOpen: true);
+                traceWriter.Flush(); // header and guest image on disk before the guest runs (Run waits for them): a kill from then on leaves a readable trace
+                return traceWriter;
+            }
+            // With a writer thread, that thread writes the header and compresses the image while this one builds the machine.
+            var writer = _writer = req.WriterThread ? new TraceWriterThread(Open) : new DirectTraceSink(Open());
             // Every event names the vCPU it belongs to (docs/trace-format.md); the clock is read once before the machine exists.
             log = e => writer.Append(VcpuStamp.Apply(e, Machine?.Hypervisor.CurrentVcpu ?? 0));
         }
@@ -110,8 +115,8 @@ public sealed class LiveSession : IDisposable
         catch
         {
             // A kernel the machine refuses: end the writer thread (what was written stays readable).
-            _writer?.Dispose();
-            _hostClock?.Dispose();
+            try { _writer?.Dispose(); }
+            finally { _hostClock?.Dispose(); }
             throw;
         }
     }
@@ -196,6 +201,7 @@ public sealed class LiveSession : IDisposable
 
     public LiveResult Run()
     {
+        _writer?.WaitOpened();
         var sw = Stopwatch.StartNew();
         MachineExit exit = _req.WrapInputs is { } wrap ? Machine.Run(_req.MaxInstructions, wrap(_inputs)) : Machine.Run(_req.MaxInstructions, new LiveInputs.Direct(_inputs));
         sw.Stop();

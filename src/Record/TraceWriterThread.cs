@@ -28,7 +28,11 @@ public sealed class TraceWriterThread : ITraceSink
     /// <summary>Batches in existence at most: one being filled, the others queued or being written.</summary>
     public const int MaxBatches = 8;
 
-    private readonly TraceWriter _writer;
+    /// <summary>The writer; set on the writer thread when it opens it (<see cref="TraceWriterThread(Func{TraceWriter})"/>), null if that failed.</summary>
+    private TraceWriter? _writer;
+    private readonly Func<TraceWriter>? _open;
+    /// <summary>1 when the writer thread opens the writer (its first completed request), else 0.</summary>
+    private readonly int _opens;
     private readonly Thread _thread;
     // One producer (the recording thread), one consumer (the writer): lock-free queues, and events
     // that block at once when there is nothing to take. No lock is held across a thread switch and
@@ -50,8 +54,38 @@ public sealed class TraceWriterThread : ITraceSink
         _writer = writer;
         Batcher = new EventBatcher(new Consumer(this), new EventBatch(), writer.EventCount);
         _flushedCount = writer.EventCount;
-        _thread = new Thread(WriteLoop) { IsBackground = true, Name = "trace writer" };
-        _thread.Start();
+        _thread = Start();
+    }
+
+    /// <summary>
+    /// Opens the writer on the writer thread: <paramref name="open"/> (a new <see cref="TraceWriter"/>,
+    /// which writes the header and guest image), then a flush of the stream, while the recording
+    /// thread goes on (it builds the machine meanwhile). <see cref="WaitOpened"/> waits for both;
+    /// events appended before are written after them, as on the recording thread. An error in
+    /// <paramref name="open"/> is reported like any write error (at the next call that waits or appends).
+    /// </summary>
+    public TraceWriterThread(Func<TraceWriter> open)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        _open = open;
+        _endsAsked = _opens = 1; // the open is the first request the writer completes
+        Batcher = new EventBatcher(new Consumer(this), new EventBatch(), 0);
+        _thread = Start();
+    }
+
+    private Thread Start()
+    {
+        var thread = new Thread(WriteLoop) { IsBackground = true, Name = "trace writer" };
+        thread.Start();
+        return thread;
+    }
+
+    /// <summary>Returns once the writer is open and its header and guest image are in the stream (at once for a writer handed over open); throws the error that stopped it.</summary>
+    public void WaitOpened()
+    {
+        ThrowIfClosed();
+        while (Volatile.Read(ref _endsDone) < _opens) _endDone.WaitOne();
+        ThrowIfFailed();
     }
 
     /// <summary>
@@ -121,11 +155,11 @@ public sealed class TraceWriterThread : ITraceSink
         _endDone.Dispose();
         var failure = _failure;
         if (failure == null)
-            _writer.Dispose();
+            _writer!.Dispose();
         else
         {
             // The stream failed already: the first error is the one reported.
-            try { _writer.Dispose(); } catch (Exception e) when (e is not OutOfMemoryException) { }
+            try { _writer?.Dispose(); } catch (Exception e) when (e is not OutOfMemoryException) { }
             if (!_failureReported)
             {
                 _failureReported = true;
@@ -177,6 +211,7 @@ public sealed class TraceWriterThread : ITraceSink
 
     private void WriteLoop()
     {
+        if (_open is { } open) Open(open);
         while (true)
         {
             if (!_queued.TryDequeue(out var batch))
@@ -189,9 +224,9 @@ public sealed class TraceWriterThread : ITraceSink
             {
                 try
                 {
-                    batch.WriteTo(_writer);
-                    if (end == BatchEnd.Flush) _writer.Flush();
-                    else if (end == BatchEnd.Complete) _writer.Complete(batch.Summary!);
+                    batch.WriteTo(_writer!);
+                    if (end == BatchEnd.Flush) _writer!.Flush();
+                    else if (end == BatchEnd.Complete) _writer!.Complete(batch.Summary!);
                 }
                 catch (Exception e)
                 {
@@ -209,6 +244,23 @@ public sealed class TraceWriterThread : ITraceSink
                 _endDone.Set();
             }
         }
+    }
+
+    /// <summary>The writer thread's first request: opening the writer and flushing its header and guest image.</summary>
+    private void Open(Func<TraceWriter> open)
+    {
+        try
+        {
+            _writer = open();
+            _writer.Flush();
+        }
+        catch (Exception e)
+        {
+            _failure = ExceptionDispatchInfo.Capture(e);
+            Batcher.Refuse();
+        }
+        Interlocked.Increment(ref _endsDone);
+        _endDone.Set();
     }
 
     private void ThrowIfFailed()

@@ -76,7 +76,7 @@ public class OrdinaryFailureExitCodeTests
 
     /// <summary>
     /// The trace goes to a pipe whose reader leaves after 100,000 bytes: the header and guest image
-    /// get through (written before the trace writer thread starts), a later chunk, written on the
+    /// get through (written and flushed before the guest runs), a later chunk, written on the
     /// writer thread, fails (EPIPE). The recorder reports that error as its one line, exit 74.
     /// </summary>
     [Fact]

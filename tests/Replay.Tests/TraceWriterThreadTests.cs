@@ -16,7 +16,7 @@ public sealed class TraceWriterThreadTests
     private static readonly byte[] Image = [1, 2, 3];
     private static TraceHeader Header => TraceHeader.Create("test", "image", Image, "xen-pv-x86_32");
 
-    /// <summary>Hypercalls, upcalls (some with many ports), and whole events of other kinds, in icount order; every so often a flush.</summary>
+    /// <summary>Hypercalls (some with more than six arguments), upcalls (some with many ports), and whole events of other kinds, in icount order; every so often a flush.</summary>
     private static List<TraceEvent?> RandomCalls(int seed, int count)
     {
         var rng = new Random(seed);
@@ -27,7 +27,7 @@ public sealed class TraceWriterThreadTests
             icount += (ulong)rng.Next(3) * (ulong)rng.Next(1 << rng.Next(20));
             calls.Add(rng.Next(8) switch
             {
-                0 or 1 or 2 => new HypercallEvent(icount, rng.Next(40), Enumerable.Range(0, rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
+                0 or 1 or 2 => new HypercallEvent(icount, rng.Next(40), Enumerable.Range(0, rng.Next(10) == 0 ? rng.Next(16) : rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
                     rng.Next(-40, 3), OutputDigest: (ulong)rng.Next(2) * (ulong)rng.NextInt64(), Site: (uint)rng.Next()) { Vcpu = rng.Next(2) },
                 3 or 4 => new UpcallEvent(icount, rng.Next(2), Enumerable.Range(0, rng.Next(20) == 0 ? rng.Next(300) : rng.Next(3)).Select(_ => (uint)rng.Next(1024)).ToArray())
                     { Eip = (uint)rng.Next(), Handler = 0xC0001000 },
@@ -69,10 +69,12 @@ public sealed class TraceWriterThreadTests
         return ms.ToArray();
     }
 
-    private static byte[] OnTheWriterThread(List<TraceEvent?> calls, TraceWriterOptions options)
+    private static byte[] OnTheWriterThread(List<TraceEvent?> calls, TraceWriterOptions options, bool openedThere = false)
     {
         var ms = new MemoryStream();
-        using (var w = new TraceWriterThread(new TraceWriter(ms, Header, Image, options, leaveOpen: true)))
+        using (var w = openedThere
+            ? new TraceWriterThread(() => new TraceWriter(ms, Header, Image, options, leaveOpen: true))
+            : new TraceWriterThread(new TraceWriter(ms, Header, Image, options, leaveOpen: true)))
         {
             // Every other flush is only requested (the recorder's periodic flushes): the same bytes.
             // A call with six arguments goes in as the Xen model's do, as the six registers (TraceObserver.Batches).
@@ -106,6 +108,8 @@ public sealed class TraceWriterThreadTests
         var options = new TraceWriterOptions { MaxChunkEvents = chunkEvents };
         byte[] expected = OnTheRecordingThread(calls, options);
         Assert.Equal(expected, OnTheWriterThread(calls, options));
+        // Opened on the writer thread, the events appended before it has written the header coming after it.
+        Assert.Equal(expected, OnTheWriterThread(calls, options, openedThere: true));
         using var reader = TraceReader.Open(new MemoryStream(expected));
         Assert.Equal(calls.Count(c => c != null), reader.ReadEvents().Count());
     }
@@ -206,6 +210,41 @@ public sealed class TraceWriterThreadTests
         w.Append(new TimeEvent(5, TimeKind.SystemTimeNs, 1));
         // Nothing has failed yet (the event waits in a batch); writing it at Dispose fails.
         Assert.Same(stream.Error, Assert.Throws<IOException>(w.Dispose));
+    }
+
+    /// <summary>A stream that counts its flushes.</summary>
+    private sealed class CountingStream : MemoryStream
+    {
+        public int Flushes;
+        public override void Flush() => Flushes++;
+    }
+
+    [Fact]
+    public void WaitOpenedReturnsOnceTheHeaderAndImageAreFlushedToTheStream()
+    {
+        var opened = new MemoryStream();
+        _ = new TraceWriter(opened, Header, Image); // what a writer puts in the stream when it is built
+        var stream = new CountingStream();
+        using var w = new TraceWriterThread(() => new TraceWriter(stream, Header, Image, leaveOpen: true));
+        w.Append(new TimeEvent(5, TimeKind.SystemTimeNs, 1)); // appending does not wait for the open
+        w.WaitOpened();
+        Assert.Equal(opened.ToArray(), stream.ToArray()); // the event waits in its batch
+        Assert.Equal(1, stream.Flushes);
+        w.Flush();
+        using var reader = TraceReader.Open(new MemoryStream(stream.ToArray()));
+        Assert.Equal([new TimeEvent(5, TimeKind.SystemTimeNs, 1)], reader.ReadEvents());
+    }
+
+    [Fact]
+    public void AnErrorOpeningTheWriterIsThrownByWaitOpenedAndOnlyThere()
+    {
+        var stream = new FullDisk { Limit = 4 };
+        var w = new TraceWriterThread(() => new TraceWriter(stream, Header, Image, leaveOpen: true));
+        Assert.Same(stream.Error, Assert.Throws<IOException>(w.WaitOpened));
+        // Reported once: the writer refuses more work, and disposing does not throw it again.
+        Assert.Throws<InvalidOperationException>(() => w.Append(new TimeEvent(5, TimeKind.SystemTimeNs, 1)));
+        w.Dispose();
+        Assert.Equal(0, stream.Length);
     }
 
     [Fact]
