@@ -235,7 +235,7 @@ public sealed class TraceReplayer
     /// object is built (Verifier.TryMatchHypercall): only while no step stops at events or
     /// single-steps, which look at every event (<see cref="OnEvent"/>).
     /// </summary>
-    private sealed class PlainMatch(TraceReplayer r) : IPlainEvents
+    private sealed class PlainMatch(TraceReplayer r) : PlainEvents
     {
         private readonly Verifier _verifier = r.Verifier;
         private readonly Engine.Xen.Hypervisor _hv = r.Machine.Hypervisor;
@@ -243,7 +243,7 @@ public sealed class TraceReplayer
         // The verifier's match and the after-match check inlined here (what Verifier.TryMatchHypercall
         // and its OnMatch do, without a delegate call per event).
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+        public override bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
         {
             if (!r._plainAllowed || !_verifier.TakeIfHypercall(icount, _hv.CurrentVcpu, number, args, result, digest, site)) return false;
             if (!r.NothingToCheck) r.CheckPrefixEnd();
@@ -251,7 +251,7 @@ public sealed class TraceReplayer
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+        public override bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
         {
             if (!r._plainAllowed || !_verifier.TakeIfUpcall(icount, vcpu, ports, eip, handler)) return false;
             if (!r.NothingToCheck) r.CheckPrefixEnd();
