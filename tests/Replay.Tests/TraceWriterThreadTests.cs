@@ -16,7 +16,7 @@ public sealed class TraceWriterThreadTests
     private static readonly byte[] Image = [1, 2, 3];
     private static TraceHeader Header => TraceHeader.Create("test", "image", Image, "xen-pv-x86_32");
 
-    /// <summary>Hypercalls, upcalls (some with many ports), and whole events of other kinds, in icount order; every so often a flush.</summary>
+    /// <summary>Hypercalls (some with more than six arguments), upcalls (some with many ports), and whole events of other kinds, in icount order; every so often a flush.</summary>
     private static List<TraceEvent?> RandomCalls(int seed, int count)
     {
         var rng = new Random(seed);
@@ -27,7 +27,7 @@ public sealed class TraceWriterThreadTests
             icount += (ulong)rng.Next(3) * (ulong)rng.Next(1 << rng.Next(20));
             calls.Add(rng.Next(8) switch
             {
-                0 or 1 or 2 => new HypercallEvent(icount, rng.Next(40), Enumerable.Range(0, rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
+                0 or 1 or 2 => new HypercallEvent(icount, rng.Next(40), Enumerable.Range(0, rng.Next(10) == 0 ? rng.Next(16) : rng.Next(7)).Select(_ => (uint)rng.NextInt64(1L << 32)).ToArray(),
                     rng.Next(-40, 3), OutputDigest: (ulong)rng.Next(2) * (ulong)rng.NextInt64(), Site: (uint)rng.Next()) { Vcpu = rng.Next(2) },
                 3 or 4 => new UpcallEvent(icount, rng.Next(2), Enumerable.Range(0, rng.Next(20) == 0 ? rng.Next(300) : rng.Next(3)).Select(_ => (uint)rng.Next(1024)).ToArray())
                     { Eip = (uint)rng.Next(), Handler = 0xC0001000 },

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Engine.Xen;
 
@@ -13,7 +14,7 @@ namespace Replayvisor.Engine.Session;
 public sealed class EventBatch
 {
     /// <summary>
-    /// Events per batch: 1,024 entries of 80 bytes stay under the large-object threshold (85,000
+    /// Events per batch: 1,024 entries of 64 bytes stay under the large-object threshold (85,000
     /// bytes), so a batch comes from the GC's young generation, whose memory is reused at once,
     /// instead of fresh large-object pages that fault in when first written.
     /// </summary>
@@ -21,27 +22,37 @@ public sealed class EventBatch
 
     private enum Kind : byte { Whole, Hypercall, Upcall }
 
-    /// <summary>Up to six hypercall arguments kept in the event itself (a hypercall has six registers' worth: docs/xen-abi.md §1).</summary>
-    [System.Runtime.CompilerServices.InlineArray(InlineArgs)]
-    private struct Args
+    /// <summary>Up to six values kept in the entry itself: a hypercall's arguments (six registers' worth: docs/xen-abi.md §1) or an upcall's ports.</summary>
+    [InlineArray(InlineValues)]
+    private struct Inline
     {
         private uint _first;
     }
 
-    private const int InlineArgs = 6;
+    private const int InlineValues = 6;
 
+    /// <summary>
+    /// One event in 64 bytes (a cache line's size): what a hypercall needs in place; an upcall keeps its handler and
+    /// the start of any out-of-line ports where a hypercall's result goes and their number where its
+    /// digest goes; a hypercall with more than six arguments keeps where they start in its first inline value.
+    /// </summary>
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
     private struct Raw
     {
-        public ulong Icount;
-        public long Result;
-        public ulong Digest;
-        public uint Site, Handler;
-        public int Number, Vcpu;
-        /// <summary>Where the values (an upcall's ports, or more than six arguments) start in the batch's value array.</summary>
-        public int ValueStart;
-        public int ValueCount;
-        public Kind Kind;
-        public Args Args;
+        [FieldOffset(0)] public ulong Icount;
+        [FieldOffset(8)] public long Result;
+        [FieldOffset(8)] public uint Handler;
+        /// <summary>Where the values start in the batch's value array (upcall with more than six ports; a whole event's index in <see cref="_whole"/>).</summary>
+        [FieldOffset(12)] public int ValueStart;
+        [FieldOffset(16)] public ulong Digest;
+        [FieldOffset(16)] public int PortCount;
+        [FieldOffset(24)] public uint Site;
+        [FieldOffset(28)] public int Number;
+        [FieldOffset(32)] public Inline Values;
+        [FieldOffset(32)] public HypercallArgs Registers;
+        [FieldOffset(56)] public int Vcpu;
+        [FieldOffset(60)] public ushort ArgCount;
+        [FieldOffset(62)] public Kind Kind;
     }
 
     // No references in an entry: the GC never scans the entries, and they need no zeroing.
@@ -50,20 +61,21 @@ public sealed class EventBatch
     private readonly List<TraceEvent> _whole = [];
     private uint[] _values;
     private int _valueCount;
+    private int _count;
 
     public EventBatch() : this(Capacity) { }
 
     private EventBatch(int capacity)
     {
         _events = GC.AllocateUninitializedArray<Raw>(capacity);
-        _values = GC.AllocateUninitializedArray<uint>(capacity * 4);
+        _values = GC.AllocateUninitializedArray<uint>(capacity);
     }
 
     /// <summary>A batch that holds nothing (every add throws): what <see cref="EventBatcher"/> fills between a hand-over and the next batch.</summary>
     internal static EventBatch None { get; } = new(0);
 
-    public int Count { get; private set; }
-    public bool IsFull => Count == _events.Length;
+    public int Count => _count;
+    public bool IsFull => _count == _events.Length;
 
     /// <summary>What the writer does after the batch's events (set by the recording thread before handing it over).</summary>
     public BatchEnd End { get; set; }
@@ -74,12 +86,32 @@ public sealed class EventBatch
     /// A hypercall whose arguments are the six argument registers: the same entry as
     /// <see cref="AddHypercall(ulong, int, ReadOnlySpan{uint}, long, ulong, uint, int)"/> with those six
     /// values, copied as one block (the Xen model's hypercalls, through <see cref="EventBatcher"/>).
+    /// True when the batch is full after it.
     /// </summary>
-    /// <remarks>Optimised at once, as the rest of the recording thread's per-event path.</remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AddHypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
+    /// <remarks>Inlined into the batcher: the recording thread's per-event path.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool AddHypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
     {
-        ref Raw e = ref _events[Count++];
+        var events = _events;
+        int at = _count;
+        ref Raw e = ref events[at];
+        e.Icount = icount;
+        e.Result = result;
+        e.Digest = digest;
+        e.Site = site;
+        e.Number = number;
+        e.Registers = args;
+        e.Vcpu = vcpu;
+        e.ArgCount = InlineValues;
+        e.Kind = Kind.Hypercall;
+        _count = ++at;
+        return at == events.Length;
+    }
+
+    /// <summary>A hypercall with up to 15 arguments (TraceWriter.AppendHypercall's); true when the batch is full after it.</summary>
+    public bool AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    {
+        ref Raw e = ref _events[_count++];
         e.Kind = Kind.Hypercall;
         e.Icount = icount;
         e.Number = number;
@@ -87,57 +119,50 @@ public sealed class EventBatch
         e.Digest = digest;
         e.Site = site;
         e.Vcpu = vcpu;
-        e.ValueCount = InlineArgs;
-        Unsafe.As<Args, HypercallArgs>(ref e.Args) = args;
+        e.ArgCount = (ushort)args.Length;
+        if (args.Length <= InlineValues) args.CopyTo(e.Values);
+        else e.Values[0] = (uint)Values(args);
+        return IsFull;
     }
 
-    /// <remarks>Optimised at once, as the rest of the recording thread's per-event path.</remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    /// <summary>An upcall; true when the batch is full after it.</summary>
+    /// <remarks>Inlined into the batcher: the recording thread's per-event path.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
-        ref Raw e = ref _events[Count++];
-        e.Kind = Kind.Hypercall;
+        var events = _events;
+        int at = _count;
+        ref Raw e = ref events[at];
         e.Icount = icount;
-        e.Number = number;
-        e.Result = result;
-        e.Digest = digest;
-        e.Site = site;
-        e.Vcpu = vcpu;
-        e.ValueCount = args.Length;
-        if (args.Length <= InlineArgs)
-        {
-            for (int i = 0; i < args.Length; i++) e.Args[i] = args[i]; // a loop: cheaper than a memmove call for six values
-        }
-        else e.ValueStart = Values(args);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        ref Raw e = ref _events[Count++];
-        e.Kind = Kind.Upcall;
-        e.Icount = icount;
-        e.Vcpu = vcpu;
-        e.Site = eip;
         e.Handler = handler;
-        e.ValueStart = Values(ports);
-        e.ValueCount = ports.Length;
+        e.Site = eip;
+        e.Vcpu = vcpu;
+        e.PortCount = ports.Length;
+        e.Kind = Kind.Upcall;
+        if (ports.Length <= InlineValues)
+        {
+            for (int i = 0; i < ports.Length; i++) e.Values[i] = ports[i]; // usually one or two: cheaper than a memmove call
+        }
+        else e.ValueStart = Values(ports);
+        _count = ++at;
+        return at == events.Length;
     }
 
-    public void Add(TraceEvent whole)
+    /// <summary>Any other event, kept as its object; true when the batch is full after it.</summary>
+    public bool Add(TraceEvent whole)
     {
-        ref Raw e = ref _events[Count++];
+        ref Raw e = ref _events[_count++];
         e.Kind = Kind.Whole;
         e.ValueStart = _whole.Count;
         _whole.Add(whole);
+        return IsFull;
     }
 
     private int Values(ReadOnlySpan<uint> values)
     {
         int at = _valueCount;
         if (at + values.Length > _values.Length) Array.Resize(ref _values, Math.Max(_values.Length * 2, at + values.Length));
-        var into = _values;
-        for (int i = 0; i < values.Length; i++) into[at + i] = values[i]; // usually one or two: cheaper than a memmove call
+        values.CopyTo(_values.AsSpan(at));
         _valueCount = at + values.Length;
         return at;
     }
@@ -157,20 +182,23 @@ public sealed class EventBatch
             switch (e.Kind)
             {
                 case Kind.Hypercall:
-                    ReadOnlySpan<uint> args = e.ValueCount <= InlineArgs ? ((ReadOnlySpan<uint>)e.Args)[..e.ValueCount] : _values.AsSpan(e.ValueStart, e.ValueCount);
-                    writer.AppendHypercall(e.Icount, e.Number, args, e.Result, e.Digest, e.Site, e.Vcpu);
+                    writer.AppendHypercall(e.Icount, e.Number, Values(ref e, (int)e.Values[0], e.ArgCount), e.Result, e.Digest, e.Site, e.Vcpu);
                     break;
-                case Kind.Upcall: writer.AppendUpcall(e.Icount, e.Vcpu, _values.AsSpan(e.ValueStart, e.ValueCount), e.Site, e.Handler); break;
+                case Kind.Upcall: writer.AppendUpcall(e.Icount, e.Vcpu, Values(ref e, e.ValueStart, e.PortCount), e.Site, e.Handler); break;
                 default: writer.Append(_whole[e.ValueStart]); break;
             }
         }
     }
 
+    /// <summary>An entry's values: in the entry, or (more than six) from <paramref name="start"/> in the value array.</summary>
+    private ReadOnlySpan<uint> Values(ref Raw e, int start, int count) =>
+        count <= InlineValues ? ((ReadOnlySpan<uint>)e.Values)[..count] : _values.AsSpan(start, count);
+
     /// <summary>Empties the batch for refilling (drops the references to whole events).</summary>
     public void Clear()
     {
         _whole.Clear();
-        Count = 0;
+        _count = 0;
         _valueCount = 0;
         End = BatchEnd.None;
         Summary = null;

@@ -59,35 +59,30 @@ public sealed class EventBatcher
     }
 
     /// <summary>A hypercall whose arguments are the six argument registers (<see cref="TraceWriter.AppendHypercall"/> with them).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <remarks>Inlined into <see cref="TraceObserver"/>: with the batch's append, the recording thread's whole per-event path is one method.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Hypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
     {
         Check(icount);
-        var batch = _current;
-        batch.AddHypercall(icount, number, in args, result, digest, site, vcpu);
-        if (batch.IsFull) _consumer.BatchFull();
+        if (_current.AddHypercall(icount, number, in args, result, digest, site, vcpu)) _consumer.BatchFull();
     }
 
     /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
         Check(icount);
-        var batch = _current;
-        batch.AddHypercall(icount, number, args, result, digest, site, vcpu);
-        if (batch.IsFull) _consumer.BatchFull();
+        if (_current.AddHypercall(icount, number, args, result, digest, site, vcpu)) _consumer.BatchFull();
     }
 
     /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <remarks>Inlined into <see cref="TraceObserver"/>, as <see cref="Hypercall(ulong, int, in HypercallArgs, long, ulong, uint, int)"/>.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
         Check(icount);
-        var batch = _current;
-        batch.AddUpcall(icount, vcpu, ports, eip, handler);
-        if (batch.IsFull) _consumer.BatchFull();
+        if (_current.AddUpcall(icount, vcpu, ports, eip, handler)) _consumer.BatchFull();
     }
 
     /// <inheritdoc cref="TraceWriter.Append"/>
@@ -95,9 +90,7 @@ public sealed class EventBatcher
     {
         ArgumentNullException.ThrowIfNull(traceEvent);
         Check(traceEvent.Icount);
-        var batch = _current;
-        batch.Add(traceEvent);
-        if (batch.IsFull) _consumer.BatchFull();
+        if (_current.Add(traceEvent)) _consumer.BatchFull();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Replayvisor.Engine.Xen.Mm;
 
 public sealed partial class MemoryManager
@@ -36,9 +38,18 @@ public sealed partial class MemoryManager
     {
         if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _layout.HypervisorVirtStart)
         {
-            if (_peekMemo.Holds(_fmt, _baseMfn, va)) return _domain.Memory.Read32(_peekMemo.FrameBase | (va & 0xFFF));
+            // The frame is one a walk found in RAM (below FrameCount): read it as PhysicalMemory.Read32 reads RAM, without the call.
+            if (_peekMemo.Holds(_fmt, _baseMfn, va))
+                return BinaryPrimitives.ReadUInt32LittleEndian(_fmt.Mem.Ram.AsSpan((int)(_peekMemo.FrameBase | (va & 0xFFF)), 4));
             return _peekMemo.Walk(_fmt, _baseMfn, va, out ulong pa) ? _domain.Memory.Read32(pa) : null;
         }
+        return PeekAcrossPages(va);
+    }
+
+    /// <summary>A u32 that may straddle two pages (kept out of <see cref="PeekGuest32"/>, whose other paths need no stack buffer).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private uint? PeekAcrossPages(uint va)
+    {
         Span<byte> b = stackalloc byte[4];
         return PeekGuest(va, b) ? BitConverter.ToUInt32(b) : null;
     }
