@@ -119,7 +119,7 @@ public sealed partial class X86Cpu
         Dr[6] = (Dr[6] & ~0xFu) | DataBreakpointHits | (singleStep ? 0x4000u : 0);
         DataBreakpointHits = 0;
         var e = new CpuEvent(Vectors.DB, EventKind.Trap, false, 0, InsnEip, 0);
-        Host.Deliver(this, e);
+        DeliverToHost(e);
         ClearFault();
     }
     /// <summary>DR7 enables at least one breakpoint (L or G bit) whose R/W field is 00 (instruction execution).</summary>

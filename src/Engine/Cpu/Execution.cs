@@ -95,6 +95,7 @@ public sealed partial class X86Cpu
         _stopAt = stopAt;
         _stopRequested = false;
         StopMessage = null;
+        NoteCodeSegment();
         Block? prev = null; // the block that just ran, when its successor may be looked up in its links
         while (true)
         {
@@ -152,10 +153,37 @@ public sealed partial class X86Cpu
     public StopReason Step() => Run(Icount + 1);
 
     /// <summary>
-    /// Bumped whenever a TLB entry changes (fill, invalidation, flush, CPL change), so remembered
-    /// block successors, which skip the code fetch's TLB lookup, are dropped.
+    /// Bumped whenever a TLB entry changes (fill, invalidation, flush, CPL change) or CS's base,
+    /// limit or attributes change, so remembered block successors, which skip the code fetch's TLB
+    /// lookup and CS limit check, are dropped.
     /// </summary>
     internal ulong ChainEpoch;
+
+    // CS as the remembered successors were linked under (NoteCodeSegment).
+    private uint _chainCsBase, _chainCsLimit;
+    private ushort _chainCsAttr;
+
+    /// <summary>
+    /// Drops the remembered successors when CS is not the one they were linked under: a fetch
+    /// through another base reads other code, and one past a new limit faults (FetchBlock). Called
+    /// wherever CS may have changed: a run's start (anything may happen between runs), after the
+    /// host took an event or a hlt (Xen's bounce frames and returns load CS), and at a far transfer.
+    /// </summary>
+    internal void NoteCodeSegment()
+    {
+        ref SegmentCache cs = ref Segs[Seg.CS];
+        if (cs.Base == _chainCsBase && cs.Limit == _chainCsLimit && cs.Attr == _chainCsAttr) return;
+        _chainCsBase = cs.Base;
+        _chainCsLimit = cs.Limit;
+        _chainCsAttr = cs.Attr;
+        ChainEpoch++;
+    }
+
+    private void DeliverToHost(in CpuEvent e)
+    {
+        Host.Deliver(this, e);
+        NoteCodeSegment();
+    }
 
     /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
     private int ExecBlock(Block b, bool singleStep, int cap = int.MaxValue)
@@ -271,7 +299,7 @@ public sealed partial class X86Cpu
         if ((ex & CpuExit.Fault) != 0)
         {
             DataBreakpointHits = 0; // the instruction did not complete: no data breakpoint trap
-            Host.Deliver(this, _pending);
+            DeliverToHost(_pending);
             ClearFault();
             return true;
         }
@@ -279,7 +307,7 @@ public sealed partial class X86Cpu
         if ((ex & CpuExit.Event) != 0)
         {
             DataBreakpointHits = 0; // an instruction that enters Xen (int, hypercall): Xen's #DB handling is not modelled
-            Host.Deliver(this, _pending);
+            DeliverToHost(_pending);
             ClearFault();
         }
         else if (singleStep) SingleStepTrap(insn);
@@ -292,14 +320,14 @@ public sealed partial class X86Cpu
         if (ShadowsSingleStep(insn)) return;
         Dr[6] |= 0x4000;
         var e = new CpuEvent(Vectors.DB, EventKind.Trap, false, 0, InsnEip, 0);
-        Host.Deliver(this, e);
+        DeliverToHost(e);
         ClearFault();
     }
 
     private void DeliverFault()
     {
         Exit = 0;
-        Host.Deliver(this, _pending);
+        DeliverToHost(_pending);
         ClearFault();
     }
 

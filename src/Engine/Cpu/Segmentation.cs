@@ -215,5 +215,6 @@ public sealed partial class X86Cpu
     {
         Segs[Seg.CS] = cs;
         if (Cpl != cpl) Cpl = cpl;
+        NoteCodeSegment();
     }
 }

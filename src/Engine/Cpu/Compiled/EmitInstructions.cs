@@ -220,8 +220,7 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 EmitCall(ctx, t);
-                _il.Emit(OpCodes.Ldloc, t);
-                EmitEndWithEipOnStack();
+                EmitDynamicTransfer(t);
                 return true;
             }
             case Form.JmpIndirect:
@@ -230,8 +229,7 @@ internal sealed partial class BlockEmitter
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
                 CheckPend(i, null, t);
-                _il.Emit(OpCodes.Ldloc, t);
-                EmitEndWithEipOnStack();
+                EmitDynamicTransfer(t);
                 return true;
             }
             case Form.Ret:

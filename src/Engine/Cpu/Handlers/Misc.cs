@@ -41,6 +41,7 @@ internal static unsafe class Misc
     {
         if (c.Cpl != 0) { c.RaiseGp(0); return; }
         c.Host.Halt(c);
+        c.NoteCodeSegment(); // the host may have delivered an event meanwhile
         c.Exit |= CpuExit.Branch;
     }
 
