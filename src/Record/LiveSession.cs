@@ -124,15 +124,15 @@ public sealed class LiveSession : IDisposable
     public XenMachine Machine { get; }
 
     /// <summary>Hypercalls and upcalls without event objects, for a trace written on the recording thread (with the writer thread they go to its <see cref="TraceWriterThread.Batcher"/>).</summary>
-    private sealed class PlainWriter(LiveSession s) : IPlainEvents
+    private sealed class PlainWriter(LiveSession s) : PlainEvents
     {
-        public bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+        public override bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
         {
             s._writer!.AppendHypercall(icount, number, args, result, digest, site, s.Machine.Hypervisor.CurrentVcpu);
             return true;
         }
 
-        public bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+        public override bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
         {
             if (vcpu < 0) return false; // never from the model; the event path stores one whole
             s._writer!.AppendUpcall(icount, vcpu, ports, eip, handler);

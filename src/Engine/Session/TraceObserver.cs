@@ -19,7 +19,7 @@ public sealed class TraceObserver : IXenObserver
     public HypercallOutputLevel Outputs { get; init; }
 
     /// <summary>Takes plain hypercalls and upcalls before an event object is built (the replay's verifier, the recorder's writer); null: every event is built.</summary>
-    public IPlainEvents? Plain { get; init; }
+    public PlainEvents? Plain { get; init; }
 
     /// <summary>
     /// The recorder's batches (the trace writer thread's <see cref="EventBatcher"/>): plain hypercalls
