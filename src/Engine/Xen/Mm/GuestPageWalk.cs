@@ -78,7 +78,10 @@ internal struct WalkMemo
         return Entry64(ram, _l3At) == _l3e && Entry64(ram, _l2At) == _l2e && Entry64(ram, _l1At) == _l1e;
     }
 
+    // Inlined: Holds is inlined into large callers (Hypervisor.Hypercall via PeekGuest32), where the JIT's budget left the third read a call.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong Entry64(byte[] ram, ulong at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(ram.AsSpan((int)at, 8));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Entry32(byte[] ram, ulong at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(ram.AsSpan((int)at, 4));
 
     /// <summary>
