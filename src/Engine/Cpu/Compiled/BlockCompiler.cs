@@ -22,7 +22,7 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
 
 /// <summary>
-/// The compiled tier: translates a hot block, with the blocks it branches to, to IL (a
+/// The compiled tier: translates a hot block, with the blocks of its page it branches to, to IL (a
 /// DynamicMethod) that the .NET JIT turns into machine code. Guest registers live in IL locals
 /// across the region, flags stay lazy as operands in locals and reach the CPU only at exits, and
 /// loads and stores take an inlined TLB-hit path. Instructions it does not translate run their
@@ -30,9 +30,8 @@ internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
 /// </summary>
 public static class BlockCompiler
 {
-    // Compiled code is a function of its blocks' bytes, addresses and code size, and of the head's
-    // page offset (which members lie in other pages; their frames are read from the members
-    // array at run time), so machines in one process share it: a
+    // Compiled code is a function of its blocks' bytes, addresses and code size only (every
+    // constant it holds comes from decoding them), so machines in one process share it: a
     // replay after a recording, a restored snapshot or a second run skips the compile.
     private static readonly ConcurrentDictionary<string, (DynamicMethod Method, int IlBytes)> Shared = new();
     private const int MaxShared = 1 << 16;
@@ -44,58 +43,54 @@ public static class BlockCompiler
     /// </summary>
     public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory, X86Cpu cpu)
     {
-        Block[] members = CompiledRegion.Form(head, cache, cpu);
+        Block[] members = CompiledRegion.Form(head, cache);
         foreach (var m in members)
         {
             m.InRegions ??= new List<Block>(1);
             if (!m.InRegions.Contains(head)) m.InRegions.Add(head);
         }
-        int[][] dynamicTargets = CompiledRegion.DynamicTargets(members);
-        string key = Key(members, dynamicTargets, memory);
+        string key = Key(members, memory);
         if (Shared.TryGetValue(key, out var hit))
         {
             head.Compiled = new CompiledRegion(Bind(hit.Method, cpu), members);
             return (0, members.Length);
         }
-        var method = Emit(members, dynamicTargets, out int ilBytes);
+        var method = Emit(members, out int ilBytes);
         head.Compiled = new CompiledRegion(Bind(method, cpu), members);
         if (Shared.Count < MaxShared) Shared.TryAdd(key, (method, ilBytes));
         return (ilBytes, members.Length);
     }
 
-    private static string Key(Block[] members, int[][] dynamicTargets, PhysicalMemory memory)
+    private static string Key(Block[] members, PhysicalMemory memory)
     {
-        var sb = new StringBuilder(members[0].Code32 ? "d" : "w").Append((members[0].Phys & 0xFFF).ToString("x3")).Append('/');
+        var sb = new StringBuilder(members[0].Code32 ? "d" : "w");
         Span<byte> bytes = stackalloc byte[0x1000];
-        for (int k = 0; k < members.Length; k++)
+        foreach (var b in members)
         {
-            Block b = members[k];
             int length = (int)(b.EndEip - b.Eip);
             memory.ReadBytes(b.Phys, bytes[..length]);
-            sb.Append(b.Eip.ToString("x8")).Append(':').Append(Convert.ToHexString(bytes[..length]));
-            foreach (int m in dynamicTargets[k]) sb.Append('>').Append(m);
-            sb.Append(';');
+            sb.Append(b.Eip.ToString("x8")).Append(':').Append(Convert.ToHexString(bytes[..length])).Append(';');
         }
         return sb.ToString();
     }
 
     private static CompiledCode Bind(DynamicMethod method, X86Cpu cpu) => (CompiledCode)method.CreateDelegate(typeof(CompiledCode), cpu);
 
-    private static DynamicMethod Emit(Block[] members, int[][] dynamicTargets, out int ilBytes)
+    private static DynamicMethod Emit(Block[] members, out int ilBytes)
     {
         // The registers the region's translations write are stored at its exits; should the
         // emitter find one more, it emits again storing all of them.
         int written = BlockEmitter.WrittenRegisters(members);
-        var code = TryEmit(members, dynamicTargets, written, out ilBytes, out int seen);
+        var code = TryEmit(members, written, out ilBytes, out int seen);
         if ((seen & ~written) == 0) return code;
-        return TryEmit(members, dynamicTargets, 0xFF, out ilBytes, out _);
+        return TryEmit(members, 0xFF, out ilBytes, out _);
     }
 
-    private static DynamicMethod TryEmit(Block[] members, int[][] dynamicTargets, int written, out int ilBytes, out int seen)
+    private static DynamicMethod TryEmit(Block[] members, int written, out int ilBytes, out int seen)
     {
         var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong)], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
-        var e = new BlockEmitter(il, members, dynamicTargets, written);
+        var e = new BlockEmitter(il, members, written);
         e.Emit();
         seen = e.RegistersStored;
         ilBytes = il.ILOffset;

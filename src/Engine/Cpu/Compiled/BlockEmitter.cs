@@ -17,8 +17,6 @@ internal sealed partial class BlockEmitter
 {
     private readonly ILGenerator _il;
     private readonly Block[] _members;
-    // Per member: the members its indirect transfer compares its target with (besides return sites).
-    private readonly int[][] _dynamicTargets;
     private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
     private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
@@ -67,10 +65,7 @@ internal sealed partial class BlockEmitter
 
     private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
-        MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp)),
-        MCodeMapped = M(nameof(X86Cpu.JitCodeMapped));
-
-    private static readonly FieldInfo FPhys = typeof(Block).GetField(nameof(Block.Phys))!;
+        MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
 
     private static FieldInfo F(string name) =>
         typeof(X86Cpu).GetField(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance)
@@ -80,11 +75,10 @@ internal sealed partial class BlockEmitter
         typeof(X86Cpu).GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
         ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
-    public BlockEmitter(ILGenerator il, Block[] members, int[][] dynamicTargets, int written)
+    public BlockEmitter(ILGenerator il, Block[] members, int written)
     {
         _il = il;
         _members = members;
-        _dynamicTargets = dynamicTargets;
         _written = written;
         _starts = new Label[members.Length];
         for (int k = 0; k < members.Length; k++) _starts[k] = il.DefineLabel();
@@ -176,7 +170,9 @@ internal sealed partial class BlockEmitter
     public static List<uint> StaticSuccessors(Block b)
     {
         var list = new List<uint>(2);
-        if (!Links(b)) return list;
+        if (!b.Chainable || !b.Code32) return list;
+        for (int i = 0; i < b.Count; i++)
+            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !LinkingHandlers.KeepsLinking(ref b.Insns[i])) return list;
         ref DecodedInsn last = ref b.Insns[b.Count - 1];
         switch (Classify(ref last, true))
         {
@@ -188,30 +184,6 @@ internal sealed partial class BlockEmitter
             default: list.Add(b.EndEip); break;
         }
         return list;
-    }
-
-    /// <summary>
-    /// Where a member ending in an indirect transfer (ret, jmp or call through a register or memory)
-    /// went when the run loop last followed it (<see cref="Block.LinkedEips"/>): the members its
-    /// code compares the target with (<see cref="EmitDynamicTransfer"/>). Any member is a correct
-    /// destination for a target equal to its address (the branch checks what the run loop's fetch
-    /// would), so these only decide which compares are worth emitting.
-    /// </summary>
-    public static List<uint> DynamicSuccessors(Block b)
-    {
-        var list = new List<uint>(2);
-        if (!Links(b)) return list;
-        if (Classify(ref b.Insns[b.Count - 1], true) is Form.Ret or Form.JmpIndirect or Form.CallIndirect) b.LinkedEips(list);
-        return list;
-    }
-
-    /// <summary>A member may continue inside its region: it ends in a near transfer or falls through, and runs no handler that ends the member.</summary>
-    private static bool Links(Block b)
-    {
-        if (!b.Chainable || !b.Code32) return false;
-        for (int i = 0; i < b.Count; i++)
-            if (Classify(ref b.Insns[i], i == b.Count - 1) == Form.Handler && !LinkingHandlers.KeepsLinking(ref b.Insns[i])) return false;
-        return true;
     }
 
     private static uint Target(ref DecodedInsn d) => d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
@@ -251,17 +223,13 @@ internal sealed partial class BlockEmitter
         EmitBranchToMember(m, target);
     }
 
-    /// <summary>
-    /// An indirect transfer (ret, jmp or call through a register or memory) to the address in t: to
-    /// a member starting there that is a call's return address or where this member went before
-    /// (<see cref="DynamicSuccessors"/>), else out.
-    /// </summary>
+    /// <summary>A return (or indirect call's return) to the address in t: to a member starting there (a call's return address), else out.</summary>
     private void EmitDynamicTransfer(LocalBuilder t)
     {
         if (!_handlerRan)
             for (int m = 0; m < _members.Length; m++)
             {
-                if (!IsReturnSite(_members[m].Eip) && Array.IndexOf(_dynamicTargets[_k], m) < 0) continue;
+                if (!IsReturnSite(_members[m].Eip)) continue;
                 Label other = _il.DefineLabel();
                 _il.Emit(OpCodes.Ldloc, t);
                 Ldc((int)_members[m].Eip);
@@ -285,9 +253,8 @@ internal sealed partial class BlockEmitter
 
     /// <summary>
     /// Counts the member, then branches to member m's start (all registers in locals, flags in
-    /// the dynamic locals) when the chain epoch (TLB, and so the head page's translation) is
-    /// unchanged, member m fits the budget and, for a member of another page, the TLB maps its page
-    /// to its frame; otherwise leaves with EIP = target. Changes no tracked state.
+    /// the dynamic locals) when the chain epoch (TLB, and so the page's translation) is unchanged
+    /// and member m fits the budget; otherwise leaves with EIP = target. Changes no tracked state.
     /// </summary>
     private void EmitBranchToMember(int m, uint target)
     {
@@ -320,19 +287,6 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FStopAt);
         _il.Emit(OpCodes.Bgt_Un, exit);
-        if (CompiledRegion.IsOtherPage(_members[0], _members[m].Eip))
-        {
-            // Another page: only the head's translation was checked at entry, so the TLB must map
-            // this one to the member's frame now, as the run loop's fetch would find it.
-            _il.Emit(OpCodes.Ldarg_0);
-            Ldc((int)_members[m].Eip);
-            _il.Emit(OpCodes.Ldarg_1);
-            Ldc(m);
-            _il.Emit(OpCodes.Ldelem_Ref);
-            _il.Emit(OpCodes.Ldfld, FPhys);
-            _il.Emit(OpCodes.Call, MCodeMapped);
-            _il.Emit(OpCodes.Brfalse, exit);
-        }
         FlagsToDynamic();
         _il.Emit(OpCodes.Br, _starts[m]);
         _loaded = loaded;

@@ -70,30 +70,6 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static uint JitCsLimit(X86Cpu c) => c.SegAt(Seg.CS).Limit;
 
-    /// <summary>
-    /// Whether the TLB maps the page of CS:eip for execution at the current CPL to the frame of
-    /// <paramref name="phys"/>: where the run loop's fetch (<see cref="FetchBlock"/>, TLB hit) would
-    /// find the block decoded from phys. A miss answers false (the fetch would walk the tables).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool JitCodeMapped(X86Cpu c, uint eip, ulong phys)
-    {
-        uint lin = c.SegAt(Seg.CS).Base + eip;
-        ulong e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c._tlb), (nint)(lin >> 12));
-        return (e & (GenMask | c._tlbX)) == c._tlbX && (e & FrameMask) == (phys & ~0xFFFul);
-    }
-
-    /// <summary>
-    /// The physical address the run loop would fetch CS:eip from when the TLB holds its page for
-    /// execution at the current CPL (compiled regions take cached blocks of other pages through
-    /// it); false on a miss. Reads the TLB only: no fill, no accessed bit.
-    /// </summary>
-    internal bool PeekCodeAddress(uint eip, out ulong phys)
-    {
-        phys = TlbLookup(SegAt(Seg.CS).Base + eip, _tlbX);
-        return phys != ulong.MaxValue;
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool JitStack32(X86Cpu c) => c.SegAt(Seg.SS).Big;
 

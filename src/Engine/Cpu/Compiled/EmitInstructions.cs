@@ -220,7 +220,8 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 EmitCall(ctx, t);
-                EmitDynamicTransfer(t);
+                _il.Emit(OpCodes.Ldloc, t);
+                EmitEndWithEipOnStack();
                 return true;
             }
             case Form.JmpIndirect:
@@ -229,7 +230,8 @@ internal sealed partial class BlockEmitter
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
                 CheckPend(i, null, t);
-                EmitDynamicTransfer(t);
+                _il.Emit(OpCodes.Ldloc, t);
+                EmitEndWithEipOnStack();
                 return true;
             }
             case Form.Ret:

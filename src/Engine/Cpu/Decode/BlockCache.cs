@@ -49,13 +49,6 @@ public sealed class Block
         return null;
     }
 
-    /// <summary>The start addresses of the remembered successors, valid or not (candidates for a compiled region's indirect branches).</summary>
-    internal void LinkedEips(List<uint> into)
-    {
-        if (_succ0 != null) into.Add(_succEip0);
-        if (_succ1 != null && _succEip1 != _succEip0) into.Add(_succEip1);
-    }
-
     internal void Link(Block next, ulong epoch)
     {
         if (_succ0 == null || _epoch0 != epoch || !_succ0.Valid || _succEip0 == next.Eip)
