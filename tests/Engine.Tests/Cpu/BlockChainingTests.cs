@@ -102,11 +102,11 @@ public class BlockChainingTests
             a.jb(far);
             a.int3();
         };
-        TestMachine Run(CpuTier t0, int t)
+        TestMachine Run(CpuTier runTier, int compileThreshold)
         {
-            var m = new TestMachine(blockCache: t0).Load(code);
+            var m = new TestMachine(blockCache: runTier).Load(code);
             m.Memory.WriteBytes(far, TestMachine.Assemble(a => { a.inc(ebx); a.inc(ebx); a.jmp(top); }, far));
-            m.Cpu.CompileThreshold = t;
+            m.Cpu.CompileThreshold = compileThreshold;
             Assert.Equal(StopReason.InstructionLimit, m.Run(6 * 20));
             // Byte-granular limit at far + 1: both incs lie within it, the jmp after them does not.
             m.Cpu.Segs[Seg.CS] = SegmentCache.FromDescriptor(0x08, ProtectedModeMachine.Seg(0, far + 1, 0x9B, g: false));

@@ -149,8 +149,8 @@ internal sealed partial class BlockEmitter
     /// </summary>
     private void ForbidBranchesPastCsLimit()
     {
-        uint last = _members.Skip(1).Select(b => b.EndEip - 1).DefaultIfEmpty(0u).Max();
-        if (last == 0) return;
+        if (_members.Length == 1) return; // the head alone: no branch between members
+        uint last = _members.Skip(1).Max(b => b.EndEip - 1);
         Label ok = _il.DefineLabel();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MCsLimit);
