@@ -84,7 +84,11 @@ public static class GuestBench
             () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount, out double[] median,
             out var perRound);
         // Round by round: the recording over the plain run just before it, the recording over the replay just after it.
-        List<double> overheadByRound = PerRound(perRound[1], perRound[0]), speedByRound = PerRound(perRound[1], perRound[2]);
+        List<double>[] threadByRound = perRound.Select(m => m.Select(t => t.Thread).ToList()).ToArray();
+        List<double> overheadByRound = PerRound(threadByRound[1], threadByRound[0]), speedByRound = PerRound(threadByRound[1], threadByRound[2]);
+        // Involuntary context switches of the running thread, median per run type: a writer thread woken
+        // too often takes the recording thread's core (docs/record-replay.md "Measuring").
+        double[] switches = perRound.Select(m => Median(m.Select(t => (double)t.Switches).ToList())).ToArray();
         double overheadPaired = (Median(overheadByRound) - 1) * 100, speedPaired = Median(speedByRound);
         double plain = best[0].Thread, record = best[1].Thread, replay = best[2].Thread, uncached = best[3].Thread, recordInline = best[4].Thread;
         double overheadAll = (best[1].AllThreads / best[0].AllThreads - 1) * 100, overheadWall = (best[1].Wall / best[0].Wall - 1) * 100;
@@ -102,6 +106,7 @@ public static class GuestBench
         output.WriteLine($"  wall time:         {best[1].Wall * 1000,9:F1} ms  run {best[0].Wall * 1000,7:F1} ms      overhead vs run {overheadWall,6:F1}%");
         output.WriteLine($"  paired by round:   overhead vs run {overheadPaired,6:F1}% median of the rounds' record/run ratios (rounds {(overheadByRound.Min() - 1) * 100:F1} to {(overheadByRound.Max() - 1) * 100:F1}%)");
         output.WriteLine($"  no writer thread:  {recordInline * 1000,9:F1} ms  {icount / recordInline / 1e6,7:F1} MIPS   overhead vs run {(recordInline / plain - 1) * 100,6:F1}% (trace encoded and written on the recording thread; all threads {best[4].AllThreads * 1000:F1} ms)");
+        output.WriteLine($"  context switches:  involuntary, of the running thread, median per run: run {switches[0]:F0}, record {switches[1]:F0}, no writer thread {switches[4]:F0}, replay {switches[2]:F0}");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x (CPU time of the replaying and recording threads)");
         output.WriteLine($"  all threads' CPU:  {best[2].AllThreads * 1000,9:F1} ms  record {best[1].AllThreads * 1000,7:F1} ms   replay/record speed {best[1].AllThreads / best[2].AllThreads,5:F2}x");
         output.WriteLine($"  wall time:         {best[2].Wall * 1000,9:F1} ms  record {best[1].Wall * 1000,7:F1} ms   replay/record speed {best[1].Wall / best[2].Wall,5:F2}x");
@@ -160,6 +165,10 @@ public static class GuestBench
                 ["replayToRecordSpeedMedian"] = Math.Round(median[1] / median[2], 3),
                 ["recordOverheadPercentPaired"] = Math.Round(overheadPaired, 3),
                 ["replayToRecordSpeedPaired"] = Math.Round(speedPaired, 3),
+                ["involuntaryContextSwitches"] = new JsonObject
+                {
+                    ["run"] = switches[0], ["record"] = switches[1], ["recordWithoutWriterThread"] = switches[4], ["replay"] = switches[2],
+                },
                 ["replayToRecordSpeedByRound"] = new JsonArray(speedByRound.Select(r => (JsonNode)Math.Round(r, 3)).ToArray()),
                 ["virtualClockTrace"] = virtualSizes,
                 ["hostClockTrace"] = hostSizes,
@@ -216,14 +225,14 @@ public static class GuestBench
     private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median) =>
         Best(rounds, runs, out icount, out median, out _);
 
-    /// <param name="thread">Each measurement's thread CPU time in every measured round, in round order.</param>
+    /// <param name="measured">Each measurement's figures in every measured round, in round order.</param>
     private static RunTimes[] Best(int rounds, Func<(RunTimes Times, ulong Icount)>[] runs, out ulong icount, out double[] median,
-        out List<double>[] thread)
+        out List<RunTimes>[] measured)
     {
         var best = new RunTimes[runs.Length];
         Array.Fill(best, RunTimes.Max);
-        thread = new List<double>[runs.Length];
-        for (int k = 0; k < runs.Length; k++) thread[k] = [];
+        measured = new List<RunTimes>[runs.Length];
+        for (int k = 0; k < runs.Length; k++) measured[k] = [];
         icount = 0;
         for (int i = 0; i < rounds + WarmupRounds; i++)
             for (int k = 0; k < runs.Length; k++)
@@ -232,9 +241,9 @@ public static class GuestBench
                 if (k == 0) icount = n;
                 if (i < WarmupRounds) continue;
                 best[k] = best[k].Min(t);
-                thread[k].Add(t.Thread);
+                measured[k].Add(t);
             }
-        median = thread.Select(t => Median(t)).ToArray();
+        median = measured.Select(m => Median(m.Select(t => t.Thread).ToList())).ToArray();
         return best;
     }
 
