@@ -87,6 +87,34 @@ public class CompiledTierTests
         Assert.Equal(first, State(b));
     }
 
+    [Fact]
+    public void AMachineReusesCodeCompiledInTheProcessUntilTheSharedCacheIsForgotten()
+    {
+        // A loop no other test runs (its constant), so no other test compiles or forgets its code meanwhile.
+        TestMachine Loop() => new TestMachine(blockCache: CpuTier.Compiled).Load(a =>
+        {
+            var top = a.CreateLabel();
+            a.mov(ecx, 500);
+            a.Label(ref top);
+            a.add(eax, 0x5ca1ab1e);
+            a.rol(eax, 3);
+            a.dec(ecx);
+            a.jnz(top);
+        });
+        var first = Loop();
+        first.Run();
+        var second = Loop();
+        second.Run();
+        Assert.Equal(0L, second.Cpu.CompiledIlBytes);
+        Assert.True(second.Cpu.CompiledCodeReused > 0, "the second machine compiled its loop again");
+        Replayvisor.Engine.Cpu.Compiled.BlockCompiler.ForgetSharedCode();
+        var third = Loop();
+        third.Run();
+        Assert.Equal(0L, third.Cpu.CompiledCodeReused);
+        Assert.True(third.Cpu.CompiledIlBytes > 0, "the third machine found code in a forgotten cache");
+        Assert.Equal((second.Cpu.Eax, second.Cpu.Icount), (third.Cpu.Eax, third.Cpu.Icount));
+    }
+
     [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
     public void FaultInTheMiddleOfABlockRetiresExactlyTheInstructionsBeforeIt(CpuTier tier)
     {

@@ -61,6 +61,13 @@ public static class BlockCompiler
         return (ilBytes, members.Length);
     }
 
+    /// <summary>
+    /// Empties the process-wide cache of compiled code, so that the next run compiles (emits and
+    /// JIT-compiles) every region again: how `bench --guest` times compiling apart from the .NET
+    /// JIT's one-time work on the compiler itself. Machines keep the code they already hold.
+    /// </summary>
+    public static void ForgetSharedCode() => Shared.Clear();
+
     private static string Key(Block[] members, PhysicalMemory memory)
     {
         var sb = new StringBuilder(members[0].Code32 ? "d" : "w");
