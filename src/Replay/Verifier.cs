@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Streaming;
 
@@ -14,11 +13,27 @@ public sealed record Divergence(ulong Icount, string What, TraceEvent? Expected,
 public sealed class Verifier
 {
     private readonly EventCursor _expected;
+    private Divergence? _first;
+    private bool _exhausted;
+    private bool _plainAllowed = true;
+    private readonly Action? _onMatch;
 
     /// <summary>Compares against the trace's <see cref="CheckEvent"/>s, read chunk by chunk.</summary>
-    public Verifier(ChunkCache chunks) => _expected = new EventCursor(chunks, inputs: false);
+    public Verifier(ChunkCache chunks)
+    {
+        _expected = new EventCursor(chunks, inputs: false);
+        Columns.Enabled = true;
+    }
 
-    public Divergence? First { get; private set; }
+    public Divergence? First
+    {
+        get => _first;
+        private set
+        {
+            _first = value;
+            UpdateColumns();
+        }
+    }
 
     /// <summary>
     /// For a trace that ends early (killed recorder, damage): true once every recorded event, checks
@@ -27,16 +42,60 @@ public sealed class Verifier
     /// </summary>
     public Func<bool>? RecordingUsedUp { get; init; }
 
-    /// <summary>Called after each matched event (the replay checks whether a prefix has been used up).</summary>
-    public Action? OnMatch { get; init; }
+    /// <summary>
+    /// Called after each matched event (the replay checks whether a prefix has been used up); after a
+    /// match in <see cref="Columns"/> only when it took the chunk's last check (before that, the next
+    /// check is held and nothing is used up).
+    /// </summary>
+    public Action? OnMatch
+    {
+        get => _onMatch;
+        init
+        {
+            _onMatch = value;
+            Columns.Left = value;
+        }
+    }
 
     /// <summary>True once an event beyond the end of a prefix was produced.</summary>
-    public bool Exhausted { get; private set; }
-    public long Matched { get; private set; }
+    public bool Exhausted
+    {
+        get => _exhausted;
+        private set
+        {
+            _exhausted = value;
+            UpdateColumns();
+        }
+    }
+
+    /// <summary>Events matched so far (the checks cursor's taken events: every match takes one, and only a match does).</summary>
+    public long Matched => _expected.Taken;
     public TraceEvent? NextExpected => _expected.Peek;
 
     /// <summary>True when every recorded check event has been matched.</summary>
     public bool AtEnd => _expected.AtEnd;
+
+    /// <summary>
+    /// Where produced plain hypercalls and upcalls are compared with the recording's columns and taken
+    /// (the replay's observer calls it directly: <see cref="Engine.Session.TraceObserver.Expected"/>); a
+    /// match there is a match here, counted in <see cref="Matched"/>. Enabled while <see cref="PlainAllowed"/>,
+    /// no divergence is known and the comparison is not <see cref="Exhausted"/>: otherwise every event comes
+    /// to <see cref="Observe"/>.
+    /// </summary>
+    public ColumnCursor Columns => _expected.Columns;
+
+    /// <summary>False while every produced event must come to <see cref="Observe"/> as an object (a step that stops at events or single-steps).</summary>
+    public bool PlainAllowed
+    {
+        get => _plainAllowed;
+        set
+        {
+            _plainAllowed = value;
+            UpdateColumns();
+        }
+    }
+
+    private void UpdateColumns() => Columns.Enabled = _plainAllowed && _first == null && !_exhausted;
 
     /// <summary>Everything a snapshot of a replay needs to put the comparison back where it was.</summary>
     public VerifierState State
@@ -44,8 +103,8 @@ public sealed class Verifier
         get => new(_expected.Position, Matched, First, Exhausted);
         set
         {
+            // Matched is the position's taken count (a state is only ever taken from a verifier, where they agree).
             _expected.Position = value.Expected;
-            Matched = value.Matched;
             First = value.First;
             Exhausted = value.Exhausted;
         }
@@ -76,52 +135,9 @@ public sealed class Verifier
         return true;
     }
 
-    /// <summary>
-    /// The fast path of <see cref="Observe"/> for a hypercall with no multicall entries and no
-    /// guest-memory bytes (<see cref="ChunkEvents.HypercallEquals"/>): true when it matched the next
-    /// recorded event, which is then taken as <see cref="Observe"/> would. False when that is not
-    /// known without the event objects: nothing changed, and the caller observes the event.
-    /// </summary>
-    public bool TryMatchHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-    {
-        if (!TakeIfHypercall(icount, vcpu, number, args, result, digest, site)) return false;
-        OnMatch?.Invoke();
-        return true;
-    }
-
-    /// <summary>As <see cref="TryMatchHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
-    public bool TryMatchUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        if (!TakeIfUpcall(icount, vcpu, ports, eip, handler)) return false;
-        OnMatch?.Invoke();
-        return true;
-    }
-
-    /// <summary>
-    /// <see cref="TryMatchHypercall"/> without <see cref="OnMatch"/>: for the replayer's own plain
-    /// match, which runs its after-match check itself (inlined into it, no delegate per event).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TakeIfHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-    {
-        if (First != null || Exhausted || !_expected.TryTakeHypercall(icount, vcpu, number, args, result, digest, site)) return false;
-        Matched++;
-        return true;
-    }
-
-    /// <summary>As <see cref="TakeIfHypercall"/>, for an upcall.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TakeIfUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        if (First != null || Exhausted || !_expected.TryTakeUpcall(icount, vcpu, ports, eip, handler)) return false;
-        Matched++;
-        return true;
-    }
-
     private void TakeMatched()
     {
         _expected.Take();
-        Matched++;
         OnMatch?.Invoke();
     }
 

@@ -6,8 +6,9 @@ namespace Replayvisor.Engine.Session;
 /// bytes (it would be <c>new HypercallEvent(icount, number, args, result, default, default, digest, site)</c>
 /// stamped with the running vCPU) and an upcall (<c>new UpcallEvent(icount, vcpu, ports) { Eip = eip,
 /// Handler = handler }</c>). False: not taken, and the observer builds the event and emits it as
-/// usual. Either way the event is the same; what takes it decides only how fast (the replay compares
-/// it with the recording's columns, the recorder encodes it).
+/// usual. Either way the event is the same; what takes it decides only how fast (the recorder
+/// without its writer thread encodes it; the replay compares it with the recording's columns
+/// through <see cref="TraceObserver.Expected"/> instead, a sealed class).
 /// <para>An abstract class, not an interface: the observer calls it once per event, and a process
 /// that both records and replays (the bench, tests) has two kinds of taker, which made an interface
 /// call a virtual-stub-dispatch lookup on the replay's per-event path (perf: ~10 ns an event); a

@@ -28,6 +28,13 @@ public sealed class TraceObserver : IXenObserver
     /// </summary>
     public EventBatcher? Batches { get; init; }
 
+    /// <summary>
+    /// The replay's place in the recorded checks: plain hypercalls and upcalls the model reports with
+    /// their vCPU are compared there and taken directly (<see cref="ColumnCursor.TakeHypercall"/>: no
+    /// event object, no virtual call); one that does not match there goes on as without it.
+    /// </summary>
+    public ColumnCursor? Expected { get; init; }
+
     public void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
         HypercallOutput output) => OnHypercall(icount, number, in args, result, entries, in output, -1);
 
@@ -48,7 +55,11 @@ public sealed class TraceObserver : IXenObserver
                 Batches.Hypercall(icount, number, in args, result, digest ? output.Digest : 0, digest ? output.Site : 0, vcpu);
                 return;
             }
-            if (Plain != null)
+            if (Expected != null && vcpu >= 0)
+            {
+                if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
+            }
+            else if (Plain != null)
             {
                 ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
                 if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
@@ -81,7 +92,7 @@ public sealed class TraceObserver : IXenObserver
             Batches.Upcall(icount, vcpu, ports, interrupted, handler);
             return;
         }
-        if (Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
+        if (Expected != null ? Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler) : Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
         _emit(new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler });
     }
 

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 
 namespace Replayvisor.Engine.Trace;
@@ -13,13 +14,17 @@ namespace Replayvisor.Engine.Trace;
 /// </summary>
 public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
 {
-    private const byte HypercallSlot = 0, UpcallSlot = 1, ObjectSlot = 2;
+    /// <summary>Row kinds: a column hypercall or upcall; an event object that is a check (<see cref="ObjectSlot"/>) or an input (<see cref="InputSlot"/>).</summary>
+    internal const byte HypercallSlot = 0, UpcallSlot = 1, ObjectSlot = 2, InputSlot = 3;
 
     /// <summary>
     /// One event's plain values, side by side, so comparing a produced hypercall or upcall with it
-    /// reads one row (one bounds check, one or two cache lines) instead of a column per field.
+    /// reads one row (one bounds check, one or two cache lines) instead of a column per field. The
+    /// first 32 bytes (count, result, digest, site, number, in this order) are compared as one
+    /// block (<see cref="ColumnCursor"/>).
     /// </summary>
-    private struct Row
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct Row
     {
         public ulong Icount;
         public long Result;
@@ -36,6 +41,12 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
 
     private readonly Row[] _rows;
     private uint[] _values;
+
+    /// <summary>The rows, one per event (for <see cref="ColumnCursor"/>: read in place, never changed once decoded).</summary>
+    internal Row[] Rows => _rows;
+
+    /// <summary>The hypercall arguments and upcall ports the rows point into.</summary>
+    internal uint[] AllValues => _values;
     /// <summary>The end of the values added so far (the next event's list starts here).</summary>
     private int _valueCount;
     /// <summary>Built events (allocated with the first one: many chunks hold only hypercalls and upcalls until something asks for an object).</summary>
@@ -65,7 +76,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     public ulong IcountAt(int index) => _rows[index].Icount;
 
     /// <summary>Whether event <paramref name="index"/> is an <see cref="InputEvent"/> (without building it).</summary>
-    public bool IsInput(int index) => _rows[index].Slot == ObjectSlot && _objects![index] is InputEvent;
+    public bool IsInput(int index) => _rows[index].Slot == InputSlot;
 
     /// <summary>
     /// The first event at or after <paramref name="from"/> that is an <see cref="InputEvent"/>
@@ -76,8 +87,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     {
         var rows = _rows;
         for (int i = from; (uint)i < (uint)rows.Length; i++)
-            // Hypercall and upcall rows are checks; an object row is an input or a check by its type.
-            if ((rows[i].Slot == ObjectSlot && _objects![i] is InputEvent) == inputs)
+            if ((rows[i].Slot == InputSlot) == inputs)
             {
                 PrefetchAfter(i);
                 return i;
@@ -93,13 +103,16 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// comparison (perf: the hottest loads of the replay's match).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private unsafe void PrefetchAfter(int index)
+    private void PrefetchAfter(int index) => PrefetchAfter(_rows, _values, index);
+
+    /// <inheritdoc cref="PrefetchAfter(int)"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void PrefetchAfter(Row[] rows, uint[] values, int index)
     {
         if (!Sse.IsSupported) return;
-        var rows = _rows;
         ref Row r = ref rows[index];
-        if ((uint)r.ValueStart < (uint)_values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref _values[r.ValueStart]));
-        if ((uint)r.ValueEnd < (uint)_values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref _values[r.ValueEnd]));
+        if ((uint)r.ValueStart < (uint)values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref values[r.ValueStart]));
+        if ((uint)r.ValueEnd < (uint)values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref values[r.ValueEnd]));
         if ((uint)(index + 1) < (uint)rows.Length)
         {
             // A row can straddle two cache lines: its first and last bytes. (Pointer arithmetic, not
@@ -162,7 +175,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     internal IEnumerable<(int Index, TraceEvent Event)> DecodedObjects()
     {
         for (int i = 0; i < Count; i++)
-            if (_rows[i].Slot == ObjectSlot) yield return (i, _objects![i]!);
+            if (_rows[i].Slot >= ObjectSlot) yield return (i, _objects![i]!);
     }
 
     private ReadOnlySpan<uint> Values(int index) => _values.AsSpan(_rows[index].ValueStart, _rows[index].ValueEnd - _rows[index].ValueStart);
@@ -231,7 +244,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     {
         BeginValues(index);
         ref Row r = ref _rows[index];
-        r.Slot = ObjectSlot;
+        r.Slot = e is InputEvent ? InputSlot : ObjectSlot;
         r.Icount = e.Icount;
         (_objects ??= new TraceEvent?[Count])[index] = e;
         if (e is InputEvent) _inputs++;

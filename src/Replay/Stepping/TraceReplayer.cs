@@ -35,8 +35,6 @@ public sealed class TraceReplayer
     private MachineExit? _exit;
     private bool _prefixEnded;
     private StepConstraints? _constraints;
-    /// <summary>The observer's plain-value taker; <see cref="PlainMatch.Allowed"/> while no step stops at events or single-steps.</summary>
-    private readonly PlainMatch _plain;
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
     private readonly Queue<TraceEvent> _eventHits = new();
     private bool _delivered;
@@ -65,7 +63,7 @@ public sealed class TraceReplayer
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
         Machine.Hypervisor.Observer = new TraceObserver(OnEvent)
         {
-            Outputs = options.HypercallOutputs, Plain = _plain = new PlainMatch(this), UpcallSites = options.UpcallSites, ExceptionHandlers = options.ExceptionHandlers,
+            Outputs = options.HypercallOutputs, Expected = Verifier.Columns, UpcallSites = options.UpcallSites, ExceptionHandlers = options.ExceptionHandlers,
         };
         _limit = options.MaxInstructions;
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
@@ -230,48 +228,13 @@ public sealed class TraceReplayer
         }
     }
 
-    /// <summary>
-    /// Produced hypercalls and upcalls compared with the recording's columns before any event
-    /// object is built (Verifier.TryMatchHypercall): only while no step stops at events or
-    /// single-steps, which look at every event (<see cref="OnEvent"/>).
-    /// </summary>
-    private sealed class PlainMatch(TraceReplayer r) : PlainEvents
-    {
-        private readonly Verifier _verifier = r.Verifier;
-        private readonly Engine.Xen.Hypervisor _hv = r.Machine.Hypervisor;
-
-        /// <summary>
-        /// No step, or one that neither stops at events nor single-steps: events may be matched as plain
-        /// values. Kept here, beside what the match reads next, not in the replayer: one cache line
-        /// fewer per event (the guest's work between two events evicts them).
-        /// </summary>
-        public bool Allowed = true;
-
-        // The verifier's match and the after-match check inlined here (what Verifier.TryMatchHypercall
-        // and its OnMatch do, without a delegate call per event; NothingToCheck asked of the verifier directly).
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public override bool Hypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-        {
-            if (!Allowed || !_verifier.TakeIfHypercall(icount, _hv.CurrentVcpu, number, args, result, digest, site)) return false;
-            if (!_verifier.NextHeld) r.CheckPrefixEnd();
-            return true;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public override bool Upcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-        {
-            if (!Allowed || !_verifier.TakeIfUpcall(icount, vcpu, ports, eip, handler)) return false;
-            if (!_verifier.NextHeld) r.CheckPrefixEnd();
-            return true;
-        }
-    }
-
     /// <summary>Runs forward until one of <paramref name="c"/>'s conditions holds or the trace ends, and says which.</summary>
     public StopInfo Step(StepConstraints c)
     {
         ArgumentNullException.ThrowIfNull(c);
         _constraints = c;
-        _plain.Allowed = c.Events == null && !c.NeedsSingleStep;
+        // Plain hypercalls and upcalls are matched in the recording's columns (TraceObserver.Expected) unless every event must be seen (OnEvent).
+        Verifier.PlainAllowed = c.Events == null && !c.NeedsSingleStep;
         try
         {
             ulong target = c.ToIcount ?? ulong.MaxValue;
@@ -333,7 +296,7 @@ public sealed class TraceReplayer
         finally
         {
             _constraints = null;
-            _plain.Allowed = true;
+            Verifier.PlainAllowed = true;
             _breakHit = null;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
         }

@@ -192,7 +192,7 @@ public readonly record struct CursorPosition(int Chunk, int Event, long Taken);
 /// <summary>
 /// A forward cursor over either the inputs or the checks of a trace (every event is one or the
 /// other), in file order. It tells them apart without building events (<see cref="ChunkEvents.IsInput"/>),
-/// so a replay can compare produced values with the recording's columns (<see cref="PeekAt"/>). Its
+/// so a replay can compare produced values with the recording's columns (<see cref="Columns"/>). Its
 /// position is plain data, so a snapshot of a replay can carry it and a restore can put it back.
 /// </summary>
 public sealed class EventCursor
@@ -200,9 +200,13 @@ public sealed class EventCursor
     private readonly ChunkCache _chunks;
     private readonly bool _inputs;
     private int _chunk;
-    private int _event;
-    /// <summary>The chunk holding the selected event at (_chunk, _event), once found; null when not looked for since the last move.</summary>
-    private IReadOnlyList<TraceEvent>? _at;
+    /// <summary>
+    /// The event's index in its chunk (<c>_w.Index</c>), how many selected events have been taken, and
+    /// the chunk holding the selected event at (_chunk, _w.Index) once found (<c>_w.At</c>; null when not
+    /// looked for since the last move): kept in one object, which a replay matches produced events
+    /// against directly (<see cref="Columns"/>).
+    /// </summary>
+    private readonly ColumnCursor _w = new();
     /// <summary>
     /// Chunk _chunk's events once read, so taking event after event does not ask the cache each time.
     /// Safe to keep: a cursor reads chunks in order, so one it has read lies before any damage found since.
@@ -218,17 +222,23 @@ public sealed class EventCursor
     }
 
     /// <summary>Selected events taken so far.</summary>
-    public long Taken { get; private set; }
+    public long Taken => _w.Taken;
+
+    /// <summary>
+    /// The cursor's place, shared: a replay's checks cursor compares produced plain hypercalls and upcalls
+    /// there and takes them (<see cref="ColumnCursor.TakeHypercall"/>) while it is <see cref="ColumnCursor.Enabled"/>.
+    /// </summary>
+    public ColumnCursor Columns => _w;
 
     public CursorPosition Position
     {
-        get => new(_chunk, _event, Taken);
+        get => new(_chunk, _w.Index, _w.Taken);
         set
         {
             _chunk = value.Chunk;
-            _event = value.Event;
-            Taken = value.Taken;
-            _at = null;
+            _w.Index = value.Event;
+            _w.Taken = value.Taken;
+            _w.At = null;
             _current = null;
             _atEnd = false;
         }
@@ -241,14 +251,14 @@ public sealed class EventCursor
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool PeekAt(out IReadOnlyList<TraceEvent> events, out int index)
     {
-        if (_at == null && !_atEnd) LookOn(wait: true);
-        index = _event;
-        events = _at!; // read only when true is returned
-        return _at != null;
+        if (_w.At == null && !_atEnd) LookOn(wait: true);
+        index = _w.Index;
+        events = _w.At!; // read only when true is returned
+        return _w.At != null;
     }
 
     /// <summary>
-    /// Moves on to the next selected event (sets _at) or the end (_atEnd). With <paramref name="wait"/>
+    /// Moves on to the next selected event (sets _w.At) or the end (_atEnd). With <paramref name="wait"/>
     /// false, a cursor over inputs stops instead at the first chunk whose input count is not known
     /// without waiting for its read (<see cref="ChunkCache.InputsReady"/>) and returns false, having
     /// passed only chunks without inputs, as a waiting look would have.
@@ -259,7 +269,7 @@ public sealed class EventCursor
         while (true)
         {
             // A cursor over inputs passes a chunk without any unread (ChunkCache.InputsIn: checked, not kept).
-            if (_inputs && _current == null && _event == 0)
+            if (_inputs && _current == null && _w.Index == 0)
             {
                 if (!wait && !_chunks.InputsReady(_chunk)) return false;
                 int? inputs = _chunks.InputsIn(_chunk);
@@ -273,11 +283,11 @@ public sealed class EventCursor
             if ((_current ??= _chunks.TryGet(_chunk)) is not { } chunk) break;
             if (chunk is ChunkEvents columns ? Find(columns) : Find(chunk))
             {
-                _at = chunk;
+                _w.At = chunk;
                 return true;
             }
             _chunk++;
-            _event = 0;
+            _w.Index = 0;
             _current = null;
         }
         _atEnd = true;
@@ -295,20 +305,20 @@ public sealed class EventCursor
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool NoneBefore(ulong icount) =>
         // The common case at a stop, inlined: still before the first count of the chunk it stands at the start of.
-        (_at == null && !_atEnd && _current == null && _event == 0 && _pendingChunk == _chunk && _pendingFirst >= icount) || LooksOnNoneBefore(icount);
+        (_w.At == null && !_atEnd && _current == null && _w.Index == 0 && _pendingChunk == _chunk && _pendingFirst >= icount) || LooksOnNoneBefore(icount);
 
     private bool LooksOnNoneBefore(ulong icount)
     {
-        if (_at == null && !_atEnd)
+        if (_w.At == null && !_atEnd)
         {
             // At the start of a chunk not looked at yet whose first count is not reached: no look needed
             // (it comes when a stop lies past that count, when the checks are about to read the chunk too).
-            if (_current == null && _event == 0 && PendingFirstIcount() >= icount) return true;
+            if (_current == null && _w.Index == 0 && PendingFirstIcount() >= icount) return true;
             if (!LookOn(wait: false)) return PendingFirstIcount() >= icount;
         }
         if (_atEnd) return true;
-        var at = _at!;
-        return (at is ChunkEvents c ? c.IcountAt(_event) : at[_event].Icount) >= icount;
+        var at = _w.At!;
+        return (at is ChunkEvents c ? c.IcountAt(_w.Index) : at[_w.Index].Icount) >= icount;
     }
 
     /// <summary>The chunk <see cref="NoneBefore"/> last stood at and its first count (asked at every stop: the index is not looked up each time).</summary>
@@ -326,14 +336,14 @@ public sealed class EventCursor
         return _pendingFirst;
     }
 
-    /// <summary>Moves _event to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
+    /// <summary>Moves the index to the next selected event of <paramref name="chunk"/> at or after it; false when there is none.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Find(ChunkEvents chunk) => (_event = chunk.NextOfKind(_event, _inputs)) < chunk.Count;
+    private bool Find(ChunkEvents chunk) => (_w.Index = chunk.NextOfKind(_w.Index, _inputs)) < chunk.Count;
 
     private bool Find(IReadOnlyList<TraceEvent> chunk)
     {
-        for (; _event < chunk.Count; _event++)
-            if (chunk[_event] is InputEvent == _inputs) return true;
+        for (; _w.Index < chunk.Count; _w.Index++)
+            if (chunk[_w.Index] is InputEvent == _inputs) return true;
         return false;
     }
 
@@ -344,13 +354,13 @@ public sealed class EventCursor
     /// already held, or the end already met. Asking <see cref="Peek"/> or <see cref="AtEnd"/> then
     /// reads no chunk and finds no damage.
     /// </summary>
-    public bool NextKnown => _at != null || _atEnd;
+    public bool NextKnown => _w.At != null || _atEnd;
 
     /// <summary>True when the cursor already met the end of its events (no chunk is read to know it; a new position forgets it).</summary>
     public bool KnownAtEnd => _atEnd;
 
     /// <summary>True when the next selected event was found in a chunk already held (so the cursor is not at the end), without reading.</summary>
-    public bool NextHeld => _at != null;
+    public bool NextHeld => _w.At != null;
 
     /// <summary>Moves past the event <see cref="Peek"/> returned.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -361,40 +371,16 @@ public sealed class EventCursor
     }
 
     /// <summary>
-    /// Takes the next selected event if it is the hypercall with these values (<see cref="ChunkEvents.HypercallEquals"/>:
-    /// every field compared in place, no event built); false, with nothing changed, when it is not or
-    /// the chunk is not held as columns (compare the event objects then).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryTakeHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-    {
-        if ((_at ?? (PeekAt(out _, out _) ? _at : null)) is not ChunkEvents c
-            || !c.HypercallEquals(_event, icount, vcpu, number, args, result, digest, site)) return false;
-        Advance();
-        return true;
-    }
-
-    /// <summary>As <see cref="TryTakeHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryTakeUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        if ((_at ?? (PeekAt(out _, out _) ? _at : null)) is not ChunkEvents c
-            || !c.UpcallEquals(_event, icount, vcpu, ports, eip, handler)) return false;
-        Advance();
-        return true;
-    }
-
-    /// <summary>
-    /// Moves past the event at (_chunk, _event), which was found, and on to the next selected one of
+    /// Moves past the event at (_chunk, index), which was found, and on to the next selected one of
     /// the same chunk, if any (no chunk is read: the next chunk is read when it is asked for, as before).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Advance()
     {
-        var chunk = _at!;
-        _event++;
-        Taken++;
-        if (!(chunk is ChunkEvents columns ? Find(columns) : Find(chunk))) _at = null;
+        var chunk = _w.At!;
+        _w.Index++;
+        _w.Taken++;
+        if (!(chunk is ChunkEvents columns ? Find(columns) : Find(chunk))) _w.At = null;
     }
 }
 

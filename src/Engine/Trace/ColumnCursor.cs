@@ -1,0 +1,143 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.InteropServices;
+
+namespace Replayvisor.Engine.Trace;
+
+/// <summary>
+/// Where a cursor over a trace's events stands in the chunk it is reading: the chunk's events
+/// (<see cref="At"/>), the event's index there and how many events it has taken; a replay's
+/// cursor over the recorded checks keeps its place here (Replayvisor.Replay.Streaming.EventCursor).
+/// <para>
+/// While <see cref="Enabled"/> and the chunk is held as columns (<see cref="ChunkEvents"/>), a
+/// produced hypercall or upcall is compared here with the recorded row and, when equal, taken,
+/// without building an event or going through the cursor: the replay's per-event path reads this
+/// object, the row and its values (the recorder's reads its batch). The match is exact: every field
+/// of <c>new HypercallEvent(icount, number, args, result, default, default, digest, site) { Vcpu = vcpu }</c>
+/// (<see cref="ChunkEvents.HypercallEquals"/>), or of the upcall; anything else is false with
+/// nothing changed, and the caller builds the event and compares it as usual.
+/// </para>
+/// </summary>
+public sealed class ColumnCursor
+{
+    private ChunkEvents.Row[] _rows = [];
+    private uint[] _values = [];
+    /// <summary>Plain events may be matched: <see cref="Enabled"/> and <see cref="At"/> is held as columns.</summary>
+    private bool _open;
+    private bool _enabled;
+    private IReadOnlyList<TraceEvent>? _at;
+
+    /// <summary>The index of the cursor's event in its chunk.</summary>
+    public int Index { get; set; }
+
+    /// <summary>The events the cursor has taken.</summary>
+    public long Taken { get; set; }
+
+    /// <summary>Called when a match took the last event this cursor selects in its chunk (<see cref="At"/> became null).</summary>
+    public Action? Left { get; set; }
+
+    /// <summary>The chunk holding the cursor's event at <see cref="Index"/>, once found; null when not known.</summary>
+    public IReadOnlyList<TraceEvent>? At
+    {
+        get => _at;
+        set
+        {
+            _at = value;
+            if (value is ChunkEvents c)
+            {
+                _rows = c.Rows;
+                _values = c.AllValues;
+            }
+            else
+            {
+                _rows = [];
+                _values = [];
+            }
+            _open = _enabled && value is ChunkEvents;
+        }
+    }
+
+    /// <summary>
+    /// Whether <see cref="TakeHypercall"/> and <see cref="TakeUpcall"/> may match (the owner clears it
+    /// when every event must be compared as an object, or once the comparison has ended). Only for a
+    /// cursor over the checks: a match skips the inputs after the event it takes.
+    /// </summary>
+    public bool Enabled
+    {
+        get => _enabled;
+        set
+        {
+            _enabled = value;
+            _open = value && _at is ChunkEvents;
+        }
+    }
+
+    /// <summary>
+    /// Takes the cursor's event if it is the plain hypercall with these values
+    /// (<see cref="ChunkEvents.HypercallEquals"/>); false, with nothing changed, otherwise. The count,
+    /// result, digest, site and number are compared as one 32-byte block; six arguments (the 32-bit
+    /// ABI's argument registers) as one 16-byte and one 8-byte block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TakeHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
+    {
+        if (!_open) return false;
+        var rows = _rows;
+        int i = Index;
+        if ((uint)i >= (uint)rows.Length) return false;
+        ref ChunkEvents.Row r = ref rows[i];
+        if (Vector256.LoadUnsafe(ref Unsafe.As<ChunkEvents.Row, ulong>(ref r)) != Vector256.Create(icount, (ulong)result, digest, site | ((ulong)(uint)number << 32))
+            || r.Vcpu != vcpu || r.Slot != ChunkEvents.HypercallSlot || !ValuesEqual(in r, args)) return false;
+        Took(rows, i);
+        return true;
+    }
+
+    /// <summary>As <see cref="TakeHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TakeUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        if (!_open) return false;
+        var rows = _rows;
+        int i = Index;
+        if ((uint)i >= (uint)rows.Length) return false;
+        ref ChunkEvents.Row r = ref rows[i];
+        if (r.Icount != icount || r.Slot != ChunkEvents.UpcallSlot || r.Vcpu != vcpu || r.Site != eip || (uint)r.Number != handler
+            || !ValuesEqual(in r, ports)) return false;
+        Took(rows, i);
+        return true;
+    }
+
+    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ValuesEqual(in ChunkEvents.Row r, ReadOnlySpan<uint> produced)
+    {
+        int start = r.ValueStart;
+        var values = _values;
+        if (r.ValueEnd - start != produced.Length || (uint)r.ValueEnd > (uint)values.Length) return false;
+        if (produced.Length != 6) return values.AsSpan(start, produced.Length).SequenceEqual(produced);
+        ref uint stored = ref values[start];
+        ref uint p = ref MemoryMarshal.GetReference(produced);
+        return Vector128.LoadUnsafe(ref stored) == Vector128.LoadUnsafe(ref p)
+            && Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref stored, 4)))
+                == Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref p, 4)));
+    }
+
+    /// <summary>Moves past row <paramref name="i"/>, just taken, to the chunk's next check; past the last, the chunk is left.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Took(ChunkEvents.Row[] rows, int i)
+    {
+        Taken++;
+        int next = i + 1;
+        while ((uint)next < (uint)rows.Length && rows[next].Slot == ChunkEvents.InputSlot) next++;
+        Index = next;
+        if (next < rows.Length) ChunkEvents.PrefetchAfter(rows, _values, next);
+        else LeaveChunk();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void LeaveChunk()
+    {
+        At = null;
+        Left?.Invoke();
+    }
+}
