@@ -330,11 +330,10 @@ public sealed class EventChannels : IStateHashable
     /// <summary>Ports pending and unmasked now (for the upcall trace record).</summary>
     public uint[] PendingUnmaskedPorts()
     {
-        var list = new List<uint>();
-        PendingUnmaskedPorts(list);
-        return [.. list];
+        var ports = new uint[NrPorts];
+        return ports[..PendingUnmaskedPorts(ports)];
     }
 
-    /// <summary>Adds the ports pending and unmasked now to <paramref name="list"/>, in port order.</summary>
-    public void PendingUnmaskedPorts(List<uint> list) => _si.PendingUnmasked(list, NrPorts);
+    /// <summary>Writes the ports pending and unmasked now to <paramref name="into"/> (room for <see cref="NrPorts"/>), in port order; returns how many.</summary>
+    public int PendingUnmaskedPorts(Span<uint> into) => _si.PendingUnmasked(into, NrPorts);
 }

@@ -325,7 +325,7 @@ public sealed partial class Hypervisor
     }
 
     /// <summary>The ports of the upcall being injected, for the observer (reused: it copies what it keeps).</summary>
-    private readonly List<uint> _upcallPorts = [];
+    private readonly uint[] _upcallPorts = new uint[EventChannels.NrPorts];
 
     /// <summary>test_all_events: an upcall if evtchn_upcall_mask == 0 and evtchn_upcall_pending != 0 (§9).</summary>
     private void TestAllEvents()
@@ -354,13 +354,11 @@ public sealed partial class Hypervisor
             if (!CreateBounceFrame(Boot.XenLayout.FlatKernelCs, Vcpu.NmiCallbackEip, 0, 0)) return;
         }
         if (SharedInfo.UpcallMask(v) != 0 || SharedInfo.UpcallPending(v) == 0) return;
-        var ports = _upcallPorts;
-        ports.Clear();
-        if (Observer != null) Events.PendingUnmaskedPorts(ports);
+        int ports = Observer != null ? Events.PendingUnmaskedPorts(_upcallPorts) : 0;
         uint interrupted = Observer != null ? InterruptedSite() : 0;
         if (!CreateBounceFrame(Vcpu.Event.Cs, Vcpu.Event.Eip, TbfInterrupt, 0)) return;
         Stats.Upcalls++;
-        var observed = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ports);
+        var observed = new ReadOnlySpan<uint>(_upcallPorts, 0, ports);
         if (_trace != null) _trace.OnUpcallAt(Cpu.Icount, v, observed, interrupted, Vcpu.Event.Eip);
         else Observer?.OnUpcallAt(Cpu.Icount, v, observed, interrupted, Vcpu.Event.Eip);
     }

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Memory;
@@ -71,46 +73,55 @@ public sealed class SharedInfoPage(PhysicalMemory memory, uint mfn)
     public uint MaskWord(int w) => memory.Read32(_base + SharedInfo.EvtchnMask + (ulong)(w * 4));
 
     /// <summary>
-    /// Adds the ports below <paramref name="ports"/> (a multiple of 256) whose evtchn_pending bit is
-    /// set and evtchn_mask bit clear to <paramref name="into"/>, in port order: the same ports as
-    /// testing <see cref="PendingWord"/> and <see cref="MaskWord"/> word by word, read 512 or 256 bits
-    /// at a time straight from the frame (the recorder asks at every upcall).
+    /// Writes the ports below <paramref name="ports"/> (a multiple of 256) whose evtchn_pending bit
+    /// is set and evtchn_mask bit clear to <paramref name="into"/> (room for <paramref name="ports"/>),
+    /// in port order, and returns how many: the same ports as testing <see cref="PendingWord"/> and
+    /// <see cref="MaskWord"/> word by word. Read 512 or 256 bits at a time straight from the frame;
+    /// within a block only the bytes the vector compare found non-zero are looked at (the recorder
+    /// asks at every upcall, and usually one port is pending).
     /// </summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // at every recorded upcall (a plain run never scans)
-    public void PendingUnmasked(List<uint> into, int ports)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // at every recorded upcall (a plain run never scans)
+    public int PendingUnmasked(Span<uint> into, int ports)
     {
-        ArgumentNullException.ThrowIfNull(into);
+        ArgumentOutOfRangeException.ThrowIfLessThan(into.Length, ports, nameof(into));
         var page = memory.FrameBytes(mfn);
         var pending = page.Slice(SharedInfo.EvtchnPending, ports / 8);
         var mask = page.Slice(SharedInfo.EvtchnMask, ports / 8);
-        int block = 0;
+        int found = 0, block = 0;
         // 512 ports at a time where the CPU has 512-bit vectors (the 32-bit ABI's 1,024 ports: two compares), then 256.
         if (Vector512.IsHardwareAccelerated)
         {
             for (; block + 64 <= pending.Length; block += 64)
-                if ((Vector512.Create(pending.Slice(block, 64)) & ~Vector512.Create(mask.Slice(block, 64))) != Vector512<byte>.Zero)
-                    Collect(pending, mask, block, 64, into);
+            {
+                var live = Vector512.Create(pending.Slice(block, 64)) & ~Vector512.Create(mask.Slice(block, 64));
+                ulong bytes = ~Vector512.Equals(live, Vector512<byte>.Zero).ExtractMostSignificantBits();
+                if (bytes != 0) found = Collect(pending, mask, block, bytes, into, found);
+            }
         }
         for (; block < pending.Length; block += 32)
         {
-            // Most blocks have nothing pending and unmasked.
-            if ((Vector256.Create(pending.Slice(block, 32)) & ~Vector256.Create(mask.Slice(block, 32))) != Vector256<byte>.Zero)
-                Collect(pending, mask, block, 32, into);
+            var live = Vector256.Create(pending.Slice(block, 32)) & ~Vector256.Create(mask.Slice(block, 32));
+            uint bytes = ~Vector256.Equals(live, Vector256<byte>.Zero).ExtractMostSignificantBits();
+            if (bytes != 0) found = Collect(pending, mask, block, bytes, into, found);
         }
+        return found;
     }
 
-    /// <summary>The ports of bytes [<paramref name="block"/>, +<paramref name="length"/>) pending and unmasked, 64 at a time, in port order.</summary>
-    private static void Collect(ReadOnlySpan<byte> pending, ReadOnlySpan<byte> mask, int block, int length, List<uint> into)
+    /// <summary>The ports of the bytes at <paramref name="block"/> + the set bits of <paramref name="bytes"/>, in port order, written from <paramref name="found"/> on.</summary>
+    private static int Collect(ReadOnlySpan<byte> pending, ReadOnlySpan<byte> mask, int block, ulong bytes, Span<uint> into, int found)
     {
-        for (int at = block; at < block + length; at += 8)
+        do
         {
-            ulong bits = BinaryPrimitives.ReadUInt64LittleEndian(pending[at..]) & ~BinaryPrimitives.ReadUInt64LittleEndian(mask[at..]);
-            while (bits != 0)
+            int at = block + BitOperations.TrailingZeroCount(bytes);
+            uint bits = (uint)(pending[at] & ~mask[at]);
+            do
             {
-                into.Add((uint)(at * 8 + System.Numerics.BitOperations.TrailingZeroCount(bits)));
+                into[found++] = (uint)(at * 8 + BitOperations.TrailingZeroCount(bits));
                 bits &= bits - 1;
-            }
-        }
+            } while (bits != 0);
+            bytes &= bytes - 1;
+        } while (bytes != 0);
+        return found;
     }
 
     /// <summary>Sets bit <paramref name="bit"/> of evtchn_pending_sel; returns its old value.</summary>
