@@ -46,7 +46,7 @@ public sealed class ReplaySession
 
     /// <summary>The CPU tier to replay with (all give the same result).</summary>
     public CpuTier Tier { get; init; } = CpuTier.Compiled;
-    public int CompileThreshold { get; init; } = 50;
+    public int CompileThreshold { get; init; } = X86Cpu.DefaultCompileThreshold;
 
     public ReplayResult Run()
     {

@@ -61,7 +61,21 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Compiled tier: a cached block is compiled after it ran this many times under the block cache (0: before its first run).</summary>
-    public int CompileThreshold { get; set; } = 50;
+    public int CompileThreshold { get; set; } = DefaultCompileThreshold;
+
+    /// <summary>
+    /// Compiled tier: a cached block that ran this many times (and fewer than <see cref="CompileThreshold"/>)
+    /// takes the code of a region with its head that a machine of this process already compiled, if
+    /// the region's blocks are all cached here with the same bytes (BlockCompiler.Reuse): binding code
+    /// costs a delegate, compiling it ~1 ms of .NET JIT per block (docs/compiled-tier.md, "Compile cost").
+    /// </summary>
+    public int ReuseThreshold { get; set; } = DefaultReuseThreshold;
+
+    /// <summary>
+    /// A compile pays for itself only after ~300,000 instructions run in its region (docs/compiled-tier.md,
+    /// "Compile cost"); a region already compiled in the process is bound much sooner.
+    /// </summary>
+    public const int DefaultCompileThreshold = 1000, DefaultReuseThreshold = 50;
 
     /// <summary>Compiled tier: blocks compiled so far (each time a region includes them) and the IL bytes emitted for them.</summary>
     public long BlocksCompiled { get; private set; }
@@ -127,7 +141,11 @@ public sealed partial class X86Cpu
             // Host (debugger) breakpoints, Breakpoints.cs: the block runs only up to the first one in it.
             int cap = _hostBreaks == null ? int.MaxValue : HostBreakCap(b);
             if (cap == 0) { prev = null; continue; }
-            if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached && b.Hits++ == CompileThreshold && b.Code32) Compile(b);
+            if (b.Compiled == null && Tier == CpuTier.Compiled && b.Cached)
+            {
+                int hits = b.Hits++;
+                if (b.Code32 && (hits == CompileThreshold || hits == ReuseThreshold)) CompileOrReuse(b, hits);
+            }
             // Compiled code runs whole blocks with no per-instruction checks: anything ExecBlock
             // checks between instructions (TF, armed instruction breakpoints: _oneAtATime) keeps it off.
             bool whole = cap >= b.Count;
@@ -276,8 +294,13 @@ public sealed partial class X86Cpu
         return HandleExit(false, b.Insns[i].Insn) ? 0 : -1;
     }
 
-    private void Compile(Block b)
+    private void CompileOrReuse(Block b, int hits)
     {
+        if (hits < CompileThreshold)
+        {
+            CompiledCodeReused += Compiled.BlockCompiler.Reuse(b, _blocks, Memory, this);
+            return;
+        }
         var (il, blocks) = Compiled.BlockCompiler.Compile(b, _blocks, Memory, this);
         if (il == 0) { CompiledCodeReused += blocks; return; }
         CompiledIlBytes += il;

@@ -19,7 +19,7 @@ public sealed record XenMachineOptions
     /// <summary>How the CPU runs guest code (every tier gives the same results; the compiled tier is the fastest).</summary>
     public CpuTier Tier { get; init; } = CpuTier.Compiled;
     /// <summary>Compiled tier: block executions before a block is compiled (no effect on results or traces).</summary>
-    public int CompileThreshold { get; init; } = 50;
+    public int CompileThreshold { get; init; } = X86Cpu.DefaultCompileThreshold;
     /// <summary>Xen's return path remembers its selector loads (<see cref="CpuSegmentLoader"/>; no effect on results or traces: off only to measure it).</summary>
     public bool SelectorLoadCache { get; init; } = true;
 }

@@ -44,7 +44,7 @@ public sealed class TraceReplayer
     private volatile bool _interrupt;
 
     /// <param name="tier">The CPU tier to replay with (every tier gives the same result).</param>
-    public TraceReplayer(TraceReader reader, Stream? console = null, CpuTier tier = CpuTier.Compiled, int compileThreshold = 50)
+    public TraceReplayer(TraceReader reader, Stream? console = null, CpuTier tier = CpuTier.Compiled, int compileThreshold = X86Cpu.DefaultCompileThreshold)
     {
         Reader = reader;
         Chunks = new ChunkCache(reader);

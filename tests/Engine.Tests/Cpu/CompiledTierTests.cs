@@ -115,6 +115,46 @@ public class CompiledTierTests
         Assert.Equal((second.Cpu.Eax, second.Cpu.Icount), (third.Cpu.Eax, third.Cpu.Icount));
     }
 
+    [Fact]
+    public void ABlockBelowTheCompileThresholdTakesCodeAnotherMachineCompiledAndRunsTheSame()
+    {
+        // The loop's blocks run ~300 times: past the reuse threshold, short of the compile threshold.
+        // Its constant is its own, so no other test compiles it or forgets the shared code meanwhile.
+        TestMachine Loop(int compileThreshold)
+        {
+            var m = new TestMachine(blockCache: CpuTier.Compiled).Load(a =>
+            {
+                var top = a.CreateLabel(); var odd = a.CreateLabel(); var next = a.CreateLabel();
+                a.mov(ecx, 300);
+                a.Label(ref top);
+                a.add(eax, 0x0dd5eed5);
+                a.test(ecx, 1);
+                a.jnz(odd);
+                a.xor(ebx, eax);
+                a.jmp(next);
+                a.Label(ref odd);
+                a.rol(eax, 5);
+                a.Label(ref next);
+                a.dec(ecx);
+                a.jnz(top);
+            });
+            (m.Cpu.CompileThreshold, m.Cpu.ReuseThreshold) = (compileThreshold, 50);
+            return m;
+        }
+        var cold = Loop(1000);
+        cold.Run();
+        Assert.Equal((0L, 0L), (cold.Cpu.BlocksCompiled, cold.Cpu.CompiledCodeReused));
+        var compiles = Loop(0);
+        compiles.Run();
+        Assert.True(compiles.Cpu.BlocksCompiled + compiles.Cpu.CompiledCodeReused > 0, "nothing was compiled");
+        var reuses = Loop(1000);
+        reuses.Run();
+        Assert.Equal(0L, reuses.Cpu.BlocksCompiled);
+        Assert.True(reuses.Cpu.CompiledCodeReused > 0, "no block took the code compiled by the machine before");
+        Assert.Equal(State(cold), State(reuses));
+        Assert.Equal(State(cold), State(compiles));
+    }
+
     [Theory, MemberData(nameof(CpuTiers.All), MemberType = typeof(CpuTiers))]
     public void FaultInTheMiddleOfABlockRetiresExactlyTheInstructionsBeforeIt(CpuTier tier)
     {

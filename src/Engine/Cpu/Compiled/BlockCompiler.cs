@@ -35,6 +35,9 @@ public static class BlockCompiler
     // replay after a recording, a restored snapshot or a second run skips the compile.
     private static readonly ConcurrentDictionary<string, (DynamicMethod Method, int IlBytes)> Shared = new();
     private const int MaxShared = 1 << 16;
+    // The member addresses of every region in Shared, by its head's key (its address and bytes):
+    // which regions Reuse may find for a block before its own region is formed.
+    private static readonly ConcurrentDictionary<string, uint[][]> RegionsByHead = new();
 
     /// <summary>
     /// Gives a cached block the compiled code of the region it heads (<see cref="Block.Compiled"/>),
@@ -44,21 +47,67 @@ public static class BlockCompiler
     public static (int IlBytes, int Blocks) Compile(Block head, BlockCache cache, PhysicalMemory memory, X86Cpu cpu)
     {
         Block[] members = CompiledRegion.Form(head, cache);
+        string key = Key(members, memory);
+        if (Shared.TryGetValue(key, out var hit))
+        {
+            Install(head, members, Bind(hit.Method, cpu));
+            return (0, members.Length);
+        }
+        var method = Emit(members, out int ilBytes);
+        Install(head, members, Bind(method, cpu));
+        if (Shared.Count < MaxShared && Shared.TryAdd(key, (method, ilBytes)))
+        {
+            uint[] eips = members.Select(m => m.Eip).ToArray();
+            RegionsByHead.AddOrUpdate(Key([head], memory), [eips], (_, known) => [.. known, eips]);
+        }
+        return (ilBytes, members.Length);
+    }
+
+    /// <summary>
+    /// Gives a cached block the code of a region it heads that some machine of this process compiled,
+    /// when every block of that region is cached here with the same address and bytes (compiled code
+    /// is a function of those alone, so the region's code runs here exactly as it ran there). Which
+    /// blocks join a region is chosen from how often each ran when it was compiled
+    /// (<see cref="CompiledRegion.Form"/>); a region reused here may hold a block this machine has run
+    /// less often, which changes how fast it runs, never what it does. Returns the blocks of the
+    /// region bound, 0 when there was none.
+    /// </summary>
+    public static int Reuse(Block head, BlockCache cache, PhysicalMemory memory, X86Cpu cpu)
+    {
+        if (!RegionsByHead.TryGetValue(Key([head], memory), out var regions)) return 0;
+        foreach (uint[] eips in regions)
+        {
+            if (CachedHere(head, eips, cache) is not { } members || !Shared.TryGetValue(Key(members, memory), out var hit)) continue;
+            Install(head, members, Bind(hit.Method, cpu));
+            return members.Length;
+        }
+        return 0;
+    }
+
+    /// <summary>The blocks at <paramref name="eips"/> in the head's page (as <see cref="CompiledRegion.Form"/> takes them), if all are cached.</summary>
+    private static Block[]? CachedHere(Block head, uint[] eips, BlockCache cache)
+    {
+        ulong pageOffset = head.Phys & 0xFFF, page = head.Phys - pageOffset;
+        var members = new Block[eips.Length];
+        members[0] = head;
+        for (int i = 1; i < eips.Length; i++)
+        {
+            long off = (long)pageOffset + ((long)eips[i] - head.Eip);
+            if (off is < 0 or >= 0x1000 || cache.Lookup(eips[i], page + (ulong)off, head.Code32) is not { } b) return null;
+            members[i] = b;
+        }
+        return members;
+    }
+
+    /// <summary>Binds a region's code to its head; each member remembers the regions it is in (for invalidation).</summary>
+    private static void Install(Block head, Block[] members, CompiledCode code)
+    {
         foreach (var m in members)
         {
             m.InRegions ??= new List<Block>(1);
             if (!m.InRegions.Contains(head)) m.InRegions.Add(head);
         }
-        string key = Key(members, memory);
-        if (Shared.TryGetValue(key, out var hit))
-        {
-            head.Compiled = new CompiledRegion(Bind(hit.Method, cpu), members);
-            return (0, members.Length);
-        }
-        var method = Emit(members, out int ilBytes);
-        head.Compiled = new CompiledRegion(Bind(method, cpu), members);
-        if (Shared.Count < MaxShared) Shared.TryAdd(key, (method, ilBytes));
-        return (ilBytes, members.Length);
+        head.Compiled = new CompiledRegion(code, members);
     }
 
     /// <summary>
@@ -66,7 +115,11 @@ public static class BlockCompiler
     /// JIT-compiles) every region again: how `bench --guest` times compiling apart from the .NET
     /// JIT's one-time work on the compiler itself. Machines keep the code they already hold.
     /// </summary>
-    public static void ForgetSharedCode() => Shared.Clear();
+    public static void ForgetSharedCode()
+    {
+        Shared.Clear();
+        RegionsByHead.Clear();
+    }
 
     private static string Key(Block[] members, PhysicalMemory memory)
     {
