@@ -40,30 +40,44 @@ public sealed class TraceObserver : IXenObserver
 
     /// <summary>
     /// <see cref="IXenObserver.OnHypercall"/> as the Xen model calls it (directly, this class being
-    /// sealed), with the running vCPU: with <see cref="Batches"/> a plain hypercall is appended there;
-    /// <paramref name="vcpu"/> -1 (unknown): never (the event is stamped where it is emitted).
+    /// sealed), with the running vCPU: with <see cref="Batches"/> a plain hypercall is appended there,
+    /// with <see cref="Expected"/> matched there; <paramref name="vcpu"/> -1 (unknown): neither (the
+    /// event is stamped where it is emitted). Only those two paths are here; everything else is in
+    /// <see cref="OnOtherHypercall"/>, so this method keeps its values in registers (with the object
+    /// paths in it, the JIT spilled them and zeroed a stack span at every call).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
         in HypercallOutput output, int vcpu)
     {
-        bool digest = Outputs != HypercallOutputLevel.None;
-        if (entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
+        if (vcpu >= 0 && entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
         {
-            if (Batches != null && vcpu >= 0)
+            bool digest = Outputs != HypercallOutputLevel.None;
+            if (Batches != null)
             {
                 Batches.Hypercall(icount, number, in args, result, digest ? output.Digest : 0, digest ? output.Site : 0, vcpu);
                 return;
             }
-            if (Expected != null && vcpu >= 0)
+            if (Expected != null)
             {
                 if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
+                OnOtherHypercall(icount, number, in args, result, entries, in output, plain: false);
+                return;
             }
-            else if (Plain != null)
-            {
-                ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
-                if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
-            }
+        }
+        OnOtherHypercall(icount, number, in args, result, entries, in output, plain: true);
+    }
+
+    /// <summary>A hypercall <see cref="Batches"/> and <see cref="Expected"/> did not take: to <see cref="Plain"/> (when <paramref name="plain"/>) or emitted as an event.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void OnOtherHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
+        in HypercallOutput output, bool plain)
+    {
+        bool digest = Outputs != HypercallOutputLevel.None;
+        if (plain && Plain != null && entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
+        {
+            ReadOnlySpan<uint> a = [args.A1, args.A2, args.A3, args.A4, args.A5, args.A6];
+            if (Plain.Hypercall(icount, number, a, result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
         }
         MulticallEntry[]? mc = null;
         if (!entries.IsEmpty)
@@ -92,9 +106,19 @@ public sealed class TraceObserver : IXenObserver
             Batches.Upcall(icount, vcpu, ports, interrupted, handler);
             return;
         }
-        if (Expected != null ? Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler) : Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
-        _emit(new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler });
+        if (Expected != null)
+        {
+            if (!Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler)) EmitUpcall(icount, vcpu, ports, interrupted, handler);
+            return;
+        }
+        if (Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;
+        EmitUpcall(icount, vcpu, ports, interrupted, handler);
     }
+
+    /// <summary>The upcall as an event (out of line: the per-upcall paths above stay small).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void EmitUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler) =>
+        _emit(new UpcallEvent(icount, vcpu, ports.ToArray()) { Eip = interrupted, Handler = handler });
 
     /// <summary>Exception events carry the handler they were delivered to (header option exception-handlers).</summary>
     public bool ExceptionHandlers { get; init; }

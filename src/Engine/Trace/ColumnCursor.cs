@@ -107,14 +107,21 @@ public sealed class ColumnCursor
         return true;
     }
 
-    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks.</summary>
+    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks, others value by value.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ValuesEqual(in ChunkEvents.Row r, ReadOnlySpan<uint> produced)
     {
         int start = r.ValueStart;
         var values = _values;
         if (r.ValueEnd - start != produced.Length || (uint)r.ValueEnd > (uint)values.Length) return false;
-        if (produced.Length != 6) return values.AsSpan(start, produced.Length).SequenceEqual(produced);
+        if (produced.Length != 6)
+        {
+            // An upcall's ports: mostly one or two, compared here rather than in a call.
+            var recorded = values.AsSpan(start, produced.Length);
+            for (int i = 0; i < recorded.Length; i++)
+                if (recorded[i] != produced[i]) return false;
+            return true;
+        }
         ref uint stored = ref values[start];
         ref uint p = ref MemoryMarshal.GetReference(produced);
         return Vector128.LoadUnsafe(ref stored) == Vector128.LoadUnsafe(ref p)
