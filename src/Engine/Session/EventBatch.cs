@@ -20,24 +20,24 @@ public sealed class EventBatch
     /// </summary>
     public const int Capacity = 1024;
 
-    private enum Kind : byte { Whole, Hypercall, Upcall }
+    internal enum Kind : byte { Whole, Hypercall, Upcall }
 
     /// <summary>Up to six values kept in the entry itself: a hypercall's arguments (six registers' worth: docs/xen-abi.md §1) or an upcall's ports.</summary>
     [InlineArray(InlineValues)]
-    private struct Inline
+    internal struct Inline
     {
         private uint _first;
     }
 
-    private const int InlineValues = 6;
+    internal const int InlineValues = 6;
 
     /// <summary>
-    /// One event in 64 bytes (a cache line's size): what a hypercall needs in place; an upcall keeps its handler and
+    /// One event in 64 bytes: what a hypercall needs in place; an upcall keeps its handler and
     /// the start of any out-of-line ports where a hypercall's result goes and their number where its
     /// digest goes; a hypercall with more than six arguments keeps where they start in its first inline value.
     /// </summary>
     [StructLayout(LayoutKind.Explicit, Size = 64)]
-    private struct Raw
+    internal struct Entry
     {
         [FieldOffset(0)] public ulong Icount;
         [FieldOffset(8)] public long Result;
@@ -56,8 +56,8 @@ public sealed class EventBatch
     }
 
     // No references in an entry: the GC never scans the entries, and they need no zeroing.
-    private readonly Raw[] _events;
-    /// <summary>The other events, in order (an entry of kind Whole holds its index in <see cref="Raw.ValueStart"/>).</summary>
+    private readonly Entry[] _events;
+    /// <summary>The other events, in order (an entry of kind Whole holds its index in <see cref="Entry.ValueStart"/>).</summary>
     private readonly List<TraceEvent> _whole = [];
     private uint[] _values;
     private int _valueCount;
@@ -67,15 +67,21 @@ public sealed class EventBatch
 
     private EventBatch(int capacity)
     {
-        _events = GC.AllocateUninitializedArray<Raw>(capacity);
+        _events = GC.AllocateUninitializedArray<Entry>(capacity);
         _values = GC.AllocateUninitializedArray<uint>(capacity);
     }
 
-    /// <summary>A batch that holds nothing (every add throws): what <see cref="EventBatcher"/> fills between a hand-over and the next batch.</summary>
+    /// <summary>A batch that holds nothing (room for no entry): what <see cref="EventBatcher"/> fills between a hand-over and the next batch.</summary>
     internal static EventBatch None { get; } = new(0);
 
+    /// <summary>The entries, filled in place by <see cref="EventBatcher"/> (which keeps the count until it hands the batch over).</summary>
+    internal Entry[] Entries => _events;
+
+    /// <summary>Events in the batch (set by the batcher when it hands the batch over; 0 while it is being filled).</summary>
     public int Count => _count;
-    public bool IsFull => _count == _events.Length;
+
+    /// <summary>The batcher filled the first <paramref name="count"/> entries.</summary>
+    internal void Filled(int count) => _count = count;
 
     /// <summary>What the writer does after the batch's events (set by the recording thread before handing it over).</summary>
     public BatchEnd End { get; set; }
@@ -84,17 +90,13 @@ public sealed class EventBatch
 
     /// <summary>
     /// A hypercall whose arguments are the six argument registers: the same entry as
-    /// <see cref="AddHypercall(ulong, int, ReadOnlySpan{uint}, long, ulong, uint, int)"/> with those six
+    /// <see cref="PutHypercall(ref Entry, ulong, int, ReadOnlySpan{uint}, long, ulong, uint, int)"/> with those six
     /// values, copied as one block (the Xen model's hypercalls, through <see cref="EventBatcher"/>).
-    /// True when the batch is full after it.
     /// </summary>
     /// <remarks>Inlined into the batcher: the recording thread's per-event path.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool AddHypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
+    internal static void PutHypercall(ref Entry e, ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
     {
-        var events = _events;
-        int at = _count;
-        ref Raw e = ref events[at];
         e.Icount = icount;
         e.Result = result;
         e.Digest = digest;
@@ -104,14 +106,11 @@ public sealed class EventBatch
         e.Vcpu = vcpu;
         e.ArgCount = InlineValues;
         e.Kind = Kind.Hypercall;
-        _count = ++at;
-        return at == events.Length;
     }
 
-    /// <summary>A hypercall with up to 15 arguments (TraceWriter.AppendHypercall's); true when the batch is full after it.</summary>
-    public bool AddHypercall(ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
+    /// <summary>A hypercall with up to 15 arguments (TraceWriter.AppendHypercall's).</summary>
+    internal void PutHypercall(ref Entry e, ulong icount, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site, int vcpu)
     {
-        ref Raw e = ref _events[_count++];
         e.Kind = Kind.Hypercall;
         e.Icount = icount;
         e.Number = number;
@@ -122,17 +121,13 @@ public sealed class EventBatch
         e.ArgCount = (ushort)args.Length;
         if (args.Length <= InlineValues) args.CopyTo(e.Values);
         else e.Values[0] = (uint)Values(args);
-        return IsFull;
     }
 
-    /// <summary>An upcall; true when the batch is full after it.</summary>
+    /// <summary>An upcall.</summary>
     /// <remarks>Inlined into the batcher: the recording thread's per-event path.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool AddUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    internal void PutUpcall(ref Entry e, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
     {
-        var events = _events;
-        int at = _count;
-        ref Raw e = ref events[at];
         e.Icount = icount;
         e.Handler = handler;
         e.Site = eip;
@@ -144,18 +139,14 @@ public sealed class EventBatch
             for (int i = 0; i < ports.Length; i++) e.Values[i] = ports[i]; // usually one or two: cheaper than a memmove call
         }
         else e.ValueStart = Values(ports);
-        _count = ++at;
-        return at == events.Length;
     }
 
-    /// <summary>Any other event, kept as its object; true when the batch is full after it.</summary>
-    public bool Add(TraceEvent whole)
+    /// <summary>Any other event, kept as its object.</summary>
+    internal void PutWhole(ref Entry e, TraceEvent whole)
     {
-        ref Raw e = ref _events[_count++];
         e.Kind = Kind.Whole;
         e.ValueStart = _whole.Count;
         _whole.Add(whole);
-        return IsFull;
     }
 
     private int Values(ReadOnlySpan<uint> values)
@@ -178,7 +169,7 @@ public sealed class EventBatch
     {
         for (int i = 0; i < Count; i++)
         {
-            ref Raw e = ref _events[i];
+            ref Entry e = ref _events[i];
             switch (e.Kind)
             {
                 case Kind.Hypercall:
@@ -191,7 +182,7 @@ public sealed class EventBatch
     }
 
     /// <summary>An entry's values: in the entry, or (more than six) from <paramref name="start"/> in the value array.</summary>
-    private ReadOnlySpan<uint> Values(ref Raw e, int start, int count) =>
+    private ReadOnlySpan<uint> Values(ref Entry e, int start, int count) =>
         count <= InlineValues ? ((ReadOnlySpan<uint>)e.Values)[..count] : _values.AsSpan(start, count);
 
     /// <summary>Empties the batch for refilling (drops the references to whole events).</summary>

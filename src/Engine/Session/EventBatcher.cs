@@ -16,6 +16,10 @@ public sealed class EventBatcher
 {
     private readonly IEventBatchConsumer _consumer;
     private EventBatch _current;
+    // The batch being filled, as the per-event path uses it: its entries and how many are filled, kept
+    // here (one object the path reads, not the batch and then its array), handed to the batch at Take.
+    private EventBatch.Entry[] _entries;
+    private int _filled;
     private ulong _lastIcount;
     /// <summary>Events in the batches handed over so far.</summary>
     private long _handedOver;
@@ -27,13 +31,15 @@ public sealed class EventBatcher
     {
         ArgumentNullException.ThrowIfNull(consumer);
         ArgumentNullException.ThrowIfNull(first);
+        if (first.Count != 0) throw new ArgumentException("The first batch must be empty", nameof(first));
         _consumer = consumer;
         _current = first;
+        _entries = first.Entries;
         _handedOver = eventsBefore;
     }
 
     /// <summary>Events appended so far (and any the trace held before).</summary>
-    public long EventCount => _handedOver + _current.Count;
+    public long EventCount => _handedOver + _filled;
 
     /// <summary>From now on every append asks the consumer why (<see cref="IEventBatchConsumer.ThrowRefusal"/>).</summary>
     public void Refuse() => _refusing = true;
@@ -45,8 +51,11 @@ public sealed class EventBatcher
     public EventBatch Take()
     {
         var taken = _current;
-        _handedOver += taken.Count;
+        taken.Filled(_filled);
+        _handedOver += _filled;
+        _filled = 0;
         _current = EventBatch.None;
+        _entries = EventBatch.None.Entries;
         return taken;
     }
 
@@ -56,6 +65,7 @@ public sealed class EventBatcher
         ArgumentNullException.ThrowIfNull(next);
         if (next.Count != 0) throw new ArgumentException("The next batch must be empty", nameof(next));
         _current = next;
+        _entries = next.Entries;
     }
 
     /// <summary>A hypercall whose arguments are the six argument registers (<see cref="TraceWriter.AppendHypercall"/> with them).</summary>
@@ -64,7 +74,8 @@ public sealed class EventBatcher
     public void Hypercall(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu)
     {
         Check(icount);
-        if (_current.AddHypercall(icount, number, in args, result, digest, site, vcpu)) _consumer.BatchFull();
+        EventBatch.PutHypercall(ref Next(), icount, number, in args, result, digest, site, vcpu);
+        Added();
     }
 
     /// <inheritdoc cref="TraceWriter.AppendHypercall"/>
@@ -72,7 +83,8 @@ public sealed class EventBatcher
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(args.Length, 15, nameof(args));
         Check(icount);
-        if (_current.AddHypercall(icount, number, args, result, digest, site, vcpu)) _consumer.BatchFull();
+        _current.PutHypercall(ref Next(), icount, number, args, result, digest, site, vcpu);
+        Added();
     }
 
     /// <inheritdoc cref="TraceWriter.AppendUpcall"/>
@@ -82,7 +94,8 @@ public sealed class EventBatcher
     {
         ArgumentOutOfRangeException.ThrowIfNegative(vcpu);
         Check(icount);
-        if (_current.AddUpcall(icount, vcpu, ports, eip, handler)) _consumer.BatchFull();
+        _current.PutUpcall(ref Next(), icount, vcpu, ports, eip, handler);
+        Added();
     }
 
     /// <inheritdoc cref="TraceWriter.Append"/>
@@ -90,7 +103,8 @@ public sealed class EventBatcher
     {
         ArgumentNullException.ThrowIfNull(traceEvent);
         Check(traceEvent.Icount);
-        if (_current.Add(traceEvent)) _consumer.BatchFull();
+        _current.PutWhole(ref Next(), traceEvent);
+        Added();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -99,6 +113,17 @@ public sealed class EventBatcher
         if (_refusing) _consumer.ThrowRefusal();
         if (icount < _lastIcount) ThrowOutOfOrder(icount);
         _lastIcount = icount;
+    }
+
+    /// <summary>The entry to fill: the next of the batch being filled (there is always one: a full batch is handed over at once; <see cref="EventBatch.None"/> has none, so between a hand-over and the next batch this throws).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref EventBatch.Entry Next() => ref _entries[_filled];
+
+    /// <summary>Counts the entry just filled; hands the batch over when it is full.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Added()
+    {
+        if (++_filled == _entries.Length) _consumer.BatchFull();
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

@@ -20,6 +20,8 @@ internal sealed partial class BlockEmitter
     private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
     private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
+    // What an exit hands its shared spill tail (ExitAt): the result code, the instructions retired since Icount was stored, EIP.
+    private readonly LocalBuilder _exitCode, _exitRetired, _exitEip;
     // The value a slow read returns (its address is taken, so it is the one local kept in memory).
     private readonly LocalBuilder _slowValue;
     // The registers the region's translations write (changed at every member's start).
@@ -93,6 +95,9 @@ internal sealed partial class BlockEmitter
         _status = il.DeclareLocal(typeof(int));
         _slowValue = il.DeclareLocal(typeof(uint));
         _pend = il.DeclareLocal(typeof(int));
+        _exitCode = il.DeclareLocal(typeof(int));
+        _exitRetired = il.DeclareLocal(typeof(int));
+        _exitEip = il.DeclareLocal(typeof(uint));
         DeclareMemoryContext();
     }
 
@@ -139,6 +144,7 @@ internal sealed partial class BlockEmitter
             if (!ended) EmitTransfer(_b.EndEip);
         }
         foreach (var a in _deferred) a();
+        foreach (var (tail, label) in _tails) EmitTail(tail, label);
     }
 
     /// <summary>
@@ -263,17 +269,7 @@ internal sealed partial class BlockEmitter
         int loaded = _loaded;
         for (int r = 0; r < 8; r++) EnsureLoaded(r);
         SyncIcount(_synced, _b.Count);
-        var s = Snapshot() with { Synced = _b.Count };
-        Label exit = _il.DefineLabel();
-        int code = Result(_b.Count);
-        _deferred.Add(() =>
-        {
-            _il.MarkLabel(exit);
-            Spill(s);
-            StoreField(FEip, () => Ldc((int)target));
-            Ldc(code);
-            _il.Emit(OpCodes.Ret);
-        });
+        Label exit = ExitAt(_b.Count, Snapshot() with { Synced = _b.Count }, target);
         _il.Emit(OpCodes.Ldarg_2);
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldfld, FChainEpoch);
@@ -381,22 +377,58 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stfld, FIcount);
     }
 
-    /// <summary>A label that leaves at instruction i in state s: spill, count the earlier instructions, store EIP if given (a constant or a local), return.</summary>
+    /// <summary>
+    /// A label that leaves at instruction i in state s: spill, count the earlier instructions, store
+    /// EIP if given (a constant or a local), return. The exit only sets the result code, the count
+    /// and EIP in locals and branches to a spill tail shared by every exit of the region in the same
+    /// state (<see cref="ExitTail"/>): spilling eight registers and six flag fields at each of a
+    /// region's exits made up most of its IL, and the .NET JIT's time grows with the IL.
+    /// </summary>
     private Label ExitAt(int i, State s, uint? eip, LocalBuilder? eipLocal = null)
     {
         Label l = _il.DefineLabel();
-        int code = Result(i);
+        int code = Result(i), retired = i - s.Synced;
+        var tail = new ExitTail(s with { Synced = 0 }, eip != null || eipLocal != null);
         _deferred.Add(() =>
         {
             _il.MarkLabel(l);
-            Spill(s);
-            if (eip is uint e) StoreField(FEip, () => Ldc((int)e));
-            if (eipLocal != null) StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, eipLocal));
-            SyncIcount(s.Synced, i);
             Ldc(code);
-            _il.Emit(OpCodes.Ret);
+            _il.Emit(OpCodes.Stloc, _exitCode);
+            Ldc(retired);
+            _il.Emit(OpCodes.Stloc, _exitRetired);
+            if (eip is uint e) Ldc((int)e);
+            if (eipLocal != null) _il.Emit(OpCodes.Ldloc, eipLocal);
+            if (tail.StoresEip) _il.Emit(OpCodes.Stloc, _exitEip);
+            _il.Emit(OpCodes.Br, TailLabel(tail));
         });
         return l;
+    }
+
+    /// <summary>A spill tail: what it spills (the state, its instruction count taken from a local) and whether it stores EIP.</summary>
+    private readonly record struct ExitTail(State State, bool StoresEip);
+
+    private readonly Dictionary<ExitTail, Label> _tails = new();
+
+    private Label TailLabel(ExitTail tail)
+    {
+        if (!_tails.TryGetValue(tail, out Label l)) _tails[tail] = l = _il.DefineLabel();
+        return l;
+    }
+
+    private void EmitTail(ExitTail tail, Label l)
+    {
+        _il.MarkLabel(l);
+        Spill(tail.State);
+        if (tail.StoresEip) StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, _exitEip));
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldarg_0);
+        _il.Emit(OpCodes.Ldfld, FIcount);
+        _il.Emit(OpCodes.Ldloc, _exitRetired);
+        _il.Emit(OpCodes.Conv_I8);
+        _il.Emit(OpCodes.Add);
+        _il.Emit(OpCodes.Stfld, FIcount);
+        _il.Emit(OpCodes.Ldloc, _exitCode);
+        _il.Emit(OpCodes.Ret);
     }
 
     /// <summary>The normal end: EIP is on the stack; spill, count the whole member, return.</summary>
