@@ -4,7 +4,7 @@ namespace Replayvisor.Replay.Tests;
 
 /// <summary>
 /// The replay compares produced hypercalls and upcalls with the trace's decoded columns in place
-/// (EventCursor.TryTakeHypercall/TryTakeUpcall, ChunkEvents.HypercallEquals/UpcallEquals). A change
+/// (ColumnCursor.TakeHypercall/TakeUpcall through TraceObserver.Expected; ChunkEvents.HypercallEquals/UpcallEquals). A change
 /// to any one field of one recorded event, at the start, middle or end of a chunk, must still be
 /// reported as a divergence at that event, with the recorded (changed) and produced events: a
 /// comparison that skipped a field would let the changed event pass.

@@ -27,8 +27,10 @@ public sealed partial class PhysicalMemory : IStateHashable
     {
         if (frames == 0 || frames > (1u << 20))
             throw new ArgumentOutOfRangeException(nameof(frames), "RAM must be between 4 KiB and 4 GiB");
-        _ram = GC.AllocateUninitializedArray<byte>(checked((int)Math.Min((ulong)frames * PageSize, int.MaxValue & ~PageMask)));
-        Array.Clear(_ram);
+        // Zeroed by the runtime, which clears only memory it reuses: fresh memory from the OS is zero
+        // already, and its pages are touched (faulted in) only where the guest or the builder writes,
+        // not all 8,192 of a 32 MiB guest up front.
+        _ram = new byte[checked((int)Math.Min((ulong)frames * PageSize, int.MaxValue & ~PageMask))];
         FrameCount = (uint)(_ram.Length >> PageShift);
         _codeLines = new ulong[FrameCount];
         _dirty = new byte[FrameCount];
