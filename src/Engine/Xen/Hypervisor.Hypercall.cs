@@ -22,6 +22,9 @@ public sealed partial class Hypervisor
     private readonly HypercallOutputCapture _capture = new();
     private readonly List<GuestWriteRecord> _writes = [], _inside = [], _outside = [];
     private bool _capturing;
+    // Array.Empty's array in a field: at every observed hypercall the JIT called HypercallOutput.None
+    // and Array.Empty's static lookup instead of inlining them (perf, ticker recording and replay).
+    private readonly GuestWriteRecord[] _noWrites = Array.Empty<GuestWriteRecord>();
 
     private void Hypercall()
     {
@@ -46,7 +49,7 @@ public sealed partial class Hypervisor
         SyncRunstates(); // after the call's own writes: a runstate area written here is the scheduler's, not the call's
         c.Eax = (uint)result;
         if (!observed && writes == null) return;
-        var output = HypercallOutput.None;
+        HypercallOutput output;
         if (writes?.Count > 0)
         {
             List<GuestWriteRecord> inside = _inside, outside = _outside;
@@ -56,7 +59,7 @@ public sealed partial class Hypervisor
             foreach (var w in outside) UndeclaredWrite?.Invoke(nr, w);
             output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
         }
-        else if (site != 0) output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
+        else output = new HypercallOutput(site, _noWrites, 0); // HypercallOutput.None when site is 0
         var entries = nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default;
         if (_trace != null) _trace.OnHypercall(c.Icount, nr, in args, result, entries, in output, _current);
         else Observer?.OnHypercall(c.Icount, nr, args, result, entries, output);
