@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Replayvisor.Engine.Trace;
@@ -132,35 +133,51 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// default, default, digest, site) { Vcpu = vcpu }</c>, compared without building either.
     /// False otherwise (compare the event objects to know more).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool HypercallEquals(int index, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
-    {
-        ref readonly Row r = ref _rows[index];
-        return r.Slot == HypercallSlot && r.Icount == icount && r.Vcpu == vcpu && r.Number == number && r.Result == result
-            && r.Digest == digest && r.Site == site && ValuesEqual(in r, args);
-    }
+    public bool HypercallEquals(int index, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
+        IsHypercall(ref _rows[index], _values, icount, vcpu, number, args, result, digest, site);
 
     /// <summary>
     /// True when event <paramref name="index"/> equals <c>new UpcallEvent(icount, vcpu, ports) { Eip = eip,
     /// Handler = handler }</c>, compared without building either; false otherwise.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool UpcallEquals(int index, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
-    {
-        ref readonly Row r = ref _rows[index];
-        return r.Slot == UpcallSlot && r.Icount == icount && r.Vcpu == vcpu && r.Site == eip && (uint)r.Number == handler
-            && ValuesEqual(in r, ports);
-    }
+    public bool UpcallEquals(int index, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
+        IsUpcall(ref _rows[index], _values, icount, vcpu, ports, eip, handler);
 
-    /// <summary>Whether row <paramref name="r"/>'s arguments or ports are <paramref name="values"/>, value by value.</summary>
+    /// <summary>
+    /// <see cref="HypercallEquals"/> on a row and the values it points into (also the replay's per-event
+    /// match, <see cref="ColumnCursor"/>): the count, result, digest, site and number are compared as
+    /// one 32-byte block (the row's first fields, in this order), six arguments as two blocks.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ValuesEqual(in Row r, ReadOnlySpan<uint> values)
+    internal static bool IsHypercall(ref Row r, uint[] values, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
+        Vector256.LoadUnsafe(ref Unsafe.As<Row, ulong>(ref r)) == Vector256.Create(icount, (ulong)result, digest, site | ((ulong)(uint)number << 32))
+        && r.Vcpu == vcpu && r.Slot == HypercallSlot && ValuesEqual(in r, values, args);
+
+    /// <summary><see cref="UpcallEquals"/> on a row and the values it points into.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool IsUpcall(ref Row r, uint[] values, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
+        r.Icount == icount && r.Slot == UpcallSlot && r.Vcpu == vcpu && r.Site == eip && (uint)r.Number == handler
+        && ValuesEqual(in r, values, ports);
+
+    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks, others value by value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool ValuesEqual(in Row r, uint[] values, ReadOnlySpan<uint> produced)
     {
-        if (r.ValueEnd - r.ValueStart != values.Length) return false;
-        var stored = _values.AsSpan(r.ValueStart, values.Length);
-        for (int i = 0; i < stored.Length; i++)
-            if (stored[i] != values[i]) return false;
-        return true;
+        int start = r.ValueStart;
+        if (r.ValueEnd - start != produced.Length || (uint)r.ValueEnd > (uint)values.Length) return false;
+        if (produced.Length != 6)
+        {
+            // An upcall's ports: mostly one or two, compared here rather than in a call.
+            var recorded = values.AsSpan(start, produced.Length);
+            for (int i = 0; i < recorded.Length; i++)
+                if (recorded[i] != produced[i]) return false;
+            return true;
+        }
+        ref uint stored = ref values[start];
+        ref uint p = ref MemoryMarshal.GetReference(produced);
+        return Vector128.LoadUnsafe(ref stored) == Vector128.LoadUnsafe(ref p)
+            && Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref stored, 4)))
+                == Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref p, 4)));
     }
 
     /// <summary>The events in order.</summary>

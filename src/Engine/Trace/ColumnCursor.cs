@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.InteropServices;
 
 namespace Replayvisor.Engine.Trace;
 
@@ -74,9 +72,7 @@ public sealed class ColumnCursor
 
     /// <summary>
     /// Takes the cursor's event if it is the plain hypercall with these values
-    /// (<see cref="ChunkEvents.HypercallEquals"/>); false, with nothing changed, otherwise. The count,
-    /// result, digest, site and number are compared as one 32-byte block; six arguments (the 32-bit
-    /// ABI's argument registers) as one 16-byte and one 8-byte block.
+    /// (<see cref="ChunkEvents.HypercallEquals"/>, the same comparison); false, with nothing changed, otherwise.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TakeHypercall(ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
@@ -85,9 +81,7 @@ public sealed class ColumnCursor
         var rows = _rows;
         int i = Index;
         if ((uint)i >= (uint)rows.Length) return false;
-        ref ChunkEvents.Row r = ref rows[i];
-        if (Vector256.LoadUnsafe(ref Unsafe.As<ChunkEvents.Row, ulong>(ref r)) != Vector256.Create(icount, (ulong)result, digest, site | ((ulong)(uint)number << 32))
-            || r.Vcpu != vcpu || r.Slot != ChunkEvents.HypercallSlot || !ValuesEqual(in r, args)) return false;
+        if (!ChunkEvents.IsHypercall(ref rows[i], _values, icount, vcpu, number, args, result, digest, site)) return false;
         Took(rows, i);
         return true;
     }
@@ -100,33 +94,9 @@ public sealed class ColumnCursor
         var rows = _rows;
         int i = Index;
         if ((uint)i >= (uint)rows.Length) return false;
-        ref ChunkEvents.Row r = ref rows[i];
-        if (r.Icount != icount || r.Slot != ChunkEvents.UpcallSlot || r.Vcpu != vcpu || r.Site != eip || (uint)r.Number != handler
-            || !ValuesEqual(in r, ports)) return false;
+        if (!ChunkEvents.IsUpcall(ref rows[i], _values, icount, vcpu, ports, eip, handler)) return false;
         Took(rows, i);
         return true;
-    }
-
-    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks, others value by value.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool ValuesEqual(in ChunkEvents.Row r, ReadOnlySpan<uint> produced)
-    {
-        int start = r.ValueStart;
-        var values = _values;
-        if (r.ValueEnd - start != produced.Length || (uint)r.ValueEnd > (uint)values.Length) return false;
-        if (produced.Length != 6)
-        {
-            // An upcall's ports: mostly one or two, compared here rather than in a call.
-            var recorded = values.AsSpan(start, produced.Length);
-            for (int i = 0; i < recorded.Length; i++)
-                if (recorded[i] != produced[i]) return false;
-            return true;
-        }
-        ref uint stored = ref values[start];
-        ref uint p = ref MemoryMarshal.GetReference(produced);
-        return Vector128.LoadUnsafe(ref stored) == Vector128.LoadUnsafe(ref p)
-            && Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref stored, 4)))
-                == Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref p, 4)));
     }
 
     /// <summary>Moves past row <paramref name="i"/>, just taken, to the chunk's next check; past the last, the chunk is left.</summary>

@@ -87,13 +87,11 @@ public static class BlockCompiler
     /// <summary>The blocks at <paramref name="eips"/> in the head's page (as <see cref="CompiledRegion.Form"/> takes them), if all are cached.</summary>
     private static Block[]? CachedHere(Block head, uint[] eips, BlockCache cache)
     {
-        ulong pageOffset = head.Phys & 0xFFF, page = head.Phys - pageOffset;
         var members = new Block[eips.Length];
         members[0] = head;
         for (int i = 1; i < eips.Length; i++)
         {
-            long off = (long)pageOffset + ((long)eips[i] - head.Eip);
-            if (off is < 0 or >= 0x1000 || cache.Lookup(eips[i], page + (ulong)off, head.Code32) is not { } b) return null;
+            if (CompiledRegion.CachedInHeadPage(head, eips[i], cache) is not { } b) return null;
             members[i] = b;
         }
         return members;

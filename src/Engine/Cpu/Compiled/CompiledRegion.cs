@@ -32,20 +32,26 @@ internal sealed class CompiledRegion(CompiledCode code, Block[] members)
     {
         var list = new List<Block> { head };
         int insns = head.Count, minHits = head.Hits / ColdDivisor;
-        ulong pageOffset = head.Phys & 0xFFF, page = head.Phys - pageOffset;
         for (int i = 0; i < list.Count && list.Count < MaxBlocks; i++)
         {
             foreach (uint s in BlockEmitter.StaticSuccessors(list[i]))
             {
                 if (list.Count == MaxBlocks) break;
-                long off = (long)pageOffset + ((long)s - head.Eip); // the page offset of s (linear and physical agree on it)
-                if (off < 0 || off >= 0x1000 || list.Exists(b => b.Eip == s)) continue;
-                Block? b = cache.Lookup(s, page + (ulong)off, head.Code32);
+                if (list.Exists(b => b.Eip == s)) continue;
+                Block? b = CachedInHeadPage(head, s, cache);
                 if (b == null || b.Hits < minHits || insns + b.Count > MaxInsns) continue;
                 list.Add(b);
                 insns += b.Count;
             }
         }
         return list.ToArray();
+    }
+
+    /// <summary>The cached block at <paramref name="eip"/> when it lies in the head's page (linear and physical agree on the page offset), else null.</summary>
+    public static Block? CachedInHeadPage(Block head, uint eip, BlockCache cache)
+    {
+        ulong pageOffset = head.Phys & 0xFFF;
+        long off = (long)pageOffset + ((long)eip - head.Eip);
+        return off is >= 0 and < 0x1000 ? cache.Lookup(eip, head.Phys - pageOffset + (ulong)off, head.Code32) : null;
     }
 }
