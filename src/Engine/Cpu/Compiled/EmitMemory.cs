@@ -300,7 +300,6 @@ internal sealed partial class BlockEmitter
     private void SlowStatus(Label fault, Label join)
     {
         _il.Emit(OpCodes.Stloc, _status);
-        LoadMemoryContext();
         _il.Emit(OpCodes.Ldloc, _status);
         _il.Emit(OpCodes.Brfalse, join);
         _il.Emit(OpCodes.Ldloc, _status);
