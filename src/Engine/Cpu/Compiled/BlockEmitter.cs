@@ -65,7 +65,7 @@ internal sealed partial class BlockEmitter
 
     private static readonly FieldInfo FInsns = typeof(Block).GetField(nameof(Block.Insns))!;
 
-    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
+    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
         MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
 
@@ -114,7 +114,6 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ret);
             _il.MarkLabel(ok);
         }
-        ForbidBranchesPastCsLimit();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
@@ -123,6 +122,7 @@ internal sealed partial class BlockEmitter
         LoadFlagsFromCpu();
         LoadMemoryArrays();
         LoadMemoryContext();
+        ForbidBranchesPastCsLimit();
         for (int k = 0; k < _members.Length; k++)
         {
             _k = k;
@@ -158,8 +158,7 @@ internal sealed partial class BlockEmitter
         if (_members.Length == 1) return; // the head alone: no branch between members
         uint last = _members.Skip(1).Max(b => b.EndEip - 1);
         Label ok = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Call, MCsLimit);
+        _il.Emit(OpCodes.Ldloc, _csLimit);
         Ldc((int)last);
         _il.Emit(OpCodes.Bge_Un, ok);
         _il.Emit(OpCodes.Ldc_I8, -1L);
@@ -586,52 +585,6 @@ internal sealed partial class BlockEmitter
         if (_flags != FlagState.Dynamic) return;
         SpillFlags(Snapshot());
         _flags = FlagState.Cpu;
-    }
-
-    /// <summary>Pushes CF as 0 or 1.</summary>
-    private void LoadCarry()
-    {
-        SpillDynamicFlags();
-        if (_flags == FlagState.Local)
-        {
-            Ldc((int)_fop);
-            Ldc(_fsize);
-            LoadFlagOperands();
-            _il.Emit(OpCodes.Call, MCarry);
-        }
-        else
-        {
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Call, MCpuCarry);
-        }
-    }
-
-    /// <summary>Pushes condition cc (0 or 1).</summary>
-    private void LoadCondition(int cc)
-    {
-        SpillDynamicFlags();
-        if (_flags == FlagState.Local)
-        {
-            Ldc(cc);
-            Ldc((int)_fop);
-            Ldc(_fsize);
-            LoadFlagOperands();
-            _il.Emit(OpCodes.Call, MCond);
-        }
-        else
-        {
-            _il.Emit(OpCodes.Ldarg_0);
-            Ldc(cc);
-            _il.Emit(OpCodes.Call, MCpuCond);
-        }
-    }
-
-    private void LoadFlagOperands()
-    {
-        _il.Emit(OpCodes.Ldloc, _fRes);
-        _il.Emit(OpCodes.Ldloc, _fA);
-        _il.Emit(OpCodes.Ldloc, _fB);
-        _il.Emit(OpCodes.Ldloc, _fCarry);
     }
 
     // ---- helpers ----
