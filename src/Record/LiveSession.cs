@@ -144,14 +144,14 @@ public sealed class LiveSession : IDisposable
     /// Makes the recording durable: recorded events reach the file at least once per
     /// <see cref="LiveRequest.FlushInterval"/> of wall time, before the recorder waits for the host
     /// (an idle guest under the host clock, a guest waiting for console input), after console input,
-    /// and every <see cref="FlushEveryInstructions"/> instructions. A recorder killed outright
-    /// loses at most about a second of events (docs/record-replay.md).
+    /// and about every <see cref="FlushEveryInstructions"/> instructions (asked at every
+    /// <see cref="LiveInputs.PeriodicEvery"/>th poll: at most that many poll periods late). A recorder
+    /// killed outright loses at most about a second of events (docs/record-replay.md).
     /// </summary>
     private void FlushNowAndThen()
     {
         ulong icount = Machine.Icount;
-        if (icount < _nextFlushIcount && _inputs.InjectedBytes == _flushedInput
-            && (++_pollsSinceClock < ClockEveryPolls || !ClockSaysFlush())) return;
+        if (icount < _nextFlushIcount && _inputs.InjectedBytes == _flushedInput && !ClockSaysFlush()) return;
         // Asked, not waited for: the writer thread writes it while the guest runs on (a flush before a host wait is waited for).
         _writer!.RequestFlush();
         _flushedAtMs = Environment.TickCount64;
@@ -160,19 +160,11 @@ public sealed class LiveSession : IDisposable
     }
 
     /// <summary>
-    /// The wall clock is looked at every this many polls, not at every one: a blocking guest polls
-    /// at every block (the ticker guest 20,000 times in 4.9 million instructions), and polls come at
-    /// least every <see cref="PollPeriod.Instructions"/> instructions while it runs, so 16 polls
-    /// add at most a small fraction of a second to <see cref="LiveRequest.FlushInterval"/>.
+    /// Whether <see cref="LiveRequest.FlushInterval"/> has passed since the last flush (looked at by
+    /// <see cref="FlushNowAndThen"/>, every <see cref="LiveInputs.PeriodicEvery"/>th poll, so polls add
+    /// at most a small fraction of a second to the interval).
     /// </summary>
-    private const int ClockEveryPolls = 16;
-    private int _pollsSinceClock;
-
-    private bool ClockSaysFlush()
-    {
-        _pollsSinceClock = 0;
-        return Environment.TickCount64 - _flushedAtMs >= (long)_req.FlushInterval.TotalMilliseconds;
-    }
+    private bool ClockSaysFlush() => Environment.TickCount64 - _flushedAtMs >= (long)_req.FlushInterval.TotalMilliseconds;
 
     /// <summary>Writes the events recorded so far, if any (called before the recorder waits).</summary>
     private void FlushPending()
@@ -187,11 +179,11 @@ public sealed class LiveSession : IDisposable
     }
 
     public const ulong FlushEveryInstructions = 50_000_000;
-    /// <summary>The next multiple of <see cref="FlushEveryInstructions"/> after the last flush (compared at every poll instead of dividing).</summary>
+    /// <summary>The next multiple of <see cref="FlushEveryInstructions"/> after the last flush (compared at each call of FlushNowAndThen instead of dividing).</summary>
     private ulong _nextFlushIcount = FlushEveryInstructions;
     private long _flushedInput;
     /// <summary>
-    /// When the last flush was (Environment.TickCount64, milliseconds): this is asked at every poll,
+    /// When the last flush was (Environment.TickCount64, milliseconds): this is asked at every 16th poll,
     /// every time the guest blocks, and the millisecond tick costs a fraction of a Stopwatch read.
     /// </summary>
     private long _flushedAtMs = Environment.TickCount64;

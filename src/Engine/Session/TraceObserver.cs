@@ -68,6 +68,34 @@ public sealed class TraceObserver : IXenObserver
         OnOtherHypercall(icount, number, in args, result, entries, in output, plain: true);
     }
 
+    /// <summary>
+    /// A hypercall that wrote nothing into a declared buffer and is no multicall (its output: the
+    /// <paramref name="site"/> and digest 0), as the Xen model reports most of them: the same as
+    /// <see cref="OnHypercall(ulong, int, in HypercallArgs, long, ReadOnlySpan{MulticallResult}, in HypercallOutput, int)"/>
+    /// with that output, without the output being built for the two per-event paths.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal void OnPlainHypercall(ulong icount, int number, in HypercallArgs args, long result, uint site, int vcpu)
+    {
+        bool plain = true;
+        if (vcpu >= 0)
+        {
+            uint recordedSite = Outputs != HypercallOutputLevel.None ? site : 0;
+            if (Batches != null)
+            {
+                Batches.Hypercall(icount, number, in args, result, 0, recordedSite, vcpu);
+                return;
+            }
+            if (Expected != null)
+            {
+                if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, 0, recordedSite)) return;
+                plain = false;
+            }
+        }
+        var output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
+        OnOtherHypercall(icount, number, in args, result, default, in output, plain);
+    }
+
     /// <summary>A hypercall <see cref="Batches"/> and <see cref="Expected"/> did not take: to <see cref="Plain"/> (when <paramref name="plain"/>) or emitted as an event.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void OnOtherHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,

@@ -49,6 +49,25 @@ public sealed partial class Hypervisor
         SyncRunstates(); // after the call's own writes: a runstate area written here is the scheduler's, not the call's
         c.Eax = (uint)result;
         if (!observed && writes == null) return;
+        // Most observed calls wrote nothing into a declared buffer and are no multicall: their output is
+        // the site and digest 0, and the recorder takes them without an output or a span being built.
+        if (_trace != null && nr != 13 && writes is not { Count: > 0 })
+        {
+            _trace.OnPlainHypercall(c.Icount, nr, in args, result, site, _current);
+            return;
+        }
+        ObserveHypercall(nr, in args, result, site, writes);
+    }
+
+    /// <summary>
+    /// Reports a hypercall that wrote guest memory or was a multicall (or any call, to an observer other
+    /// than the recorder's <see cref="Session.TraceObserver"/>). Out of <see cref="Hypercall"/>: with it
+    /// inline the JIT ran out of inlining budget there and called even the span conversions.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void ObserveHypercall(int nr, in HypercallArgs args, long result, uint site, List<GuestWriteRecord>? writes)
+    {
+        var c = Cpu;
         HypercallOutput output;
         if (writes?.Count > 0)
         {

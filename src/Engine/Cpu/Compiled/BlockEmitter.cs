@@ -65,7 +65,7 @@ internal sealed partial class BlockEmitter
 
     private static readonly FieldInfo FInsns = typeof(Block).GetField(nameof(Block.Insns))!;
 
-    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)), MCsLimit = M(nameof(X86Cpu.JitCsLimit)),
+    private static readonly MethodInfo MHandler = M(nameof(X86Cpu.JitHandler)), MGpr = M(nameof(X86Cpu.JitGpr)),
         MStack32 = M(nameof(X86Cpu.JitStack32)), MCond = M(nameof(X86Cpu.JitCond)), MCarry = M(nameof(X86Cpu.JitCarry)),
         MCpuCarry = M(nameof(X86Cpu.JitCpuCarry)), MCpuCond = M(nameof(X86Cpu.JitCpuCond)), MRaiseGp = M(nameof(X86Cpu.JitRaiseGp));
 
@@ -114,7 +114,6 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ret);
             _il.MarkLabel(ok);
         }
-        ForbidBranchesPastCsLimit();
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
@@ -123,6 +122,7 @@ internal sealed partial class BlockEmitter
         LoadFlagsFromCpu();
         LoadMemoryArrays();
         LoadMemoryContext();
+        ForbidBranchesPastCsLimit();
         for (int k = 0; k < _members.Length; k++)
         {
             _k = k;
@@ -158,8 +158,7 @@ internal sealed partial class BlockEmitter
         if (_members.Length == 1) return; // the head alone: no branch between members
         uint last = _members.Skip(1).Max(b => b.EndEip - 1);
         Label ok = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Call, MCsLimit);
+        _il.Emit(OpCodes.Ldloc, _csLimit);
         Ldc((int)last);
         _il.Emit(OpCodes.Bge_Un, ok);
         _il.Emit(OpCodes.Ldc_I8, -1L);
@@ -330,15 +329,23 @@ internal sealed partial class BlockEmitter
     /// <summary>Stores what a state holds in locals into the CPU (registers, lazy flags).</summary>
     private void Spill(State s)
     {
+        SpillRegisters(s.Dirty);
+        SpillFlags(s);
+    }
+
+    private void SpillRegisters(int dirty)
+    {
         for (int r = 0; r < 8; r++)
         {
-            if ((s.Dirty & (1 << r)) == 0) continue;
+            if ((dirty & (1 << r)) == 0) continue;
             GprAddr(r);
             _il.Emit(OpCodes.Ldloc, _reg[r]);
             _il.Emit(OpCodes.Stind_I4);
         }
-        SpillFlags(s);
     }
+
+    /// <summary>The lazy-flag operations whose handlers store CcCarry (<see cref="X86Cpu.SetCcCarry"/>); the others leave it as it was.</summary>
+    private static bool SetsCarry(CcOp op) => op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec or CcOp.Mul;
 
     private void SpillFlags(State s)
     {
@@ -350,18 +357,27 @@ internal sealed partial class BlockEmitter
                 StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
                 StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
                 StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
-                if (s.Op is CcOp.Adc or CcOp.Sbb or CcOp.Inc or CcOp.Dec or CcOp.Mul) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+                if (SetsCarry(s.Op)) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
                 break;
             case FlagState.Dynamic:
-                // CcCarry too: it is read only for the operations that set it, so an older value stored with another operation is never read.
-                StoreField(FCcKind, () => _il.Emit(OpCodes.Ldloc, _fOp));
-                StoreField(FCcSize, () => _il.Emit(OpCodes.Ldloc, _fSize));
-                StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
-                StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
-                StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
-                StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
+                SpillFlagLocals(true);
                 break;
         }
+    }
+
+    /// <summary>
+    /// The flag locals into the CPU's lazy fields, operation and size from _fOp/_fSize. CcCarry only
+    /// with carry: in the dynamic state it is stored too (it is read only for the operations that
+    /// set it, so an older value stored with another operation is never read).
+    /// </summary>
+    private void SpillFlagLocals(bool carry)
+    {
+        StoreField(FCcKind, () => _il.Emit(OpCodes.Ldloc, _fOp));
+        StoreField(FCcSize, () => _il.Emit(OpCodes.Ldloc, _fSize));
+        StoreField(FCcRes, () => _il.Emit(OpCodes.Ldloc, _fRes));
+        StoreField(FCcA, () => _il.Emit(OpCodes.Ldloc, _fA));
+        StoreField(FCcB, () => _il.Emit(OpCodes.Ldloc, _fB));
+        if (carry) StoreField(FCcCarry, () => _il.Emit(OpCodes.Ldloc, _fCarry));
     }
 
     /// <summary>Icount += (index - synced): the instructions before index have retired.</summary>
@@ -380,32 +396,56 @@ internal sealed partial class BlockEmitter
     /// <summary>
     /// A label that leaves at instruction i in state s: spill, count the earlier instructions, store
     /// EIP if given (a constant or a local), return. The exit only sets the result code, the count
-    /// and EIP in locals and branches to a spill tail shared by every exit of the region in the same
-    /// state (<see cref="ExitTail"/>): spilling eight registers and six flag fields at each of a
-    /// region's exits made up most of its IL, and the .NET JIT's time grows with the IL.
+    /// and EIP (and, for flags known at compile time, their operation and size) in locals and
+    /// branches to a spill tail shared by every exit of the region that spills the same registers
+    /// and flag fields (<see cref="ExitTail"/>): spilling eight registers and six flag fields at
+    /// each of a region's exits made up most of its IL, and the .NET JIT's time grows with the IL.
     /// </summary>
     private Label ExitAt(int i, State s, uint? eip, LocalBuilder? eipLocal = null)
     {
         Label l = _il.DefineLabel();
         int code = Result(i), retired = i - s.Synced;
-        var tail = new ExitTail(s with { Synced = 0 }, eip != null || eipLocal != null);
         _deferred.Add(() =>
         {
             _il.MarkLabel(l);
-            Ldc(code);
-            _il.Emit(OpCodes.Stloc, _exitCode);
-            Ldc(retired);
-            _il.Emit(OpCodes.Stloc, _exitRetired);
             if (eip is uint e) Ldc((int)e);
             if (eipLocal != null) _il.Emit(OpCodes.Ldloc, eipLocal);
-            if (tail.StoresEip) _il.Emit(OpCodes.Stloc, _exitEip);
-            _il.Emit(OpCodes.Br, TailLabel(tail));
+            BranchToTail(code, retired, s, eip != null || eipLocal != null);
         });
         return l;
     }
 
-    /// <summary>A spill tail: what it spills (the state, its instruction count taken from a local) and whether it stores EIP.</summary>
-    private readonly record struct ExitTail(State State, bool StoresEip);
+    /// <summary>
+    /// Sets the exit's locals (result code, instructions retired since Icount was stored, EIP from
+    /// the stack when storesEip; the flags' operation and size when known at compile time) and
+    /// branches to the spill tail for state s.
+    /// </summary>
+    private void BranchToTail(int code, int retired, State s, bool storesEip)
+    {
+        if (storesEip) _il.Emit(OpCodes.Stloc, _exitEip);
+        Ldc(code);
+        _il.Emit(OpCodes.Stloc, _exitCode);
+        Ldc(retired);
+        _il.Emit(OpCodes.Stloc, _exitRetired);
+        if (s.Flags == FlagState.Local)
+        {
+            Ldc((int)s.Op); _il.Emit(OpCodes.Stloc, _fOp);
+            Ldc(s.Size); _il.Emit(OpCodes.Stloc, _fSize);
+        }
+        var flags = s.Flags switch
+        {
+            FlagState.Cpu => TailFlags.None,
+            FlagState.Local when !SetsCarry(s.Op) => TailFlags.NoCarry,
+            _ => TailFlags.All,
+        };
+        _il.Emit(OpCodes.Br, TailLabel(new ExitTail(s.Dirty, flags, storesEip)));
+    }
+
+    /// <summary>Which lazy-flag fields a spill tail stores from the flag locals (operation and size included).</summary>
+    private enum TailFlags { None, NoCarry, All }
+
+    /// <summary>A spill tail: the registers it stores, the flag fields, whether it stores EIP (its counts come from locals).</summary>
+    private readonly record struct ExitTail(int Dirty, TailFlags Flags, bool StoresEip);
 
     private readonly Dictionary<ExitTail, Label> _tails = new();
 
@@ -418,7 +458,8 @@ internal sealed partial class BlockEmitter
     private void EmitTail(ExitTail tail, Label l)
     {
         _il.MarkLabel(l);
-        Spill(tail.State);
+        SpillRegisters(tail.Dirty);
+        if (tail.Flags != TailFlags.None) SpillFlagLocals(tail.Flags == TailFlags.All);
         if (tail.StoresEip) StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, _exitEip));
         _il.Emit(OpCodes.Ldarg_0);
         _il.Emit(OpCodes.Ldarg_0);
@@ -431,17 +472,8 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Ret);
     }
 
-    /// <summary>The normal end: EIP is on the stack; spill, count the whole member, return.</summary>
-    private void EmitEndWithEipOnStack()
-    {
-        var t = Temp();
-        _il.Emit(OpCodes.Stloc, t);
-        StoreField(FEip, () => _il.Emit(OpCodes.Ldloc, t));
-        Spill(Snapshot());
-        SyncIcount(_synced, _b.Count);
-        Ldc(Result(_b.Count));
-        _il.Emit(OpCodes.Ret);
-    }
+    /// <summary>The normal end: EIP is on the stack; spill, count the whole member, return (through a shared tail).</summary>
+    private void EmitEndWithEipOnStack() => BranchToTail(Result(_b.Count), _b.Count - _synced, Snapshot(), true);
 
     private void EmitEnd(uint eip)
     {
@@ -555,55 +587,19 @@ internal sealed partial class BlockEmitter
         _flags = FlagState.Cpu;
     }
 
-    /// <summary>Pushes CF as 0 or 1.</summary>
-    private void LoadCarry()
-    {
-        SpillDynamicFlags();
-        if (_flags == FlagState.Local)
-        {
-            Ldc((int)_fop);
-            Ldc(_fsize);
-            LoadFlagOperands();
-            _il.Emit(OpCodes.Call, MCarry);
-        }
-        else
-        {
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Call, MCpuCarry);
-        }
-    }
-
-    /// <summary>Pushes condition cc (0 or 1).</summary>
-    private void LoadCondition(int cc)
-    {
-        SpillDynamicFlags();
-        if (_flags == FlagState.Local)
-        {
-            Ldc(cc);
-            Ldc((int)_fop);
-            Ldc(_fsize);
-            LoadFlagOperands();
-            _il.Emit(OpCodes.Call, MCond);
-        }
-        else
-        {
-            _il.Emit(OpCodes.Ldarg_0);
-            Ldc(cc);
-            _il.Emit(OpCodes.Call, MCpuCond);
-        }
-    }
-
-    private void LoadFlagOperands()
-    {
-        _il.Emit(OpCodes.Ldloc, _fRes);
-        _il.Emit(OpCodes.Ldloc, _fA);
-        _il.Emit(OpCodes.Ldloc, _fB);
-        _il.Emit(OpCodes.Ldloc, _fCarry);
-    }
-
     // ---- helpers ----
 
-    private void Ldc(int v) => _il.Emit(OpCodes.Ldc_I4, v);
+    /// <summary>Pushes an int constant in the shortest encoding.</summary>
+    private void Ldc(int v)
+    {
+        if (v is >= -1 and <= 8) _il.Emit(v switch
+        {
+            -1 => OpCodes.Ldc_I4_M1, 0 => OpCodes.Ldc_I4_0, 1 => OpCodes.Ldc_I4_1, 2 => OpCodes.Ldc_I4_2, 3 => OpCodes.Ldc_I4_3,
+            4 => OpCodes.Ldc_I4_4, 5 => OpCodes.Ldc_I4_5, 6 => OpCodes.Ldc_I4_6, 7 => OpCodes.Ldc_I4_7, _ => OpCodes.Ldc_I4_8,
+        });
+        else if (v is >= sbyte.MinValue and <= sbyte.MaxValue) _il.Emit(OpCodes.Ldc_I4_S, (sbyte)v);
+        else _il.Emit(OpCodes.Ldc_I4, v);
+    }
 
     private void StoreField(FieldInfo f, Action value)
     {

@@ -45,12 +45,8 @@ public sealed partial class X86Cpu
     internal static ref ulong JitTlb(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._tlb);
     internal static ref ulong JitCodeLines(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._codeLines);
     internal static ref byte JitDirty(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._dirty);
-    internal static uint JitSegBase(X86Cpu c, int seg) => c.SegAt(seg).Base;
-    internal static long JitSegReadEnd(X86Cpu c, int seg) => c.SegAt(seg).ReadEnd;
-    internal static long JitSegWriteEnd(X86Cpu c, int seg) => c.SegAt(seg).WriteEnd;
-    internal static int JitReadSlowPath(X86Cpu c, int seg, uint off, int size, uint eip, out uint v) => c.JitReadSlow(seg, off, size, eip, out v);
-    internal static int JitReadRmwSlowPath(X86Cpu c, int seg, uint off, int size, uint eip, out uint v) => c.JitReadRmwSlow(seg, off, size, eip, out v);
-    internal static int JitWriteSlowPath(X86Cpu c, int seg, uint off, int size, uint v, uint eip) => c.JitWriteSlow(seg, off, size, v, eip);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ref SegmentCache JitSeg(X86Cpu c, int seg) => ref c.SegAt(seg);
 
     /// <summary>Runs an instruction's handler from a compiled block (the instructions the compiler does not translate).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -66,9 +62,6 @@ public sealed partial class X86Cpu
         c.InsnEip = eip;
         c.RaiseGp(0);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static uint JitCsLimit(X86Cpu c) => c.SegAt(Seg.CS).Limit;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool JitStack32(X86Cpu c) => c.SegAt(Seg.SS).Big;

@@ -378,8 +378,7 @@ internal sealed partial class BlockEmitter
     private void CheckLimit(Ctx c, Action target)
     {
         Label gp = _il.DefineLabel();
-        _il.Emit(OpCodes.Ldarg_0);
-        _il.Emit(OpCodes.Call, MCsLimit);
+        _il.Emit(OpCodes.Ldloc, _csLimit);
         target();
         _il.Emit(OpCodes.Blt_Un, gp);
         Label fault = c.Fault();

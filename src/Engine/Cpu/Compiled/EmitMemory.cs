@@ -17,15 +17,26 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 /// </summary>
 internal sealed partial class BlockEmitter
 {
-    private LocalBuilder _ram = null!, _tlb = null!, _codeLines = null!, _dirtyFrames = null!, _keyR = null!, _keyW = null!;
+    private LocalBuilder _ram = null!, _tlb = null!, _codeLines = null!, _dirtyFrames = null!, _keyR = null!, _keyW = null!, _csLimit = null!;
     private readonly LocalBuilder?[] _segBase = new LocalBuilder?[Seg.Count], _segReadEnd = new LocalBuilder?[Seg.Count], _segWriteEnd = new LocalBuilder?[Seg.Count];
 
     private static readonly FieldInfo FKeyR = F("_tlbR"), FKeyW = F("_tlbW");
 
     private static readonly MethodInfo MRam = M(nameof(X86Cpu.JitRam)), MTlb = M(nameof(X86Cpu.JitTlb)), MCodeLines = M(nameof(X86Cpu.JitCodeLines)),
-        MDirty = M(nameof(X86Cpu.JitDirty)), MSegBase = M(nameof(X86Cpu.JitSegBase)), MSegReadEnd = M(nameof(X86Cpu.JitSegReadEnd)),
-        MSegWriteEnd = M(nameof(X86Cpu.JitSegWriteEnd)), MReadSlow = M(nameof(X86Cpu.JitReadSlowPath)),
-        MReadRmwSlow = M(nameof(X86Cpu.JitReadRmwSlowPath)), MWriteSlow = M(nameof(X86Cpu.JitWriteSlowPath));
+        MDirty = M(nameof(X86Cpu.JitDirty)), MSeg = M(nameof(X86Cpu.JitSeg)),
+        MReadSlow = Instance("JitReadSlow"), MReadRmwSlow = Instance("JitReadRmwSlow"), MWriteSlow = Instance("JitWriteSlow");
+
+    private static readonly FieldInfo FSegBase = SegField(nameof(SegmentCache.Base)), FSegLimit = SegField(nameof(SegmentCache.Limit)),
+        FSegReadEnd = SegField(nameof(SegmentCache.ReadEnd)), FSegWriteEnd = SegField(nameof(SegmentCache.WriteEnd));
+
+    private static FieldInfo SegField(string name) => typeof(SegmentCache).GetField(name) ?? throw new MissingFieldException(nameof(SegmentCache), name);
+
+    /// <summary>
+    /// The slow paths are called as the CPU's own (non-inlined) methods: a static wrapper would be
+    /// one more inlining for the .NET JIT at every access, and its time per region grows with those.
+    /// </summary>
+    private static MethodInfo Instance(string name) =>
+        typeof(X86Cpu).GetMethod(name, BindingFlags.NonPublic | BindingFlags.Instance) ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
     /// <summary>Segments the members' translated instructions access (memory operands, the stack).</summary>
     private static int SegmentsAccessed(Block[] members)
@@ -51,6 +62,7 @@ internal sealed partial class BlockEmitter
         _dirtyFrames = _il.DeclareLocal(typeof(byte).MakeByRefType());
         _keyR = _il.DeclareLocal(typeof(ulong));
         _keyW = _il.DeclareLocal(typeof(ulong));
+        _csLimit = _il.DeclareLocal(typeof(uint));
         int segs = SegmentsAccessed(_members);
         for (int s = 0; s < Seg.Count; s++)
         {
@@ -70,7 +82,11 @@ internal sealed partial class BlockEmitter
         LoadVia(MDirty, _dirtyFrames);
     }
 
-    /// <summary>The TLB keys and segment bounds (at entry, after a handler, after a slow access).</summary>
+    /// <summary>
+    /// The TLB keys, the bounds of the segments the region accesses and the CS limit (at entry and
+    /// after a handler; a slow access changes none of them: it loads no segment, and the keys change
+    /// only with CPL or a TLB flush).
+    /// </summary>
     private void LoadMemoryContext()
     {
         LoadField(FKeyR, _keyR);
@@ -78,10 +94,27 @@ internal sealed partial class BlockEmitter
         for (int s = 0; s < Seg.Count; s++)
         {
             if (_segBase[s] == null) continue;
-            LoadSeg(MSegBase, s, _segBase[s]!);
-            LoadSeg(MSegReadEnd, s, _segReadEnd[s]!);
-            LoadSeg(MSegWriteEnd, s, _segWriteEnd[s]!);
+            PushSeg(s);
+            _il.Emit(OpCodes.Dup);
+            _il.Emit(OpCodes.Ldfld, FSegBase);
+            _il.Emit(OpCodes.Stloc, _segBase[s]!);
+            _il.Emit(OpCodes.Dup);
+            _il.Emit(OpCodes.Ldfld, FSegReadEnd);
+            _il.Emit(OpCodes.Stloc, _segReadEnd[s]!);
+            _il.Emit(OpCodes.Ldfld, FSegWriteEnd);
+            _il.Emit(OpCodes.Stloc, _segWriteEnd[s]!);
         }
+        PushSeg(Seg.CS);
+        _il.Emit(OpCodes.Ldfld, FSegLimit);
+        _il.Emit(OpCodes.Stloc, _csLimit);
+    }
+
+    /// <summary>Pushes a reference to the segment cache of seg.</summary>
+    private void PushSeg(int seg)
+    {
+        _il.Emit(OpCodes.Ldarg_0);
+        Ldc(seg);
+        _il.Emit(OpCodes.Call, MSeg);
     }
 
     private void LoadVia(MethodInfo m, LocalBuilder to)
@@ -91,13 +124,6 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Stloc, to);
     }
 
-    private void LoadSeg(MethodInfo m, int seg, LocalBuilder to)
-    {
-        _il.Emit(OpCodes.Ldarg_0);
-        Ldc(seg);
-        _il.Emit(OpCodes.Call, m);
-        _il.Emit(OpCodes.Stloc, to);
-    }
 
     /// <summary>
     /// Pushes the value read from seg:ea; leaves through the fault exit on a fault. forWrite: the
@@ -300,7 +326,6 @@ internal sealed partial class BlockEmitter
     private void SlowStatus(Label fault, Label join)
     {
         _il.Emit(OpCodes.Stloc, _status);
-        LoadMemoryContext();
         _il.Emit(OpCodes.Ldloc, _status);
         _il.Emit(OpCodes.Brfalse, join);
         _il.Emit(OpCodes.Ldloc, _status);
