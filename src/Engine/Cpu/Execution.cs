@@ -83,6 +83,9 @@ public sealed partial class X86Cpu
     /// <summary>Compiled tier: blocks whose region took code another region with the same bytes had compiled (in any machine of this process).</summary>
     public long CompiledCodeReused { get; private set; }
 
+    /// <summary>Blocks of regions bound to a block that is a member of them, entered at that member (BlockCompiler.Enter).</summary>
+    public long CompiledCodeEntered { get; private set; }
+
     public BlockCache Blocks => _blocks;
 
     /// <summary>Why the last <see cref="Run"/> stopped with <see cref="StopReason.Unsupported"/>.</summary>
@@ -256,7 +259,7 @@ public sealed partial class X86Cpu
             var region = b.Compiled!;
             // Branches inside the region skip the same checks as the chaining below: allowed only when none applies.
             ulong epoch = _hostBreaks == null && (Dr[7] & 0xFF) == 0 && (FlagsReg & Fl.TF) == 0 ? ChainEpoch : ulong.MaxValue;
-            int r = region.Code(region.Members, epoch);
+            int r = region.Code(region.Members, epoch, region.Entry);
             if (r < 0)
             {
                 _blocks.Current = 0;
@@ -296,6 +299,12 @@ public sealed partial class X86Cpu
 
     private void CompileOrReuse(Block b, int hits)
     {
+        int entered = Compiled.BlockCompiler.Enter(b);
+        if (entered != 0)
+        {
+            CompiledCodeEntered += entered;
+            return;
+        }
         if (hits < CompileThreshold)
         {
             CompiledCodeReused += Compiled.BlockCompiler.Reuse(b, _blocks, Memory, this);

@@ -211,4 +211,41 @@ public class CompiledRegionTests
             }
         }
     }
+
+    /// <summary>
+    /// A block the run loop enters (here after stops) that is already a member of the loop head's
+    /// region is not compiled again as the head of a region of its own: it takes the head's region,
+    /// entered at its own member (BlockCompiler.Enter), and runs exactly as the interpreter does.
+    /// Starting the region at its head whatever the entry fails this at the first such entry.
+    /// </summary>
+    [Fact]
+    public void AMemberEnteredByTheRunLoopRunsTheHeadsRegionFromItself()
+    {
+        var compiled = FaultMachine(CpuTier.Compiled, 1);
+        var reference = FaultMachine(CpuTier.Interpreter, 0);
+        var rng = new Random(7);
+        for (int step = 0; step < 200; step++)
+        {
+            ulong n = (ulong)rng.Next(1, 9);
+            var rc = compiled.Run(n);
+            var rr = reference.Run(n);
+            Assert.Equal(rr, rc);
+            Assert.Equal(State(reference), State(compiled));
+            if (rr != StopReason.InstructionLimit) break;
+        }
+        uint top = Address(a => { a.mov(esi, 0xFF00); a.xor(ecx, ecx); });
+        uint[] members = RegionAt(compiled, top);
+        Assert.True(members.Length >= 3, $"the loop head heads a region of {members.Length} blocks");
+        int entered = 0;
+        for (int k = 1; k < members.Length; k++)
+        {
+            var region = compiled.Cpu.Blocks.Lookup(members[k], members[k], true)?.Compiled;
+            if (region == null) continue;
+            Assert.Equal(top, region.Members[0].Eip);
+            Assert.Equal(k, region.Entry);
+            entered++;
+        }
+        Assert.True(entered > 0, "no member of the loop head's region was entered by the run loop");
+        Assert.True(compiled.Cpu.CompiledCodeEntered > 0);
+    }
 }

@@ -15,11 +15,12 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 /// as for the block cache); -1 when an entry assumption (a 32-bit stack segment) does not hold and
 /// nothing ran. Branches between members are taken only while <paramref name="chainEpoch"/> is the
 /// CPU's <see cref="X86Cpu.ChainEpoch"/> (the caller passes ulong.MaxValue to forbid them) and the
-/// next member fits the instruction budget. The delegate is bound to its CPU (the DynamicMethod's
+/// next member fits the instruction budget. The run starts at member <paramref name="entry"/>
+/// (a block bound to a region that another head compiled, <see cref="BlockCompiler.Enter"/>). The delegate is bound to its CPU (the DynamicMethod's
 /// first parameter): a call through a delegate closed over its first argument passes the arguments
 /// as they are, where an open static one goes through a shuffle thunk on every region entry.
 /// </summary>
-internal delegate int CompiledCode(Block[] members, ulong chainEpoch);
+internal delegate int CompiledCode(Block[] members, ulong chainEpoch, int entry);
 
 /// <summary>
 /// The compiled tier: translates a hot block, with the blocks of its page it branches to, to IL (a
@@ -98,14 +99,38 @@ public static class BlockCompiler
     }
 
     /// <summary>Binds a region's code to its head; each member remembers the regions it is in (for invalidation).</summary>
-    private static void Install(Block head, Block[] members, CompiledCode code)
+    private static void Install(Block head, Block[] members, CompiledCode code, int entry = 0)
     {
         foreach (var m in members)
         {
             m.InRegions ??= new List<Block>(1);
             if (!m.InRegions.Contains(head)) m.InRegions.Add(head);
         }
-        head.Compiled = new CompiledRegion(code, members);
+        head.Compiled = new CompiledRegion(code, members, entry);
+    }
+
+    /// <summary>
+    /// Gives a cached block that is a member of a region this machine already runs (compiled or
+    /// reused for another head) that region's code, entered at the block's own start: a loop's
+    /// blocks are often members of the region of the block that first got hot, and compiling each
+    /// of them again as the head of a region of its own cost the .NET JIT as much again. The code
+    /// is the same that runs when the region branches to that member (every member starts in the
+    /// same state), so the block runs exactly as in a region of its own; only which blocks can be
+    /// reached without returning to the run loop differs. Returns the region's blocks, 0 when the
+    /// block is in no region.
+    /// </summary>
+    public static int Enter(Block block)
+    {
+        if (block.InRegions == null) return 0;
+        foreach (var head in block.InRegions)
+        {
+            if (head == block || head.Compiled is not { Entry: 0 } region) continue;
+            int k = Array.IndexOf(region.Members, block);
+            if (k <= 0) continue;
+            Install(block, region.Members, region.Code, k);
+            return region.Members.Length;
+        }
+        return 0;
     }
 
     /// <summary>
@@ -146,7 +171,7 @@ public static class BlockCompiler
 
     private static DynamicMethod TryEmit(Block[] members, int written, out int ilBytes, out int seen)
     {
-        var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong)], typeof(X86Cpu), skipVisibility: true);
+        var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong), typeof(int)], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
         var e = new BlockEmitter(il, members, written);
         e.Emit();

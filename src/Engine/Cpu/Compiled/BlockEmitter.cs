@@ -127,6 +127,12 @@ internal sealed partial class BlockEmitter
         LoadMemoryArrays();
         LoadMemoryContext();
         ForbidBranchesPastCsLimit();
+        if (_members.Length > 1)
+        {
+            // Start at the entry member (0 falls through to the head).
+            _il.Emit(OpCodes.Ldarg_3);
+            _il.Emit(OpCodes.Switch, _starts);
+        }
         for (int k = 0; k < _members.Length; k++)
         {
             _k = k;
@@ -160,7 +166,7 @@ internal sealed partial class BlockEmitter
     private void ForbidBranchesPastCsLimit()
     {
         if (_members.Length == 1) return; // the head alone: no branch between members
-        uint last = _members.Skip(1).Max(b => b.EndEip - 1);
+        uint last = _members.Max(b => b.EndEip - 1); // the entry member passed the check, but it may not be the head
         Label ok = _il.DefineLabel();
         _il.Emit(OpCodes.Ldloc, _csLimit);
         Ldc((int)last);

@@ -7,10 +7,12 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 /// is the head (the block the run loop enters), the others are blocks of the same page that the
 /// code can branch to without returning to the run loop (docs/compiled-tier.md, "Regions").
 /// </summary>
-internal sealed class CompiledRegion(CompiledCode code, Block[] members)
+internal sealed class CompiledRegion(CompiledCode code, Block[] members, int entry = 0)
 {
     public readonly CompiledCode Code = code;
     public readonly Block[] Members = members;
+    /// <summary>The member the block holding this region is (0: it heads the region; else it entered a region another head compiled, BlockCompiler.Enter).</summary>
+    public readonly int Entry = entry;
 
     /// <summary>The result of <see cref="Code"/>: which member ended the run and at which of its instructions.</summary>
     public static int Result(int member, int insn) => member << 16 | insn;
