@@ -33,7 +33,9 @@ public sealed class TraceWriterThread : ITraceSink
     private readonly Func<TraceWriter>? _open;
     /// <summary>1 when the writer thread opens the writer (its first completed request), else 0.</summary>
     private readonly int _opens;
-    private readonly Thread _thread;
+    /// <summary>Set by the writer thread as its last act for this writer, once its thread is free for the next one (<see cref="WriterThreads"/>).</summary>
+    /// <remarks>Not disposed: the writer thread may still be inside Set when <see cref="Dispose"/> returns from its wait; a ManualResetEventSlim whose WaitHandle is never asked for holds no OS resource.</remarks>
+    private readonly ManualResetEventSlim _stopped = new(false);
     // One producer (the recording thread), one consumer (the writer): lock-free queues, and events
     // that block at once when there is nothing to take. No lock is held across a thread switch and
     // nothing spins, so a preempted thread never makes the other burn a core on a busy machine.
@@ -54,7 +56,7 @@ public sealed class TraceWriterThread : ITraceSink
         _writer = writer;
         Batcher = new EventBatcher(new Consumer(this), new EventBatch(), writer.EventCount);
         _flushedCount = writer.EventCount;
-        _thread = Start();
+        WriterThreads.Run(WriteLoop, _stopped.Set);
     }
 
     /// <summary>
@@ -70,14 +72,7 @@ public sealed class TraceWriterThread : ITraceSink
         _open = open;
         _endsAsked = _opens = 1; // the open is the first request the writer completes
         Batcher = new EventBatcher(new Consumer(this), new EventBatch(), 0);
-        _thread = Start();
-    }
-
-    private Thread Start()
-    {
-        var thread = new Thread(WriteLoop) { IsBackground = true, Name = "trace writer" };
-        thread.Start();
-        return thread;
+        WriterThreads.Run(WriteLoop, _stopped.Set);
     }
 
     /// <summary>Returns once the writer is open and its header and guest image are in the stream (at once for a writer handed over open); throws the error that stopped it.</summary>
@@ -142,14 +137,14 @@ public sealed class TraceWriterThread : ITraceSink
         Batcher.Refuse();
     }
 
-    /// <summary>Writes every event appended so far (unless completed), ends the writer thread and disposes the writer.</summary>
+    /// <summary>Writes every event appended so far (unless completed), stops the writer thread's work for this writer (the thread then waits for the next writer) and disposes the writer.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
         Batcher.Refuse();
         Queue(Batcher.Take(), BatchEnd.Stop, null);
-        _thread.Join();
+        _stopped.Wait(); // the writer thread uses none of the events below after this
         _batchQueued.Dispose();
         _batchFreed.Dispose();
         _endDone.Dispose();
@@ -228,6 +223,7 @@ public sealed class TraceWriterThread : ITraceSink
         _batchQueued.Set();
     }
 
+    /// <summary>The writer thread's work for this writer: opening it if asked, then the queued batches until the stop.</summary>
     private void WriteLoop()
     {
         if (_open is { } open) Open(open);
