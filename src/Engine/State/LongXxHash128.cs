@@ -70,7 +70,6 @@ public sealed class LongXxHash128
     public static UInt128 Hash(ReadOnlySpan<byte> data) => Hash(data, Vectors);
 
     /// <summary>As <see cref="Hash(ReadOnlySpan{byte})"/>, with the vector stripe loop or the scalar one (tests take both).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static UInt128 Hash(ReadOnlySpan<byte> data, bool vectors)
     {
         if (data.Length <= MinLengthExclusive) throw new ArgumentOutOfRangeException(nameof(data), "XXH3's long form needs more than 240 bytes");
@@ -87,7 +86,6 @@ public sealed class LongXxHash128
     internal static bool Vectors => Avx2.IsSupported && BitConverter.IsLittleEndian;
 
     /// <summary>Appends bytes (they may change as soon as this returns: nothing of them is kept but the last 64).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Append(ReadOnlySpan<byte> data)
     {
         _length += data.Length;
@@ -118,7 +116,6 @@ public sealed class LongXxHash128
     }
 
     /// <summary>The hash of everything appended (more than 240 bytes), as System.IO.Hashing's XxHash128.GetCurrentHashAsUInt128.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public UInt128 Finish()
     {
         if (_length <= MinLengthExclusive) throw new InvalidOperationException("XXH3's long form needs more than 240 bytes");
@@ -243,7 +240,6 @@ public sealed class LongXxHash128
     }
 
     /// <summary>The last step: scramble if the last block was full, the input's last 64 bytes, then the merges.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static UInt128 Digest(Span<ulong> acc, int stripes, ReadOnlySpan<byte> last64, ulong length)
     {
         ReadOnlySpan<byte> secret = Secret;
