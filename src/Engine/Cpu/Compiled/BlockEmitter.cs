@@ -24,8 +24,10 @@ internal sealed partial class BlockEmitter
     private readonly LocalBuilder _exitCode, _exitRetired, _exitEip;
     // The value a slow read returns (its address is taken, so it is the one local kept in memory).
     private readonly LocalBuilder _slowValue;
-    // The registers the region's translations write (changed at every member's start).
-    private readonly int _written;
+    // The registers the region's translations write (changed at every member's start), and those they use (in locals at every member's start).
+    private readonly int _written, _used;
+    // No translated instruction of the region sets flags: they stay in the CPU's lazy fields throughout.
+    private readonly bool _flagsInCpu;
 
     // The member being emitted.
     private Block _b = null!;
@@ -82,6 +84,8 @@ internal sealed partial class BlockEmitter
         _il = il;
         _members = members;
         _written = written;
+        _used = UsedRegisters(members) | written;
+        _flagsInCpu = !members.Any(SetsFlags);
         _starts = new Label[members.Length];
         for (int k = 0; k < members.Length; k++) _starts[k] = il.DefineLabel();
         for (int r = 0; r < 8; r++) _reg[r] = il.DeclareLocal(typeof(uint));
@@ -118,8 +122,8 @@ internal sealed partial class BlockEmitter
         _il.Emit(OpCodes.Call, MGpr);
         _il.Emit(OpCodes.Stloc, _gpr);
         _loaded = 0;
-        for (int r = 0; r < 8; r++) EnsureLoaded(r);
-        LoadFlagsFromCpu();
+        LoadUsedRegisters();
+        if (!_flagsInCpu) LoadFlagsFromCpu();
         LoadMemoryArrays();
         LoadMemoryContext();
         ForbidBranchesPastCsLimit();
@@ -128,9 +132,9 @@ internal sealed partial class BlockEmitter
             _k = k;
             _b = _members[k];
             _il.MarkLabel(_starts[k]);
-            _loaded = 0xFF;
+            _loaded = _used;
             _dirty = _written;
-            _flags = FlagState.Dynamic;
+            _flags = _flagsInCpu ? FlagState.Cpu : FlagState.Dynamic;
             _synced = 0;
             _handlerRan = false;
             bool ended = false;
@@ -192,6 +196,50 @@ internal sealed partial class BlockEmitter
     }
 
     private static uint Target(ref DecodedInsn d) => d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
+
+    /// <summary>
+    /// The registers the translated instructions of the members read or write: those are in locals
+    /// at every member's start. A register outside this set that the emitter touches after all is
+    /// loaded where it is first used (as after a handler), so the set saves loads but decides
+    /// nothing about correctness.
+    /// </summary>
+    private static int UsedRegisters(Block[] members)
+    {
+        int u = 0;
+        foreach (var b in members)
+            for (int i = 0; i < b.Count; i++)
+            {
+                ref DecodedInsn d = ref b.Insns[i];
+                Form f = Classify(ref d, i == b.Count - 1);
+                if (f == Form.Handler) continue;
+                u |= RegBit(d.R0, d.Size) | RegBit(d.R1, d.Size) | RegBit(d.Base, 4) | RegBit(d.Index, 4);
+                if (IsStackForm(f)) u |= 1 << Reg.ESP;
+                if (f == Form.Leave) u |= 1 << Reg.ESP | 1 << Reg.EBP;
+                if (f == Form.Mul1) u |= 1 << Reg.EAX | 1 << Reg.EDX;
+                if (f == Form.Shift) u |= 1 << Reg.ECX;
+            }
+        return u;
+    }
+
+    /// <summary>
+    /// A translated instruction of the block records lazy flags (<see cref="SetFlags"/>). The forms
+    /// listed leave them alone; any other form counts as setting them.
+    /// </summary>
+    private static bool SetsFlags(Block b)
+    {
+        for (int i = 0; i < b.Count; i++)
+            if (Classify(ref b.Insns[i], i == b.Count - 1) is not (Form.Handler or Form.Nop or Form.Mov or Form.MovExtend or Form.Lea
+                or Form.Not or Form.Xchg or Form.Setcc or Form.Cmovcc or Form.Push or Form.Pop or Form.Leave or Form.Jmp or Form.Jcc
+                or Form.Call or Form.Ret or Form.JmpIndirect or Form.CallIndirect)) return true;
+        return false;
+    }
+
+    /// <summary>Loads the used registers not loaded yet.</summary>
+    private void LoadUsedRegisters()
+    {
+        for (int r = 0; r < 8; r++)
+            if ((_used & (1 << r)) != 0) EnsureLoaded(r);
+    }
 
     /// <summary>The registers the translated instructions of the members may write (see <see cref="StoreReg"/>).</summary>
     public static int WrittenRegisters(Block[] members)
@@ -257,8 +305,8 @@ internal sealed partial class BlockEmitter
     }
 
     /// <summary>
-    /// Counts the member, then branches to member m's start (all registers in locals, flags in
-    /// the dynamic locals) when the chain epoch (TLB, and so the page's translation) is unchanged
+    /// Counts the member, then branches to member m's start (the used registers in locals, flags in
+    /// the dynamic locals, or in the CPU when no translation of the region sets them) when the chain epoch (TLB, and so the page's translation) is unchanged
     /// and member m fits the budget; otherwise leaves with EIP = target. Changes no tracked state.
     /// </summary>
     private void EmitBranchToMember(int m, uint target)
@@ -266,7 +314,7 @@ internal sealed partial class BlockEmitter
         // Registers a pure handler left in the CPU are loaded on this path only (a jcc's other path or a
         // ret's next compare loads them again): _loaded is restored below.
         int loaded = _loaded;
-        for (int r = 0; r < 8; r++) EnsureLoaded(r);
+        LoadUsedRegisters();
         SyncIcount(_synced, _b.Count);
         Label exit = ExitAt(_b.Count, Snapshot() with { Synced = _b.Count }, target);
         _il.Emit(OpCodes.Ldarg_2);
@@ -290,6 +338,7 @@ internal sealed partial class BlockEmitter
     /// <summary>Puts the flags as they are now into the dynamic locals (operation and size in _fOp/_fSize); changes no tracked state.</summary>
     private void FlagsToDynamic()
     {
+        if (_flagsInCpu) return; // every member starts with the flags in the CPU
         switch (_flags)
         {
             case FlagState.Local:
@@ -563,6 +612,7 @@ internal sealed partial class BlockEmitter
     /// <summary>Records lazy flags from locals, as <see cref="X86Cpu.SetCcCarry"/>; carry may be null (unchanged).</summary>
     private void SetFlags(CcOp op, int size, LocalBuilder res, LocalBuilder? a, LocalBuilder? b, LocalBuilder? carry)
     {
+        if (_flagsInCpu) throw new InvalidOperationException("a translation that sets flags is missing from BlockEmitter.SetsFlags");
         _il.Emit(OpCodes.Ldloc, res);
         _il.Emit(OpCodes.Stloc, _fRes);
         if (a != null) _il.Emit(OpCodes.Ldloc, a); else Ldc(0);

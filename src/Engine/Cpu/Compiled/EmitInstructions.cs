@@ -377,6 +377,7 @@ internal sealed partial class BlockEmitter
     /// <summary>#GP(0) when the target pushed by target() is beyond the CS limit (SDM vol. 2 JMP/CALL/RET).</summary>
     private void CheckLimit(Ctx c, Action target)
     {
+        if (!_needsCsLimit) throw new InvalidOperationException("a near branch is missing from BlockEmitter.EndsInNearBranch");
         Label gp = _il.DefineLabel();
         _il.Emit(OpCodes.Ldloc, _csLimit);
         target();

@@ -18,6 +18,9 @@ namespace Replayvisor.Engine.Cpu.Compiled;
 internal sealed partial class BlockEmitter
 {
     private LocalBuilder _ram = null!, _tlb = null!, _codeLines = null!, _dirtyFrames = null!, _keyR = null!, _keyW = null!, _csLimit = null!;
+    // The region's translations access memory (otherwise neither the arrays nor the TLB keys are loaded);
+    // it checks near branch targets against the CS limit or branches between members (otherwise the limit is not loaded).
+    private bool _accessesMemory, _needsCsLimit;
     private readonly LocalBuilder?[] _segBase = new LocalBuilder?[Seg.Count], _segReadEnd = new LocalBuilder?[Seg.Count], _segWriteEnd = new LocalBuilder?[Seg.Count];
 
     private static readonly FieldInfo FKeyR = F("_tlbR"), FKeyW = F("_tlbW");
@@ -64,6 +67,8 @@ internal sealed partial class BlockEmitter
         _keyW = _il.DeclareLocal(typeof(ulong));
         _csLimit = _il.DeclareLocal(typeof(uint));
         int segs = SegmentsAccessed(_members);
+        _accessesMemory = segs != 0;
+        _needsCsLimit = _members.Length > 1 || _members.Any(EndsInNearBranch);
         for (int s = 0; s < Seg.Count; s++)
         {
             if ((segs & (1 << s)) == 0) continue;
@@ -76,6 +81,7 @@ internal sealed partial class BlockEmitter
     /// <summary>At entry: the arrays, then what may change.</summary>
     private void LoadMemoryArrays()
     {
+        if (!_accessesMemory) return;
         LoadVia(MRam, _ram);
         LoadVia(MTlb, _tlb);
         LoadVia(MCodeLines, _codeLines);
@@ -89,8 +95,11 @@ internal sealed partial class BlockEmitter
     /// </summary>
     private void LoadMemoryContext()
     {
-        LoadField(FKeyR, _keyR);
-        LoadField(FKeyW, _keyW);
+        if (_accessesMemory)
+        {
+            LoadField(FKeyR, _keyR);
+            LoadField(FKeyW, _keyW);
+        }
         for (int s = 0; s < Seg.Count; s++)
         {
             if (_segBase[s] == null) continue;
@@ -104,10 +113,15 @@ internal sealed partial class BlockEmitter
             _il.Emit(OpCodes.Ldfld, FSegWriteEnd);
             _il.Emit(OpCodes.Stloc, _segWriteEnd[s]!);
         }
+        if (!_needsCsLimit) return;
         PushSeg(Seg.CS);
         _il.Emit(OpCodes.Ldfld, FSegLimit);
         _il.Emit(OpCodes.Stloc, _csLimit);
     }
+
+    /// <summary>The block's last instruction is a translated near branch (its target is checked against the CS limit).</summary>
+    private static bool EndsInNearBranch(Block b) =>
+        Classify(ref b.Insns[b.Count - 1], true) is Form.Jmp or Form.Jcc or Form.Call or Form.CallIndirect or Form.JmpIndirect or Form.Ret;
 
     /// <summary>Pushes a reference to the segment cache of seg.</summary>
     private void PushSeg(int seg)
