@@ -371,7 +371,7 @@ public sealed partial class Hypervisor
     private uint InterruptedSite()
     {
         uint eip = _f.Eip;
-        if (!_f.OuterRing && Domain.Guest.HypercallPage is uint page && eip - page < 4096
+        if (!_f.OuterRing && _hypercallPage is uint page && eip - page < 4096
             && Mm.PeekGuest32(Cpu.Segs[Seg.SS].Base + _f.Esp) is uint ret)
             return ret;
         return eip;

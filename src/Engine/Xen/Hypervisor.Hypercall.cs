@@ -93,7 +93,7 @@ public sealed partial class Hypervisor
     private uint HypercallSite(int nr)
     {
         uint at = Cpu.Eip - 2;
-        if (nr != Boot.HypercallPage.IretHypercall && Domain.Guest.HypercallPage is uint page && at - page < 4096
+        if (nr != Boot.HypercallPage.IretHypercall && _hypercallPage is uint page && at - page < 4096
             && Mm.PeekGuest32(Cpu.Segs[Seg.SS].Base + Cpu.Esp) is uint ret)
             return ret;
         return at;

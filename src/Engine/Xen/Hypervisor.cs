@@ -23,6 +23,7 @@ public sealed partial class Hypervisor : ICpuHost
     {
         Cpu = cpu;
         Domain = domain;
+        _hypercallPage = domain.Guest.HypercallPage;
         Mm = mm;
         Guest = guest;
         Clock = clock;
@@ -71,6 +72,9 @@ public sealed partial class Hypervisor : ICpuHost
 
     public X86Cpu Cpu { get; }
     public BuiltDomain Domain { get; }
+
+    /// <summary>Domain.Guest.HypercallPage (fixed at boot), one load for the recorder's call-site reads at every hypercall and upcall.</summary>
+    private readonly uint? _hypercallPage;
     public XenLayout Layout { get; }
     public MemoryManager Mm { get; }
     public GuestMemory Guest { get; }

@@ -67,14 +67,16 @@ internal struct WalkMemo
     /// <summary>The frame's physical address, valid when <see cref="Holds"/> said so.</summary>
     public ulong FrameBase { get; private set; }
 
-    /// <summary>True when a walk of <paramref name="va"/> under <paramref name="rootMfn"/> would give <see cref="FrameBase"/> now.</summary>
+    /// <summary>
+    /// True when a walk of <paramref name="va"/> under <paramref name="rootMfn"/> would give <see cref="FrameBase"/> now;
+    /// <paramref name="ram"/> and <paramref name="pae"/> are the walks' format's (<see cref="PagingFormat.Mem"/>'s RAM, <see cref="PagingFormat.Pae"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly bool Holds(PagingFormat fmt, uint rootMfn, uint va)
+    public readonly bool Holds(byte[] ram, bool pae, uint rootMfn, uint va)
     {
         if (!_valid || rootMfn != _root || va >> 12 != _page) return false;
         // The entries' addresses are those of a walk that read them, so they lie in RAM: read it directly.
-        var ram = fmt.Mem.Ram;
-        if (!fmt.Pae) return Entry32(ram, _l2At) == _l2e && Entry32(ram, _l1At) == _l1e;
+        if (!pae) return Entry32(ram, _l2At) == _l2e && Entry32(ram, _l1At) == _l1e;
         return Entry64(ram, _l3At) == _l3e && Entry64(ram, _l2At) == _l2e && Entry64(ram, _l1At) == _l1e;
     }
 

@@ -26,6 +26,13 @@ public sealed partial class MemoryManager
     /// <summary>The page the last <see cref="PeekGuest32"/> walked, validated by its entries (never stale: <see cref="WalkMemo"/>).</summary>
     private WalkMemo _peekMemo;
 
+    // What PeekGuest32 reads at every call, each one load from this object instead of a chain of
+    // dependent ones (_fmt.Mem.Ram, _fmt.Pae, _layout.HypervisorVirtStart): all three are fixed for
+    // the machine's life (readonly RAM array, paging format and layout chosen at boot).
+    private readonly byte[] _peekRam;
+    private readonly bool _peekPae;
+    private readonly ulong _peekLimit;
+
     /// <summary>
     /// A little-endian u32 read by <see cref="PeekGuest"/>; null when not mapped. Within one page
     /// (the recorder's call-site reads, at every hypercall and upcall) one walk and one read; a
@@ -36,11 +43,11 @@ public sealed partial class MemoryManager
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public uint? PeekGuest32(uint va)
     {
-        if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _layout.HypervisorVirtStart)
+        if ((va & 0xFFF) <= 0xFFC && (ulong)va + 4 <= _peekLimit)
         {
             // The frame is one a walk found in RAM (below FrameCount): read it as PhysicalMemory.Read32 reads RAM, without the call.
-            if (_peekMemo.Holds(_fmt, _baseMfn, va))
-                return BinaryPrimitives.ReadUInt32LittleEndian(_fmt.Mem.Ram.AsSpan((int)(_peekMemo.FrameBase | (va & 0xFFF)), 4));
+            if (_peekMemo.Holds(_peekRam, _peekPae, _baseMfn, va))
+                return BinaryPrimitives.ReadUInt32LittleEndian(_peekRam.AsSpan((int)(_peekMemo.FrameBase | (va & 0xFFF)), 4));
             return _peekMemo.Walk(_fmt, _baseMfn, va, out ulong pa) ? _domain.Memory.Read32(pa) : null;
         }
         return PeekAcrossPages(va);

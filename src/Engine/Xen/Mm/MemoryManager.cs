@@ -47,6 +47,9 @@ public sealed partial class MemoryManager : IMmContext
         }
         _nextSpare = domain.SpareFirstMfn;
         _fmt = new PagingFormat(domain.Memory, _layout);
+        _peekRam = domain.Memory.Ram;
+        _peekPae = _fmt.Pae;
+        _peekLimit = _layout.HypervisorVirtStart;
         _xen = new HypervisorArea(_fmt, domain, AllocSpare);
         _rules = new PageTableRules(_fmt, Frames, _xen, this);
         _updates = new EntryUpdates(_fmt, _rules, this);
