@@ -90,8 +90,6 @@ public sealed partial class X86Cpu : IStateHashable
         RestoreDataBreakpointState(s.DataBreakpointsActive, s.DataBreakpointKey);
     }
 
-    // at checkpoints only: full optimisation from the first call (see XenMachine.StateHash)
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         w.Tag("cpu");

@@ -300,11 +300,6 @@ public sealed class XenMachine
     /// observers, sinks, caches (TLB, decoded blocks) and the run loop's armed timer deadline,
     /// which depends on where earlier runs stopped, not on the guest.
     /// </summary>
-    // Full optimisation from the first call, as every method of the encoding that perf showed running
-    // as tier-0 code: a recording hashes only at checkpoints (ten times in 10^8 instructions), too
-    // rarely for tiered compilation to promote them within a run, and in a long-lived process (the
-    // bench) tier-up is deferred while other code is still being compiled.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public byte[] StateHash()
     {
         // The encoding's small fields are gathered in a pooled buffer of the size the last hash needed

@@ -127,8 +127,6 @@ public sealed partial class Hypervisor : IStateHashable
     /// entry into Xen (the captured guest frame, multicall results, the I/O emulation flag), which
     /// every entry rewrites before reading.
     /// </summary>
-    // at checkpoints only: full optimisation from the first call (see XenMachine.StateHash)
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         ArgumentNullException.ThrowIfNull(w);

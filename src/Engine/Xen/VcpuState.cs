@@ -118,8 +118,6 @@ public sealed class VcpuState : IStateHashable
     }
 
     /// <summary>Every field, in declaration order (the whole poll-port array: a stale entry is never read, but it is state).</summary>
-    // at checkpoints only: full optimisation from the first call (see XenMachine.StateHash)
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         ArgumentNullException.ThrowIfNull(w);

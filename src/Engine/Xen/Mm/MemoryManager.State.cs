@@ -63,8 +63,6 @@ public sealed partial class MemoryManager : IStateHashable
     }
 
     /// <summary>Canonical encoding: configuration, the frame table, then the bookkeeping fields in a fixed order.</summary>
-    // at checkpoints only: full optimisation from the first call (see XenMachine.StateHash)
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public void WriteState(CanonicalWriter w)
     {
         ArgumentNullException.ThrowIfNull(w);
