@@ -42,7 +42,7 @@ public sealed partial class PhysicalMemory : IStateHashable
         Array.Fill(_frameHash, ZeroFrameHash);
     }
 
-    private static readonly UInt128 ZeroFrameHash = XxHash128.HashToUInt128(new byte[PageSize]);
+    private static readonly UInt128 ZeroFrameHash = LongXxHash128.Hash(new byte[PageSize]);
 
     public uint FrameCount { get; }
     public ulong Size => (ulong)FrameCount << PageShift;
@@ -143,7 +143,7 @@ public sealed partial class PhysicalMemory : IStateHashable
             int next = marks.AsSpan(f).IndexOfAnyExcept((byte)0);
             if (next < 0) return;
             f += next;
-            _frameHash[f] = XxHash128.HashToUInt128(_ram.AsSpan(f << PageShift, PageSize)); // XxHash128's value
+            _frameHash[f] = LongXxHash128.Hash(_ram.AsSpan(f << PageShift, PageSize)); // XxHash128's value
             if (_dirty[f] != 0) _pagesStale[f] = 1; // the page snapshots still need to know (PhysicalMemory.Pages.cs)
             _dirty[f] = 0;
             _hashStale[f] = 0;

@@ -12,15 +12,17 @@ namespace Replayvisor.Engine.State;
 /// as fast as appending each field to a streaming one, and gives the same value (hashing is done at
 /// every checkpoint, so it must be cheap). Large runs kept elsewhere (the cached per-frame hashes,
 /// the frame table's encoding) are hashed where they lie by <see cref="RawInPlace"/>: the
-/// buffer so far and the run go to a streaming XxHash128, which gives the hash of the same bytes
+/// buffer so far and the run go to a streaming hash, which gives the hash of the same bytes
 /// gathered in one piece (XXH3's streaming and one-shot forms agree), without copying the run.
+/// Encodings over 240 bytes (every machine's) are hashed by <see cref="LongXxHash128"/>, compiled
+/// optimised from its first call; shorter ones by System.IO.Hashing (the same values).
 /// </summary>
 public sealed class CanonicalWriter
 {
     private byte[] _buf;
     private int _used, _peak;
     /// <summary>The encoding before the buffer's bytes, once a run was hashed in place; null until then.</summary>
-    private XxHash128? _stream;
+    private LongXxHash128? _stream;
     private long _streamed;
 
     /// <param name="scratch">A buffer to gather the encoding in (reused across hashes; it grows as needed, see <see cref="Scratch"/>).</param>
@@ -95,7 +97,7 @@ public sealed class CanonicalWriter
             Raw(v);
             return;
         }
-        _stream ??= new XxHash128(); // the stream is over 4096 bytes long: XXH3's long form
+        _stream ??= new LongXxHash128(); // the stream is over 4096 bytes long: XXH3's long form
         _stream.Append(_buf.AsSpan(0, _used));
         _peak = Peak;
         _streamed += _used + v.Length;
@@ -118,9 +120,11 @@ public sealed class CanonicalWriter
     public byte[] Finish()
     {
         if (_stream == null)
-            return XxHash128.Hash(_buf.AsSpan(0, _used));
+            return _used > LongXxHash128.MinLengthExclusive
+                ? LongXxHash128.ToBytes(LongXxHash128.Hash(_buf.AsSpan(0, _used)))
+                : XxHash128.Hash(_buf.AsSpan(0, _used));
         _stream.Append(_buf.AsSpan(0, _used));
-        return _stream.GetCurrentHash();
+        return LongXxHash128.ToBytes(_stream.Finish());
     }
 }
 
