@@ -333,17 +333,13 @@ internal sealed partial class BlockEmitter
     }
 
     /// <summary>
-    /// After a slow access left its status on the stack: reload the memory context; 0 goes
+    /// After a slow access left its status on the stack: reload what it may have changed; 0 goes
     /// on, 1 (faulted) leaves through the fault exit, 2 (the run must end after this
     /// instruction) sets _pend and goes on.
     /// </summary>
     private void SlowStatus(Label fault, Label join)
     {
         _il.Emit(OpCodes.Stloc, _status);
-        // A data access changes none of the context (docs/compiled-tier.md), but reloading it ends the
-        // locals' lives at the call: kept live across every slow path instead, they seem to cost the hot path
-        // registers (sched's plain run ~5 % slower without this line, both builds in one process).
-        LoadMemoryContext();
         _il.Emit(OpCodes.Ldloc, _status);
         _il.Emit(OpCodes.Brfalse, join);
         _il.Emit(OpCodes.Ldloc, _status);
