@@ -50,22 +50,13 @@ public sealed class TraceObserver : IXenObserver
     internal void OnHypercall(ulong icount, int number, in HypercallArgs args, long result, ReadOnlySpan<MulticallResult> entries,
         in HypercallOutput output, int vcpu)
     {
+        bool plain = true;
         if (vcpu >= 0 && entries.IsEmpty && !(Outputs == HypercallOutputLevel.Data && output.Writes.Count > 0))
         {
             bool digest = Outputs != HypercallOutputLevel.None;
-            if (Batches != null)
-            {
-                Batches.Hypercall(icount, number, in args, result, digest ? output.Digest : 0, digest ? output.Site : 0, vcpu);
-                return;
-            }
-            if (Expected != null)
-            {
-                if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, digest ? output.Digest : 0, digest ? output.Site : 0)) return;
-                OnOtherHypercall(icount, number, in args, result, entries, in output, plain: false);
-                return;
-            }
+            if (TakePlain(icount, number, in args, result, digest ? output.Digest : 0, digest ? output.Site : 0, vcpu, out plain)) return;
         }
-        OnOtherHypercall(icount, number, in args, result, entries, in output, plain: true);
+        OnOtherHypercall(icount, number, in args, result, entries, in output, plain);
     }
 
     /// <summary>
@@ -78,22 +69,29 @@ public sealed class TraceObserver : IXenObserver
     internal void OnPlainHypercall(ulong icount, int number, in HypercallArgs args, long result, uint site, int vcpu)
     {
         bool plain = true;
-        if (vcpu >= 0)
-        {
-            uint recordedSite = Outputs != HypercallOutputLevel.None ? site : 0;
-            if (Batches != null)
-            {
-                Batches.Hypercall(icount, number, in args, result, 0, recordedSite, vcpu);
-                return;
-            }
-            if (Expected != null)
-            {
-                if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, 0, recordedSite)) return;
-                plain = false;
-            }
-        }
+        if (vcpu >= 0 && TakePlain(icount, number, in args, result, 0, Outputs != HypercallOutputLevel.None ? site : 0, vcpu, out plain)) return;
         var output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
         OnOtherHypercall(icount, number, in args, result, default, in output, plain);
+    }
+
+    /// <summary>
+    /// The two per-event paths of a hypercall recorded as a row: appended to <see cref="Batches"/>, or
+    /// matched in <see cref="Expected"/>. True when taken; when not, <paramref name="plain"/> is false
+    /// only if <see cref="Expected"/> refused it (a divergence to report, not a <see cref="Plain"/> call).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TakePlain(ulong icount, int number, in HypercallArgs args, long result, ulong digest, uint site, int vcpu, out bool plain)
+    {
+        plain = true;
+        if (Batches != null)
+        {
+            Batches.Hypercall(icount, number, in args, result, digest, site, vcpu);
+            return true;
+        }
+        if (Expected == null) return false;
+        if (Expected.TakeHypercall(icount, vcpu, number, HypercallArgs.AsSpan(in args), result, digest, site)) return true;
+        plain = false;
+        return false;
     }
 
     /// <summary>A hypercall <see cref="Batches"/> and <see cref="Expected"/> did not take: to <see cref="Plain"/> (when <paramref name="plain"/>) or emitted as an event.</summary>

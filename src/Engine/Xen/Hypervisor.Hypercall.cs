@@ -51,7 +51,7 @@ public sealed partial class Hypervisor
         if (!observed && writes == null) return;
         // Most observed calls wrote nothing into a declared buffer and are no multicall: their output is
         // the site and digest 0, and the recorder takes them without an output or a span being built.
-        if (_trace != null && nr != 13 && writes is not { Count: > 0 })
+        if (_trace != null && nr != MulticallNr && writes is not { Count: > 0 })
         {
             _trace.OnPlainHypercall(c.Icount, nr, in args, result, site, _current);
             return;
@@ -79,10 +79,13 @@ public sealed partial class Hypervisor
             output = new HypercallOutput(site, inside, HypercallOutputCapture.Digest(inside));
         }
         else output = new HypercallOutput(site, _noWrites, 0); // HypercallOutput.None when site is 0
-        var entries = nr == 13 ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default;
+        var entries = nr == MulticallNr ? System.Runtime.InteropServices.CollectionsMarshal.AsSpan(MulticallResults) : default;
         if (_trace != null) _trace.OnHypercall(c.Icount, nr, in args, result, entries, in output, _current);
         else Observer?.OnHypercall(c.Icount, nr, args, result, entries, output);
     }
+
+    /// <summary>__HYPERVISOR_multicall (docs/xen-abi.md; HypercallTable): its entries' results go to the observer with the call.</summary>
+    private const int MulticallNr = 13;
 
     /// <summary>
     /// The guest code address that issued the hypercall now trapping (EIP is past its 2-byte
