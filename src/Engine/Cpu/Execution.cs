@@ -206,16 +206,20 @@ public sealed partial class X86Cpu
         NoteCodeSegment();
     }
 
-    /// <summary>Runs a block: -1 unsupported instruction; 1 the block ended normally or by a near branch; 0 otherwise (fault, event, stop).</summary>
-    private int ExecBlock(Block b, bool singleStep, int cap = int.MaxValue)
+    /// <summary>
+    /// Runs a block from instruction <paramref name="from"/> (0 but after a compiled region left at
+    /// an access its inline path does not handle, ExecCompiledEnd): -1 unsupported instruction; 1
+    /// the block ended normally or by a near branch; 0 otherwise (fault, event, stop).
+    /// </summary>
+    private int ExecBlock(Block b, bool singleStep, int cap = int.MaxValue, int from = 0)
     {
         var insns = b.Insns;
         int n = Math.Min(b.Count, cap);
         ulong budget = _stopAt - _icount;
-        if ((ulong)n > budget) n = (int)budget;
-        if (_oneAtATime) n = Math.Min(n, 1);
+        if ((ulong)(n - from) > budget) n = from + (int)budget;
+        if (_oneAtATime) n = Math.Min(n, from + 1);
         _blocks.Current = b.Id;
-        for (int i = 0; i < n; i++)
+        for (int i = from; i < n; i++)
         {
             ref DecodedInsn d = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(insns), i); // i < Count <= Length
             InsnEip = d.Eip;
@@ -237,8 +241,8 @@ public sealed partial class X86Cpu
             _icount++;
         }
         _blocks.Current = 0;
-        if (DataBreakpointHits != 0 && n > 0) { DataBreakpointTrap(singleStep, insns[n - 1].Insn); return 0; }
-        if (singleStep && n > 0) { SingleStepTrap(insns[n - 1].Insn); return 0; }
+        if (DataBreakpointHits != 0 && n > from) { DataBreakpointTrap(singleStep, insns[n - 1].Insn); return 0; }
+        if (singleStep && n > from) { SingleStepTrap(insns[n - 1].Insn); return 0; }
         return 1;
     }
 
@@ -287,6 +291,10 @@ public sealed partial class X86Cpu
     private int ExecCompiledEnd(Block b, int i)
     {
         _blocks.Current = 0;
+        // No exit flag: instruction i made an access the inline path does not handle (TLB miss, A/D
+        // update, page crossing, store to code...); nothing of it ran, and the block cache runs the
+        // block from it, as it would have run the whole block (docs/compiled-tier.md, "Inline TLB hit").
+        if (Exit == 0) return ExecBlock(b, false, int.MaxValue, i);
         // Instruction i set an exit flag; instructions before it are counted.
         if (Exit == CpuExit.Branch)
         {

@@ -212,6 +212,62 @@ public class CompiledRegionTests
         }
     }
 
+    // top: mov eax, [esi]; add [esi+0x10], eax; push eax; pop edx; add esi, 0x1FD; inc ecx; cmp ecx, 300; jb top
+    // The loads and the read-modify-write cross a page whenever esi & 0xFFF passes 0xFFC (or 0xFEC):
+    // off the compiled tier's inline path, so the region leaves at that instruction and the block
+    // cache runs the rest of the block (docs/compiled-tier.md, "Inline TLB hit").
+    private static void CrossLoop(Assembler a)
+    {
+        var top = a.CreateLabel();
+        a.mov(esi, 0x20F00);
+        a.xor(ecx, ecx);
+        a.Label(ref top);
+        a.mov(eax, __dword_ptr[esi]);
+        a.add(__dword_ptr[esi + 0x10], eax);
+        a.push(eax);
+        a.pop(edx);
+        a.add(esi, 0x1FD);
+        a.inc(ecx);
+        a.cmp(ecx, 300);
+        a.jb(top);
+    }
+
+    private static TestMachine CrossMachine(CpuTier tier, int threshold)
+    {
+        var m = Machine(tier, threshold, CrossLoop);
+        for (uint i = 0; i < 0x30000; i += 4) m.Memory.Write32(0x20000 + i, i * 0x9E3779B1u);
+        return m;
+    }
+
+    private static string Data(TestMachine m) =>
+        Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Enumerable.Range(0, 0x30000).Select(i => m.Memory.Read8(0x20000 + (ulong)i)).ToArray()));
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void AnAccessOffTheInlinePathLeavesTheRegionAndTheBlockCacheRunsTheRest(int threshold)
+    {
+        var compiled = CrossMachine(CpuTier.Compiled, threshold);
+        var reference = CrossMachine(CpuTier.Interpreter, 0);
+        var rng = new Random(threshold);
+        for (int step = 0; step < 400; step++)
+        {
+            ulong n = (ulong)rng.Next(1, 40);
+            var rc = compiled.Run(n);
+            var rr = reference.Run(n);
+            Assert.Equal(rr, rc);
+            Assert.Equal(State(reference), State(compiled));
+            if (rr != StopReason.InstructionLimit) break;
+        }
+        Assert.Equal(StopReason.Stopped, reference.Run());
+        Assert.Equal(StopReason.Stopped, compiled.Run());
+        Assert.Equal(State(reference), State(compiled));
+        Assert.Equal(Data(reference), Data(compiled));
+        Assert.Equal(300u, compiled.Cpu.Ecx);
+        uint top = Address(a => { a.mov(esi, 0x20F00); a.xor(ecx, ecx); });
+        Assert.NotEmpty(RegionAt(compiled, top));
+    }
+
     /// <summary>
     /// A block the run loop enters (here after stops) that is already a member of the loop head's
     /// region is not compiled again as the head of a region of its own: it takes the head's region,

@@ -19,11 +19,9 @@ internal sealed partial class BlockEmitter
     private readonly Block[] _members;
     private readonly Label[] _starts;
     private readonly LocalBuilder[] _reg = new LocalBuilder[8];
-    private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize, _status, _pend;
+    private readonly LocalBuilder _gpr, _fRes, _fA, _fB, _fCarry, _fOp, _fSize;
     // What an exit hands its shared spill tail (ExitAt): the result code, the instructions retired since Icount was stored, EIP.
     private readonly LocalBuilder _exitCode, _exitRetired, _exitEip;
-    // The value a slow read returns (its address is taken, so it is the one local kept in memory).
-    private readonly LocalBuilder _slowValue;
     // The registers the region's translations write (changed at every member's start), and those they use (in locals at every member's start).
     private readonly int _written, _used;
     // No translated instruction of the region sets flags: they stay in the CPU's lazy fields throughout.
@@ -39,7 +37,6 @@ internal sealed partial class BlockEmitter
     private int _fsize;
     // Icount holds the count at the start of instruction _synced.
     private int _synced;
-    private bool _usesPend;
     // A handler ran in this member: what it may have changed (TF, DR7, SS, a stop) is checked by the run loop, so the member ends there.
     private bool _handlerRan;
 
@@ -96,9 +93,6 @@ internal sealed partial class BlockEmitter
         _fCarry = il.DeclareLocal(typeof(uint));
         _fOp = il.DeclareLocal(typeof(int));
         _fSize = il.DeclareLocal(typeof(int));
-        _status = il.DeclareLocal(typeof(int));
-        _slowValue = il.DeclareLocal(typeof(uint));
-        _pend = il.DeclareLocal(typeof(int));
         _exitCode = il.DeclareLocal(typeof(int));
         _exitRetired = il.DeclareLocal(typeof(int));
         _exitEip = il.DeclareLocal(typeof(uint));
@@ -147,7 +141,6 @@ internal sealed partial class BlockEmitter
             for (int i = 0; i < _b.Count; i++)
             {
                 ref DecodedInsn d = ref _b.Insns[i];
-                _usesPend = false;
                 ResetTemps();
                 ended = EmitInstruction(i, ref d, i == _b.Count - 1);
             }
@@ -534,14 +527,6 @@ internal sealed partial class BlockEmitter
     {
         Ldc((int)eip);
         EmitEndWithEipOnStack();
-    }
-
-    /// <summary>At the end of an instruction that made a slow access: leave if the access asked the run to end (EIP a constant or a local).</summary>
-    private void CheckPend(int i, uint? eip, LocalBuilder? eipLocal = null)
-    {
-        if (!_usesPend) return;
-        _il.Emit(OpCodes.Ldloc, _pend);
-        _il.Emit(OpCodes.Brtrue, ExitAt(i, Snapshot(), eip, eipLocal));
     }
 
     // ---- registers ----

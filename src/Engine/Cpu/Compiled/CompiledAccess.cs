@@ -5,41 +5,14 @@ using Replayvisor.Engine.Cpu.Decode;
 namespace Replayvisor.Engine.Cpu;
 
 /// <summary>
-/// What compiled regions call: the memory context they keep in locals and the slow path of
-/// their accesses (the TLB-hit path is emitted inline, Compiled/EmitMemory.cs, with the checks of
-/// <see cref="RmwRef"/>), and the lazy-flag evaluations, which fold to a few instructions because
-/// the compiler passes the operation and size as constants. Slow accesses return a status: 0
-/// done; 1 faulted (nothing changed, the fault is pending as in <see cref="RaiseFault"/>); 2 done, but the running block must end after this instruction
-/// (the slow path wrote bytes of a decoded block, see <see cref="BlockCache.OnCodeWritten"/>).
+/// What compiled regions call: the memory context they keep in locals (the TLB-hit path is
+/// emitted inline, Compiled/EmitMemory.cs, with the checks of <see cref="RmwRef"/>; an access it
+/// does not handle leaves the region, and the run loop runs the rest of the block under the block
+/// cache, ExecCompiledEnd), and the lazy-flag evaluations, which fold to a few instructions because
+/// the compiler passes the operation and size as constants.
 /// </summary>
 public sealed partial class X86Cpu
 {
-    internal const int AccessOk = 0, AccessFaulted = 1, AccessExitAfter = 2;
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private int JitReadRmwSlow(int seg, uint off, int size, uint eip, out uint v)
-    {
-        InsnEip = eip;
-        v = ReadForWrite(seg, off, size);
-        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private int JitReadSlow(int seg, uint off, int size, uint eip, out uint v)
-    {
-        InsnEip = eip;
-        v = ReadSlow(seg, off, size);
-        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private int JitWriteSlow(int seg, uint off, int size, uint v, uint eip)
-    {
-        InsnEip = eip;
-        WriteSlow(seg, off, size, v);
-        return Faulted ? AccessFaulted : Exit != 0 ? AccessExitAfter : AccessOk;
-    }
-
     // The memory context compiled regions keep in locals (Compiled/EmitMemory.cs).
     internal static ref byte JitRam(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._ram);
     internal static ref ulong JitTlb(X86Cpu c) => ref MemoryMarshal.GetArrayDataReference(c._tlb);

@@ -229,7 +229,6 @@ internal sealed partial class BlockEmitter
                 var t = Temp();
                 LoadOp0(ctx, ref d, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
-                CheckPend(i, null, t);
                 _il.Emit(OpCodes.Ldloc, t);
                 EmitEndWithEipOnStack();
                 return true;
@@ -241,12 +240,10 @@ internal sealed partial class BlockEmitter
                 ReadMem(ctx, Seg.SS, sp, 4); _il.Emit(OpCodes.Stloc, t);
                 CheckLimit(ctx, () => _il.Emit(OpCodes.Ldloc, t));
                 _il.Emit(OpCodes.Ldloc, sp); Ldc(4); _il.Emit(OpCodes.Add); StoreReg(Reg.ESP, 4);
-                CheckPend(i, null, t);
                 EmitDynamicTransfer(t);
                 return true;
             }
         }
-        CheckPend(i, d.NextEip);
         return false;
     }
 
@@ -364,7 +361,6 @@ internal sealed partial class BlockEmitter
         Ldc((int)c.NextEip); _il.Emit(OpCodes.Stloc, ret);
         WriteMem(c, Seg.SS, sp, 4, ret);
         _il.Emit(OpCodes.Ldloc, sp); StoreReg(Reg.ESP, 4);
-        CheckPend(c.I, null, t);
     }
 
     /// <summary>Operand 0 (register or memory) at size bytes.</summary>

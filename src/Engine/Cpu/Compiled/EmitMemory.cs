@@ -26,20 +26,12 @@ internal sealed partial class BlockEmitter
     private static readonly FieldInfo FKeyR = F("_tlbR"), FKeyW = F("_tlbW");
 
     private static readonly MethodInfo MRam = M(nameof(X86Cpu.JitRam)), MTlb = M(nameof(X86Cpu.JitTlb)), MCodeLines = M(nameof(X86Cpu.JitCodeLines)),
-        MDirty = M(nameof(X86Cpu.JitDirty)), MSeg = M(nameof(X86Cpu.JitSeg)),
-        MReadSlow = Instance("JitReadSlow"), MReadRmwSlow = Instance("JitReadRmwSlow"), MWriteSlow = Instance("JitWriteSlow");
+        MDirty = M(nameof(X86Cpu.JitDirty)), MSeg = M(nameof(X86Cpu.JitSeg));
 
     private static readonly FieldInfo FSegBase = SegField(nameof(SegmentCache.Base)), FSegLimit = SegField(nameof(SegmentCache.Limit)),
         FSegReadEnd = SegField(nameof(SegmentCache.ReadEnd)), FSegWriteEnd = SegField(nameof(SegmentCache.WriteEnd));
 
     private static FieldInfo SegField(string name) => typeof(SegmentCache).GetField(name) ?? throw new MissingFieldException(nameof(SegmentCache), name);
-
-    /// <summary>
-    /// The slow paths are called as the CPU's own (non-inlined) methods: a static wrapper would be
-    /// one more inlining for the .NET JIT at every access, and its time per region grows with those.
-    /// </summary>
-    private static MethodInfo Instance(string name) =>
-        typeof(X86Cpu).GetMethod(name, BindingFlags.NonPublic | BindingFlags.Instance) ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
     /// <summary>Segments the members' translated instructions access (memory operands, the stack).</summary>
     private static int SegmentsAccessed(Block[] members)
@@ -140,43 +132,23 @@ internal sealed partial class BlockEmitter
 
 
     /// <summary>
-    /// Pushes the value read from seg:ea; leaves through the fault exit on a fault. forWrite: the
-    /// read of a read-modify-write (<see cref="X86Cpu.ReadForWrite"/>: the fast path needs write
-    /// permission and no code on the bytes, and a #PF reports a write).
+    /// Pushes the value read from seg:ea; when the fast path does not apply, leaves the region at
+    /// the instruction's start (see <see cref="SlowExit"/>). forWrite: the read of a
+    /// read-modify-write (<see cref="X86Cpu.ReadForWrite"/>: the fast path needs write permission
+    /// and no code on the bytes).
     /// </summary>
     private void ReadMem(Ctx c, int seg, LocalBuilder ea, int size, bool forWrite = false)
     {
-        var v = Temp();
-        Label slow = _il.DefineLabel(), join = _il.DefineLabel();
+        Label slow = SlowExit(c);
         var (lin, e) = EmitTlbHit(seg, ea, size, forWrite, slow);
         if (forWrite) CheckNoCode(e, lin, size, slow);
         PhysRef(e, lin);
         Load(size);
-        _il.Emit(OpCodes.Stloc, v);
-        _il.MarkLabel(join);
-        Label fault = c.Fault();
-        uint eip = c.Eip;
-        _deferred.Add(() =>
-        {
-            _il.MarkLabel(slow);
-            _il.Emit(OpCodes.Ldarg_0);
-            Ldc(seg);
-            _il.Emit(OpCodes.Ldloc, ea);
-            Ldc(size);
-            Ldc((int)eip);
-            _il.Emit(OpCodes.Ldloca, _slowValue);
-            _il.Emit(OpCodes.Call, forWrite ? MReadRmwSlow : MReadSlow);
-            _il.Emit(OpCodes.Ldloc, _slowValue);
-            _il.Emit(OpCodes.Stloc, v);
-            SlowStatus(fault, join);
-        });
-        _usesPend = true;
-        _il.Emit(OpCodes.Ldloc, v);
     }
 
     private void WriteMem(Ctx c, int seg, LocalBuilder ea, int size, LocalBuilder v)
     {
-        Label slow = _il.DefineLabel(), join = _il.DefineLabel();
+        Label slow = SlowExit(c);
         var (lin, e) = EmitTlbHit(seg, ea, size, true, slow);
         CheckNoCode(e, lin, size, slow);
         // MarkDirty: the frame's dirty byte for the incremental state hash
@@ -188,23 +160,20 @@ internal sealed partial class BlockEmitter
         PhysRef(e, lin);
         _il.Emit(OpCodes.Ldloc, v);
         Store(size);
-        _il.MarkLabel(join);
-        Label fault = c.Fault();
-        uint eip = c.Eip;
-        _deferred.Add(() =>
-        {
-            _il.MarkLabel(slow);
-            _il.Emit(OpCodes.Ldarg_0);
-            Ldc(seg);
-            _il.Emit(OpCodes.Ldloc, ea);
-            Ldc(size);
-            _il.Emit(OpCodes.Ldloc, v);
-            Ldc((int)eip);
-            _il.Emit(OpCodes.Call, MWriteSlow);
-            SlowStatus(fault, join);
-        });
-        _usesPend = true;
     }
+
+    /// <summary>
+    /// Where an access that the inline path does not handle (TLB miss, permission, A/D update,
+    /// page crossing, segment bound, store to code) goes: out of the region at the start of the
+    /// instruction, in the state it started in (a translation changes registers and flags only
+    /// after all of its accesses succeeded, and an earlier store of the same instruction is made
+    /// again, to the same bytes), with no exit flag set; the run loop runs the rest of the block
+    /// from that instruction under the block cache (<see cref="X86Cpu"/> ExecCompiledEnd). No
+    /// call into the CPU is emitted for an access, so no local of the region lives across one
+    /// there: the .NET JIT keeps the memory context in registers on the hot path without
+    /// reloading it after a call (docs/compiled-tier.md, "Inline TLB hit").
+    /// </summary>
+    private static Label SlowExit(Ctx c) => c.Fault();
 
     /// <summary>
     /// The segment bound, TLB entry and page checks of the fast path (branching to slow when one
@@ -330,23 +299,5 @@ internal sealed partial class BlockEmitter
     {
         if (size > 1) _il.Emit(OpCodes.Unaligned, (byte)1);
         _il.Emit(size == 4 ? OpCodes.Stind_I4 : size == 2 ? OpCodes.Stind_I2 : OpCodes.Stind_I1);
-    }
-
-    /// <summary>
-    /// After a slow access left its status on the stack: reload what it may have changed; 0 goes
-    /// on, 1 (faulted) leaves through the fault exit, 2 (the run must end after this
-    /// instruction) sets _pend and goes on.
-    /// </summary>
-    private void SlowStatus(Label fault, Label join)
-    {
-        _il.Emit(OpCodes.Stloc, _status);
-        _il.Emit(OpCodes.Ldloc, _status);
-        _il.Emit(OpCodes.Brfalse, join);
-        _il.Emit(OpCodes.Ldloc, _status);
-        _il.Emit(OpCodes.Ldc_I4_1);
-        _il.Emit(OpCodes.Beq, fault);
-        _il.Emit(OpCodes.Ldc_I4_1);
-        _il.Emit(OpCodes.Stloc, _pend);
-        _il.Emit(OpCodes.Br, join);
     }
 }
