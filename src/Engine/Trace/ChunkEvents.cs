@@ -216,9 +216,20 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         if (_countOnly) return;
         ref Row r = ref _rows[index];
         // Events are filled in order: a second start of the same event's list (a multicall stored as an object) drops its values.
-        if (r.ValueEnd > r.ValueStart) _valueCount = r.ValueStart;
+        // Told by the index, not by reading the row: a row's first access is a write (see _valuesOf).
+        if (_valuesOf == index) _valueCount = r.ValueStart;
+        _valuesOf = index;
         r.ValueStart = r.ValueEnd = _valueCount;
     }
+
+    /// <summary>
+    /// The event whose list of values was started last (-1: none). The rows are fresh memory (a chunk's
+    /// rows pass the large object heap's 85,000 bytes): a row read before it is written maps the kernel's
+    /// shared zero page, and the write that follows copies it and flushes the TLB of every core running
+    /// the process, the replaying thread's included (perf: smp_call_function_many_cond under do_wp_page,
+    /// hundreds of IPIs per replay).
+    /// </summary>
+    private int _valuesOf = -1;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void AddValue(int index, uint value)
