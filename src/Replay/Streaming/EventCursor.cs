@@ -94,7 +94,7 @@ public sealed class ChunkCache
     /// <summary>
     /// True when <see cref="InputsIn"/> would answer for chunk <paramref name="index"/> without waiting
     /// for a read or reading on the calling thread: its count is known, it is held decoded, its read on
-    /// the thread pool has finished, or it lies past the held events. Otherwise false, and the chunk is
+    /// the chunk reader thread has finished, or it lies past the held events. Otherwise false, and the chunk is
     /// set reading if it is not (so a later ask finds it ready). Reads, checks and damage are as ever:
     /// the answer only says whether asking now would wait.
     /// </summary>
@@ -104,9 +104,8 @@ public sealed class ChunkCache
         foreach (var (i, events) in _recent)
             if (i == index && events is ChunkEvents) return true;
         if (_ahead.Count >= AheadCapacity) return false; // InputsIn would check it on the calling thread
-        if (_reading.TryGetValue(index, out var task)) return task.IsCompleted;
-        var chunk = _reader.Index[index];
-        _reading[index] = Task.Run(() => _reader.ReadChunk(chunk));
+        if (_reading.TryGetValue(index, out var read)) return read.IsCompleted;
+        _reading[index] = ChunkReads.Start(_reader, _reader.Index[index]);
         return false;
     }
 
@@ -114,12 +113,13 @@ public sealed class ChunkCache
     public long ChunksRead { get; private set; }
 
     /// <summary>
-    /// Chunks being read on the thread pool for <see cref="Read"/>: the next <see cref="ReadAheadDepth"/>
-    /// after the last one read. Reading a chunk is the same work on any thread (TraceReader.ReadChunk:
-    /// the file read is locked, the rest is pure), and its result, the events or the damage found, is
-    /// taken only where the replay would have read it: damage is reported at the same point as ever.
+    /// Chunks being read on the chunk reader thread (<see cref="ChunkReads"/>) for <see cref="Read"/>: the
+    /// next <see cref="ReadAheadDepth"/> after the last one read. Reading a chunk is the same work on any
+    /// thread (TraceReader.ReadChunk: the file read is locked, the rest is pure), and its result, the
+    /// events or the damage found, is taken only where the replay would have read it: damage is
+    /// reported at the same point as ever.
     /// </summary>
-    private readonly Dictionary<int, Task<IReadOnlyList<TraceEvent>>> _reading = [];
+    private readonly Dictionary<int, ChunkRead> _reading = [];
 
     /// <summary>How many chunks past the last one read are read ahead.</summary>
     public const int ReadAheadDepth = 4;
@@ -131,8 +131,8 @@ public sealed class ChunkCache
         IReadOnlyList<TraceEvent> events;
         try
         {
-            // GetResult rethrows the read's own exception (a damaged chunk's TraceFormatException, with its offset).
-            events = _reading.Remove(index, out var task) ? task.GetAwaiter().GetResult() : _reader.ReadChunk(_reader.Index[index]);
+            // Result rethrows the read's own exception (a damaged chunk's TraceFormatException, with its offset).
+            events = _reading.Remove(index, out var read) ? read.Result() : _reader.ReadChunk(_reader.Index[index]);
         }
         finally
         {
@@ -147,12 +147,11 @@ public sealed class ChunkCache
         int to = Math.Min(from + ReadAheadDepth, Math.Min(HeldChunks, ChunkCount));
         if (_reading.Count > 0)
             foreach (int stale in _reading.Keys.Where(k => k < from || k >= to).ToList())
-                _reading.Remove(stale);
+                if (_reading.Remove(stale, out var read)) read.Drop();
         for (int i = from; i < to; i++)
         {
             if (_reading.ContainsKey(i) || _ahead.ContainsKey(i) || _recent.Exists(r => r.Index == i)) continue;
-            var chunk = _reader.Index[i];
-            _reading[i] = Task.Run(() => _reader.ReadChunk(chunk));
+            _reading[i] = ChunkReads.Start(_reader, _reader.Index[i]);
         }
     }
 
