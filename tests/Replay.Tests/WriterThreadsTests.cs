@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Record;
 
@@ -55,6 +56,40 @@ public sealed class WriterThreadsTests
         int started = WriterThreads.Started;
         for (int i = 0; i < 3; i++) Assert.Equal(first, Record());
         Assert.Equal(started, WriterThreads.Started);
+    }
+
+    /// <summary>
+    /// A whole recording whose writer's open function holds <paramref name="held"/> (as a recorder's
+    /// holds its session, and through it the machine); returns a weak reference to it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RecordHolding(object held)
+    {
+        var s = new ThreadNotingStream();
+        using (var w = new TraceWriterThread(() =>
+        {
+            GC.KeepAlive(held);
+            return new TraceWriter(s, TraceHeader.Create("test", "image", Image, "xen-pv-x86_32"), Image, new TraceWriterOptions(), leaveOpen: true);
+        }))
+        {
+            w.WaitOpened();
+            w.Complete(Summary);
+        }
+        return new WeakReference(held);
+    }
+
+    [Fact]
+    public void AnIdleWriterThreadKeepsNoRecordingAlive()
+    {
+        var held = RecordHolding(new byte[1024]);
+        // The thread goes idle just after the writer's Dispose returns: collect until it has (it never does if it holds the job).
+        for (int i = 0; i < 50 && held.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Thread.Sleep(10);
+        }
+        Assert.False(held.IsAlive, "the idle writer thread still refers to the last recording");
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
 
@@ -23,10 +24,37 @@ public sealed class Checkpoints
     }
 
     /// <summary>The count of the last checkpoint taken (part of a replay snapshot: the same count is not checked twice).</summary>
-    public ulong Last { get => _last; set => _last = value; }
+    public ulong Last
+    {
+        get => _last;
+        set
+        {
+            _last = value;
+            _answeredFrom = _answer = 0; // the memo of NextPoll depends on it
+        }
+    }
 
-    /// <summary>The next count (≥ icount) at which a checkpoint is due; ulong.MaxValue when there are none.</summary>
-    public ulong NextPoll(ulong icount)
+    /// <summary>
+    /// The next count (≥ icount) at which a checkpoint is due; ulong.MaxValue when there are none.
+    /// The run loop asks at every stop: an answer later than the count asked is kept, and it is the
+    /// answer for every count from the one asked up to it (no multiple of the interval lies between,
+    /// so no checkpoint is taken there and none changes the answer).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong NextPoll(ulong icount) =>
+        icount - _answeredFrom < _answer - _answeredFrom ? _answer : NextPollAsked(icount);
+
+    /// <summary>The memo of <see cref="NextPoll"/>: its answer for counts in [_answeredFrom, _answer).</summary>
+    private ulong _answeredFrom, _answer;
+
+    private ulong NextPollAsked(ulong icount)
+    {
+        ulong next = NextPollComputed(icount);
+        if (next > icount) (_answeredFrom, _answer) = (icount, next);
+        return next;
+    }
+
+    private ulong NextPollComputed(ulong icount)
     {
         if (_interval == 0) return ulong.MaxValue;
         ulong multiple = MultipleAtOrAfter(icount);
@@ -37,12 +65,10 @@ public sealed class Checkpoints
     public void Poll(XenMachine machine)
     {
         ulong icount = machine.Icount;
-        if (!IsDue(icount)) return;
+        if (_interval == 0 || NextPoll(icount) != icount) return; // due: the next poll is now
         _last = icount;
         _emit(new CheckpointEvent(icount, machine.StateHash()));
     }
-
-    private bool IsDue(ulong icount) => _interval != 0 && MultipleAtOrAfter(icount) == icount && _last != icount;
 
     /// <summary>The last value of <see cref="MultipleAtOrAfter"/>: the run loop asks at every stop, mostly between the same two multiples.</summary>
     private ulong _multiple;
