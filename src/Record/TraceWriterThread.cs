@@ -37,8 +37,9 @@ public sealed class TraceWriterThread : ITraceSink
     /// <remarks>Not disposed: the writer thread may still be inside Set when <see cref="Dispose"/> returns from its wait; a ManualResetEventSlim whose WaitHandle is never asked for holds no OS resource.</remarks>
     private readonly ManualResetEventSlim _stopped = new(false);
     // One producer (the recording thread), one consumer (the writer): lock-free queues, and events
-    // that block at once when there is nothing to take. No lock is held across a thread switch and
-    // nothing spins, so a preempted thread never makes the other burn a core on a busy machine.
+    // that block at once when there is nothing to take (the writer's with a timeout: WritersWait). No
+    // lock is held across a thread switch and nothing spins, so a preempted thread never makes the
+    // other burn a core on a busy machine.
     private readonly ConcurrentQueue<EventBatch> _queued = new();
     private readonly ConcurrentQueue<EventBatch> _free = new();
     private readonly AutoResetEvent _batchQueued = new(false), _batchFreed = new(false), _endDone = new(false);
@@ -201,39 +202,48 @@ public sealed class TraceWriterThread : ITraceSink
         batch.Summary = summary;
         if (end != BatchEnd.None) _endsAsked++;
         _queued.Enqueue(batch);
-        if (end != BatchEnd.None || ++_unwoken == WakeEvery) Wake();
+        if (end != BatchEnd.None || _queued.Count >= WakeAt) Wake();
         return _endsAsked;
     }
 
     /// <summary>
-    /// Full batches queued per wake-up of the writer (flush, completion and stop requests wake it at
-    /// once). A wake-up of the sleeping writer is a thread switch that, on a busy two-core machine,
-    /// often lands on the recording thread's core and preempts it (the ticker guest: ~150 involuntary
-    /// switches of the recording thread per run with a wake-up per batch, ~10 without a recording);
-    /// waking it for every fourth batch keeps the pipeline at most half full before the writer runs
-    /// (<see cref="MaxBatches"/>), and a queued batch still reaches the stream by the next flush.
+    /// Full batches queued at which the recording thread wakes the writer (flush, completion and stop
+    /// requests wake it at once). Otherwise the writer wakes by itself (<see cref="WritersWait"/>) and
+    /// the recording thread makes no system call for it: a wake-up is a futex call, and, for a writer
+    /// whose core is idle, an inter-processor interrupt, which in a virtual machine costs the waking
+    /// thread ~10 µs (perf, ticker recordings: try_to_wake_up under futex_wake, ~0.3 ms a run with a
+    /// wake-up every fourth batch). Half the pipeline (<see cref="MaxBatches"/>): the writer is woken
+    /// long before the recording thread would have to wait for a free batch.
     /// </summary>
-    private const int WakeEvery = MaxBatches / 2;
-    /// <summary>Batches queued since the writer was last woken.</summary>
-    private int _unwoken;
+    private const int WakeAt = MaxBatches / 2;
 
-    private void Wake()
-    {
-        _unwoken = 0;
-        _batchQueued.Set();
-    }
+    private void Wake() => _batchQueued.Set();
+
+    /// <summary>
+    /// How long the writer sleeps when nothing is queued before it looks again: <see cref="BusyPollMs"/>
+    /// while batches keep coming (a guest full of events fills a batch in well under a millisecond, so
+    /// it finds one or two each time and is seldom woken), longer and longer while none come, up to
+    /// <see cref="IdlePollMs"/> (an idle guest costs the writer a few wake-ups a second); a batch it
+    /// finds brings it back to the short wait.
+    /// </summary>
+    private int WritersWait(int emptyLooks) => emptyLooks < IdleAfterLooks ? BusyPollMs : Math.Min(IdlePollMs, BusyPollMs << Math.Min(emptyLooks - IdleAfterLooks + 1, 8));
+
+    private const int BusyPollMs = 1, IdlePollMs = 200, IdleAfterLooks = 16;
 
     /// <summary>The writer thread's work for this writer: opening it if asked, then the queued batches until the stop.</summary>
     private void WriteLoop()
     {
         if (_open is { } open) Open(open);
+        int emptyLooks = 0;
         while (true)
         {
             if (!_queued.TryDequeue(out var batch))
             {
-                _batchQueued.WaitOne();
+                _batchQueued.WaitOne(WritersWait(emptyLooks));
+                if (emptyLooks < IdleAfterLooks + 8) emptyLooks++;
                 continue;
             }
+            emptyLooks = 0;
             var end = batch.End;
             if (_failure == null)
             {

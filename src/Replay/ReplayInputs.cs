@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Trace;
@@ -16,6 +17,7 @@ public sealed class ReplayInputs : IRunInputs
     private readonly Checkpoints _checkpoints;
     private readonly ulong _stopAt;
     private readonly XenMachine _machine;
+    private readonly X86Cpu _cpu;
     private readonly ShutdownEvent? _stoppedAt;
 
     /// <param name="checkpoints">The checkpoint schedule (its emit checks against the recording).</param>
@@ -30,19 +32,36 @@ public sealed class ReplayInputs : IRunInputs
         _checkpoints = checkpoints;
         _stopAt = stopAt;
         _machine = machine;
+        _cpu = machine.Cpu;
         _stoppedAt = stoppedAt;
+        UpdateStopFrom();
     }
 
-    public bool Diverged { get; set; }
+    public bool Diverged
+    {
+        get => _diverged;
+        set { _diverged = value; UpdateStopFrom(); }
+    }
 
     /// <summary>A format-1 trace: its console input does not say where in the run loop it entered.</summary>
     public bool LegacyConsoleInput { set => _console.Legacy = value; }
 
     /// <summary>Set by a stepping session to end the current run at the next instruction boundary (a breakpoint, an event stop).</summary>
-    public bool Break { get; set; }
+    public bool Break
+    {
+        get => _break;
+        set { _break = value; UpdateStopFrom(); }
+    }
 
     /// <summary>Set once a prefix (a trace that ends early) has been used up: the replay ends.</summary>
-    public bool PrefixEnded { get; set; }
+    public bool PrefixEnded
+    {
+        get => _prefixEnded;
+        set { _prefixEnded = value; UpdateStopFrom(); }
+    }
+
+    private bool _diverged, _break, _prefixEnded;
+    private ulong _sliceEnd = ulong.MaxValue;
 
     /// <summary>
     /// The replayer's slice end (<see cref="Stepping.TraceReplayer.SliceLength"/>): the run stops at the
@@ -50,19 +69,37 @@ public sealed class ReplayInputs : IRunInputs
     /// <see cref="StopRequested"/> at the top of its loop, after every CPU run), never in between,
     /// so slicing adds no stop of its own. ulong.MaxValue: none.
     /// </summary>
-    public ulong SliceEnd { get; set; } = ulong.MaxValue;
+    public ulong SliceEnd
+    {
+        get => _sliceEnd;
+        set { _sliceEnd = value; UpdateStopFrom(); }
+    }
 
+    /// <summary>
+    /// Diverged, or at a stop of <see cref="Break"/>, <see cref="PrefixEnded"/>, the slice end or the
+    /// recorded stop. The run loop asks at every stop (several times per timer tick of a guest), so it
+    /// is one compare: the count from which any of them can hold (<see cref="UpdateStopFrom"/>), and only
+    /// from there the full test.
+    /// </summary>
     public bool StopRequested
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => Diverged || Break || PrefixEnded || _machine.Icount >= SliceEnd || AtRecordedStop;
+        get => _cpu.Icount >= _stopFrom && StopNow;
     }
+
+    private bool StopNow => _diverged || _break || _prefixEnded || _cpu.Icount >= _sliceEnd || AtRecordedStop;
+
+    /// <summary>0 while a flag is set; otherwise the slice end or the recorded stop's count, whichever comes first.</summary>
+    private ulong _stopFrom;
+
+    private void UpdateStopFrom() =>
+        _stopFrom = _diverged || _break || _prefixEnded ? 0 : Math.Min(_sliceEnd, _stoppedAt?.Icount ?? ulong.MaxValue);
 
     /// <summary>At or past the stop site where the recording was stopped on request.</summary>
     private bool AtRecordedStop
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => _stoppedAt is { } s && (_machine.Icount > s.Icount || (_machine.Icount == s.Icount && _machine.StopSites.Current >= s.StopSite));
+        get => _stoppedAt is { } s && (_cpu.Icount > s.Icount || (_cpu.Icount == s.Icount && _machine.StopSites.Current >= s.StopSite));
     }
 
     /// <summary>
@@ -100,7 +137,7 @@ public sealed class ReplayInputs : IRunInputs
     /// While it knows that no input lies before the next stop (it has none left, or the chunks it has
     /// not looked through yet all start later), no console input can be due: <see cref="NextPoll"/> and
     /// <see cref="Poll"/> skip asking the queue (what it would answer: none due), so the replay does not
-    /// wait for chunks still being read on the thread pool before it runs.
+    /// wait for chunks still being read on the chunk reader thread before it runs.
     /// </summary>
     public Streaming.InputCursor? Cursor { get; init; }
 

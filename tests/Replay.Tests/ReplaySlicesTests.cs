@@ -47,7 +47,7 @@ public class ReplaySlicesTests
 
 /// <summary>
 /// The input cursor looks ahead for the next input before the checks reach a chunk (a trace without
-/// inputs is looked through while the guest runs, as far as the chunks read on the thread pool allow at
+/// inputs is looked through while the guest runs, as far as the chunks read on the chunk reader thread allow at
 /// each stop); the chunks it decodes are kept for the checks (ChunkCache.InputsIn), so a replay reads each
 /// chunk once.
 /// </summary>

@@ -153,6 +153,26 @@ public sealed class TraceWriterThreadTests
         Assert.Equal(calls, reader.ReadEvents());
     }
 
+    /// <summary>A stream that signals every write.</summary>
+    private sealed class SignallingStream : MemoryStream
+    {
+        public ManualResetEventSlim Written { get; } = new(false);
+        public override void Write(byte[] buffer, int offset, int count) { base.Write(buffer, offset, count); Written.Set(); }
+        public override void Write(ReadOnlySpan<byte> buffer) { base.Write(buffer); Written.Set(); }
+    }
+
+    [Fact]
+    public void AFullBatchIsWrittenWithoutAWakeUpOrAFlush()
+    {
+        // One full batch is handed over (fewer than the pipeline's half, at which the recording
+        // thread wakes the writer): the writer, looking by itself, writes its chunks anyway.
+        var s = new SignallingStream();
+        using var w = new TraceWriterThread(new TraceWriter(s, Header, Image, new TraceWriterOptions { MaxChunkEvents = 100 }, leaveOpen: true));
+        s.Written.Reset();
+        for (int i = 0; i <= EventBatch.Capacity; i++) w.AppendHypercall((ulong)i, 29, [1, 2], 0, 0, 0, 0);
+        Assert.True(s.Written.Wait(TimeSpan.FromSeconds(10)), "the writer never wrote the full batch");
+    }
+
     [Fact]
     public void DisposingWithoutCompletingWritesEveryEventAppended()
     {

@@ -70,6 +70,17 @@ public sealed class TraceObserver : IXenObserver
     {
         bool plain = true;
         if (vcpu >= 0 && TakePlain(icount, number, in args, result, 0, Outputs != HypercallOutputLevel.None ? site : 0, vcpu, out plain)) return;
+        OnOtherPlainHypercall(icount, number, in args, result, site, plain);
+    }
+
+    /// <summary>
+    /// A plain hypercall the two per-event paths did not take, with its output built here: out of
+    /// <see cref="OnPlainHypercall"/>, whose frame would otherwise hold the output (it holds a reference)
+    /// and zero it at every call.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void OnOtherPlainHypercall(ulong icount, int number, in HypercallArgs args, long result, uint site, bool plain)
+    {
         var output = new HypercallOutput(site, Array.Empty<GuestWriteRecord>(), 0);
         OnOtherHypercall(icount, number, in args, result, default, in output, plain);
     }

@@ -40,8 +40,11 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         public byte Slot;
     }
 
-    private readonly Row[] _rows;
+    private Row[] _rows;
     private uint[] _values;
+    /// <summary>The rows came from <see cref="ChunkBuffers"/>; the values array it lent (kept when a longer list replaced it), or null.</summary>
+    private bool _rowsPooled;
+    private uint[]? _valuesLent;
 
     /// <summary>The rows, one per event (for <see cref="ColumnCursor"/>: read in place, never changed once decoded).</summary>
     internal Row[] Rows => _rows;
@@ -61,8 +64,23 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     {
         Count = count;
         _countOnly = countOnly;
-        _rows = new Row[count];
-        _values = new uint[countOnly ? 0 : Math.Max(values, 16)];
+        _rows = ChunkBuffers.Rows(count, out _rowsPooled);
+        _values = countOnly ? [] : _valuesLent = ChunkBuffers.Values(Math.Max(values, 16));
+    }
+
+    /// <summary>
+    /// Gives the rows and values back to <see cref="ChunkBuffers"/>, for a reader that holds the only
+    /// reference to this chunk and is done with it (Replayvisor.Replay's ChunkCache, when no cursor stands
+    /// in it). The chunk is empty afterwards: reading an event of it throws.
+    /// </summary>
+    internal void ReturnBuffers()
+    {
+        if (_rowsPooled) ChunkBuffers.Return(_rows);
+        if (_valuesLent != null) ChunkBuffers.Return(_valuesLent);
+        _rowsPooled = false;
+        _valuesLent = null;
+        _rows = [];
+        _values = [];
     }
 
     private readonly bool _countOnly;
@@ -216,9 +234,20 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         if (_countOnly) return;
         ref Row r = ref _rows[index];
         // Events are filled in order: a second start of the same event's list (a multicall stored as an object) drops its values.
-        if (r.ValueEnd > r.ValueStart) _valueCount = r.ValueStart;
+        // Told by the index, not by reading the row: a row's first access is a write (see _valuesOf).
+        if (_valuesOf == index) _valueCount = r.ValueStart;
+        _valuesOf = index;
         r.ValueStart = r.ValueEnd = _valueCount;
     }
+
+    /// <summary>
+    /// The event whose list of values was started last (-1: none). The rows may be fresh memory (a chunk's
+    /// rows pass the large object heap's 85,000 bytes): a row read before it is written maps the kernel's
+    /// shared zero page, and the write that follows copies it and flushes the TLB of every core running
+    /// the process, the replaying thread's included (perf: smp_call_function_many_cond under do_wp_page,
+    /// hundreds of IPIs per replay).
+    /// </summary>
+    private int _valuesOf = -1;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void AddValue(int index, uint value)
@@ -254,6 +283,8 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         r.Vcpu = vcpu;
         r.Site = eip;
         r.Number = (int)handler;
+        r.Result = 0;
+        r.Digest = 0;
     }
 
     /// <summary>An event of any other kind, built by the decoder (its value list stays empty).</summary>
@@ -263,6 +294,12 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         ref Row r = ref _rows[index];
         r.Slot = e is InputEvent ? InputSlot : ObjectSlot;
         r.Icount = e.Icount;
+        // Every field, as for the column kinds (the row may be a pooled one: ChunkBuffers).
+        r.Result = 0;
+        r.Digest = 0;
+        r.Site = 0;
+        r.Number = 0;
+        r.Vcpu = 0;
         (_objects ??= new TraceEvent?[Count])[index] = e;
         if (e is InputEvent) _inputs++;
     }

@@ -36,7 +36,10 @@ public sealed class ChunkCache
     /// it: it is damaged (the first damaged chunk ends the events; docs/trace-format.md "Reading")
     /// or past the last chunk.
     /// </summary>
-    public IReadOnlyList<TraceEvent>? TryGet(int index)
+    public IReadOnlyList<TraceEvent>? TryGet(int index) => Shared(TryGetForCursor(index));
+
+    /// <summary><see cref="TryGet"/> for a cursor of this cache (<see cref="Follow"/>): the chunk's buffers go back to their pool once it is evicted and no cursor stands in it.</summary>
+    internal IReadOnlyList<TraceEvent>? TryGetForCursor(int index)
     {
         if (index >= Math.Min(HeldChunks, ChunkCount))
         {
@@ -45,7 +48,7 @@ public sealed class ChunkCache
         }
         try
         {
-            return Get(index);
+            return GetForCursor(index);
         }
         catch (TraceFormatException ex) when (ex.Error == TraceError.DamagedChunk)
         {
@@ -53,6 +56,32 @@ public sealed class ChunkCache
             HeldChunks = Math.Min(HeldChunks, index);
             return null;
         }
+    }
+
+    /// <summary>
+    /// The cursors reading this cache. A decoded chunk's rows and values (ChunkEvents) go back to their
+    /// pool (<see cref="ChunkEvents.ReturnBuffers"/>) when the chunk leaves <see cref="Capacity"/>'s recent
+    /// chunks while no cursor stands in it; a chunk handed out by <see cref="Get"/> or <see cref="TryGet"/>
+    /// is never given back (its holder may read it any time).
+    /// </summary>
+    private readonly List<EventCursor> _cursors = [];
+    private readonly HashSet<IReadOnlyList<TraceEvent>> _shared = new(ReferenceEqualityComparer.Instance);
+
+    internal void Follow(EventCursor cursor) => _cursors.Add(cursor);
+
+    private IReadOnlyList<TraceEvent>? Shared(IReadOnlyList<TraceEvent>? events)
+    {
+        if (events is ChunkEvents) _shared.Add(events);
+        return events;
+    }
+
+    /// <summary>Gives an evicted chunk's buffers back, unless a cursor stands in it or it was handed out.</summary>
+    private void Evicted(IReadOnlyList<TraceEvent> events)
+    {
+        if (events is not ChunkEvents chunk || _shared.Remove(chunk)) return;
+        foreach (var cursor in _cursors)
+            if (cursor.Holds(chunk)) return;
+        chunk.ReturnBuffers();
     }
 
     /// <summary>
@@ -65,7 +94,7 @@ public sealed class ChunkCache
     {
         if (index >= Math.Min(HeldChunks, ChunkCount))
         {
-            TryGet(index); // null here: records the damage that ended the scan, as for a cursor reaching the end
+            TryGetForCursor(index); // null here: records the damage that ended the scan, as for a cursor reaching the end
             return null;
         }
         _inputCounts ??= Enumerable.Repeat(-1, ChunkCount).ToArray();
@@ -94,7 +123,7 @@ public sealed class ChunkCache
     /// <summary>
     /// True when <see cref="InputsIn"/> would answer for chunk <paramref name="index"/> without waiting
     /// for a read or reading on the calling thread: its count is known, it is held decoded, its read on
-    /// the thread pool has finished, or it lies past the held events. Otherwise false, and the chunk is
+    /// the chunk reader thread has finished, or it lies past the held events. Otherwise false, and the chunk is
     /// set reading if it is not (so a later ask finds it ready). Reads, checks and damage are as ever:
     /// the answer only says whether asking now would wait.
     /// </summary>
@@ -104,9 +133,8 @@ public sealed class ChunkCache
         foreach (var (i, events) in _recent)
             if (i == index && events is ChunkEvents) return true;
         if (_ahead.Count >= AheadCapacity) return false; // InputsIn would check it on the calling thread
-        if (_reading.TryGetValue(index, out var task)) return task.IsCompleted;
-        var chunk = _reader.Index[index];
-        _reading[index] = Task.Run(() => _reader.ReadChunk(chunk));
+        if (_reading.TryGetValue(index, out var read)) return read.IsCompleted;
+        _reading[index] = ChunkReads.Start(_reader, _reader.Index[index]);
         return false;
     }
 
@@ -114,12 +142,13 @@ public sealed class ChunkCache
     public long ChunksRead { get; private set; }
 
     /// <summary>
-    /// Chunks being read on the thread pool for <see cref="Read"/>: the next <see cref="ReadAheadDepth"/>
-    /// after the last one read. Reading a chunk is the same work on any thread (TraceReader.ReadChunk:
-    /// the file read is locked, the rest is pure), and its result, the events or the damage found, is
-    /// taken only where the replay would have read it: damage is reported at the same point as ever.
+    /// Chunks being read on the chunk reader thread (<see cref="ChunkReads"/>) for <see cref="Read"/>: the
+    /// next <see cref="ReadAheadDepth"/> after the last one read. Reading a chunk is the same work on any
+    /// thread (TraceReader.ReadChunk: the file read is locked, the rest is pure), and its result, the
+    /// events or the damage found, is taken only where the replay would have read it: damage is
+    /// reported at the same point as ever.
     /// </summary>
-    private readonly Dictionary<int, Task<IReadOnlyList<TraceEvent>>> _reading = [];
+    private readonly Dictionary<int, ChunkRead> _reading = [];
 
     /// <summary>How many chunks past the last one read are read ahead.</summary>
     public const int ReadAheadDepth = 4;
@@ -131,8 +160,8 @@ public sealed class ChunkCache
         IReadOnlyList<TraceEvent> events;
         try
         {
-            // GetResult rethrows the read's own exception (a damaged chunk's TraceFormatException, with its offset).
-            events = _reading.Remove(index, out var task) ? task.GetAwaiter().GetResult() : _reader.ReadChunk(_reader.Index[index]);
+            // Result rethrows the read's own exception (a damaged chunk's TraceFormatException, with its offset).
+            events = _reading.Remove(index, out var read) ? read.Result() : _reader.ReadChunk(_reader.Index[index]);
         }
         finally
         {
@@ -147,12 +176,11 @@ public sealed class ChunkCache
         int to = Math.Min(from + ReadAheadDepth, Math.Min(HeldChunks, ChunkCount));
         if (_reading.Count > 0)
             foreach (int stale in _reading.Keys.Where(k => k < from || k >= to).ToList())
-                _reading.Remove(stale);
+                if (_reading.Remove(stale, out var read)) read.Drop();
         for (int i = from; i < to; i++)
         {
             if (_reading.ContainsKey(i) || _ahead.ContainsKey(i) || _recent.Exists(r => r.Index == i)) continue;
-            var chunk = _reader.Index[i];
-            _reading[i] = Task.Run(() => _reader.ReadChunk(chunk));
+            _reading[i] = ChunkReads.Start(_reader, _reader.Index[i]);
         }
     }
 
@@ -170,7 +198,9 @@ public sealed class ChunkCache
     public const int AheadCapacity = 32;
 
     /// <summary>The events of chunk <paramref name="index"/>; a damaged chunk throws its TraceFormatException (with the offset) when reached.</summary>
-    public IReadOnlyList<TraceEvent> Get(int index)
+    public IReadOnlyList<TraceEvent> Get(int index) => Shared(GetForCursor(index))!;
+
+    private IReadOnlyList<TraceEvent> GetForCursor(int index)
     {
         for (int i = 0; i < _recent.Count; i++)
             if (_recent[i].Index == index)
@@ -180,7 +210,12 @@ public sealed class ChunkCache
                 return hit.Events;
             }
         if (!_ahead.Remove(index, out var events)) events = Read(index);
-        if (_recent.Count == Capacity) _recent.RemoveAt(Capacity - 1);
+        if (_recent.Count == Capacity)
+        {
+            var evicted = _recent[Capacity - 1].Events;
+            _recent.RemoveAt(Capacity - 1);
+            Evicted(evicted);
+        }
         _recent.Insert(0, (index, events));
         return events;
     }
@@ -219,7 +254,11 @@ public sealed class EventCursor
     {
         _chunks = chunks;
         _inputs = inputs;
+        chunks.Follow(this);
     }
+
+    /// <summary>The cursor stands in <paramref name="chunk"/> (reads it now or at its next move): its cache must not give the chunk's buffers back.</summary>
+    internal bool Holds(ChunkEvents chunk) => ReferenceEquals(_current, chunk) || ReferenceEquals(_w.At, chunk);
 
     /// <summary>Selected events taken so far.</summary>
     public long Taken => _w.Taken;
@@ -280,7 +319,7 @@ public sealed class EventCursor
                     continue;
                 }
             }
-            if ((_current ??= _chunks.TryGet(_chunk)) is not { } chunk) break;
+            if ((_current ??= _chunks.TryGetForCursor(_chunk)) is not { } chunk) break;
             if (chunk is ChunkEvents columns ? Find(columns) : Find(chunk))
             {
                 _w.At = chunk;
