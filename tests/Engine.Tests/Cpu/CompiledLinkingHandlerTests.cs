@@ -82,15 +82,7 @@ public class CompiledLinkingHandlerTests
         var compiled = Machine(CpuTier.Compiled, threshold);
         var reference = Machine(CpuTier.Interpreter, 0);
         var rng = new Random(threshold);
-        for (int step = 0; step < 300; step++)
-        {
-            ulong n = (ulong)rng.Next(1, 23);
-            var rc = compiled.Run(n);
-            var rr = reference.Run(n);
-            Assert.Equal(rr, rc);
-            Assert.Equal(State(reference), State(compiled));
-            if (rr != StopReason.InstructionLimit) break;
-        }
+        Lockstep.RunAlike(compiled, reference, State, rng, 300, 23);
     }
 
     // top:  push ds; push es; pushad; mov eax, 0x50; mov es, eax; mov es:[esi+ecx*4], ecx; test ecx, 1; jnz odd

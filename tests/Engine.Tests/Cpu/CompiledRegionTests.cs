@@ -200,15 +200,7 @@ public class CompiledRegionTests
             if (limited >= 0)
                 foreach (var x in new[] { compiled, reference }) x.Cpu.Segs[limited] = SegmentCache.FromDescriptor(0x10, 0x0040_9300_0000_FFFFul);
             var rng = new Random(threshold);
-            for (int step = 0; step < 300; step++)
-            {
-                ulong n = (ulong)rng.Next(1, 23);
-                var rc = compiled.Run(n);
-                var rr = reference.Run(n);
-                Assert.Equal(rr, rc);
-                Assert.Equal(State(reference), State(compiled));
-                if (rr != StopReason.InstructionLimit) break;
-            }
+            Lockstep.RunAlike(compiled, reference, State, rng, 300, 23);
         }
     }
 
@@ -250,15 +242,7 @@ public class CompiledRegionTests
         var compiled = CrossMachine(CpuTier.Compiled, threshold);
         var reference = CrossMachine(CpuTier.Interpreter, 0);
         var rng = new Random(threshold);
-        for (int step = 0; step < 400; step++)
-        {
-            ulong n = (ulong)rng.Next(1, 40);
-            var rc = compiled.Run(n);
-            var rr = reference.Run(n);
-            Assert.Equal(rr, rc);
-            Assert.Equal(State(reference), State(compiled));
-            if (rr != StopReason.InstructionLimit) break;
-        }
+        Lockstep.RunAlike(compiled, reference, State, rng, 400, 40);
         Assert.Equal(StopReason.Stopped, reference.Run());
         Assert.Equal(StopReason.Stopped, compiled.Run());
         Assert.Equal(State(reference), State(compiled));
@@ -280,15 +264,7 @@ public class CompiledRegionTests
         var compiled = FaultMachine(CpuTier.Compiled, 1);
         var reference = FaultMachine(CpuTier.Interpreter, 0);
         var rng = new Random(7);
-        for (int step = 0; step < 200; step++)
-        {
-            ulong n = (ulong)rng.Next(1, 9);
-            var rc = compiled.Run(n);
-            var rr = reference.Run(n);
-            Assert.Equal(rr, rc);
-            Assert.Equal(State(reference), State(compiled));
-            if (rr != StopReason.InstructionLimit) break;
-        }
+        Lockstep.RunAlike(compiled, reference, State, rng, 200, 9);
         uint top = Address(a => { a.mov(esi, 0xFF00); a.xor(ecx, ecx); });
         uint[] members = RegionAt(compiled, top);
         Assert.True(members.Length >= 3, $"the loop head heads a region of {members.Length} blocks");

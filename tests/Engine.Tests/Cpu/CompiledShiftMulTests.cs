@@ -95,14 +95,6 @@ public class CompiledShiftMulTests
         var compiled = Loop(CpuTier.Compiled);
         var reference = Loop(CpuTier.Interpreter);
         var rng = new Random(23);
-        for (int step = 0; step < 600; step++)
-        {
-            ulong n = (ulong)rng.Next(1, 45);
-            var rc = compiled.Run(n);
-            var rr = reference.Run(n);
-            Assert.Equal(rr, rc);
-            Assert.Equal(State(reference), State(compiled));
-            if (rr != StopReason.InstructionLimit) break;
-        }
+        Lockstep.RunAlike(compiled, reference, State, rng, 600, 45);
     }
 }

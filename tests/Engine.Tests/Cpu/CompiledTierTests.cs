@@ -58,15 +58,7 @@ public class CompiledTierTests
         var compiled = HotLoop(CpuTier.Compiled, threshold);
         var reference = HotLoop(CpuTier.BlockCache, 0);
         var rng = new Random(11);
-        for (int step = 0; step < 400; step++)
-        {
-            ulong n = (ulong)rng.Next(1, 40);
-            var rc = compiled.Run(n);
-            var rr = reference.Run(n);
-            Assert.Equal(rr, rc);
-            Assert.Equal(State(reference), State(compiled));
-            if (rr != StopReason.InstructionLimit) break;
-        }
+        Lockstep.RunAlike(compiled, reference, State, rng, 400, 40);
         Assert.True(compiled.Cpu.BlocksCompiled + compiled.Cpu.CompiledCodeReused > 0, "nothing was compiled");
     }
 
