@@ -163,17 +163,17 @@ public static class BlockCompiler
     {
         // The registers the region's translations write are stored at its exits; should the
         // emitter find one more, it emits again storing all of them.
-        int written = BlockEmitter.WrittenRegisters(members);
-        var code = TryEmit(members, written, out ilBytes, out int seen);
-        if ((seen & ~written) == 0) return code;
-        return TryEmit(members, 0xFF, out ilBytes, out _);
+        var use = BlockEmitter.Scan(members);
+        var code = TryEmit(members, use, use.Written, out ilBytes, out int seen);
+        if ((seen & ~use.Written) == 0) return code;
+        return TryEmit(members, use, 0xFF, out ilBytes, out _);
     }
 
-    private static DynamicMethod TryEmit(Block[] members, int written, out int ilBytes, out int seen)
+    private static DynamicMethod TryEmit(Block[] members, RegionUse use, int written, out int ilBytes, out int seen)
     {
         var dm = new DynamicMethod($"region_{members[0].Eip:x8}", typeof(int), [typeof(X86Cpu), typeof(Block[]), typeof(ulong), typeof(int)], typeof(X86Cpu), skipVisibility: true);
         var il = dm.GetILGenerator();
-        var e = new BlockEmitter(il, members, written);
+        var e = new BlockEmitter(il, members, use, written);
         e.Emit();
         seen = e.RegistersStored;
         ilBytes = il.ILOffset;

@@ -23,6 +23,7 @@ internal sealed partial class BlockEmitter
     // What an exit hands its shared spill tail (ExitAt): the result code, the instructions retired since Icount was stored, EIP.
     private readonly LocalBuilder _exitCode, _exitRetired, _exitEip;
     // The registers the region's translations write (changed at every member's start), and those they use (in locals at every member's start).
+    private readonly RegionUse _use;
     private readonly int _written, _used;
     // No translated instruction of the region sets flags: they stay in the CPU's lazy fields throughout.
     private readonly bool _flagsInCpu;
@@ -76,13 +77,16 @@ internal sealed partial class BlockEmitter
         typeof(X86Cpu).GetMethod(name, BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
         ?? throw new MissingMethodException(nameof(X86Cpu), name);
 
-    public BlockEmitter(ILGenerator il, Block[] members, int written)
+    /// <param name="use">What the members' translations use (<see cref="Scan"/>).</param>
+    /// <param name="written">The registers stored at the exits: <paramref name="use"/>'s written ones, or all of them.</param>
+    public BlockEmitter(ILGenerator il, Block[] members, RegionUse use, int written)
     {
         _il = il;
         _members = members;
+        _use = use;
         _written = written;
-        _used = UsedRegisters(members) | written;
-        _flagsInCpu = !members.Any(SetsFlags);
+        _used = use.Used | written;
+        _flagsInCpu = !use.SetsFlags;
         _starts = new Label[members.Length];
         for (int k = 0; k < members.Length; k++) _starts[k] = il.DefineLabel();
         for (int r = 0; r < 8; r++) _reg[r] = il.DeclareLocal(typeof(uint));
@@ -196,66 +200,11 @@ internal sealed partial class BlockEmitter
 
     private static uint Target(ref DecodedInsn d) => d.Size == 2 ? d.Imm & 0xFFFF : d.Imm;
 
-    /// <summary>
-    /// The registers the translated instructions of the members read or write: those are in locals
-    /// at every member's start. A register outside this set that the emitter touches after all is
-    /// loaded where it is first used (as after a handler), so the set saves loads but decides
-    /// nothing about correctness.
-    /// </summary>
-    private static int UsedRegisters(Block[] members)
-    {
-        int u = 0;
-        foreach (var b in members)
-            for (int i = 0; i < b.Count; i++)
-            {
-                ref DecodedInsn d = ref b.Insns[i];
-                Form f = Classify(ref d, i == b.Count - 1);
-                if (f == Form.Handler) continue;
-                u |= RegBit(d.R0, d.Size) | RegBit(d.R1, d.Size) | RegBit(d.Base, 4) | RegBit(d.Index, 4);
-                if (IsStackForm(f)) u |= 1 << Reg.ESP;
-                if (f == Form.Leave) u |= 1 << Reg.ESP | 1 << Reg.EBP;
-                if (f == Form.Mul1) u |= 1 << Reg.EAX | 1 << Reg.EDX;
-                if (f == Form.Shift) u |= 1 << Reg.ECX;
-            }
-        return u;
-    }
-
-    /// <summary>
-    /// A translated instruction of the block records lazy flags (<see cref="SetFlags"/>). The forms
-    /// listed leave them alone; any other form counts as setting them.
-    /// </summary>
-    private static bool SetsFlags(Block b)
-    {
-        for (int i = 0; i < b.Count; i++)
-            if (Classify(ref b.Insns[i], i == b.Count - 1) is not (Form.Handler or Form.Nop or Form.Mov or Form.MovExtend or Form.Lea
-                or Form.Not or Form.Xchg or Form.Setcc or Form.Cmovcc or Form.Push or Form.Pop or Form.Leave or Form.Jmp or Form.Jcc
-                or Form.Call or Form.Ret or Form.JmpIndirect or Form.CallIndirect)) return true;
-        return false;
-    }
-
     /// <summary>Loads the used registers not loaded yet.</summary>
     private void LoadUsedRegisters()
     {
         for (int r = 0; r < 8; r++)
             if ((_used & (1 << r)) != 0) EnsureLoaded(r);
-    }
-
-    /// <summary>The registers the translated instructions of the members may write (see <see cref="StoreReg"/>).</summary>
-    public static int WrittenRegisters(Block[] members)
-    {
-        int w = 0;
-        foreach (var b in members)
-            for (int i = 0; i < b.Count; i++)
-            {
-                ref DecodedInsn d = ref b.Insns[i];
-                Form f = Classify(ref d, i == b.Count - 1);
-                if (f == Form.Handler) continue;
-                w |= RegBit(d.R0, d.Size) | RegBit(d.R1, d.Size);
-                if (IsStackForm(f)) w |= 1 << Reg.ESP;
-                if (f == Form.Mul1) w |= 1 << Reg.EAX | 1 << Reg.EDX;
-                if (f == Form.Leave) w |= 1 << Reg.EBP;
-            }
-        return w;
     }
 
     private static int RegBit(byte r, int size) => r >= 8 ? 0 : 1 << (size == 1 && r >= 4 ? r - 4 : r);
@@ -603,7 +552,7 @@ internal sealed partial class BlockEmitter
     /// <summary>Records lazy flags from locals, as <see cref="X86Cpu.SetCcCarry"/>; carry may be null (unchanged).</summary>
     private void SetFlags(CcOp op, int size, LocalBuilder res, LocalBuilder? a, LocalBuilder? b, LocalBuilder? carry)
     {
-        if (_flagsInCpu) throw new InvalidOperationException("a translation that sets flags is missing from BlockEmitter.SetsFlags");
+        if (_flagsInCpu) throw new InvalidOperationException("a translation that sets flags is missing from the flag-leaving forms of BlockEmitter.Scan");
         _il.Emit(OpCodes.Ldloc, res);
         _il.Emit(OpCodes.Stloc, _fRes);
         if (a != null) _il.Emit(OpCodes.Ldloc, a); else Ldc(0);

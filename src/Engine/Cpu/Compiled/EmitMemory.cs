@@ -33,22 +33,6 @@ internal sealed partial class BlockEmitter
 
     private static FieldInfo SegField(string name) => typeof(SegmentCache).GetField(name) ?? throw new MissingFieldException(nameof(SegmentCache), name);
 
-    /// <summary>Segments the members' translated instructions access (memory operands, the stack).</summary>
-    private static int SegmentsAccessed(Block[] members)
-    {
-        int segs = 0;
-        foreach (var b in members)
-            for (int i = 0; i < b.Count; i++)
-            {
-                ref DecodedInsn d = ref b.Insns[i];
-                Form f = Classify(ref d, i == b.Count - 1);
-                if (f is Form.Handler or Form.Lea or Form.Nop) continue;
-                if (d.MemOps != 0) segs |= 1 << d.MemSeg;
-                if (IsStackForm(f)) segs |= 1 << Seg.SS;
-            }
-        return segs;
-    }
-
     private void DeclareMemoryContext()
     {
         _ram = _il.DeclareLocal(typeof(byte).MakeByRefType());
@@ -58,7 +42,7 @@ internal sealed partial class BlockEmitter
         _keyR = _il.DeclareLocal(typeof(ulong));
         _keyW = _il.DeclareLocal(typeof(ulong));
         _csLimit = _il.DeclareLocal(typeof(uint));
-        int segs = SegmentsAccessed(_members);
+        int segs = _use.Segments;
         _accessesMemory = segs != 0;
         _needsCsLimit = _members.Length > 1 || _members.Any(EndsInNearBranch);
         for (int s = 0; s < Seg.Count; s++)
