@@ -13,7 +13,8 @@ namespace Replayvisor.Record;
 /// flushes at the same points, so the trace's bytes are those of a writer on the recording thread.
 /// <list type="bullet">
 /// <item>A bounded pipeline: at most <see cref="MaxBatches"/> batches exist; when all are
-/// queued the recording thread waits for the writer (memory stays bounded however far it falls behind).</item>
+/// queued the recording thread waits for the writer (memory stays bounded however far it falls behind).
+/// They are filled in turn, all of them, before any is filled again (<see cref="HandOver"/>).</item>
 /// <item><see cref="Flush"/> and <see cref="Complete"/> return once the writer has written
 /// everything before them and flushed the stream: a flush still means the bytes reached the stream.</item>
 /// <item>An error on the writer thread (a full disk) is rethrown, as the same exception, on the
@@ -25,8 +26,11 @@ namespace Replayvisor.Record;
 /// </summary>
 public sealed class TraceWriterThread : ITraceSink
 {
-    /// <summary>Batches in existence at most: one being filled, the others queued or being written.</summary>
-    public const int MaxBatches = 8;
+    /// <summary>
+    /// Batches in existence at most: one being filled, the others queued, being written or written
+    /// (2 MB of entries). Each is filled again only after all the others (<see cref="HandOver"/>).
+    /// </summary>
+    public const int MaxBatches = 32;
 
     /// <summary>The writer; set on the writer thread when it opens it (<see cref="TraceWriterThread(Func{TraceWriter})"/>), null if that failed.</summary>
     private TraceWriter? _writer;
@@ -45,6 +49,8 @@ public sealed class TraceWriterThread : ITraceSink
     private readonly AutoResetEvent _batchQueued = new(false), _batchFreed = new(false), _endDone = new(false);
     private int _endsAsked, _endsDone;
     private int _batches = 1;
+    /// <summary>Every batch this writer has used (given back to <see cref="Spare"/> once the writer thread is done with them).</summary>
+    private readonly List<EventBatch> _all = new(MaxBatches);
     private volatile ExceptionDispatchInfo? _failure;
     private bool _failureReported, _completed, _disposed;
     /// <summary><see cref="EventCount"/> at the last <see cref="Flush"/>.</summary>
@@ -55,7 +61,7 @@ public sealed class TraceWriterThread : ITraceSink
     {
         ArgumentNullException.ThrowIfNull(writer);
         _writer = writer;
-        Batcher = new EventBatcher(new Consumer(this), new EventBatch(), writer.EventCount);
+        Batcher = new EventBatcher(new Consumer(this), NewBatch(), writer.EventCount);
         _flushedCount = writer.EventCount;
         WriterThreads.Run(WriteLoop, _stopped.Set);
     }
@@ -72,7 +78,7 @@ public sealed class TraceWriterThread : ITraceSink
         ArgumentNullException.ThrowIfNull(open);
         _open = open;
         _endsAsked = _opens = 1; // the open is the first request the writer completes
-        Batcher = new EventBatcher(new Consumer(this), new EventBatch(), 0);
+        Batcher = new EventBatcher(new Consumer(this), NewBatch(), 0);
         WriterThreads.Run(WriteLoop, _stopped.Set);
     }
 
@@ -145,7 +151,8 @@ public sealed class TraceWriterThread : ITraceSink
         _disposed = true;
         Batcher.Refuse();
         Queue(Batcher.Take(), BatchEnd.Stop, null);
-        _stopped.Wait(); // the writer thread uses none of the events below after this
+        _stopped.Wait(); // the writer thread uses none of the events below after this, nor any batch
+        GiveBack();
         _batchQueued.Dispose();
         _batchFreed.Dispose();
         _endDone.Dispose();
@@ -162,6 +169,30 @@ public sealed class TraceWriterThread : ITraceSink
                 failure.Throw();
             }
         }
+    }
+
+    /// <summary>
+    /// Empty batches of recordings that have closed, for the process's next recording (at most
+    /// <see cref="MaxBatches"/>): a process that records again and again (the bench, a test run)
+    /// allocates the 2 MB of batches once, not for every recording. A cleared batch holds nothing of
+    /// its recording (<see cref="EventBatch.Clear"/>).
+    /// </summary>
+    private static readonly ConcurrentStack<EventBatch> Spare = new();
+
+    /// <summary>A spare batch, or a new one.</summary>
+    private EventBatch NewBatch()
+    {
+        if (!Spare.TryPop(out var batch)) batch = new EventBatch();
+        _all.Add(batch);
+        return batch;
+    }
+
+    /// <summary>Gives this writer's batches to <see cref="Spare"/> (all cleared by the writer thread, which has stopped).</summary>
+    private void GiveBack()
+    {
+        foreach (var batch in _all)
+            if (Spare.Count < MaxBatches) Spare.Push(batch);
+        _all.Clear();
     }
 
     /// <summary>The batcher's side of the hand-over (kept off the public surface).</summary>
@@ -182,13 +213,22 @@ public sealed class TraceWriterThread : ITraceSink
         int asked = Queue(Batcher.Take(), end, summary);
         // Requests are done in order, so a wait for the latest also covers any earlier unwaited one.
         while (wait && end != BatchEnd.None && Volatile.Read(ref _endsDone) < asked) _endDone.WaitOne();
-        // A written batch if there is one; a new one while fewer than MaxBatches exist; else wait for one.
-        EventBatch? next;
-        if (!_free.TryDequeue(out next) && _batches < MaxBatches)
+        // A new batch while fewer than MaxBatches exist, then the one written longest ago (_free is in
+        // the order the writer freed them); else wait for one. Filling the batch the writer has just
+        // read (as when a written batch was taken first: two or three batches went round) made every
+        // entry's store find its cache line shared with the writer thread's core: the store waited for
+        // the line, later stores queued behind it, and the recording thread stalled at the next code
+        // with many stores (perf, ticker recordings: Hypervisor.TryRestore, 0.25-1.5 ms a recording,
+        // varying from process to process). A batch filled again only after 31 others, 2 MB of entries
+        // later, is no longer held by the writer thread's core, which has read 2 MB since and whose L2 cache
+        // holds 1 MB (docs/record-replay.md "The trace writer thread").
+        EventBatch? next = null;
+        if (_batches < MaxBatches)
         {
             _batches++;
-            next = new EventBatch();
+            next = NewBatch();
         }
+        else _free.TryDequeue(out next);
         if (next == null) Wake(); // about to wait for the writer: make sure it is not waiting for a signal
         while (next == null && !_free.TryDequeue(out next)) _batchFreed.WaitOne();
         Batcher.Continue(next!);
@@ -212,10 +252,10 @@ public sealed class TraceWriterThread : ITraceSink
     /// the recording thread makes no system call for it: a wake-up is a futex call, and, for a writer
     /// whose core is idle, an inter-processor interrupt, which in a virtual machine costs the waking
     /// thread ~10 µs (perf, ticker recordings: try_to_wake_up under futex_wake, ~0.3 ms a run with a
-    /// wake-up every fourth batch). Half the pipeline (<see cref="MaxBatches"/>): the writer is woken
-    /// long before the recording thread would have to wait for a free batch.
+    /// wake-up every fourth batch). Four batches: the writer is woken long before the recording thread
+    /// would have to wait for a free batch.
     /// </summary>
-    private const int WakeAt = MaxBatches / 2;
+    private const int WakeAt = 4;
 
     private void Wake() => _batchQueued.Set();
 
