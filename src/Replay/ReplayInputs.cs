@@ -130,7 +130,7 @@ public sealed class ReplayInputs : IRunInputs
     /// the console replayer would find none due, and asking it would look through the chunks ahead now.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool NoInputBefore(ulong icount) => Cursor is { } c && (c.KnownAtEnd || c.NoInputBefore(icount));
+    private bool NoInputBefore(ulong icount) => Cursor is { } c && c.NoInputBefore(icount);
 
     /// <summary>
     /// The input cursor behind the queue, when the queue reads one (a replayer's; null otherwise).

@@ -360,6 +360,17 @@ public sealed class EventCursor
         return (at is ChunkEvents c ? c.IcountAt(_w.Index) : at[_w.Index].Icount) >= icount;
     }
 
+    /// <summary>
+    /// Right after <see cref="NoneBefore"/> answered true: a count below which no selected event lies, as
+    /// far as that answer knows without reading on: none at all at the end; the next one's count once it
+    /// is found; at the start of a chunk not looked at yet, the chunk's first count (its index entry, as
+    /// <see cref="NoneBefore"/> answers); 0 otherwise.
+    /// </summary>
+    internal ulong NoneBelow =>
+        _atEnd ? ulong.MaxValue
+        : _w.At is { } at ? (at is ChunkEvents c ? c.IcountAt(_w.Index) : at[_w.Index].Icount)
+        : _current == null && _w.Index == 0 ? PendingFirstIcount() : 0;
+
     /// <summary>The chunk <see cref="NoneBefore"/> last stood at and its first count (asked at every stop: the index is not looked up each time).</summary>
     private int _pendingChunk = -1;
     private ulong _pendingFirst;
@@ -442,9 +453,25 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
     /// True when no input lies before instruction <paramref name="icount"/>, known without waiting for a
     /// chunk being read (<see cref="EventCursor.NoneBefore"/>): a replay asks this at every stop before it
     /// asks <see cref="Peek"/>, so a trace without inputs is looked through while the guest runs.
+    /// Asked twice per stop, it answers from <see cref="_noneBelow"/> (one compare) up to the count the
+    /// cursor's last answer covers, and asks the cursor only past it.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool NoInputBefore(ulong icount) => _cursor.NoneBefore(icount);
+    public bool NoInputBefore(ulong icount) => icount <= _noneBelow || NoInputBeforeAsked(icount);
+
+    /// <summary>
+    /// No input lies at a count below this: what the cursor's last true <see cref="EventCursor.NoneBefore"/>
+    /// covers (<see cref="EventCursor.NoneBelow"/>). Moving on only takes inputs, whose successors lie at
+    /// or after them, so it stays true until a new <see cref="Position"/>, which forgets it.
+    /// </summary>
+    private ulong _noneBelow;
+
+    private bool NoInputBeforeAsked(ulong icount)
+    {
+        if (!_cursor.NoneBefore(icount)) return false;
+        _noneBelow = Math.Max(icount, _cursor.NoneBelow);
+        return true;
+    }
 
     public void Take()
     {
@@ -454,5 +481,14 @@ public sealed class InputCursor : Replayvisor.Engine.Inputs.IInputStream
 
     /// <summary>Called after each input is taken (a replay of a prefix ends once everything recorded is used).</summary>
     public Action? AfterTake { get; set; }
-    public CursorPosition Position { get => _cursor.Position; set => _cursor.Position = value; }
+
+    public CursorPosition Position
+    {
+        get => _cursor.Position;
+        set
+        {
+            _cursor.Position = value;
+            _noneBelow = 0;
+        }
+    }
 }
