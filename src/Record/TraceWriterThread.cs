@@ -232,8 +232,12 @@ public sealed class TraceWriterThread : ITraceSink
         if (next == null) Wake(); // about to wait for the writer: make sure it is not waiting for a signal
         while (next == null && !_free.TryDequeue(out next)) _batchFreed.WaitOne();
         Batcher.Continue(next!);
+        Filling?.Invoke(next!);
         ThrowIfFailed();
     }
+
+    /// <summary>Test hook: told of each batch the recording thread goes on filling after a hand-over (the order of <see cref="HandOver"/>'s choices).</summary>
+    internal Action<EventBatch>? Filling { get; set; }
 
     /// <summary>Queues <paramref name="batch"/> for the writer; returns the number of flush/complete requests so far.</summary>
     private int Queue(EventBatch batch, BatchEnd end, TraceSummary? summary)

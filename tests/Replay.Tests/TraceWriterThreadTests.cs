@@ -174,6 +174,30 @@ public sealed class TraceWriterThreadTests
     }
 
     [Fact]
+    public void EachBatchIsFilledAgainOnlyAfterAllTheOthers()
+    {
+        // docs/record-replay.md "Filled in turn": refilling the batch the writer has just read made every
+        // entry's store wait for its cache line. Flushes in between (the writer is then done with every
+        // batch but the next) must not change the order either.
+        var filled = new List<EventBatch>();
+        using var w = new TraceWriterThread(new TraceWriter(new MemoryStream(), Header, Image, leaveOpen: true));
+        w.Filling = filled.Add;
+        ulong icount = 0;
+        for (int round = 0; round < 3 * TraceWriterThread.MaxBatches; round++)
+        {
+            for (int i = 0; i < EventBatch.Capacity; i++) w.AppendHypercall(icount++, 29, [1, 2], 0, 0, 0, 0);
+            if (round % 5 == 0) w.Flush();
+        }
+        w.Complete(Summary);
+        Assert.True(filled.Count >= 3 * TraceWriterThread.MaxBatches, $"only {filled.Count} hand-overs");
+        // Every batch in existence is filled, in one fixed order, over and over (the first, the
+        // constructor's, comes round last).
+        Assert.Equal(TraceWriterThread.MaxBatches, filled.Take(TraceWriterThread.MaxBatches).Distinct().Count());
+        for (int i = TraceWriterThread.MaxBatches; i < filled.Count; i++)
+            Assert.Same(filled[i - TraceWriterThread.MaxBatches], filled[i]);
+    }
+
+    [Fact]
     public void DisposingWithoutCompletingWritesEveryEventAppended()
     {
         var calls = RandomCalls(5, 10_000).Where(c => c != null).ToList();
