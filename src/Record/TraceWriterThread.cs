@@ -48,8 +48,7 @@ public sealed class TraceWriterThread : ITraceSink
     private readonly ConcurrentQueue<EventBatch> _free = new();
     private readonly AutoResetEvent _batchQueued = new(false), _batchFreed = new(false), _endDone = new(false);
     private int _endsAsked, _endsDone;
-    private int _batches = 1;
-    /// <summary>Every batch this writer has used (given back to <see cref="Spare"/> once the writer thread is done with them).</summary>
+    /// <summary>Every batch this writer has used, so also how many exist (given back to <see cref="Spare"/> once the writer thread is done with them).</summary>
     private readonly List<EventBatch> _all = new(MaxBatches);
     private volatile ExceptionDispatchInfo? _failure;
     private bool _failureReported, _completed, _disposed;
@@ -223,11 +222,7 @@ public sealed class TraceWriterThread : ITraceSink
         // later, is no longer held by the writer thread's core, which has read 2 MB since and whose L2 cache
         // holds 1 MB (docs/record-replay.md "The trace writer thread").
         EventBatch? next = null;
-        if (_batches < MaxBatches)
-        {
-            _batches++;
-            next = NewBatch();
-        }
+        if (_all.Count < MaxBatches) next = NewBatch();
         else _free.TryDequeue(out next);
         if (next == null) Wake(); // about to wait for the writer: make sure it is not waiting for a signal
         while (next == null && !_free.TryDequeue(out next)) _batchFreed.WaitOne();
