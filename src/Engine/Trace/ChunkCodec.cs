@@ -83,9 +83,22 @@ internal static class ChunkCodec
 
     public static byte[] Encode(ChunkKind kind, ReadOnlySpan<byte> raw, uint previousChain, out ChunkHeader header)
     {
+        byte[] chunk = [];
+        int length = Encode(kind, raw, previousChain, ref chunk, out header);
+        Array.Resize(ref chunk, length);
+        return chunk;
+    }
+
+    /// <summary>
+    /// The same chunk, in the first bytes of <paramref name="chunk"/> (replaced by a larger array when
+    /// too small for the worst case): its length. A trace writer passes the same buffer for every chunk.
+    /// </summary>
+    public static int Encode(ChunkKind kind, ReadOnlySpan<byte> raw, uint previousChain, ref byte[] chunk, out ChunkHeader header)
+    {
         const int headerSize = TraceLayout.ChunkHeaderSize;
-        var chunk = new byte[headerSize + LZ4Codec.MaximumOutputSize(raw.Length)];
-        var payload = chunk.AsSpan(headerSize);
+        int worst = headerSize + LZ4Codec.MaximumOutputSize(raw.Length);
+        if (chunk.Length < worst) chunk = new byte[worst];
+        var payload = chunk.AsSpan(headerSize, worst - headerSize);
         var compressed = raw.Length == 0 ? -1 : LZ4Codec.Encode(raw, payload, LZ4Level.L00_FAST);
         var flags = ChunkFlags.Lz4;
         if (compressed <= 0 || compressed >= raw.Length)
@@ -96,8 +109,7 @@ internal static class ChunkCodec
         }
         var stored = payload[..compressed];
         header = new ChunkHeader(kind, flags, compressed, raw.Length, Crc32C.Compute(stored)).WriteTo(chunk, previousChain);
-        Array.Resize(ref chunk, headerSize + compressed);
-        return chunk;
+        return headerSize + compressed;
     }
 
     /// <summary>Verifies the checksum and returns the raw payload.</summary>

@@ -30,6 +30,8 @@ public sealed class TraceWriter : IDisposable
     private readonly bool _leaveOpen;
     private readonly TraceWriterOptions _options;
     private readonly CompactEventEncoder _pending = new();
+    /// <summary>Where each chunk is encoded before it is written (reused: a chunk's buffers are allocated once per trace, not per chunk).</summary>
+    private byte[] _chunk = [];
     private readonly List<TraceChunkInfo> _chunks = [];
     private readonly List<TraceKeyframeInfo> _keyframes = [];
     private long _position;
@@ -231,7 +233,7 @@ public sealed class TraceWriter : IDisposable
     {
         if (_pendingCount == 0)
             return;
-        byte[] raw = _pending.Finish();
+        var raw = _pending.FinishInPlace();
         var offset = _position;
         var header = WriteChunk(ChunkKind.CompactEvents, raw);
         _chunks.Add(new TraceChunkInfo(offset, header.StoredLength, raw.Length, _firstIcount, _lastIcount, _pendingCount));
@@ -241,8 +243,8 @@ public sealed class TraceWriter : IDisposable
     /// <summary>Encodes and writes one chunk, continuing the header chain.</summary>
     private ChunkHeader WriteChunk(ChunkKind kind, ReadOnlySpan<byte> raw)
     {
-        var chunk = ChunkCodec.Encode(kind, raw, _chain, out var header);
-        WriteBytes(chunk);
+        int length = ChunkCodec.Encode(kind, raw, _chain, ref _chunk, out var header);
+        WriteBytes(_chunk.AsSpan(0, length));
         _chain = header.Chain;
         return header;
     }

@@ -221,4 +221,35 @@ public sealed class CompactEventTests
         var header = ChunkHeader.Parse(bytes.AsSpan((int)reader.Index[0].Offset, TraceLayout.ChunkHeaderSize), reader.Index[0].Offset, previousChain: null);
         Assert.Equal(ChunkKind.CompactEvents, header.Kind);
     }
+
+    /// <summary>
+    /// A trace writer reuses one payload buffer and one chunk buffer from chunk to chunk
+    /// (<see cref="CompactEventEncoder.FinishInPlace"/>, <see cref="ChunkCodec"/>'s Encode into a buffer):
+    /// a small chunk after a large one gives the bytes of a fresh encoder and a fresh buffer, none of the
+    /// large chunk's bytes.
+    /// </summary>
+    [Fact]
+    public void A_small_chunk_after_a_large_one_in_reused_buffers_is_the_fresh_chunk()
+    {
+        var rng = new Random(11);
+        TraceEvent[] large = [.. Enumerable.Range(0, 3000).Select(i => (TraceEvent)new HypercallEvent((ulong)i * 97, rng.Next(40),
+            [.. Enumerable.Range(0, 6).Select(_ => (uint)rng.NextInt64(1L << 32))], rng.Next(-40, 3), Site: (uint)rng.Next()))];
+        TraceEvent[] small = [new UpcallEvent(5, 0, [3]) { Eip = 0xC0001234, Handler = 0xC0001000 }, new HypercallEvent(9, 29, [1, 2, 0, 0, 0, 0], 0)];
+
+        var reused = new CompactEventEncoder();
+        byte[] chunk = [];
+        foreach (var e in large) reused.Add(e);
+        int largeLength = ChunkCodec.Encode(ChunkKind.CompactEvents, reused.FinishInPlace(), 0, ref chunk, out _);
+        foreach (var e in small) reused.Add(e);
+        var smallPayload = reused.FinishInPlace().ToArray();
+        int smallLength = ChunkCodec.Encode(ChunkKind.CompactEvents, smallPayload, 7, ref chunk, out var header);
+
+        var fresh = new CompactEventEncoder();
+        foreach (var e in small) fresh.Add(e);
+        var freshPayload = fresh.Finish();
+        Assert.Equal(freshPayload, smallPayload);
+        Assert.True(largeLength > smallLength);
+        Assert.Equal(ChunkCodec.Encode(ChunkKind.CompactEvents, freshPayload, 7), chunk.AsSpan(0, smallLength).ToArray());
+        Assert.Equal(smallLength, TraceLayout.ChunkHeaderSize + header.StoredLength);
+    }
 }

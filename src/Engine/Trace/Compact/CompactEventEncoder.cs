@@ -15,6 +15,8 @@ internal sealed class CompactEventEncoder
     private readonly ColumnBuffer[] _columns = new ColumnBuffer[CompactCodes.ColumnCount];
     private readonly HypercallHistory _history = new();
     private readonly ulong[] _lastTime = new ulong[256];
+    /// <summary>Where <see cref="FinishInPlace"/> puts the payload (grown as needed, reused from chunk to chunk).</summary>
+    private byte[] _payload = [];
     private readonly ArrayBufferWriter<byte> _escape = new();
     private ulong _lastIcount;
     private uint _lastUpcallEip, _lastUpcallHandler, _lastExceptionHandler;
@@ -195,7 +197,14 @@ internal sealed class CompactEventEncoder
     /// one that an event of the chunk needs; one left out or empty means none).
     /// Resets the encoder for the next chunk.
     /// </summary>
-    public byte[] Finish()
+    public byte[] Finish() => FinishInPlace().ToArray();
+
+    /// <summary>
+    /// <see cref="Finish"/>'s payload in a buffer the encoder keeps for the next chunk (valid until the
+    /// next call): a trace writer allocates it once, not once per chunk (docs/record-replay.md "The
+    /// trace writer thread").
+    /// </summary>
+    public ReadOnlySpan<byte> FinishInPlace()
     {
         int columns = _anyExceptionHandler ? (int)CompactColumn.ExceptionHandler + 1
             : _anyUpcallSite ? (int)CompactColumn.UpcallSite + 1
@@ -209,12 +218,13 @@ internal sealed class CompactEventEncoder
             head.Varint((ulong)_columns[i].Length);
             length += _columns[i].Length;
         }
-        var payload = new byte[head.Length + length];
+        if (_payload.Length < head.Length + length) _payload = new byte[head.Length + length];
+        var payload = _payload.AsSpan(0, head.Length + length);
         head.Written.CopyTo(payload);
         int at = head.Length;
         for (int i = 0; i < columns; i++)
         {
-            _columns[i].Written.CopyTo(payload.AsSpan(at));
+            _columns[i].Written.CopyTo(payload[at..]);
             at += _columns[i].Length;
         }
         foreach (var c in _columns) c.Clear();
