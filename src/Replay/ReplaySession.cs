@@ -51,6 +51,19 @@ public sealed class ReplaySession
     public ReplayResult Run()
     {
         var replayer = new TraceReplayer(_reader, _console, Tier, CompileThreshold) { DamageEndsReplay = true };
+        try
+        {
+            return Run(replayer);
+        }
+        finally
+        {
+            // Nothing reads the replayer's chunks any more: their buffers go back to the pool for the next replay.
+            replayer.Chunks.Release();
+        }
+    }
+
+    private ReplayResult Run(TraceReplayer replayer)
+    {
         var m = replayer.Machine;
         Progress = () => (m.Icount, replayer.RecordedEnd);
         replayer.Step(new StepConstraints { ToIcount = _to });

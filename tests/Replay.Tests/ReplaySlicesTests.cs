@@ -110,4 +110,23 @@ public class ChunkReadsTests
         Assert.Equal(TraceError.DamagedChunk, r.Damage!.Error);
         Assert.Equal(offset, r.Damage.Offset);
     }
+
+    [Fact]
+    public void ReleaseGivesBackTheChunksStillHeldButNotOneHandedOut()
+    {
+        using var reader = TraceReader.Open(new MemoryStream(Ticker.Value));
+        var replay = new TraceReplayer(reader);
+        Assert.Equal(StopKind.EndOfTrace, replay.Step(new StepConstraints()).Kind);
+        var chunks = replay.Chunks;
+        var handedOut = Assert.IsType<ChunkEvents>(chunks.Get(reader.Index.Count - 1));
+        ulong icount = handedOut.IcountAt(0);
+        long givenBack = chunks.ChunksGivenBack;
+        chunks.Release();
+        // The replay's last chunks were still held: their buffers go back now, all but the one handed out, which still reads.
+        Assert.True(chunks.ChunksGivenBack > givenBack);
+        Assert.Equal(icount, handedOut.IcountAt(0));
+        // Nothing may read through the cache afterwards (its cursors would compare with arrays another chunk now fills).
+        Assert.Throws<ObjectDisposedException>(() => chunks.Get(0));
+        Assert.Throws<ObjectDisposedException>(() => chunks.InputsIn(0));
+    }
 }

@@ -111,9 +111,19 @@ public sealed class EventBatcher
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Check(ulong icount)
     {
-        if (_refusing) _consumer.ThrowRefusal();
+        if (_refusing) ThrowRefused();
         if (icount < _lastIcount) ThrowOutOfOrder(icount);
         _lastIcount = icount;
+    }
+
+    // The throw helpers are not marked NoInlining: the JIT then sees that they never return (it does
+    // not inline a method that only throws) and keeps no value alive across their calls, so the
+    // inlined append saves no registers for them.
+
+    private void ThrowRefused()
+    {
+        _consumer.ThrowRefusal();
+        throw new InvalidOperationException("No more events are taken");
     }
 
     /// <summary>The entry to fill: the next of the batch being filled (there is always one: a full batch is handed over at once; <see cref="EventBatch.None"/> has none, so between a hand-over and the next batch this throws).</summary>
@@ -140,7 +150,6 @@ public sealed class EventBatcher
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch(ref EventBatch.Entry at) => Sse.Prefetch0(Unsafe.AsPointer(ref at));
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
     private void ThrowOutOfOrder(ulong icount) =>
         throw new ArgumentException($"Event at icount {icount} appended after icount {_lastIcount}; events must be in icount order", "traceEvent");
 }

@@ -134,15 +134,23 @@ public sealed class TraceObserver : IXenObserver
 
     public void OnUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports) => OnUpcallAt(icount, vcpu, ports, 0, 0);
 
+    /// <remarks>
+    /// The recording's append comes first and alone; the other paths are out of line
+    /// (<see cref="OnUnbatchedUpcall"/>), so the recording runs a small method, which the JIT can
+    /// inline into the Xen model's caller (docs/record-replay.md "The trace writer thread").
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void OnUpcallAt(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
     {
         if (!UpcallSites) interrupted = handler = 0;
-        if (Batches != null && vcpu >= 0)
-        {
-            Batches.Upcall(icount, vcpu, ports, interrupted, handler);
-            return;
-        }
+        if (Batches is { } batches && vcpu >= 0) batches.Upcall(icount, vcpu, ports, interrupted, handler);
+        else OnUnbatchedUpcall(icount, vcpu, ports, interrupted, handler);
+    }
+
+    /// <summary><see cref="OnUpcallAt"/> without <see cref="Batches"/> (or with the vCPU unknown): matched in <see cref="Expected"/>, or to <see cref="Plain"/>, or emitted.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private void OnUnbatchedUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
+    {
         if (Expected != null)
         {
             if (!Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler)) EmitUpcall(icount, vcpu, ports, interrupted, handler);

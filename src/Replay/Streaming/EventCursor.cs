@@ -82,7 +82,33 @@ public sealed class ChunkCache
         foreach (var cursor in _cursors)
             if (cursor.Holds(chunk)) return;
         chunk.ReturnBuffers();
+        ChunksGivenBack++;
     }
+
+    /// <summary>Decoded chunks whose rows and values went back to their pool (evicted, or held at <see cref="Release"/>).</summary>
+    public long ChunksGivenBack { get; private set; }
+
+    /// <summary>
+    /// For the end of a replay (ReplaySession): gives the buffers of every chunk still held back to their
+    /// pool (a chunk handed out by <see cref="Get"/> or <see cref="TryGet"/> excepted) and drops the reads
+    /// not started. Without it the last few chunks of each replay were left to the garbage collector
+    /// (docs/time-travel.md "Streaming"). The cursors stand in no chunk afterwards, and any read of the
+    /// cache throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Release()
+    {
+        _released = true;
+        foreach (var read in _reading.Values) read.Drop();
+        _reading.Clear();
+        foreach (var cursor in _cursors) cursor.LetGo();
+        _cursors.Clear();
+        foreach (var (_, events) in _recent) Evicted(events);
+        foreach (var events in _ahead.Values) Evicted(events);
+        _recent.Clear();
+        _ahead.Clear();
+    }
+
+    private bool _released;
 
     /// <summary>
     /// How many inputs chunk <paramref name="index"/> holds, remembered once known (a decoded chunk
@@ -92,6 +118,7 @@ public sealed class ChunkCache
     /// </summary>
     public int? InputsIn(int index)
     {
+        ObjectDisposedException.ThrowIf(_released, this);
         if (index >= Math.Min(HeldChunks, ChunkCount))
         {
             TryGetForCursor(index); // null here: records the damage that ended the scan, as for a cursor reaching the end
@@ -129,6 +156,7 @@ public sealed class ChunkCache
     /// </summary>
     public bool InputsReady(int index)
     {
+        ObjectDisposedException.ThrowIf(_released, this);
         if (index >= Math.Min(HeldChunks, ChunkCount) || (_inputCounts != null && _inputCounts[index] >= 0) || _ahead.ContainsKey(index)) return true;
         foreach (var (i, events) in _recent)
             if (i == index && events is ChunkEvents) return true;
@@ -202,6 +230,7 @@ public sealed class ChunkCache
 
     private IReadOnlyList<TraceEvent> GetForCursor(int index)
     {
+        ObjectDisposedException.ThrowIf(_released, this);
         for (int i = 0; i < _recent.Count; i++)
             if (_recent[i].Index == index)
             {
@@ -256,6 +285,9 @@ public sealed class EventCursor
         _inputs = inputs;
         chunks.Follow(this);
     }
+
+    /// <summary>Stands in no chunk any more, keeping its place (its cache is giving the chunks' buffers back: <see cref="ChunkCache.Release"/>).</summary>
+    internal void LetGo() => Position = Position;
 
     /// <summary>The cursor stands in <paramref name="chunk"/> (reads it now or at its next move): its cache must not give the chunk's buffers back.</summary>
     internal bool Holds(ChunkEvents chunk) => ReferenceEquals(_current, chunk) || ReferenceEquals(_w.At, chunk);
