@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Xen.Hypercalls;
 
@@ -26,6 +27,8 @@ public sealed partial class Hypervisor
     // and Array.Empty's static lookup instead of inlining them (perf, ticker recording and replay).
     private readonly GuestWriteRecord[] _noWrites = Array.Empty<GuestWriteRecord>();
 
+    // No zeroing of the frame's structs at every call (each is written before it is read).
+    [SkipLocalsInit]
     private void Hypercall()
     {
         var c = Cpu;
@@ -35,17 +38,23 @@ public sealed partial class Hypervisor
         // A call whose table row declares no written buffer (set_timer_op, sched_op, iret: most calls
         // of a timer-driven guest) has nothing inside a declared buffer, so its output is its site and
         // digest 0 without logging its writes; only the UndeclaredWrite hook wants them.
-        _capturing = UndeclaredWrite != null || observed && _table[nr] is { DeclaresWrites: true };
+        bool capturing = UndeclaredWrite != null || observed && _table[nr] is { DeclaresWrites: true };
+        if (capturing != _capturing) _capturing = capturing;
         // The capture lists are reused from call to call: the observer reads them before this returns.
+        // Guest.WriteLog is null between calls; only a capturing call sets it (and clears the lists it reads).
         List<GuestWriteRecord>? writes = null;
-        if (_capturing) (writes = _writes).Clear();
+        if (capturing)
+        {
+            (writes = _writes).Clear();
+            _capture.Clear();
+            Guest.WriteLog = writes;
+        }
         uint site = observed ? HypercallSite(nr) : 0;
-        _capture.Clear();
-        Guest.WriteLog = writes;
         MulticallResults.Clear();
         long result = Call(nr, args);
-        if (TakeContinuation() is { } k) { ApplyContinuation(k); result = k.Nr; }
-        Guest.WriteLog = null;
+        // Read before taken: most calls leave none, and taking one copies and clears the whole struct.
+        if (_continuation.HasValue && TakeContinuation() is { } k) { ApplyContinuation(k); result = k.Nr; }
+        if (capturing) Guest.WriteLog = null;
         SyncRunstates(); // after the call's own writes: a runstate area written here is the scheduler's, not the call's
         c.Eax = (uint)result;
         if (!observed && writes == null) return;
