@@ -97,4 +97,13 @@ public class DebugCommandTests
         Assert.Contains("instruction 100, event index", r.Stdout); // the chunks before the damage replay
         Cli.AssertOneLineError(r, 9, $"offset {last}");
     }
+    [Fact]
+    public void CatchingAnInputEventByIndexStopsThereBothWays()
+    {
+        // Event #45 of sched-host-chaos is a time value (an input, not an observed event) at 336,673.
+        string chaos = Path.Combine(Cli.RepoRoot, "traces", "sched-host-chaos.rvt");
+        var r = Cli.RunWithInput("catch event 45\ncontinue\ngoto 5000000\nreverse-continue\n", "debug", chaos);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Equal(2, Regex.Matches(r.Stdout, @"^instruction 336673: event: 336673 time SystemTimeNs \d+$", RegexOptions.Multiline).Count);
+    }
 }

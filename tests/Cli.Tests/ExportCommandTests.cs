@@ -92,6 +92,47 @@ public class ExportCommandTests
     }
 
     [Fact]
+    public void EachVcpuHasItsOwnHypercallAndRunStateThreads()
+    {
+        // guests/smp: vCPU 0 blocks in sched_op block and takes IPIs as upcalls; the secondaries poll with
+        // events masked (woken without an upcall) and finally take themselves down with VCPUOP_down.
+        string trace = Cli.TempFile("smp.rvt");
+        var rec = Cli.Run("record", Cli.Guest("smp-pae"), "-o", trace, "--vcpus", "3");
+        Assert.True(rec.Code == 0, rec.ToString());
+        var root = Export(trace);
+        AssertWellFormedAndNested(root);
+        var events = root.GetProperty("traceEvents").EnumerateArray().ToList();
+        var threads = events.Where(e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("name").GetString() == "thread_name")
+            .ToDictionary(e => e.GetProperty("tid").GetInt32(), e => e.GetProperty("args").GetProperty("name").GetString());
+        var dump = Cli.Run("dump", trace, "--kind", "hypercall", "--json");
+        Assert.True(dump.Code == 0, dump.ToString());
+        var hypercalls = dump.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .Select(h => (Icount: h.GetProperty("icount").GetUInt64(), Name: h.GetProperty("name").GetString(),
+                Vcpu: h.TryGetProperty("vcpu", out var v) ? v.GetInt32() : 0, Cmd: h.GetProperty("args")[0].GetUInt32())).ToList();
+        static ulong Icount(JsonElement e) => (ulong)Math.Round(e.GetProperty("ts").GetDouble() * 1000);
+        for (int vcpu = 0; vcpu < 3; vcpu++)
+        {
+            int tid = vcpu == 0 ? 1 : 100 + vcpu, state = vcpu == 0 ? 5 : 200 + vcpu;
+            Assert.Equal($"vcpu{vcpu} hypercalls", threads[tid]);
+            Assert.Equal($"vcpu{vcpu} running / blocked", threads[state]);
+            // Every hypercall slice lies on the thread of the vCPU that made it.
+            var mine = hypercalls.Where(h => h.Vcpu == vcpu).Select(h => (h.Icount, h.Name)).ToList();
+            var slices = events.Where(e => e.TryGetProperty("cat", out var c) && c.GetString() == "hypercall" && e.GetProperty("tid").GetInt32() == tid)
+                .Select(e => (Icount(e), e.GetProperty("name").GetString())).ToList();
+            Assert.NotEmpty(mine);
+            Assert.Equal(mine, slices);
+            // A vCPU is blocked only where it itself blocked (sched_op block or poll).
+            var blocks = hypercalls.Where(h => h.Vcpu == vcpu && h.Name == "sched_op" && h.Cmd is 1 or 3).Select(h => h.Icount).ToHashSet();
+            var blocked = events.Where(e => e.GetProperty("tid").GetInt32() == state && e.GetProperty("name").GetString() == "blocked").Select(Icount).ToList();
+            Assert.NotEmpty(blocked);
+            Assert.All(blocked, at => Assert.Contains(at, blocks));
+        }
+        // The secondaries take themselves down: their running ends there.
+        foreach (int state in new[] { 201, 202 })
+            Assert.Contains(events, e => e.GetProperty("tid").GetInt32() == state && e.GetProperty("name").GetString() == "down");
+    }
+
+    [Fact]
     public void BadExportRequestsGetALine()
     {
         Cli.AssertOneLineError(Cli.Run("export", Path.Combine(Cli.RepoRoot, "traces", "multicall.rvt"), "--format", "svg", "-o", Cli.TempFile("x.json")), 2, "perfetto");

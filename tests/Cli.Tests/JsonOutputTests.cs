@@ -78,6 +78,19 @@ public class JsonOutputTests
         var byRound = j.GetProperty("replayToRecordSpeedByRound").EnumerateArray().Select(e => e.GetDouble()).Order().ToArray();
         Assert.Equal(3, byRound.Length);
         Assert.Equal(byRound[1], j.GetProperty("replayToRecordSpeedPaired").GetDouble(), 3);
+        // The per-event figures are the median of the rounds' differences over the trace's events.
+        double[] Rounds(string kind) => j.GetProperty("threadMsByRound").GetProperty(kind).EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        double[] plain = Rounds("run"), record = Rounds("record"), replay = Rounds("replay");
+        Assert.Equal(3, plain.Length);
+        long events = j.GetProperty("virtualClockTrace").GetProperty("events").GetInt64();
+        double PerEvent(double[] ms) => ms.Zip(plain, (m, p) => (m - p) * 1e6 / events).Order().ElementAt(1);
+        // (the rounds' times are printed to the nanosecond: each difference is within 2 ns of the exact one)
+        Assert.Equal(PerEvent(record), j.GetProperty("recordNsPerEventPaired").GetDouble(), 0.001 + 2.0 / events);
+        Assert.Equal(PerEvent(replay), j.GetProperty("replayNsPerEventPaired").GetDouble(), 0.001 + 2.0 / events);
+        Assert.Equal(PerEvent(Rounds("observeOnly")), j.GetProperty("observeOnlyNsPerEventPaired").GetDouble(), 0.001 + 2.0 / events);
+        // The observing-only run sees the recording's hypercalls and upcalls (its batches hold all but the rarer events).
+        Assert.InRange(j.GetProperty("observeOnlyEvents").GetInt64(), 1, events);
+        Assert.Equal(record.Zip(replay, (a, b) => a / b).Order().ElementAt(1), j.GetProperty("replayToRecordSpeedPaired").GetDouble(), 2);
         var run = JsonDocument.Parse(Cli.Run("run", Cli.Guest("hello"), "--json").Stdout).RootElement;
         Assert.Equal(run.GetProperty("instructions").GetUInt64(), j.GetProperty("instructions").GetUInt64());
     }

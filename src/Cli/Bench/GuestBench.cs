@@ -68,6 +68,7 @@ public static class GuestBench
         double oneOff = PlainRun(CpuTier.Compiled).Times.Thread;
         long oneOffBlocks = compiled, oneOffIl = ilBytes;
         byte[] trace = [];
+        long observedEvents = 0;
         // The recording is timed until the trace is complete in the stream (writer threads included).
         (RunTimes Times, ulong Icount) Record(bool writerThread)
         {
@@ -84,6 +85,19 @@ public static class GuestBench
             trace = ms.ToArray();
             return (sec, r.Exit.Icount);
         }
+        // The recording's work on the guest's thread without the trace: the Xen model's observation
+        // (call sites, the upcall's ports) and the batch appends, the batches discarded when full
+        // (no encoding, no writer thread, no file). What a recording costs beyond it is the trace.
+        (RunTimes Times, ulong Icount) ObserveOnly()
+        {
+            var t = RunClock.Start();
+            using var s = new LiveSession(new LiveRequest { Kernel = kernel, ImageName = "bench", Machine = options, ConsoleOutput = Stream.Null });
+            s.Machine.Hypervisor.Observer = DiscardedBatches.Observer(HypercallOutputLevel.Digest, out var batcher);
+            var r = s.Run();
+            var times = t.Elapsed;
+            observedEvents = batcher.EventCount;
+            return (times, r.Exit.Icount);
+        }
         (RunTimes Times, ulong Icount) Replay()
         {
             using var reader = TraceReader.Open(new MemoryStream(trace));
@@ -97,7 +111,7 @@ public static class GuestBench
         // The plain run once more with Xen's selector-load cache off: the hypercall round trip without it (same results).
         // The recording once more with the trace written on the recording thread: what the writer thread takes off it.
         RunTimes[] best = Best(rounds, [() => PlainRun(CpuTier.Compiled), () => Record(writerThread: true), Replay,
-            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false)], out ulong icount, out double[] median,
+            () => PlainRun(CpuTier.Compiled, selectorCache: false), () => Record(writerThread: false), ObserveOnly], out ulong icount, out double[] median,
             out var perRound);
         // Round by round: the recording over the plain run just before it, the recording over the replay just after it.
         List<double>[] threadByRound = perRound.Select(m => m.Select(t => t.Thread).ToList()).ToArray();
@@ -106,6 +120,14 @@ public static class GuestBench
         // too often takes the recording thread's core (docs/record-replay.md "Measuring").
         double[] switches = perRound.Select(m => Median(m.Select(t => (double)t.Switches).ToList())).ToArray();
         double overheadPaired = (Median(overheadByRound) - 1) * 100, speedPaired = Median(speedByRound);
+        // The same rounds as a cost per event: what the recording and the replay add to the plain run
+        // for each event of the trace. It does not depend on how often the guest makes events, so it
+        // predicts the overhead of any guest from its event rate (docs/record-replay.md "Measuring").
+        long events = EventCount(trace);
+        double recordNsPerEvent = Median(PerRoundExtra(threadByRound[1], threadByRound[0], events));
+        double replayNsPerEvent = Median(PerRoundExtra(threadByRound[2], threadByRound[0], events));
+        double observeNsPerEvent = Median(PerRoundExtra(threadByRound[5], threadByRound[0], events));
+        double observeOverheadPaired = (Median(PerRound(threadByRound[5], threadByRound[0])) - 1) * 100;
         double plain = best[0].Thread, record = best[1].Thread, replay = best[2].Thread, uncached = best[3].Thread, recordInline = best[4].Thread;
         double overheadAll = (best[1].AllThreads / best[0].AllThreads - 1) * 100, overheadWall = (best[1].Wall / best[0].Wall - 1) * 100;
         double stateHashUs = StateHashCost(last!);
@@ -123,6 +145,8 @@ public static class GuestBench
         output.WriteLine($"  all threads' CPU:  {best[1].AllThreads * 1000,9:F1} ms  run {best[0].AllThreads * 1000,7:F1} ms      overhead vs run {overheadAll,6:F1}% (every thread of the process: trace writer, JIT, GC)");
         output.WriteLine($"  wall time:         {best[1].Wall * 1000,9:F1} ms  run {best[0].Wall * 1000,7:F1} ms      overhead vs run {overheadWall,6:F1}%");
         output.WriteLine($"  paired by round:   overhead vs run {overheadPaired,6:F1}% median of the rounds' record/run ratios (rounds {(overheadByRound.Min() - 1) * 100:F1} to {(overheadByRound.Max() - 1) * 100:F1}%)");
+        output.WriteLine($"  per event:         record {recordNsPerEvent,6:F1} ns, replay {replayNsPerEvent,6:F1} ns more than the plain run, per event of the trace ({events:N0}; median of the rounds' differences)");
+        output.WriteLine($"  observing only:    {best[5].Thread * 1000,9:F1} ms  {icount / best[5].Thread / 1e6,7:F1} MIPS   overhead vs run {(best[5].Thread / plain - 1) * 100,6:F1}% (paired {observeOverheadPaired:F1}%, {observeNsPerEvent:F1} ns per event: the model's observation and the batch appends, batches discarded: no trace)");
         output.WriteLine($"  no writer thread:  {recordInline * 1000,9:F1} ms  {icount / recordInline / 1e6,7:F1} MIPS   overhead vs run {(recordInline / plain - 1) * 100,6:F1}% (trace encoded and written on the recording thread; all threads {best[4].AllThreads * 1000:F1} ms)");
         output.WriteLine($"  context switches:  involuntary, of the running thread, median per run: run {switches[0]:F0}, record {switches[1]:F0}, no writer thread {switches[4]:F0}, replay {switches[2]:F0}");
         output.WriteLine($"replay:              {replay * 1000,9:F1} ms  {icount / replay / 1e6,7:F1} MIPS   replay/record speed {record / replay,5:F2}x (CPU time of the replaying and recording threads)");
@@ -190,11 +214,22 @@ public static class GuestBench
                 ["replayToRecordSpeedMedian"] = Math.Round(median[1] / median[2], 3),
                 ["recordOverheadPercentPaired"] = Math.Round(overheadPaired, 3),
                 ["replayToRecordSpeedPaired"] = Math.Round(speedPaired, 3),
+                ["recordNsPerEventPaired"] = Math.Round(recordNsPerEvent, 3),
+                ["observeOnly"] = Timing(best[5].Thread, icount),
+                ["observeOnlyOverheadPercentPaired"] = Math.Round(observeOverheadPaired, 3),
+                ["observeOnlyNsPerEventPaired"] = Math.Round(observeNsPerEvent, 3),
+                ["observeOnlyEvents"] = observedEvents,
+                ["replayNsPerEventPaired"] = Math.Round(replayNsPerEvent, 3),
                 ["involuntaryContextSwitches"] = new JsonObject
                 {
                     ["run"] = switches[0], ["record"] = switches[1], ["recordWithoutWriterThread"] = switches[4], ["replay"] = switches[2],
                 },
                 ["replayToRecordSpeedByRound"] = new JsonArray(speedByRound.Select(r => (JsonNode)Math.Round(r, 3)).ToArray()),
+                ["threadMsByRound"] = new JsonObject
+                {
+                    ["run"] = RoundsMs(threadByRound[0]), ["record"] = RoundsMs(threadByRound[1]), ["replay"] = RoundsMs(threadByRound[2]),
+                    ["observeOnly"] = RoundsMs(threadByRound[5]),
+                },
                 ["virtualClockTrace"] = virtualSizes,
                 ["hostClockTrace"] = hostSizes,
             }.ToJsonString(JsonOutput.Options));
@@ -279,6 +314,18 @@ public static class GuestBench
     /// </summary>
     private static List<double> PerRound(List<double> numerator, List<double> denominator) =>
         numerator.Zip(denominator, (n, d) => n / d).ToList();
+
+    /// <summary>(<paramref name="run"/>[i] - <paramref name="plain"/>[i]) in nanoseconds per event, for every round i (as <see cref="PerRound"/>, a difference instead of a ratio).</summary>
+    private static List<double> PerRoundExtra(List<double> run, List<double> plain, long events) =>
+        run.Zip(plain, (r, p) => (r - p) * 1e9 / Math.Max(1, events)).ToList();
+
+    private static JsonArray RoundsMs(List<double> seconds) => new(seconds.Select(t => (JsonNode)Math.Round(t * 1000, 6)).ToArray());
+
+    private static long EventCount(byte[] trace)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        return reader.Stats.EventCount;
+    }
 
     private static double Median(IReadOnlyList<double> values)
     {

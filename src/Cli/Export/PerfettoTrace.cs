@@ -19,8 +19,15 @@ public static class PerfettoTrace
     private const int Pid = 1;
     public const int VcpuTid = 1, EventsTid = 2, ConsoleTid = 3, CheckpointsTid = 4, StateTid = 5;
     private const int SchedOp = 29, SchedOpCompat = 6, SchedBlock = 1, SchedPoll = 3;
+    private const int VcpuOp = 24, VcpuOpUp = 1, VcpuOpDown = 2, MaxVcpus = 32;
 
     private static double Us(double icount) => icount / 1000.0;
+
+    /// <summary>The thread of a vCPU's hypercalls: 1 for vCPU 0 (as before several vCPUs existed), 100 + N for vCPU N.</summary>
+    public static int HypercallTid(int vcpu) => vcpu == 0 ? VcpuTid : 100 + vcpu;
+
+    /// <summary>The thread of a vCPU's running / blocked periods: 5 for vCPU 0, 200 + N for vCPU N.</summary>
+    public static int RunStateTid(int vcpu) => vcpu == 0 ? StateTid : 200 + vcpu;
 
     public static string Render(TraceReader reader)
     {
@@ -36,8 +43,8 @@ public static class PerfettoTrace
             Meta("thread_name", ConsoleTid, "console"),
             Meta("thread_name", CheckpointsTid, "checkpoints"),
         };
-        ulong runningSince = 0;
-        ulong? blockedAt = null;
+        // Each vCPU's run state: vCPU 0 runs from instruction 0; another from VCPUOP_up or its first event.
+        var vcpus = new SortedDictionary<int, RunState> { [0] = new RunState { RunningSince = 0 } };
         var line = new StringBuilder();
         ulong lineAt = 0, last = 0;
         foreach (var e in reader.ReadEvents())
@@ -47,6 +54,7 @@ public static class PerfettoTrace
             {
                 case HypercallEvent h:
                 {
+                    Ran(h.Vcpu, h.Icount);
                     string name = HypercallTable.NameOf(h.Number);
                     int n = h.Multicall.Count;
                     var args = new JsonObject
@@ -59,43 +67,43 @@ public static class PerfettoTrace
                     if (h.OutputDigest != 0) args["output_digest"] = h.OutputDigest.ToString("x16", CultureInfo.InvariantCulture);
                     // A hypercall retires as one instruction: its slice is 1 instruction wide, a multicall's
                     // one per entry, each entry a slice nested inside it.
-                    events.Add(Slice(name, "hypercall", h.Icount, n + 1, VcpuTid, args));
+                    int tid = HypercallTid(h.Vcpu);
+                    events.Add(Slice(name, "hypercall", h.Icount, n + 1, tid, args));
                     for (int i = 0; i < n; i++)
                     {
                         var m = h.Multicall[i];
-                        events.Add(Slice(HypercallTable.NameOf(m.Op), "multicall entry", h.Icount + (double)i + 0.25, 0.5, VcpuTid,
+                        events.Add(Slice(HypercallTable.NameOf(m.Op), "multicall entry", h.Icount + (double)i + 0.25, 0.5, tid,
                             new JsonObject { ["result"] = m.Result, ["entry"] = i }));
                     }
                     bool blocks = (h.Number == SchedOp || h.Number == SchedOpCompat) && h.Args.Count > 0 && h.Args[0] is SchedBlock or SchedPoll;
-                    if (blocks && blockedAt == null)
+                    if (blocks) Stop(h.Vcpu, h.Icount, "blocked");
+                    // VCPUOP_up starts a vCPU, VCPUOP_down stops one (the caller itself or another).
+                    if (h.Number == VcpuOp && h.Result == 0 && h.Args.Count > 1 && h.Args[1] < MaxVcpus)
                     {
-                        events.Add(Slice("running", "vcpu", runningSince, Math.Max(1, (double)(h.Icount - runningSince)), StateTid, null));
-                        blockedAt = h.Icount;
+                        if (h.Args[0] == VcpuOpUp) Ran((int)h.Args[1], h.Icount);
+                        else if (h.Args[0] == VcpuOpDown) Stop((int)h.Args[1], h.Icount, "down");
                     }
                     break;
                 }
                 case UpcallEvent u:
-                    if (blockedAt is ulong since)
-                    {
-                        events.Add(Instant("blocked", "vcpu", since, StateTid, new JsonObject { ["woken_at_icount"] = u.Icount }));
-                        runningSince = u.Icount;
-                        blockedAt = null;
-                    }
+                    Ran(u.Vcpu, u.Icount);
                     var upcallArgs = new JsonObject { ["vcpu"] = u.Vcpu, ["ports"] = string.Join(",", u.Ports.AsSpan().ToArray()) };
                     if (u.Handler != 0) { upcallArgs["interrupted"] = symbols.Format(u.Eip); upcallArgs["handler"] = symbols.Format(u.Handler); }
                     events.Add(Instant("upcall", "upcall", u.Icount, EventsTid, upcallArgs));
                     break;
                 case ExceptionEvent x:
+                    Ran(x.Vcpu, x.Icount);
                     var exceptionArgs = new JsonObject
                     {
-                        ["vector"] = x.Vector, ["error"] = x.ErrorCode, ["cr2"] = "0x" + x.Cr2.ToString("x8", CultureInfo.InvariantCulture),
+                        ["vcpu"] = x.Vcpu, ["vector"] = x.Vector, ["error"] = x.ErrorCode, ["cr2"] = "0x" + x.Cr2.ToString("x8", CultureInfo.InvariantCulture),
                         ["eip"] = symbols.Format(x.Eip),
                     };
                     if (x.Handler != 0) exceptionArgs["handler"] = symbols.Format(x.Handler);
                     events.Add(Instant($"exception {x.Vector}", "exception", x.Icount, EventsTid, exceptionArgs));
                     break;
                 case FailsafeEvent f:
-                    events.Add(Instant("failsafe", "exception", f.Icount, EventsTid, new JsonObject { ["cause"] = f.Cause, ["eip"] = symbols.Format(f.Eip) }));
+                    Ran(f.Vcpu, f.Icount);
+                    events.Add(Instant("failsafe", "exception", f.Icount, EventsTid, new JsonObject { ["vcpu"] = f.Vcpu, ["cause"] = f.Cause, ["eip"] = symbols.Format(f.Eip) }));
                     break;
                 case ConsoleOutputEvent c:
                     foreach (byte b in c.Bytes.AsSpan())
@@ -116,7 +124,13 @@ public static class PerfettoTrace
         }
         if (line.Length > 0) events.Add(Instant(line.ToString(), "console", lineAt, ConsoleTid, null));
         ulong end = reader.Summary?.FinalIcount ?? last;
-        if (blockedAt == null && end > runningSince) events.Add(Slice("running", "vcpu", runningSince, end - runningSince, StateTid, null));
+        foreach (var (vcpu, state) in vcpus)
+        {
+            if (state.RunningSince is ulong since && end > since)
+                events.Add(Slice("running", "vcpu", since, end - since, RunStateTid(vcpu), null));
+            else if (state.StoppedAt is ulong at)
+                events.Add(Instant(state.StoppedAs, "vcpu", at, RunStateTid(vcpu), new JsonObject()));
+        }
         var root = new JsonObject
         {
             ["traceEvents"] = events,
@@ -128,6 +142,45 @@ public static class PerfettoTrace
             },
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = false, Encoder = EventText.JsonOptions.Encoder }) + "\n";
+
+        // vCPU `vcpu` was running at `icount` (it issued an event, was sent an upcall or was brought up):
+        // a blocked or down period ends here and a running one starts.
+        void Ran(int vcpu, ulong icount)
+        {
+            var state = StateOf(vcpu);
+            if (state.RunningSince != null) return;
+            if (state.StoppedAt is ulong at)
+                events.Add(Instant(state.StoppedAs, "vcpu", at, RunStateTid(vcpu), new JsonObject { ["woken_at_icount"] = icount }));
+            state.StoppedAt = null;
+            state.RunningSince = icount;
+        }
+
+        // vCPU `vcpu` blocked (sched_op block or poll) or was taken down at `icount`: its running period ends.
+        void Stop(int vcpu, ulong icount, string how)
+        {
+            var state = StateOf(vcpu);
+            if (state.RunningSince is not ulong since) return;
+            events.Add(Slice("running", "vcpu", since, Math.Max(1, (double)(icount - since)), RunStateTid(vcpu), null));
+            state.RunningSince = null;
+            state.StoppedAt = icount;
+            state.StoppedAs = how;
+        }
+
+        RunState StateOf(int vcpu)
+        {
+            if (vcpus.TryGetValue(vcpu, out var state)) return state;
+            events.Add(Meta("thread_name", HypercallTid(vcpu), $"vcpu{vcpu} hypercalls"));
+            events.Add(Meta("thread_name", RunStateTid(vcpu), $"vcpu{vcpu} running / blocked"));
+            return vcpus[vcpu] = new RunState();
+        }
+    }
+
+    /// <summary>One vCPU's state while the events are read: running since a count, or stopped (blocked or down) at one.</summary>
+    private sealed class RunState
+    {
+        public ulong? RunningSince;
+        public ulong? StoppedAt;
+        public string StoppedAs = "blocked";
     }
 
     private static JsonObject Meta(string what, int tid, string name) => new()

@@ -69,7 +69,11 @@ public sealed class TraceReplayer
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
         var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;
         Interrupted = stoppedAt != null;
-        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
+        _checkpoints = new Checkpoints(options.CheckpointInterval, e =>
+        {
+            Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu));
+            BreakAtEventIndex();
+        });
         Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
             Machine, stoppedAt)
         {
@@ -147,6 +151,13 @@ public sealed class TraceReplayer
         // A time value taken inside a CPU run can uncover console input due before the run's planned stop.
         if (_queue?.Peek is ConsoleInputEvent c) Machine?.PollNoLaterThan(c.Icount);
         CheckPrefixEnd();
+        BreakAtEventIndex();
+    }
+
+    /// <summary>A stop at an event index that is an input or a checkpoint: where it happens, as <see cref="OnEvent"/> stops at an observed one.</summary>
+    private void BreakAtEventIndex()
+    {
+        if (_constraints?.Events?.EventIndex is long k && EventIndex - 1 == k) RequestBreak();
     }
 
     /// <summary>Ends the replay of a prefix once it is used up: what the guest does or asks for beyond it is not in the recording.</summary>
@@ -283,7 +294,7 @@ public sealed class TraceReplayer
                 if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
                 if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
-                if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount);
+                if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount) { Event = EventAt(k) };
                 if (single)
                 {
                     if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
@@ -310,6 +321,17 @@ public sealed class TraceReplayer
         _breakHit = bp;
         RequestBreak();
         return true;
+    }
+
+    /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included).</summary>
+    private TraceEvent? EventAt(long index)
+    {
+        foreach (var chunk in Reader.Index)
+        {
+            if (index < chunk.EventCount) return Reader.ReadChunk(chunk)[(int)index];
+            index -= chunk.EventCount;
+        }
+        return null;
     }
 
     /// <summary>True when a machine run ended the replay (the guest stopped, the recorded limit or end was reached).</summary>
