@@ -106,4 +106,19 @@ public class DebugCommandTests
         Assert.True(r.Code == 0, r.ToString());
         Assert.Equal(2, Regex.Matches(r.Stdout, @"^instruction 336673: event: 336673 time SystemTimeNs \d+$", RegexOptions.Multiline).Count);
     }
+    [Fact]
+    public void NumbersTooLargeForTheirPlaceAreErrorsNotCrashesOrOtherNumbers()
+    {
+        var r = Debug("break count", "delete 4294967297", "info breakpoints", "x/99999999999x $esp", "catch exception 4294967297",
+            "catch event 18446744073709551615", "info breakpoints", "when");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("error: no breakpoint or watchpoint 4294967297", r.Stdout); // not breakpoint 1 (4294967297 mod 2^32)
+        Assert.Equal(2, Regex.Matches(r.Stdout, @"^1: breakpoint 0x[0-9a-f]{8} <count>$", RegexOptions.Multiline).Count);
+        Assert.Matches(@"(?m)^0x[0-9a-f]{8}( <[^>]+>)?: 0x[0-9a-f]{8} 0x", r.Stdout); // x/N with a huge N shows what it can
+        Assert.Contains("error: '4294967297' is not an exception vector (0 to 255)", r.Stdout);
+        Assert.Contains("error: '18446744073709551615' is not an event index", r.Stdout);
+        Assert.DoesNotContain("catching:", r.Stdout);
+        Assert.Contains("instruction 0, event index 0", r.Stdout);
+        Assert.Empty(r.Stderr);
+    }
 }

@@ -36,7 +36,7 @@ public sealed class TraceReplayer
     private bool _prefixEnded;
     private StepConstraints? _constraints;
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
-    private readonly Queue<TraceEvent> _eventHits = new();
+    private readonly Queue<(TraceEvent Event, long Index)> _eventHits = new();
     private bool _delivered;
     /// <summary>The breakpoint the CPU stopped at in the current step (full-speed breakpoints, <see cref="OnBreakpoint"/>).</summary>
     private Breakpoint? _breakHit;
@@ -228,7 +228,7 @@ public sealed class TraceReplayer
         if (c == null) return;
         if (c.Events is { } f && (f.Matches(e) || (f.EventIndex is long k && EventIndex > k && EventIndex - 1 <= k)))
         {
-            _eventHits.Enqueue(e);
+            _eventHits.Enqueue((e, EventIndex - 1));
             RequestBreak();
         }
         // Stop after a delivery too when stepping, so a breakpoint on a handler's first instruction is seen.
@@ -253,12 +253,13 @@ public sealed class TraceReplayer
             long startIndex = EventIndex;
             // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
             _stepStart = (Icount, View.Pc);
+            KeepHitsFor(c.Events);
             if (!single && c.Breakpoints.Count > 0)
                 Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
                     c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
             while (true)
             {
-                if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
+                if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending.Event };
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
                 // An interrupt is consumed by the step it ends, so one that comes just before a step starts is not lost.
@@ -291,7 +292,7 @@ public sealed class TraceReplayer
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
-                if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev.Event };
                 if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
                 if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount) { Event = EventAt(k) };
@@ -310,6 +311,19 @@ public sealed class TraceReplayer
             Verifier.PlainAllowed = true;
             _breakHit = null;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
+        }
+    }
+
+    /// <summary>
+    /// Hits left over from an earlier step (several events at one count) are reported only if this
+    /// step's filter stops at them too: a stepi or goto after `catch clear` moves on.
+    /// </summary>
+    private void KeepHitsFor(EventStop? filter)
+    {
+        for (int n = _eventHits.Count; n > 0; n--)
+        {
+            var hit = _eventHits.Dequeue();
+            if (filter != null && (filter.Matches(hit.Event) || filter.EventIndex == hit.Index)) _eventHits.Enqueue(hit);
         }
     }
 

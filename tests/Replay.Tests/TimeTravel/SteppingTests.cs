@@ -157,4 +157,23 @@ public class SteppingTests
         Assert.Equal(MachineExitKind.PoweredOff, r.Step(new StepConstraints()).Exit!.Kind);
         Assert.True(name == "events.rvt" || inputs >= 20, $"{inputs} inputs");
     }
+    [Fact]
+    public void AnEventLeftFromAnEarlierStepStopsOnlyAStepThatAsksForIt()
+    {
+        // console_io's output and its hypercall come at one count: a step stops at the first, the next
+        // step with the same filter at the second; a plain step (stepi, goto after `catch clear`) moves on.
+        using var reader = GoldenSessions.Open("events.rvt");
+        var r = new TraceReplayer(reader);
+        var both = new StepConstraints { Events = new EventStop { ConsoleOutput = true, Hypercalls = new HashSet<int> { 18 } } };
+        Assert.IsType<ConsoleOutputEvent>(r.Step(both).Event);
+        ulong at = r.Icount;
+        var second = r.Step(both);
+        Assert.Equal(18, Assert.IsType<HypercallEvent>(second.Event).Number);
+        Assert.Equal(at, second.Icount);
+        Assert.IsType<ConsoleOutputEvent>(r.Step(both).Event);
+        at = r.Icount;
+        var plain = r.Step(new StepConstraints { ToIcount = at + 1000 });
+        Assert.Equal(StopKind.Reached, plain.Kind);
+        Assert.Equal(at + 1000, r.Icount);
+    }
 }
