@@ -31,6 +31,11 @@ public sealed class TimeTravelSession
 {
     private readonly TraceReplayer _replayer;
     private readonly TimeTravelOptions _options;
+    /// <summary>
+    /// The state is instruction <see cref="Icount"/> itself (a step reached its count, a snapshot), not a
+    /// stop at that count after something the machine did there (a delivery before a breakpoint on the handler).
+    /// </summary>
+    private bool _atCount = true;
 
     public TimeTravelSession(TraceReader reader, TimeTravelOptions? options = null)
     {
@@ -85,6 +90,7 @@ public sealed class TimeTravelSession
             ulong target = c.ToIcount ?? ulong.MaxValue;
             ulong next = interval == 0 ? ulong.MaxValue : (Icount / interval + 1) * interval;
             var stop = _replayer.Step(next < target ? c with { ToIcount = next } : c);
+            _atCount = stop.Kind == StopKind.Reached;
             if (stop.Kind != StopKind.Reached || Icount >= target) return stop;
             TakeSnapshot();
         }
@@ -100,10 +106,12 @@ public sealed class TimeTravelSession
     public StopInfo Goto(ulong target)
     {
         SeekKeyframe(target);
-        if (target < Icount || _replayer.AtEnd || Ladder.AtOrBefore(target) is { } s && s.Icount > Icount)
+        // At the count after a delivery there (a breakpoint on the handler), goto N is still instruction N itself.
+        if (target < Icount || _replayer.AtEnd || target == Icount && !_atCount || Ladder.AtOrBefore(target) is { } s && s.Icount > Icount)
         {
             var from = Ladder.AtOrBefore(target) ?? throw new InvalidOperationException("the ladder lost its first snapshot");
             _replayer.Restore(from);
+            _atCount = true;
         }
         if (Icount == target) return new StopInfo(StopKind.Reached, Icount);
         foreach (ulong point in ApproachPoints(Icount, target))
@@ -151,10 +159,12 @@ public sealed class TimeTravelSession
         {
             // Never leave the session in a state that is not the trace's: back to the start.
             _replayer.Restore(Ladder.AtOrBefore(0)!);
+            _atCount = true;
             throw new TraceFormatException(TraceError.DamagedChunk, keyframe.Offset,
                 $"damaged keyframe: the state it restores (instruction {keyframe.Icount}) does not match its recorded hash");
         }
         KeyframesLoaded++;
+        _atCount = true;
         TakeSnapshot();
     }
 
@@ -281,6 +291,7 @@ public sealed class TimeTravelSession
         _replayer.Restore(start);
         var run = c with { ToIcount = hit.Stop.Icount + 1 };
         for (int i = 0; i < hit.Steps; i++) _replayer.Step(run);
+        _atCount = false;
         return hit.Stop with { Icount = Icount };
     }
 

@@ -137,6 +137,24 @@ public class ReverseTests
     }
 
     [Fact]
+    public void GotoTheCountOfAStopAfterADeliveryIsThatCountItself()
+    {
+        // sched-chaos: a timer upcall at 10,002,214 interrupts task_main. A stop there for the upcall is
+        // after the delivery (EIP at the handler); goto 10,002,214 is the instruction count, as from afar.
+        const ulong at = 10_002_214;
+        var fresh = GoldenSessions.TimeTravel("sched-chaos.rvt", SmallLadder);
+        fresh.Goto(at);
+        string expected = GoldenSessions.Registers(fresh.Replayer.Machine.Cpu);
+        var s = GoldenSessions.TimeTravel("sched-chaos.rvt", SmallLadder);
+        s.Goto(at - 100);
+        var stop = s.Step(new StepConstraints { Events = new EventStop { Upcall = true } });
+        Assert.Equal(at, stop.Icount);
+        Assert.NotEqual(expected, GoldenSessions.Registers(s.Replayer.Machine.Cpu)); // at the handler
+        Assert.Equal(StopKind.Reached, s.Goto(at).Kind);
+        Assert.Equal(expected, GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+    }
+
+    [Fact]
     public void TheLadderStaysWithinItsBudgetAndKeepsTheStart()
     {
         var s = GoldenSessions.TimeTravel("sched-host.rvt", new TimeTravelOptions { SnapshotInterval = 50_000, SnapshotMemoryBytes = 6L << 20 });
