@@ -77,6 +77,23 @@ public class CompletionTests
     }
 
     [Fact]
+    public void DiffAndExportCompleteTraceFilesAndExportItsFormatAndOutput()
+    {
+        var (r, err) = Bash(
+            "replayvisor diff traces/ech",
+            "replayvisor diff traces/echo.rvt traces/ech",
+            "replayvisor export traces/ech",
+            "replayvisor export traces/echo.rvt --format ",
+            "replayvisor export traces/echo.rvt -o doc");
+        Assert.Equal(["traces/echo.rvt"], r[0]);
+        Assert.Equal(["traces/echo.rvt"], r[1]);
+        Assert.Equal(["traces/echo.rvt"], r[2]);
+        Assert.Equal(["perfetto"], r[3]);
+        Assert.Equal(["docs/"], r[4]);
+        Assert.Equal("", err);
+    }
+
+    [Fact]
     public void BashCompletionOffersOnlyTracesAndDirectoriesForATraceArgument()
     {
         var (r, _) = Bash("replayvisor replay traces/");
