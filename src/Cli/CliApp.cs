@@ -74,7 +74,7 @@ public static class CliApp
 
     private sealed class RunOptions
     {
-        public readonly Argument<string> Kernel = new Argument<string>("kernel") { Description = "A Xen PV guest kernel (ELF)", HelpName = "kernel.elf" }.CompletesFiles(".elf");
+        public readonly Argument<string> Kernel = new Argument<string>("kernel") { Description = "A Xen PV guest kernel (ELF)", HelpName = "kernel.elf" }.CompletesFiles(".elf").NoEmptyPath();
         public readonly Option<uint> Memory = new("--memory") { Description = "Guest memory in MiB", DefaultValueFactory = _ => 32 };
         public readonly Option<string> Cmdline = new("--cmdline") { Description = "Guest command line", DefaultValueFactory = _ => "" };
         public readonly Option<bool> InitDomain = new("--initdomain") { Description = "Build the initial domain (SIF_INITDOMAIN|SIF_PRIVILEGED)" };
@@ -119,7 +119,7 @@ public static class CliApp
     private static Command RecordCmd(TextWriter stdout, TextWriter stderr)
     {
         var o = new RunOptions();
-        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true, HelpName = "trace.rvt" };
+        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true, HelpName = "trace.rvt" }.NoEmptyPath();
         output.CompletionSources.Add(FileCompletion.Source(".rvt"));
         var clock = new Option<string>("--clock") { Description = "virtual (default) or host", DefaultValueFactory = _ => "virtual" };
         clock.AcceptOnlyFromAmong("virtual", "host");
@@ -145,7 +145,7 @@ public static class CliApp
     {
         var trace = TraceArg();
         var interval = new Option<ulong>("--interval") { Description = "Instructions between keyframes", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
-        var output = new Option<string?>("--output", "-o") { Description = "Write the indexed trace here instead of replacing the original", HelpName = "out.rvt" };
+        var output = new Option<string?>("--output", "-o") { Description = "Write the indexed trace here instead of replacing the original", HelpName = "out.rvt" }.NoEmptyPath();
         var cmd = new Command("index", "Add keyframes to a trace so that seeking (debug, gdbserver, goto) starts near its target") { trace, interval, output };
         cmd.WithExample("replayvisor index sched.rvt --interval 10000000");
         cmd.SetAction(p => IndexCommand.Run(p.GetValue(trace)!, p.GetValue(interval), p.GetValue(output), stderr));
@@ -172,7 +172,7 @@ public static class CliApp
     private static Command DebugCmd(TextWriter stdout, TextWriter stderr)
     {
         var trace = TraceArg();
-        var batch = new Option<string?>("--batch") { Description = "Run the commands in this file (one per line) instead of reading them interactively" };
+        var batch = new Option<string?>("--batch") { Description = "Run the commands in this file (one per line) instead of reading them interactively" }.NoEmptyPath();
         var memory = SnapshotMemoryOption();
         var cmd = new Command("debug", "Debug a trace forwards and backwards (stepi, continue, reverse-*, break, watch, x/, goto, when)") { trace, batch, memory };
         cmd.WithExample("replayvisor debug sched.rvt --batch commands.txt");
@@ -192,7 +192,7 @@ public static class CliApp
         return cmd;
     }
 
-    private static Argument<string> TraceArg() => new Argument<string>("trace") { Description = "A .rvt trace file", HelpName = "trace.rvt" }.CompletesFiles(".rvt");
+    private static Argument<string> TraceArg() => new Argument<string>("trace") { Description = "A .rvt trace file", HelpName = "trace.rvt" }.CompletesFiles(".rvt").NoEmptyPath();
 
     private static Command InfoCmd(TextWriter stdout)
     {
@@ -220,10 +220,10 @@ public static class CliApp
 
     private static Command ExportCmd(TextWriter stderr)
     {
-        var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.CompletesFiles(".rvt");
+        var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath().CompletesFiles(".rvt");
         var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
         format.CompletionSources.Add("perfetto");
-        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true }.NoEmptyPath();
         output.CompletionSources.Add(FileCompletion.Source(".json"));
         var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
         cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
@@ -233,8 +233,8 @@ public static class CliApp
 
     private static Command DiffCmd(TextWriter stdout)
     {
-        var a = new Argument<string>("a") { Description = "The first trace (.rvt)" }.CompletesFiles(".rvt");
-        var b = new Argument<string>("b") { Description = "The second trace (.rvt)" }.CompletesFiles(".rvt");
+        var a = new Argument<string>("a") { Description = "The first trace (.rvt)" }.NoEmptyPath().CompletesFiles(".rvt");
+        var b = new Argument<string>("b") { Description = "The second trace (.rvt)" }.NoEmptyPath().CompletesFiles(".rvt");
         var json = new Option<bool>("--json") { Description = "Print one JSON document (schema: docs/diff.md)" };
         var context = new Option<int>("--context") { Description = "Equal events shown around each difference", DefaultValueFactory = _ => 3 };
         var noPinpoint = new Option<bool>("--no-pinpoint") { Description = "Same guest image: do not re-execute the runs to find the first differing instruction" };
@@ -248,15 +248,15 @@ public static class CliApp
     {
         var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
-        var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" };
+        var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" }.NoEmptyPath();
         guest.CompletionSources.Add(FileCompletion.Source(".elf"));
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };
         var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
-        var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" };
+        var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" }.NoEmptyPath();
         trace.CompletionSources.Add(FileCompletion.Source(".rvt"));
-        var rssBaseline = new Option<string?>("--rss-baseline") { HelpName = "small.rvt", Description = "With --trace: also replay this (shorter) trace and the --trace one each in a process of its own and compare their peak RSS" };
+        var rssBaseline = new Option<string?>("--rss-baseline") { HelpName = "small.rvt", Description = "With --trace: also replay this (shorter) trace and the --trace one each in a process of its own and compare their peak RSS" }.NoEmptyPath();
         var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
-        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true };
+        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true }.NoEmptyPath();
         diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
         var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, rssBaseline, peakRss, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");

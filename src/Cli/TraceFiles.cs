@@ -7,15 +7,13 @@ public static class TraceFiles
 {
     public static TraceReader Open(string path)
     {
-        FileStream stream;
-        try
+        FileStream stream = InputFiles.OpenRead(path);
+        // A trace is read by seeking (its index is at the end): a pipe (`cat t.rvt |`, `<(...)`) cannot be.
+        if (!stream.CanSeek)
         {
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            stream.Dispose();
+            throw new CliException(ExitCodes.IoError, $"{path}: cannot read a trace from a pipe: give the trace file itself");
         }
-        catch (FileNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{path}: no such file"); }
-        catch (DirectoryNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{path}: no such file"); }
-        catch (UnauthorizedAccessException) { throw new CliException(ExitCodes.IoError, $"{path}: permission denied"); }
-        catch (IOException e) { throw new CliException(ExitCodes.IoError, $"{path}: {e.Message}"); }
         try
         {
             return TraceReader.Open(stream);

@@ -97,4 +97,28 @@ public class DebugCommandTests
         Assert.Contains("instruction 100, event index", r.Stdout); // the chunks before the damage replay
         Cli.AssertOneLineError(r, 9, $"offset {last}");
     }
+    [Fact]
+    public void CatchingAnInputEventByIndexStopsThereBothWays()
+    {
+        // Event #45 of sched-host-chaos is a time value (an input, not an observed event) at 336,673.
+        string chaos = Path.Combine(Cli.RepoRoot, "traces", "sched-host-chaos.rvt");
+        var r = Cli.RunWithInput("catch event 45\ncontinue\ngoto 5000000\nreverse-continue\n", "debug", chaos);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Equal(2, Regex.Matches(r.Stdout, @"^instruction 336673: event: 336673 time SystemTimeNs \d+$", RegexOptions.Multiline).Count);
+    }
+    [Fact]
+    public void NumbersTooLargeForTheirPlaceAreErrorsNotCrashesOrOtherNumbers()
+    {
+        var r = Debug("break count", "delete 4294967297", "info breakpoints", "x/99999999999x $esp", "catch exception 4294967297",
+            "catch event 18446744073709551615", "info breakpoints", "when");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("error: no breakpoint or watchpoint 4294967297", r.Stdout); // not breakpoint 1 (4294967297 mod 2^32)
+        Assert.Equal(2, Regex.Matches(r.Stdout, @"^1: breakpoint 0x[0-9a-f]{8} <count>$", RegexOptions.Multiline).Count);
+        Assert.Matches(@"(?m)^0x[0-9a-f]{8}( <[^>]+>)?: 0x[0-9a-f]{8} 0x", r.Stdout); // x/N with a huge N shows what it can
+        Assert.Contains("error: '4294967297' is not an exception vector (0 to 255)", r.Stdout);
+        Assert.Contains("error: '18446744073709551615' is not an event index", r.Stdout);
+        Assert.DoesNotContain("catching:", r.Stdout);
+        Assert.Contains("instruction 0, event index 0", r.Stdout);
+        Assert.Empty(r.Stderr);
+    }
 }

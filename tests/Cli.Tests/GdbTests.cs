@@ -155,4 +155,18 @@ public class GdbTests
         File.WriteAllText(script, GdbGotoScript());
         return script;
     }
+    [Fact]
+    public void MalformedPacketsGetAnErrorReplyAndTheStubGoesOn()
+    {
+        // Not what gdb sends, but what a stub must survive: an empty packet and a monitor command that is not hex.
+        using var reader = Replayvisor.Engine.Trace.TraceReader.Open(File.OpenRead(GdbHarness.TracePath("events.rvt")));
+        var session = new Replayvisor.Replay.TimeTravel.TimeTravelSession(reader);
+        using var conn = new Replayvisor.Cli.Gdb.RspConnection(new MemoryStream(), () => { });
+        var stub = new Replayvisor.Cli.Gdb.GdbStub(session, conn);
+        Assert.Equal("", stub.Handle(""));
+        Assert.Equal("E01", stub.Handle("qRcmd,zz"));
+        Assert.Equal("E01", stub.Handle("qRcmd,776"));
+        Assert.Equal("OK", stub.Handle("qRcmd,7768656e")); // "when": its output goes out in an O packet
+        Assert.StartsWith("T05", stub.Handle("s"));
+    }
 }

@@ -21,6 +21,8 @@ public static class GuestBench
     {
         if (rounds < 1) throw new CliException(ExitCodes.Usage, $"--rounds {rounds}: must be at least 1");
         byte[] kernel = Commands.GuestCommands.ReadKernel(kernelPath);
+        // A kernel that does not load is refused with its one line (exit 5) before anything is measured.
+        Commands.GuestCommands.RefuseBadKernel(kernelPath, kernel, new Engine.Boot.DomainBuildOptions { MemoryMiB = 32 }, null);
         // With --json, stdout carries one document: the text lines are dropped, the figures collected.
         var output = json ? TextWriter.Null : stdout;
         var options = new XenMachineOptions { MemoryMiB = 32 };

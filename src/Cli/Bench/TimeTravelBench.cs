@@ -17,7 +17,18 @@ namespace Replayvisor.Cli.Bench;
 /// </summary>
 public static class TimeTravelBench
 {
-    public static int Run(string path, int steps, string? rssBaseline, bool json, TextWriter output)
+    public static int Run(string path, int steps, string? rssBaseline, bool json, TextWriter output) =>
+        Reporting(path, () => Measure(path, steps, rssBaseline, json, output));
+
+    /// <summary>Damage met while replaying is the trace's exit code and one line (as for `replay`), not an internal error.</summary>
+    private static int Reporting(string path, Func<int> bench)
+    {
+        try { return bench(); }
+        catch (Engine.Trace.TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+        catch (Engine.Boot.BootImageException e) { throw new CliException(ExitCodes.TraceDamaged, $"{path}: the embedded guest image does not load: {e.Message}"); }
+    }
+
+    private static int Measure(string path, int steps, string? rssBaseline, bool json, TextWriter output)
     {
         if (steps < 1) throw new CliException(ExitCodes.Usage, $"--rounds {steps}: must be at least 1");
         // With --json, stdout carries one document: the text lines are dropped, the figures collected.
@@ -122,7 +133,9 @@ public static class TimeTravelBench
     }
 
     /// <summary>`bench --trace T --peak-rss`: replays T to its end and prints this process's peak resident set (Linux VmHWM).</summary>
-    public static int PrintPeakRss(string path, TextWriter stdout)
+    public static int PrintPeakRss(string path, TextWriter stdout) => Reporting(path, () => PeakRss(path, stdout));
+
+    private static int PeakRss(string path, TextWriter stdout)
     {
         using (var reader = TraceFiles.Open(path))
         {

@@ -9,6 +9,7 @@ public static class ExportCommand
     public static int Run(string path, string format, string output, TextWriter stderr)
     {
         if (format != "perfetto") throw new CliException(ExitCodes.Usage, $"--format {format}: the only format is perfetto");
+        InputFiles.RefuseOverwritingInput(output, path, "trace");
         using var reader = TraceFiles.Open(path);
         string json;
         try { json = PerfettoTrace.Render(reader); }

@@ -48,7 +48,8 @@ public static class GuestCommands
         {
             if (output != null)
             {
-                RefuseBadKernel(a, kernel);
+                InputFiles.RefuseOverwritingInput(output, a.Kernel, "kernel");
+                RefuseBadKernel(a.Kernel, kernel, new DomainBuildOptions { MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain }, a.Xen);
                 // Written in place: a recorder killed outright leaves its complete chunks readable at the path asked for.
                 try { trace = new WriteGuard(new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read), output); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -109,29 +110,28 @@ public static class GuestCommands
     }
 
     /// <summary>
-    /// Builds the domain once before the output path is touched, so a kernel that would be refused
-    /// leaves the file system as it was (no new file; an existing one neither truncated nor deleted).
+    /// Builds the domain once (and checks the kernel against the Xen profile) before the output path
+    /// is touched, so a kernel that would be refused leaves the file system as it was (no new file;
+    /// an existing one neither truncated nor deleted).
     /// </summary>
-    private static void RefuseBadKernel(RunArgs a, byte[] kernel)
+    internal static void RefuseBadKernel(string path, byte[] kernel, DomainBuildOptions options, XenAbi? abi)
     {
         try
         {
-            DomainBuilder.Build(XenGuestInfo.Parse(kernel), kernel,
-                new DomainBuildOptions { MemoryMiB = a.MemoryMiB, CommandLine = a.Cmdline, InitialDomain = a.InitDomain });
+            var guest = XenGuestInfo.Parse(kernel);
+            DomainBuilder.Build(guest, kernel, options);
+            XenAbis.CheckKernel(abi ?? XenAbis.For(guest.IsPae), guest.IsPae);
         }
         catch (BootImageException e)
         {
-            throw new CliException(ExitCodes.BadKernel, $"{a.Kernel}: {e.Message}");
+            throw new CliException(ExitCodes.BadKernel, $"{path}: {e.Message}");
         }
     }
 
     public static byte[] ReadKernel(string path)
     {
         try { return File.ReadAllBytes(path); }
-        catch (FileNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{path}: no such file"); }
-        catch (DirectoryNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{path}: no such file"); }
-        catch (UnauthorizedAccessException) { throw new CliException(ExitCodes.IoError, $"{path}: permission denied"); }
-        catch (IOException e) { throw new CliException(ExitCodes.IoError, $"{path}: {e.Message}"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw InputFiles.CannotOpen(path, e); }
     }
 
     public static int ExitCodeOf(MachineExitKind k) => k switch

@@ -13,10 +13,7 @@ public static class DebugCommand
         TextReader? script = null;
         if (batch != null)
         {
-            try { script = new StreamReader(batch); }
-            catch (FileNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{batch}: no such file"); }
-            catch (DirectoryNotFoundException) { throw new CliException(ExitCodes.FileNotFound, $"{batch}: no such file"); }
-            catch (IOException e) { throw new CliException(ExitCodes.IoError, $"{batch}: {e.Message}"); }
+            script = new StreamReader(InputFiles.OpenRead(batch));
         }
         TimeTravelSession session;
         try { session = new TimeTravelSession(reader, new TimeTravelOptions { SnapshotMemoryBytes = snapshotMemoryMiB * 1024L * 1024 }); }

@@ -205,8 +205,8 @@ public sealed class Debugger
             _watchpoints.Clear();
             return "deleted all breakpoints and watchpoints\n";
         }
-        int id = (int)ParseCount(args[0]);
-        if (_breakpoints.RemoveAll(b => b.Id == id) + _watchpoints.RemoveAll(w => w.Id == id) == 0)
+        ulong id = ParseCount(args[0]);
+        if (_breakpoints.RemoveAll(b => (ulong)b.Id == id) + _watchpoints.RemoveAll(w => (ulong)w.Id == id) == 0)
             throw new DebugCommandException($"no breakpoint or watchpoint {id}");
         return $"deleted {id}\n";
     }
@@ -229,14 +229,18 @@ public sealed class Debugger
             "hypercall" => _catch with { Hypercalls = new HashSet<int>(_catch.Hypercalls) { HypercallNumber(args[1]) } },
             "upcall" => _catch with { Upcall = true },
             "exception" when args.Length == 1 => _catch with { AnyException = true },
-            "exception" => _catch with { Vectors = new HashSet<int>(_catch.Vectors) { (int)ParseCount(args[1]) } },
+            "exception" => _catch with { Vectors = new HashSet<int>(_catch.Vectors) { Vector(args[1]) } },
             "console" => _catch with { ConsoleOutput = true },
-            "event" => _catch with { EventIndex = (long)ParseCount(Arg(args, 1, "catch event INDEX")) },
+            "event" => _catch with { EventIndex = ParseCount(Arg(args, 1, "catch event INDEX")) is var k && k <= long.MaxValue ? (long)k : throw new DebugCommandException($"'{args[1]}' is not an event index") },
             "clear" => new EventStop(),
             _ => throw new DebugCommandException($"cannot catch '{what}'"),
         };
         return "catching: " + CatchText() + "\n";
     }
+
+    /// <summary>An exception vector: 0 to 255 (SDM vol. 3 §6.2).</summary>
+    private static int Vector(string s) =>
+        ParseCount(s) is var v && v <= 255 ? (int)v : throw new DebugCommandException($"'{s}' is not an exception vector (0 to 255)");
 
     private static int HypercallNumber(string s)
     {
@@ -274,9 +278,8 @@ public sealed class Debugger
     {
         int i = 0;
         while (i < format.Length && char.IsAsciiDigit(format[i])) i++;
-        int count = i > 0 ? int.Parse(format[..i], CultureInfo.InvariantCulture) : 1;
+        int count = i > 0 ? (int)Math.Clamp(ParseCount(format[..i]), 1, 4096) : 1;
         char unit = i < format.Length ? format[i] : 'x';
-        count = Math.Clamp(count, 1, 4096);
         uint a = Location(Arg(args, 0, "x/N[xwbsi] LOC"));
         if (unit == 'i')
         {

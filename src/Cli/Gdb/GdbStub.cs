@@ -55,6 +55,7 @@ public sealed class GdbStub
 
     public string Handle(string p)
     {
+        if (p.Length == 0) return ""; // "$#00": nothing asked, nothing supported
         switch (p)
         {
             case "?": return _lastStop;
@@ -82,7 +83,7 @@ public sealed class GdbStub
         if (p[0] is 'Z' or 'z') return Point(p[0] == 'Z', p[1..]);
         if (p[0] is 'C' or 'S') return Resume(p[0] == 'C' ? () => _session.Step(Constraints()) : _session.StepInstruction);
         if (p.StartsWith("vCont;", StringComparison.Ordinal)) return VCont(p["vCont;".Length..]);
-        if (p.StartsWith("qRcmd,", StringComparison.Ordinal)) return Monitor(Encoding.Latin1.GetString(Convert.FromHexString(p["qRcmd,".Length..])));
+        if (p.StartsWith("qRcmd,", StringComparison.Ordinal)) return TryUnhex(p["qRcmd,".Length..], out string command) ? Monitor(command) : "E01";
         return ""; // not supported: the empty reply
     }
 
@@ -195,6 +196,15 @@ public sealed class GdbStub
         catch (MonitorException e) { output = e.Message + "\n"; }
         _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
         return "OK";
+    }
+
+    /// <summary>qRcmd's argument: the command's bytes in hex; false when it is not hex.</summary>
+    private static bool TryUnhex(string hex, out string text)
+    {
+        var bytes = new byte[hex.Length / 2];
+        bool ok = hex.Length % 2 == 0 && Convert.FromHexString(hex, bytes, out _, out _) == System.Buffers.OperationStatus.Done;
+        text = ok ? Encoding.Latin1.GetString(bytes) : "";
+        return ok;
     }
 
     private static bool TryHex(string s, out ulong v) => ulong.TryParse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture, out v);

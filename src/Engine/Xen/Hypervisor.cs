@@ -31,10 +31,7 @@ public sealed partial class Hypervisor : ICpuHost
         Layout = domain.Layout;
         Privileged = domain.InitialDomain;
         Abi = Options.Abi ?? XenAbis.For(domain.IsPae);
-        // libxc on a 64-bit Xen knows only "xen-3.0-x86_32p" among 32-bit guest types (xc_dom_x86.c).
-        if (Abi != XenAbi.Xen3_1 && !domain.IsPae)
-            throw new BootImageException(BootError.UnsupportedXenVersion,
-                $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {XenAbis.Name(Abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
+        XenAbis.CheckKernel(Abi, domain.IsPae);
         Domid = Options.DomainId ?? (ushort)(domain.InitialDomain ? 0 : 1);
         SegmentLoader = new CpuSegmentLoader(cpu, mm);
         mm.VmAssistValid = Xen4 ? Vmasst.ValidCompat : Vmasst.Valid31;

@@ -44,6 +44,17 @@ public static class XenAbis
         }
     }
 
+    /// <summary>
+    /// Refuses a kernel the profile cannot run: libxc on a 64-bit Xen knows only "xen-3.0-x86_32p"
+    /// among 32-bit guest types (xc_dom_x86.c), so 4.19 runs PAE kernels only.
+    /// </summary>
+    public static void CheckKernel(XenAbi abi, bool pae)
+    {
+        if (abi != XenAbi.Xen3_1 && !pae)
+            throw new Boot.BootImageException(Boot.BootError.UnsupportedXenVersion,
+                $"a non-PAE kernel (xen-3.0-x86_32) cannot run on Xen {Name(abi)}, which runs only PAE 32-bit guests (use --xen 3.1)");
+    }
+
     /// <summary>XENVER_version: major &lt;&lt; 16 | minor (xen/common/kernel.c).</summary>
     public static uint Version(XenAbi abi) => abi == XenAbi.Xen3_1 ? 0x00030001u : 0x00040013u;
 }

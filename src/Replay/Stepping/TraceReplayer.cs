@@ -36,7 +36,7 @@ public sealed class TraceReplayer
     private bool _prefixEnded;
     private StepConstraints? _constraints;
     /// <summary>Matching events not yet reported (several can happen in one step: console output and its hypercall).</summary>
-    private readonly Queue<TraceEvent> _eventHits = new();
+    private readonly Queue<(TraceEvent Event, long Index)> _eventHits = new();
     private bool _delivered;
     /// <summary>The breakpoint the CPU stopped at in the current step (full-speed breakpoints, <see cref="OnBreakpoint"/>).</summary>
     private Breakpoint? _breakHit;
@@ -69,7 +69,11 @@ public sealed class TraceReplayer
         // A recording stopped by Ctrl-C/SIGTERM: the replay stops at its count and stop site, and its own closing event must match.
         var stoppedAt = reader.Summary is { Exit: ExitKind.Stopped } && LastEvent() is ShutdownEvent { Detail: RunOutcome.InterruptedDetail } c ? c : null;
         Interrupted = stoppedAt != null;
-        _checkpoints = new Checkpoints(options.CheckpointInterval, e => Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu)));
+        _checkpoints = new Checkpoints(options.CheckpointInterval, e =>
+        {
+            Verifier.Observe(VcpuStamp.Apply(e, Machine.Hypervisor.CurrentVcpu));
+            BreakAtEventIndex();
+        });
         Inputs = new ReplayInputs(queue, _checkpoints, stoppedAt?.Icount ?? ulong.MaxValue, options.ChaosSeed != null, Diverge,
             Machine, stoppedAt)
         {
@@ -147,6 +151,13 @@ public sealed class TraceReplayer
         // A time value taken inside a CPU run can uncover console input due before the run's planned stop.
         if (_queue?.Peek is ConsoleInputEvent c) Machine?.PollNoLaterThan(c.Icount);
         CheckPrefixEnd();
+        BreakAtEventIndex();
+    }
+
+    /// <summary>A stop at an event index that is an input or a checkpoint: where it happens, as <see cref="OnEvent"/> stops at an observed one.</summary>
+    private void BreakAtEventIndex()
+    {
+        if (_constraints?.Events?.EventIndex is long k && EventIndex - 1 == k) RequestBreak();
     }
 
     /// <summary>Ends the replay of a prefix once it is used up: what the guest does or asks for beyond it is not in the recording.</summary>
@@ -217,7 +228,7 @@ public sealed class TraceReplayer
         if (c == null) return;
         if (c.Events is { } f && (f.Matches(e) || (f.EventIndex is long k && EventIndex > k && EventIndex - 1 <= k)))
         {
-            _eventHits.Enqueue(e);
+            _eventHits.Enqueue((e, EventIndex - 1));
             RequestBreak();
         }
         // Stop after a delivery too when stepping, so a breakpoint on a handler's first instruction is seen.
@@ -242,12 +253,13 @@ public sealed class TraceReplayer
             long startIndex = EventIndex;
             // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
             _stepStart = (Icount, View.Pc);
+            KeepHitsFor(c.Events);
             if (!single && c.Breakpoints.Count > 0)
                 Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
                     c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
             while (true)
             {
-                if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending };
+                if (_eventHits.TryDequeue(out var pending)) return new StopInfo(StopKind.Event, Icount) { Event = pending.Event };
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (_exit != null) return new StopInfo(StopKind.EndOfTrace, Icount) { Exit = _exit };
                 // An interrupt is consumed by the step it ends, so one that comes just before a step starts is not lost.
@@ -280,10 +292,10 @@ public sealed class TraceReplayer
                 Inputs.Break = false;
                 if (Verifier.First != null) return new StopInfo(StopKind.Diverged, Icount);
                 if (Ended(exit, broke)) _exit = exit;
-                if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev };
+                if (_eventHits.TryDequeue(out var ev)) return new StopInfo(StopKind.Event, Icount) { Event = ev.Event };
                 if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
-                if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount);
+                if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount) { Event = EventAt(k) };
                 if (single)
                 {
                     if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
@@ -302,6 +314,19 @@ public sealed class TraceReplayer
         }
     }
 
+    /// <summary>
+    /// Hits left over from an earlier step (several events at one count) are reported only if this
+    /// step's filter stops at them too: a stepi or goto after `catch clear` moves on.
+    /// </summary>
+    private void KeepHitsFor(EventStop? filter)
+    {
+        for (int n = _eventHits.Count; n > 0; n--)
+        {
+            var hit = _eventHits.Dequeue();
+            if (filter != null && (filter.Matches(hit.Event) || filter.EventIndex == hit.Index)) _eventHits.Enqueue(hit);
+        }
+    }
+
     /// <summary>The CPU is about to run the instruction at a breakpoint's address: stop if one applies there (not the one the step started on).</summary>
     private bool OnBreakpoint()
     {
@@ -310,6 +335,17 @@ public sealed class TraceReplayer
         _breakHit = bp;
         RequestBreak();
         return true;
+    }
+
+    /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included).</summary>
+    private TraceEvent? EventAt(long index)
+    {
+        foreach (var chunk in Reader.Index)
+        {
+            if (index < chunk.EventCount) return Reader.ReadChunk(chunk)[(int)index];
+            index -= chunk.EventCount;
+        }
+        return null;
     }
 
     /// <summary>True when a machine run ended the replay (the guest stopped, the recorded limit or end was reached).</summary>

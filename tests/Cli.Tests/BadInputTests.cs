@@ -1,0 +1,113 @@
+using System.Diagnostics;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>
+/// Bad input that once ended in an internal error (exit 70) or lost a file: an empty path, a trace
+/// read from a pipe, a directory where a file belongs, a bad kernel or a damaged trace given to
+/// `bench`, an output path that names the command's own input, a kernel refused by the Xen profile.
+/// </summary>
+public class BadInputTests
+{
+    private static readonly Lazy<string> Hello = new(() =>
+    {
+        string f = Cli.TempFile("hello.rvt");
+        var r = Cli.Run("record", Cli.Guest("hello"), "-o", f);
+        Assert.True(r.Code == 0, r.ToString());
+        return f;
+    });
+
+    [Theory]
+    [InlineData("<kernel.elf>", "run", "")]
+    [InlineData("--output", "record", "KERNEL", "-o", "")]
+    [InlineData("<trace.rvt>", "info", "")]
+    [InlineData("<trace.rvt>", "replay", "")]
+    [InlineData("<a>", "diff", "", "TRACE")]
+    [InlineData("--output", "export", "TRACE", "-o", "")]
+    [InlineData("--output", "index", "TRACE", "-o", "")]
+    [InlineData("--batch", "debug", "TRACE", "--batch", "")]
+    [InlineData("--guest", "bench", "--guest", "")]
+    [InlineData("--trace", "bench", "--trace", "")]
+    public void AnEmptyPathIsMisuse(string names, params string[] args)
+    {
+        args = args.Select(a => a == "KERNEL" ? Cli.Guest("hello") : a == "TRACE" ? Hello.Value : a).ToArray();
+        Cli.AssertOneLineError(Cli.Run(args), 2, $"{names}: an empty path names no file");
+    }
+
+    [Fact]
+    public void ATraceFromAPipeIsRefusedWithOneLine() =>
+        Cli.AssertOneLineError(Shell($"cat '{Hello.Value}' | dotnet '{Path.Combine(AppContext.BaseDirectory, "replayvisor.dll")}' info /dev/stdin"),
+            74, "/dev/stdin: cannot read a trace from a pipe");
+
+    private static Cli.Result Shell(string command)
+    {
+        var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(command);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return new Cli.Result(p.ExitCode, stdout.Result, stderr);
+    }
+
+    [Fact]
+    public void ADirectoryWhereAFileBelongsIsNamedAsOne()
+    {
+        string dir = Path.GetDirectoryName(Cli.TempFile("x"))!;
+        Cli.AssertOneLineError(Cli.Run("debug", Hello.Value, "--batch", dir), 74, $"{dir}: is a directory, not a file");
+        Cli.AssertOneLineError(Cli.Run("info", dir), 74, $"{dir}: is a directory, not a file");
+        Cli.AssertOneLineError(Cli.Run("run", dir), 74, $"{dir}: is a directory, not a file");
+    }
+
+    [Fact]
+    public void BenchRefusesAKernelThatDoesNotLoad()
+    {
+        string f = Cli.TempFile("notes.txt");
+        File.WriteAllText(f, "this is not a kernel\n");
+        Cli.AssertOneLineError(Cli.Run("bench", "--guest", f, "--rounds", "1"), 5, "not an ELF file");
+    }
+
+    [Fact]
+    public void BenchOnADamagedTraceIsADamagedTrace()
+    {
+        byte[] trace = File.ReadAllBytes(Hello.Value);
+        trace[TraceEdit.LastEventChunkOffset(trace) + 24] ^= 0xFF; // a payload byte: its CRC no longer matches
+        string f = Cli.TempFile("damaged.rvt");
+        File.WriteAllBytes(f, trace);
+        Cli.AssertOneLineError(Cli.Run("bench", "--trace", f, "--rounds", "1"), 9, "damaged chunk");
+    }
+
+    [Fact]
+    public void RecordRefusesToWriteTheTraceOverItsOwnKernel()
+    {
+        string kernel = Cli.TempFile("hello.elf");
+        File.Copy(Cli.Guest("hello"), kernel);
+        Cli.AssertOneLineError(Cli.Run("record", kernel, "-o", kernel), 2, "is the kernel itself");
+        Assert.Equal(File.ReadAllBytes(Cli.Guest("hello")), File.ReadAllBytes(kernel));
+        string link = Path.Combine(Path.GetDirectoryName(kernel)!, "link.elf");
+        File.CreateSymbolicLink(link, kernel);
+        Cli.AssertOneLineError(Cli.Run("record", kernel, "-o", link), 2, "is the kernel itself");
+        Assert.Equal(File.ReadAllBytes(Cli.Guest("hello")), File.ReadAllBytes(kernel));
+    }
+
+    [Fact]
+    public void ExportRefusesToWriteOverTheTraceItReads()
+    {
+        string trace = Cli.TempFile("hello.rvt");
+        File.Copy(Hello.Value, trace);
+        Cli.AssertOneLineError(Cli.Run("export", trace, "-o", trace), 2, "is the trace itself");
+        Assert.Equal(File.ReadAllBytes(Hello.Value), File.ReadAllBytes(trace));
+    }
+
+    /// <summary>The Xen 4.19 profile refuses a non-PAE kernel: like any refused kernel, before the output path is touched.</summary>
+    [Fact]
+    public void AKernelTheXenProfileRefusesLeavesAnExistingFileUntouched()
+    {
+        string existing = Cli.TempFile("existing.rvt");
+        File.WriteAllText(existing, "an earlier recording\n");
+        Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", existing, "--xen", "4.19"), 5, "cannot run on Xen 4.19");
+        Assert.True(File.Exists(existing), "a refused kernel deleted the file at the output path");
+        Assert.Equal("an earlier recording\n", File.ReadAllText(existing));
+    }
+}
