@@ -100,6 +100,22 @@ public class BadInputTests
         Assert.Equal(File.ReadAllBytes(Hello.Value), File.ReadAllBytes(trace));
     }
 
+    /// <summary>--memory beyond what fits beside Xen's frames is misuse (exit 2) naming the real limit, not a bad kernel (exit 5).</summary>
+    [Fact]
+    public void MemoryBeyondWhatFitsIsMisuse()
+    {
+        Cli.AssertOneLineError(Cli.Run("run", Cli.Guest("hello"), "--memory", "2046"), 2, "--memory 2046: must be between 4 and 2045 MiB");
+        Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", Cli.TempFile("m.rvt"), "--memory", "2047"), 2, "--memory 2047: must be between 4 and 2045 MiB");
+    }
+
+    /// <summary>index -o into a missing directory names the output asked for (not its temporary file) and why.</summary>
+    [Fact]
+    public void IndexIntoAMissingDirectoryNamesTheOutput()
+    {
+        string output = Path.Combine(Path.GetDirectoryName(Cli.TempFile("x"))!, "missing", "indexed.rvt");
+        Cli.AssertOneLineError(Cli.Run("index", Hello.Value, "-o", output), 74, $"{output}: cannot write: its directory does not exist");
+    }
+
     /// <summary>The Xen 4.19 profile refuses a non-PAE kernel: like any refused kernel, before the output path is touched.</summary>
     [Fact]
     public void AKernelTheXenProfileRefusesLeavesAnExistingFileUntouched()

@@ -137,6 +137,27 @@ public class RecordReplayTests
         Assert.Equal(to, r.Exit.Icount);
     }
 
+    /// <summary>
+    /// A replay stopped at the count of a recorded event is bit-exact there: events the recording made at
+    /// that count after the stop (a timer's expiry and its upcall, the checkpoint at 0) lie beyond it.
+    /// </summary>
+    [Fact]
+    public void ReplayToTheCountOfAnyRecordedEventStopsThereWithoutDivergence()
+    {
+        var rec = Recordings.Record("sched", true, chaos: 7);
+        using var reader = TraceReader.Open(new MemoryStream(rec.Trace));
+        var counts = reader.ReadEvents().Where(e => e is AsyncEvent or UpcallEvent or CheckpointEvent).Select(e => e.Icount).Distinct().Take(12).ToList();
+        Assert.Contains(0ul, counts);
+        Assert.True(counts.Count > 4, $"only {counts.Count} counts");
+        var wrong = new List<string>();
+        foreach (ulong to in counts)
+        {
+            var r = Recordings.Replay(rec.Trace, to);
+            if (r.Divergence != null || r.Exit.Icount != to) wrong.Add($"--to {to}: stopped at {r.Exit.Icount}: {r.Report}");
+        }
+        Assert.True(wrong.Count == 0, string.Join("\n", wrong));
+    }
+
     [Fact]
     public void InstructionLimitIsReplayed()
     {

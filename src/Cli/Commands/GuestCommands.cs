@@ -30,7 +30,9 @@ public static class GuestCommands
     private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, bool hypercallData, TextWriter jsonOut, TextWriter stderr)
     {
         byte[] kernel = ReadKernel(a.Kernel);
-        if (a.MemoryMiB is < 4 or > 2047) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and 2047 MiB");
+        // The most that fits in the machine beside Xen's own frames (2045 MiB): more is misuse, not a bad kernel.
+        uint maxMiB = MachineFrameMap.MaxGuestMiB(DomainBuildOptions.DefaultSpareXenFrames);
+        if (a.MemoryMiB < 4 || a.MemoryMiB > maxMiB) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and {maxMiB} MiB");
         if (a.Vcpus is < 1 or > HypervisorOptions.MaxVcpus)
             throw new CliException(ExitCodes.Usage, $"--vcpus {a.Vcpus}: must be between 1 and {HypervisorOptions.MaxVcpus}");
         // Ctrl-C and SIGTERM are caught before the trace file exists, so a signal at any moment

@@ -22,13 +22,13 @@ public static class IndexCommand
         try
         {
             using var reader = TraceFiles.Open(path);
-            using var stream = Create(temp);
+            using var stream = Create(temp, target);
             result = TraceIndexer.Write(reader, stream, interval);
             stream.Flush(flushToDisk: true);
         }
         catch (Exception e)
         {
-            File.Delete(temp); // whatever went wrong, no half-written file is left behind
+            DeleteTemp(temp); // whatever went wrong, no half-written file is left behind
             if (e is not (IndexException or TraceFormatException or IOException or UnauthorizedAccessException or CliException)) throw;
             throw e switch
             {
@@ -42,19 +42,31 @@ public static class IndexCommand
         try { File.Move(temp, target, overwrite: true); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            File.Delete(temp);
+            DeleteTemp(temp);
             throw new CliException(ExitCodes.IoError, $"{target}: cannot replace: {e.Message}");
         }
         stderr.WriteLine($"index: {target}: {result.Keyframes} keyframes, one every {interval} instructions ({result.KeyframeBytes / 1024} KiB before compression), to instruction {result.FinalIcount}");
         return ExitCodes.Ok;
     }
 
-    private static FileStream Create(string temp)
+    /// <summary>The temporary file beside <paramref name="target"/>; a failure names the target the user asked for.</summary>
+    private static FileStream Create(string temp, string target)
     {
         try { return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None); }
+        catch (DirectoryNotFoundException)
+        {
+            throw new CliException(ExitCodes.IoError, $"{target}: cannot write: its directory does not exist");
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CliException(ExitCodes.IoError, $"{temp}: cannot write: {e.Message}");
+            throw new CliException(ExitCodes.IoError, $"{target}: cannot write (a temporary file beside it: {e.Message})");
         }
+    }
+
+    /// <summary>Removes the temporary file; one that never came to be (its directory missing) is no second error.</summary>
+    private static void DeleteTemp(string temp)
+    {
+        try { File.Delete(temp); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 }

@@ -13,5 +13,7 @@ public sealed record DomainBuildOptions
     public bool InitialDomain { get; init; }
 
     /// <summary>Free Xen-owned machine frames left for the hypervisor model (for example the L1s mapping the M2P).</summary>
-    public uint SpareXenFrames { get; init; } = 64;
+    public uint SpareXenFrames { get; init; } = DefaultSpareXenFrames;
+
+    public const uint DefaultSpareXenFrames = 64;
 }

@@ -44,6 +44,23 @@ public sealed class MachineFrameMap
 
     public static MachineFrameMap Create(uint nrPages, uint spareFrames)
     {
+        var map = Layout(nrPages, spareFrames);
+        if (map.TotalFrames > MaxMachineFrames)
+            throw new BootImageException(BootError.BadOptions,
+                $"{nrPages / 256} MiB of guest memory is too much: with Xen's own frames the machine holds at most {MaxGuestMiB(spareFrames)} MiB of it");
+        return map;
+    }
+
+    /// <summary>The most guest memory, in MiB, whose frames fit in the machine with Xen's (frame 0, shared_info, the M2P, <paramref name="spareFrames"/>).</summary>
+    public static uint MaxGuestMiB(uint spareFrames)
+    {
+        uint mib = MaxMachineFrames / 256;
+        while (Layout(mib * 256, spareFrames).TotalFrames > MaxMachineFrames) mib--;
+        return mib;
+    }
+
+    private static MachineFrameMap Layout(uint nrPages, uint spareFrames)
+    {
         // The M2P holds one u32 per machine frame, and its own size adds frames: iterate to a fixed point.
         uint m2p = 1;
         while (true)
@@ -56,10 +73,6 @@ public sealed class MachineFrameMap
         // Make DomainBase + nrPages − 1 odd, so PfnToMfn(pfn) = pfn has no solution.
         uint basePlain = M2PFirstMfn + m2p + spareFrames;
         uint padding = ((ulong)basePlain + nrPages - 1) % 2 == 0 ? 1u : 0u;
-        var map = new MachineFrameMap(nrPages, m2p, spareFrames, padding);
-        if (map.TotalFrames > MaxMachineFrames)
-            throw new BootImageException(BootError.BadOptions,
-                $"{nrPages / 256} MiB of guest memory is too much: the machine holds at most {MaxMachineFrames / 256} MiB");
-        return map;
+        return new MachineFrameMap(nrPages, m2p, spareFrames, padding);
     }
 }

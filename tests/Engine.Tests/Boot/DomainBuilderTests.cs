@@ -287,6 +287,19 @@ public class DomainBuilderTests
         Assert.Equal(BootError.BadOptions,
             Assert.Throws<BootImageException>(() => Build(TestElf.Linux(true), cmd: new string('x', 1024))).Error);
 
+    /// <summary>The most guest memory is what fits beside Xen's frames (not the machine's 2047 MiB), and the refusal says that figure.</summary>
+    [Fact]
+    public void TheLargestGuestMemoryIsWhatFitsBesideXensFrames()
+    {
+        uint spare = DomainBuildOptions.DefaultSpareXenFrames;
+        uint max = MachineFrameMap.MaxGuestMiB(spare);
+        Assert.Equal(2045u, max);
+        Assert.True(MachineFrameMap.Create(max * 256, spare).TotalFrames <= MachineFrameMap.MaxMachineFrames);
+        var ex = Assert.Throws<BootImageException>(() => MachineFrameMap.Create((max + 1) * 256, spare));
+        Assert.Equal(BootError.BadOptions, ex.Error);
+        Assert.Contains("2046 MiB of guest memory is too much: with Xen's own frames the machine holds at most 2045 MiB of it", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void BuildIsDeterministic()
     {
