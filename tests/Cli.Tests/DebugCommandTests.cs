@@ -121,4 +121,14 @@ public class DebugCommandTests
         Assert.Contains("instruction 0, event index 0", r.Stdout);
         Assert.Empty(r.Stderr);
     }
+    [Fact]
+    public void WhereShowsAHypercallInFlightOnlyBeforeItIsMade()
+    {
+        // A hypercall stop is on the stub's ret, after the call; one instruction back is its int 0x82.
+        var r = Debug("catch hypercall console_io", "continue", "where", "reverse-stepi", "where");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Single(Regex.Matches(r.Stdout, @"^hypercall in flight: console_io\(cmd=0, count=\d+", RegexOptions.Multiline));
+        int back = r.Stdout.IndexOf("(rv) reverse-stepi", StringComparison.Ordinal);
+        Assert.True(r.Stdout.IndexOf("hypercall in flight", StringComparison.Ordinal) > back, r.Stdout);
+    }
 }

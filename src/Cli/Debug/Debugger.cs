@@ -338,12 +338,14 @@ public sealed class Debugger
         var c = Cpu;
         uint pc = View.Pc;
         int number = -1;
-        if (_s.Symbols.AddressOf("hypercall_page") is { } page && pc >= page && pc < page + 4096) number = (int)((pc - page) / 32); // 32-byte slots (docs/xen-abi.md §1)
-        else
+        var b = new byte[2];
+        bool read = View.TryRead(pc, b);
+        if (_s.Symbols.AddressOf("hypercall_page") is { } page && pc >= page && pc < page + 4096)
         {
-            var b = new byte[2];
-            if (View.TryRead(pc, b) && b[0] == 0xCD && b[1] == 0x82) number = (int)c.Eax;
+            if (read && b[0] == 0xC3) return null; // the stub's ret: its hypercall is done
+            number = (int)((pc - page) / 32); // 32-byte slots (docs/xen-abi.md §1)
         }
+        else if (read && b[0] == 0xCD && b[1] == 0x82) number = (int)c.Eax;
         if (number < 0) return null;
         uint[] args = [c.Ebx, c.Ecx, c.Edx, c.Esi, c.Edi, c.Ebp];
         return HypercallFormatter.Format(number, args);

@@ -294,11 +294,13 @@ public sealed class TimeTravelSession
         uint pc = _replayer.View.Pc;
         if (Symbols.Lookup(pc) is not { } found)
             throw new InvalidOperationException($"no symbol covers 0x{pc:x8}, so the function's entry is unknown");
-        var function = found.Symbol;
-        if (pc != function.Address)
+        uint start = found.Symbol.Address;
+        // The hypercall page is 32-byte stubs, each called on its own (docs/xen-abi.md §1): the stub is the function.
+        if (found.Symbol.Name == "hypercall_page") start += found.Offset & ~31u;
+        if (pc != start)
         {
             uint esp = _replayer.Machine.Cpu.Esp;
-            var entry = new Breakpoint(-1, function.Address) { Condition = cpu => cpu.Esp >= esp };
+            var entry = new Breakpoint(-1, start) { Condition = cpu => cpu.Esp >= esp };
             var stop = ReverseContinue(new StepConstraints { Breakpoints = [entry] });
             if (stop.Kind != StopKind.Breakpoint) return stop;
         }

@@ -117,6 +117,26 @@ public class ReverseTests
     }
 
     [Fact]
+    public void ReverseFinishFromAHypercallStubReturnsToTheCallOfThatStub()
+    {
+        // A stop at a hypercall (catch hypercall) is on its stub's ret; the page's first stub is another hypercall's.
+        var s = GoldenSessions.TimeTravel("events.rvt", SmallLadder);
+        uint page = s.Symbols.AddressOf("hypercall_page")!.Value;
+        var consoleIo = new StepConstraints { Events = new EventStop { Hypercalls = new HashSet<int> { 18 } } };
+        s.Step(consoleIo);
+        var stop = s.Step(consoleIo);
+        var call = Assert.IsType<HypercallEvent>(stop.Event);
+        uint ret = Read32(s, s.Replayer.Machine.Cpu.Esp);
+        Assert.Equal(ret, call.Site); // console_io's stub returns to the site the trace recorded
+        ulong at = s.Icount;
+        Assert.Equal(StopKind.Reached, s.ReverseFinish().Kind);
+        Assert.InRange(s.Icount, at - 10, at - 1);
+        s.StepInstruction(); // the call: into console_io's stub, with the same return address
+        Assert.Equal(page + 18 * 32, s.Replayer.Machine.Cpu.Eip);
+        Assert.Equal(ret, Read32(s, s.Replayer.Machine.Cpu.Esp));
+    }
+
+    [Fact]
     public void TheLadderStaysWithinItsBudgetAndKeepsTheStart()
     {
         var s = GoldenSessions.TimeTravel("sched-host.rvt", new TimeTravelOptions { SnapshotInterval = 50_000, SnapshotMemoryBytes = 6L << 20 });
