@@ -35,6 +35,11 @@ public static class CliApp
             // A read or write the operating system refused (disk full, a file changed under us, a closed output).
             return Fail(stdout, stderr, ExitCodes.IoError, $"I/O error: {OneLine(e.Message)}");
         }
+        catch (UnauthorizedAccessException e)
+        {
+            // .NET's word for EBADF and EACCES: e.g. a write to a closed standard output (`>&-`).
+            return Fail(stdout, stderr, ExitCodes.IoError, $"I/O error: {OneLine(e.Message)}");
+        }
         catch (Exception e)
         {
             return Fail(stdout, stderr, ExitCodes.Internal, $"internal error: {e.GetType().Name}: {FirstLine(e.Message)}");
@@ -43,8 +48,9 @@ public static class CliApp
 
     private static int Fail(TextWriter stdout, TextWriter stderr, int code, string message)
     {
-        try { stdout.Flush(); } catch (IOException) { } // stdout may be what failed
-        try { stderr.WriteLine($"replayvisor: {message}"); } catch (IOException) { }
+        // stdout may be what failed; stderr may be closed (`2>&-`): the exit code still says what happened.
+        try { stdout.Flush(); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        try { stderr.WriteLine($"replayvisor: {message}"); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
         return code;
     }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Runtime.InteropServices;
 
 namespace Replayvisor.Cli;
 
@@ -54,9 +55,38 @@ public static class InputFiles
             throw new CliException(ExitCodes.Usage, $"{output}: is the {what} itself: writing it would destroy it (choose another output file)");
     }
 
-    private static string Canonical(string path)
+    /// <summary>The file a path names: the final target of a symbolic link, else the full path.</summary>
+    public static string Canonical(string path)
     {
-        try { return File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? Path.GetFullPath(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return Path.GetFullPath(path); }
+        // From the full path: .NET resolves a relative link target against the directory of the path given ("" for "t.rvt": the root).
+        string full = Path.GetFullPath(path);
+        try { return File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return full; }
     }
+
+    /// <summary>
+    /// Whether something other than a regular file is at <paramref name="path"/> (a device such as
+    /// /dev/null, a pipe, a socket, a directory): a new file must not be renamed over it. False when
+    /// nothing is there, or when the file type cannot be learnt (a host other than Linux x86-64).
+    /// </summary>
+    public static bool IsSpecialFile(string path)
+    {
+        if (Directory.Exists(path)) return true;
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return false;
+        var stat = new byte[StatSize];
+        try
+        {
+            if (Stat(path, stat) != 0) return false; // nothing there (or not reachable: the write reports it)
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return false; }
+        uint mode = BitConverter.ToUInt32(stat, StatModeOffset);
+        return (mode & SIfmt) != SIfreg;
+    }
+
+    // struct stat of Linux x86-64 (<bits/struct_stat.h>): st_mode after st_dev, st_ino, st_nlink (8 bytes each); 144 bytes in all.
+    private const int StatSize = 144, StatModeOffset = 24;
+    private const uint SIfmt = 0xF000, SIfreg = 0x8000;
+
+    [DllImport("libc", EntryPoint = "stat", SetLastError = true)]
+    private static extern int Stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, [Out] byte[] buf);
 }

@@ -2,7 +2,7 @@ namespace Replayvisor.Cli;
 
 /// <summary>
 /// A write-only stream that turns the operating system's write errors (disk full, /dev/full, a
-/// closed terminal) into the one-line I/O error of the command (exit 74) naming what could not be written.
+/// closed terminal, a closed descriptor) into the one-line I/O error of the command (exit 74) naming what could not be written.
 /// </summary>
 public sealed class WriteGuard(Stream inner, string name) : Stream
 {
@@ -17,7 +17,7 @@ public sealed class WriteGuard(Stream inner, string name) : Stream
     public override void Write(ReadOnlySpan<byte> buffer)
     {
         try { inner.Write(buffer); }
-        catch (IOException e) { throw Failed(e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw Failed(e); }
     }
 
     public override void Flush() => Guard(inner.Flush);
@@ -35,8 +35,9 @@ public sealed class WriteGuard(Stream inner, string name) : Stream
     private void Guard(Action write)
     {
         try { write(); }
-        catch (IOException e) { throw Failed(e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw Failed(e); }
     }
 
-    private CliException Failed(IOException e) => new(ExitCodes.IoError, $"{name}: cannot write: {e.Message}");
+    /// <remarks>A closed descriptor (`>&-`) comes as UnauthorizedAccessException (EBADF).</remarks>
+    private CliException Failed(Exception e) => new(ExitCodes.IoError, $"{name}: cannot write: {e.Message}");
 }

@@ -39,6 +39,53 @@ public class BadInputTests
         Cli.AssertOneLineError(Shell($"cat '{Hello.Value}' | dotnet '{Path.Combine(AppContext.BaseDirectory, "replayvisor.dll")}' info /dev/stdin"),
             74, "/dev/stdin: cannot read a trace from a pipe");
 
+    private static readonly string Rv = Path.Combine(AppContext.BaseDirectory, "replayvisor.dll");
+
+    /// <summary>index renames a new file into place: over a FIFO (or /dev/null) that would replace the special file with a trace.</summary>
+    [Fact]
+    public void IndexRefusesToReplaceSomethingThatIsNotARegularFile()
+    {
+        string fifo = Cli.TempFile("trace.fifo");
+        var r = Shell($"mkfifo '{fifo}' && dotnet '{Rv}' index '{Hello.Value}' -o '{fifo}'");
+        Cli.AssertOneLineError(r, 74, $"{fifo}: cannot write: not a regular file");
+        Assert.Equal(0, Shell($"test -p '{fifo}'").Code);
+    }
+
+    /// <summary>In-place index of a relative symbolic link indexes the file it names; the link stays a link.</summary>
+    [Fact]
+    public void IndexThroughARelativeSymbolicLinkIndexesTheFileItNames()
+    {
+        string real = Cli.TempFile("real.rvt");
+        File.Copy(Hello.Value, real);
+        string dir = Path.GetDirectoryName(real)!;
+        var r = Shell($"cd '{dir}' && ln -s real.rvt link.rvt && dotnet '{Rv}' index link.rvt --interval 10000");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.NotNull(new FileInfo(Path.Combine(dir, "link.rvt")).LinkTarget);
+        using var reader = Engine.Trace.TraceReader.Open(File.OpenRead(real));
+        Assert.True(reader.Keyframes.Count > 0, "the file the link names was not indexed");
+    }
+
+    [Fact]
+    public void RecordRefusesARelativeLinkToItsKernel()
+    {
+        string kernel = Cli.TempFile("k.elf");
+        File.Copy(Cli.Guest("hello"), kernel);
+        var r = Shell($"cd '{Path.GetDirectoryName(kernel)}' && ln -s k.elf link.elf && dotnet '{Rv}' record k.elf -o link.elf");
+        Cli.AssertOneLineError(r, 2, "link.elf: is the kernel itself");
+        Assert.Equal(File.ReadAllBytes(Cli.Guest("hello")), File.ReadAllBytes(kernel));
+    }
+
+    /// <summary>A closed standard output (`>&-`) is an I/O error (74), and a closed standard error still leaves the exit code (not an abort).</summary>
+    [Fact]
+    public void ClosedStandardStreamsAreIoErrorsNotCrashes()
+    {
+        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' info '{Hello.Value}' >&-"), 74, "I/O error");
+        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' run '{Cli.Guest("hello")}' >&-"), 74, "standard output: cannot write");
+        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' replay '{Hello.Value}' >&-"), 74, "standard output: cannot write");
+        var r = Shell($"dotnet '{Rv}' run /no/such/kernel.elf 2>&-");
+        Assert.True(r.Code == 6, r.ToString());
+    }
+
     private static Cli.Result Shell(string command)
     {
         var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

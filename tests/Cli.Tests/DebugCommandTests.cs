@@ -131,4 +131,21 @@ public class DebugCommandTests
         int back = r.Stdout.IndexOf("(rv) reverse-stepi", StringComparison.Ordinal);
         Assert.True(r.Stdout.IndexOf("hypercall in flight", StringComparison.Ordinal) > back, r.Stdout);
     }
+    [Fact]
+    public void WhereShowsTheUpcallStateOfTheVcpuThatRuns()
+    {
+        string trace = Cli.TempFile("smp.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("smp"), "-o", trace, "--vcpus", "2").Code);
+        // The first hypercall vCPU 1 makes; there its upcall mask differs from vCPU 0's.
+        var dump = Cli.Run("dump", trace, "--kind", "hypercall", "--json");
+        var first = dump.Stdout.Split('\n').First(l => l.Contains("\"vcpu\":1", StringComparison.Ordinal));
+        string at = Regex.Match(first, "\"icount\":(\\d+)").Groups[1].Value;
+        var r = Cli.RunWithInput($"goto {at}\nwhere\nx/2b shared_info_page+64\n", "debug", trace);
+        Assert.True(r.Code == 0, r.ToString());
+        // vcpu_info[1]: evtchn_upcall_pending, then evtchn_upcall_mask (docs/xen-abi.md §4.3)
+        var info = Regex.Match(r.Stdout, @"<shared_info_page\+0x40>: ([0-9a-f]{2}) ([0-9a-f]{2})");
+        Assert.True(info.Success, r.Stdout);
+        string mask = info.Groups[2].Value == "00" ? "unmasked" : "masked";
+        Assert.Contains($"vcpu 1 upcalls: {mask}, pending flag {Convert.ToInt32(info.Groups[1].Value, 16)}, pending ports", r.Stdout);
+    }
 }

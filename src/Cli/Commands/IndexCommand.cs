@@ -17,7 +17,12 @@ public static class IndexCommand
     {
         if (interval == 0) throw new CliException(ExitCodes.Usage, "--interval 0: keyframes need a positive instruction interval");
         string target = output ?? path;
-        string temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(target))!, $".{Path.GetFileName(target)}.indexing-{Environment.ProcessId}");
+        // The indexed trace is renamed over the file itself: a symbolic link keeps pointing at it, and a
+        // device (-o /dev/null), pipe or socket is refused, not replaced by a file.
+        string file = InputFiles.Canonical(target);
+        if (InputFiles.IsSpecialFile(file))
+            throw new CliException(ExitCodes.IoError, $"{target}: cannot write: not a regular file (index writes a new trace file and renames it into place)");
+        string temp = Path.Combine(Path.GetDirectoryName(file)!, $".{Path.GetFileName(file)}.indexing-{Environment.ProcessId}");
         IndexResult result;
         try
         {
@@ -39,7 +44,7 @@ public static class IndexCommand
                 _ => new CliException(ExitCodes.IoError, $"{target}: cannot write: {e.Message}"),
             };
         }
-        try { File.Move(temp, target, overwrite: true); }
+        try { File.Move(temp, file, overwrite: true); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             DeleteTemp(temp);

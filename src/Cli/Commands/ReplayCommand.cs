@@ -10,7 +10,7 @@ public static class ReplayCommand
     public static int Run(string path, ulong? to, bool quiet, TextWriter stderr)
     {
         using var reader = TraceFiles.Open(path);
-        using var stdout = Console.OpenStandardOutput();
+        using var stdout = new WriteGuard(Console.OpenStandardOutput(), "standard output");
         ReplayResult r;
         var session = new ReplaySession(reader, quiet ? null : stdout, to);
         // Long replays show progress on stderr when it is a terminal (README.md, "The command line").

@@ -327,7 +327,8 @@ public sealed class Debugger
         if (HypercallInFlight() is { } call) w.Append("hypercall in flight: ").Append(call).Append('\n');
         var hv = Machine.Hypervisor;
         var pending = hv.Events.PendingUnmaskedPorts();
-        w.Append($"upcalls: {(hv.SharedInfo.UpcallMask(0) != 0 ? "masked" : "unmasked")}, pending flag {hv.SharedInfo.UpcallPending(0)}, pending ports [{string.Join(", ", pending)}]\n");
+        int v = hv.CurrentVcpu; // the vCPU on the CPU now: its upcall mask and pending flag
+        w.Append($"{(hv.Smp ? $"vcpu {v} " : "")}upcalls: {(hv.SharedInfo.UpcallMask(v) != 0 ? "masked" : "unmasked")}, pending flag {hv.SharedInfo.UpcallPending(v)}, pending ports [{string.Join(", ", pending)}]\n");
         w.Append(TraceNeighbourhood.Text(_s, 3));
         return w.ToString();
     }
