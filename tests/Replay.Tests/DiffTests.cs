@@ -69,6 +69,25 @@ public class DiffTests
     }
 
     [Fact]
+    public void AContextLargerThanTheRunIsTheWholeAlignmentInOneHunk()
+    {
+        // `diff --context 2147483647`: end + context overflowed int, the hunk's stop went negative and the
+        // next index read outside the list (internal error, exit 70).
+        DiffEvent E(string key) => new(DiffEvents.Console, key, key, 0, "");
+        var lines = new List<AlignedLine>
+        {
+            new(AlignedLine.Same, E("a"), E("a")), new(AlignedLine.OnlyA, E("b"), null), new(AlignedLine.Same, E("c"), E("c")),
+            new(AlignedLine.OnlyB, null, E("d")), new(AlignedLine.Same, E("e"), E("e")),
+        };
+        foreach (int context in new[] { int.MaxValue, int.MaxValue / 2 + 1, 1_000_000 })
+        {
+            var hunk = Assert.Single(EventAlignment.Hunks(lines, context));
+            Assert.Equal(lines, hunk.Lines);
+            Assert.Equal((1, 4, 1, 4), (hunk.StartA, hunk.CountA, hunk.StartB, hunk.CountB));
+        }
+    }
+
+    [Fact]
     public void TheSameImageUnderOptionsThatCannotChangeItsRunIsIdentical()
     {
         byte[] a = Record("sched", true, checkpoints: 1_000_000);
