@@ -226,9 +226,11 @@ public static class CliApp
 
     private static Command ExportCmd(TextWriter stderr)
     {
-        var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath();
+        var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath().CompletesFiles(".rvt");
         var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
+        format.CompletionSources.Add("perfetto");
         var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true }.NoEmptyPath();
+        output.CompletionSources.Add(FileCompletion.Source(".json"));
         var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
         cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
         cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stderr));
@@ -237,8 +239,8 @@ public static class CliApp
 
     private static Command DiffCmd(TextWriter stdout)
     {
-        var a = new Argument<string>("a") { Description = "The first trace (.rvt)" }.NoEmptyPath();
-        var b = new Argument<string>("b") { Description = "The second trace (.rvt)" }.NoEmptyPath();
+        var a = new Argument<string>("a") { Description = "The first trace (.rvt)" }.NoEmptyPath().CompletesFiles(".rvt");
+        var b = new Argument<string>("b") { Description = "The second trace (.rvt)" }.NoEmptyPath().CompletesFiles(".rvt");
         var json = new Option<bool>("--json") { Description = "Print one JSON document (schema: docs/diff.md)" };
         var context = new Option<int>("--context") { Description = "Equal events shown around each difference", DefaultValueFactory = _ => 3 };
         var noPinpoint = new Option<bool>("--no-pinpoint") { Description = "Same guest image: do not re-execute the runs to find the first differing instruction" };

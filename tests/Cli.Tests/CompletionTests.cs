@@ -77,6 +77,55 @@ public class CompletionTests
     }
 
     [Fact]
+    public void DiffAndExportCompleteTraceFilesAndExportItsFormatAndOutput()
+    {
+        var (r, err) = Bash(
+            "replayvisor diff traces/ech",
+            "replayvisor diff traces/echo.rvt traces/ech",
+            "replayvisor export traces/ech",
+            "replayvisor export traces/echo.rvt --format ",
+            "replayvisor export traces/echo.rvt -o doc");
+        Assert.Equal(["traces/echo.rvt"], r[0]);
+        Assert.Equal(["traces/echo.rvt"], r[1]);
+        Assert.Equal(["traces/echo.rvt"], r[2]);
+        Assert.Equal(["perfetto"], r[3]);
+        Assert.Equal(["docs/"], r[4]);
+        Assert.Equal("", err);
+    }
+
+    [Fact]
+    public void AFileNameWithASpaceCompletesInsideItsDirectoryAndIsInsertedEscaped()
+    {
+        string dir = Directory.CreateTempSubdirectory("rv-completion-").FullName;
+        Directory.CreateDirectory(Path.Combine(dir, "my traces"));
+        File.WriteAllBytes(Path.Combine(dir, "my traces", "a b.rvt"), []);
+        // COMP_WORDS as bash splits the line: an escaped or quoted space stays inside its word.
+        string bash = Script("bash") + $$"""
+            cd '{{dir}}'
+            ask() { COMP_LINE="replayvisor info $1"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(replayvisor info "$1"); COMP_CWORD=2; _replayvisor_complete; printf '[%s]' "${COMPREPLY[@]}"; echo; }
+            ask 'my'
+            ask 'my\ traces/'
+            ask 'my\ traces/a'
+            ask '"my traces/'
+            """;
+        var (output, err) = Shell("bash", bash);
+        Assert.Equal(["[my\\ traces/]", "[my\\ traces/a\\ b.rvt]", "[my\\ traces/a\\ b.rvt]", "[my traces/a b.rvt]"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal("", err);
+        // zsh hands compadd the names as they are (it quotes them itself when inserting).
+        string zsh = Script("zsh").Replace("compdef _replayvisor replayvisor", ":") + $$"""
+            compadd() { while [[ $1 == -* && $1 != -- ]]; do [[ $1 == -S ]] && shift; shift; done; [[ $1 == -- ]] && shift; print -r -- "${(j:,:)@}"; }
+            cd '{{dir}}'
+            words=(replayvisor info 'my\ traces/'); CURRENT=3; _replayvisor; print '|'
+            words=(replayvisor info '"my traces/a'); CURRENT=3; _replayvisor; print '|'
+            """;
+        (output, err) = Shell("zsh", zsh);
+        string[] parts = output.Split('|');
+        Assert.Equal("my traces/a b.rvt", parts[0].Trim());
+        Assert.Equal("my traces/a b.rvt", parts[1].Trim());
+        Assert.Equal("", err);
+    }
+
+    [Fact]
     public void BashCompletionOffersOnlyTracesAndDirectoriesForATraceArgument()
     {
         var (r, _) = Bash("replayvisor replay traces/");

@@ -148,4 +148,23 @@ public class DebugCommandTests
         string mask = info.Groups[2].Value == "00" ? "unmasked" : "masked";
         Assert.Contains($"vcpu 1 upcalls: {mask}, pending flag {Convert.ToInt32(info.Groups[1].Value, 16)}, pending ports", r.Stdout);
     }
+    [Fact]
+    public void ListingEventsUpToADamagedChunkTheReplayHasNotReachedEndsTheListNotTheSession()
+    {
+        byte[] trace = File.ReadAllBytes(Path.Combine(Cli.RepoRoot, "traces", "sched-chaos.rvt"));
+        long last = TraceEdit.LastEventChunkOffset(trace);
+        trace[last + 40] ^= 0xFF;
+        string damaged = Cli.TempFile("damaged.rvt");
+        File.WriteAllBytes(damaged, trace);
+        ulong before;
+        using (var reader = Replayvisor.Engine.Trace.TraceReader.Open(File.OpenRead(damaged)))
+        {
+            Assert.True(reader.Index.Count >= 2 && reader.Index[^1].Offset == last);
+            before = reader.Index[^2].LastIcount - 1; // the last event before the damaged chunk is still ahead
+        }
+        var r = Cli.RunWithInput($"goto {before}\nevents 2\nwhere\nwhen\n", "debug", damaged);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Equal(2, Regex.Matches(r.Stdout, $@"^  \(no more: damaged chunk: .*offset {last}\)\)$", RegexOptions.Multiline).Count);
+        Assert.Contains($"instruction {before}, event index", r.Stdout);
+    }
 }

@@ -25,6 +25,23 @@ public class DiffCommandTests
     }
 
     [Fact]
+    public void TwoHostClockRecordingsDifferInTheirInputsAtInstructionZeroAndTheReportSaysSo()
+    {
+        string a = Cli.TempFile("host-a.rvt"), b = Cli.TempFile("host-b.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("hello"), "-o", a, "--clock", "host").Code);
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("hello"), "-o", b, "--clock", "host").Code);
+        var r = Cli.Run("diff", a, b);
+        Assert.True(r.Code == 1, r.ToString());
+        // The first differing recorded event reads as `dump` prints it, not as a C# record.
+        Assert.Matches(@"\n  A: 0 time Wallclock\w+ \d+\n  B: 0 time Wallclock\w+ \d+\n", r.Stdout);
+        Assert.DoesNotContain("TimeEvent {", r.Stdout);
+        // Each run starts at the host's time: the states differ from instruction 0 because of that, not the command line.
+        Assert.Contains("differ from their first instruction: their inputs at instruction 0 differ (time Wallclock", r.Stdout);
+        Assert.Contains("a host-clock recording starts at the host's time", r.Stdout);
+        Assert.DoesNotContain("command lines", r.Stdout);
+    }
+
+    [Fact]
     public void TheJsonOutputFollowsTheDocumentedSchema()
     {
         var r = Cli.Run("diff", Variants.Value.A, Variants.Value.B, "--json", "--context", "1");

@@ -169,4 +169,19 @@ public class GdbTests
         Assert.Equal("OK", stub.Handle("qRcmd,7768656e")); // "when": its output goes out in an O packet
         Assert.StartsWith("T05", stub.Handle("s"));
     }
+    [Fact]
+    public void AWatchpointOnMemoryUnmappedHereCanBeInsertedSoGdbResumesAfterAReverseHit()
+    {
+        // pagetables maps 0x40001000 at instruction 172,269. Going back to that mapping leaves gdb where the
+        // range is unmapped, and gdb inserts the watchpoint again (Z2) before it resumes.
+        var s = GdbHarness.Run("pagetables.rvt", "source " + GotoScriptFile(), "rv-goto 175000", "watch *(int *)0x40001000",
+            "reverse-continue", "monitor when", "continue", "monitor when");
+        Assert.DoesNotContain("Could not insert", s.Gdb);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.StartsWith("instruction 172268,", when[0]);
+        Assert.StartsWith("instruction 172269,", when[1]);
+        Assert.Contains("New value = <unreadable>", s.Gdb);
+        Assert.Contains("Old value = <unreadable>", s.Gdb);
+    }
 }

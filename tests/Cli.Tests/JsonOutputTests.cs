@@ -56,6 +56,31 @@ public class JsonOutputTests
     }
 
     [Fact]
+    public void DiffJsonMatchesItsSchemaInEveryShape()
+    {
+        // Two builds (no pinpoint), a trace against its copy (identical), one image under two chaos seeds
+        // (first recorded event and pinpoint), and two host-clock recordings (the pinpoint's error).
+        string Record(string guest, params string[] options)
+        {
+            string f = Cli.TempFile(guest + ".rvt");
+            var r = Cli.Run(["record", Cli.Guest(guest), "-o", f, .. options]);
+            Assert.True(r.Code == 0, r.ToString());
+            return f;
+        }
+        string a = Record("variant-a"), b = Record("variant-b"), copy = Cli.TempFile("copy.rvt");
+        File.Copy(a, copy);
+        string chaos1 = Record("sched-pae", "--chaos", "1"), chaos2 = Record("sched-pae", "--chaos", "2");
+        string host1 = Record("hello", "--clock", "host"), host2 = Record("hello", "--clock", "host");
+        foreach (var (x, y, code, has) in new[] { (a, b, 1, ""), (a, copy, 0, ""), (chaos1, chaos2, 1, "registers"), (host1, host2, 1, "error") })
+        {
+            var r = Cli.Run("diff", x, y, "--json");
+            Assert.True(r.Code == code, r.ToString());
+            JsonSchemaCheck.AssertValid("diff.schema.json", r.Stdout);
+            if (has.Length > 0) Assert.True(JsonDocument.Parse(r.Stdout).RootElement.GetProperty("pinpoint").TryGetProperty(has, out _), r.Stdout);
+        }
+    }
+
+    [Fact]
     public void BenchJsonMatchesItsSchema()
     {
         var r = Cli.Run("bench", "--instructions", "200000", "--rounds", "1", "--json");

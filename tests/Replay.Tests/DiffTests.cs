@@ -1,3 +1,4 @@
+using Replayvisor.Engine.Boot;
 using Replayvisor.Engine.Inputs;
 using Replayvisor.Engine.Machine;
 using Replayvisor.Engine.Session;
@@ -43,6 +44,47 @@ public class DiffTests
         // Each side's events carry that run's own instruction counts.
         var console = r.Lines.Last(l => l.Op == AlignedLine.Same && l.A!.Kind == DiffEvents.Console);
         Assert.True(console.B!.Icount > console.A!.Icount);
+    }
+
+    [Fact]
+    public void AnEventOfAnotherVcpuIsADifferenceAndSaysWhichVcpu()
+    {
+        // guests/smp with --vcpus N: the same call made by vCPU 1 in one run and by vCPU 2 in the other is
+        // not the same event (upcalls already said which vCPU; hypercalls, exceptions and failsafes did not).
+        var symbols = GuestSymbols.FromImage(Guests.Image("smp", true));
+        List<DiffEvent> Run(int vcpu) => DiffEvents.From(
+        [
+            new HypercallEvent(100, 29, new uint[] { 3, 0xc0149ca8, 0, 0, 0, 0 }, 0) { Vcpu = vcpu },
+            new ExceptionEvent(200, 14, 2, 0x1000, 0xc0100000) { Vcpu = vcpu },
+            new FailsafeEvent(300, 0xc0100000, "ds") { Vcpu = vcpu },
+        ], symbols);
+        List<DiffEvent> zero = Run(0), one = Run(1), two = Run(2);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.NotEqual(one[i].Key, two[i].Key);
+            Assert.EndsWith(" [vcpu 1]", one[i].Text);
+            Assert.EndsWith(" [vcpu 2]", two[i].Text);
+            Assert.DoesNotContain("vcpu", zero[i].Text); // one-vCPU runs read as before
+        }
+    }
+
+    [Fact]
+    public void AContextLargerThanTheRunIsTheWholeAlignmentInOneHunk()
+    {
+        // `diff --context 2147483647`: end + context overflowed int, the hunk's stop went negative and the
+        // next index read outside the list (internal error, exit 70).
+        DiffEvent E(string key) => new(DiffEvents.Console, key, key, 0, "");
+        var lines = new List<AlignedLine>
+        {
+            new(AlignedLine.Same, E("a"), E("a")), new(AlignedLine.OnlyA, E("b"), null), new(AlignedLine.Same, E("c"), E("c")),
+            new(AlignedLine.OnlyB, null, E("d")), new(AlignedLine.Same, E("e"), E("e")),
+        };
+        foreach (int context in new[] { int.MaxValue, int.MaxValue / 2 + 1, 1_000_000 })
+        {
+            var hunk = Assert.Single(EventAlignment.Hunks(lines, context));
+            Assert.Equal(lines, hunk.Lines);
+            Assert.Equal((1, 4, 1, 4), (hunk.StartA, hunk.CountA, hunk.StartB, hunk.CountB));
+        }
     }
 
     [Fact]

@@ -16,7 +16,33 @@ public static class FileCompletion
     }
 
     public static Func<CompletionContext, IEnumerable<CompletionItem>> Source(string extension) =>
-        context => Candidates(context.WordToComplete, extension).Select(path => new CompletionItem(path));
+        context => Candidates(WordOf(context), extension).Select(path => new CompletionItem(path));
+
+    /// <summary>
+    /// The file name being completed. System.CommandLine splits the line at every space, quoted or
+    /// escaped, so for a shell's line (`[suggest:N] "line"`) the word is read back from the text
+    /// with the shell's quoting: `my\ traces/` and `"my traces/` are both the name `my traces/`.
+    /// </summary>
+    public static string WordOf(CompletionContext context) =>
+        context is TextCompletionContext text ? LastShellWord(text.CommandLineText[..Math.Clamp(text.CursorPosition, 0, text.CommandLineText.Length)]) : context.WordToComplete;
+
+    /// <summary>The last word of a shell command line with its quoting removed ("" after a space): backslash escapes, '…' and "…" (an unclosed quote runs to the end).</summary>
+    public static string LastShellWord(string line)
+    {
+        var word = new System.Text.StringBuilder();
+        char quote = '\0';
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (quote == '\'') { if (c == '\'') quote = '\0'; else word.Append(c); }
+            else if (c == '\\' && i + 1 < line.Length && (quote == '\0' || line[i + 1] is '"' or '\\' or '$' or '`')) word.Append(line[++i]);
+            else if (quote == '"') { if (c == '"') quote = '\0'; else word.Append(c); }
+            else if (c is '\'' or '"') quote = c;
+            else if (c is ' ' or '\t') word.Clear();
+            else word.Append(c);
+        }
+        return word.ToString();
+    }
 
     public static IReadOnlyList<string> Candidates(string word, string extension)
     {

@@ -21,7 +21,8 @@ public static class ShellCompletion
         {
             var candidates = new StringWriter();
             root.Parse(args).Invoke(new InvocationConfiguration { Output = candidates, Error = TextWriter.Null, EnableDefaultExceptionHandler = false });
-            foreach (string line in candidates.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            // Each candidate once: a command with two arguments of one kind (diff's traces) offers its files for both.
+            foreach (string line in candidates.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal))
                 if (!HelpSpellings.Contains(line)) stdout.WriteLine(line);
         }
         catch (Exception)

@@ -7,8 +7,11 @@ namespace Replayvisor.Cli.Debug;
 /// <summary>The recorded events just before and after a session's position (file order, by event index).</summary>
 public static class TraceNeighbourhood
 {
-    /// <summary>Up to <paramref name="count"/> events before and after the session's event index, with their indices.</summary>
-    public static (List<(long Index, TraceEvent Event)> Previous, List<(long Index, TraceEvent Event)> Next) Around(TimeTravelSession s, int count)
+    /// <summary>
+    /// Up to <paramref name="count"/> events before and after the session's event index, with their indices,
+    /// and the damage that ends the listing early (a damaged chunk ahead: the replay has not reached it).
+    /// </summary>
+    public static (List<(long Index, TraceEvent Event)> Previous, List<(long Index, TraceEvent Event)> Next, TraceFormatException? Damage) Around(TimeTravelSession s, int count)
     {
         long here = s.EventIndex;
         var previous = new List<(long, TraceEvent)>();
@@ -20,7 +23,9 @@ public static class TraceNeighbourhood
             long end = first + index[c].EventCount;
             if (end > here - count && first < here + count)
             {
-                var events = s.Reader.ReadChunk(index[c]);
+                IReadOnlyList<TraceEvent> events;
+                try { events = s.Reader.ReadChunk(index[c]); }
+                catch (TraceFormatException e) { return (previous, next, e); }
                 for (int i = 0; i < events.Count; i++)
                 {
                     long k = first + i;
@@ -30,20 +35,21 @@ public static class TraceNeighbourhood
             }
             first = end;
         }
-        return (previous, next);
+        return (previous, next, null);
     }
 
     /// <summary>"previous events: ... next events: ..." as lines.</summary>
     public static string Text(TimeTravelSession s, int count)
     {
-        var (previous, next) = Around(s, count);
+        var (previous, next, damage) = Around(s, count);
         var w = new System.Text.StringBuilder();
         w.Append("previous events:\n");
         if (previous.Count == 0) w.Append("  (none)\n");
         foreach (var (k, e) in previous) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
         w.Append("next events:\n");
-        if (next.Count == 0) w.Append("  (none: the end of the trace)\n");
         foreach (var (k, e) in next) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
+        if (damage != null) w.Append($"  (no more: {damage.Message})\n");
+        else if (next.Count == 0) w.Append("  (none: the end of the trace)\n");
         return w.ToString();
     }
 }

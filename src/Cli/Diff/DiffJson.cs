@@ -32,8 +32,8 @@ public static class DiffJson
             o["firstEvent"] = new JsonObject
             {
                 ["index"] = fe.Index, ["icount"] = fe.Icount,
-                ["a"] = fe.A == null ? null : EventText.Json(fe.A, r.A.Symbols) is var ja ? JsonNode.Parse(ja) : null,
-                ["b"] = fe.B == null ? null : EventText.Json(fe.B, r.B.Symbols) is var jb ? JsonNode.Parse(jb) : null,
+                ["a"] = fe.A == null ? null : EventText.Json(fe.A, r.A.Symbols, r.A.IretJumpers) is var ja ? JsonNode.Parse(ja) : null,
+                ["b"] = fe.B == null ? null : EventText.Json(fe.B, r.B.Symbols, r.B.IretJumpers) is var jb ? JsonNode.Parse(jb) : null,
             };
         if (r.Pinpoint is { } p) o["pinpoint"] = Pinpoint(p);
         else if (r.PinpointError != null) o["pinpoint"] = new JsonObject { ["error"] = r.PinpointError };

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Replayvisor.Replay.Diff;
+using Replayvisor.Replay.Text;
 
 namespace Replayvisor.Cli.Diff;
 
@@ -39,8 +40,9 @@ public static class DiffText
         if (r.FirstEvent is { } fe)
         {
             sb.AppendLine($"first differing recorded event (same image) #{fe.Index} at instruction {fe.Icount:N0}:");
-            sb.AppendLine($"  A: {fe.A?.ToString() ?? "(none: the run ended)"}");
-            sb.AppendLine($"  B: {fe.B?.ToString() ?? "(none: the run ended)"}");
+            // As `dump` prints them (the JSON form holds `dump --json`'s objects).
+            sb.AppendLine($"  A: {(fe.A == null ? "(none: the run ended)" : EventText.Text(fe.A, r.A.Symbols, r.A.IretJumpers).TrimStart())}");
+            sb.AppendLine($"  B: {(fe.B == null ? "(none: the run ended)" : EventText.Text(fe.B, r.B.Symbols, r.B.IretJumpers).TrimStart())}");
         }
         sb.AppendLine("summary by kind (A / B):");
         foreach (var c in r.ByKind) sb.AppendLine($"  {c.Name,-12} {c.A,8} {c.B,8}{(c.A != c.B ? "   *" : "")}");

@@ -177,11 +177,9 @@ public sealed class GdbStub
             return "OK";
         }
         if (_points.ContainsKey(key)) return "OK";
-        if (type >= 2)
-        {
-            if (kind is < 1 or > Watchpoint.MaxLength) return "E01";
-            if (!_session.Replayer.View.TryRead((uint)addr, new byte[kind])) return "E14"; // watched memory must be mapped
-        }
+        // Watched memory may be unmapped here (gdb inserts its watchpoints again at every resume, also where
+        // a reverse-continue found the range mapped): becoming mapped or unmapped is a change.
+        if (type >= 2 && kind is < 1 or > Watchpoint.MaxLength) return "E01";
         int newId = _nextId++;
         _points[key] = newId;
         if (type < 2) _breakpoints.Add(new Breakpoint(newId, addr));

@@ -42,7 +42,7 @@ public static class DiffEvents
                     // Console output is reported before the hypercall that wrote it: attribute it to that call's function.
                     foreach (var (icount, bytes) in pendingConsole) AddConsole(icount, bytes, fn);
                     pendingConsole.Clear();
-                    list.Add(new DiffEvent(Hypercall, HypercallKey(h), HypercallText(h), h.Icount, fn,
+                    list.Add(new DiffEvent(Hypercall, HypercallKey(h) + OnVcpu(h.Vcpu), HypercallText(h) + OnVcpu(h.Vcpu), h.Icount, fn,
                         h.OutputDigest != 0 ? "out " + h.OutputDigest.ToString("x16", CultureInfo.InvariantCulture) : null)
                     { Hypercall = HypercallTable.NameOf(h.Number) });
                     break;
@@ -63,12 +63,12 @@ public static class DiffEvents
                 {
                     // Attributed to the function it happened in; the text names the trap handler it was delivered to (traces with exception handlers).
                     string to = x.Handler != 0 ? " to " + (symbols.FunctionOf(x.Handler) is { Length: > 0 } h ? h : $"0x{x.Handler:x8}") : "";
-                    list.Add(new DiffEvent(Exception, $"exception {x.Vector} {x.ErrorCode:x}",
-                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}{to}", x.Icount, symbols.FunctionOf(x.Eip)));
+                    list.Add(new DiffEvent(Exception, $"exception {x.Vector} {x.ErrorCode:x}{OnVcpu(x.Vcpu)}",
+                        $"exception vector {x.Vector} error 0x{x.ErrorCode:x} eip 0x{x.Eip:x8}{to}{OnVcpu(x.Vcpu)}", x.Icount, symbols.FunctionOf(x.Eip)));
                     break;
                 }
                 case FailsafeEvent f:
-                    list.Add(new DiffEvent(Failsafe, $"failsafe {f.Cause}", $"failsafe {f.Cause} eip 0x{f.Eip:x8}", f.Icount, symbols.FunctionOf(f.Eip)));
+                    list.Add(new DiffEvent(Failsafe, $"failsafe {f.Cause}{OnVcpu(f.Vcpu)}", $"failsafe {f.Cause} eip 0x{f.Eip:x8}{OnVcpu(f.Vcpu)}", f.Icount, symbols.FunctionOf(f.Eip)));
                     break;
                 case ShutdownEvent s:
                     foreach (var (icount, bytes) in pendingConsole) AddConsole(icount, bytes, "");
@@ -127,6 +127,12 @@ public static class DiffEvents
             text += " [" + string.Join(", ", h.Multicall.AsSpan().ToArray().Select(m => $"{HypercallTable.NameOf(m.Op)}={m.Result}")) + "]";
         return text;
     }
+
+    /// <summary>
+    /// " [vcpu N]" for an event of vCPU N ≥ 1, as `dump` prints it; part of the key too, so that a call
+    /// made by another vCPU in the other run is a difference. Nothing for vCPU 0 (every one-vCPU run).
+    /// </summary>
+    private static string OnVcpu(int vcpu) => vcpu == 0 ? "" : $" [vcpu {vcpu.ToString(CultureInfo.InvariantCulture)}]";
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }

@@ -63,10 +63,11 @@ public static class EventAlignment
                 while (end < lines.Count && lines[end].Op != AlignedLine.Same) end++;
                 int next = end;
                 while (next < lines.Count && lines[next].Op == AlignedLine.Same) next++;
-                if (next < lines.Count && next - end <= 2 * context) { end = next; continue; }
+                // In long: a context near int.MaxValue (`--context 2147483647`) must not wrap around.
+                if (next < lines.Count && next - end <= 2L * context) { end = next; continue; }
                 break;
             }
-            int stop = Math.Min(lines.Count, end + context);
+            int stop = (int)Math.Min(lines.Count, (long)end + context);
             int posA = lines.Take(start).Count(l => l.A != null), posB = lines.Take(start).Count(l => l.B != null);
             var slice = lines.Skip(start).Take(stop - start).ToList();
             hunks.Add(new DiffHunk(posA + 1, slice.Count(l => l.A != null), posB + 1, slice.Count(l => l.B != null), slice));

@@ -161,7 +161,23 @@ public static class Pinpointer
             if (Same(ra, rb, start)) return (ra, rb, start, spent);
             spent += ra.Executed + rb.Executed;
         }
-        throw new PinpointException("the two runs' machine states differ from their first instruction (different command lines?)");
+        throw new PinpointException("the two runs' machine states differ from their first instruction: " + WhyApartFromTheStart(a, b, rawA, rawB));
+    }
+
+    /// <summary>Why two runs of one image differ at instruction 0: their command lines, or their inputs at 0 (a host-clock recording reads the host's time there).</summary>
+    private static string WhyApartFromTheStart(DiffSide a, DiffSide b, List<TraceEvent> rawA, List<TraceEvent> rawB)
+    {
+        if ((a.Reader.Header.GetOption(RunOptionKeys.Cmdline) ?? "") != (b.Reader.Header.GetOption(RunOptionKeys.Cmdline) ?? ""))
+            return "their command lines differ";
+        static List<TraceEvent> InputsAt0(List<TraceEvent> events) => events.Where(e => e is InputEvent && e.Icount == 0).ToList();
+        if (TraceDiff.FirstDivergentEvent(InputsAt0(rawA), InputsAt0(rawB)) is { } d)
+        {
+            bool host = a.Reader.Header.GetOption(RunOptionKeys.Clock) == "host" || b.Reader.Header.GetOption(RunOptionKeys.Clock) == "host";
+            return $"their inputs at instruction 0 differ ({Input(d.A)} / {Input(d.B)}){(host ? "; a host-clock recording starts at the host's time" : "")}";
+        }
+        return "their recordings start from different states";
+
+        static string Input(TraceEvent? e) => e == null ? "none" : Replayvisor.Replay.Text.EventText.Text(e).TrimStart() is var t && t.IndexOf(' ', StringComparison.Ordinal) is int i and > 0 ? t[(i + 1)..] : "";
     }
 
     /// <summary>A re-execution of <paramref name="side"/> standing at its last keyframe at or before <paramref name="start"/> that restores (at 0 without one).</summary>
