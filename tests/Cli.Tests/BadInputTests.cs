@@ -86,6 +86,25 @@ public class BadInputTests
         Assert.True(r.Code == 6, r.ToString());
     }
 
+    /// <summary>An index stopped by SIGTERM (or Ctrl-C) removes its temporary file and leaves the trace as it was, then ends by the signal.</summary>
+    [Fact]
+    public void AnInterruptedIndexLeavesNoTemporaryFileBehind()
+    {
+        string trace = Cli.TempFile("sched.rvt");
+        var rec = Cli.Run("record", Cli.Guest("sched-pae"), "-o", trace);
+        Assert.True(rec.Code == 0, rec.ToString());
+        byte[] before = File.ReadAllBytes(trace);
+        string dir = Path.GetDirectoryName(trace)!;
+        // In one shell: start the index, wait for its temporary file, let it work a moment (thousands of keyframes to go), SIGTERM it.
+        var r = Shell($"cd '{dir}' && {{ dotnet '{Rv}' index sched.rvt --interval 20000 & }} && pid=$! && n=0 && " +
+            "while ! ls .sched.rvt.indexing-* >/dev/null 2>&1 && [ $n -lt 6000 ]; do sleep 0.02; n=$((n+1)); done && sleep 0.3 && " +
+            "kill -TERM $pid; wait $pid; echo \"exit $?\"");
+        Assert.True(r.Stdout.Contains("exit 143", StringComparison.Ordinal), r.ToString()); // ended by the signal (128 + SIGTERM)
+        Assert.Contains("index interrupted", r.Stderr);
+        Assert.Empty(Directory.GetFiles(dir, ".sched.rvt.indexing-*"));
+        Assert.Equal(before, File.ReadAllBytes(trace));
+    }
+
     private static Cli.Result Shell(string command)
     {
         var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Keyframes;
 
@@ -24,6 +25,19 @@ public static class IndexCommand
             throw new CliException(ExitCodes.IoError, $"{target}: cannot write: not a regular file (index writes a new trace file and renames it into place)");
         string temp = Path.Combine(Path.GetDirectoryName(file)!, $".{Path.GetFileName(file)}.indexing-{Environment.ProcessId}");
         IndexResult result;
+        // Ctrl-C or SIGTERM while the copy is written: the temporary file goes, the target stays as it was, and
+        // the signal then ends the process as it would have (exit 130 or 143). Once the rename has begun, the
+        // signal is ignored (the index is complete by then).
+        int phase = Writing;
+        void Interrupted(PosixSignalContext c)
+        {
+            if (Interlocked.CompareExchange(ref phase, Stopped, Writing) != Writing) { c.Cancel = true; return; }
+            DeleteTemp(temp);
+            try { stderr.WriteLine($"replayvisor: {target}: index interrupted; the trace is as it was"); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        using var onInt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupted);
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupted);
         try
         {
             using var reader = TraceFiles.Open(path);
@@ -44,6 +58,7 @@ public static class IndexCommand
                 _ => new CliException(ExitCodes.IoError, $"{target}: cannot write: {e.Message}"),
             };
         }
+        if (Interlocked.CompareExchange(ref phase, Renaming, Writing) != Writing) Thread.Sleep(Timeout.Infinite); // the signal is ending the process
         try { File.Move(temp, file, overwrite: true); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -53,6 +68,8 @@ public static class IndexCommand
         stderr.WriteLine($"index: {target}: {result.Keyframes} keyframes, one every {interval} instructions ({result.KeyframeBytes / 1024} KiB before compression), to instruction {result.FinalIcount}");
         return ExitCodes.Ok;
     }
+
+    private const int Writing = 0, Renaming = 1, Stopped = 2;
 
     /// <summary>The temporary file beside <paramref name="target"/>; a failure names the target the user asked for.</summary>
     private static FileStream Create(string temp, string target)
