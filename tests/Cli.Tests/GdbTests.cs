@@ -184,4 +184,41 @@ public class GdbTests
         Assert.Contains("New value = <unreadable>", s.Gdb);
         Assert.Contains("Old value = <unreadable>", s.Gdb);
     }
+    [Fact]
+    public void DisposingTheConnectionBeforeItsReaderSeesTheEndDoesNotCrashTheProcess()
+    {
+        // The server disposes the connection when gdb detaches; the reader thread then meets the closed
+        // stream and must not throw on its own thread (which would kill the process).
+        var stream = new EndsWhenDisposedStream();
+        var conn = new Replayvisor.Cli.Gdb.RspConnection(stream, () => { });
+        Assert.True(stream.Reading.Wait(10_000));
+        conn.Dispose();
+        Assert.True(stream.Ended.Wait(10_000));
+        Thread.Sleep(300); // the reader's last steps after the end (an exception there would end the test host)
+    }
+
+    private sealed class EndsWhenDisposedStream : Stream
+    {
+        private readonly ManualResetEventSlim _disposed = new();
+        public ManualResetEventSlim Reading { get; } = new();
+        public ManualResetEventSlim Ended { get; } = new();
+        public override int ReadByte()
+        {
+            Reading.Set();
+            _disposed.Wait();
+            Ended.Set();
+            return -1;
+        }
+        protected override void Dispose(bool disposing) { _disposed.Set(); base.Dispose(disposing); }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => 0;
+        public override long Position { get => 0; set { } }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => ReadByte() < 0 ? 0 : 1;
+        public override long Seek(long offset, SeekOrigin origin) => 0;
+        public override void SetLength(long value) { }
+        public override void Write(byte[] buffer, int offset, int count) { }
+    }
 }

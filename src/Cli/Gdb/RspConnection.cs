@@ -96,7 +96,8 @@ public sealed class RspConnection : IDisposable
         catch (ObjectDisposedException) { }
         // gdb went away: end whatever runs now instead of finishing it for nobody.
         _onInterrupt();
-        _packets.Add(null);
+        try { _packets.Add(null); }
+        catch (ObjectDisposedException) { } // the connection was disposed first (the server ends): nobody waits for packets
     }
 
     public void Dispose()
