@@ -105,6 +105,16 @@ public class BadInputTests
         Assert.Equal(before, File.ReadAllBytes(trace));
     }
 
+    /// <summary>diff's exit 22 is for two arguments naming the same file (docs/diff.md), a symbolic link to it included.</summary>
+    [Fact]
+    public void DiffOfATraceAndALinkToItIsATraceComparedWithItself()
+    {
+        string dir = Path.GetDirectoryName(Hello.Value)!;
+        string link = Path.Combine(dir, "link.rvt");
+        if (!File.Exists(link)) File.CreateSymbolicLink(link, Path.GetFileName(Hello.Value));
+        Cli.AssertOneLineError(Cli.Run("diff", Hello.Value, link), 22, "compared with itself");
+    }
+
     private static Cli.Result Shell(string command)
     {
         var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
