@@ -112,7 +112,7 @@ public class CompletionTests
         Assert.Equal(["[my\\ traces/]", "[my\\ traces/a\\ b.rvt]", "[my\\ traces/a\\ b.rvt]", "[my traces/a b.rvt]"], output.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal("", err);
         // zsh hands compadd the names as they are (it quotes them itself when inserting).
-        string zsh = Script("zsh").Replace("compdef _replayvisor replayvisor", ":") + $$"""
+        string zsh = "compdef() { :; }\n" + Script("zsh") + $$"""
             compadd() { while [[ $1 == -* && $1 != -- ]]; do [[ $1 == -S ]] && shift; shift; done; [[ $1 == -- ]] && shift; print -r -- "${(j:,:)@}"; }
             cd '{{dir}}'
             words=(replayvisor info 'my\ traces/'); CURRENT=3; _replayvisor; print '|'
@@ -153,10 +153,23 @@ public class CompletionTests
     }
 
     [Fact]
+    public void TheZshScriptSourcedBeforeCompinitSaysWhatToDoAndAfterItRegistersQuietly()
+    {
+        // Without compinit zsh has no compdef: the line at every shell start was "command not found: compdef".
+        var (output, err) = Shell("zsh", Script("zsh") + "\nprint loaded\n");
+        Assert.Equal("loaded", output.Trim());
+        Assert.Equal("replayvisor: zsh completion needs compinit first: put 'autoload -Uz compinit && compinit' before this line in ~/.zshrc", err.Trim());
+        // -D: no dump file written into the home directory.
+        (output, err) = Shell("zsh", "autoload -Uz compinit && compinit -D\n" + Script("zsh") + "\nprint ${_comps[replayvisor]}\n");
+        Assert.Equal("_replayvisor", output.Trim());
+        Assert.Equal("", err);
+    }
+
+    [Fact]
     public void ZshCompletesCommandsKindsAndTraceFiles()
     {
         // compadd is a builtin of zsh's completion system; a stand-in records what the script offers.
-        string script = Script("zsh").Replace("compdef _replayvisor replayvisor", ":") + """
+        string script = "compdef() { :; }\n" + Script("zsh") + """
             compadd() { while [[ $1 == -* && $1 != -- ]]; do [[ $1 == -S ]] && shift; shift; done; [[ $1 == -- ]] && shift; print -r -- "${(j:,:)@}"; }
             words=(replayvisor dump traces/echo.rvt --kind up); CURRENT=5; _replayvisor; print '|'
             words=(replayvisor info traces/ech); CURRENT=3; _replayvisor; print '|'

@@ -16,6 +16,9 @@ _replayvisor() {
 }
 if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then
     _replayvisor "$@"
-else
+elif (( $+functions[compdef] )); then
     compdef _replayvisor replayvisor
+else
+    # Sourced before zsh's completion system is loaded: say what to do instead of zsh's "command not found: compdef".
+    print -u2 "replayvisor: zsh completion needs compinit first: put 'autoload -Uz compinit && compinit' before this line in ~/.zshrc"
 fi
