@@ -45,6 +45,15 @@ public static class InputFiles
         _ => new CliException(ExitCodes.IoError, $"{path}: {e.Message}"),
     };
 
+    /// <summary>An output file that cannot be created, in one line naming why when .NET's words would mislead.</summary>
+    public static CliException CannotWrite(string path, Exception e) => new(ExitCodes.IoError, e switch
+    {
+        DirectoryNotFoundException => $"{path}: cannot write: its directory does not exist",
+        // .NET reports a directory opened as a file as access denied.
+        UnauthorizedAccessException when Directory.Exists(path) => $"{path}: cannot write: is a directory",
+        _ => $"{path}: cannot write: {e.Message}",
+    });
+
     /// <summary>
     /// Refuses an output path that names an input of the same command (the path itself or a
     /// symbolic link to it): writing there would destroy the input before (or while) it is read.

@@ -105,6 +105,27 @@ public class BadInputTests
         Assert.Equal(before, File.ReadAllBytes(trace));
     }
 
+    /// <summary>diff's exit 22 is for two arguments naming the same file (docs/diff.md), a symbolic link to it included.</summary>
+    [Fact]
+    public void DiffOfATraceAndALinkToItIsATraceComparedWithItself()
+    {
+        string dir = Path.GetDirectoryName(Hello.Value)!;
+        string link = Path.Combine(dir, "link.rvt");
+        if (!File.Exists(link)) File.CreateSymbolicLink(link, Path.GetFileName(Hello.Value));
+        Cli.AssertOneLineError(Cli.Run("diff", Hello.Value, link), 22, "compared with itself");
+    }
+
+    /// <summary>An output path that is a directory, or in a directory that does not exist, says so (not "access denied").</summary>
+    [Fact]
+    public void AnOutputPathThatCannotBeAFileSaysWhy()
+    {
+        string dir = Path.GetDirectoryName(Cli.TempFile("x"))!;
+        Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", dir), 74, $"{dir}: cannot write: is a directory");
+        Cli.AssertOneLineError(Cli.Run("export", Hello.Value, "-o", dir), 74, $"{dir}: cannot write: is a directory");
+        string missing = Path.Combine(dir, "missing", "t.rvt");
+        Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", missing), 74, $"{missing}: cannot write: its directory does not exist");
+    }
+
     private static Cli.Result Shell(string command)
     {
         var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -17,7 +17,7 @@ public static class ExportCommand
         try { File.WriteAllText(output, json); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
+            throw InputFiles.CannotWrite(output, e);
         }
         stderr.WriteLine($"export: {output} (open it at ui.perfetto.dev)");
         return ExitCodes.Ok;

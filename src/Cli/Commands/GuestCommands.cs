@@ -56,7 +56,7 @@ public static class GuestCommands
                 try { trace = new WriteGuard(new FileStream(output, FileMode.Create, FileAccess.Write, FileShare.Read), output); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
-                    throw new CliException(ExitCodes.IoError, $"{output}: cannot write: {e.Message}");
+                    throw InputFiles.CannotWrite(output, e);
                 }
             }
             try
