@@ -159,8 +159,8 @@ public class CompletionTests
         var (output, err) = Shell("zsh", Script("zsh") + "\nprint loaded\n");
         Assert.Equal("loaded", output.Trim());
         Assert.Equal("replayvisor: zsh completion needs compinit first: put 'autoload -Uz compinit && compinit' before this line in ~/.zshrc", err.Trim());
-        // -D: no dump file written into the home directory.
-        (output, err) = Shell("zsh", "autoload -Uz compinit && compinit -D\n" + Script("zsh") + "\nprint ${_comps[replayvisor]}\n");
+        // -D: no dump file written into the home directory; -u: no question about insecure directories (it would read the script on stdin).
+        (output, err) = Shell("zsh", "autoload -Uz compinit && compinit -u -D\n" + Script("zsh") + "\nprint ${_comps[replayvisor]}\n");
         Assert.Equal("_replayvisor", output.Trim());
         Assert.Equal("", err);
     }
