@@ -1,4 +1,3 @@
-using System.Diagnostics;
 
 namespace Replayvisor.Cli.Tests;
 
@@ -36,7 +35,7 @@ public class BadInputTests
 
     [Fact]
     public void ATraceFromAPipeIsRefusedWithOneLine() =>
-        Cli.AssertOneLineError(Shell($"cat '{Hello.Value}' | dotnet '{Path.Combine(AppContext.BaseDirectory, "replayvisor.dll")}' info /dev/stdin"),
+        Cli.AssertOneLineError(Cli.Shell($"cat '{Hello.Value}' | dotnet '{Path.Combine(AppContext.BaseDirectory, "replayvisor.dll")}' info /dev/stdin"),
             74, "/dev/stdin: cannot read a trace from a pipe");
 
     private static readonly string Rv = Path.Combine(AppContext.BaseDirectory, "replayvisor.dll");
@@ -46,9 +45,9 @@ public class BadInputTests
     public void IndexRefusesToReplaceSomethingThatIsNotARegularFile()
     {
         string fifo = Cli.TempFile("trace.fifo");
-        var r = Shell($"mkfifo '{fifo}' && dotnet '{Rv}' index '{Hello.Value}' -o '{fifo}'");
+        var r = Cli.Shell($"mkfifo '{fifo}' && dotnet '{Rv}' index '{Hello.Value}' -o '{fifo}'");
         Cli.AssertOneLineError(r, 74, $"{fifo}: cannot write: not a regular file");
-        Assert.Equal(0, Shell($"test -p '{fifo}'").Code);
+        Assert.Equal(0, Cli.Shell($"test -p '{fifo}'").Code);
     }
 
     /// <summary>In-place index of a relative symbolic link indexes the file it names; the link stays a link.</summary>
@@ -58,7 +57,7 @@ public class BadInputTests
         string real = Cli.TempFile("real.rvt");
         File.Copy(Hello.Value, real);
         string dir = Path.GetDirectoryName(real)!;
-        var r = Shell($"cd '{dir}' && ln -s real.rvt link.rvt && dotnet '{Rv}' index link.rvt --interval 10000");
+        var r = Cli.Shell($"cd '{dir}' && ln -s real.rvt link.rvt && dotnet '{Rv}' index link.rvt --interval 10000");
         Assert.True(r.Code == 0, r.ToString());
         Assert.NotNull(new FileInfo(Path.Combine(dir, "link.rvt")).LinkTarget);
         using var reader = Engine.Trace.TraceReader.Open(File.OpenRead(real));
@@ -70,7 +69,7 @@ public class BadInputTests
     {
         string kernel = Cli.TempFile("k.elf");
         File.Copy(Cli.Guest("hello"), kernel);
-        var r = Shell($"cd '{Path.GetDirectoryName(kernel)}' && ln -s k.elf link.elf && dotnet '{Rv}' record k.elf -o link.elf");
+        var r = Cli.Shell($"cd '{Path.GetDirectoryName(kernel)}' && ln -s k.elf link.elf && dotnet '{Rv}' record k.elf -o link.elf");
         Cli.AssertOneLineError(r, 2, "link.elf: is the kernel itself");
         Assert.Equal(File.ReadAllBytes(Cli.Guest("hello")), File.ReadAllBytes(kernel));
     }
@@ -79,10 +78,10 @@ public class BadInputTests
     [Fact]
     public void ClosedStandardStreamsAreIoErrorsNotCrashes()
     {
-        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' info '{Hello.Value}' >&-"), 74, "I/O error");
-        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' run '{Cli.Guest("hello")}' >&-"), 74, "standard output: cannot write");
-        Cli.AssertOneLineError(Shell($"dotnet '{Rv}' replay '{Hello.Value}' >&-"), 74, "standard output: cannot write");
-        var r = Shell($"dotnet '{Rv}' run /no/such/kernel.elf 2>&-");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet '{Rv}' info '{Hello.Value}' >&-"), 74, "I/O error");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet '{Rv}' run '{Cli.Guest("hello")}' >&-"), 74, "standard output: cannot write");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet '{Rv}' replay '{Hello.Value}' >&-"), 74, "standard output: cannot write");
+        var r = Cli.Shell($"dotnet '{Rv}' run /no/such/kernel.elf 2>&-");
         Assert.True(r.Code == 6, r.ToString());
     }
 
@@ -96,7 +95,7 @@ public class BadInputTests
         byte[] before = File.ReadAllBytes(trace);
         string dir = Path.GetDirectoryName(trace)!;
         // In one shell: start the index, wait for its temporary file, let it work a moment (thousands of keyframes to go), SIGTERM it.
-        var r = Shell($"cd '{dir}' && {{ dotnet '{Rv}' index sched.rvt --interval 20000 & }} && pid=$! && n=0 && " +
+        var r = Cli.Shell($"cd '{dir}' && {{ dotnet '{Rv}' index sched.rvt --interval 20000 & }} && pid=$! && n=0 && " +
             "while ! ls .sched.rvt.indexing-* >/dev/null 2>&1 && [ $n -lt 6000 ]; do sleep 0.02; n=$((n+1)); done && sleep 0.3 && " +
             "kill -TERM $pid; wait $pid; echo \"exit $?\"");
         Assert.True(r.Stdout.Contains("exit 143", StringComparison.Ordinal), r.ToString()); // ended by the signal (128 + SIGTERM)
@@ -124,18 +123,6 @@ public class BadInputTests
         Cli.AssertOneLineError(Cli.Run("export", Hello.Value, "-o", dir), 74, $"{dir}: cannot write: is a directory");
         string missing = Path.Combine(dir, "missing", "t.rvt");
         Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", missing), 74, $"{missing}: cannot write: its directory does not exist");
-    }
-
-    private static Cli.Result Shell(string command)
-    {
-        var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(command);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return new Cli.Result(p.ExitCode, stdout.Result, stderr);
     }
 
     [Fact]

@@ -31,6 +31,20 @@ public static class Cli
 
     public static Result Run(params string[] args) => RunWithInput("", args);
 
+    /// <summary>Runs <paramref name="command"/> with <c>sh -c</c> (pipes, redirections, closed descriptors); $RV names replayvisor.dll.</summary>
+    public static Result Shell(string command)
+    {
+        var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(command);
+        psi.Environment["RV"] = Path.Combine(AppContext.BaseDirectory, "replayvisor.dll");
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        string stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return new Result(p.ExitCode, stdout.Result, stderr);
+    }
+
     public static string RepoRoot { get; } = FindRoot();
 
     private static string FindRoot()

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Cli.Tests;
@@ -57,19 +56,6 @@ public class OrdinaryFailureExitCodeTests
         Assert.True(r.Stderr.Length < 300, r.Stderr);
     }
 
-    private static Cli.Result Shell(string command)
-    {
-        var psi = new ProcessStartInfo("sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(command);
-        psi.Environment["RV"] = Path.Combine(AppContext.BaseDirectory, "replayvisor.dll");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return new Cli.Result(p.ExitCode, stdout.Result, stderr);
-    }
-
     [Fact]
     public void RecordingToAFullDeviceIsAnIoError() =>
         Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", "/dev/full"), 74, "/dev/full: cannot write");
@@ -83,17 +69,17 @@ public class OrdinaryFailureExitCodeTests
     public void AWriteErrorOnTheTraceWriterThreadIsAnIoError()
     {
         string fifo = Cli.TempFile("trace.fifo");
-        var r = Shell($"mkfifo '{fifo}' && {{ head -c 100000 '{fifo}' > /dev/null & }} && dotnet \"$RV\" record '{Cli.Guest("ticker-pae")}' --clock host -o '{fifo}' > /dev/null");
+        var r = Cli.Shell($"mkfifo '{fifo}' && {{ head -c 100000 '{fifo}' > /dev/null & }} && dotnet \"$RV\" record '{Cli.Guest("ticker-pae")}' --clock host -o '{fifo}' > /dev/null");
         Cli.AssertOneLineError(r, 74, $"{fifo}: cannot write");
     }
 
     [Fact]
     public void AConsoleThatCannotBeWrittenIsAnIoError() =>
-        Cli.AssertOneLineError(Shell($"dotnet \"$RV\" run '{Cli.Guest("hello")}' > /dev/full"), 74, "standard output: cannot write");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet \"$RV\" run '{Cli.Guest("hello")}' > /dev/full"), 74, "standard output: cannot write");
 
     [Fact]
     public void InfoOnAFullStdoutIsAnIoError() =>
-        Cli.AssertOneLineError(Shell($"dotnet \"$RV\" info '{WithOption("cmdline", "x")}' > /dev/full"), 74, "I/O error");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet \"$RV\" info '{WithOption("cmdline", "x")}' > /dev/full"), 74, "I/O error");
 
     [Fact]
     public void AnElfNoteWithAnAbsurdSizeIsNotALoadableKernel()
