@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
+using Replayvisor.Replay;
 
 namespace Replayvisor.Cli;
 
@@ -60,17 +61,8 @@ public static class InputFiles
     /// </summary>
     public static void RefuseOverwritingInput(string output, string input, string what)
     {
-        if (Canonical(output) == Canonical(input))
+        if (FilePaths.Canonical(output) == FilePaths.Canonical(input))
             throw new CliException(ExitCodes.Usage, $"{output}: is the {what} itself: writing it would destroy it (choose another output file)");
-    }
-
-    /// <summary>The file a path names: the final target of a symbolic link, else the full path.</summary>
-    public static string Canonical(string path)
-    {
-        // From the full path: .NET resolves a relative link target against the directory of the path given ("" for "t.rvt": the root).
-        string full = Path.GetFullPath(path);
-        try { return File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return full; }
     }
 
     /// <summary>

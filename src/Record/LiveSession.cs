@@ -99,12 +99,8 @@ public sealed class LiveSession : IDisposable
             Machine = new XenMachine(req.Kernel, req.Machine with { Clock = clock });
             Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(req.ConsoleOutput);
             if (log != null)
-                Machine.Hypervisor.Observer = new TraceObserver(log)
-                {
-                    Outputs = req.HypercallOutputs, UpcallSites = true, ExceptionHandlers = true,
-                    Batches = (_writer as TraceWriterThread)?.Batcher,
-                    Plain = _writer is TraceWriterThread ? null : new PlainWriter(this),
-                };
+                Machine.Hypervisor.Observer = RecorderObserver.Create(log, req.HypercallOutputs,
+                    (_writer as TraceWriterThread)?.Batcher, _writer is TraceWriterThread ? null : new PlainWriter(this));
             var checkpoints = new Checkpoints(log != null ? req.CheckpointInterval : 0, e => log!(e));
             _inputs = new LiveInputs(req.Stdin, log, req.ChaosSeed, checkpoints, _hostClock)
             {

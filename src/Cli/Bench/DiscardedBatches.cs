@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Session;
+using Replayvisor.Record;
 
 namespace Replayvisor.Cli.Bench;
 
@@ -17,7 +18,7 @@ internal sealed class DiscardedBatches : IEventBatchConsumer
         var consumer = new DiscardedBatches();
         batcher = consumer._batcher = new EventBatcher(consumer, new EventBatch(), 0);
         // Only the events the batches do not take (rare ones: exceptions, console output) come here.
-        return new TraceObserver(_ => { }) { Outputs = outputs, UpcallSites = true, ExceptionHandlers = true, Batches = batcher };
+        return RecorderObserver.Create(_ => { }, outputs, batcher, plain: null);
     }
 
     public void BatchFull()

@@ -91,8 +91,10 @@ public static class GuestBench
         (RunTimes Times, ulong Icount) ObserveOnly()
         {
             var t = RunClock.Start();
-            using var s = new LiveSession(new LiveRequest { Kernel = kernel, ImageName = "bench", Machine = options, ConsoleOutput = Stream.Null });
-            s.Machine.Hypervisor.Observer = DiscardedBatches.Observer(HypercallOutputLevel.Digest, out var batcher);
+            var request = new LiveRequest { Kernel = kernel, ImageName = "bench", Machine = options, ConsoleOutput = Stream.Null };
+            using var s = new LiveSession(request);
+            // The recording's hypercall outputs (the request's default, as Record's).
+            s.Machine.Hypervisor.Observer = DiscardedBatches.Observer(request.HypercallOutputs, out var batcher);
             var r = s.Run();
             var times = t.Elapsed;
             observedEvents = batcher.EventCount;

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay;
 using Replayvisor.Replay.Keyframes;
 
 namespace Replayvisor.Cli.Commands;
@@ -20,7 +21,7 @@ public static class IndexCommand
         string target = output ?? path;
         // The indexed trace is renamed over the file itself: a symbolic link keeps pointing at it, and a
         // device (-o /dev/null), pipe or socket is refused, not replaced by a file.
-        string file = InputFiles.Canonical(target);
+        string file = FilePaths.Canonical(target);
         if (InputFiles.IsSpecialFile(file))
             throw new CliException(ExitCodes.IoError, $"{target}: cannot write: not a regular file (index writes a new trace file and renames it into place)");
         string temp = Path.Combine(Path.GetDirectoryName(file)!, $".{Path.GetFileName(file)}.indexing-{Environment.ProcessId}");

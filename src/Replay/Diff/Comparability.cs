@@ -43,18 +43,10 @@ public static class Comparability
     /// <summary>The format of a trace's events: format 4 only adds keyframe chunks to format 3 (docs/trace-format.md "Versions").</summary>
     private static int EventFormat(TraceReader t) => t.FormatVersion == 4 ? 3 : t.FormatVersion;
 
-    /// <summary>The file a path names: a symbolic link's final target (resolved from the full path), else the full path.</summary>
-    private static string FileNamed(string path)
-    {
-        string full = Path.GetFullPath(path);
-        try { return File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full; }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return full; }
-    }
-
     /// <summary>Throws <see cref="IncomparableTracesException"/> with one clear line when the traces cannot be compared.</summary>
     public static void Check(string pathA, TraceReader a, string pathB, TraceReader b)
     {
-        if (string.Equals(FileNamed(pathA), FileNamed(pathB), StringComparison.Ordinal))
+        if (string.Equals(FilePaths.Canonical(pathA), FilePaths.Canonical(pathB), StringComparison.Ordinal))
             throw new IncomparableTracesException(IncomparableKind.SameTrace, $"{pathA}: a trace compared with itself (give two recordings)");
         if (EventFormat(a) != EventFormat(b))
             throw new IncomparableTracesException(IncomparableKind.FormatVersions,
