@@ -147,13 +147,25 @@ public sealed class TraceObserver : IXenObserver
         else OnUnbatchedUpcall(icount, vcpu, ports, interrupted, handler);
     }
 
-    /// <summary><see cref="OnUpcallAt"/> without <see cref="Batches"/> (or with the vCPU unknown): matched in <see cref="Expected"/>, or to <see cref="Plain"/>, or emitted.</summary>
+    /// <summary>
+    /// <see cref="OnUpcallAt"/> without <see cref="Batches"/> (or with the vCPU unknown): matched in
+    /// <see cref="Expected"/> here and alone (the replay's per-upcall path), else <see cref="OnOtherUpcall"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void OnUnbatchedUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
     {
+        // Ports a row holds itself only: the match then makes no call, so the JIT keeps this method's values in registers.
+        if (ports.Length <= ColumnCursor.HeldValues && Expected is { } expected && expected.TakeUpcall(icount, vcpu, ports, interrupted, handler)) return;
+        OnOtherUpcall(icount, vcpu, ports, interrupted, handler);
+    }
+
+    /// <summary>An upcall <see cref="OnUnbatchedUpcall"/> did not take: matched in <see cref="Expected"/> (more ports than a row holds), or to <see cref="Plain"/>, or emitted.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void OnOtherUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint interrupted, uint handler)
+    {
         if (Expected != null)
         {
-            if (!Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler)) EmitUpcall(icount, vcpu, ports, interrupted, handler);
+            if (ports.Length <= ColumnCursor.HeldValues || !Expected.TakeUpcall(icount, vcpu, ports, interrupted, handler)) EmitUpcall(icount, vcpu, ports, interrupted, handler);
             return;
         }
         if (Plain?.Upcall(icount, vcpu, ports, interrupted, handler) == true) return;

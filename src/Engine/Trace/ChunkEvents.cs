@@ -19,26 +19,50 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     internal const byte HypercallSlot = 0, UpcallSlot = 1, ObjectSlot = 2, InputSlot = 3;
 
     /// <summary>
-    /// One event's plain values, side by side, so comparing a produced hypercall or upcall with it
-    /// reads one row (one bounds check, one or two cache lines) instead of a column per field. The
-    /// first 32 bytes (count, result, digest, site, number, in this order) are compared as one
-    /// block (<see cref="ColumnCursor"/>).
+    /// One event's plain values, side by side in 64 bytes, so comparing a produced hypercall or upcall
+    /// with it reads one row and nothing else (one or two cache lines): the first 32 bytes (count,
+    /// result, digest, site, number, in this order) are compared as one block, the next 8 (vCPU,
+    /// slot, <see cref="Held"/>, zero) as one word, then the values held in the row
+    /// (<see cref="ColumnCursor"/>). Up to <see cref="InlineValues"/> arguments or ports (a plain
+    /// hypercall's six; an upcall's few) are held in the row itself; a longer list is in the chunk's
+    /// values array and the row holds where (<see cref="ValueStart"/>, <see cref="ValueEnd"/>).
     /// </summary>
-    [StructLayout(LayoutKind.Sequential)]
+    [StructLayout(LayoutKind.Explicit, Size = 64)]
     internal struct Row
     {
-        public ulong Icount;
-        public long Result;
-        public ulong Digest;
+        [FieldOffset(0)] public ulong Icount;
+        [FieldOffset(8)] public long Result;
+        [FieldOffset(16)] public ulong Digest;
         /// <summary>Hypercall site; upcall interrupted code (Eip).</summary>
-        public uint Site;
+        [FieldOffset(24)] public uint Site;
         /// <summary>Hypercall number; upcall callback (Handler).</summary>
-        public int Number;
-        public int Vcpu;
-        /// <summary>The arguments (hypercall) or ports (upcall) are _values[ValueStart..ValueEnd].</summary>
-        public int ValueStart, ValueEnd;
-        public byte Slot;
+        [FieldOffset(28)] public int Number;
+        [FieldOffset(32)] public int Vcpu;
+        [FieldOffset(36)] public byte Slot;
+        /// <summary>How many values the row holds itself (0..<see cref="InlineValues"/>), or <see cref="OutOfLine"/>.</summary>
+        [FieldOffset(37)] public byte Held;
+        /// <summary>Always 0 (compared with <see cref="Vcpu"/>, <see cref="Slot"/> and <see cref="Held"/> as one word).</summary>
+        [FieldOffset(38)] public ushort Zero;
+        /// <summary>The first of the values held in the row (<see cref="InlineValues"/> of them from here).</summary>
+        [FieldOffset(40)] public uint Value0;
+        /// <summary>With <see cref="Held"/> <see cref="OutOfLine"/>: the arguments or ports are the chunk's values [ValueStart..ValueEnd).</summary>
+        [FieldOffset(40)] public int ValueStart;
+        [FieldOffset(44)] public int ValueEnd;
     }
+
+    /// <summary>Values a <see cref="Row"/> holds itself (a plain hypercall's six argument registers).</summary>
+    internal const int InlineValues = 6;
+
+    /// <summary><see cref="Row.Held"/> of a row whose values are in the chunk's values array.</summary>
+    internal const byte OutOfLine = 0xFF;
+
+    /// <summary>The word at byte 32 of a row (vCPU, slot, values held, zero) for these values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ulong KindWord(int vcpu, byte slot, int held) => (uint)vcpu | (ulong)slot << 32 | (ulong)(uint)held << 40;
+
+    /// <summary>Value <paramref name="k"/> of those held in row <paramref name="r"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ref uint InlineValue(ref Row r, int k) => ref Unsafe.Add(ref r.Value0, k);
 
     private Row[] _rows;
     private uint[] _values;
@@ -116,30 +140,24 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
 
     /// <summary>
     /// Asks the CPU to start loading what a replay reads next after finding event <paramref name="index"/>:
-    /// that event's values and the next row (a hint: nothing is read or changed). A replay compares
-    /// one row per produced event, hundreds of nanoseconds of guest work apart, in a chunk another
-    /// thread decoded; without the hint the next row and each value list were cache misses met at the
-    /// comparison (perf: the hottest loads of the replay's match).
+    /// the next row, which holds that event's values too (a hint: nothing is read or changed). A replay
+    /// compares one row per produced event, hundreds of nanoseconds of guest work apart, in a chunk
+    /// another thread decoded; without the hint the next row was a cache miss met at the comparison
+    /// (perf: the hottest loads of the replay's match).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrefetchAfter(int index) => PrefetchAfter(_rows, _values, index);
+    private void PrefetchAfter(int index) => PrefetchAfter(_rows, index);
 
     /// <inheritdoc cref="PrefetchAfter(int)"/>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static unsafe void PrefetchAfter(Row[] rows, uint[] values, int index)
+    internal static unsafe void PrefetchAfter(Row[] rows, int index)
     {
-        if (!Sse.IsSupported) return;
-        ref Row r = ref rows[index];
-        if ((uint)r.ValueStart < (uint)values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref values[r.ValueStart]));
-        if ((uint)r.ValueEnd < (uint)values.Length) Sse.Prefetch0(Unsafe.AsPointer(ref values[r.ValueEnd]));
-        if ((uint)(index + 1) < (uint)rows.Length)
-        {
-            // A row can straddle two cache lines: its first and last bytes. (Pointer arithmetic, not
-            // `ref next.Slot`: a field access made the JIT load the row to check it, the very miss.)
-            byte* next = (byte*)Unsafe.AsPointer(ref rows[index + 1]);
-            Sse.Prefetch0(next);
-            Sse.Prefetch0(next + sizeof(Row) - 1);
-        }
+        if (!Sse.IsSupported || (uint)(index + 1) >= (uint)rows.Length) return;
+        // A row can straddle two cache lines: its first and last bytes. (Pointer arithmetic, not
+        // `ref next.Slot`: a field access made the JIT load the row to check it, the very miss.)
+        byte* next = (byte*)Unsafe.AsPointer(ref rows[index + 1]);
+        Sse.Prefetch0(next);
+        Sse.Prefetch0(next + sizeof(Row) - 1);
     }
 
     /// <summary>Event <paramref name="index"/>, built on first use.</summary>
@@ -162,41 +180,52 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         IsUpcall(ref _rows[index], _values, icount, vcpu, ports, eip, handler);
 
     /// <summary>
-    /// <see cref="HypercallEquals"/> on a row and the values it points into (also the replay's per-event
-    /// match, <see cref="ColumnCursor"/>): the count, result, digest, site and number are compared as
-    /// one 32-byte block (the row's first fields, in this order), six arguments as two blocks.
+    /// <see cref="HypercallEquals"/> on a row and the chunk's values (also the replay's per-event match,
+    /// <see cref="ColumnCursor"/>): the count, result, digest, site and number are compared as one
+    /// 32-byte block (the row's first fields, in this order), the vCPU, kind and number of values as
+    /// one word, six arguments (held in the row) as two blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool IsHypercall(ref Row r, uint[] values, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site) =>
-        Vector256.LoadUnsafe(ref Unsafe.As<Row, ulong>(ref r)) == Vector256.Create(icount, (ulong)result, digest, site | ((ulong)(uint)number << 32))
-        && r.Vcpu == vcpu && r.Slot == HypercallSlot && ValuesEqual(in r, values, args);
-
-    /// <summary><see cref="UpcallEquals"/> on a row and the values it points into.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool IsUpcall(ref Row r, uint[] values, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler) =>
-        r.Icount == icount && r.Slot == UpcallSlot && r.Vcpu == vcpu && r.Site == eip && (uint)r.Number == handler
-        && ValuesEqual(in r, values, ports);
-
-    /// <summary>Row <paramref name="r"/>'s arguments or ports are <paramref name="produced"/>; six (a hypercall's) compared as two blocks, others value by value.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool ValuesEqual(in Row r, uint[] values, ReadOnlySpan<uint> produced)
+    internal static bool IsHypercall(ref Row r, uint[] values, ulong icount, int vcpu, int number, ReadOnlySpan<uint> args, long result, ulong digest, uint site)
     {
-        int start = r.ValueStart;
-        if (r.ValueEnd - start != produced.Length || (uint)r.ValueEnd > (uint)values.Length) return false;
-        if (produced.Length != 6)
-        {
-            // An upcall's ports: mostly one or two, compared here rather than in a call.
-            var recorded = values.AsSpan(start, produced.Length);
-            for (int i = 0; i < recorded.Length; i++)
-                if (recorded[i] != produced[i]) return false;
-            return true;
-        }
-        ref uint stored = ref values[start];
-        ref uint p = ref MemoryMarshal.GetReference(produced);
-        return Vector128.LoadUnsafe(ref stored) == Vector128.LoadUnsafe(ref p)
-            && Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref stored, 4)))
-                == Unsafe.ReadUnaligned<ulong>(ref Unsafe.As<uint, byte>(ref Unsafe.Add(ref p, 4)));
+        if (Vector256.LoadUnsafe(ref Unsafe.As<Row, ulong>(ref r)) != Vector256.Create(icount, (ulong)result, digest, site | ((ulong)(uint)number << 32)))
+            return false;
+        if (args.Length != InlineValues) return r.Vcpu == vcpu && r.Slot == HypercallSlot && ValuesEqual(ref r, values, args);
+        ref byte row = ref Unsafe.As<Row, byte>(ref r);
+        ref byte p = ref Unsafe.As<uint, byte>(ref MemoryMarshal.GetReference(args));
+        return Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref row, 32)) == KindWord(vcpu, HypercallSlot, InlineValues)
+            && Vector128.LoadUnsafe(ref Unsafe.Add(ref row, 40)) == Vector128.LoadUnsafe(ref p)
+            && Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref row, 56)) == Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, 16));
     }
+
+    /// <summary>
+    /// <see cref="UpcallEquals"/> on a row and the chunk's values: an upcall row's result and digest
+    /// are 0, so its count, site and callback are compared as one 32-byte block like a hypercall's;
+    /// the vCPU, kind and number of ports as one word, then the ports held in the row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool IsUpcall(ref Row r, uint[] values, ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
+    {
+        if (Vector256.LoadUnsafe(ref Unsafe.As<Row, ulong>(ref r)) != Vector256.Create(icount, 0, 0, eip | ((ulong)handler << 32)))
+            return false;
+        if (ports.Length > InlineValues) return r.Vcpu == vcpu && r.Slot == UpcallSlot && ValuesEqual(ref r, values, ports);
+        if (Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref Unsafe.As<Row, byte>(ref r), 32)) != KindWord(vcpu, UpcallSlot, ports.Length))
+            return false;
+        // Mostly one or two ports, compared here rather than in a call.
+        for (int i = 0; i < ports.Length; i++)
+            if (InlineValue(ref r, i) != ports[i]) return false;
+        return true;
+    }
+
+    /// <summary>Row <paramref name="r"/>'s arguments or ports (held in it or in <paramref name="values"/>) are <paramref name="produced"/>.</summary>
+    /// <remarks>Out of line: rare (a list of other than six arguments, more than six ports), and inline it made the JIT spill the per-event paths' values.</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static bool ValuesEqual(ref Row r, uint[] values, ReadOnlySpan<uint> produced) =>
+        ValuesOf(ref r, values).SequenceEqual(produced);
+
+    /// <summary>Row <paramref name="r"/>'s arguments or ports: held in it, or a range of <paramref name="values"/>.</summary>
+    private static ReadOnlySpan<uint> ValuesOf(ref Row r, uint[] values) =>
+        r.Held == OutOfLine ? values.AsSpan(r.ValueStart, r.ValueEnd - r.ValueStart) : MemoryMarshal.CreateReadOnlySpan(ref r.Value0, r.Held);
 
     /// <summary>The events in order.</summary>
     public IEnumerator<TraceEvent> GetEnumerator()
@@ -213,7 +242,8 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
             if (_rows[i].Slot >= ObjectSlot) yield return (i, _objects![i]!);
     }
 
-    private ReadOnlySpan<uint> Values(int index) => _values.AsSpan(_rows[index].ValueStart, _rows[index].ValueEnd - _rows[index].ValueStart);
+    /// <summary>Event <paramref name="index"/>'s arguments or ports (a hypercall or upcall row's).</summary>
+    internal ReadOnlySpan<uint> Values(int index) => ValuesOf(ref _rows[index], _values);
 
     private TraceEvent Build(int index)
     {
@@ -235,9 +265,9 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         ref Row r = ref _rows[index];
         // Events are filled in order: a second start of the same event's list (a multicall stored as an object) drops its values.
         // Told by the index, not by reading the row: a row's first access is a write (see _valuesOf).
-        if (_valuesOf == index) _valueCount = r.ValueStart;
+        if (_valuesOf == index && r.Held == OutOfLine) _valueCount = r.ValueStart;
         _valuesOf = index;
-        r.ValueStart = r.ValueEnd = _valueCount;
+        r.Held = 0;
     }
 
     /// <summary>
@@ -249,14 +279,43 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
     /// </summary>
     private int _valuesOf = -1;
 
+    /// <summary>Adds a value to event <paramref name="index"/>'s list: held in its row up to <see cref="InlineValues"/>, else all in the values array.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void AddValue(int index, uint value)
     {
         if (_countOnly) return;
+        ref Row r = ref _rows[index];
+        int held = r.Held;
+        if (held < InlineValues)
+        {
+            InlineValue(ref r, held) = value;
+            r.Held = (byte)(held + 1);
+        }
+        else AddValueOutOfLine(ref r, value);
+    }
+
+    /// <summary>A value past the <see cref="InlineValues"/> a row holds: the list moves to the values array (the row then holds where).</summary>
+    private void AddValueOutOfLine(ref Row r, uint value)
+    {
+        if (r.Held != OutOfLine)
+        {
+            int start = _valueCount;
+            Room(start + InlineValues);
+            for (int k = 0; k < InlineValues; k++) _values[start + k] = InlineValue(ref r, k);
+            // ValueStart and ValueEnd share the row's bytes with the values just moved.
+            r.ValueStart = start;
+            r.ValueEnd = _valueCount = start + InlineValues;
+            r.Held = OutOfLine;
+        }
         int at = _valueCount;
-        if (at == _values.Length) Array.Resize(ref _values, _values.Length * 2);
+        Room(at + 1);
         _values[at] = value;
-        _valueCount = _rows[index].ValueEnd = at + 1;
+        _valueCount = r.ValueEnd = at + 1;
+    }
+
+    private void Room(int count)
+    {
+        while (count > _values.Length) Array.Resize(ref _values, Math.Max(16, _values.Length * 2));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -266,6 +325,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         r.Slot = HypercallSlot;
         r.Icount = icount;
         if (_countOnly) return;
+        r.Zero = 0;
         r.Vcpu = vcpu;
         r.Number = number;
         r.Result = result;
@@ -280,6 +340,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         r.Slot = UpcallSlot;
         r.Icount = icount;
         if (_countOnly) return;
+        r.Zero = 0;
         r.Vcpu = vcpu;
         r.Site = eip;
         r.Number = (int)handler;
@@ -300,6 +361,7 @@ public sealed class ChunkEvents : IReadOnlyList<TraceEvent>
         r.Site = 0;
         r.Number = 0;
         r.Vcpu = 0;
+        r.Zero = 0;
         (_objects ??= new TraceEvent?[Count])[index] = e;
         if (e is InputEvent) _inputs++;
     }

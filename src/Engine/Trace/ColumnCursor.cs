@@ -10,7 +10,7 @@ namespace Replayvisor.Engine.Trace;
 /// While <see cref="Enabled"/> and the chunk is held as columns (<see cref="ChunkEvents"/>), a
 /// produced hypercall or upcall is compared here with the recorded row and, when equal, taken,
 /// without building an event or going through the cursor: the replay's per-event path reads this
-/// object, the row and its values (the recorder's reads its batch). The match is exact: every field
+/// object and the row, which holds the event's values too (the recorder's reads its batch). The match is exact: every field
 /// of <c>new HypercallEvent(icount, number, args, result, default, default, digest, site) { Vcpu = vcpu }</c>
 /// (<see cref="ChunkEvents.HypercallEquals"/>), or of the upcall; anything else is false with
 /// nothing changed, and the caller builds the event and compares it as usual.
@@ -86,6 +86,9 @@ public sealed class ColumnCursor
         return true;
     }
 
+    /// <summary>The values a row holds itself: an upcall with no more ports is matched without a call.</summary>
+    internal const int HeldValues = ChunkEvents.InlineValues;
+
     /// <summary>As <see cref="TakeHypercall"/>, for an upcall (<see cref="ChunkEvents.UpcallEquals"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TakeUpcall(ulong icount, int vcpu, ReadOnlySpan<uint> ports, uint eip, uint handler)
@@ -107,7 +110,7 @@ public sealed class ColumnCursor
         int next = i + 1;
         while ((uint)next < (uint)rows.Length && rows[next].Slot == ChunkEvents.InputSlot) next++;
         Index = next;
-        if (next < rows.Length) ChunkEvents.PrefetchAfter(rows, _values, next);
+        if (next < rows.Length) ChunkEvents.PrefetchAfter(rows, next);
         else LeaveChunk();
     }
 

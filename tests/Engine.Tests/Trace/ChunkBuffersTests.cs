@@ -21,13 +21,17 @@ public sealed class ChunkBuffersTests
         for (int i = 0; i < Count; i++)
         {
             ulong icount = 1000 + (ulong)i * 10;
-            encoder.Add((i % 5) switch
+            encoder.Add((i % 9) switch
             {
+                5 => new UpcallEvent(icount, 1, [1, 2, 3, 4, 5, 6, 7, (uint)i]) { Eip = 0xc0105678, Handler = 0xc0100040 },
+                6 => new HypercallEvent(icount, 13, [1, 2, 3, 4, 5, 6, (uint)i], 0, [new MulticallEntry(29, 0)], Site: 0xc0101234),
+                7 => new HypercallEvent(icount, 3, [(uint)i, 9], 1, Site: 0xc0101234),
                 0 => new HypercallEvent(icount, 29, [1, 2, (uint)i, 4, 5, 6], -38, OutputDigest: 0x0123456789abcdef, Site: 0xc0101234),
                 1 => new UpcallEvent(icount, 0, [3, (uint)i]) { Eip = 0xc0105678, Handler = 0xc0100040 },
                 2 => new TimeEvent(icount, TimeKind.SystemTimeNs, (ulong)i),
                 3 => new ExceptionEvent(icount, 14, 2, 0x1000, 0xc0100000),
-                _ => new HypercallEvent(icount, 24, [7, (uint)i, 0, 0, 0, 0], 0, Site: 0xc0104321),
+                4 => new HypercallEvent(icount, 24, [7, (uint)i, 0, 0, 0, 0], 0, Site: 0xc0104321),
+                _ => new UpcallEvent(icount, 0, [(uint)i, 1, 2, 3, 4, 5, 6, 7, 8, 9]) { Eip = 0xc0105678, Handler = 0xc0100040 },
             });
         }
         return encoder.Finish();
@@ -46,7 +50,7 @@ public sealed class ChunkBuffersTests
     }
 
     private static (ChunkEvents.Row Row, uint[] Values)[] Contents(ChunkEvents chunk) =>
-        chunk.Rows.Select(r => (r, r.ValueEnd > r.ValueStart ? chunk.AllValues[r.ValueStart..r.ValueEnd] : [])).ToArray();
+        chunk.Rows.Select((r, i) => (r, r.Slot < ChunkEvents.ObjectSlot ? chunk.Values(i).ToArray() : [])).ToArray();
 
     [Fact]
     public void A_pooled_chunk_is_written_in_full()
@@ -75,8 +79,8 @@ public sealed class ChunkBuffersTests
         {
             var (ra, va) = contentsA[i];
             var (rb, vb) = contentsB[i];
-            Assert.Equal((ra.Icount, ra.Result, ra.Digest, ra.Site, ra.Number, ra.Vcpu, ra.Slot, ra.ValueEnd - ra.ValueStart),
-                (rb.Icount, rb.Result, rb.Digest, rb.Site, rb.Number, rb.Vcpu, rb.Slot, rb.ValueEnd - rb.ValueStart));
+            Assert.Equal((ra.Icount, ra.Result, ra.Digest, ra.Site, ra.Number, ra.Vcpu, ra.Slot, ra.Held, ra.Zero),
+                (rb.Icount, rb.Result, rb.Digest, rb.Site, rb.Number, rb.Vcpu, rb.Slot, rb.Held, rb.Zero));
             Assert.Equal(va, vb);
         }
     }

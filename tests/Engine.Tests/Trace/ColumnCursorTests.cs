@@ -105,6 +105,41 @@ public sealed class ColumnCursorTests
         Assert.Equal((2, 0L), (c.Index, c.Taken));
     }
 
+    /// <summary>
+    /// A row holds six values itself; a longer list (an upcall with many pending ports, a hypercall
+    /// recorded with more arguments) is held in the chunk's values array, and a list of another length
+    /// is never taken for it, whichever of the two holds it.
+    /// </summary>
+    [Fact]
+    public void ListsLongerThanARowHoldsAreComparedInFull()
+    {
+        uint[] ports = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        uint[] args = [.. Args, 0x77777777];
+        var up = new UpcallEvent(1000, 0, ports) { Eip = 0xc0105678, Handler = 0xc0100040 };
+        var call = Call with { Icount = 1100, Args = args };
+        var shortUp = new UpcallEvent(1200, 0, ports[..6]) { Eip = 0xc0105678, Handler = 0xc0100040 };
+        var encoder = new CompactEventEncoder();
+        foreach (var e in new TraceEvent[] { up, call, shortUp, Call with { Icount = 1300 } }) encoder.Add(e);
+        var chunk = CompactEventDecoder.DecodeColumns(encoder.Finish());
+        Assert.Equal(new TraceEvent[] { up, call, shortUp, Call with { Icount = 1300 } }, chunk.ToArray());
+
+        var c = At(chunk, 0);
+        Assert.False(c.TakeUpcall(up.Icount, 0, ports[..6], up.Eip, up.Handler));
+        Assert.False(c.TakeUpcall(up.Icount, 0, [.. ports, 10], up.Eip, up.Handler));
+        Assert.False(c.TakeUpcall(up.Icount, 0, With(ports, 8, 0x100), up.Eip, up.Handler));
+        Assert.False(c.TakeUpcall(up.Icount, 0, With(ports, 0, 0x100), up.Eip, up.Handler));
+        Assert.True(c.TakeUpcall(up.Icount, 0, ports, up.Eip, up.Handler));
+        Assert.False(TakeCall(c, call with { Args = Args }));
+        Assert.False(TakeCall(c, call with { Args = With(args, 6, 1) }));
+        Assert.True(TakeCall(c, call));
+        Assert.False(c.TakeUpcall(shortUp.Icount, 0, ports[..5], shortUp.Eip, shortUp.Handler));
+        Assert.False(c.TakeUpcall(shortUp.Icount, 0, ports[..7], shortUp.Eip, shortUp.Handler));
+        Assert.False(c.TakeUpcall(shortUp.Icount, 0, With(ports[..6], 5, 0x100), shortUp.Eip, shortUp.Handler));
+        Assert.True(c.TakeUpcall(shortUp.Icount, 0, ports[..6], shortUp.Eip, shortUp.Handler));
+        Assert.True(TakeCall(c, Call with { Icount = 1300 }));
+        Assert.Equal(4L, c.Taken);
+    }
+
     [Fact]
     public void NothingIsTakenWhileDisabledOrWhenTheChunkIsNotHeldAsColumns()
     {
