@@ -215,8 +215,8 @@ public static class CliApp
         var trace = TraceArg();
         var kind = new Option<string[]>("--kind") { HelpName = "kind", Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
         kind.CompletionSources.Add(EventText.Kinds);
-        var from = new Option<ulong>("--from") { Description = "First instruction count" };
-        var to = new Option<ulong>("--to") { Description = "Last instruction count", DefaultValueFactory = _ => ulong.MaxValue };
+        var from = new Option<ulong>("--from") { Description = "First instruction count (inclusive)" };
+        var to = new Option<ulong>("--to") { Description = "Last instruction count (inclusive; not before --from)", DefaultValueFactory = _ => ulong.MaxValue };
         var json = new Option<bool>("--json") { Description = "One JSON object per line" };
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
         cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");

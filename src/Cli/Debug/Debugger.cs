@@ -139,11 +139,15 @@ public sealed class Debugger
     /// <summary>Old and new value of up to 8 watched bytes; for longer ranges, the first byte that differs.</summary>
     private static string Values(WatchHit hit)
     {
+        // The bytes are empty while any of them is unmapped (WatchHit).
+        if (hit.Old.Length != hit.New.Length)
+            return hit.New.Length == 0 ? "the range became unmapped" + (hit.Watch.Length <= 8 ? $", old 0x{hit.OldValue:x}" : "")
+                : "the range became mapped" + (hit.Watch.Length <= 8 ? $", new 0x{hit.NewValue:x}" : "");
+        if (hit.Old.Length == 0) return "unmapped";
         if (hit.Watch.Length <= 8) return $"old 0x{hit.OldValue:x} new 0x{hit.NewValue:x}";
         int n = Math.Min(hit.Old.Length, hit.New.Length);
         int at = 0;
         while (at < n && hit.Old[at] == hit.New[at]) at++;
-        if (hit.Old.Length != hit.New.Length) return hit.New.Length == 0 ? "the range became unmapped" : "the range became mapped";
         return at == n ? "unchanged" : $"first change at +{at}: old 0x{hit.Old[at]:x2} new 0x{hit.New[at]:x2}";
     }
 
@@ -190,11 +194,14 @@ public sealed class Debugger
         ulong length = args.Length > 1 ? ParseCount(args[1]) : 4;
         if (length is < 1 or > Watchpoint.MaxLength) throw new DebugCommandException($"a watchpoint covers 1 to {Watchpoint.MaxLength} bytes");
         int len = (int)length;
-        if (!View.TryRead(a, new byte[len])) throw new DebugCommandException($"0x{a:x8} is not mapped: cannot watch it");
         int id = _nextId++;
         _watchpoints.Add(new Watchpoint(id, a, len, kind));
         _descriptions[id] = $"{kind.ToString().ToLowerInvariant()} {len} bytes at {_disasm.Address(a)}";
-        return $"watchpoint {id}: {_descriptions[id]}\n";
+        // Memory unmapped here can still be watched (as gdbserver's Z2-Z4): becoming mapped or unmapped is a change.
+        string note = View.TryRead(a, new byte[len]) ? ""
+            : (View.TryTranslate(a, out _) || View.TryTranslate(a + (uint)(len - 1), out _) ? $"0x{a:x8}..0x{a + (uint)(len - 1):x8} is partly unmapped now" : $"0x{a:x8} is not mapped now")
+              + (kind == WatchKind.Read ? "\n" : ": the watchpoint also stops where that changes\n");
+        return $"watchpoint {id}: {_descriptions[id]}\n{note}";
     }
 
     private string Delete(string[] args)
