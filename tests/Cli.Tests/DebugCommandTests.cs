@@ -209,4 +209,23 @@ public class DebugCommandTests
         Assert.Equal(2, Regex.Matches(r.Stdout, $@"^  \(no more: damaged chunk: .*offset {last}\)\)$", RegexOptions.Multiline).Count);
         Assert.Contains($"instruction {before}, event index", r.Stdout);
     }
+
+    [Fact]
+    public void RegistersOfAnotherVcpuAndTheListOfVcpus()
+    {
+        var r = Cli.RunWithInput(string.Join("\n", "vcpus", "registers --vcpu 1", "break secondary_main", "continue", "vcpus",
+            "registers", "registers --vcpu 2", "info registers --vcpu 0", "regs --vcpu 3", "regs --vcpu") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        // At instruction 0 only vCPU 0 has registers.
+        Assert.Contains("* vcpu 0 (running)  eip 0xc0100000 <_start>\n  vcpu 1 (not initialised)\n  vcpu 2 (not initialised)\n", r.Stdout);
+        Assert.Contains("error: vCPU 1 has no registers here: it is not initialised at instruction 0", r.Stdout);
+        // vCPU 1 at its breakpoint; vCPU 0 waits for it; vCPU 2 is where VCPUOP_initialise started it, its id in ESI.
+        Assert.Matches(@"  vcpu 0 \(blocked\)  eip 0x[0-9a-f]{8} <hypercall_page\+0x[0-9a-f]+>\n\* vcpu 1 \(running\)  eip 0x[0-9a-f]{8} <secondary_main>\n  vcpu 2 \(runnable\)  eip 0x[0-9a-f]{8} <secondary_start>\n", r.Stdout);
+        var esi = Regex.Matches(r.Stdout, @"esi 0x([0-9a-f]{8})").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(["00000001", "00000002", "00000000"], esi);
+        Assert.Matches(@"vcpu 2 \(runnable\)\neax .*\n.*\neip 0x[0-9a-f]{8} <secondary_start>", r.Stdout);
+        Assert.Matches(@"vcpu 0 \(blocked\)\neax .*\n.*\neip 0x[0-9a-f]{8} <hypercall_page", r.Stdout);
+        Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
+        Assert.Contains("error: usage: registers [--vcpu N]", r.Stdout);
+    }
 }

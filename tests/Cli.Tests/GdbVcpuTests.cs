@@ -14,13 +14,6 @@ public class GdbVcpuTests
 {
     private const string Regs = "printf \"R %x %x %x %x %x %x %x %x %x %x\\n\", $eax, $ecx, $edx, $ebx, $esp, $ebp, $esi, $edi, $eip, $eflags";
 
-    private static readonly Lazy<string> Smp3 = new(() =>
-    {
-        string f = Cli.TempFile("smp3.rvt");
-        var r = Cli.Run("record", Cli.Guest("smp-pae"), "-o", f, "--vcpus", "3");
-        Assert.True(r.Code == 0, r.ToString());
-        return f;
-    });
 
     private static List<string> Lines(string output, string prefix) =>
         output.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
@@ -28,7 +21,7 @@ public class GdbVcpuTests
     [Fact]
     public void ABreakpointHitByASecondaryVcpuSwitchesToItsThreadAndInfoThreadsListsEveryVcpu()
     {
-        var s = GdbHarness.Run(Smp3.Value, "info threads", "break secondary_main", "continue", "info threads", "monitor when",
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "info threads", "break secondary_main", "continue", "info threads", "monitor when",
             "reverse-continue", "info threads");
         // At instruction 0 only vCPU 0 has a context; the others are listed once VCPUOP_initialise gave them one.
         var first = Regex.Matches(s.Gdb, @"Thread (\d) \(vCPU (\d) \(([a-z ,]+)\)\)");
@@ -50,7 +43,7 @@ public class GdbVcpuTests
     [Fact]
     public void EachThreadShowsItsVcpusRegistersAsTheXenModelHasThem()
     {
-        var s = GdbHarness.Run(Smp3.Value, "break secondary_main", "continue", "monitor when",
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "monitor when",
             "thread 1", Regs, "thread 2", Regs, "thread 3", Regs, "x/2xw $esp", "info registers eip");
         var regs = Lines(s.Gdb, "R ");
         Assert.True(regs.Count == 3, s.Gdb);
@@ -59,7 +52,7 @@ public class GdbVcpuTests
         Assert.True(when.Success, s.Gdb);
 
         // The model at that count: the running vCPU's registers on the CPU, the others' parked contexts.
-        using var reader = TraceFiles.Open(Smp3.Value);
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
         var session = new TimeTravelSession(reader);
         session.Goto(ulong.Parse(when.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
         var hv = session.Replayer.Machine.Hypervisor;
@@ -81,7 +74,7 @@ public class GdbVcpuTests
     [Fact]
     public void ThreadPacketsAnswerForExistingVcpusOnly()
     {
-        using var reader = TraceFiles.Open(Smp3.Value);
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
         var session = new TimeTravelSession(reader);
         using var conn = new RspConnection(new MemoryStream(), () => { });
         var stub = new GdbStub(session, conn);
