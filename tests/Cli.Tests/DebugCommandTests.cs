@@ -49,6 +49,18 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AReadWatchpointStopsAfterTheHypercallThatReadsTheBufferBothWays()
+    {
+        // hello's first console_io (at 63,691: after its int $0x82) writes the 59 bytes at 0xc0142d98; only Xen reads them.
+        var r = Cli.RunWithInput("goto 63600\nrwatch 0xc0142d98 59\ncontinue\ngoto 64000\nreverse-continue\n", "debug",
+            Path.Combine(Cli.RepoRoot, "traces", "hello.rvt"));
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"(?m)^instruction 63691: watchpoint 1 \(read 59 bytes at 0xc0142d98 <boot_stack\+0x3d98>\): read, unchanged$", r.Stdout);
+        Assert.Matches(@"(?m)^instruction 63690: watchpoint 1 \(read 59 bytes at 0xc0142d98 <boot_stack\+0x3d98>\): read, unchanged$", r.Stdout);
+        Assert.Matches(@"(?m)^=> 0xc0101245 <hypercall_page\+0x245>\s+cd82\s+int\s+82h$", r.Stdout); // back on the int $0x82
+    }
+
+    [Fact]
     public void EventCatchpointsAndTheEdgesOfTheTrace()
     {
         var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");

@@ -185,6 +185,22 @@ public class GdbTests
         Assert.Contains("Old value = <unreadable>", s.Gdb);
     }
     [Fact]
+    public void RwatchStopsAfterTheHypercallThatReadsTheBufferBothWays()
+    {
+        // multicall's first batch (3 entries of 32 bytes at 0xc0143ed0) is read by Xen at 122,095 (after its
+        // int $0x82), then by check_results; going back from there, the hypercall is the earlier read.
+        var s = GdbHarness.Run("multicall.rvt", "source " + GotoScriptFile(), "rv-goto 122000", "rwatch *(char(*)[96])0xc0143ed0",
+            "continue", "monitor when", "continue", "monitor when", "reverse-continue", "reverse-continue", "monitor when", "x/i $pc");
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 3, s.Gdb);
+        Assert.StartsWith("instruction 122095,", when[0]);
+        Assert.DoesNotMatch(@"^instruction 12209\d,", when[1]); // the next read is the guest's own
+        Assert.StartsWith("instruction 122094,", when[2]);
+        Assert.Matches(@"=> 0x[0-9a-f]+ <hypercall_page\+\d+>:\s+int\s+\$0x82", s.Gdb);
+        Assert.Contains("Hardware read watchpoint 1: *(char(*)[96])0xc0143ed0", s.Gdb);
+    }
+
+    [Fact]
     public void DisposingTheConnectionBeforeItsReaderSeesTheEndDoesNotCrashTheProcess()
     {
         // The server disposes the connection when gdb detaches; the reader thread then meets the closed

@@ -254,6 +254,8 @@ public sealed class TraceReplayer
             // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
             _stepStart = (Icount, View.Pc);
             KeepHitsFor(c.Events);
+            // Read watchpoints also hear of the guest memory Xen reads for the instruction (a hypercall's arguments).
+            if (single && WatchTracker.WantsReads(c.Watchpoints)) Machine.Guest.ReadWatch = _watch;
             if (!single && c.Breakpoints.Count > 0)
                 Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
                     c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
@@ -311,6 +313,7 @@ public sealed class TraceReplayer
             Verifier.PlainAllowed = true;
             _breakHit = null;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
+            Machine.Guest.ReadWatch = null;
         }
     }
 

@@ -37,6 +37,22 @@ public class ReverseTests
         Assert.Null(s.Replayer.Verifier.First);
     }
 
+    [Theory]
+    [InlineData("hello.rvt", 18)]
+    [InlineData("multicall.rvt", 13)]
+    public void ReverseContinueFindsXenReadingAHypercallsBuffer(string name, int number)
+    {
+        var s = GoldenSessions.TimeTravel(name, SmallLadder);
+        var (call, buffer, length) = SteppingTests.HypercallBuffer(s.Reader, number);
+        s.Goto(call.Icount + 1);
+        var stop = s.ReverseContinue(new StepConstraints { Watchpoints = [new Watchpoint(1, buffer, length, WatchKind.Read)] });
+        // Going back, a watchpoint hit lands before the step that made it: the hypercall instruction itself.
+        Assert.Equal(StopKind.Watchpoint, stop.Kind);
+        Assert.Equal(WatchKind.Read, stop.Watch!.Access);
+        Assert.Equal(call.Icount - 1, s.Icount);
+        Assert.Null(s.Replayer.Machine.Guest.ReadWatch);
+    }
+
     [Fact]
     public void StepiThenReverseStepiRetracesEveryRegisterSet()
     {
