@@ -13,8 +13,12 @@ public static class ExportCommand
         if (!toStdout) InputFiles.RefuseOverwritingInput(output, path, "trace");
         using var reader = TraceFiles.Open(path);
         string json;
-        try { json = PerfettoTrace.Render(reader); }
+        ulong end;
+        try { json = PerfettoTrace.Render(reader, out end); }
         catch (TraceFormatException e) { throw TraceFiles.FromFormat(path, e); }
+        // The timeline of an incomplete trace stops where its recorder was stopped: say so (the export also carries it).
+        if (!reader.Complete)
+            stderr.WriteLine($"export: note: {path} is incomplete ({reader.IncompleteReason}): the timeline ends at instruction {end:N0}, its last recorded event");
         if (toStdout)
         {
             // `-o -`: the JSON document is all that goes to standard output (notes go to stderr); a write
