@@ -71,7 +71,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(DiffCmd(stdout));
-        root.Subcommands.Add(ExportCmd(stderr));
+        root.Subcommands.Add(ExportCmd(stdout, stderr));
         root.Subcommands.Add(BenchCmd(stdout));
         root.Subcommands.Add(DebugCmd(stdout, stderr));
         root.Subcommands.Add(GdbServerCmd(stderr));
@@ -224,16 +224,16 @@ public static class CliApp
         return cmd;
     }
 
-    private static Command ExportCmd(TextWriter stderr)
+    private static Command ExportCmd(TextWriter stdout, TextWriter stderr)
     {
         var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath().CompletesFiles(".rvt");
         var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
         format.CompletionSources.Add("perfetto");
-        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true }.NoEmptyPath();
+        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write (-: standard output)", Required = true }.NoEmptyPath();
         output.CompletionSources.Add(FileCompletion.Source(".json"));
         var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
         cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
-        cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stderr));
+        cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stdout, stderr));
         return cmd;
     }
 
