@@ -71,7 +71,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCmd(stdout));
         root.Subcommands.Add(DumpCmd(stdout));
         root.Subcommands.Add(DiffCmd(stdout));
-        root.Subcommands.Add(ExportCmd(stderr));
+        root.Subcommands.Add(ExportCmd(stdout, stderr));
         root.Subcommands.Add(BenchCmd(stdout));
         root.Subcommands.Add(DebugCmd(stdout, stderr));
         root.Subcommands.Add(GdbServerCmd(stderr));
@@ -215,8 +215,8 @@ public static class CliApp
         var trace = TraceArg();
         var kind = new Option<string[]>("--kind") { HelpName = "kind", Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
         kind.CompletionSources.Add(EventText.Kinds);
-        var from = new Option<ulong>("--from") { Description = "First instruction count" };
-        var to = new Option<ulong>("--to") { Description = "Last instruction count", DefaultValueFactory = _ => ulong.MaxValue };
+        var from = new Option<ulong>("--from") { Description = "First instruction count (inclusive)" };
+        var to = new Option<ulong>("--to") { Description = "Last instruction count (inclusive; not before --from)", DefaultValueFactory = _ => ulong.MaxValue };
         var json = new Option<bool>("--json") { Description = "One JSON object per line" };
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
         cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");
@@ -224,16 +224,16 @@ public static class CliApp
         return cmd;
     }
 
-    private static Command ExportCmd(TextWriter stderr)
+    private static Command ExportCmd(TextWriter stdout, TextWriter stderr)
     {
         var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath().CompletesFiles(".rvt");
         var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
         format.CompletionSources.Add("perfetto");
-        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write", Required = true }.NoEmptyPath();
+        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write (-: standard output)", Required = true }.NoEmptyPath();
         output.CompletionSources.Add(FileCompletion.Source(".json"));
         var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
         cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
-        cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stderr));
+        cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stdout, stderr));
         return cmd;
     }
 

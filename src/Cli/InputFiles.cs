@@ -56,6 +56,22 @@ public static class InputFiles
     });
 
     /// <summary>
+    /// `-o -`: standard output, as the convention goes (a file named "-" is still `-o ./-`). Only an
+    /// output that is a stream of text can go there (export); the others refuse it with <see cref="RefuseStandardOutput"/>.
+    /// </summary>
+    public static bool IsStandardOutput(string output) => output == "-";
+
+    /// <summary>
+    /// Refuses `-o -` for an output that cannot be a stream on standard output: a trace is read back by
+    /// seeking (its chunk index is at its end), so one on a pipe could never be opened; before, "-" became a file of that name.
+    /// </summary>
+    public static void RefuseStandardOutput(string output, string command, string why)
+    {
+        if (IsStandardOutput(output))
+            throw new CliException(ExitCodes.Usage, $"{command} -o -: cannot write to standard output: {why} (name a file; ./- for a file called '-')");
+    }
+
+    /// <summary>
     /// Refuses an output path that names an input of the same command (the path itself or a
     /// symbolic link to it): writing there would destroy the input before (or while) it is read.
     /// </summary>

@@ -174,6 +174,23 @@ public class BadInputTests
         Assert.Equal(File.ReadAllBytes(Hello.Value), File.ReadAllBytes(trace));
     }
 
+    /// <summary>
+    /// `-o -` means standard output; a trace cannot be written there (it is read back by seeking), so
+    /// `record` and `index` refuse it as misuse. Before, both wrote a file named "-".
+    /// </summary>
+    [Fact]
+    public void ATraceCannotBeWrittenToStandardOutput()
+    {
+        string dir = Path.GetDirectoryName(Cli.TempFile("x"))!;
+        var rec = Cli.Shell($"cd '{dir}' && dotnet '{Rv}' record '{Cli.Guest("hello")}' -o -");
+        Cli.AssertOneLineError(rec, 2, "record -o -: cannot write to standard output");
+        Assert.Equal("", rec.Stdout);
+        var ix = Cli.Shell($"cd '{dir}' && dotnet '{Rv}' index '{Hello.Value}' -o -");
+        Cli.AssertOneLineError(ix, 2, "index -o -: cannot write to standard output");
+        Assert.False(File.Exists(Path.Combine(dir, "-")), "no file named '-'");
+        Assert.Empty(Directory.GetFiles(dir));
+    }
+
     /// <summary>--memory beyond what fits beside Xen's frames is misuse (exit 2) naming the real limit, not a bad kernel (exit 5).</summary>
     [Fact]
     public void MemoryBeyondWhatFitsIsMisuse()

@@ -49,6 +49,47 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AReadWatchpointStopsAfterTheHypercallThatReadsTheBufferBothWays()
+    {
+        // hello's first console_io (at 63,691: after its int $0x82) writes the 59 bytes at 0xc0142d98; only Xen reads them.
+        var r = Cli.RunWithInput("goto 63600\nrwatch 0xc0142d98 59\ncontinue\ngoto 64000\nreverse-continue\n", "debug",
+            Path.Combine(Cli.RepoRoot, "traces", "hello.rvt"));
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"(?m)^instruction 63691: watchpoint 1 \(read 59 bytes at 0xc0142d98 <boot_stack\+0x3d98>\): read, unchanged$", r.Stdout);
+        Assert.Matches(@"(?m)^instruction 63690: watchpoint 1 \(read 59 bytes at 0xc0142d98 <boot_stack\+0x3d98>\): read, unchanged$", r.Stdout);
+        Assert.Matches(@"(?m)^=> 0xc0101245 <hypercall_page\+0x245>\s+cd82\s+int\s+82h$", r.Stdout); // back on the int $0x82
+    }
+
+    [Fact]
+    public void WatchingMemoryUnmappedHereStopsWhereItBecomesMappedBothWays()
+    {
+        // pagetables maps 0x40001000 (filled with 0xb1) by the hypercall made at 172,268.
+        var r = Cli.RunWithInput("watch 0x40001000\ncontinue\nx/1x 0x40001000\ngoto 175000\nreverse-continue\nx/1x 0x40001000\n", "debug",
+            Path.Combine(Cli.RepoRoot, "traces", "pagetables.rvt"));
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("0x40001000 is not mapped now: the watchpoint also stops where that changes", r.Stdout);
+        Assert.Contains("instruction 172269: watchpoint 1 (write 4 bytes at 0x40001000): write, the range became mapped, new 0xb1b1b1b1\n", r.Stdout);
+        Assert.Contains("instruction 172268: watchpoint 1 (write 4 bytes at 0x40001000): write, the range became mapped, new 0xb1b1b1b1\n", r.Stdout);
+        Assert.Contains("0x40001000: 0xb1b1b1b1\n", r.Stdout);
+        Assert.Contains("error: 0x40001000 is not mapped\n", r.Stdout); // back before the mapping
+    }
+
+    [Fact]
+    public void StepiThenReverseStepiFromAHandlerStopReturnsToTheHandlersEntry()
+    {
+        // sched-chaos: the first upcall (10,002,214) interrupts task_main+0x56.
+        var r = Cli.RunWithInput("catch upcall\ncontinue\ncatch clear\nstepi\nreverse-stepi\nwhen\nreverse-stepi\nwhen\nstepi\n", "debug",
+            Path.Combine(Cli.RepoRoot, "traces", "sched-chaos.rvt"));
+        Assert.True(r.Code == 0, r.ToString());
+        var at = Positions(r.Stdout);
+        Assert.Equal([10002214ul, 10002215, 10002214, 10002214, 10002214, 10002214, 10002214], at); // c, si, rsi, when, rsi, when, si
+        Assert.Equal(3, Regex.Matches(r.Stdout, @"(?m)^=> 0x[0-9a-f]{8} <hypervisor_callback>\s").Count); // the stop, after rsi, after si
+        Assert.Contains("instruction 10002214 after 1 delivery, event index 72\n", r.Stdout);
+        Assert.Matches(@"(?m)^=> 0x[0-9a-f]{8} <task_main\+0x56>\s", r.Stdout); // before the delivery
+        Assert.Contains("instruction 10002214, event index 70\n", r.Stdout);
+    }
+
+    [Fact]
     public void EventCatchpointsAndTheEdgesOfTheTrace()
     {
         var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");
@@ -66,10 +107,11 @@ public class DebugCommandTests
         Assert.True(r.Code == 0, r.ToString());
         Assert.Contains("error: unknown command 'frobnicate'", r.Stdout);
         Assert.Contains("error: no symbol 'no_such_symbol'", r.Stdout);
-        Assert.Contains("error: 0x00001000 is not mapped: cannot watch it", r.Stdout);
+        // Memory unmapped here can be watched (it may become mapped): one line says so, no error.
+        Assert.Contains("watchpoint 1: write 4 bytes at 0x00001000\n0x00001000 is not mapped now: the watchpoint also stops where that changes\n", r.Stdout);
         Assert.Contains("error: 'lots' is not a count", r.Stdout);
         Assert.Contains("instruction 0, event index", r.Stdout);
-        Assert.Equal(6, Regex.Matches(r.Stdout, "^error: ", RegexOptions.Multiline).Count);
+        Assert.Equal(5, Regex.Matches(r.Stdout, "^error: ", RegexOptions.Multiline).Count);
         Assert.Empty(r.Stderr);
     }
 
@@ -166,5 +208,24 @@ public class DebugCommandTests
         Assert.True(r.Code == 0, r.ToString());
         Assert.Equal(2, Regex.Matches(r.Stdout, $@"^  \(no more: damaged chunk: .*offset {last}\)\)$", RegexOptions.Multiline).Count);
         Assert.Contains($"instruction {before}, event index", r.Stdout);
+    }
+
+    [Fact]
+    public void RegistersOfAnotherVcpuAndTheListOfVcpus()
+    {
+        var r = Cli.RunWithInput(string.Join("\n", "vcpus", "registers --vcpu 1", "break secondary_main", "continue", "vcpus",
+            "registers", "registers --vcpu 2", "info registers --vcpu 0", "regs --vcpu 3", "regs --vcpu") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        // At instruction 0 only vCPU 0 has registers.
+        Assert.Contains("* vcpu 0 (running)  eip 0xc0100000 <_start>\n  vcpu 1 (not initialised)\n  vcpu 2 (not initialised)\n", r.Stdout);
+        Assert.Contains("error: vCPU 1 has no registers here: it is not initialised at instruction 0", r.Stdout);
+        // vCPU 1 at its breakpoint; vCPU 0 waits for it; vCPU 2 is where VCPUOP_initialise started it, its id in ESI.
+        Assert.Matches(@"  vcpu 0 \(blocked\)  eip 0x[0-9a-f]{8} <hypercall_page\+0x[0-9a-f]+>\n\* vcpu 1 \(running\)  eip 0x[0-9a-f]{8} <secondary_main>\n  vcpu 2 \(runnable\)  eip 0x[0-9a-f]{8} <secondary_start>\n", r.Stdout);
+        var esi = Regex.Matches(r.Stdout, @"esi 0x([0-9a-f]{8})").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(["00000001", "00000002", "00000000"], esi);
+        Assert.Matches(@"vcpu 2 \(runnable\)\neax .*\n.*\neip 0x[0-9a-f]{8} <secondary_start>", r.Stdout);
+        Assert.Matches(@"vcpu 0 \(blocked\)\neax .*\n.*\neip 0x[0-9a-f]{8} <hypercall_page", r.Stdout);
+        Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
+        Assert.Contains("error: usage: registers [--vcpu N]", r.Stdout);
     }
 }

@@ -43,6 +43,30 @@ public class ExportCommandTests
         }
     }
 
+    /// <summary>`-o -` is standard output, holding the JSON document alone; before, it wrote a file named "-".</summary>
+    [Fact]
+    public void DashAsTheOutputIsStandardOutputAndHoldsOnlyTheDocument()
+    {
+        string trace = Path.Combine(Cli.RepoRoot, "traces", "multicall.rvt");
+        string dir = Path.GetDirectoryName(Cli.TempFile("x"))!;
+        var r = Cli.Shell($"cd '{dir}' && dotnet \"$RV\" export '{trace}' -o -");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.False(File.Exists(Path.Combine(dir, "-")), "no file named '-'");
+        Assert.Equal("", r.Stderr);
+        string file = Cli.TempFile("run.json");
+        Assert.Equal(0, Cli.Run("export", trace, "-o", file).Code);
+        Assert.Equal(File.ReadAllText(file), r.Stdout);
+        AssertWellFormedAndNested(JsonDocument.Parse(r.Stdout).RootElement);
+        // A file called '-' is still `-o ./-`.
+        var f = Cli.Shell($"cd '{dir}' && dotnet \"$RV\" export '{trace}' -o ./-");
+        Assert.True(f.Code == 0, f.ToString());
+        Assert.Equal("", f.Stdout);
+        Assert.Equal(File.ReadAllText(file), File.ReadAllText(Path.Combine(dir, "-")));
+        // Standard output that cannot be written is the I/O error, in one line.
+        Cli.AssertOneLineError(Cli.Shell($"dotnet \"$RV\" export '{trace}' -o - >&-"), 74, "standard output: cannot write");
+        Cli.AssertOneLineError(Cli.Shell($"dotnet \"$RV\" export '{trace}' -o - > /dev/full"), 74, "standard output: cannot write: No space left on device");
+    }
+
     [Fact]
     public void AMulticallTraceBecomesNestedSlicesWithConsoleAndCheckpoints()
     {

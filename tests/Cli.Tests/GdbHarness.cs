@@ -13,7 +13,8 @@ public static class GdbHarness
 {
     public sealed record Session(string Gdb, Cli.Result Server, GuestSymbols Symbols);
 
-    public static string TracePath(string name) => Path.Combine(Cli.RepoRoot, "traces", name);
+    /// <summary>A golden trace by name (traces/NAME), or a trace the test recorded (an absolute path).</summary>
+    public static string TracePath(string name) => Path.IsPathRooted(name) ? name : Path.Combine(Cli.RepoRoot, "traces", name);
 
     /// <summary>The trace's embedded guest image written to a file gdb can load, and its symbols.</summary>
     public static (string Elf, GuestSymbols Symbols) GuestOf(string trace)

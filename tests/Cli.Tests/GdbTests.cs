@@ -185,6 +185,39 @@ public class GdbTests
         Assert.Contains("Old value = <unreadable>", s.Gdb);
     }
     [Fact]
+    public void RwatchStopsAfterTheHypercallThatReadsTheBufferBothWays()
+    {
+        // multicall's first batch (3 entries of 32 bytes at 0xc0143ed0) is read by Xen at 122,095 (after its
+        // int $0x82), then by check_results; going back from there, the hypercall is the earlier read.
+        var s = GdbHarness.Run("multicall.rvt", "source " + GotoScriptFile(), "rv-goto 122000", "rwatch *(char(*)[96])0xc0143ed0",
+            "continue", "monitor when", "continue", "monitor when", "reverse-continue", "reverse-continue", "monitor when", "x/i $pc");
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 3, s.Gdb);
+        Assert.StartsWith("instruction 122095,", when[0]);
+        Assert.DoesNotMatch(@"^instruction 12209\d,", when[1]); // the next read is the guest's own
+        Assert.StartsWith("instruction 122094,", when[2]);
+        Assert.Matches(@"=> 0x[0-9a-f]+ <hypercall_page\+\d+>:\s+int\s+\$0x82", s.Gdb);
+        Assert.Contains("Hardware read watchpoint 1: *(char(*)[96])0xc0143ed0", s.Gdb);
+    }
+
+    [Fact]
+    public void ReverseStepiFromAStepOutOfAHandlersEntryReturnsToThatEntry()
+    {
+        // sched-chaos: the first upcall (10,002,214) enters hypervisor_callback; stepi runs its first
+        // instruction and reverse-stepi must give back exactly the registers of the breakpoint stop.
+        var s = GdbHarness.Run("sched-chaos.rvt", "break *hypervisor_callback", "continue", Regs, "stepi", Regs, "reverse-stepi", Regs,
+            "monitor when", "reverse-stepi", "monitor when");
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 3, s.Gdb);
+        Assert.NotEqual(regs[0], regs[1]);
+        Assert.Equal(regs[0], regs[2]);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.StartsWith("instruction 10002214 after 1 delivery,", when[0]);
+        Assert.StartsWith("instruction 10002214,", when[1]); // one more step back: before the delivery
+    }
+
+    [Fact]
     public void DisposingTheConnectionBeforeItsReaderSeesTheEndDoesNotCrashTheProcess()
     {
         // The server disposes the connection when gdb detaches; the reader thread then meets the closed

@@ -74,6 +74,19 @@ public class TraceCommandTests
     }
 
     [Fact]
+    public void DumpOfARangeThatEndsBeforeItStartsIsMisuse()
+    {
+        // It printed nothing and exited 0, as if the trace had no events there.
+        var r = Cli.Run("dump", Sched.Value, "--from", "100", "--to", "10");
+        Cli.AssertOneLineError(r, 2, "--from 100 is after --to 10");
+        Assert.Equal("", r.Stdout);
+        // Both ends are inclusive: a one-count range is a range (the trace's first checkpoint is at 5,000,000).
+        var one = Cli.Run("dump", Sched.Value, "--from", "5000000", "--to", "5000000");
+        Assert.True(one.Code == 0, one.ToString());
+        Assert.Contains(one.Stdout.Split('\n'), l => l.TrimStart().StartsWith("5000000 ", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void DumpNamesGuestCodeAddressesBySymbol()
     {
         var r = Cli.Run("dump", Path.Combine(Cli.RepoRoot, "traces", "traps-pae.rvt"), "--kind", "exception");

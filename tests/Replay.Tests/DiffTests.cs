@@ -128,4 +128,86 @@ public class DiffTests
         Assert.True(p.Passes > 3, $"{p.Passes} passes");
         Assert.True(p.WindowInstructions <= 2 * (ulong)p.Passes * window, $"{p.WindowInstructions:N0} instructions re-executed in a window of {window:N0}");
     }
+
+    /// <summary>The recording written again in chunks of <paramref name="eventsPerChunk"/> events (<paramref name="events"/> instead of its own when given).</summary>
+    private static byte[] Rewritten(byte[] trace, int eventsPerChunk, IEnumerable<TraceEvent>? events = null)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        var output = new MemoryStream();
+        using (var w = new TraceWriter(output, reader.Header, reader.GuestImage.Span, new TraceWriterOptions { MaxChunkEvents = eventsPerChunk }, leaveOpen: true))
+        {
+            foreach (var e in events ?? reader.ReadEvents()) w.Append(e);
+            w.Complete(reader.Summary!);
+        }
+        return output.ToArray();
+    }
+
+    /// <summary>The trace cut before its chunk <paramref name="chunk"/>, as a recorder killed then leaves it (docs/record-replay.md).</summary>
+    private static byte[] CutBefore(byte[] trace, int chunk)
+    {
+        using var reader = TraceReader.Open(new MemoryStream(trace));
+        return trace[..(int)reader.Index[chunk].Offset];
+    }
+
+    /// <summary>
+    /// A killed recording (cut after any chunk) against the whole run: the runs agree as far as it goes, which is
+    /// neither identical nor a difference, and what the whole run did after its end is not compared.
+    /// </summary>
+    [Fact]
+    public void AKilledRecordingEndsEarlyAtEveryChunkBoundaryAndIsNeverADifference()
+    {
+        byte[] full = Rewritten(Record("sched", true), eventsPerChunk: 16);
+        using var reader = TraceReader.Open(new MemoryStream(full));
+        Assert.True(reader.Index.Count > 10, $"{reader.Index.Count} chunks");
+        for (int chunk = 1; chunk < reader.Index.Count; chunk++)
+        {
+            byte[] cut = CutBefore(full, chunk);
+            foreach (bool cutIsA in new[] { false, true })
+            {
+                var r = cutIsA ? TraceDiff.Compare(Side("cut.rvt", cut), Side("full.rvt", full), 3, pinpoint: true)
+                    : TraceDiff.Compare(Side("full.rvt", full), Side("cut.rvt", cut), 3, pinpoint: true);
+                string at = $"cut before chunk {chunk}, cut is {(cutIsA ? "A" : "B")}";
+                Assert.True(r.AgreeToEarlyEnd, at);
+                Assert.False(r.Identical, at);
+                Assert.Equal(-1, r.FirstDifference);
+                Assert.Empty(r.Hunks);
+                Assert.Empty(r.ConsoleHunks);
+                Assert.Null(r.FirstEvent);
+                Assert.Null(r.Pinpoint);
+                Assert.Null(r.PinpointError);
+                var end = Assert.IsType<EarlyEnd>(r.EndsEarly);
+                Assert.Equal(cutIsA, end.IsA);
+                Assert.Equal("cut.rvt", end.Trace.Path);
+                var whole = cutIsA ? r.B : r.A;
+                Assert.Equal(whole.Events.Count, r.Lines.Count + end.NotCompared);
+                Assert.Equal(reader.Index[chunk - 1].LastIcount, end.Trace.FinalIcount);
+            }
+        }
+    }
+
+    /// <summary>A line the recorder's end cut in two ("hel" of "hello") agrees with the whole line: the rest was never recorded.</summary>
+    [Fact]
+    public void AConsoleLineCutShortByTheRecordersEndStillAgrees()
+    {
+        byte[] source = Record("hello", false);
+        HypercallEvent Write(ulong at, int n) => new(at, 18, new uint[] { 0, (uint)n, 0xc0140000 }, n);
+        TraceEvent[] events =
+        [
+            new ConsoleOutputEvent(100, "hel"u8.ToArray()), Write(100, 3),
+            new ConsoleOutputEvent(200, "lo\n"u8.ToArray()), Write(200, 3),
+            new ConsoleOutputEvent(300, "bye\n"u8.ToArray()), Write(300, 4),
+        ];
+        byte[] full = Rewritten(source, eventsPerChunk: 2, events);
+        byte[] cut = CutBefore(full, 1);
+        var r = TraceDiff.Compare(Side("full.rvt", full), Side("cut.rvt", cut), 3, pinpoint: false);
+        Assert.True(r.B.UnterminatedLine);
+        Assert.True(r.AgreeToEarlyEnd, string.Join("\n", r.Lines.Select(l => $"{l.Op} {l.A?.Text} | {l.B?.Text}")));
+        Assert.Equal(4, r.EndsEarly!.NotCompared); // "hello", the second write, "bye", the third write
+        // A cut line that is not the start of the other run's next line is a difference.
+        TraceEvent[] other = [new ConsoleOutputEvent(100, "hi!"u8.ToArray()), .. events.Skip(1)];
+        var d = TraceDiff.Compare(Side("other.rvt", Rewritten(source, 2, other)), Side("cut.rvt", cut), 3, pinpoint: false);
+        Assert.False(d.AgreeToEarlyEnd);
+        Assert.False(d.Identical);
+        Assert.True(d.FirstDifference >= 0);
+    }
 }

@@ -14,6 +14,13 @@ public static class DiffCommand
         using var b = TraceFiles.Open(pathB);
         var result = Compare(pathA, a, pathB, b, context, pinpoint);
         output.Write(json ? DiffJson.Render(result) : DiffText.Render(result));
+        if (result.AgreeToEarlyEnd && result.EndsEarly is { } end)
+        {
+            // Like `replay` of such a trace: exit 12 says only a prefix could be checked (README's table), never a divergence.
+            output.Flush();
+            throw new CliException(ExitCodes.TracePrefixOnly,
+                $"{end.Trace.Path}: the trace is incomplete ({end.Trace.Reader.IncompleteReason}); the runs agree up to its end at instruction {end.Trace.FinalIcount:N0}");
+        }
         return result.Identical ? ExitCodes.Ok : ExitCodes.Differ;
     }
 

@@ -11,6 +11,10 @@ public static class DumpCommand
         foreach (string k in kinds)
             if (!EventText.Kinds.Contains(k))
                 throw new CliException(ExitCodes.Usage, $"unknown event kind '{k}' (kinds: {string.Join(", ", EventText.Kinds)})");
+        // Both ends are inclusive (--from N --to N is the events at N): a range that ends before it starts
+        // holds no instruction count, which is a mistake in the command, not a trace without events there.
+        if (from > to)
+            throw new CliException(ExitCodes.Usage, $"--from {from} is after --to {to}: the range holds no instruction count (both ends are inclusive)");
         using var reader = TraceFiles.Open(path);
         var symbols = Engine.Boot.GuestSymbols.FromImage(reader.GuestImage.Span);
         string iretJumpers = Engine.Boot.IretJumpers.Of(reader.GuestImage.Span, symbols);

@@ -29,6 +29,8 @@ public static class GuestCommands
 
     private static int Live(RunArgs a, string? output, ClockKind clock, int? chaos, ulong checkpointInterval, bool hypercallData, TextWriter jsonOut, TextWriter stderr)
     {
+        if (output != null)
+            InputFiles.RefuseStandardOutput(output, "record", "a trace is read back by seeking, and the guest's console goes to standard output");
         byte[] kernel = ReadKernel(a.Kernel);
         // The most that fits in the machine beside Xen's own frames (2045 MiB): more is misuse, not a bad kernel.
         uint maxMiB = MachineFrameMap.MaxGuestMiB(DomainBuildOptions.DefaultSpareXenFrames);

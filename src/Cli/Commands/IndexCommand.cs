@@ -18,6 +18,7 @@ public static class IndexCommand
     public static int Run(string path, ulong interval, string? output, TextWriter stderr)
     {
         if (interval == 0) throw new CliException(ExitCodes.Usage, "--interval 0: keyframes need a positive instruction interval");
+        if (output != null) InputFiles.RefuseStandardOutput(output, "index", "a trace is read back by seeking");
         string target = output ?? path;
         // The indexed trace is renamed over the file itself: a symbolic link keeps pointing at it, and a
         // device (-o /dev/null), pipe or socket is refused, not replaced by a file.

@@ -38,7 +38,7 @@ public sealed class Debugger
                    reverse-stepi [N] (rsi), reverse-continue (rc), reverse-finish (rf)
         stopping:  break LOC (b), pbreak PHYSADDR, watch|rwatch|awatch LOC [LEN], delete [ID], info breakpoints
                    catch hypercall [NAME|NUMBER] | upcall | exception [VECTOR] | console | event INDEX; catch clear
-        looking:   registers (regs), x/N[xwbsi] LOC, disassemble [LOC] [N] (disas), when, where, events [N]
+        looking:   registers (regs) [--vcpu N], vcpus, x/N[xwbsi] LOC, disassemble [LOC] [N] (disas), when, where, events [N]
         LOC is a symbol, symbol+OFFSET, or an address (0x... hex); quit (q) ends.
         """;
 
@@ -65,7 +65,7 @@ public sealed class Debugger
             "reverse-continue" or "rc" => Describe(_s.ReverseContinue(Constraints())),
             "reverse-finish" or "rf" => Describe(Guard(_s.ReverseFinish)),
             "goto" => Describe(_s.Goto(ParseCount(Arg(args, 0, "goto ICOUNT")))),
-            "when" => $"instruction {_s.Icount}, event index {_s.EventIndex}\n",
+            "when" => $"{Position(_s)}, event index {_s.EventIndex}\n",
             "break" or "b" => AddBreakpoint(Arg(args, 0, "break LOC"), AddressKind.Linear),
             "pbreak" => AddBreakpoint(Arg(args, 0, "pbreak PHYSADDR"), AddressKind.Physical),
             "watch" => AddWatch(args, WatchKind.Write),
@@ -73,8 +73,10 @@ public sealed class Debugger
             "awatch" => AddWatch(args, WatchKind.Access),
             "delete" or "d" => Delete(args),
             "info" when args.Length > 0 && args[0].StartsWith("b", StringComparison.Ordinal) => ListPoints(),
-            "info" when args.Length > 0 && args[0].StartsWith("r", StringComparison.Ordinal) => Registers(),
-            "registers" or "regs" => Registers(),
+            "info" when args.Length > 0 && args[0].StartsWith("r", StringComparison.Ordinal) => Registers(args[1..]),
+            "info" when args.Length > 0 && args[0] is "vcpus" or "threads" => Vcpus(),
+            "registers" or "regs" => Registers(args),
+            "vcpus" => Vcpus(),
             "disassemble" or "disas" => Disassemble(args),
             "where" or "around" => Where(),
             "events" => TraceNeighbourhood.Text(_s, args.Length > 0 ? (int)Math.Clamp(ParseCount(args[0]), 1, 1000) : 5),
@@ -82,6 +84,10 @@ public sealed class Debugger
             _ => throw new DebugCommandException($"unknown command '{cmd}' (try 'help')"),
         };
     }
+
+    /// <summary>"instruction N", and after deliveries at N, how many (docs/time-travel.md "Position").</summary>
+    public static string Position(TimeTravelSession s) =>
+        s.Delivered is var d and > 0 ? $"instruction {s.Icount} after {d} {(d == 1 ? "delivery" : "deliveries")}" : $"instruction {s.Icount}";
 
     private StepConstraints Constraints() => new() { Breakpoints = _breakpoints.ToArray(), Watchpoints = _watchpoints.ToArray(), Events = _catch.IsEmpty ? null : _catch };
 
@@ -97,7 +103,8 @@ public sealed class Debugger
         for (ulong i = 0; i < n; i++)
         {
             stop = step();
-            if (stop.Kind != StopKind.Reached) break;
+            // A step that stopped after a delivery (the handler's first instruction next) is a step like any other.
+            if (stop.Kind is not (StopKind.Reached or StopKind.Event)) break;
         }
         return Describe(stop);
     }
@@ -139,11 +146,15 @@ public sealed class Debugger
     /// <summary>Old and new value of up to 8 watched bytes; for longer ranges, the first byte that differs.</summary>
     private static string Values(WatchHit hit)
     {
+        // The bytes are empty while any of them is unmapped (WatchHit).
+        if (hit.Old.Length != hit.New.Length)
+            return hit.New.Length == 0 ? "the range became unmapped" + (hit.Watch.Length <= 8 ? $", old 0x{hit.OldValue:x}" : "")
+                : "the range became mapped" + (hit.Watch.Length <= 8 ? $", new 0x{hit.NewValue:x}" : "");
+        if (hit.Old.Length == 0) return "unmapped";
         if (hit.Watch.Length <= 8) return $"old 0x{hit.OldValue:x} new 0x{hit.NewValue:x}";
         int n = Math.Min(hit.Old.Length, hit.New.Length);
         int at = 0;
         while (at < n && hit.Old[at] == hit.New[at]) at++;
-        if (hit.Old.Length != hit.New.Length) return hit.New.Length == 0 ? "the range became unmapped" : "the range became mapped";
         return at == n ? "unchanged" : $"first change at +{at}: old 0x{hit.Old[at]:x2} new 0x{hit.New[at]:x2}";
     }
 
@@ -190,11 +201,14 @@ public sealed class Debugger
         ulong length = args.Length > 1 ? ParseCount(args[1]) : 4;
         if (length is < 1 or > Watchpoint.MaxLength) throw new DebugCommandException($"a watchpoint covers 1 to {Watchpoint.MaxLength} bytes");
         int len = (int)length;
-        if (!View.TryRead(a, new byte[len])) throw new DebugCommandException($"0x{a:x8} is not mapped: cannot watch it");
         int id = _nextId++;
         _watchpoints.Add(new Watchpoint(id, a, len, kind));
         _descriptions[id] = $"{kind.ToString().ToLowerInvariant()} {len} bytes at {_disasm.Address(a)}";
-        return $"watchpoint {id}: {_descriptions[id]}\n";
+        // Memory unmapped here can still be watched (as gdbserver's Z2-Z4): becoming mapped or unmapped is a change.
+        string note = View.TryRead(a, new byte[len]) ? ""
+            : (View.TryTranslate(a, out _) || View.TryTranslate(a + (uint)(len - 1), out _) ? $"0x{a:x8}..0x{a + (uint)(len - 1):x8} is partly unmapped now" : $"0x{a:x8} is not mapped now")
+              + (kind == WatchKind.Read ? "\n" : ": the watchpoint also stops where that changes\n");
+        return $"watchpoint {id}: {_descriptions[id]}\n{note}";
     }
 
     private string Delete(string[] args)
@@ -263,9 +277,37 @@ public sealed class Debugger
         return parts.Count == 0 ? "nothing" : string.Join(", ", parts);
     }
 
-    private string Registers()
+    /// <summary>The running vCPU's registers, or with --vcpu N those of vCPU N (its parked context if it is not running).</summary>
+    private string Registers(string[] args)
     {
-        var c = Cpu;
+        if (args.Length == 0 || args[0] != "--vcpu") return Registers(Cpu.SaveContext());
+        if (args.Length != 2) throw new DebugCommandException("usage: registers [--vcpu N]");
+        ulong n = ParseCount(args[1]);
+        int count = Machine.Hypervisor.Vcpus.Length;
+        if (n >= (ulong)count) throw new DebugCommandException($"no vCPU {n}: the trace has {count} (0 to {count - 1})");
+        var regs = VcpuContexts.Registers(Machine, (int)n)
+            ?? throw new DebugCommandException($"vCPU {n} has no registers here: it is not initialised at instruction {_s.Icount}");
+        return $"vcpu {n} ({VcpuContexts.State(Machine, (int)n)})\n" + Registers(regs);
+    }
+
+    /// <summary>Every vCPU with a context: its state and where it is; * marks the one on the CPU.</summary>
+    private string Vcpus()
+    {
+        var w = new StringBuilder();
+        foreach (int id in VcpuContexts.Existing(Machine))
+        {
+            var c = VcpuContexts.Registers(Machine, id)!;
+            w.Append($"{(id == Machine.Hypervisor.CurrentVcpu ? '*' : ' ')} vcpu {id} ({VcpuContexts.State(Machine, id)})  eip 0x{c.Eip:x8}{Symbol(c.Eip)}\n");
+        }
+        for (int id = 0; id < Machine.Hypervisor.Vcpus.Length; id++)
+            if (!VcpuContexts.Exists(Machine, id)) w.Append($"  vcpu {id} (not initialised)\n");
+        return w.ToString();
+    }
+
+    private string Symbol(uint address) => _s.Symbols.Name(address) is { Length: > 0 } sym ? " <" + sym + ">" : "";
+
+    private string Registers(CpuSnapshot c)
+    {
         var w = new StringBuilder();
         for (int i = 0; i < 8; i++) w.Append($"{Reg.Names[i],-4}0x{c.Gpr[i]:x8}{(i % 4 == 3 ? "\n" : "  ")}");
         w.Append($"eip 0x{c.Eip:x8} {(_s.Symbols.Name(c.Eip) is { Length: > 0 } sym ? "<" + sym + ">" : "")}\n");
@@ -323,7 +365,7 @@ public sealed class Debugger
     /// <summary>The position, the hypercall about to be made (decoded from the registers), pending upcalls, and nearby events.</summary>
     private string Where()
     {
-        var w = new StringBuilder($"instruction {_s.Icount}, event index {_s.EventIndex}, at {_disasm.Address(View.Pc)}\n");
+        var w = new StringBuilder($"{Position(_s)}, event index {_s.EventIndex}, at {_disasm.Address(View.Pc)}\n");
         if (HypercallInFlight() is { } call) w.Append("hypercall in flight: ").Append(call).Append('\n');
         var hv = Machine.Hypervisor;
         var pending = hv.Events.PendingUnmaskedPorts();

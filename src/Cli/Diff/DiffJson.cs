@@ -15,7 +15,7 @@ public static class DiffJson
         var o = new JsonObject
         {
             ["schema"] = Schema,
-            ["result"] = r.Identical ? "identical" : "different",
+            ["result"] = r.Identical ? "identical" : r.AgreeToEarlyEnd ? "incomplete" : "different",
             ["sameImage"] = r.SameImage,
             ["a"] = Side(r.A),
             ["b"] = Side(r.B),
@@ -28,6 +28,13 @@ public static class DiffJson
             },
             ["console"] = new JsonArray(r.ConsoleHunks.Select(Hunk).ToArray()),
         };
+        o["endsEarly"] = r.EndsEarly is { } end
+            ? new JsonObject
+            {
+                ["side"] = end.IsA ? "a" : "b", ["reason"] = end.Trace.Reader.IncompleteReason, ["icount"] = end.Trace.FinalIcount,
+                ["notCompared"] = end.NotCompared,
+            }
+            : null;
         if (r.FirstEvent is { } fe)
             o["firstEvent"] = new JsonObject
             {
@@ -48,6 +55,7 @@ public static class DiffJson
         ["events"] = s.Events.Count,
         ["instructions"] = s.FinalIcount,
         ["exit"] = s.Exit,
+        ["incompleteReason"] = s.Reader.IncompleteReason,
     };
 
     private static JsonObject Event(DiffEvent e) => new()

@@ -13,6 +13,14 @@ public static class DiffText
         var sb = new StringBuilder();
         sb.AppendLine($"--- {r.A.Path}\t{r.A.Reader.Header.GuestImageName} ({r.A.Events.Count} events, {r.A.FinalIcount:N0} instructions, {r.A.Exit})");
         sb.AppendLine($"+++ {r.B.Path}\t{r.B.Reader.Header.GuestImageName} ({r.B.Events.Count} events, {r.B.FinalIcount:N0} instructions, {r.B.Exit})");
+        if (r.AgreeToEarlyEnd && r.EndsEarly is { } end)
+        {
+            // Not a divergence: the incomplete trace holds less of the run, and all of it agrees (docs/diff.md "Incomplete traces").
+            var (s, o, sn, on) = end.IsA ? (r.A, r.B, "A", "B") : (r.B, r.A, "B", "A");
+            sb.AppendLine($"{sn} ends early: {s.Path} is incomplete ({s.Reader.IncompleteReason}); its {r.Lines.Count} events agree with {on}'s first {r.Lines.Count}, up to instruction {s.FinalIcount:N0}");
+            sb.AppendLine($"not compared: {on}'s {end.NotCompared} later events, to instruction {o.FinalIcount:N0} ({o.Exit}): {s.Path} holds nothing after instruction {s.FinalIcount:N0}");
+            return sb.ToString();
+        }
         if (r.Identical)
         {
             sb.AppendLine($"identical: {r.A.Events.Count} events agree{(r.SameImage ? " (same guest image)" : "")}, both runs end at instruction {r.A.FinalIcount:N0} ({r.A.Exit})");
@@ -36,6 +44,11 @@ public static class DiffText
             var f = r.Lines[r.FirstDifference];
             var e = f.A ?? f.B!;
             sb.AppendLine($"first divergence: {(f.A != null ? "A" : "B")} {e.Text} at instruction {e.Icount:N0}{In(e)}");
+        }
+        if (r.EndsEarly is { } cut)
+        {
+            var (s, sn, on) = cut.IsA ? (r.A, "A", "B") : (r.B, "B", "A");
+            sb.AppendLine($"note: {sn} ({s.Path}) is incomplete ({s.Reader.IncompleteReason}) and ends at instruction {s.FinalIcount:N0}; {on}'s {cut.NotCompared} later events are not compared");
         }
         if (r.FirstEvent is { } fe)
         {

@@ -29,7 +29,10 @@ public static class PerfettoTrace
     /// <summary>The thread of a vCPU's running / blocked periods: 5 for vCPU 0, 200 + N for vCPU N.</summary>
     public static int RunStateTid(int vcpu) => vcpu == 0 ? StateTid : 200 + vcpu;
 
-    public static string Render(TraceReader reader)
+    public static string Render(TraceReader reader) => Render(reader, out _);
+
+    /// <param name="end">The timeline's last instruction count: the run's final count, or for an incomplete trace its last event's.</param>
+    public static string Render(TraceReader reader, out ulong end)
     {
         var symbols = GuestSymbols.FromImage(reader.GuestImage.Span);
         // An iret is jumped to (never called): its site is the stub, so name who jumps there as `dump` does.
@@ -123,7 +126,11 @@ public static class PerfettoTrace
             }
         }
         if (line.Length > 0) events.Add(Instant(line.ToString(), "console", lineAt, ConsoleTid, null));
-        ulong end = reader.Summary?.FinalIcount ?? last;
+        end = reader.Summary?.FinalIcount ?? last;
+        // An incomplete trace (a killed recorder: docs/record-replay.md "Killed and interrupted recorders") holds
+        // the run only up to its last event; the timeline says where it stops, instead of looking like a run that ended there.
+        if (!reader.Complete)
+            events.Add(Instant("trace ends here (incomplete)", "incomplete", end, EventsTid, new JsonObject { ["reason"] = reader.IncompleteReason }));
         foreach (var (vcpu, state) in vcpus)
         {
             if (state.RunningSince is ulong since && end > since)
@@ -139,6 +146,7 @@ public static class PerfettoTrace
             {
                 ["image"] = reader.Header.GuestImageName, ["imageSha256"] = reader.Header.GuestImageSha256,
                 ["instructions"] = end, ["timeAxis"] = "1 us = 1000 retired instructions",
+                ["complete"] = reader.Complete, ["incompleteReason"] = reader.IncompleteReason,
             },
         };
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = false, Encoder = EventText.JsonOptions.Encoder }) + "\n";

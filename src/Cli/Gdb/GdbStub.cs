@@ -9,11 +9,11 @@ namespace Replayvisor.Cli.Gdb;
 /// Answers gdb's remote-protocol packets from a <see cref="TimeTravelSession"/> (docs/gdbserver.md):
 /// registers and memory as the replay has them, breakpoints and watchpoints, forward (c, s,
 /// vCont) and reverse (bc, bs) execution, and monitor commands. Writes are refused: a replay
-/// cannot change the past.
+/// cannot change the past. Each vCPU with a context is a thread (id = vCPU id + 1); `Hg` picks whose
+/// registers and memory view the reads use, execution always moves the whole machine.
 /// </summary>
 public sealed class GdbStub
 {
-    private const string Thread = "thread:01;";
     private readonly TimeTravelSession _session;
     private readonly RspConnection _conn;
     private readonly Dictionary<(int Type, uint Address, int Kind), int> _points = [];
@@ -21,6 +21,8 @@ public sealed class GdbStub
     private readonly List<Watchpoint> _watchpoints = [];
     private int _nextId = 1;
     private string _lastStop = "S05";
+    /// <summary>The vCPU `Hg` chose (gdb's general thread); null until gdb chooses: the running vCPU.</summary>
+    private int? _selected;
 
     public GdbStub(TimeTravelSession session, RspConnection conn)
     {
@@ -59,10 +61,10 @@ public sealed class GdbStub
         switch (p)
         {
             case "?": return _lastStop;
-            case "g": return RegisterFile.ReadAll(_session.Replayer.Machine.Cpu);
+            case "g": return Registers() is { } regs ? RegisterFile.ReadAll(regs) : "E01";
             case "qAttached": return "1";
-            case "qC": return "QC01";
-            case "qfThreadInfo": return "m01";
+            case "qC": return "QC" + ThreadId(Selected);
+            case "qfThreadInfo": return "m" + string.Join(",", VcpuContexts.Existing(Machine).Select(ThreadId));
             case "qsThreadInfo": return "l";
             case "vCont?": return "vCont;c;C;s;S";
             case "QStartNoAckMode": return "OK";
@@ -76,7 +78,9 @@ public sealed class GdbStub
         if (p.StartsWith("qXfer:features:read:target.xml:", StringComparison.Ordinal)) return Features(p["qXfer:features:read:target.xml:".Length..]);
         if (p.StartsWith("qXfer:", StringComparison.Ordinal)) return "E00";
         if (p.StartsWith("qSymbol", StringComparison.Ordinal)) return "OK";
-        if (p.StartsWith('H') || p.StartsWith('T')) return "OK";
+        if (p.StartsWith("qThreadExtraInfo,", StringComparison.Ordinal)) return ExtraInfo(p["qThreadExtraInfo,".Length..]);
+        if (p.StartsWith('H')) return SetThread(p[1..]);
+        if (p.StartsWith('T')) return TryThread(p[1..], out int alive) && alive >= 0 && VcpuContexts.Exists(Machine, alive) ? "OK" : "E01";
         if (p.StartsWith('p')) return ReadRegister(p[1..]);
         if (p.StartsWith('m')) return ReadMemory(p[1..]);
         if (p[0] is 'G' or 'P' or 'M' or 'X') return "E01"; // a replay cannot change the past
@@ -105,8 +109,54 @@ public sealed class GdbStub
         StopInfo stop;
         try { stop = run(); }
         catch (InvalidOperationException e) { return "E." + e.Message; }
+        // The stop reply names the vCPU on the CPU, and gdb takes it as its general thread from
+        // here (the GDB manual, "Stop Reply Packets": thread:; gdb's remote.c records it).
+        _selected = Machine.Hypervisor.CurrentVcpu;
         _lastStop = StopReply(stop);
         return _lastStop;
+    }
+
+    private Replayvisor.Engine.Machine.XenMachine Machine => _session.Replayer.Machine;
+
+    private int Selected => _selected ?? Machine.Hypervisor.CurrentVcpu;
+
+    /// <summary>The selected vCPU's registers; null when it has no context here (a goto went back before its VCPUOP_initialise).</summary>
+    private Engine.Cpu.CpuSnapshot? Registers() => VcpuContexts.Registers(Machine, Selected);
+
+    /// <summary>vCPU id → gdb thread id: id + 1 in hex (0 and -1 mean "any" and "all" in the protocol).</summary>
+    private static string ThreadId(int vcpu) => (vcpu + 1).ToString("x2", CultureInfo.InvariantCulture);
+
+    private string Thread => $"thread:{ThreadId(Machine.Hypervisor.CurrentVcpu)};";
+
+    /// <summary>A thread id: hex, or -1 (all). Its vCPU (id - 1, so -1 for "any" 0 and -2 for "all").</summary>
+    private static bool TryThread(string arg, out int vcpu)
+    {
+        vcpu = -2;
+        if (arg == "-1") return true;
+        if (!TryHex(arg, out ulong tid) || tid > int.MaxValue) return false;
+        vcpu = (int)tid - 1;
+        return true;
+    }
+
+    /// <summary>
+    /// `Hg` (registers and memory) and `Hc` (resumption; execution is all-stop over the machine, so it
+    /// changes nothing): OK for 0 (any), -1 (all) and an existing thread, E01 for any other.
+    /// `Hg0`/`Hg-1` pick the running vCPU.
+    /// </summary>
+    private string SetThread(string arg)
+    {
+        if (arg.Length == 0 || !TryThread(arg[1..], out int vcpu)) return "E01";
+        if (vcpu >= 0 && !VcpuContexts.Exists(Machine, vcpu)) return "E01";
+        if (arg[0] == 'g') _selected = vcpu >= 0 ? vcpu : Machine.Hypervisor.CurrentVcpu;
+        else if (arg[0] != 'c') return "E01";
+        return "OK";
+    }
+
+    /// <summary>qThreadExtraInfo: "vCPU N (state)" in hex, for gdb's `info threads`.</summary>
+    private string ExtraInfo(string arg)
+    {
+        if (!TryThread(arg, out int vcpu) || !VcpuContexts.Exists(Machine, vcpu)) return "E01";
+        return RegisterFile.Hex(Encoding.UTF8.GetBytes($"vCPU {vcpu} ({VcpuContexts.State(Machine, vcpu)})"));
     }
 
     private string StopReply(StopInfo stop)
@@ -142,7 +192,8 @@ public sealed class GdbStub
     private string ReadRegister(string arg)
     {
         if (!TryHex(arg, out ulong n) || n > int.MaxValue) return "E00";
-        var bytes = RegisterFile.Read(_session.Replayer.Machine.Cpu, (int)n);
+        if (Registers() is not { } regs) return "E01";
+        var bytes = RegisterFile.Read(regs, (int)n);
         return bytes == null ? "E00" : RegisterFile.Hex(bytes);
     }
 
@@ -151,11 +202,12 @@ public sealed class GdbStub
         var parts = arg.Split(',');
         if (parts.Length != 2 || !TryHex(parts[0], out ulong addr) || !TryHex(parts[1], out ulong len) || addr > uint.MaxValue) return "E01";
         len = Math.Min(len, 0x2000);
+        if (VcpuContexts.View(_session.Replayer, Selected) is not { } view) return "E01";
         var bytes = new List<byte>();
         var one = new byte[1];
         for (ulong i = 0; i < len && addr + i <= uint.MaxValue; i++)
         {
-            if (!_session.Replayer.View.TryRead((uint)(addr + i), one)) break;
+            if (!view.TryRead((uint)(addr + i), one)) break;
             bytes.Add(one[0]);
         }
         return bytes.Count == 0 && len > 0 ? "E14" : RegisterFile.Hex(bytes.ToArray());
@@ -192,6 +244,9 @@ public sealed class GdbStub
         string output;
         try { output = MonitorCommands.Run(_session, command); }
         catch (MonitorException e) { output = e.Message + "\n"; }
+        // A goto back before the selected vCPU's VCPUOP_initialise leaves gdb's thread without registers.
+        if (_selected is { } v && !VcpuContexts.Exists(Machine, v))
+            output += $"thread {v + 1} (vCPU {v}) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
         _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
         return "OK";
     }

@@ -5,7 +5,7 @@ using Replayvisor.Engine.Cpu;
 namespace Replayvisor.Cli.Gdb;
 
 /// <summary>
-/// The CPU's registers in the order and sizes of <see cref="TargetDescription"/>, hex-encoded
+/// A vCPU's registers (the CPU's, or a parked vCPU's context: <see cref="Replayvisor.Replay.Stepping.VcpuContexts"/>) in the order and sizes of <see cref="TargetDescription"/>, hex-encoded
 /// little-endian as the 'g' and 'p' packets carry them.
 /// </summary>
 public static class RegisterFile
@@ -14,7 +14,7 @@ public static class RegisterFile
     private static readonly int[] SegOrder = [Seg.CS, Seg.SS, Seg.DS, Seg.ES, Seg.FS, Seg.GS];
 
     /// <summary>Register <paramref name="n"/>'s bytes, or null for a number the description does not have.</summary>
-    public static byte[]? Read(X86Cpu cpu, int n)
+    public static byte[]? Read(CpuSnapshot cpu, int n)
     {
         var f = cpu.Fpu;
         switch (n)
@@ -42,7 +42,7 @@ public static class RegisterFile
     }
 
     /// <summary>Every register, hex, for the 'g' packet.</summary>
-    public static string ReadAll(X86Cpu cpu)
+    public static string ReadAll(CpuSnapshot cpu)
     {
         var sb = new StringBuilder(Count * 16);
         for (int n = 0; n < Count; n++) sb.Append(Hex(Read(cpu, n)!));

@@ -24,6 +24,12 @@ public sealed class GuestMemory
     /// <summary>When set, every successful <see cref="TryWrite"/> is recorded (the hypercall trace's guest writes).</summary>
     public List<GuestWriteRecord>? WriteLog { get; set; }
 
+    /// <summary>
+    /// When set, told of every range read here (a debugger's read watchpoints, docs/time-travel.md
+    /// "Stepping"); it changes nothing the run computes. Null in recordings and plain replays.
+    /// </summary>
+    public IGuestReadWatch? ReadWatch { get; set; }
+
     /// <summary>The highest guest address + 1 that hypercalls may touch (HYPERVISOR_VIRT_START).</summary>
     public uint Limit => _hypervisorVirtStart;
 
@@ -36,6 +42,7 @@ public sealed class GuestMemory
             if (!_cpu.Translate(a, Access.Read, false, out ulong pa)) { _cpu.ClearFault(); return false; }
             int n = Math.Min(into.Length - i, 0x1000 - (int)(a & 0xFFF));
             _cpu.Memory.ReadBytes(pa, into.Slice(i, n));
+            ReadWatch?.Read(a, n);
             i += n;
         }
         return true;
@@ -69,7 +76,12 @@ public sealed class GuestMemory
         if ((va & 0xFFF) <= 0xFFC && InGuestRange(va, 4))
         {
             if (!_cpu.Translate(va, Access.Read, false, out ulong pa)) { _cpu.ClearFault(); v = 0; return false; }
-            if (_cpu.Memory.Contains(pa, 4)) { v = _cpu.Memory.Read32(pa); return true; }
+            if (_cpu.Memory.Contains(pa, 4))
+            {
+                v = _cpu.Memory.Read32(pa);
+                ReadWatch?.Read(va, 4);
+                return true;
+            }
         }
         Span<byte> b = stackalloc byte[4];
         bool ok = TryRead(va, b);

@@ -16,6 +16,10 @@ public sealed class DiffSide
         Events = DiffEvents.From(Raw, Symbols, IretJumpers);
         FinalIcount = reader.Summary?.FinalIcount ?? (Raw.Count > 0 ? Raw[^1].Icount : 0);
         Exit = reader.Summary is { } s ? s.Exit.ToString() : "incomplete";
+        // A recorder killed while the guest was writing a line leaves it without its newline: its last aligned event.
+        var lastOutput = Raw.LastOrDefault(e => e is ConsoleOutputEvent or ShutdownEvent);
+        UnterminatedLine = !reader.Complete && lastOutput is ConsoleOutputEvent c && c.Bytes.Count > 0 && c.Bytes[^1] != (byte)'\n'
+            && Events.Count > 0 && Events[^1].Kind == DiffEvents.Console;
     }
 
     public string Path { get; }
@@ -27,7 +31,16 @@ public sealed class DiffSide
     public IReadOnlyList<DiffEvent> Events { get; }
     public ulong FinalIcount { get; }
     public string Exit { get; }
+    /// <summary>An incomplete trace whose last aligned event is a console line cut short by the recorder's end (no newline yet).</summary>
+    public bool UnterminatedLine { get; }
 }
+
+/// <summary>
+/// An incomplete trace (its recorder was killed or stopped before it closed the trace: docs/record-replay.md
+/// "Killed and interrupted recorders") that ends before the other run: what the other run did after its
+/// end is not compared (<paramref name="NotCompared"/> of its aligned events).
+/// </summary>
+public sealed record EarlyEnd(DiffSide Trace, bool IsA, int NotCompared);
 
 /// <summary>The first recorded event where two runs of one guest image part ways (checkpoints and hypercall data bytes aside).</summary>
 public sealed record EventDivergence(int Index, ulong Icount, TraceEvent? A, TraceEvent? B);
@@ -51,6 +64,13 @@ public sealed record TraceDiffResult
     public required IReadOnlyList<DiffCount> ByHypercall { get; init; }
     /// <summary>Same image only: the first differing recorded event.</summary>
     public EventDivergence? FirstEvent { get; init; }
+    /// <summary>One trace is incomplete and ends before the other: the other's later events are not compared.</summary>
+    public EarlyEnd? EndsEarly { get; init; }
+    /// <summary>
+    /// The runs agree as far as the incomplete trace (<see cref="EndsEarly"/>) goes: every event it holds is, in order,
+    /// one of the other run's first events (docs/diff.md "Incomplete traces"). Neither identical nor different.
+    /// </summary>
+    public bool AgreeToEarlyEnd { get; init; }
     /// <summary>Same image only, when asked: the first instruction whose architectural state differs.</summary>
     public PinpointResult? Pinpoint { get; init; }
     public string? PinpointError { get; init; }
@@ -66,15 +86,49 @@ public static class TraceDiff
     public static TraceDiffResult Compare(DiffSide a, DiffSide b, int context, bool pinpoint, PinpointOptions? options = null)
     {
         bool sameImage = a.Reader.Header.GuestImageSha256 == b.Reader.Header.GuestImageSha256;
-        var lines = EventAlignment.Align(a.Events, b.Events);
+        IReadOnlyList<DiffEvent> eventsA = a.Events, eventsB = b.Events;
+        var lines = EventAlignment.Align(eventsA, eventsB);
         int first = EventAlignment.FirstDifference(lines);
-        var consoleA = a.Events.Where(e => e.Kind == DiffEvents.Console).ToList();
-        var consoleB = b.Events.Where(e => e.Kind == DiffEvents.Console).ToList();
         EventDivergence? firstEvent = sameImage ? FirstDivergentEvent(a.Raw, b.Raw) : null;
         bool identical = first < 0 && a.FinalIcount == b.FinalIcount && a.Exit == b.Exit && (!sameImage || firstEvent == null);
+        EarlyEnd? early = null;
+        bool agreeToEnd = false;
+        if (!identical && ShorterIncomplete(a, b) is var (shortSide, isA))
+        {
+            var other = isA ? b : a;
+            // What the incomplete trace holds is compared with the same stretch of the other run, never with what
+            // the other run did after it ended: a trace cut short must not look like a divergence.
+            var shortEvents = shortSide.Events;
+            var otherEvents = other.Events;
+            // Events the short trace never got to (the recording's end) in the other run:
+            // for one guest image, the events after its last recorded instruction count.
+            if (sameImage) otherEvents = [.. otherEvents.Where(e => e.Icount <= shortSide.FinalIcount)];
+            int compared = PrefixOf(shortSide, other.Events);
+            if (compared >= 0 && (firstEvent == null || RanOut(firstEvent, isA)))
+            {
+                agreeToEnd = true;
+                shortEvents = [.. shortEvents.Take(compared)];
+                otherEvents = [.. other.Events.Take(compared)];
+                firstEvent = null;
+            }
+            else if (firstEvent != null && RanOut(firstEvent, isA)) firstEvent = null;
+            (eventsA, eventsB) = isA ? (shortEvents, otherEvents) : (otherEvents, shortEvents);
+            lines = EventAlignment.Align(eventsA, eventsB);
+            // Different images have no common instruction counts: the other run's events aligned after the short trace's last are not compared.
+            int lastShort = lines.FindLastIndex(l => (isA ? l.A : l.B) != null);
+            if (lastShort + 1 < lines.Count) lines.RemoveRange(lastShort + 1, lines.Count - lastShort - 1);
+            int notCompared = other.Events.Count - lines.Count(l => (isA ? l.B : l.A) != null);
+            // An incomplete trace that goes on as long as the other run (or longer) does not end early.
+            if (agreeToEnd || notCompared > 0) early = new EarlyEnd(shortSide, isA, notCompared);
+            if (isA) eventsB = [.. lines.Where(l => l.B != null).Select(l => l.B!)];
+            else eventsA = [.. lines.Where(l => l.A != null).Select(l => l.A!)];
+            first = EventAlignment.FirstDifference(lines);
+        }
+        var consoleA = eventsA.Where(e => e.Kind == DiffEvents.Console).ToList();
+        var consoleB = eventsB.Where(e => e.Kind == DiffEvents.Console).ToList();
         PinpointResult? where = null;
         string? error = null;
-        if (sameImage && !identical && pinpoint)
+        if (sameImage && !identical && !agreeToEnd && pinpoint)
         {
             try { where = Pinpointer.Find(a, b, options ?? new()); }
             catch (PinpointException e) { error = e.Message; }
@@ -84,11 +138,46 @@ public static class TraceDiff
             A = a, B = b, SameImage = sameImage, Identical = identical,
             Lines = lines, FirstDifference = first, Hunks = EventAlignment.Hunks(lines, context),
             ConsoleHunks = EventAlignment.Hunks(EventAlignment.Align(consoleA, consoleB), context),
-            ByKind = Counts(a.Events, b.Events, e => e.Kind),
-            ByHypercall = Counts(a.Events.Where(e => e.Hypercall != null), b.Events.Where(e => e.Hypercall != null), e => e.Hypercall!),
-            FirstEvent = firstEvent, Pinpoint = where, PinpointError = error,
+            ByKind = Counts(eventsA, eventsB, e => e.Kind),
+            ByHypercall = Counts(eventsA.Where(e => e.Hypercall != null), eventsB.Where(e => e.Hypercall != null), e => e.Hypercall!),
+            FirstEvent = firstEvent, Pinpoint = where, PinpointError = error, EndsEarly = early, AgreeToEarlyEnd = agreeToEnd,
         };
     }
+
+    /// <summary>
+    /// The incomplete trace that ends first (the one incomplete trace, or of two the one with fewer
+    /// events), when the other run goes on past it; null when both are complete.
+    /// </summary>
+    private static (DiffSide Short, bool IsA)? ShorterIncomplete(DiffSide a, DiffSide b)
+    {
+        bool incA = !a.Reader.Complete, incB = !b.Reader.Complete;
+        if (incA && incB) return a.Events.Count < b.Events.Count || (a.Events.Count == b.Events.Count && a.FinalIcount < b.FinalIcount) ? (a, true) : (b, false);
+        if (incA) return (a, true);
+        if (incB) return (b, false);
+        return null;
+    }
+
+    /// <summary>
+    /// How many aligned events of the incomplete trace <paramref name="s"/> are, in order, the first events of
+    /// <paramref name="other"/>, when all of them are (-1 when not). A console line the recorder's end cut short
+    /// counts when the other run's next line begins with it.
+    /// </summary>
+    private static int PrefixOf(DiffSide s, IReadOnlyList<DiffEvent> other)
+    {
+        int n = s.Events.Count - (s.UnterminatedLine ? 1 : 0);
+        if (n > other.Count) return -1;
+        for (int i = 0; i < n; i++)
+            if (s.Events[i].Key != other[i].Key) return -1;
+        if (s.UnterminatedLine)
+        {
+            var next = other.Skip(n).FirstOrDefault(e => e.Kind == DiffEvents.Console);
+            if (next == null || !next.Key.StartsWith(s.Events[^1].Key, StringComparison.Ordinal)) return -1;
+        }
+        return n;
+    }
+
+    /// <summary>Whether <paramref name="d"/> only says that the incomplete trace (A when <paramref name="shortIsA"/>) has no more events.</summary>
+    private static bool RanOut(EventDivergence d, bool shortIsA) => d.Index >= 0 && (shortIsA ? d.A == null : d.B == null);
 
     /// <summary>
     /// Walks both recordings in step, ignoring checkpoints (their interval is a recording option),

@@ -254,6 +254,8 @@ public sealed class TraceReplayer
             // Breakpoints alone run at full speed: the CPU stops before one (X86Cpu.SetHostBreakpoints).
             _stepStart = (Icount, View.Pc);
             KeepHitsFor(c.Events);
+            // Read watchpoints also hear of the guest memory Xen reads for the instruction (a hypercall's arguments).
+            if (single && WatchTracker.WantsReads(c.Watchpoints)) Machine.Guest.ReadWatch = _watch;
             if (!single && c.Breakpoints.Count > 0)
                 Machine.Cpu.SetHostBreakpoints(c.Breakpoints.Where(b => b.Kind == AddressKind.Linear).Select(b => (uint)b.Address),
                     c.Breakpoints.Where(b => b.Kind == AddressKind.Physical).Select(b => b.Address), OnBreakpoint);
@@ -282,6 +284,7 @@ public sealed class TraceReplayer
                 ulong n = single ? Math.Min(1, room) : room;
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
+                long beforeIndex = EventIndex;
                 _delivered = false;
                 MachineRuns++;
                 Inputs.SliceEnd = single ? ulong.MaxValue : Icount + Math.Min(SliceLength, ulong.MaxValue - Icount);
@@ -299,7 +302,7 @@ public sealed class TraceReplayer
                 if (single)
                 {
                     if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
-                        return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before };
+                        return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before, StepStartEventIndex = beforeIndex };
                     if (_exit == null && BreakpointHere(c.Breakpoints) is { } bp)
                         return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = bp };
                 }
@@ -311,6 +314,7 @@ public sealed class TraceReplayer
             Verifier.PlainAllowed = true;
             _breakHit = null;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
+            Machine.Guest.ReadWatch = null;
         }
     }
 

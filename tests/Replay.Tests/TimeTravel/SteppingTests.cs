@@ -129,6 +129,52 @@ public class SteppingTests
         Assert.Equal(WatchKind.Read, stop.Watch!.Access);
         Assert.Equal(stop.Watch.OldValue, stop.Watch.NewValue);
     }
+    /// <summary>The first hypercall numbered <paramref name="number"/> in a golden trace and the guest buffer it reads (console_io's string, multicall's list).</summary>
+    internal static (HypercallEvent Call, uint Buffer, int Length) HypercallBuffer(TraceReader reader, int number)
+    {
+        var call = reader.ReadEvents().OfType<HypercallEvent>().First(h => h.Number == number);
+        return number == 13 ? (call, call.Args[0], (int)call.Args[1] * 32) : (call, call.Args[2], (int)call.Args[1]);
+    }
+
+    [Theory]
+    [InlineData("hello.rvt", 18)] // console_io(write, count, string)
+    [InlineData("multicall.rvt", 13)] // multicall(list of 32-byte entries, count)
+    public void AReadWatchpointSeesXenReadAHypercallsBufferAfterTheHypercallInstruction(string name, int number)
+    {
+        using var reader = GoldenSessions.Open(name);
+        var (call, buffer, length) = HypercallBuffer(reader, number);
+        var r = new TraceReplayer(reader);
+        // From the int $0x82 (the hypercall event's count is the one after it): nothing but Xen reads the buffer in that step.
+        Assert.Equal(StopKind.Reached, r.Step(new StepConstraints { ToIcount = call.Icount - 1 }).Kind);
+        foreach (var kind in new[] { WatchKind.Read, WatchKind.Access })
+        {
+            var from = r.Capture();
+            var stop = r.Step(new StepConstraints { Watchpoints = [new Watchpoint(1, buffer, length, kind)] });
+            Assert.Equal(StopKind.Watchpoint, stop.Kind);
+            Assert.Equal(call.Icount, stop.Icount);
+            // multicall also writes each entry's result back: an access watchpoint reports that change as a write.
+            Assert.Equal(kind == WatchKind.Access && number == 13 ? WatchKind.Write : WatchKind.Read, stop.Watch!.Access);
+            Assert.Equal(call.Icount - 1, stop.StepStartIcount);
+            r.Restore(from);
+        }
+    }
+
+    [Fact]
+    public void TheReplaysOwnPeeksAtTheStackAreNotGuestReads()
+    {
+        // At a hypercall through a stub the model peeks at the caller's return address ([esp], the call site the
+        // trace records) without side effects: not a read by the guest. The stub's ret reads it, one step later.
+        using var reader = GoldenSessions.Open("hello.rvt");
+        var (call, _, _) = HypercallBuffer(reader, 18);
+        var r = new TraceReplayer(reader);
+        r.Step(new StepConstraints { ToIcount = call.Icount - 1 });
+        uint esp = r.Machine.Cpu.Segs[Engine.Cpu.Seg.SS].Base + r.Machine.Cpu.Esp;
+        var stop = r.Step(new StepConstraints { Watchpoints = [new Watchpoint(1, esp, 4, WatchKind.Read)] });
+        Assert.Equal(StopKind.Watchpoint, stop.Kind);
+        Assert.Equal(call.Icount + 1, stop.Icount);
+        Assert.Null(r.Machine.Guest.ReadWatch); // and the step leaves no hook behind
+    }
+
     [Theory]
     [InlineData("sched-host-chaos.rvt")]
     [InlineData("events.rvt")]

@@ -1,0 +1,125 @@
+using System.Text.RegularExpressions;
+using Replayvisor.Cli.Gdb;
+using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.TimeTravel;
+
+namespace Replayvisor.Cli.Tests;
+
+/// <summary>
+/// vCPUs as gdb threads (docs/gdbserver.md "vCPUs as threads"): the smp guest recorded with three
+/// vCPUs, debugged by the real gdb and packet by packet; the registers gdb shows are checked against
+/// the Xen model's parked contexts.
+/// </summary>
+public class GdbVcpuTests
+{
+    private const string Regs = "printf \"R %x %x %x %x %x %x %x %x %x %x\\n\", $eax, $ecx, $edx, $ebx, $esp, $ebp, $esi, $edi, $eip, $eflags";
+
+
+    private static List<string> Lines(string output, string prefix) =>
+        output.Split('\n').Where(l => l.StartsWith(prefix, StringComparison.Ordinal)).Select(l => l.Trim()).ToList();
+
+    [Fact]
+    public void ABreakpointHitByASecondaryVcpuSwitchesToItsThreadAndInfoThreadsListsEveryVcpu()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "info threads", "break secondary_main", "continue", "info threads", "monitor when",
+            "reverse-continue", "info threads");
+        // At instruction 0 only vCPU 0 has a context; the others are listed once VCPUOP_initialise gave them one.
+        var first = Regex.Matches(s.Gdb, @"Thread (\d) \(vCPU (\d) \(([a-z ,]+)\)\)");
+        Assert.True(first.Count == 5, s.Gdb);
+        Assert.Equal("Thread 1 (vCPU 0 (running))", first[0].Value);
+        Assert.Contains("[Switching to Thread 2]", s.Gdb);
+        Assert.Contains("Thread 2 hit Breakpoint 1, ", s.Gdb);
+        // The stop: vCPU 1 runs secondary_main, vCPU 0 waits for its reply, vCPU 2 has not run yet.
+        Assert.Equal(["Thread 1 (vCPU 0 (blocked))", "Thread 2 (vCPU 1 (running))", "Thread 3 (vCPU 2 (runnable))"],
+            first.Skip(1).Take(3).Select(m => m.Value).ToArray());
+        Assert.Matches(@"\* 2\s+Thread 2 \(vCPU 1 \(running\)\)\s+0x[0-9a-f]+ in secondary_main", s.Gdb);
+        Assert.Matches(@"3\s+Thread 3 \(vCPU 2 \(runnable\)\)\s+0x[0-9a-f]+ in secondary_start", s.Gdb);
+        // Back at instruction 0, vCPUs 1 and 2 have no context: one thread again.
+        var after = s.Gdb[s.Gdb.LastIndexOf("No more reverse-execution history", StringComparison.Ordinal)..];
+        Assert.Equal(["Thread 1 (vCPU 0 (running))"], Regex.Matches(after, @"Thread \d \(vCPU \d \([a-z ,]+\)\)").Select(m => m.Value).ToArray());
+        Assert.Equal(0, s.Server.Code);
+    }
+
+    [Fact]
+    public void EachThreadShowsItsVcpusRegistersAsTheXenModelHasThem()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "monitor when",
+            "thread 1", Regs, "thread 2", Regs, "thread 3", Regs, "x/2xw $esp", "info registers eip");
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 3, s.Gdb);
+        Assert.Equal(3, regs.Distinct().Count());
+        var when = Regex.Match(s.Gdb, @"instruction (\d+),");
+        Assert.True(when.Success, s.Gdb);
+
+        // The model at that count: the running vCPU's registers on the CPU, the others' parked contexts.
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
+        var session = new TimeTravelSession(reader);
+        session.Goto(ulong.Parse(when.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var hv = session.Replayer.Machine.Hypervisor;
+        Assert.Equal(1, hv.CurrentVcpu);
+        var cpu = session.Replayer.Machine.Cpu;
+        string Expected(uint[] g, uint eip, uint eflags) => $"R {string.Join(' ', g.Select(r => r.ToString("x", System.Globalization.CultureInfo.InvariantCulture)))} {eip:x} {eflags:x}";
+        Assert.Equal(Expected(hv.Parked(0)!.Cpu.Gpr, hv.Parked(0)!.Cpu.Eip, hv.Parked(0)!.Cpu.Eflags), regs[0]);
+        Assert.Equal(Expected(cpu.Gpr, cpu.Eip, cpu.Eflags), regs[1]);
+        Assert.Equal(Expected(hv.Parked(2)!.Cpu.Gpr, hv.Parked(2)!.Cpu.Eip, hv.Parked(2)!.Cpu.Eflags), regs[2]);
+        // What the guest gave them: secondary_start takes the vCPU's id in ESI (guests/lib/secondary.h).
+        Assert.Equal("1", regs[1].Split(' ')[7]);
+        Assert.Equal("2", regs[2].Split(' ')[7]);
+        Assert.StartsWith("secondary_start", s.Symbols.Name(hv.Parked(2)!.Cpu.Eip));
+        Assert.Matches(@"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <secondary_start", s.Gdb);
+        // Its memory: the top of its own stack (esp of thread 3), readable through its page tables.
+        Assert.Matches(@"0x[0-9a-f]+ <stacks\+\d+>:\s+0x[0-9a-f]{8}\s+0x[0-9a-f]{8}", s.Gdb);
+    }
+
+    [Fact]
+    public void ThreadPacketsAnswerForExistingVcpusOnly()
+    {
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
+        var session = new TimeTravelSession(reader);
+        using var conn = new RspConnection(new MemoryStream(), () => { });
+        var stub = new GdbStub(session, conn);
+        Assert.Equal("m01", stub.Handle("qfThreadInfo"));
+        Assert.Equal("l", stub.Handle("qsThreadInfo"));
+        Assert.Equal("QC01", stub.Handle("qC"));
+        Assert.Equal("OK", stub.Handle("T1"));
+        Assert.Equal("E01", stub.Handle("T2"));   // vCPU 1 exists in the model but has no context yet
+        Assert.Equal("E01", stub.Handle("T9"));   // not modelled
+        Assert.Equal("E01", stub.Handle("Hg2"));
+        Assert.Equal("OK", stub.Handle("Hg0"));
+        Assert.Equal("OK", stub.Handle("Hc-1"));
+        Assert.Equal("E01", stub.Handle("qThreadExtraInfo,2"));
+        Assert.Equal("vCPU 0 (running)", Unhex(stub.Handle("qThreadExtraInfo,1")));
+
+        stub.Handle("Z0," + session.Symbols.AddressOf("secondary_main")!.Value.ToString("x", System.Globalization.CultureInfo.InvariantCulture) + ",1");
+        string stop = stub.Handle("c");
+        Assert.Equal("T05swbreak:;thread:02;", stop);
+        Assert.Equal("QC02", stub.Handle("qC"));
+        Assert.Equal("m01,02,03", stub.Handle("qfThreadInfo"));
+        Assert.Equal("OK", stub.Handle("T3"));
+        Assert.Equal("E01", stub.Handle("T4"));
+        Assert.Equal("vCPU 2 (runnable)", Unhex(stub.Handle("qThreadExtraInfo,3")));
+        string running = stub.Handle("g");
+        Assert.Equal("OK", stub.Handle("Hg3"));
+        string parked = stub.Handle("g");
+        Assert.NotEqual(running, parked);
+        Assert.Equal(RegisterFile.ReadAll(session.Replayer.Machine.Hypervisor.Parked(2)!.Cpu), parked);
+        Assert.Equal(parked.Substring(8 * 8, 8), stub.Handle("p8")); // eip by itself agrees
+        Assert.Equal("E01", stub.Handle("G" + parked)); // writes stay refused
+        // A step moves the machine (vCPU 1 runs on), and the stop makes the running vCPU gdb's thread again.
+        Assert.Equal("T05thread:02;", stub.Handle("vCont;s:3;c"));
+        Assert.Equal(RegisterFile.ReadAll(session.Replayer.Machine.Cpu.SaveContext()), stub.Handle("g"));
+    }
+
+    [Fact]
+    public void AGotoBackBeforeTheSelectedVcpuWasInitialisedSaysSo()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "thread 3", "monitor goto 1000",
+            "thread 1", "info registers eip", "monitor goto 1001");
+        Assert.Contains("now at instruction 1000", s.Gdb);
+        Assert.Contains("thread 3 (vCPU 2) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
+        Assert.Matches(@"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <_(text|start)\+\d+>", s.Gdb);
+        Assert.Single(Regex.Matches(s.Gdb, "has no registers at this instruction")); // thread 1 (vCPU 0) always has them
+    }
+
+    private static string Unhex(string hex) => System.Text.Encoding.UTF8.GetString(Convert.FromHexString(hex));
+}
