@@ -264,15 +264,31 @@ public static class CliApp
         var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
         var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true }.NoEmptyPath();
         diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, rssBaseline, peakRss, diff };
+        var maxInstructions = new Option<ulong>("--max-instructions")
+        {
+            Description = "With --guest: a run of the guest that reaches this many instructions is an error (exit 4): bench measures runs that end",
+            DefaultValueFactory = _ => GuestBench.DefaultMaxInstructions, HelpName = "N",
+        };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, maxInstructions, json, trace, rssBaseline, peakRss, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
-        cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
-            ? DiffBench.Run(da, db, p.GetValue(json), stdout)
-            : p.GetValue(trace) is { } t
-            ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
-            : p.GetValue(guest) is { } g
-            ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
-            : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));
+        // Which bench each option belongs to ("" is the CPU bench, without --guest, --trace or --diff): an option
+        // given to a bench it does nothing in is refused, not ignored, as is a second bench.
+        (Option Option, string[] Benches)[] belongs =
+        [
+            (n, [""]), (rounds, ["", "--guest", "--trace"]), (interval, ["--guest"]), (maxInstructions, ["--guest"]),
+            (rssBaseline, ["--trace"]), (peakRss, ["--trace"]),
+        ];
+        cmd.SetAction(p =>
+        {
+            BenchModes.Check(p, [guest, trace, diff], belongs);
+            return p.GetValue(diff) is [var da, var db]
+                ? DiffBench.Run(da, db, p.GetValue(json), stdout)
+                : p.GetValue(trace) is { } t
+                ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
+                : p.GetValue(guest) is { } g
+                ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout, p.GetValue(maxInstructions))
+                : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout);
+        });
         return cmd;
     }
 }
