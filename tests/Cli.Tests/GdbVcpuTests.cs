@@ -110,5 +110,16 @@ public class GdbVcpuTests
         Assert.Equal(RegisterFile.ReadAll(session.Replayer.Machine.Cpu.SaveContext()), stub.Handle("g"));
     }
 
+    [Fact]
+    public void AGotoBackBeforeTheSelectedVcpuWasInitialisedSaysSo()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "thread 3", "monitor goto 1000",
+            "thread 1", "info registers eip", "monitor goto 1001");
+        Assert.Contains("now at instruction 1000", s.Gdb);
+        Assert.Contains("thread 3 (vCPU 2) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
+        Assert.Matches(@"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <_(text|start)\+\d+>", s.Gdb);
+        Assert.Single(Regex.Matches(s.Gdb, "has no registers at this instruction")); // thread 1 (vCPU 0) always has them
+    }
+
     private static string Unhex(string hex) => System.Text.Encoding.UTF8.GetString(Convert.FromHexString(hex));
 }

@@ -244,6 +244,9 @@ public sealed class GdbStub
         string output;
         try { output = MonitorCommands.Run(_session, command); }
         catch (MonitorException e) { output = e.Message + "\n"; }
+        // A goto back before the selected vCPU's VCPUOP_initialise leaves gdb's thread without registers.
+        if (_selected is { } v && !VcpuContexts.Exists(Machine, v))
+            output += $"thread {v + 1} (vCPU {v}) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
         _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
         return "OK";
     }
