@@ -132,12 +132,14 @@ public static class CliApp
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
         var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
-        var keyframes = new Option<ulong>("--keyframe-interval") { Description = "Then add a keyframe every N instructions (as `index` does; 0: none)", HelpName = "N" };
+        var keyframes = new Option<ulong>("--keyframe-interval") { Description = $"Then add a keyframe every N instructions (as `index` does; at least {IndexCommand.MinInterval}; 0: none)", HelpName = "N" };
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data, keyframes };
         cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            // Checked before the guest runs: a refused interval must not cost a recording.
+            if (p.GetValue(keyframes) is > 0 and var k) IndexCommand.CheckInterval(k, "--keyframe-interval");
             int code = GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
                 p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data));
             // Keyframes are made by replaying the finished trace (docs/time-travel.md "Keyframes"); the recording's own exit code stands.
@@ -150,7 +152,7 @@ public static class CliApp
     private static Command IndexCmd(TextWriter stderr)
     {
         var trace = TraceArg();
-        var interval = new Option<ulong>("--interval") { Description = "Instructions between keyframes", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
+        var interval = new Option<ulong>("--interval") { Description = $"Instructions between keyframes (at least {IndexCommand.MinInterval})", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
         var output = new Option<string?>("--output", "-o") { Description = "Write the indexed trace here instead of replacing the original", HelpName = "out.rvt" }.NoEmptyPath();
         var cmd = new Command("index", "Add keyframes to a trace so that seeking (debug, gdbserver, goto) starts near its target") { trace, interval, output };
         cmd.WithExample("replayvisor index sched.rvt --interval 10000000");
