@@ -75,6 +75,21 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void StepiThenReverseStepiFromAHandlerStopReturnsToTheHandlersEntry()
+    {
+        // sched-chaos: the first upcall (10,002,214) interrupts task_main+0x56.
+        var r = Cli.RunWithInput("catch upcall\ncontinue\ncatch clear\nstepi\nreverse-stepi\nwhen\nreverse-stepi\nwhen\nstepi\n", "debug",
+            Path.Combine(Cli.RepoRoot, "traces", "sched-chaos.rvt"));
+        Assert.True(r.Code == 0, r.ToString());
+        var at = Positions(r.Stdout);
+        Assert.Equal([10002214ul, 10002215, 10002214, 10002214, 10002214, 10002214, 10002214], at); // c, si, rsi, when, rsi, when, si
+        Assert.Equal(3, Regex.Matches(r.Stdout, @"(?m)^=> 0x[0-9a-f]{8} <hypervisor_callback>\s").Count); // the stop, after rsi, after si
+        Assert.Contains("instruction 10002214 after 1 delivery, event index 72\n", r.Stdout);
+        Assert.Matches(@"(?m)^=> 0x[0-9a-f]{8} <task_main\+0x56>\s", r.Stdout); // before the delivery
+        Assert.Contains("instruction 10002214, event index 70\n", r.Stdout);
+    }
+
+    [Fact]
     public void EventCatchpointsAndTheEdgesOfTheTrace()
     {
         var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");

@@ -201,6 +201,23 @@ public class GdbTests
     }
 
     [Fact]
+    public void ReverseStepiFromAStepOutOfAHandlersEntryReturnsToThatEntry()
+    {
+        // sched-chaos: the first upcall (10,002,214) enters hypervisor_callback; stepi runs its first
+        // instruction and reverse-stepi must give back exactly the registers of the breakpoint stop.
+        var s = GdbHarness.Run("sched-chaos.rvt", "break *hypervisor_callback", "continue", Regs, "stepi", Regs, "reverse-stepi", Regs,
+            "monitor when", "reverse-stepi", "monitor when");
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 3, s.Gdb);
+        Assert.NotEqual(regs[0], regs[1]);
+        Assert.Equal(regs[0], regs[2]);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.StartsWith("instruction 10002214 after 1 delivery,", when[0]);
+        Assert.StartsWith("instruction 10002214,", when[1]); // one more step back: before the delivery
+    }
+
+    [Fact]
     public void DisposingTheConnectionBeforeItsReaderSeesTheEndDoesNotCrashTheProcess()
     {
         // The server disposes the connection when gdb detaches; the reader thread then meets the closed

@@ -65,7 +65,7 @@ public sealed class Debugger
             "reverse-continue" or "rc" => Describe(_s.ReverseContinue(Constraints())),
             "reverse-finish" or "rf" => Describe(Guard(_s.ReverseFinish)),
             "goto" => Describe(_s.Goto(ParseCount(Arg(args, 0, "goto ICOUNT")))),
-            "when" => $"instruction {_s.Icount}, event index {_s.EventIndex}\n",
+            "when" => $"{Position(_s)}, event index {_s.EventIndex}\n",
             "break" or "b" => AddBreakpoint(Arg(args, 0, "break LOC"), AddressKind.Linear),
             "pbreak" => AddBreakpoint(Arg(args, 0, "pbreak PHYSADDR"), AddressKind.Physical),
             "watch" => AddWatch(args, WatchKind.Write),
@@ -85,6 +85,10 @@ public sealed class Debugger
         };
     }
 
+    /// <summary>"instruction N", and after deliveries at N, how many (docs/time-travel.md "Position").</summary>
+    public static string Position(TimeTravelSession s) =>
+        s.Delivered is var d and > 0 ? $"instruction {s.Icount} after {d} {(d == 1 ? "delivery" : "deliveries")}" : $"instruction {s.Icount}";
+
     private StepConstraints Constraints() => new() { Breakpoints = _breakpoints.ToArray(), Watchpoints = _watchpoints.ToArray(), Events = _catch.IsEmpty ? null : _catch };
 
     private static StopInfo Guard(Func<StopInfo> f)
@@ -99,7 +103,8 @@ public sealed class Debugger
         for (ulong i = 0; i < n; i++)
         {
             stop = step();
-            if (stop.Kind != StopKind.Reached) break;
+            // A step that stopped after a delivery (the handler's first instruction next) is a step like any other.
+            if (stop.Kind is not (StopKind.Reached or StopKind.Event)) break;
         }
         return Describe(stop);
     }
@@ -360,7 +365,7 @@ public sealed class Debugger
     /// <summary>The position, the hypercall about to be made (decoded from the registers), pending upcalls, and nearby events.</summary>
     private string Where()
     {
-        var w = new StringBuilder($"instruction {_s.Icount}, event index {_s.EventIndex}, at {_disasm.Address(View.Pc)}\n");
+        var w = new StringBuilder($"{Position(_s)}, event index {_s.EventIndex}, at {_disasm.Address(View.Pc)}\n");
         if (HypercallInFlight() is { } call) w.Append("hypercall in flight: ").Append(call).Append('\n');
         var hv = Machine.Hypervisor;
         var pending = hv.Events.PendingUnmaskedPorts();

@@ -20,7 +20,7 @@ public static class MonitorCommands
         switch (words[0])
         {
             case "when":
-                return $"instruction {s.Icount}, event index {s.EventIndex}\n";
+                return $"{Debugger.Position(s)}, event index {s.EventIndex}\n";
             case "goto" when words.Length == 2 && ulong.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out ulong n):
                 var stop = s.Goto(n);
                 return stop.Kind == StopKind.EndOfTrace

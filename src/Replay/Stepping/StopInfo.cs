@@ -45,6 +45,8 @@ public sealed record StopInfo(StopKind Kind, ulong Icount)
     public TraceEvent? Event { get; init; }
     /// <summary>For a watchpoint hit: the count before the step that hit it (the state still holding the old value).</summary>
     public ulong? StepStartIcount { get; init; }
+    /// <summary>For a watchpoint hit: the event index at the start of that step (with <see cref="StepStartIcount"/>, which state at that count: docs/time-travel.md "Position").</summary>
+    public long? StepStartEventIndex { get; init; }
     /// <summary>At the end of the trace: how the machine ended.</summary>
     public MachineExit? Exit { get; init; }
 }

@@ -284,6 +284,7 @@ public sealed class TraceReplayer
                 ulong n = single ? Math.Min(1, room) : room;
                 if (single) _watch.Before(c.Watchpoints);
                 ulong before = Icount;
+                long beforeIndex = EventIndex;
                 _delivered = false;
                 MachineRuns++;
                 Inputs.SliceEnd = single ? ulong.MaxValue : Icount + Math.Min(SliceLength, ulong.MaxValue - Icount);
@@ -301,7 +302,7 @@ public sealed class TraceReplayer
                 if (single)
                 {
                     if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
-                        return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before };
+                        return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before, StepStartEventIndex = beforeIndex };
                     if (_exit == null && BreakpointHere(c.Breakpoints) is { } bp)
                         return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = bp };
                 }

@@ -37,6 +37,9 @@ public sealed class TimeTravelSession
     /// </summary>
     private bool _atCount = true;
 
+    /// <summary>What a step stops after besides an instruction: an asynchronous delivery (docs/time-travel.md "Position").</summary>
+    private static readonly EventStop DeliveryStops = new() { Upcall = true, AnyException = true };
+
     public TimeTravelSession(TraceReader reader, TimeTravelOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(reader);
@@ -96,7 +99,78 @@ public sealed class TimeTravelSession
         }
     }
 
-    public StopInfo StepInstruction() => Step(new StepConstraints { ToIcount = Icount + 1 });
+    /// <summary>
+    /// Deliveries (upcall, exception or failsafe bounces) made at the current count so far: 0 at
+    /// instruction N itself, k after the k-th delivery at that boundary (docs/time-travel.md "Position").
+    /// </summary>
+    public int Delivered
+    {
+        get
+        {
+            int n = 0;
+            for (long j = LatestDelivery(Icount, EventIndex); j >= 0; j = LatestDelivery(Icount, j)) n++;
+            return n;
+        }
+    }
+
+    private static bool IsDelivery(TraceEvent e) => e is UpcallEvent or ExceptionEvent or FailsafeEvent;
+
+    /// <summary>
+    /// The index of the latest delivery made at count <paramref name="icount"/> among the trace's events
+    /// before index <paramref name="before"/> (file order, the order they happen), or -1.
+    /// </summary>
+    private long LatestDelivery(ulong icount, long before)
+    {
+        var index = Reader.Index;
+        long first = 0;
+        int c = 0;
+        while (c < index.Count && first + index[c].EventCount < before) first += index[c++].EventCount;
+        if (c == index.Count) return -1; // past the trace's events: none to look at
+        for (long k = before - 1; k >= 0 && c >= 0; k--)
+        {
+            while (c >= 0 && k < first) { c--; if (c >= 0) first -= index[c].EventCount; }
+            if (c < 0) break;
+            var events = _replayer.Chunks.TryGet(c) ?? Reader.ReadChunk(index[c]);
+            var e = events[(int)(k - first)];
+            if (e.Icount < icount) break;
+            if (e.Icount == icount && IsDelivery(e)) return k;
+        }
+        return -1;
+    }
+
+    /// <summary>
+    /// One step forward (gdb's stepi): the next instruction, or, when a delivery is due at this count,
+    /// that delivery alone (the stop is at the handler's first instruction, as a step into a signal
+    /// handler stops), so that <see cref="ReverseStepInstruction"/> undoes exactly what it did.
+    /// </summary>
+    public StopInfo StepInstruction()
+    {
+        ulong n = Icount;
+        long e = EventIndex;
+        while (true)
+        {
+            var stop = Step(new StepConstraints { ToIcount = n + 1, Events = DeliveryStops });
+            // A hit left over at this very state (deliveries the machine made in one go) is not a move.
+            if (stop.Kind == StopKind.Event && Icount == n && EventIndex == e) continue;
+            return stop;
+        }
+    }
+
+    /// <summary>
+    /// The state at count <paramref name="icount"/> once <paramref name="eventIndex"/> events have
+    /// happened: instruction <paramref name="icount"/> itself, then on through the deliveries at that
+    /// count, each a stop of its own (as <see cref="StepInstruction"/> makes them).
+    /// </summary>
+    private StopInfo GotoState(ulong icount, long eventIndex)
+    {
+        var stop = Goto(icount);
+        while (stop.Kind == StopKind.Reached || stop.Kind == StopKind.Event && Icount == icount)
+        {
+            if (EventIndex >= eventIndex) return stop;
+            stop = Step(new StepConstraints { ToIcount = icount + 1, Events = DeliveryStops });
+        }
+        return stop;
+    }
 
     /// <summary>
     /// Moves to instruction count <paramref name="target"/>: restores the nearest snapshot at or
@@ -178,15 +252,31 @@ public sealed class TimeTravelSession
         return points;
     }
 
-    /// <summary>One instruction back (gdb's reverse-stepi); at instruction 0, the beginning of the trace.</summary>
+    /// <summary>
+    /// One step back (gdb's reverse-stepi), the exact inverse of <see cref="StepInstruction"/>: after a
+    /// delivery, back to the state before it; otherwise back before the last instruction, after any
+    /// deliveries at its count (the state that instruction ran from). At instruction 0, the beginning of the trace.
+    /// </summary>
     public StopInfo ReverseStepInstruction()
     {
-        if (Icount == 0)
+        ulong n = Icount;
+        long e = EventIndex;
+        for (long j = LatestDelivery(n, e); j >= 0;)
+        {
+            long k = LatestDelivery(n, j);
+            var back = k >= 0 ? GotoState(n, k + 1) : Goto(n);
+            if (EventIndex < e) return back.Kind == StopKind.Reached && Icount == 0 ? back with { Kind = StopKind.BeginningOfTrace } : back;
+            // Not back: deliveries the machine made in one go are one state (go before the earlier one too),
+            // and one made inside the last instruction (a blocking hypercall woken by an event) is part of it.
+            j = k;
+        }
+        if (n == 0)
         {
             Goto(0);
             return new StopInfo(StopKind.BeginningOfTrace, 0);
         }
-        var stop = Goto(Icount - 1);
+        long last = LatestDelivery(n - 1, e);
+        var stop = last >= 0 ? GotoState(n - 1, last + 1) : Goto(n - 1);
         return stop.Kind == StopKind.Reached && Icount == 0 ? stop with { Kind = StopKind.BeginningOfTrace } : stop;
     }
 
@@ -200,26 +290,33 @@ public sealed class TimeTravelSession
     {
         ArgumentNullException.ThrowIfNull(c);
         c = c with { ToIcount = null };
-        ulong origin = Icount;
-        ulong windowEnd = origin;
+        // States in time order are ordered by (count, event index): a stop after a delivery at the
+        // origin's count that came before the origin is before it too (docs/time-travel.md "Position").
+        var origin = (Icount, EventIndex);
+        bool afterDelivery = LatestDelivery(Icount, EventIndex) >= 0;
+        var windowEnd = origin;
         while (true)
         {
-            var start = WindowStart(windowEnd);
+            var start = WindowStart(windowEnd.Icount);
             if (start == null)
             {
                 Goto(0);
                 return new StopInfo(StopKind.BeginningOfTrace, 0);
             }
-            var (last, interrupted) = ScanWindow(start, windowEnd, c);
+            var (last, interrupted, startIndex) = ScanWindow(start, windowEnd, afterDelivery, c);
             if (interrupted)
             {
-                Goto(origin);
+                GotoState(origin.Icount, origin.EventIndex);
                 return new StopInfo(StopKind.Interrupted, Icount);
             }
             if (last is { } hit) return Land(start, hit, c);
-            windowEnd = start.Icount;
+            windowEnd = (start.Icount, startIndex);
+            afterDelivery = false; // a snapshot is an instruction count's own state
         }
     }
+
+    private static bool Before((ulong Icount, long EventIndex) a, (ulong Icount, long EventIndex) b) =>
+        a.Icount < b.Icount || a.Icount == b.Icount && a.EventIndex < b.EventIndex;
 
     /// <summary>
     /// The snapshot a reverse scan of the window ending at <paramref name="windowEnd"/> starts from:
@@ -253,39 +350,42 @@ public sealed class TimeTravelSession
     /// <paramref name="end"/>: the stop, where going back lands for it, and how many forward
     /// stops from <paramref name="start"/> reach it (0: the start itself is on a breakpoint).
     /// </summary>
-    private ((StopInfo Stop, ulong Position, int Steps)? Last, bool Interrupted) ScanWindow(ReplayState start, ulong end, StepConstraints c)
+    /// <param name="afterDelivery">The end is a state after a delivery at its count: the window runs on through that count's deliveries.</param>
+    private ((StopInfo Stop, ulong Position, long PositionIndex, int Steps)? Last, bool Interrupted, long StartIndex) ScanWindow(
+        ReplayState start, (ulong Icount, long EventIndex) end, bool afterDelivery, StepConstraints c)
     {
         _replayer.Restore(start);
-        (StopInfo, ulong, int)? last = null;
-        if (start.Icount < end && _replayer.BreakpointHere(c.Breakpoints) is { } atStart)
-            last = (new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = atStart }, Icount, 0);
-        var run = c with { ToIcount = end };
+        long startIndex = EventIndex;
+        (StopInfo, ulong, long, int)? last = null;
+        if (Before((Icount, startIndex), end) && _replayer.BreakpointHere(c.Breakpoints) is { } atStart)
+            last = (new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = atStart }, Icount, startIndex, 0);
+        var run = c with { ToIcount = afterDelivery ? end.Icount + 1 : end.Icount };
         for (int steps = 1; ; steps++)
         {
             var stop = _replayer.Step(run);
             switch (stop.Kind)
             {
                 case StopKind.Interrupted:
-                    return (last, true);
+                    return (last, true, startIndex);
                 case StopKind.Breakpoint or StopKind.Event:
-                    if (stop.Icount < end) last = (stop, stop.Icount, steps);
+                    if (Before((stop.Icount, EventIndex), end)) last = (stop, stop.Icount, EventIndex, steps);
                     continue;
                 case StopKind.Watchpoint:
-                    ulong position = stop.StepStartIcount ?? stop.Icount;
-                    if (position < end) last = (stop, position, steps);
+                    var position = (stop.StepStartIcount ?? stop.Icount, stop.StepStartEventIndex ?? EventIndex);
+                    if (Before(position, end)) last = (stop, position.Item1, position.Item2, steps);
                     continue;
                 default:
-                    return (last, false);
+                    return (last, false, startIndex);
             }
         }
     }
 
     /// <summary>Moves onto a hit found by <see cref="ScanWindow"/>: replays the window to that stop again (a watchpoint: to the state before the write).</summary>
-    private StopInfo Land(ReplayState start, (StopInfo Stop, ulong Position, int Steps) hit, StepConstraints c)
+    private StopInfo Land(ReplayState start, (StopInfo Stop, ulong Position, long PositionIndex, int Steps) hit, StepConstraints c)
     {
         if (hit.Stop.Kind == StopKind.Watchpoint)
         {
-            Goto(hit.Position);
+            GotoState(hit.Position, hit.PositionIndex);
             return hit.Stop with { Icount = Icount };
         }
         _replayer.Restore(start);

@@ -60,16 +60,23 @@ public class ReverseTests
         // Start a little before the first upcall so the walk crosses a delivery.
         ulong firstUpcall = s.Reader.ReadEvents().OfType<UpcallEvent>().First().Icount;
         s.Goto(firstUpcall - 150);
-        var forward = new List<string> { GoldenSessions.Registers(s.Replayer.Machine.Cpu) };
+        string Here() => $"{s.Icount}+{s.Delivered} {GoldenSessions.Registers(s.Replayer.Machine.Cpu)}";
+        var forward = new List<string> { Here() };
+        int deliveries = 0;
         for (int i = 0; i < 300; i++)
         {
-            Assert.Equal(StopKind.Reached, s.StepInstruction().Kind);
-            forward.Add(GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+            // A delivery is a step of its own (an event stop at the handler's first instruction).
+            var kind = s.StepInstruction().Kind;
+            Assert.True(kind is StopKind.Reached or StopKind.Event, kind.ToString());
+            if (kind == StopKind.Event) deliveries++;
+            forward.Add(Here());
         }
+        Assert.True(deliveries > 0);
         for (int i = 299; i >= 0; i--)
         {
-            Assert.Equal(StopKind.Reached, s.ReverseStepInstruction().Kind);
-            Assert.Equal(forward[i], GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+            var kind = s.ReverseStepInstruction().Kind;
+            Assert.True(kind is StopKind.Reached or StopKind.Event, kind.ToString());
+            Assert.Equal(forward[i], Here());
         }
     }
 
@@ -168,6 +175,55 @@ public class ReverseTests
         Assert.NotEqual(expected, GoldenSessions.Registers(s.Replayer.Machine.Cpu)); // at the handler
         Assert.Equal(StopKind.Reached, s.Goto(at).Kind);
         Assert.Equal(expected, GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+    }
+
+    [Fact]
+    public void StepiAndReverseStepiAroundADeliveryAreExactInverses()
+    {
+        // sched-chaos: a timer upcall at 10,002,214 interrupts task_main (docs/time-travel.md "Position").
+        const ulong at = 10_002_214;
+        var s = GoldenSessions.TimeTravel("sched-chaos.rvt", SmallLadder);
+        s.Goto(at);
+        string interrupted = GoldenSessions.Registers(s.Replayer.Machine.Cpu);
+        byte[] before = s.Replayer.Machine.StateHash();
+        s.Goto(at - 100);
+        Assert.Equal(StopKind.Event, s.Step(new StepConstraints { Events = new EventStop { Upcall = true } }).Kind);
+        string handler = GoldenSessions.Registers(s.Replayer.Machine.Cpu);
+        byte[] entry = s.Replayer.Machine.StateHash();
+        Assert.Equal((at, 1), (s.Icount, s.Delivered));
+        Assert.NotEqual(interrupted, handler);
+
+        s.StepInstruction(); // the handler's first instruction
+        Assert.Equal((at + 1, 0), (s.Icount, s.Delivered));
+        s.ReverseStepInstruction(); // back to the handler's entry, not to before the delivery
+        Assert.Equal((at, 1), (s.Icount, s.Delivered));
+        Assert.Equal(handler, GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+        Assert.Equal(entry, s.Replayer.Machine.StateHash());
+        s.ReverseStepInstruction(); // back over the delivery: instruction 10,002,214 itself
+        Assert.Equal((at, 0), (s.Icount, s.Delivered));
+        Assert.Equal(interrupted, GoldenSessions.Registers(s.Replayer.Machine.Cpu));
+        Assert.Equal(before, s.Replayer.Machine.StateHash());
+        Assert.Equal(StopKind.Event, s.StepInstruction().Kind); // and forward again: the delivery alone
+        Assert.Equal((at, 1), (s.Icount, s.Delivered));
+        Assert.Equal(entry, s.Replayer.Machine.StateHash());
+    }
+
+    [Fact]
+    public void ReverseContinueToAWriteByAHandlersFirstInstructionLandsAtTheHandlersEntry()
+    {
+        // The handler's first instruction (push 0) writes below the frame the delivery built: going back to
+        // that write lands before it, which is after the delivery, at the same count.
+        const ulong at = 10_002_214;
+        var s = GoldenSessions.TimeTravel("sched-chaos.rvt", SmallLadder);
+        s.Goto(at - 100);
+        s.Step(new StepConstraints { Events = new EventStop { Upcall = true } });
+        byte[] entry = s.Replayer.Machine.StateHash();
+        uint slot = s.Replayer.Machine.Cpu.Segs[Engine.Cpu.Seg.SS].Base + s.Replayer.Machine.Cpu.Esp - 4;
+        s.Goto(at + 5);
+        var stop = s.ReverseContinue(new StepConstraints { Watchpoints = [new Watchpoint(1, slot, 4, WatchKind.Access)] });
+        Assert.Equal(StopKind.Watchpoint, stop.Kind);
+        Assert.Equal((at, 1), (s.Icount, s.Delivered));
+        Assert.Equal(entry, s.Replayer.Machine.StateHash());
     }
 
     [Fact]
