@@ -116,9 +116,19 @@ public class GdbVcpuTests
         var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "thread 3", "monitor goto 1000",
             "thread 1", "info registers eip", "monitor goto 1001");
         Assert.Contains("now at instruction 1000", s.Gdb);
-        Assert.Contains("thread 3 (vCPU 2) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
+        Assert.Contains("thread 2 (vCPU 1), thread 3 (vCPU 2) have no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
         Assert.Matches(@"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <_(text|start)\+\d+>", s.Gdb);
-        Assert.Single(Regex.Matches(s.Gdb, "has no registers at this instruction")); // thread 1 (vCPU 0) always has them
+        Assert.Single(Regex.Matches(s.Gdb, "no registers at this instruction")); // thread 1 (vCPU 0) always has them
+    }
+
+    [Fact]
+    public void AGotoBackNamesGdbsCurrentThreadEvenWhenInfoThreadsLeftAnotherSelected()
+    {
+        // `info threads` ends with Hg3 while gdb's current thread stays thread 2 (vCPU 1, where the breakpoint hit):
+        // the goto must not speak of thread 3 alone.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "info threads", "monitor goto 1000");
+        Assert.Contains("Thread 2 hit Breakpoint 1", s.Gdb);
+        Assert.Contains("thread 2 (vCPU 1), thread 3 (vCPU 2) have no registers at this instruction", s.Gdb);
     }
 
     private static string Unhex(string hex) => System.Text.Encoding.UTF8.GetString(Convert.FromHexString(hex));

@@ -242,11 +242,17 @@ public sealed class GdbStub
     private string Monitor(string command)
     {
         string output;
+        var before = VcpuContexts.Existing(Machine);
         try { output = MonitorCommands.Run(_session, command); }
         catch (MonitorException e) { output = e.Message + "\n"; }
-        // A goto back before the selected vCPU's VCPUOP_initialise leaves gdb's thread without registers.
-        if (_selected is { } v && !VcpuContexts.Exists(Machine, v))
-            output += $"thread {v + 1} (vCPU {v}) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
+        // A goto back before a vCPU's VCPUOP_initialise leaves its thread without registers. Name every such
+        // thread, not only the last Hg one: gdb's current thread need not be it (`info threads` sends Hg for
+        // each thread and gdb does not switch back until it needs to).
+        var gone = before.Where(v => !VcpuContexts.Exists(Machine, v)).ToList();
+        if (gone.Count > 0)
+            output += string.Join(", ", gone.Select(v => $"thread {v + 1} (vCPU {v})"))
+                + (gone.Count == 1 ? " has" : " have")
+                + " no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
         _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
         return "OK";
     }
