@@ -132,12 +132,14 @@ public static class CliApp
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Instructions between state-hash checkpoints (0: none)", DefaultValueFactory = _ => 10_000_000 };
         var data = new Option<bool>("--hypercall-data") { Description = "Also record the bytes each hypercall writes into guest memory (a digest is always recorded)" };
-        var keyframes = new Option<ulong>("--keyframe-interval") { Description = "Then add a keyframe every N instructions (as `index` does; 0: none)", HelpName = "N" };
+        var keyframes = new Option<ulong>("--keyframe-interval") { Description = $"Then add a keyframe every N instructions (as `index` does; at least {IndexCommand.MinInterval}; 0: none)", HelpName = "N" };
         var cmd = new Command("record", "Run a guest kernel and record its run into a trace") { output, clock, chaos, interval, data, keyframes };
         cmd.WithExample("replayvisor record guests/build/sched-pae.elf -o sched.rvt --clock host --chaos 7");
         o.AddTo(cmd);
         cmd.SetAction(p =>
         {
+            // Checked before the guest runs: a refused interval must not cost a recording.
+            if (p.GetValue(keyframes) is > 0 and var k) IndexCommand.CheckInterval(k, "--keyframe-interval");
             int code = GuestCommands.Record(o.Get(p), p.GetValue(output)!, p.GetValue(clock) == "host" ? ClockKind.Host : ClockKind.Virtual,
                 p.GetValue(chaos), p.GetValue(interval), stdout, stderr, p.GetValue(data));
             // Keyframes are made by replaying the finished trace (docs/time-travel.md "Keyframes"); the recording's own exit code stands.
@@ -150,7 +152,7 @@ public static class CliApp
     private static Command IndexCmd(TextWriter stderr)
     {
         var trace = TraceArg();
-        var interval = new Option<ulong>("--interval") { Description = "Instructions between keyframes", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
+        var interval = new Option<ulong>("--interval") { Description = $"Instructions between keyframes (at least {IndexCommand.MinInterval})", DefaultValueFactory = _ => IndexCommand.DefaultInterval, HelpName = "N" };
         var output = new Option<string?>("--output", "-o") { Description = "Write the indexed trace here instead of replacing the original", HelpName = "out.rvt" }.NoEmptyPath();
         var cmd = new Command("index", "Add keyframes to a trace so that seeking (debug, gdbserver, goto) starts near its target") { trace, interval, output };
         cmd.WithExample("replayvisor index sched.rvt --interval 10000000");
@@ -264,15 +266,31 @@ public static class CliApp
         var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
         var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true }.NoEmptyPath();
         diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
-        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, json, trace, rssBaseline, peakRss, diff };
+        var maxInstructions = new Option<ulong>("--max-instructions")
+        {
+            Description = "With --guest: a run of the guest that reaches this many instructions is an error (exit 4): bench measures runs that end",
+            DefaultValueFactory = _ => GuestBench.DefaultMaxInstructions, HelpName = "N",
+        };
+        var cmd = new Command("bench", "Measure CPU speed (MIPS) on an integer workload with paging on, or record/replay figures for a guest") { n, rounds, guest, interval, maxInstructions, json, trace, rssBaseline, peakRss, diff };
         cmd.WithExample("replayvisor bench --guest guests/build/sched-pae.elf --rounds 1");
-        cmd.SetAction(p => p.GetValue(diff) is [var da, var db]
-            ? DiffBench.Run(da, db, p.GetValue(json), stdout)
-            : p.GetValue(trace) is { } t
-            ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
-            : p.GetValue(guest) is { } g
-            ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout)
-            : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout));
+        // Which bench each option belongs to ("" is the CPU bench, without --guest, --trace or --diff): an option
+        // given to a bench it does nothing in is refused, not ignored, as is a second bench.
+        (Option Option, string[] Benches)[] belongs =
+        [
+            (n, [""]), (rounds, ["", "--guest", "--trace"]), (interval, ["--guest"]), (maxInstructions, ["--guest"]),
+            (rssBaseline, ["--trace"]), (peakRss, ["--trace"]),
+        ];
+        cmd.SetAction(p =>
+        {
+            BenchModes.Check(p, [guest, trace, diff], belongs);
+            return p.GetValue(diff) is [var da, var db]
+                ? DiffBench.Run(da, db, p.GetValue(json), stdout)
+                : p.GetValue(trace) is { } t
+                ? (p.GetValue(peakRss) ? TimeTravelBench.PrintPeakRss(t, stdout) : TimeTravelBench.Run(t, p.GetValue(rounds), p.GetValue(rssBaseline), p.GetValue(json), stdout))
+                : p.GetValue(guest) is { } g
+                ? GuestBench.Run(g, p.GetValue(rounds), p.GetValue(interval), p.GetValue(json), stdout, p.GetValue(maxInstructions))
+                : BenchCommand.Run(p.GetValue(n), p.GetValue(rounds), p.GetValue(json), stdout);
+        });
         return cmd;
     }
 }

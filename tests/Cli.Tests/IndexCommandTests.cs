@@ -21,27 +21,27 @@ public class IndexCommandTests
     [Fact]
     public void IndexInPlaceKeepsTheTraceReplayableAndSeeksFromKeyframes()
     {
-        string trace = CopyOf("events.rvt");
-        var r = Cli.Run("index", trace, "--interval", "16384");
+        string trace = CopyOf("sched-chaos.rvt"); // 61,560,367 instructions
+        var r = Cli.Run("index", trace, "--interval", "16777216");
         Assert.True(r.Code == 0, r.ToString());
-        Assert.Contains("6 keyframes, one every 16384 instructions", r.Stderr);
+        Assert.Contains("3 keyframes, one every 16777216 instructions", r.Stderr);
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(trace)!, ".*indexing*")); // the temporary file was renamed
         var info = Cli.Run("info", trace);
         Assert.Contains("(format 4, complete)", info.Stdout);
-        Assert.Matches(@"keyframes:\s+6 \(instructions 16,384 to 98,304\)", info.Stdout);
+        Assert.Matches(@"keyframes:\s+3 \(instructions 16,777,216 to 50,331,648\)", info.Stdout);
         Assert.Equal(0, Cli.Run("replay", trace, "--quiet").Code);
-        var debug = Cli.RunWithInput("goto 90000\nwhen\n", "debug", trace);
+        var debug = Cli.RunWithInput("goto 51000000\nwhen\n", "debug", trace);
         Assert.True(debug.Code == 0, debug.ToString());
-        Assert.Contains("instruction 90000, event index", debug.Stdout);
+        Assert.Contains("instruction 51000000, event index", debug.Stdout);
     }
 
     [Fact]
     public void IndexToAnotherFileLeavesTheOriginalAsItWas()
     {
-        string trace = CopyOf("events.rvt");
+        string trace = CopyOf("sched-chaos.rvt");
         byte[] before = File.ReadAllBytes(trace);
         string output = Cli.TempFile("indexed.rvt");
-        Assert.Equal(0, Cli.Run("index", trace, "--interval", "50000", "-o", output).Code);
+        Assert.Equal(0, Cli.Run("index", trace, "--interval", "33554432", "-o", output).Code);
         Assert.Equal(before, File.ReadAllBytes(trace));
         Assert.Single(KeyframeOffsets(output));
     }
@@ -49,13 +49,13 @@ public class IndexCommandTests
     [Fact]
     public void ADamagedKeyframeIsOneLineExitNineWithItsOffset()
     {
-        string trace = CopyOf("events.rvt");
-        Assert.Equal(0, Cli.Run("index", trace, "--interval", "16384").Code);
-        long offset = KeyframeOffsets(trace)[3]; // the keyframe at 65536, the one goto 80000 starts from
+        string trace = CopyOf("sched-chaos.rvt");
+        Assert.Equal(0, Cli.Run("index", trace, "--interval", "16777216").Code);
+        long offset = KeyframeOffsets(trace)[1]; // the keyframe at 33,554,432, the one goto 40000000 starts from
         using (var f = File.OpenWrite(trace)) { f.Position = offset + 100; f.WriteByte(0x5A); f.WriteByte(0xA5); }
-        var r = Cli.RunWithInput("goto 80000\nwhen\n", "debug", trace);
+        var r = Cli.RunWithInput("goto 40000000\nwhen\n", "debug", trace);
         Cli.AssertOneLineError(r, 9, offset.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Assert.DoesNotContain("instruction 80000", r.Stdout);
+        Assert.DoesNotContain("instruction 40000000", r.Stdout);
     }
 
     [Fact]
@@ -70,11 +70,35 @@ public class IndexCommandTests
         Cli.AssertOneLineError(Cli.Run("index", CopyOf("events.rvt"), "--interval", "0"), 2, "--interval 0");
     }
 
+    /// <summary>
+    /// Keyframes closer than 2^18 instructions are refused (an interval of 1 wrote 840 MB in 60 s for hello), and
+    /// `record` refuses them before it runs the guest: no recording is made for an index that would be refused.
+    /// </summary>
+    [Fact]
+    public void KeyframesCloserThanTheMinimumAreRefusedBeforeAnyWork()
+    {
+        string trace = CopyOf("sched-chaos.rvt");
+        byte[] before = File.ReadAllBytes(trace);
+        Cli.AssertOneLineError(Cli.Run("index", trace, "--interval", "1"), 2, "--interval 1: keyframes must be at least 262,144 (2^18) instructions apart");
+        Cli.AssertOneLineError(Cli.Run("index", trace, "--interval", "262143"), 2, "--interval 262143: keyframes must be at least 262,144");
+        Assert.Equal(before, File.ReadAllBytes(trace));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(trace)!, ".*indexing*"));
+        string recorded = Cli.TempFile("sched.rvt");
+        var r = Cli.Run("record", Cli.Guest("sched-pae"), "-o", recorded, "--keyframe-interval", "1");
+        Cli.AssertOneLineError(r, 2, "--keyframe-interval 1: keyframes must be at least 262,144");
+        Assert.Equal("", r.Stdout); // the guest did not run
+        Assert.False(File.Exists(recorded));
+        // The minimum itself is accepted.
+        var ok = Cli.Run("index", trace, "--interval", "262144", "-o", Cli.TempFile("min.rvt"));
+        Assert.True(ok.Code == 0, ok.ToString());
+        Assert.Contains("234 keyframes, one every 262144 instructions", ok.Stderr);
+    }
+
     [Fact]
     public void RecordWithAKeyframeIntervalWritesAnIndexedTrace()
     {
         string trace = Cli.TempFile("events.rvt");
-        var r = Cli.Run("record", Cli.Guest("events-pae"), "-o", trace, "--keyframe-interval", "30000");
+        var r = Cli.Run("record", Cli.Guest("sched-pae"), "-o", trace, "--keyframe-interval", "16777216");
         Assert.True(r.Code == 0, r.ToString());
         var info = Cli.Run("info", trace, "--json");
         Assert.Matches("\"formatVersion\": ?4", info.Stdout);

@@ -17,15 +17,32 @@ namespace Replayvisor.Cli.Bench;
 /// </summary>
 public static class GuestBench
 {
-    public static int Run(string kernelPath, int rounds, ulong checkpointInterval, bool json, TextWriter stdout)
+    /// <summary>
+    /// The instruction limit of every run (`--max-instructions`): 10^9, ten times the longest of our guests
+    /// (guests/longrun, 10^8), a few seconds on the block-cache tier. A guest that never stops would
+    /// otherwise hang the bench, whose runs are unattended and repeated.
+    /// </summary>
+    public const ulong DefaultMaxInstructions = 1_000_000_000;
+
+    public static int Run(string kernelPath, int rounds, ulong checkpointInterval, bool json, TextWriter stdout, ulong maxInstructions = DefaultMaxInstructions)
     {
         if (rounds < 1) throw new CliException(ExitCodes.Usage, $"--rounds {rounds}: must be at least 1");
+        if (maxInstructions == 0) throw new CliException(ExitCodes.Usage, "--max-instructions 0: a run must be allowed at least one instruction");
         byte[] kernel = Commands.GuestCommands.ReadKernel(kernelPath);
         // A kernel that does not load is refused with its one line (exit 5) before anything is measured.
         Commands.GuestCommands.RefuseBadKernel(kernelPath, kernel, new Engine.Boot.DomainBuildOptions { MemoryMiB = 32 }, null);
         // With --json, stdout carries one document: the text lines are dropped, the figures collected.
         var output = json ? TextWriter.Null : stdout;
         var options = new XenMachineOptions { MemoryMiB = 32 };
+        // Every run stops at the limit; the first run to reach it ends the bench with exit 4 (the guest runs the same in every run type).
+        LiveResult Limited(LiveSession session)
+        {
+            var r = session.Run();
+            if (r.Exit.Kind == MachineExitKind.InstructionLimit)
+                throw new CliException(ExitCodes.InstructionLimit,
+                    $"{kernelPath}: the guest did not stop within {maxInstructions:N0} instructions (bench --guest measures runs that end; raise --max-instructions if it does end)");
+            return r;
+        }
         output.WriteLine($"guest {Path.GetFileName(kernelPath)}, best of {rounds} after {WarmupRounds} warm-up rounds (not counted), checkpoint interval {checkpointInterval:N0}");
         output.WriteLine("times are the CPU time of the running thread (steadier than wall time on a shared machine) unless marked");
         long hypercalls = 0, compiled = 0, ilBytes = 0;
@@ -39,9 +56,9 @@ public static class GuestBench
             {
                 Kernel = kernel, ImageName = "bench",
                 Machine = options with { Tier = tier, SelectorLoadCache = selectorCache, CompileThreshold = compileThreshold },
-                ConsoleOutput = Stream.Null,
+                ConsoleOutput = Stream.Null, MaxInstructions = maxInstructions,
             });
-            var r = s.Run();
+            var r = Limited(s);
             var sec = t.Elapsed;
             hypercalls = s.Machine.HypercallStats.Values.Sum();
             compiled = s.Machine.Cpu.BlocksCompiled;
@@ -78,9 +95,9 @@ public static class GuestBench
             using (var s = new LiveSession(new LiveRequest
             {
                 Kernel = kernel, ImageName = "bench", Machine = options, Trace = ms, ConsoleOutput = Stream.Null,
-                CheckpointInterval = checkpointInterval, WriterThread = writerThread,
+                CheckpointInterval = checkpointInterval, WriterThread = writerThread, MaxInstructions = maxInstructions,
             }))
-                r = s.Run();
+                r = Limited(s);
             var sec = t.Elapsed;
             trace = ms.ToArray();
             return (sec, r.Exit.Icount);
@@ -91,11 +108,11 @@ public static class GuestBench
         (RunTimes Times, ulong Icount) ObserveOnly()
         {
             var t = RunClock.Start();
-            var request = new LiveRequest { Kernel = kernel, ImageName = "bench", Machine = options, ConsoleOutput = Stream.Null };
+            var request = new LiveRequest { Kernel = kernel, ImageName = "bench", Machine = options, ConsoleOutput = Stream.Null, MaxInstructions = maxInstructions };
             using var s = new LiveSession(request);
             // The recording's hypercall outputs (the request's default, as Record's).
             s.Machine.Hypervisor.Observer = DiscardedBatches.Observer(request.HypercallOutputs, out var batcher);
-            var r = s.Run();
+            var r = Limited(s);
             var times = t.Elapsed;
             observedEvents = batcher.EventCount;
             return (times, r.Exit.Icount);
@@ -163,10 +180,10 @@ public static class GuestBench
         using (var s = new LiveSession(new LiveRequest
         {
             Kernel = kernel, ImageName = "bench", Machine = options, Trace = host, ConsoleOutput = Stream.Null,
-            CheckpointInterval = checkpointInterval, Clock = ClockKind.Host,
+            CheckpointInterval = checkpointInterval, Clock = ClockKind.Host, MaxInstructions = maxInstructions,
         }))
         {
-            var r = s.Run();
+            var r = Limited(s);
             hostSizes = Sizes("host-clock trace", host.ToArray(), r.Exit.Icount, output);
         }
         if (json)

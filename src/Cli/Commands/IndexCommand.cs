@@ -15,9 +15,26 @@ public static class IndexCommand
     /// <summary>Instructions between keyframes: 2^25, about a fifth of a second of replay.</summary>
     public const ulong DefaultInterval = 1 << 25;
 
+    /// <summary>
+    /// The closest keyframes may be: 2^18 instructions (docs/time-travel.md "Keyframes"). A keyframe is a whole
+    /// machine state: about 75 KB on disk and 5 ms of CPU to write for a 32 MiB guest, and restoring one costs
+    /// about as much as replaying a few hundred thousand instructions, which is why the snapshots of a seek or a
+    /// pinpoint are no closer than 2^18 either (docs/diff.md "Cost"). Closer keyframes make no seek faster; they
+    /// only grow the trace and the time to write it without bound (an interval of 1 wrote 840 MB in 60 s for hello).
+    /// </summary>
+    public const ulong MinInterval = 1 << 18;
+
+    /// <summary>Refuses an interval closer than <see cref="MinInterval"/> (0 is "no keyframes" only for `record`, which does not ask).</summary>
+    public static void CheckInterval(ulong interval, string option)
+    {
+        if (interval < MinInterval)
+            throw new CliException(ExitCodes.Usage,
+                $"{option} {interval}: keyframes must be at least {MinInterval:N0} (2^18) instructions apart: closer ones make no seek faster and only grow the trace (docs/time-travel.md \"Keyframes\")");
+    }
+
     public static int Run(string path, ulong interval, string? output, TextWriter stderr)
     {
-        if (interval == 0) throw new CliException(ExitCodes.Usage, "--interval 0: keyframes need a positive instruction interval");
+        CheckInterval(interval, "--interval");
         if (output != null) InputFiles.RefuseStandardOutput(output, "index", "a trace is read back by seeking");
         string target = output ?? path;
         // The indexed trace is renamed over the file itself: a symbolic link keeps pointing at it, and a
