@@ -131,5 +131,18 @@ public class GdbVcpuTests
         Assert.Contains("thread 2 (vCPU 1), thread 3 (vCPU 2) have no registers at this instruction", s.Gdb);
     }
 
+    [Fact]
+    public void ContinuingFromABreakpointOnABlockingHypercallKeepsGdbsStepOverInTheSteppingThread()
+    {
+        // gdb steps thread 1 over the breakpoint on the sched_op stub's int $0x82 (vCont;s:1); SCHEDOP_block
+        // switches vCPU 0 out. The stop must still name thread 1: naming the vCPU switched in made gdb 13
+        // abort (infrun.c finish_step_over: Assertion `ecs->event_thread->control.trap_expected' failed).
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "delete",
+            "break *((char*)hypercall_page + 0x3a5) if $_thread == 1", "continue", "info registers eip", "continue", "monitor when", "info threads");
+        Assert.DoesNotContain("internal-error", s.Gdb);
+        Assert.Equal(2, Regex.Matches(s.Gdb, @"Thread 1 hit Breakpoint 2, 0x[0-9a-f]+ in hypercall_page").Count);
+        Assert.Matches(@"\* 1\s+Thread 1 \(vCPU 0 \(running\)\)", s.Gdb);
+    }
+
     private static string Unhex(string hex) => System.Text.Encoding.UTF8.GetString(Convert.FromHexString(hex));
 }
