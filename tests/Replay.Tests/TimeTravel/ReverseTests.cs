@@ -227,6 +227,24 @@ public class ReverseTests
     }
 
     [Fact]
+    public void FromAHandlersEntryReverseContinueFindsTheDeliveryAtThatCount()
+    {
+        // At the handler's entry ESP points at the frame the delivery just wrote: going back to that write
+        // lands before the delivery, at the same count (a stop earlier at the origin's count is before it).
+        const ulong at = 10_002_214;
+        var s = GoldenSessions.TimeTravel("sched-chaos.rvt", SmallLadder);
+        s.Goto(at);
+        byte[] before = s.Replayer.Machine.StateHash();
+        Assert.Equal(StopKind.Event, s.StepInstruction().Kind); // the delivery alone
+        Assert.Equal((at, 1), (s.Icount, s.Delivered));
+        uint frame = s.Replayer.Machine.Cpu.Segs[Engine.Cpu.Seg.SS].Base + s.Replayer.Machine.Cpu.Esp;
+        var stop = s.ReverseContinue(new StepConstraints { Watchpoints = [new Watchpoint(1, frame, 12, WatchKind.Write)] });
+        Assert.Equal(StopKind.Watchpoint, stop.Kind);
+        Assert.Equal((at, 0), (s.Icount, s.Delivered));
+        Assert.Equal(before, s.Replayer.Machine.StateHash());
+    }
+
+    [Fact]
     public void TheLadderStaysWithinItsBudgetAndKeepsTheStart()
     {
         var s = GoldenSessions.TimeTravel("sched-host.rvt", new TimeTravelOptions { SnapshotInterval = 50_000, SnapshotMemoryBytes = 6L << 20 });
