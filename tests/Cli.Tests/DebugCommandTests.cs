@@ -228,4 +228,16 @@ public class DebugCommandTests
         Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
         Assert.Contains("error: usage: registers [--vcpu N]", r.Stdout);
     }
+
+    [Fact]
+    public void RegistersRefusesArgumentsItDoesNotUseInsteadOfShowingTheRunningVcpu()
+    {
+        var r = Cli.RunWithInput(string.Join("\n", "break secondary_main", "continue", "registers eip --vcpu 2", "regs eax",
+            "info registers --vcpu 2 eax", "info registers") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Equal(3, Regex.Matches(r.Stdout, @"error: usage: registers \[--vcpu N\] \(it shows every register\)").Count);
+        // Only the plain `info registers` printed registers: vCPU 1's, where the breakpoint hit.
+        Assert.Single(Regex.Matches(r.Stdout, @"^eip 0x", RegexOptions.Multiline));
+        Assert.Matches(@"eip 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+    }
 }

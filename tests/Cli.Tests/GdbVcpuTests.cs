@@ -116,9 +116,32 @@ public class GdbVcpuTests
         var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "thread 3", "monitor goto 1000",
             "thread 1", "info registers eip", "monitor goto 1001");
         Assert.Contains("now at instruction 1000", s.Gdb);
-        Assert.Contains("thread 3 (vCPU 2) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
+        Assert.Contains("thread 2 (vCPU 1), thread 3 (vCPU 2) have no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0", s.Gdb);
         Assert.Matches(@"eip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <_(text|start)\+\d+>", s.Gdb);
-        Assert.Single(Regex.Matches(s.Gdb, "has no registers at this instruction")); // thread 1 (vCPU 0) always has them
+        Assert.Single(Regex.Matches(s.Gdb, "no registers at this instruction")); // thread 1 (vCPU 0) always has them
+    }
+
+    [Fact]
+    public void AGotoBackNamesGdbsCurrentThreadEvenWhenInfoThreadsLeftAnotherSelected()
+    {
+        // `info threads` ends with Hg3 while gdb's current thread stays thread 2 (vCPU 1, where the breakpoint hit):
+        // the goto must not speak of thread 3 alone.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "info threads", "monitor goto 1000");
+        Assert.Contains("Thread 2 hit Breakpoint 1", s.Gdb);
+        Assert.Contains("thread 2 (vCPU 1), thread 3 (vCPU 2) have no registers at this instruction", s.Gdb);
+    }
+
+    [Fact]
+    public void ContinuingFromABreakpointOnABlockingHypercallKeepsGdbsStepOverInTheSteppingThread()
+    {
+        // gdb steps thread 1 over the breakpoint on the sched_op stub's int $0x82 (vCont;s:1); SCHEDOP_block
+        // switches vCPU 0 out. The stop must still name thread 1: naming the vCPU switched in made gdb 13
+        // abort (infrun.c finish_step_over: Assertion `ecs->event_thread->control.trap_expected' failed).
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "break secondary_main", "continue", "delete",
+            "break *((char*)hypercall_page + 0x3a5) if $_thread == 1", "continue", "info registers eip", "continue", "monitor when", "info threads");
+        Assert.DoesNotContain("internal-error", s.Gdb);
+        Assert.Equal(2, Regex.Matches(s.Gdb, @"Thread 1 hit Breakpoint 2, 0x[0-9a-f]+ in hypercall_page").Count);
+        Assert.Matches(@"\* 1\s+Thread 1 \(vCPU 0 \(running\)\)", s.Gdb);
     }
 
     private static string Unhex(string hex) => System.Text.Encoding.UTF8.GetString(Convert.FromHexString(hex));

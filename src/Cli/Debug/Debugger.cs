@@ -280,8 +280,9 @@ public sealed class Debugger
     /// <summary>The running vCPU's registers, or with --vcpu N those of vCPU N (its parked context if it is not running).</summary>
     private string Registers(string[] args)
     {
-        if (args.Length == 0 || args[0] != "--vcpu") return Registers(Cpu.SaveContext());
-        if (args.Length != 2) throw new DebugCommandException("usage: registers [--vcpu N]");
+        if (args.Length == 0) return Registers(Cpu.SaveContext());
+        // Anything else than exactly `--vcpu N` is refused: `registers eip --vcpu 1` used to show vCPU 0's.
+        if (args.Length != 2 || args[0] != "--vcpu") throw new DebugCommandException("usage: registers [--vcpu N] (it shows every register)");
         ulong n = ParseCount(args[1]);
         int count = Machine.Hypervisor.Vcpus.Length;
         if (n >= (ulong)count) throw new DebugCommandException($"no vCPU {n}: the trace has {count} (0 to {count - 1})");

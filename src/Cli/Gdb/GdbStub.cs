@@ -23,6 +23,7 @@ public sealed class GdbStub
     private string _lastStop = "S05";
     /// <summary>The vCPU `Hg` chose (gdb's general thread); null until gdb chooses: the running vCPU.</summary>
     private int? _selected;
+    private int _stopVcpu; // the vCPU the last stop reply named
 
     public GdbStub(TimeTravelSession session, RspConnection conn)
     {
@@ -69,7 +70,7 @@ public sealed class GdbStub
             case "vCont?": return "vCont;c;C;s;S";
             case "QStartNoAckMode": return "OK";
             case "c": return Resume(() => _session.Step(Constraints()));
-            case "s": return Resume(_session.StepInstruction);
+            case "s": return Step();
             case "bc": return Resume(() => _session.ReverseContinue(Constraints()));
             case "bs": return Resume(_session.ReverseStepInstruction);
         }
@@ -85,7 +86,7 @@ public sealed class GdbStub
         if (p.StartsWith('m')) return ReadMemory(p[1..]);
         if (p[0] is 'G' or 'P' or 'M' or 'X') return "E01"; // a replay cannot change the past
         if (p[0] is 'Z' or 'z') return Point(p[0] == 'Z', p[1..]);
-        if (p[0] is 'C' or 'S') return Resume(p[0] == 'C' ? () => _session.Step(Constraints()) : _session.StepInstruction);
+        if (p[0] is 'C' or 'S') return p[0] == 'C' ? Resume(() => _session.Step(Constraints())) : Step();
         if (p.StartsWith("vCont;", StringComparison.Ordinal)) return VCont(p["vCont;".Length..]);
         if (p.StartsWith("qRcmd,", StringComparison.Ordinal)) return TryUnhex(p["qRcmd,".Length..], out string command) ? Monitor(command) : "E01";
         return ""; // not supported: the empty reply
@@ -98,20 +99,33 @@ public sealed class GdbStub
         {
             if (action.Length == 0) continue;
             char a = action[0];
-            if (a is 's' or 'S') return Resume(_session.StepInstruction);
+            if (a is 's' or 'S') return Step();
             if (a is 'c' or 'C') return Resume(() => _session.Step(Constraints()));
         }
         return "E01";
     }
 
-    private string Resume(Func<StopInfo> run)
+    /// <summary>
+    /// A forward step: one instruction of the vCPU on the CPU. The stop names that vCPU even when the
+    /// instruction switched it out (a blocking sched_op): gdb steps a thread over a breakpoint at its
+    /// PC with vCont;s and asserts (infrun.c finish_step_over) when another thread reports the stop.
+    /// </summary>
+    private string Step()
+    {
+        int stepper = Machine.Hypervisor.CurrentVcpu;
+        return Resume(_session.StepInstruction, stepper);
+    }
+
+    private string Resume(Func<StopInfo> run, int? stopVcpu = null)
     {
         StopInfo stop;
         try { stop = run(); }
         catch (InvalidOperationException e) { return "E." + e.Message; }
-        // The stop reply names the vCPU on the CPU, and gdb takes it as its general thread from
-        // here (the GDB manual, "Stop Reply Packets": thread:; gdb's remote.c records it).
-        _selected = Machine.Hypervisor.CurrentVcpu;
+        // The stop reply names the vCPU on the CPU (or, after a step, the vCPU that stepped), and gdb
+        // takes it as its general thread from here (the GDB manual, "Stop Reply Packets": thread:;
+        // gdb's remote.c records it).
+        _stopVcpu = stopVcpu is int v && VcpuContexts.Exists(Machine, v) ? v : Machine.Hypervisor.CurrentVcpu;
+        _selected = _stopVcpu;
         _lastStop = StopReply(stop);
         return _lastStop;
     }
@@ -126,7 +140,7 @@ public sealed class GdbStub
     /// <summary>vCPU id → gdb thread id: id + 1 in hex (0 and -1 mean "any" and "all" in the protocol).</summary>
     private static string ThreadId(int vcpu) => (vcpu + 1).ToString("x2", CultureInfo.InvariantCulture);
 
-    private string Thread => $"thread:{ThreadId(Machine.Hypervisor.CurrentVcpu)};";
+    private string Thread => $"thread:{ThreadId(_stopVcpu)};";
 
     /// <summary>A thread id: hex, or -1 (all). Its vCPU (id - 1, so -1 for "any" 0 and -2 for "all").</summary>
     private static bool TryThread(string arg, out int vcpu)
@@ -242,11 +256,17 @@ public sealed class GdbStub
     private string Monitor(string command)
     {
         string output;
+        var before = VcpuContexts.Existing(Machine);
         try { output = MonitorCommands.Run(_session, command); }
         catch (MonitorException e) { output = e.Message + "\n"; }
-        // A goto back before the selected vCPU's VCPUOP_initialise leaves gdb's thread without registers.
-        if (_selected is { } v && !VcpuContexts.Exists(Machine, v))
-            output += $"thread {v + 1} (vCPU {v}) has no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
+        // A goto back before a vCPU's VCPUOP_initialise leaves its thread without registers. Name every such
+        // thread, not only the last Hg one: gdb's current thread need not be it (`info threads` sends Hg for
+        // each thread and gdb does not switch back until it needs to).
+        var gone = before.Where(v => !VcpuContexts.Exists(Machine, v)).ToList();
+        if (gone.Count > 0)
+            output += string.Join(", ", gone.Select(v => $"thread {v + 1} (vCPU {v})"))
+                + (gone.Count == 1 ? " has" : " have")
+                + " no registers at this instruction (not initialised yet); 'thread 1' selects vCPU 0\n";
         _conn.Send("O" + RegisterFile.Hex(Encoding.UTF8.GetBytes(output)));
         return "OK";
     }
