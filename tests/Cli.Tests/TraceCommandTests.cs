@@ -176,4 +176,23 @@ public class TraceCommandTests
         var r = Cli.Run("replay", damaged, "--quiet");
         Cli.AssertOneLineError(r, 9, $"offset {chunk}");
     }
+
+    [Fact]
+    public void ARunEndedByItsInstructionLimitIsNotShownAsAPowerOff()
+    {
+        string trace = Path.Combine(Path.GetTempPath(), $"rv-limit-{Guid.NewGuid():N}.rvt");
+        try
+        {
+            var rec = Cli.Run("record", Cli.Guest("hello"), "--max-instructions", "50000", "-o", trace);
+            Assert.True(rec.Code == 4, rec.ToString());
+            string last = Cli.Run("dump", trace, "--kind", "shutdown").Stdout.Trim().Split('\n')[^1];
+            Assert.EndsWith("50000 shutdown InstructionLimit stopped after the instruction limit", last);
+            var export = Cli.Run("export", trace, "--format", "perfetto", "-o", "-");
+            Assert.Contains("\"shutdown InstructionLimit\"", export.Stdout);
+            Assert.DoesNotContain("PowerOff", export.Stdout);
+            // A guest's own shutdown still names its reason.
+            Assert.Contains("shutdown PowerOff GuestShutdown", Cli.Run("dump", Path.Combine(Cli.RepoRoot, "traces", "hello.rvt"), "--kind", "shutdown").Stdout);
+        }
+        finally { File.Delete(trace); }
+    }
 }

@@ -121,7 +121,7 @@ public static class PerfettoTrace
                         new JsonObject { ["state_hash"] = Convert.ToHexStringLower(k.StateHash.AsSpan()) }));
                     break;
                 case ShutdownEvent s:
-                    events.Add(Instant($"shutdown {s.Reason}", "shutdown", s.Icount, EventsTid, new JsonObject { ["exit"] = s.Exit.ToString(), ["detail"] = s.Detail }));
+                    events.Add(Instant(s.Exit is ExitKind.GuestShutdown or ExitKind.DomainCrashed ? $"shutdown {s.Reason}" : $"shutdown {s.Exit}", "shutdown", s.Icount, EventsTid, new JsonObject { ["exit"] = s.Exit.ToString(), ["detail"] = s.Detail }));
                     break;
             }
         }

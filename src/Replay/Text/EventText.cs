@@ -60,7 +60,9 @@ public static class EventText
         AsyncEvent a => $"{a.Icount,14} async {a.Kind} port {a.Port} arg {a.Arg}",
         ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}{At(symbols, x.Eip)}{(x.Handler != 0 ? $" to 0x{x.Handler:x8}{At(symbols, x.Handler)}" : "")}",
         FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8}{At(symbols, f.Eip)} {f.Cause}",
-        ShutdownEvent s => $"{s.Icount,14} shutdown {s.Reason} {s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
+        // The reason is the guest's (SCHEDOP_shutdown) or the crash's; a run the recorder ended (instruction
+        // limit, stop request) stores a placeholder there, which the line leaves out.
+        ShutdownEvent s => $"{s.Icount,14} shutdown {(s.Exit is ExitKind.GuestShutdown or ExitKind.DomainCrashed ? s.Reason + " " : "")}{s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
         CheckpointEvent c => $"{c.Icount,14} checkpoint {Convert.ToHexStringLower(c.StateHash.AsSpan())}",
         _ => $"{e.Icount,14} {e.GetType().Name}",
     };
