@@ -295,17 +295,14 @@ public sealed class Debugger
     private string Vcpus()
     {
         var w = new StringBuilder();
-        foreach (int id in VcpuContexts.Existing(Machine))
-        {
-            var c = VcpuContexts.Registers(Machine, id)!;
-            w.Append($"{(id == Machine.Hypervisor.CurrentVcpu ? '*' : ' ')} vcpu {id} ({VcpuContexts.State(Machine, id)})  eip 0x{c.Eip:x8}{Symbol(c.Eip)}\n");
-        }
         for (int id = 0; id < Machine.Hypervisor.Vcpus.Length; id++)
-            if (!VcpuContexts.Exists(Machine, id)) w.Append($"  vcpu {id} (not initialised)\n");
+        {
+            var c = VcpuContexts.Registers(Machine, id);
+            w.Append($"{(id == Machine.Hypervisor.CurrentVcpu ? '*' : ' ')} vcpu {id} ({VcpuContexts.State(Machine, id)})");
+            w.Append(c == null ? "\n" : $"  eip {_disasm.Address(c.Eip)}\n");
+        }
         return w.ToString();
     }
-
-    private string Symbol(uint address) => _s.Symbols.Name(address) is { Length: > 0 } sym ? " <" + sym + ">" : "";
 
     private string Registers(CpuSnapshot c)
     {

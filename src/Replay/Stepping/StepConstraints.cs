@@ -23,6 +23,10 @@ public sealed record Watchpoint(int Id, uint Address, int Length, WatchKind Kind
 {
     /// <summary>The longest range one watchpoint covers (its bytes are compared after every instruction).</summary>
     public const int MaxLength = 1 << 20;
+
+    /// <summary>Whether [<paramref name="address"/>, +<paramref name="length"/>) shares a byte with the watched range (in 64 bits: a range ending at 4 GiB does not wrap).</summary>
+    public bool Overlaps(uint address, int length) =>
+        address < (ulong)Address + (uint)Length && Address < (ulong)address + (uint)length;
 }
 
 /// <summary>Which recorded events stop a run (an empty filter stops at none).</summary>

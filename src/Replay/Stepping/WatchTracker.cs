@@ -51,7 +51,7 @@ public sealed class WatchTracker : IGuestReadWatch
             bool read = _readByXen[i], wrote = changed;
             if (retired)
                 foreach (var t in _touches)
-                    if (t.Address < w.Address + (uint)w.Length && w.Address < t.Address + (uint)t.Length)
+                    if (w.Overlaps(t.Address, t.Length))
                     {
                         read |= t.Reads;
                         wrote |= t.Writes;
@@ -75,7 +75,7 @@ public sealed class WatchTracker : IGuestReadWatch
         for (int i = 0; i < _watches.Count; i++)
         {
             var w = _watches[i];
-            if (w.Kind != WatchKind.Write && va < (ulong)w.Address + (uint)w.Length && w.Address < (ulong)va + (uint)length) _readByXen[i] = true;
+            if (w.Kind != WatchKind.Write && w.Overlaps(va, length)) _readByXen[i] = true;
         }
     }
 
