@@ -21,7 +21,7 @@ public class BadInputTests
     [InlineData("--output", "record", "KERNEL", "-o", "")]
     [InlineData("<trace.rvt>", "info", "")]
     [InlineData("<trace.rvt>", "replay", "")]
-    [InlineData("<a>", "diff", "", "TRACE")]
+    [InlineData("<a.rvt>", "diff", "", "TRACE")]
     [InlineData("--output", "export", "TRACE", "-o", "")]
     [InlineData("--output", "index", "TRACE", "-o", "")]
     [InlineData("--batch", "debug", "TRACE", "--batch", "")]
