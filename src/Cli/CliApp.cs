@@ -125,8 +125,7 @@ public static class CliApp
     private static Command RecordCmd(TextWriter stdout, TextWriter stderr)
     {
         var o = new RunOptions();
-        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true, HelpName = "trace.rvt" }.NoEmptyPath();
-        output.CompletionSources.Add(FileCompletion.Source(".rvt"));
+        var output = new Option<string>("--output", "-o") { Description = "The trace file to write", Required = true, HelpName = "trace.rvt" }.NoEmptyPath().CompletesFiles(".rvt");
         var clock = new Option<string>("--clock") { Description = "virtual (default) or host", DefaultValueFactory = _ => "virtual" };
         clock.AcceptOnlyFromAmong("virtual", "host");
         var chaos = new Option<int?>("--chaos") { Description = "Chaos mode: randomised legal delays of timers and input, from this seed" };
@@ -231,8 +230,7 @@ public static class CliApp
         var trace = new Argument<string>("trace") { Description = "A .rvt trace file" }.NoEmptyPath().CompletesFiles(".rvt");
         var format = new Option<string>("--format") { Description = "perfetto: Chrome trace-event JSON for the Perfetto UI", DefaultValueFactory = _ => "perfetto" };
         format.CompletionSources.Add("perfetto");
-        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write (-: standard output)", Required = true }.NoEmptyPath();
-        output.CompletionSources.Add(FileCompletion.Source(".json"));
+        var output = new Option<string>("--output", "-o") { Description = "The JSON file to write (-: standard output)", Required = true, HelpName = "run.json" }.NoEmptyPath().CompletesFiles(".json");
         var cmd = new Command("export", "Write a trace as a guest-time timeline (hypercalls, upcalls, exceptions, console, checkpoints)") { trace, format, output };
         cmd.WithExample("replayvisor export sched.rvt --format perfetto -o run.json");
         cmd.SetAction(p => ExportCommand.Run(p.GetValue(trace)!, p.GetValue(format)!, p.GetValue(output)!, stdout, stderr));
@@ -246,7 +244,7 @@ public static class CliApp
         var json = new Option<bool>("--json") { Description = "Print one JSON document (schema: docs/diff.md)" };
         var context = new Option<int>("--context") { Description = "Equal events shown around each difference", DefaultValueFactory = _ => 3 };
         var noPinpoint = new Option<bool>("--no-pinpoint") { Description = "Same guest image: do not re-execute the runs to find the first differing instruction" };
-        var cmd = new Command("diff", "Compare two traces: where the runs part ways (exit 0 same, 1 different)") { a, b, json, context, noPinpoint };
+        var cmd = new Command("diff", "Compare two traces: where the runs part ways (exit 0 same, 1 different; one run ending early and agreeing up to there: 12 an incomplete trace, 15 stopped by its recorder)") { a, b, json, context, noPinpoint };
         cmd.WithExample("replayvisor diff variant-a.rvt variant-b.rvt --context 5");
         cmd.SetAction(p => DiffCommand.Run(p.GetValue(a)!, p.GetValue(b)!, p.GetValue(json), p.GetValue(context), !p.GetValue(noPinpoint), stdout));
         return cmd;
@@ -256,16 +254,13 @@ public static class CliApp
     {
         var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
-        var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" }.NoEmptyPath();
-        guest.CompletionSources.Add(FileCompletion.Source(".elf"));
+        var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" }.NoEmptyPath().CompletesFiles(".elf");
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };
         var json = new Option<bool>("--json") { Description = "Print the figures as one JSON document" };
-        var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" }.NoEmptyPath();
-        trace.CompletionSources.Add(FileCompletion.Source(".rvt"));
+        var trace = new Option<string?>("--trace") { HelpName = "trace.rvt", Description = "Instead: time-travel figures for this trace (replay with and without the snapshot ladder, reverse-stepi at the end (--rounds steps), goto from a fresh session)" }.NoEmptyPath().CompletesFiles(".rvt");
         var rssBaseline = new Option<string?>("--rss-baseline") { HelpName = "small.rvt", Description = "With --trace: also replay this (shorter) trace and the --trace one each in a process of its own and compare their peak RSS" }.NoEmptyPath();
         var peakRss = new Option<bool>("--peak-rss") { Hidden = true, Description = "With --trace: only replay it and print this process's peak RSS (used by --rss-baseline)" };
-        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true }.NoEmptyPath();
-        diff.CompletionSources.Add(FileCompletion.Source(".rvt"));
+        var diff = new Option<string[]>("--diff") { HelpName = "A.rvt B.rvt", Description = "Instead: `diff` figures for two traces (the event diff's time; the pinpoint's cost at 1, 10 and 100 times their checkpoint interval, from keyframes and from 0 when they have keyframes)", Arity = new ArgumentArity(2, 2), AllowMultipleArgumentsPerToken = true }.NoEmptyPath().CompletesFiles(".rvt");
         var maxInstructions = new Option<ulong>("--max-instructions")
         {
             Description = "With --guest: a run of the guest that reaches this many instructions is an error (exit 4): bench measures runs that end",

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
-using System.Runtime.InteropServices;
 using Replayvisor.Replay;
 
 namespace Replayvisor.Cli;
@@ -72,12 +71,13 @@ public static class InputFiles
     }
 
     /// <summary>
-    /// Refuses an output path that names an input of the same command (the path itself or a
-    /// symbolic link to it): writing there would destroy the input before (or while) it is read.
+    /// Refuses an output path that names an input of the same command (the path itself, a symbolic
+    /// link to it, a hard link, a path through a linked directory): writing there would destroy the
+    /// input before (or while) it is read.
     /// </summary>
     public static void RefuseOverwritingInput(string output, string input, string what)
     {
-        if (FilePaths.Canonical(output) == FilePaths.Canonical(input))
+        if (FilePaths.SameFile(output, input))
             throw new CliException(ExitCodes.Usage, $"{output}: is the {what} itself: writing it would destroy it (choose another output file)");
     }
 
@@ -89,21 +89,8 @@ public static class InputFiles
     public static bool IsSpecialFile(string path)
     {
         if (Directory.Exists(path)) return true;
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64) return false;
-        var stat = new byte[StatSize];
-        try
-        {
-            if (Stat(path, stat) != 0) return false; // nothing there (or not reachable: the write reports it)
-        }
-        catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException) { return false; }
-        uint mode = BitConverter.ToUInt32(stat, StatModeOffset);
-        return (mode & SIfmt) != SIfreg;
+        return FilePaths.Stat(path) is { } stat && (stat.Mode & SIfmt) != SIfreg;
     }
 
-    // struct stat of Linux x86-64 (<bits/struct_stat.h>): st_mode after st_dev, st_ino, st_nlink (8 bytes each); 144 bytes in all.
-    private const int StatSize = 144, StatModeOffset = 24;
     private const uint SIfmt = 0xF000, SIfreg = 0x8000;
-
-    [DllImport("libc", EntryPoint = "stat", SetLastError = true)]
-    private static extern int Stat([MarshalAs(UnmanagedType.LPUTF8Str)] string path, [Out] byte[] buf);
 }

@@ -21,7 +21,7 @@ public class BadInputTests
     [InlineData("--output", "record", "KERNEL", "-o", "")]
     [InlineData("<trace.rvt>", "info", "")]
     [InlineData("<trace.rvt>", "replay", "")]
-    [InlineData("<a>", "diff", "", "TRACE")]
+    [InlineData("<a.rvt>", "diff", "", "TRACE")]
     [InlineData("--output", "export", "TRACE", "-o", "")]
     [InlineData("--output", "index", "TRACE", "-o", "")]
     [InlineData("--batch", "debug", "TRACE", "--batch", "")]
@@ -173,6 +173,39 @@ public class BadInputTests
         File.Copy(Hello.Value, trace);
         Cli.AssertOneLineError(Cli.Run("export", trace, "-o", trace), 2, "is the trace itself");
         Assert.Equal(File.ReadAllBytes(Hello.Value), File.ReadAllBytes(trace));
+    }
+
+    /// <summary>
+    /// The input under another name that is no symbolic link to it: a path through a linked directory
+    /// (`here/t.rvt`, `here -> .`) or a hard link. Before, only the full path and a link's target were
+    /// compared: export wrote its JSON over the trace, record its trace over the kernel, and diff called
+    /// the trace and itself "identical" (exit 0). Now the device and inode are compared too.
+    /// </summary>
+    [Fact]
+    public void TheInputReachedThroughALinkedDirectoryOrAHardLinkIsStillTheInput()
+    {
+        string trace = Cli.TempFile("hello.rvt");
+        File.Copy(Hello.Value, trace);
+        string dir = Path.GetDirectoryName(trace)!;
+        string here = Path.Combine(dir, "here");
+        Directory.CreateSymbolicLink(here, ".");
+        string hard = Path.Combine(dir, "hard.rvt");
+        Assert.Equal(0, Cli.Shell($"ln '{trace}' '{hard}'").Code);
+        foreach (string other in new[] { Path.Combine(here, "hello.rvt"), hard })
+        {
+            Cli.AssertOneLineError(Cli.Run("export", trace, "-o", other), 2, "is the trace itself");
+            Assert.Equal(File.ReadAllBytes(Hello.Value), File.ReadAllBytes(trace));
+            Cli.AssertOneLineError(Cli.Run("diff", trace, other), 22, "compared with itself");
+        }
+        string kernel = Path.Combine(dir, "hello.elf");
+        File.Copy(Cli.Guest("hello"), kernel);
+        string hardKernel = Path.Combine(dir, "hard.elf");
+        Assert.Equal(0, Cli.Shell($"ln '{kernel}' '{hardKernel}'").Code);
+        foreach (string other in new[] { Path.Combine(here, "hello.elf"), hardKernel })
+        {
+            Cli.AssertOneLineError(Cli.Run("record", kernel, "-o", other), 2, "is the kernel itself");
+            Assert.Equal(File.ReadAllBytes(Cli.Guest("hello")), File.ReadAllBytes(kernel));
+        }
     }
 
     /// <summary>

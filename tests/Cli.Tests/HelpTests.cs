@@ -67,6 +67,27 @@ public class HelpTests
     }
 
     [Fact]
+    public void HelpDoesNotDependOnTheWorkingDirectory()
+    {
+        // A directory holding a subdirectory and a file of every extension the CLI completes: the
+        // help run there must name no entry of it (file completions are not help names).
+        string dir = Directory.CreateTempSubdirectory("rv-help-cwd").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "zzmarkerdir"));
+            foreach (string ext in new[] { ".rvt", ".elf", ".json" }) File.WriteAllText(Path.Combine(dir, "zzmarker" + ext), "");
+            var commands = CommandTree.All(CliApp.Build(TextWriter.Null, TextWriter.Null)).Select(c => string.Join(' ', PathOf(c)));
+            string loop = string.Join("; ", commands.Select(c => $"echo '## {c}'; dotnet \"$RV\" {c} --help"));
+            var r = Cli.Shell($"cd '{dir}' && {{ {loop}; }}");
+            Assert.Equal("", r.Stderr);
+            Assert.Contains("## diff", r.Stdout);
+            Assert.Contains("diff <a.rvt> <b.rvt>", r.Stdout);
+            Assert.DoesNotContain("zzmarker", r.Stdout);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void HelpForAnUnknownCommandIsOneLineAndExitTwo()
     {
         var r = Cli.Run("help", "frobnicate");

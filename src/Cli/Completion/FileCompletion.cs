@@ -9,10 +9,24 @@ namespace Replayvisor.Cli.Completion;
 /// </summary>
 public static class FileCompletion
 {
+    /// <remarks>
+    /// Gives the argument a help name when it has none (its name and the extension, e.g. `a.rvt`):
+    /// without one, System.CommandLine's help shows an argument's completions as its name, which here
+    /// would list the current directory's entries in `--help`.
+    /// </remarks>
     public static Argument<T> CompletesFiles<T>(this Argument<T> argument, string extension)
     {
+        argument.HelpName ??= argument.Name + extension;
         argument.CompletionSources.Add(Source(extension));
         return argument;
+    }
+
+    /// <summary>As <see cref="CompletesFiles{T}(Argument{T}, string)"/> for an option's value; the help name, when none is set, is `file` and the extension.</summary>
+    public static Option<T> CompletesFiles<T>(this Option<T> option, string extension)
+    {
+        option.HelpName ??= "file" + extension;
+        option.CompletionSources.Add(Source(extension));
+        return option;
     }
 
     public static Func<CompletionContext, IEnumerable<CompletionItem>> Source(string extension) =>

@@ -46,7 +46,7 @@ public static class Comparability
     /// <summary>Throws <see cref="IncomparableTracesException"/> with one clear line when the traces cannot be compared.</summary>
     public static void Check(string pathA, TraceReader a, string pathB, TraceReader b)
     {
-        if (string.Equals(FilePaths.Canonical(pathA), FilePaths.Canonical(pathB), StringComparison.Ordinal))
+        if (FilePaths.SameFile(pathA, pathB))
             throw new IncomparableTracesException(IncomparableKind.SameTrace, $"{pathA}: a trace compared with itself (give two recordings)");
         if (EventFormat(a) != EventFormat(b))
             throw new IncomparableTracesException(IncomparableKind.FormatVersions,
