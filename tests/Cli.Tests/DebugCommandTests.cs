@@ -90,6 +90,23 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AnEventStopAndWhereNameCodeAddressesAsDumpDoes()
+    {
+        // events.rvt: the first iret (68,194), made from the hypercall page's stub that trap_return jumps to.
+        var dump = Cli.Run("dump", Trace, "--kind", "hypercall");
+        string iret = dump.Stdout.Split('\n').First(l => l.Contains("hypercall iret()", StringComparison.Ordinal)).Trim();
+        Assert.Contains(" <hypercall_page+0x", iret);
+        Assert.Contains("(jumped to from trap_return)", iret);
+        var r = Debug("catch hypercall iret", "continue", "where", "events 1");
+        Assert.True(r.Code == 0, r.ToString());
+        // The stop line's event reads as dump prints it, symbols and all.
+        Assert.Contains($": event: {iret}\n", r.Stdout);
+        // So do the events around the position in `where` and `events`.
+        Assert.Equal(2, Regex.Matches(r.Stdout, $@"(?m)^  #\d+ {Regex.Escape(iret)}$").Count);
+        Assert.DoesNotMatch(@"(?m)^  #\d+ .*from 0x[0-9a-f]{8}(?! <)", r.Stdout);
+    }
+
+    [Fact]
     public void EventCatchpointsAndTheEdgesOfTheTrace()
     {
         var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");

@@ -156,7 +156,7 @@ public sealed class Debugger
             StopKind.Breakpoint when stop.Breakpoint!.Id == 0 => "",
             StopKind.Breakpoint => $"breakpoint {stop.Breakpoint!.Id} ({_descriptions.GetValueOrDefault(stop.Breakpoint.Id)})",
             StopKind.Watchpoint => $"watchpoint {stop.Watch!.Watch.Id} ({_descriptions.GetValueOrDefault(stop.Watch.Watch.Id)}): {stop.Watch.Access.ToString().ToLowerInvariant()}, {Values(stop.Watch)}",
-            StopKind.Event => "event: " + EventText.Text(stop.Event!).TrimStart(),
+            StopKind.Event => "event: " + EventText.Text(stop.Event!, _s.Symbols, _s.IretJumpers).TrimStart(),
             StopKind.EndOfTrace => "the end of the trace" + (stop.Exit is { } e ? $" ({e.Kind}: {e.Detail})" : ""),
             StopKind.BeginningOfTrace => "the beginning of the trace",
             StopKind.Diverged => "the replay diverged from the recording: " + _s.Replayer.Verifier.First!.What,

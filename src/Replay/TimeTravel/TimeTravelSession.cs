@@ -63,6 +63,9 @@ public sealed class TimeTravelSession
     public TraceReplayer Replayer => _replayer;
     public SnapshotLadder Ladder { get; }
     public GuestSymbols Symbols { get; }
+    /// <summary>The function(s) that jump to the iret stub, as `dump` names them after an iret (IretJumpers; found on first use).</summary>
+    public string IretJumpers => _iretJumpers ??= Engine.Boot.IretJumpers.Of(Reader.GuestImage.Span, Symbols);
+    private string? _iretJumpers;
     public ulong Icount => _replayer.Icount;
     public long EventIndex => _replayer.EventIndex;
     public TraceReader Reader => _replayer.Reader;
