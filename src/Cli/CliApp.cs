@@ -244,7 +244,7 @@ public static class CliApp
         var json = new Option<bool>("--json") { Description = "Print one JSON document (schema: docs/diff.md)" };
         var context = new Option<int>("--context") { Description = "Equal events shown around each difference", DefaultValueFactory = _ => 3 };
         var noPinpoint = new Option<bool>("--no-pinpoint") { Description = "Same guest image: do not re-execute the runs to find the first differing instruction" };
-        var cmd = new Command("diff", "Compare two traces: where the runs part ways (exit 0 same, 1 different)") { a, b, json, context, noPinpoint };
+        var cmd = new Command("diff", "Compare two traces: where the runs part ways (exit 0 same, 1 different; one run ending early and agreeing up to there: 12 an incomplete trace, 15 stopped by its recorder)") { a, b, json, context, noPinpoint };
         cmd.WithExample("replayvisor diff variant-a.rvt variant-b.rvt --context 5");
         cmd.SetAction(p => DiffCommand.Run(p.GetValue(a)!, p.GetValue(b)!, p.GetValue(json), p.GetValue(context), !p.GetValue(noPinpoint), stdout));
         return cmd;

@@ -22,6 +22,11 @@ public static class ExitCodes
     public const int TracePrefixOnly = TraceTruncated;
     public const int GuestRebooted = 13;
     public const int GuestIdle = 14;
+    /// <summary>
+    /// diff: one run was stopped by its recorder (its instruction limit, or Ctrl-C/SIGTERM) before the other and
+    /// agrees with it up to there. Not 12: its trace is complete, nothing is missing or damaged.
+    /// </summary>
+    public const int DiffAgreesToStop = 15;
     /// <summary>diff: the traces were recorded with settings that make them incomparable (memory, clock, Xen ABI).</summary>
     public const int TracesIncomparable = 20;
     /// <summary>diff: the traces are of unrelated guests.</summary>

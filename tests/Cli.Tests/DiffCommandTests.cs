@@ -96,4 +96,82 @@ public class DiffCommandTests
             Path.Combine(Cli.RepoRoot, "traces", "v2", "sched-chaos.rvt")), 23, "different format versions (1 and 2)");
         Cli.AssertOneLineError(Cli.Run("diff", a, b, "--context", "-1"), 2, "--context");
     }
+
+    /// <summary>sched recorded whole, and the same run stopped at its instruction limits of 30 and 20 million.</summary>
+    private static readonly Lazy<(string Whole, string At30M, string At20M)> Limited = new(() =>
+    {
+        string whole = Cli.TempFile("sched-whole.rvt"), at30 = Cli.TempFile("sched-30m.rvt"), at20 = Cli.TempFile("sched-20m.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("sched"), "-o", whole).Code);
+        Assert.Equal(4, Cli.Run("record", Cli.Guest("sched"), "-o", at30, "--max-instructions", "30000000").Code);
+        Assert.Equal(4, Cli.Run("record", Cli.Guest("sched"), "-o", at20, "--max-instructions", "20000000").Code);
+        return (whole, at30, at20);
+    });
+
+    [Fact]
+    public void ARunStoppedAtItsInstructionLimitAgreesWithTheWholeRunUpToThereAndExits15()
+    {
+        var (whole, at30, at20) = Limited.Value;
+        // Not a divergence (exit 1) and not an incomplete trace (12): the recorder stopped that run, which simply went on in the other.
+        var r = Cli.Run("diff", whole, at30);
+        Assert.True(r.Code == 15, r.ToString());
+        Assert.Equal("", r.Stderr);
+        Assert.Contains($"the runs agree up to instruction 30,000,000, where B ({at30}) was stopped at its instruction limit; A goes on to instruction ", r.Stdout);
+        Assert.Matches(@"\nB's (\d+) events are A's first \1; A's [1-9]\d* later events are not compared\n", r.Stdout);
+        Assert.DoesNotContain("divergence", r.Stdout);
+        Assert.DoesNotContain("pinpoint", r.Stdout);
+        Assert.DoesNotContain("@@", r.Stdout);
+        // Either way round.
+        var ba = Cli.Run("diff", at30, whole);
+        Assert.True(ba.Code == 15, ba.ToString());
+        Assert.Contains($"where A ({at30}) was stopped at its instruction limit; B goes on", ba.Stdout);
+        // Two limits: the lower one ends early, the other run goes on to its own limit.
+        var two = Cli.Run("diff", at30, at20);
+        Assert.True(two.Code == 15, two.ToString());
+        Assert.Contains($"the runs agree up to instruction 20,000,000, where B ({at20}) was stopped at its instruction limit; A goes on to instruction 30,000,000 (InstructionLimit)", two.Stdout);
+
+        foreach (var (args, side) in new[] { (new[] { whole, at30 }, "b"), (new[] { at30, whole }, "a") })
+        {
+            var j = Cli.Run(["diff", .. args, "--json"]);
+            Assert.True(j.Code == 15, j.ToString());
+            JsonSchemaCheck.AssertValid("diff.schema.json", j.Stdout);
+            var root = JsonDocument.Parse(j.Stdout).RootElement;
+            Assert.Equal("stopped", root.GetProperty("result").GetString());
+            var end = root.GetProperty("endsEarly");
+            Assert.Equal(side, end.GetProperty("side").GetString());
+            Assert.Equal("stopped", end.GetProperty("kind").GetString());
+            Assert.Equal("stopped at its instruction limit", end.GetProperty("reason").GetString());
+            Assert.Equal(30_000_000UL, end.GetProperty("icount").GetUInt64());
+            Assert.True(end.GetProperty("notCompared").GetInt32() > 0);
+            Assert.Equal(JsonValueKind.Null, root.GetProperty("firstDivergence").ValueKind);
+            Assert.Equal(0, root.GetProperty("hunks").GetArrayLength());
+            Assert.False(root.TryGetProperty("pinpoint", out _), "nothing differs, so nothing is pinpointed");
+        }
+    }
+
+    [Fact]
+    public void ADifferenceBeforeTheInstructionLimitIsStillADivergenceWithItsPinpoint()
+    {
+        // Other chaos seeds delay sched's timer differently: the runs part well before the limit.
+        string whole = Cli.TempFile("chaos1.rvt"), limited = Cli.TempFile("chaos2-30m.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("sched"), "-o", whole, "--chaos", "1").Code);
+        Assert.Equal(4, Cli.Run("record", Cli.Guest("sched"), "-o", limited, "--chaos", "2", "--max-instructions", "30000000").Code);
+        foreach (var (args, sn, on) in new[] { (new[] { whole, limited }, "B", "A"), (new[] { limited, whole }, "A", "B") })
+        {
+            var r = Cli.Run(["diff", .. args]);
+            Assert.True(r.Code == 1, r.ToString());
+            Assert.Contains("<== first divergence", r.Stdout);
+            Assert.Contains("first instruction with a different result: instruction ", r.Stdout);
+            Assert.Contains($"note: {sn} ({limited}) was stopped at its instruction limit, instruction 30,000,000; {on}'s ", r.Stdout);
+            Assert.DoesNotContain("the runs agree", r.Stdout);
+            // The limit's own closing event is not one of the run's events.
+            Assert.DoesNotContain("InstructionLimit stopped after the instruction limit", r.Stdout[r.Stdout.IndexOf("@@", StringComparison.Ordinal)..]);
+            var j = Cli.Run(["diff", .. args, "--json"]);
+            Assert.True(j.Code == 1, j.ToString());
+            JsonSchemaCheck.AssertValid("diff.schema.json", j.Stdout);
+            var root = JsonDocument.Parse(j.Stdout).RootElement;
+            Assert.Equal("different", root.GetProperty("result").GetString());
+            Assert.Equal("stopped", root.GetProperty("endsEarly").GetProperty("kind").GetString());
+            Assert.True(root.GetProperty("pinpoint").GetProperty("icount").GetUInt64() < 30_000_000UL);
+        }
+    }
 }

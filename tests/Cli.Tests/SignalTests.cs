@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Text.Json;
+using System.Text.RegularExpressions;
 
 namespace Replayvisor.Cli.Tests;
 
@@ -71,5 +73,40 @@ public class SignalTests
         Cli.AssertOneLineError(r, 12, "incomplete");
         Assert.Contains("echo: ready", r.Stdout);
         Assert.Contains("replayed bit-exactly", r.Stderr);
+    }
+
+    [Fact]
+    public void DiffOfARecordingStoppedBySigtermAgreesWithTheWholeRunUpToTheStop()
+    {
+        // echo waits for input after "ready": stopped there, and the same run given its lines there instead, to the end.
+        string stopped = Cli.TempFile("stopped.rvt"), whole = Cli.TempFile("whole.rvt");
+        using (var p = StartRecording(stopped))
+        {
+            WaitForLine(p, "ready");
+            using (var kill = Process.Start("kill", $"-TERM {p.Id}")) kill.WaitForExit();
+            Assert.True(p.WaitForExit(60_000));
+            Assert.Equal(130, p.ExitCode);
+        }
+        using (var p = StartRecording(whole))
+        {
+            WaitForLine(p, "ready");
+            p.StandardInput.Write("abc\nquit\n");
+            p.StandardInput.Close();
+            Assert.True(p.WaitForExit(60_000));
+            Assert.Equal(0, p.ExitCode);
+        }
+        var r = Cli.Run("diff", whole, stopped);
+        Assert.True(r.Code == 15, r.ToString());
+        Assert.Equal("", r.Stderr);
+        Assert.Matches($@"the runs agree up to instruction [\d,]+, where B \({Regex.Escape(stopped)}\) was stopped on request \(Ctrl-C or SIGTERM\); A goes on to instruction [\d,]+ \(GuestShutdown\)\n", r.Stdout);
+        Assert.DoesNotContain("divergence", r.Stdout);
+        var ba = Cli.Run("diff", stopped, whole, "--json");
+        Assert.True(ba.Code == 15, ba.ToString());
+        JsonSchemaCheck.AssertValid("diff.schema.json", ba.Stdout);
+        var root = JsonDocument.Parse(ba.Stdout).RootElement;
+        Assert.Equal("stopped", root.GetProperty("result").GetString());
+        Assert.Equal("a", root.GetProperty("endsEarly").GetProperty("side").GetString());
+        Assert.Equal("stopped on request (Ctrl-C or SIGTERM)", root.GetProperty("endsEarly").GetProperty("reason").GetString());
+        Assert.True(root.GetProperty("endsEarly").GetProperty("notCompared").GetInt32() > 0);
     }
 }

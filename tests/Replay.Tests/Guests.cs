@@ -5,7 +5,7 @@ namespace Replayvisor.Replay.Tests;
 /// <summary>The guest kernels of guests/, built once per test run with make if they are missing.</summary>
 public static class Guests
 {
-    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "preempt", "debugregs", "ticker", "smp", "databp", "vcpuop"];
+    public static readonly string[] Names = ["hello", "traps", "pagetables", "segments", "events", "failsafe", "multicall", "sched", "echo", "syscalls", "interfaces", "preempt", "debugregs", "ticker", "smp", "databp", "vcpuop", "stacked"];
 
     /// <summary>Two builds of one kernel that differ in one function (guests/variant).</summary>
     public static readonly string[] Variants = ["variant-a", "variant-b"];

@@ -14,6 +14,8 @@ public static class DiffCommand
         using var b = TraceFiles.Open(pathB);
         var result = Compare(pathA, a, pathB, b, context, pinpoint);
         output.Write(json ? DiffJson.Render(result) : DiffText.Render(result));
+        // A run its recorder stopped (instruction limit, Ctrl-C) is complete as far as it goes: a result, like 0 and 1, not an error.
+        if (result.AgreeToEarlyEnd && result.EndsEarly is { Stopped: true }) return ExitCodes.DiffAgreesToStop;
         if (result.AgreeToEarlyEnd && result.EndsEarly is { } end)
         {
             // Like `replay` of such a trace: exit 12 says only a prefix could be checked (README's table), never a divergence.

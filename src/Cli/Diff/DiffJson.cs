@@ -15,7 +15,7 @@ public static class DiffJson
         var o = new JsonObject
         {
             ["schema"] = Schema,
-            ["result"] = r.Identical ? "identical" : r.AgreeToEarlyEnd ? "incomplete" : "different",
+            ["result"] = r.Identical ? "identical" : r.AgreeToEarlyEnd ? r.EndsEarly is { Stopped: true } ? "stopped" : "incomplete" : "different",
             ["sameImage"] = r.SameImage,
             ["a"] = Side(r.A),
             ["b"] = Side(r.B),
@@ -31,7 +31,10 @@ public static class DiffJson
         o["endsEarly"] = r.EndsEarly is { } end
             ? new JsonObject
             {
-                ["side"] = end.IsA ? "a" : "b", ["reason"] = end.Trace.Reader.IncompleteReason, ["icount"] = end.Trace.FinalIcount,
+                ["side"] = end.IsA ? "a" : "b",
+                ["kind"] = end.Stopped ? "stopped" : "incomplete",
+                ["reason"] = end.Stopped ? "stopped " + end.Trace.StoppedBy : end.Trace.Reader.IncompleteReason,
+                ["icount"] = end.Trace.FinalIcount,
                 ["notCompared"] = end.NotCompared,
             }
             : null;

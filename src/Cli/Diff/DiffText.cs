@@ -13,6 +13,14 @@ public static class DiffText
         var sb = new StringBuilder();
         sb.AppendLine($"--- {r.A.Path}\t{r.A.Reader.Header.GuestImageName} ({r.A.Events.Count} events, {r.A.FinalIcount:N0} instructions, {r.A.Exit})");
         sb.AppendLine($"+++ {r.B.Path}\t{r.B.Reader.Header.GuestImageName} ({r.B.Events.Count} events, {r.B.FinalIcount:N0} instructions, {r.B.Exit})");
+        if (r.AgreeToEarlyEnd && r.EndsEarly is { Stopped: true } stop)
+        {
+            // The recorder ended that run (docs/diff.md "Runs that end early"): the other run simply goes on.
+            var (s, o, sn, on) = stop.IsA ? (r.A, r.B, "A", "B") : (r.B, r.A, "B", "A");
+            sb.AppendLine($"the runs agree up to instruction {s.FinalIcount:N0}, where {sn} ({s.Path}) was stopped {s.StoppedBy}; {on} goes on to instruction {o.FinalIcount:N0} ({o.Exit})");
+            sb.AppendLine($"{sn}'s {r.Lines.Count} events are {on}'s first {r.Lines.Count}; {on}'s {stop.NotCompared} later events are not compared");
+            return sb.ToString();
+        }
         if (r.AgreeToEarlyEnd && r.EndsEarly is { } end)
         {
             // Not a divergence: the incomplete trace holds less of the run, and all of it agrees (docs/diff.md "Incomplete traces").
@@ -48,7 +56,8 @@ public static class DiffText
         if (r.EndsEarly is { } cut)
         {
             var (s, sn, on) = cut.IsA ? (r.A, "A", "B") : (r.B, "B", "A");
-            sb.AppendLine($"note: {sn} ({s.Path}) is incomplete ({s.Reader.IncompleteReason}) and ends at instruction {s.FinalIcount:N0}; {on}'s {cut.NotCompared} later events are not compared");
+            string why = cut.Stopped ? $"was stopped {s.StoppedBy}, instruction" : $"is incomplete ({s.Reader.IncompleteReason}) and ends at instruction";
+            sb.AppendLine($"note: {sn} ({s.Path}) {why} {s.FinalIcount:N0}; {on}'s {cut.NotCompared} later events are not compared");
         }
         if (r.FirstEvent is { } fe)
         {

@@ -74,7 +74,7 @@ public static class DiffEvents
                     foreach (var (icount, bytes) in pendingConsole) AddConsole(icount, bytes, "");
                     pendingConsole.Clear();
                     FlushLine();
-                    list.Add(new DiffEvent(Shutdown, $"shutdown {s.Reason} {s.Exit} {s.Detail}", $"shutdown {s.Reason} {s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}", s.Icount, ""));
+                    list.Add(new DiffEvent(Shutdown, $"shutdown {s.Reason} {s.Exit} {s.Detail}", Text.EventText.Shutdown(s), s.Icount, ""));
                     break;
             }
         }

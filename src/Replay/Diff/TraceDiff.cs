@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 
 namespace Replayvisor.Replay.Diff;
@@ -16,6 +17,16 @@ public sealed class DiffSide
         Events = DiffEvents.From(Raw, Symbols, IretJumpers);
         FinalIcount = reader.Summary?.FinalIcount ?? (Raw.Count > 0 ? Raw[^1].Icount : 0);
         Exit = reader.Summary is { } s ? s.Exit.ToString() : "incomplete";
+        // The recorder's own closing event of a run it ended (RunOutcome.ClosingEvent): its instruction limit, or a stop request.
+        if (reader.Complete && Raw.Count > 0 && Raw[^1] is ShutdownEvent last)
+            StoppedBy = last.Exit switch
+            {
+                ExitKind.InstructionLimit => "at its instruction limit",
+                ExitKind.Stopped when last.Detail == RunOutcome.InterruptedDetail => "on request (Ctrl-C or SIGTERM)",
+                _ => null,
+            };
+        Held = StoppedBy != null ? Raw.Take(Raw.Count - 1).ToList() : Raw;
+        HeldEvents = StoppedBy != null && Events.Count > 0 && Events[^1].Kind == DiffEvents.Shutdown ? Events.Take(Events.Count - 1).ToList() : Events;
         // A recorder killed while the guest was writing a line leaves it without its newline: its last aligned event.
         var lastOutput = Raw.LastOrDefault(e => e is ConsoleOutputEvent or ShutdownEvent);
         UnterminatedLine = !reader.Complete && lastOutput is ConsoleOutputEvent c && c.Bytes.Count > 0 && c.Bytes[^1] != (byte)'\n'
@@ -31,16 +42,32 @@ public sealed class DiffSide
     public IReadOnlyList<DiffEvent> Events { get; }
     public ulong FinalIcount { get; }
     public string Exit { get; }
+    /// <summary>
+    /// How the recorder, not the guest, ended the run ("at its instruction limit", "on request (Ctrl-C or SIGTERM)"):
+    /// the trace is complete, but the run would have gone on. Null when the guest's run ended by itself.
+    /// </summary>
+    public string? StoppedBy { get; }
+    /// <summary>The run goes on past what the trace holds: its recorder was killed (incomplete) or ended it (<see cref="StoppedBy"/>).</summary>
+    public bool EndsOpen => !Reader.Complete || StoppedBy != null;
+    /// <summary>The recorded events of the run itself: without the recorder's closing event when it ended the run.</summary>
+    public IReadOnlyList<TraceEvent> Held { get; }
+    /// <summary>The aligned events of the run itself: without the recorder's closing shutdown when it ended the run.</summary>
+    public IReadOnlyList<DiffEvent> HeldEvents { get; }
     /// <summary>An incomplete trace whose last aligned event is a console line cut short by the recorder's end (no newline yet).</summary>
     public bool UnterminatedLine { get; }
 }
 
 /// <summary>
-/// An incomplete trace (its recorder was killed or stopped before it closed the trace: docs/record-replay.md
-/// "Killed and interrupted recorders") that ends before the other run: what the other run did after its
-/// end is not compared (<paramref name="NotCompared"/> of its aligned events).
+/// A trace that ends before the other run while its own run went on: an incomplete trace (its recorder was killed
+/// before it closed the trace: docs/record-replay.md "Killed and interrupted recorders"), or a run the recorder ended
+/// at its instruction limit or on request (<see cref="DiffSide.StoppedBy"/>). What the other run did after its end
+/// is not compared (<paramref name="NotCompared"/> of its aligned events).
 /// </summary>
-public sealed record EarlyEnd(DiffSide Trace, bool IsA, int NotCompared);
+public sealed record EarlyEnd(DiffSide Trace, bool IsA, int NotCompared)
+{
+    /// <summary>The run was stopped by its recorder (a complete trace), not cut short by a killed one.</summary>
+    public bool Stopped => Trace.StoppedBy != null;
+}
 
 /// <summary>The first recorded event where two runs of one guest image part ways (checkpoints and hypercall data bytes aside).</summary>
 public sealed record EventDivergence(int Index, ulong Icount, TraceEvent? A, TraceEvent? B);
@@ -64,11 +91,11 @@ public sealed record TraceDiffResult
     public required IReadOnlyList<DiffCount> ByHypercall { get; init; }
     /// <summary>Same image only: the first differing recorded event.</summary>
     public EventDivergence? FirstEvent { get; init; }
-    /// <summary>One trace is incomplete and ends before the other: the other's later events are not compared.</summary>
+    /// <summary>One trace is incomplete, or its run was stopped by the recorder, and ends before the other: the other's later events are not compared.</summary>
     public EarlyEnd? EndsEarly { get; init; }
     /// <summary>
-    /// The runs agree as far as the incomplete trace (<see cref="EndsEarly"/>) goes: every event it holds is, in order,
-    /// one of the other run's first events (docs/diff.md "Incomplete traces"). Neither identical nor different.
+    /// The runs agree as far as the trace that ends early (<see cref="EndsEarly"/>) goes: every event of its run is, in order,
+    /// one of the other run's first events (docs/diff.md "Runs that end early"). Neither identical nor different.
     /// </summary>
     public bool AgreeToEarlyEnd { get; init; }
     /// <summary>Same image only, when asked: the first instruction whose architectural state differs.</summary>
@@ -89,26 +116,27 @@ public static class TraceDiff
         IReadOnlyList<DiffEvent> eventsA = a.Events, eventsB = b.Events;
         var lines = EventAlignment.Align(eventsA, eventsB);
         int first = EventAlignment.FirstDifference(lines);
-        EventDivergence? firstEvent = sameImage ? FirstDivergentEvent(a.Raw, b.Raw) : null;
+        // The recorder's closing event of a run it ended is not the guest's: left out, so that the run ends where it stopped.
+        EventDivergence? firstEvent = sameImage ? FirstDivergentEvent(a.Held, b.Held) : null;
         bool identical = first < 0 && a.FinalIcount == b.FinalIcount && a.Exit == b.Exit && (!sameImage || firstEvent == null);
         EarlyEnd? early = null;
         bool agreeToEnd = false;
-        if (!identical && ShorterIncomplete(a, b) is var (shortSide, isA))
+        if (!identical && ShorterOpen(a, b) is var (shortSide, isA))
         {
             var other = isA ? b : a;
-            // What the incomplete trace holds is compared with the same stretch of the other run, never with what
-            // the other run did after it ended: a trace cut short must not look like a divergence.
-            var shortEvents = shortSide.Events;
-            var otherEvents = other.Events;
+            // What the short trace holds is compared with the same stretch of the other run, never with what the other
+            // run did after it ended: a trace cut short, or a run stopped at its limit, must not look like a divergence.
+            var shortEvents = shortSide.HeldEvents;
+            var otherEvents = other.HeldEvents;
             // Events the short trace never got to (the recording's end) in the other run:
             // for one guest image, the events after its last recorded instruction count.
             if (sameImage) otherEvents = [.. otherEvents.Where(e => e.Icount <= shortSide.FinalIcount)];
-            int compared = PrefixOf(shortSide, other.Events);
+            int compared = PrefixOf(shortSide, other.HeldEvents);
             if (compared >= 0 && (firstEvent == null || RanOut(firstEvent, isA)))
             {
                 agreeToEnd = true;
                 shortEvents = [.. shortEvents.Take(compared)];
-                otherEvents = [.. other.Events.Take(compared)];
+                otherEvents = [.. other.HeldEvents.Take(compared)];
                 firstEvent = null;
             }
             else if (firstEvent != null && RanOut(firstEvent, isA)) firstEvent = null;
@@ -117,8 +145,8 @@ public static class TraceDiff
             // Different images have no common instruction counts: the other run's events aligned after the short trace's last are not compared.
             int lastShort = lines.FindLastIndex(l => (isA ? l.A : l.B) != null);
             if (lastShort + 1 < lines.Count) lines.RemoveRange(lastShort + 1, lines.Count - lastShort - 1);
-            int notCompared = other.Events.Count - lines.Count(l => (isA ? l.B : l.A) != null);
-            // An incomplete trace that goes on as long as the other run (or longer) does not end early.
+            int notCompared = other.HeldEvents.Count - lines.Count(l => (isA ? l.B : l.A) != null);
+            // A short trace that goes on as long as the other run (or longer) does not end early.
             if (agreeToEnd || notCompared > 0) early = new EarlyEnd(shortSide, isA, notCompared);
             if (isA) eventsB = [.. lines.Where(l => l.B != null).Select(l => l.B!)];
             else eventsA = [.. lines.Where(l => l.A != null).Select(l => l.A!)];
@@ -145,29 +173,31 @@ public static class TraceDiff
     }
 
     /// <summary>
-    /// The incomplete trace that ends first (the one incomplete trace, or of two the one with fewer
-    /// events), when the other run goes on past it; null when both are complete.
+    /// The trace that ends first of those whose run goes on past it (<see cref="DiffSide.EndsOpen"/>: a killed recorder,
+    /// or a run the recorder ended at its instruction limit or on request): the one such trace, or of two the one
+    /// with fewer events; null when both runs ended by themselves.
     /// </summary>
-    private static (DiffSide Short, bool IsA)? ShorterIncomplete(DiffSide a, DiffSide b)
+    private static (DiffSide Short, bool IsA)? ShorterOpen(DiffSide a, DiffSide b)
     {
-        bool incA = !a.Reader.Complete, incB = !b.Reader.Complete;
-        if (incA && incB) return a.Events.Count < b.Events.Count || (a.Events.Count == b.Events.Count && a.FinalIcount < b.FinalIcount) ? (a, true) : (b, false);
-        if (incA) return (a, true);
-        if (incB) return (b, false);
+        bool openA = a.EndsOpen, openB = b.EndsOpen;
+        if (openA && openB)
+            return a.HeldEvents.Count < b.HeldEvents.Count || (a.HeldEvents.Count == b.HeldEvents.Count && a.FinalIcount < b.FinalIcount) ? (a, true) : (b, false);
+        if (openA) return (a, true);
+        if (openB) return (b, false);
         return null;
     }
 
     /// <summary>
-    /// How many aligned events of the incomplete trace <paramref name="s"/> are, in order, the first events of
+    /// How many aligned events of the run of <paramref name="s"/> (a trace that ends early) are, in order, the first events of
     /// <paramref name="other"/>, when all of them are (-1 when not). A console line the recorder's end cut short
     /// counts when the other run's next line begins with it.
     /// </summary>
     private static int PrefixOf(DiffSide s, IReadOnlyList<DiffEvent> other)
     {
-        int n = s.Events.Count - (s.UnterminatedLine ? 1 : 0);
+        int n = s.HeldEvents.Count - (s.UnterminatedLine ? 1 : 0);
         if (n > other.Count) return -1;
         for (int i = 0; i < n; i++)
-            if (s.Events[i].Key != other[i].Key) return -1;
+            if (s.HeldEvents[i].Key != other[i].Key) return -1;
         if (s.UnterminatedLine)
         {
             var next = other.Skip(n).FirstOrDefault(e => e.Kind == DiffEvents.Console);
@@ -176,7 +206,7 @@ public static class TraceDiff
         return n;
     }
 
-    /// <summary>Whether <paramref name="d"/> only says that the incomplete trace (A when <paramref name="shortIsA"/>) has no more events.</summary>
+    /// <summary>Whether <paramref name="d"/> only says that the trace that ends early (A when <paramref name="shortIsA"/>) has no more events.</summary>
     private static bool RanOut(EventDivergence d, bool shortIsA) => d.Index >= 0 && (shortIsA ? d.A == null : d.B == null);
 
     /// <summary>

@@ -43,6 +43,13 @@ public static class EventText
         iretJumpers.Length > 0 && h.Number == Engine.Boot.HypercallPage.IretHypercall && symbols?.FunctionOf(h.Site) == "hypercall_page";
 
     /// <summary>
+    /// "shutdown PowerOff GuestShutdown ..." as dump and diff print it. The reason is the guest's (SCHEDOP_shutdown) or
+    /// the crash's; a run the recorder ended (instruction limit, stop request) stores a placeholder there, which is left out.
+    /// </summary>
+    public static string Shutdown(ShutdownEvent s) =>
+        $"shutdown {(s.Exit is ExitKind.GuestShutdown or ExitKind.DomainCrashed ? s.Reason + " " : "")}{s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}";
+
+    /// <summary>
     /// One line per event; an event of a vCPU other than 0 ends with " [vcpu N]" (an upcall names
     /// its vCPU itself). <paramref name="iretJumpers"/>: the functions that jump to the iret stub
     /// (IretJumpers), named after an iret's site.
@@ -60,9 +67,7 @@ public static class EventText
         AsyncEvent a => $"{a.Icount,14} async {a.Kind} port {a.Port} arg {a.Arg}",
         ExceptionEvent x => $"{x.Icount,14} exception vector {x.Vector} error 0x{x.ErrorCode:x} cr2 0x{x.Cr2:x8} eip 0x{x.Eip:x8}{At(symbols, x.Eip)}{(x.Handler != 0 ? $" to 0x{x.Handler:x8}{At(symbols, x.Handler)}" : "")}",
         FailsafeEvent f => $"{f.Icount,14} failsafe eip 0x{f.Eip:x8}{At(symbols, f.Eip)} {f.Cause}",
-        // The reason is the guest's (SCHEDOP_shutdown) or the crash's; a run the recorder ended (instruction
-        // limit, stop request) stores a placeholder there, which the line leaves out.
-        ShutdownEvent s => $"{s.Icount,14} shutdown {(s.Exit is ExitKind.GuestShutdown or ExitKind.DomainCrashed ? s.Reason + " " : "")}{s.Exit}{(s.Detail.Length > 0 ? " " + s.Detail : "")}",
+        ShutdownEvent s => $"{s.Icount,14} {Shutdown(s)}",
         CheckpointEvent c => $"{c.Icount,14} checkpoint {Convert.ToHexStringLower(c.StateHash.AsSpan())}",
         _ => $"{e.Icount,14} {e.GetType().Name}",
     };
