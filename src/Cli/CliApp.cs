@@ -252,7 +252,7 @@ public static class CliApp
 
     private static Command BenchCmd(TextWriter stdout)
     {
-        var n = new Option<ulong>("--instructions") { Description = "Instructions per round", DefaultValueFactory = _ => 200_000_000 };
+        var n = new Option<ulong>("--instructions") { Description = "Instructions per round (at least 10,000; the interpreter runs a tenth)", DefaultValueFactory = _ => 200_000_000 };
         var rounds = new Option<int>("--rounds") { Description = "Rounds (the best is reported)", DefaultValueFactory = _ => 3 };
         var guest = new Option<string?>("--guest") { HelpName = "kernel.elf", Description = "Instead: run, record and replay this guest kernel and report overhead, speed and trace size" }.NoEmptyPath().CompletesFiles(".elf");
         var interval = new Option<ulong>("--checkpoint-interval") { Description = "Checkpoint interval for --guest", DefaultValueFactory = _ => 10_000_000 };

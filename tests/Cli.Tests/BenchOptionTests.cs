@@ -37,6 +37,26 @@ public class BenchOptionTests
         Assert.True(guest.Code == 0, guest.ToString());
     }
 
+    /// <summary>
+    /// The CPU bench with too few instructions to time is misuse in one line. Before, `--instructions 0` printed
+    /// NaN MIPS and exited 0, and with --json ended in an internal error (exit 70: JSON has no NaN).
+    /// </summary>
+    [Theory]
+    [InlineData("0")]
+    [InlineData("9999")]
+    public void TooFewInstructionsForTheCpuBenchAreMisuse(string instructions)
+    {
+        foreach (string[] json in new[] { Array.Empty<string>(), ["--json"] })
+        {
+            var r = Cli.Run(["bench", "--instructions", instructions, "--rounds", "1", .. json]);
+            Cli.AssertOneLineError(r, 2, $"--instructions {instructions}: must be at least 10,000");
+            Assert.Equal("", r.Stdout);
+        }
+        var least = Cli.Run("bench", "--instructions", "10000", "--rounds", "1", "--json");
+        Assert.True(least.Code == 0, least.ToString());
+        JsonSchemaCheck.AssertValid("bench-cpu.schema.json", least.Stdout);
+    }
+
     /// <summary>hello with `jmp $` (EB FE) at its entry: it never stops, and `bench --guest` used to run it forever.</summary>
     [Fact]
     public void AGuestThatNeverStopsEndsTheGuestBenchAtItsInstructionLimit()

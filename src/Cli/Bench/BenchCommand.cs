@@ -11,9 +11,16 @@ namespace Replayvisor.Cli.Bench;
 /// </summary>
 public static class BenchCommand
 {
+    /// <summary>The fewest instructions per round --instructions accepts.</summary>
+    public const ulong MinInstructions = 10_000;
+
     public static int Run(ulong instructions, int rounds, bool json, TextWriter output)
     {
         if (rounds < 1) throw new CliException(ExitCodes.Usage, $"--rounds {rounds}: must be at least 1");
+        // Fewer instructions measure the clocks, not the CPU: 0 gave NaN MIPS, and with --json an internal error
+        // (JSON has no NaN or infinity); the interpreter runs a tenth, so this is 1,000 for it.
+        if (instructions < MinInstructions)
+            throw new CliException(ExitCodes.Usage, $"--instructions {instructions}: must be at least {MinInstructions:N0} (the interpreter runs a tenth of them)");
         // With --json, stdout carries one document: the text lines are dropped, the figures collected.
         var text = json ? TextWriter.Null : output;
         var workloads = new JsonArray();
@@ -35,6 +42,9 @@ public static class BenchCommand
             }.ToJsonString(JsonOutput.Options));
         return 0;
     }
+
+    /// <summary>a / b, or null when b is 0 (a clock that read no time): JSON has no NaN or infinity.</summary>
+    private static double? Ratio(double a, double b) => b > 0 ? Math.Round(a / b, 3) : null;
 
     private static JsonObject Mips(double wall, double cpu) => new() { ["wallMips"] = Math.Round(wall, 3), ["cpuMips"] = Math.Round(cpu, 3) };
 
@@ -58,7 +68,7 @@ public static class BenchCommand
         results.Add(new JsonObject
         {
             ["name"] = name, ["compiled"] = Mips(comp, compCpu), ["blockCache"] = Mips(cached, cachedCpu), ["interpreter"] = Mips(plain, plainCpu),
-            ["ratio"] = Math.Round(cached / plain, 3), ["compiledOverBlockCache"] = Math.Round(compCpu / cachedCpu, 3),
+            ["ratio"] = Ratio(cached, plain), ["compiledOverBlockCache"] = Ratio(compCpu, cachedCpu),
         });
     }
 
