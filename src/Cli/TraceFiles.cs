@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay;
 
 namespace Replayvisor.Cli;
 
@@ -7,12 +8,14 @@ public static class TraceFiles
 {
     public static TraceReader Open(string path)
     {
+        // A trace is read by seeking (its index is at the end): a pipe (`cat t.rvt |`, `<(...)`) cannot be. A named
+        // pipe (mkfifo) is refused before it is opened: opening one blocks until something writes to it, which hung.
+        if (FilePaths.Stat(path) is { } st && (st.Mode & SIfmt) == SIfifo) throw FromPipe(path);
         FileStream stream = InputFiles.OpenRead(path);
-        // A trace is read by seeking (its index is at the end): a pipe (`cat t.rvt |`, `<(...)`) cannot be.
         if (!stream.CanSeek)
         {
             stream.Dispose();
-            throw new CliException(ExitCodes.IoError, $"{path}: cannot read a trace from a pipe: give the trace file itself");
+            throw FromPipe(path);
         }
         try
         {
@@ -24,6 +27,11 @@ public static class TraceFiles
             throw FromFormat(path, e);
         }
     }
+
+    private const uint SIfmt = 0xF000, SIfifo = 0x1000;
+
+    private static CliException FromPipe(string path) =>
+        new(ExitCodes.IoError, $"{path}: cannot read a trace from a pipe: give the trace file itself");
 
     public static CliException FromFormat(string path, TraceFormatException e) => new(e.Error switch
     {

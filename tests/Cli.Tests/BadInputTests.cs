@@ -40,6 +40,22 @@ public class BadInputTests
 
     private static readonly string Rv = Path.Combine(AppContext.BaseDirectory, "replayvisor.dll");
 
+    /// <summary>
+    /// A named pipe (mkfifo) given as a trace is refused at once, as an anonymous one is. Before, opening it blocked
+    /// until something wrote to it: `info`, `replay`, `debug` hung with nothing said (here: killed by timeout, 124).
+    /// </summary>
+    [Fact]
+    public void ANamedPipeGivenAsATraceIsRefusedWithoutWaitingForAWriter()
+    {
+        string fifo = Cli.TempFile("trace.rvt");
+        foreach (string command in new[] { "info", "replay", "dump" })
+        {
+            var r = Cli.Shell($"test -p '{fifo}' || mkfifo '{fifo}'; timeout 30 dotnet '{Rv}' {command} '{fifo}'");
+            Cli.AssertOneLineError(r, 74, $"{fifo}: cannot read a trace from a pipe");
+        }
+        Cli.AssertOneLineError(Cli.Shell($"timeout 30 dotnet '{Rv}' diff '{fifo}' '{Hello.Value}'"), 74, "cannot read a trace from a pipe");
+    }
+
     /// <summary>index renames a new file into place: over a FIFO (or /dev/null) that would replace the special file with a trace.</summary>
     [Fact]
     public void IndexRefusesToReplaceSomethingThatIsNotARegularFile()
