@@ -118,6 +118,19 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AWatchedRangeThatWrapsPast4GiBIsRefusedAndOneEndingThereIsNot()
+    {
+        var r = Debug("watch 0xfffffffe 4", "awatch 0xffffffff 2", "rwatch 0xfffffffc 4", "info breakpoints");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("(rv) watch 0xfffffffe 4\nerror: 0xfffffffe + 4 bytes wraps past 0xffffffff: a watched range must end at 0xffffffff or below\n", r.Stdout);
+        Assert.Contains("(rv) awatch 0xffffffff 2\nerror: 0xffffffff + 2 bytes wraps past 0xffffffff", r.Stdout);
+        // Its last byte at 0xffffffff: watched (unmapped here, as Xen's part of the address space is to a PV guest).
+        Assert.Contains("watchpoint 1: read 4 bytes at 0xfffffffc\n", r.Stdout);
+        Assert.Single(Regex.Matches(r.Stdout, @"(?m)^watchpoint \d+:"));
+        Assert.Equal(2, Regex.Matches(r.Stdout, "^error: ", RegexOptions.Multiline).Count);
+    }
+
+    [Fact]
     public void BadCommandsGetOneErrorLineAndTheSessionGoesOn()
     {
         var r = Debug("frobnicate", "break no_such_symbol", "watch 0x1000", "x/4x 0x10", "goto lots", "catch volcano", "when");

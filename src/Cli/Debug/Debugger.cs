@@ -239,6 +239,8 @@ public sealed class Debugger
         uint a = Location(Arg(args, 0, "watch LOC [LEN]"));
         ulong length = args.Length > 1 ? ParseCount(args[1]) : 4;
         if (length is < 1 or > Watchpoint.MaxLength) throw new DebugCommandException($"a watchpoint covers 1 to {Watchpoint.MaxLength} bytes");
+        if (!Watchpoint.Fits(a, (long)length))
+            throw new DebugCommandException($"0x{a:x8} + {length} bytes wraps past 0xffffffff: a watched range must end at 0xffffffff or below");
         int len = (int)length;
         int id = _nextId++;
         _watchpoints.Add(new Watchpoint(id, a, len, kind));

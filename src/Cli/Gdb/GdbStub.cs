@@ -291,7 +291,8 @@ public sealed class GdbStub
         if (_points.ContainsKey(key)) return "OK";
         // Watched memory may be unmapped here (gdb inserts its watchpoints again at every resume, also where
         // a reverse-continue found the range mapped): becoming mapped or unmapped is a change.
-        if (type >= 2 && kind is < 1 or > Watchpoint.MaxLength) return "E01";
+        // A range that wraps past 0xffffffff is refused as gdbserver refuses one it cannot watch (E01; gdb then says it could not insert it).
+        if (type >= 2 && (kind is < 1 or > Watchpoint.MaxLength || !Watchpoint.Fits((uint)addr, (long)kind))) return "E01";
         int newId = _nextId++;
         _points[key] = newId;
         if (type < 2) _breakpoints.Add(new Breakpoint(newId, addr));
