@@ -69,7 +69,7 @@ public static class CliApp
         root.Subcommands.Add(ReplayCmd(stderr));
         root.Subcommands.Add(IndexCmd(stderr));
         root.Subcommands.Add(InfoCmd(stdout));
-        root.Subcommands.Add(DumpCmd(stdout));
+        root.Subcommands.Add(DumpCmd(stdout, stderr));
         root.Subcommands.Add(DiffCmd(stdout));
         root.Subcommands.Add(ExportCmd(stdout, stderr));
         root.Subcommands.Add(BenchCmd(stdout));
@@ -211,7 +211,7 @@ public static class CliApp
         return cmd;
     }
 
-    private static Command DumpCmd(TextWriter stdout)
+    private static Command DumpCmd(TextWriter stdout, TextWriter stderr)
     {
         var trace = TraceArg();
         var kind = new Option<string[]>("--kind") { HelpName = "kind", Description = "Only events of these kinds: " + string.Join(", ", EventText.Kinds), AllowMultipleArgumentsPerToken = true };
@@ -221,7 +221,7 @@ public static class CliApp
         var json = new Option<bool>("--json") { Description = "One JSON object per line" };
         var cmd = new Command("dump", "Print a trace's events, one per line") { trace, kind, from, to, json };
         cmd.WithExample("replayvisor dump sched.rvt --kind hypercall upcall --to 1000000");
-        cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout));
+        cmd.SetAction(p => DumpCommand.Run(p.GetValue(trace)!, p.GetValue(kind) ?? [], p.GetValue(from), p.GetValue(to), p.GetValue(json), stdout, stderr));
         return cmd;
     }
 

@@ -6,7 +6,7 @@ namespace Replayvisor.Cli.Tests;
 
 /// <summary>
 /// A trace whose recorder was killed ends after its last complete chunk (docs/record-replay.md "Killed and
-/// interrupted recorders"; here cut there, as such a recorder leaves the file). `export` and `diff` say that
+/// interrupted recorders"; here cut there, as such a recorder leaves the file). `export`, `dump` and `diff` say that
 /// it is incomplete and where it ends: it must never look like a run that ended there, or like a divergence.
 /// </summary>
 public class IncompleteTraceTests
@@ -118,5 +118,25 @@ public class IncompleteTraceTests
         var wroot = JsonDocument.Parse(File.ReadAllText(whole)).RootElement;
         Assert.True(wroot.GetProperty("otherData").GetProperty("complete").GetBoolean());
         Assert.DoesNotContain(wroot.GetProperty("traceEvents").EnumerateArray(), e => e.GetProperty("name").GetString()!.Contains("incomplete"));
+    }
+
+    /// <summary>
+    /// `dump` of a killed recording says on stderr that the trace is incomplete and where its events end, as export
+    /// does; its events on stdout are unchanged and the exit code stays 0. Before, it said nothing: the last event
+    /// looked like the end of the run. A dump whose --to stops before the end has nothing to say.
+    /// </summary>
+    [Fact]
+    public void DumpOfAKilledRecordingSaysWhereItsEventsEnd()
+    {
+        var (cut, endsAt) = Cut.Value;
+        var r = Cli.Run("dump", cut);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.StartsWith($"dump: note: {cut} is incomplete (", r.Stderr);
+        Assert.Contains($"its events end at instruction {N(endsAt)}, where the recording stops", r.Stderr);
+        Assert.Single(r.Stderr.TrimEnd().Split('\n'));
+        Assert.NotEqual("", r.Stdout);
+        Assert.StartsWith(r.Stdout, Cli.Run("dump", Full).Stdout); // the cut trace's events are the whole run's first ones
+        Assert.Equal("", Cli.Run("dump", cut, "--to", "1000").Stderr);
+        Assert.Equal("", Cli.Run("dump", Full).Stderr);
     }
 }

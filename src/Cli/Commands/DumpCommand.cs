@@ -6,7 +6,7 @@ namespace Replayvisor.Cli.Commands;
 /// <summary>`replayvisor dump trace.rvt [--kind K] [--from N] [--to N] [--json]`: one event per line.</summary>
 public static class DumpCommand
 {
-    public static int Run(string path, string[] kinds, ulong from, ulong to, bool json, TextWriter output)
+    public static int Run(string path, string[] kinds, ulong from, ulong to, bool json, TextWriter output, TextWriter stderr)
     {
         foreach (string k in kinds)
             if (!EventText.Kinds.Contains(k))
@@ -20,13 +20,21 @@ public static class DumpCommand
         string iretJumpers = Engine.Boot.IretJumpers.Of(reader.GuestImage.Span, symbols);
         try
         {
+            bool beyondTo = false;
+            ulong last = 0;
             foreach (var e in reader.ReadEvents())
             {
+                last = e.Icount;
                 if (e.Icount < from) continue;
-                if (e.Icount > to) break;
+                if (e.Icount > to) { beyondTo = true; break; }
                 if (kinds.Length > 0 && !kinds.Contains(EventText.Kind(e))) continue;
                 output.WriteLine(json ? EventText.Json(e, symbols, iretJumpers) : EventText.Text(e, symbols, iretJumpers));
             }
+            // A killed recorder's trace ends where it was stopped, not where the run ended: say so, as export does
+            // (docs/record-replay.md "Prefixes"); the events are all there is, so the exit code stays 0.
+            output.Flush();
+            if (!reader.Complete && !beyondTo)
+                stderr.WriteLine($"dump: note: {path} is incomplete ({reader.IncompleteReason}): its events end at instruction {last:N0}, where the recording stops");
         }
         catch (TraceFormatException e)
         {
