@@ -24,7 +24,7 @@ public static class DivergenceReport
         if (Differences(d.Expected, d.Actual) is { Length: > 0 } differs) sb.AppendLine($"  differs in: {differs}");
         if (d.Expected is InputEvent input && d.Actual == null)
             sb.AppendLine($"  input recorded at instruction {input.Icount}; the replay reached it at instruction {d.Icount}");
-        sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8}{At(symbols, c.Eip)} (cpl {c.Cpl})");
+        sb.AppendLine($"  machine now at instruction {c.Icount}, cs:eip {c.Segs[Seg.CS].Selector:x4}:{c.Eip:x8}{EventText.At(symbols, c.Eip)} (cpl {c.Cpl})");
         sb.AppendLine($"  eax {c.Eax:x8} ebx {c.Ebx:x8} ecx {c.Ecx:x8} edx {c.Edx:x8}");
         sb.AppendLine($"  esi {c.Esi:x8} edi {c.Edi:x8} ebp {c.Ebp:x8} esp {c.Esp:x8}");
         sb.AppendLine($"  eflags {c.Eflags:x8} cr0 {c.Cr0:x8} cr2 {c.Cr2:x8} cr3 {c.Cr3:x8} cr4 {c.Cr4:x8}");
@@ -61,8 +61,6 @@ public static class DivergenceReport
         _ => v.ToString() ?? "",
     };
 
-    private static string At(GuestSymbols symbols, uint address) => symbols.Name(address) is { Length: > 0 } n ? $" <{n}>" : "";
-
     /// <summary>Disassembles up to n instructions at eip, reading through the guest's page tables.</summary>
     public static IEnumerable<string> Disassemble(X86Cpu c, uint eip, int n, GuestSymbols? symbols = null)
     {
@@ -85,7 +83,7 @@ public static class DivergenceReport
             if (insn.IsInvalid) break;
             fmt.Format(insn, output);
             string hex = Convert.ToHexStringLower(bytes, (int)(insn.IP32 - eip), insn.Length);
-            yield return $"{(i == 0 ? "=>" : "  ")} {insn.IP32:x8}  {hex,-20} {output.ToStringAndReset()}{At(symbols, insn.IP32)}";
+            yield return $"{(i == 0 ? "=>" : "  ")} {insn.IP32:x8}  {hex,-20} {output.ToStringAndReset()}{EventText.At(symbols, insn.IP32)}";
         }
     }
 }

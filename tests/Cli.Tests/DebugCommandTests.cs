@@ -90,6 +90,23 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AnEventStopAndWhereNameCodeAddressesAsDumpDoes()
+    {
+        // events.rvt: the first iret (68,194), made from the hypercall page's stub that trap_return jumps to.
+        var dump = Cli.Run("dump", Trace, "--kind", "hypercall");
+        string iret = dump.Stdout.Split('\n').First(l => l.Contains("hypercall iret()", StringComparison.Ordinal)).Trim();
+        Assert.Contains(" <hypercall_page+0x", iret);
+        Assert.Contains("(jumped to from trap_return)", iret);
+        var r = Debug("catch hypercall iret", "continue", "where", "events 1");
+        Assert.True(r.Code == 0, r.ToString());
+        // The stop line's event reads as dump prints it, symbols and all.
+        Assert.Contains($": event: {iret}\n", r.Stdout);
+        // So do the events around the position in `where` and `events`.
+        Assert.Equal(2, Regex.Matches(r.Stdout, $@"(?m)^  #\d+ {Regex.Escape(iret)}$").Count);
+        Assert.DoesNotMatch(@"(?m)^  #\d+ .*from 0x[0-9a-f]{8}(?! <)", r.Stdout);
+    }
+
+    [Fact]
     public void EventCatchpointsAndTheEdgesOfTheTrace()
     {
         var r = Debug("catch hypercall console_io", "continue", "catch clear", "continue", "reverse-continue", "reverse-stepi");
@@ -227,6 +244,32 @@ public class DebugCommandTests
         Assert.Matches(@"vcpu 0 \(blocked\)\neax .*\n.*\neip 0x[0-9a-f]{8} <hypercall_page", r.Stdout);
         Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
         Assert.Contains("error: usage: registers [--vcpu N]", r.Stdout);
+    }
+
+    [Fact]
+    public void StepiOfAVcpuWaitingForTheCpuStepsItsOwnInstructionAndReverseStepiReturns()
+    {
+        // At 170,000 vCPU 1 is runnable and waits while vCPU 0 runs on until it blocks.
+        var r = Cli.RunWithInput(string.Join("\n", "goto 170000", "registers --vcpu 1", "stepi --vcpu 1", "when", "registers --vcpu 1",
+            "reverse-stepi --vcpu 1", "when", "registers --vcpu 1", "stepi --vcpu 3", "stepi --vcpu", "stepi 1 2", "reverse-stepi --vcpu x",
+            "goto 195000", "stepi --vcpu 1") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        var regs = Regex.Matches(r.Stdout, @"vcpu 1 \(([a-z ,]+)\)\neax .*\n.*\neip (0x[0-9a-f]{8}) <([^>]+)>").Select(m => m.Groups[3].Value).ToList();
+        Assert.True(regs.Count == 3, r.Stdout);
+        // Its first instruction there: the cld at secondary_start (one byte), once vCPU 0 blocked.
+        Assert.Equal(["secondary_start", "secondary_start+0x1", "secondary_start"], regs);
+        var when = Regex.Matches(r.Stdout, @"^instruction (\d+), event index", RegexOptions.Multiline).Select(m => ulong.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(2, when.Count);
+        Assert.Equal(when[0] - 1, when[1]);
+        Assert.True(when[0] > 186_000, r.Stdout);
+        // Registers back exactly as they were.
+        var all = Regex.Matches(r.Stdout, @"vcpu 1 \([a-z ,]+\)\n((?:.*\n){4})").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(all[0], all[2]);
+        Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
+        Assert.Equal(2, Regex.Matches(r.Stdout, @"error: usage: stepi \[N\] \[--vcpu V\]").Count);
+        Assert.Contains("error: 'x' is not a count", r.Stdout);
+        // vCPU 1 went down before 195,000: its step ends at the end of the trace.
+        Assert.Matches(@"instruction \d+: the end of the trace", r.Stdout);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Replayvisor.Cli.Gdb;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
 
 namespace Replayvisor.Cli.Tests;
@@ -105,9 +106,93 @@ public class GdbVcpuTests
         Assert.Equal(RegisterFile.ReadAll(session.Replayer.Machine.Hypervisor.Parked(2)!.Cpu), parked);
         Assert.Equal(parked.Substring(8 * 8, 8), stub.Handle("p8")); // eip by itself agrees
         Assert.Equal("E01", stub.Handle("G" + parked)); // writes stay refused
-        // A step moves the machine (vCPU 1 runs on), and the stop makes the running vCPU gdb's thread again.
-        Assert.Equal("T05thread:02;", stub.Handle("vCont;s:3;c"));
+        // A step of thread 3 runs until vCPU 2 executed an instruction of its own; the stop names it and selects it.
+        Assert.Equal("T05thread:03;", stub.Handle("vCont;s:3;c"));
+        Assert.Equal(2, session.Replayer.Machine.Hypervisor.CurrentVcpu);
         Assert.Equal(RegisterFile.ReadAll(session.Replayer.Machine.Cpu.SaveContext()), stub.Handle("g"));
+        Assert.NotEqual(parked, stub.Handle("g"));
+        // Back: vCPU 2 before that instruction, its registers as they were parked.
+        Assert.Equal("OK", stub.Handle("Hc0"));
+        Assert.Equal("T05thread:03;", stub.Handle("bs"));
+        Assert.Equal(parked, stub.Handle("g"));
+        // A legacy step after Hc steps that thread; after `T` (gdb's `thread N`) with Hc0, gdb's current thread.
+        Assert.Equal("OK", stub.Handle("Hc2"));
+        Assert.Equal("T05thread:02;", stub.Handle("s"));
+        Assert.Equal("OK", stub.Handle("Hc0"));
+        Assert.Equal("OK", stub.Handle("T3"));
+        Assert.Equal("T05thread:03;", stub.Handle("bs"));
+    }
+
+    /// <summary>Where vCPU 1 waits for the CPU: up and runnable, while vCPU 0 keeps it until it blocks.</summary>
+    private const ulong Waiting = 170_000;
+
+    /// <summary>vCPU <paramref name="vcpu"/>'s registers in the form of <see cref="Regs"/>.</summary>
+    private static string RegsOf(Engine.Cpu.CpuSnapshot c) =>
+        "R " + string.Join(' ', new[] { c.Gpr[0], c.Gpr[1], c.Gpr[2], c.Gpr[3], c.Gpr[4], c.Gpr[5], c.Gpr[6], c.Gpr[7], c.Eip, c.Eflags }
+            .Select(r => r.ToString("x", System.Globalization.CultureInfo.InvariantCulture)));
+
+    /// <summary>vCPU 1's next step from <see cref="Waiting"/> as a plain machine-wide stepping shows it: the first step that changes its registers.</summary>
+    private static (ulong Before, ulong After, string Regs) NextStepOfVcpu1()
+    {
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
+        var session = new TimeTravelSession(reader);
+        session.Goto(Waiting);
+        var m = session.Replayer.Machine;
+        string start = RegsOf(VcpuContexts.Registers(m, 1)!);
+        ulong before = session.Icount;
+        while (RegsOf(VcpuContexts.Registers(m, 1)!) == start)
+        {
+            before = session.Icount;
+            session.StepInstruction();
+        }
+        return (before, session.Icount, RegsOf(VcpuContexts.Registers(m, 1)!));
+    }
+
+    [Fact]
+    public void StepiInAThreadWaitingForTheCpuStepsThatVcpusOwnInstructionAndReverseStepiReturns()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, $"monitor goto {Waiting}", "maintenance flush register-cache", "info threads", "thread 2", Regs,
+            "stepi", "monitor when", Regs, "info threads", "reverse-stepi", "monitor when", Regs);
+        var regs = Lines(s.Gdb, "R ");
+        Assert.True(regs.Count == 3, s.Gdb);
+        var expected = NextStepOfVcpu1();
+        // The stop names thread 2 (gdb stays on it, no "Switching"), after vCPU 1's own next instruction.
+        Assert.DoesNotContain("[Switching to Thread", s.Gdb);
+        Assert.DoesNotContain("received signal", s.Gdb);
+        // monitor output comes on gdb's stderr (after its stdout here).
+        var when = Regex.Matches(s.Gdb, @"instruction (\d+), event index").Select(m => ulong.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.Equal(expected.After, when[0]);
+        Assert.Equal(expected.Regs, regs[1]);
+        Assert.NotEqual(regs[0], regs[1]);
+        Assert.Matches(@"\* 2\s+Thread 2 \(vCPU 1 \(running\)\)\s+0x[0-9a-f]+ in secondary_start", s.Gdb);
+        // Back: right before that instruction, its registers as they were.
+        Assert.Equal(expected.Before, when[1]);
+        Assert.Equal(regs[0], regs[2]);
+    }
+
+    [Fact]
+    public void StepiInAWaitingThreadStopsAtABreakpointAnotherVcpuHitsFirst()
+    {
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, $"monitor goto {Waiting}", "maintenance flush register-cache", "info threads", "thread 2",
+            "break block", "stepi", "monitor when", "info threads");
+        // vCPU 0 calls block() before it gives vCPU 1 the CPU: the stop is its breakpoint, in thread 1.
+        Assert.Contains("[Switching to Thread 1]", s.Gdb);
+        Assert.Matches(@"Thread 1 hit Breakpoint 1, 0x[0-9a-f]+ in block \(\)", s.Gdb);
+        Assert.Matches(@"\* 1\s+Thread 1 \(vCPU 0 \(running\)\)\s+0x[0-9a-f]+ in block", s.Gdb);
+        Assert.Matches(@"2\s+Thread 2 \(vCPU 1 \(runnable\)\)\s+0x[0-9a-f]+ in secondary_start \(\)", s.Gdb);
+    }
+
+    [Fact]
+    public void StepiInAThreadThatNeverRunsAgainStopsAtTheEndOfTheTrace()
+    {
+        // vCPU 1 went down (VCPUOP_down) before 195,000 and stays down.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 195000", "maintenance flush register-cache", "info threads", "thread 2", "info threads",
+            "stepi", "monitor when");
+        Assert.Matches(@"\* 2\s+Thread 2 \(vCPU 1 \(down\)\)", s.Gdb);
+        Assert.Contains("No more reverse-execution history.", s.Gdb);
+        using var reader = TraceFiles.Open(SmpRecording.ThreeVcpus);
+        Assert.Contains($"instruction {reader.Summary!.FinalIcount}", s.Gdb);
     }
 
     [Fact]

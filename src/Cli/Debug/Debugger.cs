@@ -34,8 +34,9 @@ public sealed class Debugger
     }
 
     public const string Help = """
-        moving:    stepi [N] (si), nexti [N] (ni), continue (c), goto ICOUNT
-                   reverse-stepi [N] (rsi), reverse-continue (rc), reverse-finish (rf)
+        moving:    stepi [N] [--vcpu V] (si), nexti [N] (ni), continue (c), goto ICOUNT
+                   reverse-stepi [N] [--vcpu V] (rsi), reverse-continue (rc), reverse-finish (rf)
+                   (--vcpu V: steps of vCPU V, the others running meanwhile as recorded)
         stopping:  break LOC (b), pbreak PHYSADDR, watch|rwatch|awatch LOC [LEN], delete [ID], info breakpoints
                    catch hypercall [NAME|NUMBER] | upcall | exception [VECTOR] | console | event INDEX; catch clear
         looking:   registers (regs) [--vcpu N], vcpus, x/N[xwbsi] LOC, disassemble [LOC] [N] (disas), when, where, events [N]
@@ -58,10 +59,10 @@ public sealed class Debugger
         {
             "quit" or "q" or "exit" => null,
             "help" or "h" => Help + "\n",
-            "stepi" or "si" => Repeat(Count(args), () => _s.StepInstruction()),
+            "stepi" or "si" => VcpuStep(args, "stepi [N] [--vcpu V]", () => _s.StepInstruction(), v => _s.StepInstruction(v, Constraints())),
             "nexti" or "ni" => Repeat(Count(args), NextInstruction),
             "continue" or "c" => Describe(_s.Step(Constraints())),
-            "reverse-stepi" or "rsi" => Repeat(Count(args), _s.ReverseStepInstruction),
+            "reverse-stepi" or "rsi" => VcpuStep(args, "reverse-stepi [N] [--vcpu V]", _s.ReverseStepInstruction, _s.ReverseStepInstruction),
             "reverse-continue" or "rc" => Describe(_s.ReverseContinue(Constraints())),
             "reverse-finish" or "rf" => Describe(Guard(_s.ReverseFinish)),
             "goto" => Describe(_s.Goto(ParseCount(Arg(args, 0, "goto ICOUNT")))),
@@ -97,7 +98,28 @@ public sealed class Debugger
         catch (InvalidOperationException e) { throw new DebugCommandException(e.Message); }
     }
 
-    private string Repeat(ulong n, Func<StopInfo> step)
+    /// <summary>
+    /// stepi / reverse-stepi: N steps of the machine, or with --vcpu V of vCPU V (docs/time-travel.md
+    /// "debug"): each runs until V has executed one instruction of its own (or had one delivery), the
+    /// others meanwhile as the recording scheduled them; going forward their breakpoints and
+    /// watchpoints stop it. The stop shows V's next instruction.
+    /// </summary>
+    private string VcpuStep(string[] args, string usage, Func<StopInfo> machine, Func<int, StopInfo> ofVcpu)
+    {
+        int at = Array.IndexOf(args, "--vcpu");
+        if (at < 0) return args.Length <= 1 ? Repeat(Count(args), machine) : throw new DebugCommandException("usage: " + usage);
+        if (at + 1 >= args.Length || args.Length > 3) throw new DebugCommandException("usage: " + usage);
+        ulong v = ParseCount(args[at + 1]);
+        int count = Machine.Hypervisor.Vcpus.Length;
+        if (v >= (ulong)count) throw new DebugCommandException($"no vCPU {v}: the trace has {count} (0 to {count - 1})");
+        int vcpu = (int)v;
+        if (VcpuContexts.Registers(Machine, vcpu) == null)
+            throw new DebugCommandException($"vCPU {v} has no registers here: it is not initialised at instruction {_s.Icount}");
+        var rest = args.Where((_, i) => i != at && i != at + 1).ToArray();
+        return Repeat(Count(rest), () => ofVcpu(vcpu), vcpu);
+    }
+
+    private string Repeat(ulong n, Func<StopInfo> step, int? vcpu = null)
     {
         StopInfo stop = new(StopKind.Reached, _s.Icount);
         for (ulong i = 0; i < n; i++)
@@ -106,7 +128,8 @@ public sealed class Debugger
             // A step that stopped after a delivery (the handler's first instruction next) is a step like any other.
             if (stop.Kind is not (StopKind.Reached or StopKind.Event)) break;
         }
-        return Describe(stop);
+        // A step of a vCPU shows that vCPU, unless something else stopped it first (another vCPU's breakpoint).
+        return vcpu is int v && stop.Kind is StopKind.Reached or StopKind.Event or StopKind.BeginningOfTrace ? Describe(stop, v) : Describe(stop);
     }
 
     /// <summary>One instruction, or over a call: on to the return address with the stack back where it was.</summary>
@@ -121,7 +144,10 @@ public sealed class Debugger
         return _s.Step(Constraints() with { Breakpoints = [.. _breakpoints, back] });
     }
 
-    private string Describe(StopInfo stop)
+    private string Describe(StopInfo stop) => Describe(stop, null);
+
+    /// <summary>Where the run stopped and why, and the next instruction of <paramref name="vcpu"/> (null: the running vCPU's).</summary>
+    private string Describe(StopInfo stop, int? vcpu)
     {
         var w = new StringBuilder();
         string why = stop.Kind switch
@@ -130,7 +156,7 @@ public sealed class Debugger
             StopKind.Breakpoint when stop.Breakpoint!.Id == 0 => "",
             StopKind.Breakpoint => $"breakpoint {stop.Breakpoint!.Id} ({_descriptions.GetValueOrDefault(stop.Breakpoint.Id)})",
             StopKind.Watchpoint => $"watchpoint {stop.Watch!.Watch.Id} ({_descriptions.GetValueOrDefault(stop.Watch.Watch.Id)}): {stop.Watch.Access.ToString().ToLowerInvariant()}, {Values(stop.Watch)}",
-            StopKind.Event => "event: " + EventText.Text(stop.Event!).TrimStart(),
+            StopKind.Event => "event: " + EventText.Text(stop.Event!, _s.Symbols, _s.IretJumpers).TrimStart(),
             StopKind.EndOfTrace => "the end of the trace" + (stop.Exit is { } e ? $" ({e.Kind}: {e.Detail})" : ""),
             StopKind.BeginningOfTrace => "the beginning of the trace",
             StopKind.Diverged => "the replay diverged from the recording: " + _s.Replayer.Verifier.First!.What,
@@ -138,6 +164,14 @@ public sealed class Debugger
             _ => stop.Kind.ToString(),
         };
         w.Append($"instruction {_s.Icount}{(why.Length > 0 ? ": " + why : "")}\n");
+        if (vcpu is int v && v != Machine.Hypervisor.CurrentVcpu && VcpuContexts.Registers(Machine, v) is { } parked && VcpuContexts.View(_s.Replayer, v) is { } view)
+        {
+            // Switched out after its step: its next instruction from its parked context, through its own page tables.
+            w.Append($"vcpu {v} ({VcpuContexts.State(Machine, v)}):\n");
+            var pcs = parked.Segs[Seg.CS];
+            foreach (string l in _disasm.Lines(view, pcs.Base + parked.Eip, 1, pcs.Big, pcs.Base + parked.Eip)) w.Append(l).Append('\n');
+            return w.ToString();
+        }
         var cs = Cpu.Segs[Seg.CS];
         foreach (string l in _disasm.Lines(View, cs.Base + Cpu.Eip, 1, cs.Big, cs.Base + Cpu.Eip)) w.Append(l).Append('\n');
         return w.ToString();

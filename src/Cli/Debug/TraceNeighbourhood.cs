@@ -45,9 +45,10 @@ public static class TraceNeighbourhood
         var w = new System.Text.StringBuilder();
         w.Append("previous events:\n");
         if (previous.Count == 0) w.Append("  (none)\n");
-        foreach (var (k, e) in previous) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
+        // As `dump` prints them: code addresses named function+offset from the guest's symbols.
+        foreach (var (k, e) in previous) w.Append($"  #{k} {EventText.Text(e, s.Symbols, s.IretJumpers).TrimStart()}\n");
         w.Append("next events:\n");
-        foreach (var (k, e) in next) w.Append($"  #{k} {EventText.Text(e).TrimStart()}\n");
+        foreach (var (k, e) in next) w.Append($"  #{k} {EventText.Text(e, s.Symbols, s.IretJumpers).TrimStart()}\n");
         if (damage != null) w.Append($"  (no more: {damage.Message})\n");
         else if (next.Count == 0) w.Append("  (none: the end of the trace)\n");
         return w.ToString();

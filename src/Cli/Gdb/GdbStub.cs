@@ -10,7 +10,8 @@ namespace Replayvisor.Cli.Gdb;
 /// registers and memory as the replay has them, breakpoints and watchpoints, forward (c, s,
 /// vCont) and reverse (bc, bs) execution, and monitor commands. Writes are refused: a replay
 /// cannot change the past. Each vCPU with a context is a thread (id = vCPU id + 1); `Hg` picks whose
-/// registers and memory view the reads use, execution always moves the whole machine.
+/// registers and memory view the reads use; execution moves the whole machine (all-stop), and a
+/// step of a thread runs until that vCPU has executed one instruction of its own.
 /// </summary>
 public sealed class GdbStub
 {
@@ -24,6 +25,10 @@ public sealed class GdbStub
     /// <summary>The vCPU `Hg` chose (gdb's general thread); null until gdb chooses: the running vCPU.</summary>
     private int? _selected;
     private int _stopVcpu; // the vCPU the last stop reply named
+    /// <summary>`Hc`'s vCPU: the thread `s` and `bs` step; null for 0 and -1 (gdb resumes every thread: it steps its current one).</summary>
+    private int? _continueVcpu;
+    /// <summary>gdb's current thread as the stub sees it: the thread of the last stop reply, or the last `T` asked about (gdb's `thread N` asks it).</summary>
+    private int _gdbThread;
 
     public GdbStub(TimeTravelSession session, RspConnection conn)
     {
@@ -70,9 +75,9 @@ public sealed class GdbStub
             case "vCont?": return "vCont;c;C;s;S";
             case "QStartNoAckMode": return "OK";
             case "c": return Resume(() => _session.Step(Constraints()));
-            case "s": return Step();
+            case "s": return Step(SteppedVcpu, others: _continueVcpu == null);
             case "bc": return Resume(() => _session.ReverseContinue(Constraints()));
-            case "bs": return Resume(_session.ReverseStepInstruction);
+            case "bs": return ReverseStep(SteppedVcpu);
         }
         if (p.StartsWith("qSupported", StringComparison.Ordinal))
             return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;ReverseContinue+;QStartNoAckMode+;vContSupported+";
@@ -81,42 +86,76 @@ public sealed class GdbStub
         if (p.StartsWith("qSymbol", StringComparison.Ordinal)) return "OK";
         if (p.StartsWith("qThreadExtraInfo,", StringComparison.Ordinal)) return ExtraInfo(p["qThreadExtraInfo,".Length..]);
         if (p.StartsWith('H')) return SetThread(p[1..]);
-        if (p.StartsWith('T')) return TryThread(p[1..], out int alive) && alive >= 0 && VcpuContexts.Exists(Machine, alive) ? "OK" : "E01";
+        if (p.StartsWith('T')) return IsAlive(p[1..]);
         if (p.StartsWith('p')) return ReadRegister(p[1..]);
         if (p.StartsWith('m')) return ReadMemory(p[1..]);
         if (p[0] is 'G' or 'P' or 'M' or 'X') return "E01"; // a replay cannot change the past
         if (p[0] is 'Z' or 'z') return Point(p[0] == 'Z', p[1..]);
-        if (p[0] is 'C' or 'S') return p[0] == 'C' ? Resume(() => _session.Step(Constraints())) : Step();
+        if (p[0] is 'C' or 'S') return p[0] == 'C' ? Resume(() => _session.Step(Constraints())) : Step(SteppedVcpu, others: _continueVcpu == null);
         if (p.StartsWith("vCont;", StringComparison.Ordinal)) return VCont(p["vCont;".Length..]);
         if (p.StartsWith("qRcmd,", StringComparison.Ordinal)) return TryUnhex(p["qRcmd,".Length..], out string command) ? Monitor(command) : "E01";
         return ""; // not supported: the empty reply
     }
 
+    /// <summary>`T t`: OK for a vCPU with a context; gdb asks it when the user selects the thread (`thread N`), so it becomes gdb's current thread here.</summary>
+    private string IsAlive(string arg)
+    {
+        if (!TryThread(arg, out int vcpu) || vcpu < 0 || !VcpuContexts.Exists(Machine, vcpu)) return "E01";
+        _gdbThread = vcpu;
+        return "OK";
+    }
+
+    /// <summary>The vCPU a legacy `s` or `bs` steps: `Hc`'s, or for any/all gdb's current thread (gdb sends `Hc0` and `bs` for reverse-stepi).</summary>
+    private int SteppedVcpu => _continueVcpu is int v && VcpuContexts.Exists(Machine, v) ? v : _gdbThread;
+
+    /// <summary>
+    /// vCont: the first action for a thread that exists decides. `s:t` steps that thread's vCPU (one
+    /// instruction of its own, docs/gdbserver.md "Stepping a thread"), `s` alone gdb's current thread;
+    /// with a `c` for the other threads (`vCont;s:t;c`, gdb's stepi) they run meanwhile and their
+    /// breakpoints stop the step, without (`vCont;s:t`, gdb stepping a thread over a breakpoint at its
+    /// PC) they are not reported. `c` continues.
+    /// </summary>
     private string VCont(string actions)
     {
-        // The first action that applies to our one thread decides: s/S steps, c/C continues.
-        foreach (string action in actions.Split(';'))
+        var list = actions.Split(';', StringSplitOptions.RemoveEmptyEntries);
+        bool othersRun = list.Any(a => a is "c" or "C" || a.StartsWith("c:-1", StringComparison.Ordinal) || a.StartsWith('C') && !a.Contains(':'));
+        foreach (string action in list)
         {
-            if (action.Length == 0) continue;
             char a = action[0];
-            if (a is 's' or 'S') return Step();
+            int colon = action.IndexOf(':');
+            int vcpu = -1;
+            if (colon >= 0 && (!TryThread(action[(colon + 1)..], out vcpu) || vcpu >= 0 && !VcpuContexts.Exists(Machine, vcpu))) continue;
+            if (a is 's' or 'S') return Step(vcpu >= 0 ? vcpu : _gdbThread, othersRun);
             if (a is 'c' or 'C') return Resume(() => _session.Step(Constraints()));
         }
         return "E01";
     }
 
     /// <summary>
-    /// A forward step: one instruction of the vCPU on the CPU. The stop names that vCPU even when the
+    /// A forward step of <paramref name="vcpu"/>: on until it has executed one instruction of its own
+    /// (or had one delivery), the other vCPUs running meanwhile. The stop names it even when the
     /// instruction switched it out (a blocking sched_op): gdb steps a thread over a breakpoint at its
     /// PC with vCont;s and asserts (infrun.c finish_step_over) when another thread reports the stop.
+    /// With <paramref name="others"/>, a breakpoint or watchpoint another vCPU hits first stops there
+    /// and names that vCPU, and the end of the trace names the running vCPU, as a continue does.
     /// </summary>
-    private string Step()
+    private string Step(int vcpu, bool others)
     {
-        int stepper = Machine.Hypervisor.CurrentVcpu;
-        return Resume(_session.StepInstruction, stepper);
+        if (!VcpuContexts.Exists(Machine, vcpu)) vcpu = Machine.Hypervisor.CurrentVcpu;
+        return Resume(() => _session.StepInstruction(vcpu, others ? Constraints() : null), stop => !others || StepEnded(stop) ? vcpu : null);
     }
 
-    private string Resume(Func<StopInfo> run, int? stopVcpu = null)
+    /// <summary>The step itself ended the run (it did not stop for another reason first).</summary>
+    private static bool StepEnded(StopInfo stop) => stop.Kind is StopKind.Reached or StopKind.Event or StopKind.Diverged;
+
+    /// <summary>gdb's reverse-stepi: back before <paramref name="vcpu"/>'s last step; the stop names it.</summary>
+    private string ReverseStep(int vcpu)
+    {
+        if (!VcpuContexts.Exists(Machine, vcpu)) vcpu = Machine.Hypervisor.CurrentVcpu;
+        return Resume(() => _session.ReverseStepInstruction(vcpu), _ => vcpu);
+    }
+
+    private string Resume(Func<StopInfo> run, Func<StopInfo, int?>? stopVcpu = null)
     {
         StopInfo stop;
         try { stop = run(); }
@@ -124,8 +163,9 @@ public sealed class GdbStub
         // The stop reply names the vCPU on the CPU (or, after a step, the vCPU that stepped), and gdb
         // takes it as its general thread from here (the GDB manual, "Stop Reply Packets": thread:;
         // gdb's remote.c records it).
-        _stopVcpu = stopVcpu is int v && VcpuContexts.Exists(Machine, v) ? v : Machine.Hypervisor.CurrentVcpu;
+        _stopVcpu = stopVcpu?.Invoke(stop) is int v && VcpuContexts.Exists(Machine, v) ? v : Machine.Hypervisor.CurrentVcpu;
         _selected = _stopVcpu;
+        _gdbThread = _stopVcpu;
         _lastStop = StopReply(stop);
         return _lastStop;
     }
@@ -153,8 +193,8 @@ public sealed class GdbStub
     }
 
     /// <summary>
-    /// `Hg` (registers and memory) and `Hc` (resumption; execution is all-stop over the machine, so it
-    /// changes nothing): OK for 0 (any), -1 (all) and an existing thread, E01 for any other.
+    /// `Hg` (registers and memory) and `Hc` (the thread a legacy `s` or `bs` steps):
+    /// OK for 0 (any), -1 (all) and an existing thread, E01 for any other.
     /// `Hg0`/`Hg-1` pick the running vCPU.
     /// </summary>
     private string SetThread(string arg)
@@ -162,7 +202,8 @@ public sealed class GdbStub
         if (arg.Length == 0 || !TryThread(arg[1..], out int vcpu)) return "E01";
         if (vcpu >= 0 && !VcpuContexts.Exists(Machine, vcpu)) return "E01";
         if (arg[0] == 'g') _selected = vcpu >= 0 ? vcpu : Machine.Hypervisor.CurrentVcpu;
-        else if (arg[0] != 'c') return "E01";
+        else if (arg[0] == 'c') _continueVcpu = vcpu >= 0 ? vcpu : null;
+        else return "E01";
         return "OK";
     }
 

@@ -42,6 +42,13 @@ public sealed partial class Hypervisor
     private ParkedVcpu?[] _parked = [];
     private ulong _sliceEnd;
 
+    /// <summary>
+    /// Called at the start of every <see cref="SwitchTo"/> with the incoming vCPU's id, at the count
+    /// where the switch happens (before its schedule-in): a debugger's "vCPU N got the CPU"
+    /// (docs/gdbserver.md "vCPUs as threads"). Not state; it must not change the machine.
+    /// </summary>
+    public Action<int>? Switching { get; set; }
+
     /// <summary>The running vCPU's id.</summary>
     public int CurrentVcpu => _current;
 
@@ -98,6 +105,7 @@ public sealed partial class Hypervisor
     public void SwitchTo(int next)
     {
         if (next == _current) return;
+        Switching?.Invoke(next);
         DescheduleRunstate();
         _parked[_current] = new ParkedVcpu
         {

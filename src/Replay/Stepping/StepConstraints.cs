@@ -64,6 +64,11 @@ public sealed record StepConstraints
     public IReadOnlyList<Breakpoint> Breakpoints { get; init; } = [];
     public IReadOnlyList<Watchpoint> Watchpoints { get; init; } = [];
     public EventStop? Events { get; init; }
+    /// <summary>
+    /// Stop when the scheduler switches this vCPU onto the CPU (<see cref="StopKind.Scheduled"/>, after its
+    /// schedule-in: what it has pending is delivered then). A vCPU already running does not stop the run.
+    /// </summary>
+    public int? UntilScheduled { get; init; }
 
     /// <summary>Watchpoints are checked after every instruction; breakpoints alone run at full speed.</summary>
     public bool NeedsSingleStep => Watchpoints.Count > 0;

@@ -20,7 +20,12 @@ public enum StopKind
     Diverged,
     /// <summary>Stopped on request (Ctrl-C, a gdb interrupt).</summary>
     Interrupted,
+    /// <summary>The vCPU <see cref="StepConstraints.UntilScheduled"/> names got the CPU.</summary>
+    Scheduled,
 }
+
+/// <summary>A context switch the replay made: at count <paramref name="Icount"/>, to vCPU <paramref name="To"/>, when <paramref name="EventIndex"/> of the trace's events had happened (before the incoming vCPU's schedule-in).</summary>
+public readonly record struct VcpuSwitch(ulong Icount, int To, long EventIndex);
 
 /// <summary>One watchpoint hit: the watch and the watched bytes before and after (empty while unmapped).</summary>
 public sealed record WatchHit(Watchpoint Watch, WatchKind Access, byte[] Old, byte[] New)

@@ -41,6 +41,8 @@ public sealed class TraceReplayer
     /// <summary>The breakpoint the CPU stopped at in the current step (full-speed breakpoints, <see cref="OnBreakpoint"/>).</summary>
     private Breakpoint? _breakHit;
     private (ulong Icount, uint Pc) _stepStart;
+    /// <summary>The vCPU <see cref="StepConstraints.UntilScheduled"/> names got the CPU in the current machine run.</summary>
+    private bool _scheduled;
     private volatile bool _interrupt;
 
     /// <param name="tier">The CPU tier to replay with (every tier gives the same result).</param>
@@ -60,6 +62,7 @@ public sealed class TraceReplayer
         Machine = new XenMachine(reader.GuestImage.ToArray(), options.Machine(_clock) with { Tier = tier, CompileThreshold = compileThreshold });
         View = new GuestView(Machine.Cpu);
         _watch = new WatchTracker(Machine.Cpu, View);
+        Machine.Hypervisor.Switching = OnSwitching;
         if (console != null) Machine.Hypervisor.ConsoleSink = new StreamConsoleSink(console);
         Machine.Hypervisor.Observer = new TraceObserver(OnEvent)
         {
@@ -103,6 +106,15 @@ public sealed class TraceReplayer
     public long MachineRuns { get; private set; }
     /// <summary>How many of the trace's events (file order, inputs included) have happened.</summary>
     public long EventIndex => _inputs.Position.Taken + Verifier.Matched;
+
+    /// <summary>The last context switch the replay made (null before the first one this replayer saw; a restore does not change it).</summary>
+    public VcpuSwitch? LastSwitch { get; private set; }
+
+    /// <summary>Context switches this replayer has seen, counted (a restore does not change it).</summary>
+    public long Switches { get; private set; }
+
+    /// <summary>When set, every context switch is added to it (a debugger's look at which vCPU ran when).</summary>
+    public List<VcpuSwitch>? SwitchLog { get; set; }
 
     /// <summary>The next recorded input not yet taken, if any.</summary>
     public InputEvent? NextInput => _queue.Peek;
@@ -239,6 +251,19 @@ public sealed class TraceReplayer
         }
     }
 
+    /// <summary>The scheduler switches to vCPU <paramref name="next"/> (Hypervisor.Switching): log it, and stop after the switch if the step waits for it.</summary>
+    private void OnSwitching(int next)
+    {
+        var s = new VcpuSwitch(Icount, next, EventIndex);
+        LastSwitch = s;
+        Switches++;
+        SwitchLog?.Add(s);
+        if (_constraints?.UntilScheduled != next) return;
+        // The break is seen at the top of the run loop, after the switch and the vCPU's schedule-in.
+        _scheduled = true;
+        RequestBreak();
+    }
+
     /// <summary>Runs forward until one of <paramref name="c"/>'s conditions holds or the trace ends, and says which.</summary>
     public StopInfo Step(StepConstraints c)
     {
@@ -286,6 +311,7 @@ public sealed class TraceReplayer
                 ulong before = Icount;
                 long beforeIndex = EventIndex;
                 _delivered = false;
+                _scheduled = false;
                 MachineRuns++;
                 Inputs.SliceEnd = single ? ulong.MaxValue : Icount + Math.Min(SliceLength, ulong.MaxValue - Icount);
                 var exit = Machine.Run(n, new ReplayInputs.Direct(Inputs));
@@ -299,13 +325,12 @@ public sealed class TraceReplayer
                 if (_breakHit is { } hitBp) return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = hitBp };
                 // An event index reached through an input (inputs are not observed events): stop after the run that took it.
                 if (c.Events?.EventIndex is long k && startIndex <= k && EventIndex > k) return new StopInfo(StopKind.Event, Icount) { Event = EventAt(k) };
-                if (single)
-                {
-                    if (c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
-                        return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before, StepStartEventIndex = beforeIndex };
-                    if (_exit == null && BreakpointHere(c.Breakpoints) is { } bp)
-                        return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = bp };
-                }
+                if (single && c.Watchpoints.Count > 0 && _watch.After(retired: !_delivered && Icount == before + 1) is { } hit)
+                    return new StopInfo(StopKind.Watchpoint, Icount) { Watch = hit, StepStartIcount = before, StepStartEventIndex = beforeIndex };
+                // A switch ends the run after it (the watch check above saw the instruction before it; a breakpoint of the vCPU switched in waits for the next step).
+                if (_scheduled) return new StopInfo(StopKind.Scheduled, Icount);
+                if (single && _exit == null && BreakpointHere(c.Breakpoints) is { } bp)
+                    return new StopInfo(StopKind.Breakpoint, Icount) { Breakpoint = bp };
             }
         }
         finally
@@ -313,6 +338,7 @@ public sealed class TraceReplayer
             _constraints = null;
             Verifier.PlainAllowed = true;
             _breakHit = null;
+            _scheduled = false;
             Machine.Cpu.SetHostBreakpoints(null, null, null);
             Machine.Guest.ReadWatch = null;
         }

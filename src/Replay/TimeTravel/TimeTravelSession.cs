@@ -1,4 +1,5 @@
 using Replayvisor.Engine.Boot;
+using Replayvisor.Engine.Session;
 using Replayvisor.Engine.Trace;
 using Replayvisor.Replay.Keyframes;
 using Replayvisor.Replay.Stepping;
@@ -62,6 +63,9 @@ public sealed class TimeTravelSession
     public TraceReplayer Replayer => _replayer;
     public SnapshotLadder Ladder { get; }
     public GuestSymbols Symbols { get; }
+    /// <summary>The function(s) that jump to the iret stub, as `dump` names them after an iret (IretJumpers; found on first use).</summary>
+    public string IretJumpers => _iretJumpers ??= Engine.Boot.IretJumpers.Of(Reader.GuestImage.Span, Symbols);
+    private string? _iretJumpers;
     public ulong Icount => _replayer.Icount;
     public long EventIndex => _replayer.EventIndex;
     public TraceReader Reader => _replayer.Reader;
@@ -154,6 +158,162 @@ public sealed class TimeTravelSession
             if (stop.Kind == StopKind.Event && Icount == n && EventIndex == e) continue;
             return stop;
         }
+    }
+
+    private int CurrentVcpu => _replayer.Machine.Hypervisor.CurrentVcpu;
+
+    /// <summary>
+    /// One step of vCPU <paramref name="vcpu"/> (gdb's stepi on a thread; docs/gdbserver.md "Stepping a
+    /// thread"): runs on until that vCPU has retired one instruction or had one delivery, whichever it
+    /// does first, and stops right after it. The other vCPUs run meanwhile as the recording scheduled
+    /// them, at full speed while <paramref name="vcpu"/> waits for the CPU (the run stops when the
+    /// scheduler switches it in), and <paramref name="meanwhile"/>'s breakpoints and watchpoints stop
+    /// them (its ToIcount and Events are not used). A vCPU that never runs again ends at the end of the
+    /// trace. A step of the running vCPU is <see cref="StepInstruction()"/> unless the scheduler
+    /// switches it out before its instruction.
+    /// </summary>
+    public StopInfo StepInstruction(int vcpu, StepConstraints? meanwhile = null)
+    {
+        var wait = (meanwhile ?? new StepConstraints()) with { ToIcount = null, Events = null, UntilScheduled = vcpu };
+        while (true)
+        {
+            if (CurrentVcpu != vcpu)
+            {
+                var stop = Step(wait);
+                if (stop.Kind != StopKind.Scheduled) return stop;
+                // What its schedule-in delivered (events pending for it) is its step.
+                if (_replayer.LastSwitch is { } sw && sw.To == vcpu && sw.Icount == Icount && LatestDelivery(Icount, EventIndex) is var d && d >= sw.EventIndex)
+                    return new StopInfo(StopKind.Event, Icount) { Event = EventAt(d) };
+                continue;
+            }
+            ulong n = Icount;
+            long switches = _replayer.Switches;
+            var step = StepInstruction();
+            if (step.Kind is not (StopKind.Reached or StopKind.Event)) return step;
+            // The scheduler may switch at the step's start count, before the instruction (a quantum that ended there).
+            int by = _replayer.Switches != switches && _replayer.LastSwitch is { } s && s.Icount == n ? s.To : vcpu;
+            if (by == vcpu) return step;
+        }
+    }
+
+    /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included), or null past its end.</summary>
+    private TraceEvent? EventAt(long index)
+    {
+        var chunks = Reader.Index;
+        for (int c = 0; c < chunks.Count; c++)
+        {
+            if (index < chunks[c].EventCount) return (_replayer.Chunks.TryGet(c) ?? Reader.ReadChunk(chunks[c]))[(int)index];
+            index -= chunks[c].EventCount;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The latest delivery to vCPU <paramref name="vcpu"/> among the trace's events with index in
+    /// [<paramref name="from"/>, <paramref name="before"/>): its index and count, or null.
+    /// </summary>
+    private (long Index, ulong Icount)? LatestDeliveryTo(int vcpu, long from, long before)
+    {
+        var chunks = Reader.Index;
+        if (chunks.Count == 0) return null;
+        int c = 0;
+        long first = 0; // the index of chunk c's first event
+        long k = before - 1;
+        while (c < chunks.Count - 1 && first + chunks[c].EventCount <= k) first += chunks[c++].EventCount;
+        k = Math.Min(k, first + chunks[c].EventCount - 1); // past the trace's events: from its last one
+        for (; c >= 0 && k >= from; c--)
+        {
+            var events = _replayer.Chunks.TryGet(c) ?? Reader.ReadChunk(chunks[c]);
+            for (; k >= first && k >= from; k--)
+            {
+                var e = events[(int)(k - first)];
+                if (IsDelivery(e) && VcpuStamp.Of(e) == vcpu) return (k, e.Icount);
+            }
+            if (c > 0) first -= chunks[c - 1].EventCount;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// One step of vCPU <paramref name="vcpu"/> back (gdb's reverse-stepi on a thread), the inverse of
+    /// <see cref="StepInstruction(int, StepConstraints?)"/>: to the latest state before that vCPU's
+    /// last step (its last retired instruction, or a delivery to it), from which stepping it forward
+    /// comes back here, whatever the other vCPUs did since. Which vCPU ran when is found by replaying
+    /// the windows between snapshots back from here with the scheduler's switches logged (no
+    /// instruction-by-instruction stepping). A vCPU that never stepped before here: the beginning of the trace.
+    /// </summary>
+    public StopInfo ReverseStepInstruction(int vcpu)
+    {
+        var origin = (Icount, EventIndex);
+        var windowEnd = origin;
+        while (true)
+        {
+            var start = WindowStart(windowEnd.Icount);
+            if (start == null)
+            {
+                Goto(0);
+                return new StopInfo(StopKind.BeginningOfTrace, 0);
+            }
+            _replayer.Restore(start);
+            long startIndex = EventIndex;
+            int owner = CurrentVcpu;
+            var log = new List<VcpuSwitch>();
+            _replayer.SwitchLog = log;
+            StopInfo run;
+            try { run = _replayer.Step(new StepConstraints { ToIcount = windowEnd.Icount }); }
+            finally { _replayer.SwitchLog = null; }
+            _atCount = run.Kind == StopKind.Reached;
+            if (run.Kind == StopKind.Interrupted)
+            {
+                GotoState(origin.Icount, origin.EventIndex);
+                return new StopInfo(StopKind.Interrupted, Icount);
+            }
+            // Its instructions: the counts it held the CPU at (a switch at count c comes before the instruction at c).
+            (ulong Icount, long Bound)? instruction = null;
+            ulong from = start.Icount;
+            foreach (var sw in log.Where(x => x.Icount < windowEnd.Icount).Append(new VcpuSwitch(windowEnd.Icount, -1, windowEnd.EventIndex)))
+            {
+                if (owner == vcpu && sw.Icount > from) instruction = (sw.Icount - 1, sw.EventIndex);
+                from = sw.Icount;
+                owner = sw.To;
+            }
+            var delivery = LatestDeliveryTo(vcpu, startIndex, windowEnd.EventIndex);
+            // Deliveries at a count come before the instruction at that count.
+            if (instruction is { } i && (delivery is not { } dd || i.Icount >= dd.Icount))
+            {
+                long k = LatestDelivery(i.Icount, i.Bound);
+                return AtBeginning(k >= 0 ? GotoState(i.Icount, k + 1) : Goto(i.Icount));
+            }
+            if (delivery is { } d) return BeforeDelivery(d.Index, d.Icount);
+            windowEnd = (start.Icount, startIndex);
+        }
+    }
+
+    private static StopInfo AtBeginning(StopInfo stop) => stop.Kind == StopKind.Reached && stop.Icount == 0 ? stop with { Kind = StopKind.BeginningOfTrace } : stop;
+
+    /// <summary>
+    /// The latest state before delivery <paramref name="index"/> (at count <paramref name="icount"/>): after
+    /// the delivery before it at that count, or the count itself; when the machine made it together
+    /// with what came before (deliveries in one go, a vCPU's schedule-in), the state the instruction
+    /// before that count ran from.
+    /// </summary>
+    private StopInfo BeforeDelivery(long index, ulong icount)
+    {
+        for (long j = index; ;)
+        {
+            long k = LatestDelivery(icount, j);
+            var back = k >= 0 ? GotoState(icount, k + 1) : Goto(icount);
+            if (EventIndex <= index) return AtBeginning(back);
+            if (k < 0) break;
+            j = k;
+        }
+        if (icount == 0)
+        {
+            Goto(0);
+            return new StopInfo(StopKind.BeginningOfTrace, 0);
+        }
+        long last = LatestDelivery(icount - 1, index);
+        return AtBeginning(last >= 0 ? GotoState(icount - 1, last + 1) : Goto(icount - 1));
     }
 
     /// <summary>
