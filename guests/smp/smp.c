@@ -3,7 +3,7 @@
  * and up, and plays ping-pong with each through IPI event channels: vCPU 0
  * takes its IPIs as upcalls, the secondaries keep events masked and wait in
  * SCHEDOP_poll. Each secondary then sleeps on its own one-shot timer
- * (VIRQ_TIMER bound to that vCPU) and takes itself down. vCPU 1 runs on page
+ * (VIRQ_TIMER bound to that vCPU) and takes itself down. vCPU 1 ends on page
  * tables of its own (a clone with a private page at USER_BASE that vCPU 0 does
  * not map). Run with --vcpus N (1 shows only the errors of a one-vCPU domain). */
 #include "guest.h"
@@ -49,7 +49,14 @@ static volatile int loop_seen;
 /* vCPU 1's own address space: the domain's, plus a private page at USER_BASE holding PRIVATE_MAGIC. */
 #define PRIVATE_MAGIC 0x1A2B3C4Du
 static struct aspace own_space;
+static volatile long switch_rc = -1;
 static volatile uint32_t seen_private;
+/* Where vCPU 1 reads its private page (a function of its own, for a debugger's breakpoint). */
+static __attribute__((noinline)) void read_private(void)
+{
+    seen_private = *(volatile uint32_t *)USER_BASE;
+    barrier();
+}
 /* Where each vCPU's vcpu_info is: its shared_info slot, or (4.19) vCPU 1's moved into this page. */
 static volatile struct vcpu_info *vinfo[MAX_CPUS];
 static uint8_t vinfo_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
@@ -87,7 +94,6 @@ static void wait_port(uint32_t port)
 void secondary_main(int cpu);
 void secondary_main(int cpu)
 {
-    if (cpu == 1) seen_private = *(volatile uint32_t *)USER_BASE;
     for (int r = 0; r < ROUNDS; r++) {
         wait_port(ipi_port[cpu]);
         reply[cpu] = token[cpu] * 3 + (uint32_t)cpu;
@@ -97,6 +103,9 @@ void secondary_main(int cpu)
     if (cpu == 1) {
         wait_port(loop_b);
         loop_seen = 1;
+        /* vCPU 0 built own_space before it sent loop_a. */
+        switch_rc = aspace_switch(&own_space);
+        read_private();
     }
     struct vcpu_runstate_info rs;
     runstate_rc[cpu] = vcpu_op(VCPUOP_get_runstate_info, cpu, &rs);
@@ -208,20 +217,13 @@ void guest_main(void)
     to_0 = (uint32_t)p;
     evtchn_set_handler(to_0, ipi_to_0);
     CHECK_EQ(bind_ipi(n), -ENOENT, "bind_ipi to a vCPU past the count gives -ENOENT");
-    if (n >= 2) {
-        uint32_t *private_page = alloc_page();
-        private_page[0] = PRIVATE_MAGIC;
-        aspace_clone(&own_space);
-        aspace_map(&own_space, USER_BASE, virt_to_mfn(private_page), _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY);
-        CHECK_EQ(aspace_seal(&own_space), 0, "vCPU 1's own page tables built and pinned");
-    }
     for (int c = 1; c < n; c++) {
         ipi_port[c] = (uint32_t)bind_ipi(c);
         timer_port[c] = (uint32_t)bind_virq(VIRQ_TIMER, c);
         mask_evtchn(ipi_port[c]);
         mask_evtchn(timer_port[c]);
         CHECK_EQ(vcpu_op(VCPUOP_stop_periodic_timer, c, 0), 0, "stop another vCPU's periodic timer");
-        fill_context(c, c == 1 ? virt_to_mfn(own_space.root) : root_mfn);
+        fill_context(c, root_mfn);
         CHECK_EQ(vcpu_op(VCPUOP_initialise, c, &ctx), 0, "VCPUOP_initialise");
         CHECK_EQ(vcpu_op(VCPUOP_initialise, c, &ctx), -EEXIST, "initialise twice gives -EEXIST");
         CHECK_EQ(vcpu_op(VCPUOP_up, c, 0), 0, "VCPUOP_up");
@@ -264,10 +266,19 @@ void guest_main(void)
             sum += reply[c];
         }
     }
-    if (n >= 2) evtchn_send(loop_a);   /* vCPU 1 waits for it on loop_b after its rounds */
+    if (n >= 2) {
+        /* Late, so that everything before (the tests' instruction counts) stays as it was. */
+        uint32_t *private_page = alloc_page();
+        private_page[0] = PRIVATE_MAGIC;
+        aspace_clone(&own_space);
+        aspace_map(&own_space, USER_BASE, virt_to_mfn(private_page), _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY);
+        CHECK_EQ(aspace_seal(&own_space), 0, "vCPU 1's own page tables built and pinned");
+        evtchn_send(loop_a);   /* vCPU 1 waits for it on loop_b after its rounds */
+    }
     for (int c = 1; c < n; c++)
         while (!done[c]) block();
     if (n >= 2) CHECK_EQ(loop_seen, 1, "vCPU 1 woke on its interdomain port");
+    if (n >= 2) CHECK_EQ(switch_rc, 0, "vCPU 1 switches to its own page tables (NEW_BASEPTR)");
     if (n >= 2) CHECK_EQ(seen_private, PRIVATE_MAGIC, "vCPU 1 runs on its own page tables (a page vCPU 0 does not map)");
     events_disable();
     for (int c = 1; c < n; c++) {
