@@ -233,6 +233,22 @@ public class BadInputTests
         Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", Cli.TempFile("m.rvt"), "--memory", "2047"), 2, "--memory 2047: must be between 4 and 2045 MiB");
     }
 
+    /// <summary>
+    /// A --cmdline longer than start_info's field (1023 bytes and the NUL) is misuse (exit 2) naming the option.
+    /// Before, it was exit 5, "the kernel file is not a loadable Xen PV kernel", blaming the kernel's path. The
+    /// longest that fits still runs.
+    /// </summary>
+    [Fact]
+    public void ACommandLineLongerThanStartInfoHoldsIsMisuse()
+    {
+        Cli.AssertOneLineError(Cli.Run("run", Cli.Guest("hello"), "--cmdline", new string('a', 1024)), 2, "--cmdline: 1024 bytes: must be at most 1023");
+        string trace = Cli.TempFile("c.rvt");
+        Cli.AssertOneLineError(Cli.Run("record", Cli.Guest("hello"), "-o", trace, "--cmdline", new string('é', 512)), 2, "--cmdline: 1024 bytes: must be at most 1023");
+        Assert.False(File.Exists(trace));
+        var ok = Cli.Run("run", Cli.Guest("hello"), "--cmdline", new string('a', 1023));
+        Assert.True(ok.Code == 0, ok.ToString());
+    }
+
     /// <summary>index -o into a missing directory names the output asked for (not its temporary file) and why.</summary>
     [Fact]
     public void IndexIntoAMissingDirectoryNamesTheOutput()

@@ -118,6 +118,19 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AWatchedRangeThatWrapsPast4GiBIsRefusedAndOneEndingThereIsNot()
+    {
+        var r = Debug("watch 0xfffffffe 4", "awatch 0xffffffff 2", "rwatch 0xfffffffc 4", "info breakpoints");
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Contains("(rv) watch 0xfffffffe 4\nerror: 0xfffffffe + 4 bytes wraps past 0xffffffff: a watched range must end at 0xffffffff or below\n", r.Stdout);
+        Assert.Contains("(rv) awatch 0xffffffff 2\nerror: 0xffffffff + 2 bytes wraps past 0xffffffff", r.Stdout);
+        // Its last byte at 0xffffffff: watched (unmapped here, as Xen's part of the address space is to a PV guest).
+        Assert.Contains("watchpoint 1: read 4 bytes at 0xfffffffc\n", r.Stdout);
+        Assert.Single(Regex.Matches(r.Stdout, @"(?m)^watchpoint \d+:"));
+        Assert.Equal(2, Regex.Matches(r.Stdout, "^error: ", RegexOptions.Multiline).Count);
+    }
+
+    [Fact]
     public void BadCommandsGetOneErrorLineAndTheSessionGoesOn()
     {
         var r = Debug("frobnicate", "break no_such_symbol", "watch 0x1000", "x/4x 0x10", "goto lots", "catch volcano", "when");
@@ -270,6 +283,23 @@ public class DebugCommandTests
         Assert.Contains("error: 'x' is not a count", r.Stdout);
         // vCPU 1 went down (VCPUOP_down at 280,219) before 285,000: its step ends at the end of the trace.
         Assert.Matches(@"instruction \d+: the end of the trace", r.Stdout);
+    }
+
+    [Fact]
+    public void AStepOfAVcpuStopsAtABreakpointAnotherVcpuHitsOnTheWayForwardsAndBack()
+    {
+        // At 186,500 vCPU 0 runs its upcall handler; vCPU 1 last stepped at its poll (int $0x82 at 186,411), then
+        // vCPU 2 ran from secondary_start into secondary_main and polled too.
+        var r = Cli.RunWithInput(string.Join("\n", "goto 186500", "break secondary_main", "reverse-stepi --vcpu 1", "vcpus", "reverse-stepi --vcpu 1",
+            "goto 170000", "break block", "stepi --vcpu 1", "vcpus") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"instruction 186416: breakpoint 1 \(0x[0-9a-f]{8} <secondary_main>\), hit by vcpu 2\n=> 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+        Assert.Matches(@"\* vcpu 2 \(running\)  eip 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+        // Past it, back to right before vCPU 1's poll.
+        Assert.Matches(@"instruction 186411\n=> 0x[0-9a-f]{8} <hypercall_page\+0x3a5>\s+cd82\s+int\s+82h", r.Stdout);
+        // Forwards: at 170,000 vCPU 1 waits for the CPU, and vCPU 0 calls block() before it gives it up.
+        Assert.Matches(@"instruction \d+: breakpoint 2 \(0x[0-9a-f]{8} <block>\), hit by vcpu 0\n=> 0x[0-9a-f]{8} <block>", r.Stdout);
+        Assert.Matches(@"\* vcpu 0 \(running\)  eip 0x[0-9a-f]{8} <block>\n  vcpu 1 \(runnable\)  eip 0x[0-9a-f]{8} <secondary_start>", r.Stdout);
     }
 
     [Fact]

@@ -85,6 +85,22 @@ public class GdbTests
     }
 
     [Fact]
+    public void AWatchpointThatWrapsPast4GiBCannotBeInsertedAndOneEndingThereCan()
+    {
+        // Z2 at 0xfffffffe for 4 bytes is E01: gdb says it could not insert it and does not resume.
+        var s = GdbHarness.Run("events.rvt", "watch *(int *)0xfffffffe", "continue", "monitor when",
+            "delete", "watch *(int *)0xfffffffc", "continue", "monitor when");
+        Assert.Contains("Could not insert hardware watchpoint 1.", s.Gdb);
+        var when = Lines(s.Gdb, "instruction ");
+        Assert.True(when.Count == 2, s.Gdb);
+        Assert.Equal("instruction 0, event index 0", when[0]);
+        // 4 bytes ending at 0xffffffff are watched: never mapped in this run, so continue goes to the end of the trace.
+        Assert.DoesNotContain("Could not insert hardware watchpoint 2", s.Gdb);
+        Assert.StartsWith("instruction 98821,", when[1]);
+        Assert.Equal(0, s.Server.Code);
+    }
+
+    [Fact]
     public void CtrlCInterruptsAContinueAndTheSessionGoesOn()
     {
         // A (hardware) watchpoint on bytes nobody writes makes continue check every instruction:

@@ -35,6 +35,33 @@ public class IndexCommandTests
         Assert.Contains("instruction 51000000, event index", debug.Stdout);
     }
 
+    /// <summary>
+    /// The indexed trace is a new file renamed over the old one: it keeps the old one's permissions. Before, it got
+    /// the umask's 0644, so indexing a private (0600) trace, whose events may hold typed console input, let every
+    /// user read it, and a read-only (0444) one became writable. `-o` over an existing file keeps that file's mode too.
+    /// </summary>
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void IndexKeepsThePermissionsOfTheFileItReplaces()
+    {
+        foreach (var mode in new[] { UnixFileMode.UserRead | UnixFileMode.UserWrite, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead })
+        {
+            string trace = CopyOf("sched-chaos.rvt");
+            File.SetUnixFileMode(trace, mode);
+            var r = Cli.Run("index", trace, "--interval", "33554432");
+            Assert.True(r.Code == 0, r.ToString());
+            Assert.Single(KeyframeOffsets(trace));
+            Assert.Equal(mode, File.GetUnixFileMode(trace));
+        }
+        string source = CopyOf("sched-chaos.rvt");
+        string output = Cli.TempFile("indexed.rvt");
+        File.WriteAllText(output, "an older file");
+        File.SetUnixFileMode(output, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal(0, Cli.Run("index", source, "--interval", "33554432", "-o", output).Code);
+        Assert.Single(KeyframeOffsets(output));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(output));
+    }
+
     [Fact]
     public void IndexToAnotherFileLeavesTheOriginalAsItWas()
     {

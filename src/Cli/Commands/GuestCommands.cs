@@ -37,6 +37,10 @@ public static class GuestCommands
         if (a.MemoryMiB < 4 || a.MemoryMiB > maxMiB) throw new CliException(ExitCodes.Usage, $"--memory {a.MemoryMiB}: must be between 4 and {maxMiB} MiB");
         if (a.Vcpus is < 1 or > HypervisorOptions.MaxVcpus)
             throw new CliException(ExitCodes.Usage, $"--vcpus {a.Vcpus}: must be between 1 and {HypervisorOptions.MaxVcpus}");
+        // start_info's command line field holds 1024 bytes with the closing NUL (DomainBuilder): a longer one is misuse, not a bad kernel.
+        int cmdlineBytes = System.Text.Encoding.UTF8.GetByteCount(a.Cmdline);
+        if (cmdlineBytes >= StartInfo.CmdLineSize)
+            throw new CliException(ExitCodes.Usage, $"--cmdline: {cmdlineBytes} bytes: must be at most {StartInfo.CmdLineSize - 1} (start_info's field holds {StartInfo.CmdLineSize} with its NUL)");
         // Ctrl-C and SIGTERM are caught before the trace file exists, so a signal at any moment
         // after start-up closes the trace properly (docs/record-replay.md "Killed and interrupted recorders").
         var stop = new StopRequest();

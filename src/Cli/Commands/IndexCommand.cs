@@ -78,7 +78,13 @@ public static class IndexCommand
             };
         }
         if (Interlocked.CompareExchange(ref phase, Renaming, Writing) != Writing) Thread.Sleep(Timeout.Infinite); // the signal is ending the process
-        try { File.Move(temp, file, overwrite: true); }
+        try
+        {
+            // The new file takes the place of the old one with its permissions: a private (0600) or read-only trace
+            // stays so, rather than getting the umask's mode (0644 made a private trace readable by everyone).
+            if (!OperatingSystem.IsWindows() && File.Exists(file)) File.SetUnixFileMode(temp, File.GetUnixFileMode(file));
+            File.Move(temp, file, overwrite: true);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             DeleteTemp(temp);

@@ -87,15 +87,19 @@ public sealed partial class Hypervisor
             Hypercall();
             return;
         }
+        // The statistics count the vector the guest is sent (int 0x80, int n, or the #GP of a gate it may not use),
+        // as they count the CPU's exceptions in Exception (docs/json-output.md: the vectors that occurred).
         // Xen's own gates for #BP/#OF are DPL 3: int3/into always reach the guest handler (§8.3).
         if (n is Vectors.BP or Vectors.OF)
         {
+            Stats.ExceptionsByVector[n]++;
             BounceTrap(n, false, 0);
             return;
         }
         ref TrapInfo ti = ref Vcpu.Traps[n];
         if (ti.Dpl >= GuestCpl)
         {
+            Stats.ExceptionsByVector[n]++;
             // int 0x80 with TI bit 2 clear goes through Xen's direct trap gate: a plain hardware
             // frame (nothing in CS bits 16+, real IF = 1) and events stay unmasked (§8.3).
             if (n == 0x80 && !ti.MasksEvents && (ti.Cs & ~3) != 0) DirectTrap(ref ti);
@@ -104,6 +108,7 @@ public sealed partial class Hypervisor
         }
         // do_general_protection with error code n*8+2: EIP back at the int instruction.
         _f.Eip = insnEip;
+        Stats.ExceptionsByVector[Vectors.GP]++;
         BounceTrap(Vectors.GP, true, (uint)n * 8 + 2);
     }
 

@@ -24,6 +24,12 @@ public sealed record Watchpoint(int Id, uint Address, int Length, WatchKind Kind
     /// <summary>The longest range one watchpoint covers (its bytes are compared after every instruction).</summary>
     public const int MaxLength = 1 << 20;
 
+    /// <summary>
+    /// Whether [<paramref name="address"/>, +<paramref name="length"/>) ends at or below 4 GiB: a watched range must
+    /// not wrap past 0xffffffff (its bytes would be read wrapped to address 0 while its accesses are checked unwrapped).
+    /// </summary>
+    public static bool Fits(uint address, long length) => length >= 1 && (ulong)address + (ulong)length <= 1UL << 32;
+
     /// <summary>Whether [<paramref name="address"/>, +<paramref name="length"/>) shares a byte with the watched range (in 64 bits: a range ending at 4 GiB does not wrap).</summary>
     public bool Overlaps(uint address, int length) =>
         address < (ulong)Address + (uint)Length && Address < (ulong)address + (uint)length;
