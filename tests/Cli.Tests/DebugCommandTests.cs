@@ -286,6 +286,23 @@ public class DebugCommandTests
     }
 
     [Fact]
+    public void AStepOfAVcpuStopsAtABreakpointAnotherVcpuHitsOnTheWayForwardsAndBack()
+    {
+        // At 186,500 vCPU 0 runs its upcall handler; vCPU 1 last stepped at its poll (int $0x82 at 186,411), then
+        // vCPU 2 ran from secondary_start into secondary_main and polled too.
+        var r = Cli.RunWithInput(string.Join("\n", "goto 186500", "break secondary_main", "reverse-stepi --vcpu 1", "vcpus", "reverse-stepi --vcpu 1",
+            "goto 170000", "break block", "stepi --vcpu 1", "vcpus") + "\n", "debug", SmpRecording.ThreeVcpus);
+        Assert.True(r.Code == 0, r.ToString());
+        Assert.Matches(@"instruction 186416: breakpoint 1 \(0x[0-9a-f]{8} <secondary_main>\), hit by vcpu 2\n=> 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+        Assert.Matches(@"\* vcpu 2 \(running\)  eip 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+        // Past it, back to right before vCPU 1's poll.
+        Assert.Matches(@"instruction 186411\n=> 0x[0-9a-f]{8} <hypercall_page\+0x3a5>\s+cd82\s+int\s+82h", r.Stdout);
+        // Forwards: at 170,000 vCPU 1 waits for the CPU, and vCPU 0 calls block() before it gives it up.
+        Assert.Matches(@"instruction \d+: breakpoint 2 \(0x[0-9a-f]{8} <block>\), hit by vcpu 0\n=> 0x[0-9a-f]{8} <block>", r.Stdout);
+        Assert.Matches(@"\* vcpu 0 \(running\)  eip 0x[0-9a-f]{8} <block>\n  vcpu 1 \(runnable\)  eip 0x[0-9a-f]{8} <secondary_start>", r.Stdout);
+    }
+
+    [Fact]
     public void RegistersRefusesArgumentsItDoesNotUseInsteadOfShowingTheRunningVcpu()
     {
         var r = Cli.RunWithInput(string.Join("\n", "break secondary_main", "continue", "registers eip --vcpu 2", "regs eax",

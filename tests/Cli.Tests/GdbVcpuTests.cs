@@ -184,6 +184,22 @@ public class GdbVcpuTests
     }
 
     [Fact]
+    public void ReverseStepiInAThreadStopsAtABreakpointAnotherVcpuHitOnTheWayBack()
+    {
+        // At 186,500 vCPU 0 runs its upcall handler; vCPU 1 last stepped at its poll (int $0x82), then vCPU 2
+        // ran from secondary_start into secondary_main. Going back in thread 2, thread 3's breakpoint comes first.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 186500", "maintenance flush register-cache", "info threads", "thread 2",
+            "break secondary_main", "reverse-stepi", "monitor when", "thread 2", "reverse-stepi", "monitor when", "x/i $pc");
+        Assert.Contains("[Switching to Thread 3]", s.Gdb);
+        Assert.Matches(@"Thread 3 hit Breakpoint 1, 0x[0-9a-f]+ in secondary_main \(\)", s.Gdb);
+        var when = Regex.Matches(s.Gdb, @"instruction (\d+), event index").Select(m => ulong.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.True(when.Count == 2, s.Gdb);
+        // From there, thread 2 back: right before its poll's int $0x82, which came before vCPU 2 ran.
+        Assert.True(when[1] < when[0] && when[0] < 186_500, s.Gdb);
+        Assert.Matches(@"=> 0x[0-9a-f]+ <hypercall_page\+933>:\s+int\s+\$0x82", s.Gdb);
+    }
+
+    [Fact]
     public void StepiInAThreadThatNeverRunsAgainStopsAtTheEndOfTheTrace()
     {
         // vCPU 1 went down (VCPUOP_down) before 195,000 and stays down.

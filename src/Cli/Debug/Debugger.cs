@@ -62,7 +62,7 @@ public sealed class Debugger
             "stepi" or "si" => VcpuStep(args, "stepi [N] [--vcpu V]", () => _s.StepInstruction(), v => _s.StepInstruction(v, Constraints())),
             "nexti" or "ni" => Repeat(Count(args), NextInstruction),
             "continue" or "c" => Describe(_s.Step(Constraints())),
-            "reverse-stepi" or "rsi" => VcpuStep(args, "reverse-stepi [N] [--vcpu V]", _s.ReverseStepInstruction, _s.ReverseStepInstruction),
+            "reverse-stepi" or "rsi" => VcpuStep(args, "reverse-stepi [N] [--vcpu V]", _s.ReverseStepInstruction, v => _s.ReverseStepInstruction(v, Constraints())),
             "reverse-continue" or "rc" => Describe(_s.ReverseContinue(Constraints())),
             "reverse-finish" or "rf" => Describe(Guard(_s.ReverseFinish)),
             "goto" => Describe(_s.Goto(ParseCount(Arg(args, 0, "goto ICOUNT")))),
@@ -101,8 +101,8 @@ public sealed class Debugger
     /// <summary>
     /// stepi / reverse-stepi: N steps of the machine, or with --vcpu V of vCPU V (docs/time-travel.md
     /// "debug"): each runs until V has executed one instruction of its own (or had one delivery), the
-    /// others meanwhile as the recording scheduled them; going forward their breakpoints and
-    /// watchpoints stop it. The stop shows V's next instruction.
+    /// others meanwhile as the recording scheduled them; their breakpoints and watchpoints stop it,
+    /// forwards and back. The stop shows V's next instruction.
     /// </summary>
     private string VcpuStep(string[] args, string usage, Func<StopInfo> machine, Func<int, StopInfo> ofVcpu)
     {
@@ -129,7 +129,12 @@ public sealed class Debugger
             if (stop.Kind is not (StopKind.Reached or StopKind.Event)) break;
         }
         // A step of a vCPU shows that vCPU, unless something else stopped it first (another vCPU's breakpoint).
-        return vcpu is int v && stop.Kind is StopKind.Reached or StopKind.Event or StopKind.BeginningOfTrace ? Describe(stop, v) : Describe(stop);
+        if (vcpu is not int v) return Describe(stop);
+        if (stop.Kind is StopKind.Reached or StopKind.Event or StopKind.BeginningOfTrace) return Describe(stop, v);
+        // Another vCPU's breakpoint or watchpoint: say whose.
+        string d = Describe(stop);
+        int nl = d.IndexOf('\n');
+        return stop.Kind is StopKind.Breakpoint or StopKind.Watchpoint ? d[..nl] + $", hit by vcpu {Machine.Hypervisor.CurrentVcpu}" + d[nl..] : d;
     }
 
     /// <summary>One instruction, or over a call: on to the return address with the stack back where it was.</summary>

@@ -77,7 +77,7 @@ public sealed class GdbStub
             case "c": return Resume(() => _session.Step(Constraints()));
             case "s": return Step(SteppedVcpu, others: _continueVcpu == null);
             case "bc": return Resume(() => _session.ReverseContinue(Constraints()));
-            case "bs": return ReverseStep(SteppedVcpu);
+            case "bs": return ReverseStep(SteppedVcpu, others: _continueVcpu == null);
         }
         if (p.StartsWith("qSupported", StringComparison.Ordinal))
             return "PacketSize=4000;qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;ReverseContinue+;QStartNoAckMode+;vContSupported+";
@@ -148,11 +148,16 @@ public sealed class GdbStub
     /// <summary>The step itself ended the run (it did not stop for another reason first).</summary>
     private static bool StepEnded(StopInfo stop) => stop.Kind is StopKind.Reached or StopKind.Event or StopKind.Diverged;
 
-    /// <summary>gdb's reverse-stepi: back before <paramref name="vcpu"/>'s last step; the stop names it.</summary>
-    private string ReverseStep(int vcpu)
+    /// <summary>
+    /// gdb's reverse-stepi: back before <paramref name="vcpu"/>'s last step; the stop names it. With
+    /// <paramref name="others"/> (gdb's `Hc0`: every thread goes back), a breakpoint or watchpoint
+    /// another vCPU hit on the way stops there instead and names that vCPU.
+    /// </summary>
+    private string ReverseStep(int vcpu, bool others)
     {
         if (!VcpuContexts.Exists(Machine, vcpu)) vcpu = Machine.Hypervisor.CurrentVcpu;
-        return Resume(() => _session.ReverseStepInstruction(vcpu), _ => vcpu);
+        return Resume(() => _session.ReverseStepInstruction(vcpu, others ? Constraints() : null),
+            stop => stop.Kind is StopKind.Breakpoint or StopKind.Watchpoint ? null : vcpu);
     }
 
     private string Resume(Func<StopInfo> run, Func<StopInfo, int?>? stopVcpu = null)

@@ -241,10 +241,32 @@ public sealed class TimeTravelSession
     /// comes back here, whatever the other vCPUs did since. Which vCPU ran when is found by replaying
     /// the windows between snapshots back from here with the scheduler's switches logged (no
     /// instruction-by-instruction stepping). A vCPU that never stepped before here: the beginning of the trace.
+    /// The other vCPUs go back too: the latest stop of <paramref name="meanwhile"/>'s breakpoints and watchpoints
+    /// between there and here (hit by another vCPU) is where it stops instead, as a reverse-continue would.
     /// </summary>
-    public StopInfo ReverseStepInstruction(int vcpu)
+    public StopInfo ReverseStepInstruction(int vcpu, StepConstraints? meanwhile = null)
     {
         var origin = (Icount, EventIndex);
+        var stop = BeforeLastStepOf(vcpu, origin);
+        if (meanwhile is not { } c || c.Breakpoints.Count + c.Watchpoints.Count == 0 || stop.Kind is not (StopKind.Reached or StopKind.Event)) return stop;
+        // A stop of the others between the landing and here comes first going back: the last one (not the landing itself).
+        bool atCount = _atCount;
+        var landed = _replayer.Capture();
+        c = c with { ToIcount = null, Events = null, UntilScheduled = null };
+        var (last, interrupted, _) = ScanWindow(landed, origin, LatestDelivery(origin.Icount, origin.EventIndex) >= 0, c);
+        if (interrupted)
+        {
+            GotoState(origin.Icount, origin.EventIndex);
+            return new StopInfo(StopKind.Interrupted, Icount);
+        }
+        if (last is { Steps: > 0 } hit) return Land(landed, hit, c);
+        _replayer.Restore(landed);
+        _atCount = atCount;
+        return stop;
+    }
+
+    private StopInfo BeforeLastStepOf(int vcpu, (ulong Icount, long EventIndex) origin)
+    {
         var windowEnd = origin;
         while (true)
         {
