@@ -3,8 +3,9 @@
  * and up, and plays ping-pong with each through IPI event channels: vCPU 0
  * takes its IPIs as upcalls, the secondaries keep events masked and wait in
  * SCHEDOP_poll. Each secondary then sleeps on its own one-shot timer
- * (VIRQ_TIMER bound to that vCPU) and takes itself down. Run with --vcpus N
- * (1 shows only the errors of a one-vCPU domain). */
+ * (VIRQ_TIMER bound to that vCPU) and takes itself down. vCPU 1 ends on page
+ * tables of its own (a clone with a private page at USER_BASE that vCPU 0 does
+ * not map). Run with --vcpus N (1 shows only the errors of a one-vCPU domain). */
 #include "guest.h"
 #include "secondary.h"
 
@@ -45,6 +46,17 @@ static uint32_t to_0;
 /* A loopback interdomain pair: vCPU 0 sends on loop_a; loop_b is moved to vCPU 1 with EVTCHNOP_bind_vcpu. */
 static volatile uint32_t loop_a, loop_b;
 static volatile int loop_seen;
+/* vCPU 1's own address space: the domain's, plus a private page at USER_BASE holding PRIVATE_MAGIC. */
+#define PRIVATE_MAGIC 0x1A2B3C4Du
+static struct aspace own_space;
+static volatile long switch_rc = -1;
+static volatile uint32_t seen_private;
+/* Where vCPU 1 reads its private page (a function of its own, for a debugger's breakpoint). */
+static __attribute__((noinline)) void read_private(void)
+{
+    seen_private = *(volatile uint32_t *)USER_BASE;
+    barrier();
+}
 /* Where each vCPU's vcpu_info is: its shared_info slot, or (4.19) vCPU 1's moved into this page. */
 static volatile struct vcpu_info *vinfo[MAX_CPUS];
 static uint8_t vinfo_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
@@ -91,6 +103,9 @@ void secondary_main(int cpu)
     if (cpu == 1) {
         wait_port(loop_b);
         loop_seen = 1;
+        /* vCPU 0 built own_space before it sent loop_a. */
+        switch_rc = aspace_switch(&own_space);
+        read_private();
     }
     struct vcpu_runstate_info rs;
     runstate_rc[cpu] = vcpu_op(VCPUOP_get_runstate_info, cpu, &rs);
@@ -251,10 +266,20 @@ void guest_main(void)
             sum += reply[c];
         }
     }
-    if (n >= 2) evtchn_send(loop_a);   /* vCPU 1 waits for it on loop_b after its rounds */
+    if (n >= 2) {
+        /* Late, so that everything before (the tests' instruction counts) stays as it was. */
+        uint32_t *private_page = alloc_page();
+        private_page[0] = PRIVATE_MAGIC;
+        aspace_clone(&own_space);
+        aspace_map(&own_space, USER_BASE, virt_to_mfn(private_page), _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY);
+        CHECK_EQ(aspace_seal(&own_space), 0, "vCPU 1's own page tables built and pinned");
+        evtchn_send(loop_a);   /* vCPU 1 waits for it on loop_b after its rounds */
+    }
     for (int c = 1; c < n; c++)
         while (!done[c]) block();
     if (n >= 2) CHECK_EQ(loop_seen, 1, "vCPU 1 woke on its interdomain port");
+    if (n >= 2) CHECK_EQ(switch_rc, 0, "vCPU 1 switches to its own page tables (NEW_BASEPTR)");
+    if (n >= 2) CHECK_EQ(seen_private, PRIVATE_MAGIC, "vCPU 1 runs on its own page tables (a page vCPU 0 does not map)");
     events_disable();
     for (int c = 1; c < n; c++) {
         CHECK_EQ(runstate_rc[c], 0, "get_runstate_info of itself");

@@ -265,7 +265,7 @@ public class DebugCommandTests
         // At 170,000 vCPU 1 is runnable and waits while vCPU 0 runs on until it blocks.
         var r = Cli.RunWithInput(string.Join("\n", "goto 170000", "registers --vcpu 1", "stepi --vcpu 1", "when", "registers --vcpu 1",
             "reverse-stepi --vcpu 1", "when", "registers --vcpu 1", "stepi --vcpu 3", "stepi --vcpu", "stepi 1 2", "reverse-stepi --vcpu x",
-            "goto 195000", "stepi --vcpu 1") + "\n", "debug", SmpRecording.ThreeVcpus);
+            "goto 285000", "stepi --vcpu 1") + "\n", "debug", SmpRecording.ThreeVcpus);
         Assert.True(r.Code == 0, r.ToString());
         var regs = Regex.Matches(r.Stdout, @"vcpu 1 \(([a-z ,]+)\)\neax .*\n.*\neip (0x[0-9a-f]{8}) <([^>]+)>").Select(m => m.Groups[3].Value).ToList();
         Assert.True(regs.Count == 3, r.Stdout);
@@ -281,7 +281,7 @@ public class DebugCommandTests
         Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
         Assert.Equal(2, Regex.Matches(r.Stdout, @"error: usage: stepi \[N\] \[--vcpu V\]").Count);
         Assert.Contains("error: 'x' is not a count", r.Stdout);
-        // vCPU 1 went down before 195,000: its step ends at the end of the trace.
+        // vCPU 1 went down (VCPUOP_down at 280,219) before 285,000: its step ends at the end of the trace.
         Assert.Matches(@"instruction \d+: the end of the trace", r.Stdout);
     }
 

@@ -202,8 +202,8 @@ public class GdbVcpuTests
     [Fact]
     public void StepiInAThreadThatNeverRunsAgainStopsAtTheEndOfTheTrace()
     {
-        // vCPU 1 went down (VCPUOP_down) before 195,000 and stays down.
-        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 195000", "maintenance flush register-cache", "info threads", "thread 2", "info threads",
+        // vCPU 1 went down (VCPUOP_down at 280,219) before 285,000 and stays down.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 285000", "maintenance flush register-cache", "info threads", "thread 2", "info threads",
             "stepi", "monitor when");
         Assert.Matches(@"\* 2\s+Thread 2 \(vCPU 1 \(down\)\)", s.Gdb);
         Assert.Contains("No more reverse-execution history.", s.Gdb);
