@@ -262,10 +262,11 @@ public class DebugCommandTests
     [Fact]
     public void StepiOfAVcpuWaitingForTheCpuStepsItsOwnInstructionAndReverseStepiReturns()
     {
-        // At 170,000 vCPU 1 is runnable and waits while vCPU 0 runs on until it blocks.
-        var r = Cli.RunWithInput(string.Join("\n", "goto 170000", "registers --vcpu 1", "stepi --vcpu 1", "when", "registers --vcpu 1",
+        // vCPU 1 is runnable and waits while vCPU 0 runs on until it blocks.
+        var p = SmpRecording.Points;
+        var r = Cli.RunWithInput(string.Join("\n", $"goto {p.Waiting}", "registers --vcpu 1", "stepi --vcpu 1", "when", "registers --vcpu 1",
             "reverse-stepi --vcpu 1", "when", "registers --vcpu 1", "stepi --vcpu 3", "stepi --vcpu", "stepi 1 2", "reverse-stepi --vcpu x",
-            "goto 285000", "stepi --vcpu 1") + "\n", "debug", SmpRecording.ThreeVcpus);
+            $"goto {p.AfterDown}", "stepi --vcpu 1") + "\n", "debug", SmpRecording.ThreeVcpus);
         Assert.True(r.Code == 0, r.ToString());
         var regs = Regex.Matches(r.Stdout, @"vcpu 1 \(([a-z ,]+)\)\neax .*\n.*\neip (0x[0-9a-f]{8}) <([^>]+)>").Select(m => m.Groups[3].Value).ToList();
         Assert.True(regs.Count == 3, r.Stdout);
@@ -274,30 +275,31 @@ public class DebugCommandTests
         var when = Regex.Matches(r.Stdout, @"^instruction (\d+), event index", RegexOptions.Multiline).Select(m => ulong.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(2, when.Count);
         Assert.Equal(when[0] - 1, when[1]);
-        Assert.True(when[0] > 186_000, r.Stdout);
+        Assert.True(when[0] > p.Waiting + 10_000, r.Stdout); // a long wait
         // Registers back exactly as they were.
         var all = Regex.Matches(r.Stdout, @"vcpu 1 \([a-z ,]+\)\n((?:.*\n){4})").Select(m => m.Groups[1].Value).ToList();
         Assert.Equal(all[0], all[2]);
         Assert.Contains("error: no vCPU 3: the trace has 3 (0 to 2)", r.Stdout);
         Assert.Equal(2, Regex.Matches(r.Stdout, @"error: usage: stepi \[N\] \[--vcpu V\]").Count);
         Assert.Contains("error: 'x' is not a count", r.Stdout);
-        // vCPU 1 went down (VCPUOP_down at 280,219) before 285,000: its step ends at the end of the trace.
+        // vCPU 1 went down: its step ends at the end of the trace.
         Assert.Matches(@"instruction \d+: the end of the trace", r.Stdout);
     }
 
     [Fact]
     public void AStepOfAVcpuStopsAtABreakpointAnotherVcpuHitsOnTheWayForwardsAndBack()
     {
-        // At 186,500 vCPU 0 runs its upcall handler; vCPU 1 last stepped at its poll (int $0x82 at 186,411), then
+        // In its first IPI upcall handler vCPU 0 runs; vCPU 1 last stepped at its poll (int $0x82), then
         // vCPU 2 ran from secondary_start into secondary_main and polled too.
-        var r = Cli.RunWithInput(string.Join("\n", "goto 186500", "break secondary_main", "reverse-stepi --vcpu 1", "vcpus", "reverse-stepi --vcpu 1",
-            "goto 170000", "break block", "stepi --vcpu 1", "vcpus") + "\n", "debug", SmpRecording.ThreeVcpus);
+        var p = SmpRecording.Points;
+        var r = Cli.RunWithInput(string.Join("\n", $"goto {p.InHandler}", "break secondary_main", "reverse-stepi --vcpu 1", "vcpus", "reverse-stepi --vcpu 1",
+            $"goto {p.Waiting}", "break block", "stepi --vcpu 1", "vcpus") + "\n", "debug", SmpRecording.ThreeVcpus);
         Assert.True(r.Code == 0, r.ToString());
-        Assert.Matches(@"instruction 186416: breakpoint 1 \(0x[0-9a-f]{8} <secondary_main>\), hit by vcpu 2\n=> 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
+        Assert.Matches(@"instruction \d+: breakpoint 1 \(0x[0-9a-f]{8} <secondary_main>\), hit by vcpu 2\n=> 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
         Assert.Matches(@"\* vcpu 2 \(running\)  eip 0x[0-9a-f]{8} <secondary_main>", r.Stdout);
         // Past it, back to right before vCPU 1's poll.
-        Assert.Matches(@"instruction 186411\n=> 0x[0-9a-f]{8} <hypercall_page\+0x3a5>\s+cd82\s+int\s+82h", r.Stdout);
-        // Forwards: at 170,000 vCPU 1 waits for the CPU, and vCPU 0 calls block() before it gives it up.
+        Assert.Matches(@"instruction \d+\n=> 0x[0-9a-f]{8} <hypercall_page\+0x3a5>\s+cd82\s+int\s+82h", r.Stdout);
+        // Forwards: vCPU 1 waits for the CPU, and vCPU 0 calls block() before it gives it up.
         Assert.Matches(@"instruction \d+: breakpoint 2 \(0x[0-9a-f]{8} <block>\), hit by vcpu 0\n=> 0x[0-9a-f]{8} <block>", r.Stdout);
         Assert.Matches(@"\* vcpu 0 \(running\)  eip 0x[0-9a-f]{8} <block>\n  vcpu 1 \(runnable\)  eip 0x[0-9a-f]{8} <secondary_start>", r.Stdout);
     }

@@ -124,7 +124,7 @@ public class GdbVcpuTests
     }
 
     /// <summary>Where vCPU 1 waits for the CPU: up and runnable, while vCPU 0 keeps it until it blocks.</summary>
-    private const ulong Waiting = 170_000;
+    private static ulong Waiting => SmpRecording.Points.Waiting;
 
     /// <summary>vCPU <paramref name="vcpu"/>'s registers in the form of <see cref="Regs"/>.</summary>
     private static string RegsOf(Engine.Cpu.CpuSnapshot c) =>
@@ -186,24 +186,25 @@ public class GdbVcpuTests
     [Fact]
     public void ReverseStepiInAThreadStopsAtABreakpointAnotherVcpuHitOnTheWayBack()
     {
-        // At 186,500 vCPU 0 runs its upcall handler; vCPU 1 last stepped at its poll (int $0x82), then vCPU 2
+        // In its upcall handler vCPU 0 runs; vCPU 1 last stepped at its poll (int $0x82), then vCPU 2
         // ran from secondary_start into secondary_main. Going back in thread 2, thread 3's breakpoint comes first.
-        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 186500", "maintenance flush register-cache", "info threads", "thread 2",
+        ulong inHandler = SmpRecording.Points.InHandler;
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, $"monitor goto {inHandler}", "maintenance flush register-cache", "info threads", "thread 2",
             "break secondary_main", "reverse-stepi", "monitor when", "thread 2", "reverse-stepi", "monitor when", "x/i $pc");
         Assert.Contains("[Switching to Thread 3]", s.Gdb);
         Assert.Matches(@"Thread 3 hit Breakpoint 1, 0x[0-9a-f]+ in secondary_main \(\)", s.Gdb);
         var when = Regex.Matches(s.Gdb, @"instruction (\d+), event index").Select(m => ulong.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.True(when.Count == 2, s.Gdb);
         // From there, thread 2 back: right before its poll's int $0x82, which came before vCPU 2 ran.
-        Assert.True(when[1] < when[0] && when[0] < 186_500, s.Gdb);
+        Assert.True(when[1] < when[0] && when[0] < inHandler, s.Gdb);
         Assert.Matches(@"=> 0x[0-9a-f]+ <hypercall_page\+933>:\s+int\s+\$0x82", s.Gdb);
     }
 
     [Fact]
     public void StepiInAThreadThatNeverRunsAgainStopsAtTheEndOfTheTrace()
     {
-        // vCPU 1 went down (VCPUOP_down at 280,219) before 285,000 and stays down.
-        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, "monitor goto 285000", "maintenance flush register-cache", "info threads", "thread 2", "info threads",
+        // vCPU 1 went down (VCPUOP_down) and stays down.
+        var s = GdbHarness.Run(SmpRecording.ThreeVcpus, $"monitor goto {SmpRecording.Points.AfterDown}", "maintenance flush register-cache", "info threads", "thread 2", "info threads",
             "stepi", "monitor when");
         Assert.Matches(@"\* 2\s+Thread 2 \(vCPU 1 \(down\)\)", s.Gdb);
         Assert.Contains("No more reverse-execution history.", s.Gdb);

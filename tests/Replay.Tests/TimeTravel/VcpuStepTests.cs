@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Replayvisor.Engine.Cpu;
 using Replayvisor.Engine.Trace;
+using Replayvisor.Engine.Xen.Hypercalls;
 using Replayvisor.Replay.Stepping;
 using Replayvisor.Replay.TimeTravel;
 using Xunit.Abstractions;
@@ -21,8 +22,29 @@ public class VcpuStepTests(ITestOutputHelper output)
         return r.Trace;
     });
 
-    /// <summary>The range stepped machine-wide: vCPUs 1 and 2 come up, wait for the CPU, run in turns, block and go down.</summary>
-    private const ulong From = 163_000, To = 196_000;
+    /// <summary>
+    /// Counts found from the recording's events (guests/smp/smp.c): the range stepped machine-wide, from just
+    /// before vCPU 1's VCPUOP_initialise to just after vCPU 2's VCPUOP_down (vCPUs 1 and 2 come up, wait for
+    /// the CPU, run in turns, block and go down), and a point 1,000 instructions after vCPU 1 was brought up,
+    /// where it waits while vCPU 0 keeps the CPU until it blocks.
+    /// </summary>
+    private static readonly Lazy<(ulong From, ulong To, ulong Waiting)> Points = new(() =>
+    {
+        using var reader = TraceReader.Open(new MemoryStream(Smp.Value));
+        ulong? init = null, up = null, down = null;
+        foreach (var h in reader.ReadEvents().OfType<HypercallEvent>())
+        {
+            if (HypercallTable.NameOf(h.Number) != "vcpu_op" || h.Result != 0 || h.Args.Count < 2) continue;
+            if (h.Args[0] == 0 && h.Args[1] == 1) init ??= h.Icount; // VCPUOP_initialise of vCPU 1
+            if (h.Args[0] == 1 && h.Args[1] == 1) up ??= h.Icount;   // VCPUOP_up
+            if (h.Args[0] == 2 && h.Args[1] == 2) down ??= h.Icount; // VCPUOP_down of vCPU 2
+        }
+        Assert.True(init != null && up != null && down != null, "the smp recording lacks vCPU 1's initialise or up, or vCPU 2's down");
+        return (init.Value - 500, down.Value + 2000, up.Value + 1000);
+    });
+
+    private static ulong From => Points.Value.From;
+    private static ulong To => Points.Value.To;
 
     private sealed record State(ulong Icount, long EventIndex, string[] Registers);
 
@@ -64,10 +86,10 @@ public class VcpuStepTests(ITestOutputHelper output)
     public void AStepOfAWaitingVcpuRunsTheOthersUntilItExecutedOneInstructionAndBackReturnsToItsState()
     {
         var (states, stepsOf) = Reference.Value;
-        // At 170,000 vCPU 1 is up and runnable but vCPU 0 keeps the CPU until it blocks at 186,291.
-        int p = states.FindIndex(x => x.Icount == 170_000);
+        // vCPU 1 is up and runnable but vCPU 0 keeps the CPU until it blocks.
+        int p = states.FindIndex(x => x.Icount == Points.Value.Waiting);
         int next = stepsOf[1].First(i => i > p);
-        Assert.True(states[next].Icount > 186_000, $"vCPU 1 steps first at {states[next].Icount}");
+        Assert.True(states[next].Icount > states[p].Icount + 10_000, $"vCPU 1 steps first at {states[next].Icount}");
 
         var s = Session();
         GoTo(s, states[p]);
