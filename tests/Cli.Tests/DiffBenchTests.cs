@@ -35,6 +35,27 @@ public class DiffBenchTests
     }
 
     [Fact]
+    public void ARunStoppedAtItsLimitThatAgreesWithTheWholeRunHasNothingToPinpoint()
+    {
+        string whole = Cli.TempFile("sched-whole.rvt"), limited = Cli.TempFile("sched-30m.rvt");
+        Assert.Equal(0, Cli.Run("record", Cli.Guest("sched"), "-o", whole).Code);
+        Assert.Equal(4, Cli.Run("record", Cli.Guest("sched"), "-o", limited, "--max-instructions", "30000000").Code);
+        const string Agreement = "the runs agree up to instruction 30,000,000, where B was stopped at its instruction limit";
+        var r = Cli.Run("bench", "--diff", whole, limited);
+        Assert.True(r.Code == 0, r.ToString());
+        // Not "the aligned events differ", and no pinpoint rows that find nothing.
+        Assert.Matches($@"\nevent diff: .* warm; {Agreement}\n", r.Stdout);
+        Assert.Contains($"pinpoint: nothing to pinpoint: {Agreement}\n", r.Stdout);
+        Assert.DoesNotContain("interval", r.Stdout);
+        var j = Cli.Run("bench", "--diff", whole, limited, "--json");
+        Assert.True(j.Code == 0, j.ToString());
+        JsonSchemaCheck.AssertValid("bench-diff.schema.json", j.Stdout);
+        var root = JsonDocument.Parse(j.Stdout).RootElement;
+        Assert.Equal($"nothing to pinpoint: {Agreement}", root.GetProperty("pinpointNote").GetString());
+        Assert.Equal(0, root.GetProperty("pinpoints").GetArrayLength());
+    }
+
+    [Fact]
     public void TheJsonFormMatchesItsSchemaAndEachIntervalIsMeasuredFromKeyframesAndFromZero()
     {
         const ulong Keyframes = 3_000_000; // not a divisor of the window's start: each run replays a stretch from its keyframe

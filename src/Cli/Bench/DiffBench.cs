@@ -48,6 +48,15 @@ public static class DiffBench
             FirstEventIcount = r.FirstEvent?.Icount,
             Cold = times[0], Warm = times[1],
         };
+        // One run ends early and agrees with the other up to there (docs/diff.md "Incomplete traces", "Runs stopped by
+        // their recorder"): nothing differs, so there is nothing to pinpoint.
+        if (r.AgreeToEarlyEnd && r.EndsEarly is { } end)
+        {
+            string side = end.IsA ? "A" : "B";
+            string agreement = $"the runs agree up to instruction {end.Trace.FinalIcount:N0}, where {side} "
+                + (end.Stopped ? $"was stopped {end.Trace.StoppedBy}" : $"ends (an incomplete trace: {end.Trace.Reader.IncompleteReason})");
+            return result with { Agreement = agreement, PinpointNote = "nothing to pinpoint: " + agreement };
+        }
         if (!r.SameImage || r.Identical)
             return result with { PinpointNote = r.Identical ? "nothing to pinpoint, the runs are identical" : "only for two recordings of one guest image" };
         return Pinpoints(pathA, pathB, result);
@@ -122,6 +131,8 @@ public sealed record DiffBenchResult
     public ulong? FirstEventIcount { get; init; }
     public required DiffBenchTime Cold { get; init; }
     public required DiffBenchTime Warm { get; init; }
+    /// <summary>One run ends early (incomplete, or stopped by its recorder) and agrees with the other up to there: says so.</summary>
+    public string? Agreement { get; init; }
     /// <summary>Why there are no pinpoint rows, when there are none.</summary>
     public string? PinpointNote { get; init; }
     public IReadOnlyList<DiffBenchRow> Pinpoints { get; init; } = [];

@@ -12,7 +12,7 @@ public static class DiffBenchReport
         var sb = new StringBuilder();
         string keyframes = r.KeyframesA + r.KeyframesB > 0 ? $", {r.KeyframesA:N0} / {r.KeyframesB:N0} keyframes" : "";
         sb.AppendLine($"traces {r.TraceA} / {r.TraceB}: {r.InstructionsA:N0} / {r.InstructionsB:N0} instructions, {r.EventsA:N0} / {r.EventsB:N0} events{keyframes}, {(r.SameImage ? "one guest image" : "two guest images")}");
-        string first = r.FirstEventIcount is { } f ? $"first differing recorded event at {f:N0}" : r.Identical ? "identical" : "the aligned events differ";
+        string first = r.FirstEventIcount is { } f ? $"first differing recorded event at {f:N0}" : r.Identical ? "identical" : r.Agreement ?? "the aligned events differ";
         sb.AppendLine($"event diff: {r.Cold.CpuMs:F0} ms CPU ({r.Cold.WallMs:F0} ms wall) cold, {r.Warm.CpuMs:F0} ms CPU ({r.Warm.WallMs:F0} ms wall) warm; {first}");
         sb.AppendLine($"  warm CPU time / the issue's 1 s target: {r.Warm.CpuMs / 1000:F3}");
         if (r.PinpointNote != null)
