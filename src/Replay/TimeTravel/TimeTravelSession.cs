@@ -270,12 +270,7 @@ public sealed class TimeTravelSession
         var windowEnd = origin;
         while (true)
         {
-            var start = WindowStart(windowEnd.Icount);
-            if (start == null)
-            {
-                Goto(0);
-                return new StopInfo(StopKind.BeginningOfTrace, 0);
-            }
+            if (WindowStart(windowEnd.Icount) is not { } start) return AtBeginning();
             _replayer.Restore(start);
             long startIndex = EventIndex;
             int owner = CurrentVcpu;
@@ -479,12 +474,7 @@ public sealed class TimeTravelSession
         var windowEnd = origin;
         while (true)
         {
-            var start = WindowStart(windowEnd.Icount);
-            if (start == null)
-            {
-                Goto(0);
-                return new StopInfo(StopKind.BeginningOfTrace, 0);
-            }
+            if (WindowStart(windowEnd.Icount) is not { } start) return AtBeginning();
             var (last, interrupted, startIndex) = ScanWindow(start, windowEnd, afterDelivery, c);
             if (interrupted)
             {
@@ -495,6 +485,13 @@ public sealed class TimeTravelSession
             windowEnd = (start.Icount, startIndex);
             afterDelivery = false; // a snapshot is an instruction count's own state
         }
+    }
+
+    /// <summary>A reverse scan found no window before the first snapshot: the trace's first instruction.</summary>
+    private StopInfo AtBeginning()
+    {
+        Goto(0);
+        return new StopInfo(StopKind.BeginningOfTrace, 0);
     }
 
     private static bool Before((ulong Icount, long EventIndex) a, (ulong Icount, long EventIndex) b) =>
