@@ -368,12 +368,14 @@ public sealed class TraceReplayer
     }
 
     /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included).</summary>
-    private TraceEvent? EventAt(long index)
+    /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included), or null past its end; from <see cref="Chunks"/> when it holds the chunk.</summary>
+    internal TraceEvent? EventAt(long index)
     {
-        foreach (var chunk in Reader.Index)
+        var chunks = Reader.Index;
+        for (int c = 0; c < chunks.Count; c++)
         {
-            if (index < chunk.EventCount) return Reader.ReadChunk(chunk)[(int)index];
-            index -= chunk.EventCount;
+            if (index < chunks[c].EventCount) return (Chunks.TryGet(c) ?? Reader.ReadChunk(chunks[c]))[(int)index];
+            index -= chunks[c].EventCount;
         }
         return null;
     }

@@ -183,7 +183,7 @@ public sealed class TimeTravelSession
                 if (stop.Kind != StopKind.Scheduled) return stop;
                 // What its schedule-in delivered (events pending for it) is its step.
                 if (_replayer.LastSwitch is { } sw && sw.To == vcpu && sw.Icount == Icount && LatestDelivery(Icount, EventIndex) is var d && d >= sw.EventIndex)
-                    return new StopInfo(StopKind.Event, Icount) { Event = EventAt(d) };
+                    return new StopInfo(StopKind.Event, Icount) { Event = _replayer.EventAt(d) };
                 continue;
             }
             ulong n = Icount;
@@ -194,18 +194,6 @@ public sealed class TimeTravelSession
             int by = _replayer.Switches != switches && _replayer.LastSwitch is { } s && s.Icount == n ? s.To : vcpu;
             if (by == vcpu) return step;
         }
-    }
-
-    /// <summary>The trace's event with index <paramref name="index"/> (file order, inputs included), or null past its end.</summary>
-    private TraceEvent? EventAt(long index)
-    {
-        var chunks = Reader.Index;
-        for (int c = 0; c < chunks.Count; c++)
-        {
-            if (index < chunks[c].EventCount) return (_replayer.Chunks.TryGet(c) ?? Reader.ReadChunk(chunks[c]))[(int)index];
-            index -= chunks[c].EventCount;
-        }
-        return null;
     }
 
     /// <summary>
@@ -324,11 +312,7 @@ public sealed class TimeTravelSession
             if (k < 0) break;
             j = k;
         }
-        if (icount == 0)
-        {
-            Goto(0);
-            return new StopInfo(StopKind.BeginningOfTrace, 0);
-        }
+        if (icount == 0) return AtBeginning();
         long last = LatestDelivery(icount - 1, index);
         return AtBeginning(last >= 0 ? GotoState(icount - 1, last + 1) : Goto(icount - 1));
     }
